@@ -1,0 +1,18 @@
+// Shared Jest configuration: every package tests its TypeScript sources directly (no build step),
+// resolving workspace packages to their src/index.ts.
+const path = require('node:path');
+
+module.exports = (name) => ({
+  displayName: name,
+  rootDir: path.join(__dirname, 'packages', name),
+  testEnvironment: 'node',
+  testMatch: ['<rootDir>/test/**/*.test.ts'],
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { tsconfig: path.join(__dirname, 'tsconfig.jest.json'), diagnostics: false }],
+  },
+  moduleNameMapper: {
+    '^@score-sde/(tensor-fp|sde-math|solvers|models|experiments)$': path.join(__dirname, 'packages/$1/src/index.ts'),
+  },
+  testTimeout: 120000,
+  slowTestThreshold: 30,
+});

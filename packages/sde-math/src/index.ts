@@ -1,0 +1,6 @@
+/**
+ * @score-sde/sde-math — SDEs as data, and pure functions over them.
+ * @module sde-math
+ */
+export * from './sde';
+export * from './dynamics';

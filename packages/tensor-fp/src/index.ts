@@ -1,0 +1,13 @@
+/**
+ * @score-sde/tensor-fp — the typed, functional layer over TensorFlow.js.
+ * @module tensor-fp
+ */
+export { tf } from './tf';
+export type { Tensor, Rank } from './tf';
+export * as random from './random';
+export type { Key } from './random';
+export * as codec from './codec';
+export type { DecodeError } from './codec';
+export * from './backend';
+export * from './memory';
+export * as nn from './nn';

@@ -1,0 +1,46 @@
+/**
+ * Scoped memory: tensors are disposed by construction, not by discipline.
+ *
+ * Every public tensor function of this workspace runs inside {@link scoped} (a `tf.tidy` scope) and returns
+ * only what it returns; everything it made on the way is freed when the scope closes.
+ *
+ * @module memory
+ */
+import { tf } from './tf';
+
+/** Runs `f` in a tidy scope: tensors created inside and not returned are disposed. @category scopes */
+export const scoped = <A extends tf.TensorContainer>(f: () => A): A => tf.tidy(f);
+
+/**
+ * Lifts a tensor function into a scoped one: `scopedFn(f)(...args) = tidy(() => f(...args))`.
+ * Must not wrap an async function (tidy cannot follow awaits).
+ * @category scopes
+ */
+export const scopedFn =
+  <Args extends ReadonlyArray<unknown>, A extends tf.TensorContainer>(f: (...args: Args) => A) =>
+  (...args: Args): A =>
+    tf.tidy(() => f(...args));
+
+/** Number of live tensors in the engine. @category queries */
+export const liveTensors = (): number => tf.memory().numTensors;
+
+/**
+ * Runs `f`, disposes what it returns, and reports how many tensors it leaked (live after − live before).
+ * For tests: a scoped pipeline leaks 0.
+ * @category queries
+ */
+export const leakedBy = (f: () => tf.TensorContainer): number => {
+  const before = tf.memory().numTensors;
+  tf.dispose(f());
+  return tf.memory().numTensors - before;
+};
+
+/** Async form of {@link leakedBy}: awaits `f`, disposes its result, reports the growth in live tensors. @category queries */
+export const leakedByAsync = async (f: () => Promise<tf.TensorContainer>): Promise<number> => {
+  const before = tf.memory().numTensors;
+  tf.dispose(await f());
+  return tf.memory().numTensors - before;
+};
+
+/** Reads a tensor's values into a float64 JavaScript array and disposes nothing. @category conversion */
+export const toFloat64 = (x: tf.Tensor): Float64Array => Float64Array.from(x.dataSync());

@@ -1,0 +1,206 @@
+/**
+ * Splittable, counter-based random keys (JAX style), built on Threefry-2x32 with 20 rounds
+ * (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011).
+ *
+ * A key is two uint32 words. Every draw is a pure function of `(key, counter)`, so
+ * - the same key always gives bit-identical numbers, on every backend (numbers are made in JavaScript);
+ * - `split(key, n)` gives n statistically independent keys; `foldIn(key, d)` derives a key from data;
+ * - a batch keyed per sample (`normalPerSample(keys, shape)`) gives each sample the same noise whatever the
+ *   batch it is drawn in.
+ *
+ * Counter domains keep the streams apart: first counter word 0 = split, 1 = bits, 2 = foldIn.
+ *
+ * @module random
+ */
+import * as t from 'io-ts';
+import { tf } from './tf';
+
+// -------------------------------------------------------------------------------------
+// model
+// -------------------------------------------------------------------------------------
+
+/** A random key: two unsigned 32-bit words. Plain data; JSON-serialisable. @category model */
+export type Key = readonly [number, number];
+
+const Uint32 = new t.Type<number, number, unknown>(
+  'Uint32',
+  (u): u is number => typeof u === 'number' && Number.isInteger(u) && u >= 0 && u <= 0xffffffff,
+  (u, c) => (typeof u === 'number' && Number.isInteger(u) && u >= 0 && u <= 0xffffffff ? t.success(u) : t.failure(u, c)),
+  t.identity,
+);
+
+/** io-ts codec of a key: a pair of uint32 integers. @category codecs */
+export const KeyCodec: t.Type<Key, Key, unknown> = t.readonly(t.tuple([Uint32, Uint32]), 'Key');
+
+// -------------------------------------------------------------------------------------
+// Threefry-2x32
+// -------------------------------------------------------------------------------------
+
+const rotl = (x: number, r: number): number => ((x << r) | (x >>> (32 - r))) >>> 0;
+const ROT = [
+  [13, 15, 26, 6],
+  [17, 29, 16, 24],
+] as const;
+
+/**
+ * Threefry-2x32 block cipher with 20 rounds: (key, counter) ↦ two pseudo-random uint32 words.
+ * Known-answer: threefry2x32([0,0],[0,0]) = [0x6b200159, 0x99ba4efe] (Random123 test vectors).
+ * @category primitives
+ */
+export const threefry2x32 = (key: Key, c0: number, c1: number): [number, number] => {
+  const k0 = key[0] >>> 0;
+  const k1 = key[1] >>> 0;
+  const ks = [k0, k1, (0x1bd11bda ^ k0 ^ k1) >>> 0] as const;
+  let x0 = (c0 + ks[0]) >>> 0;
+  let x1 = (c1 + ks[1]) >>> 0;
+  for (let block = 0; block < 5; block++) {
+    const rot = ROT[block % 2]!;
+    for (let r = 0; r < 4; r++) {
+      x0 = (x0 + x1) >>> 0;
+      x1 = rotl(x1, rot[r]!) ^ x0;
+    }
+    x0 = (x0 + ks[(block + 1) % 3]!) >>> 0;
+    x1 = (x1 + ks[(block + 2) % 3]! + block + 1) >>> 0;
+  }
+  return [x0, x1];
+};
+
+// -------------------------------------------------------------------------------------
+// constructors and key arithmetic
+// -------------------------------------------------------------------------------------
+
+/** A key from an integer seed (any safe integer; negative seeds wrap). @category constructors */
+export const key = (seed: number): Key => {
+  const s = Math.trunc(seed);
+  const lo = s >>> 0;
+  const hi = Math.floor(s / 0x100000000) >>> 0;
+  return threefry2x32([hi, lo], 0x5eed, 0);
+};
+
+/** n independent child keys: child_i = Threefry(key, (0, i)). @category combinators */
+export const split = (k: Key, n = 2): ReadonlyArray<Key> => {
+  const out: Key[] = [];
+  for (let i = 0; i < n; i++) out.push(threefry2x32(k, 0, i));
+  return out;
+};
+
+/** Two independent child keys, as a tuple (the common case). @category combinators */
+export const split2 = (k: Key): readonly [Key, Key] => [threefry2x32(k, 0, 0), threefry2x32(k, 0, 1)];
+
+/** A key derived from a key and a uint32 datum: Threefry(key, (2, d)). @category combinators */
+export const foldIn = (k: Key, data: number): Key => threefry2x32(k, 2, data >>> 0);
+
+/** Split every key of a batch in two: the keys to carry on, and the keys to use now. @category combinators */
+export const splitEach = (keys: ReadonlyArray<Key>): readonly [ReadonlyArray<Key>, ReadonlyArray<Key>] => {
+  const carry: Key[] = [];
+  const use: Key[] = [];
+  for (const k of keys) {
+    carry.push(threefry2x32(k, 0, 0));
+    use.push(threefry2x32(k, 0, 1));
+  }
+  return [carry, use];
+};
+
+// -------------------------------------------------------------------------------------
+// raw draws (JavaScript arrays)
+// -------------------------------------------------------------------------------------
+
+/** n uint32 words from a key: word 2j, 2j+1 = Threefry(key, (1, j)). @category draws */
+export const bits = (k: Key, n: number): Uint32Array => {
+  const out = new Uint32Array(n);
+  for (let j = 0; 2 * j < n; j++) {
+    const [a, b] = threefry2x32(k, 1, j);
+    out[2 * j] = a;
+    if (2 * j + 1 < n) out[2 * j + 1] = b;
+  }
+  return out;
+};
+
+/** A uint32 word to a float in the open interval (0, 1): u = (⌊w / 2⁸⌋ + ½) / 2²⁴. */
+const toOpenUnit = (w: number): number => ((w >>> 8) + 0.5) / 16777216;
+
+/** n uniforms on the open interval (0, 1), as float64. @category draws */
+export const uniformArray = (k: Key, n: number): Float64Array => {
+  const w = bits(k, n);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = toOpenUnit(w[i]!);
+  return out;
+};
+
+/**
+ * n standard normals by Box–Muller: with u₁, u₂ ~ U(0,1), z = √(−2 ln u₁)·(cos 2πu₂, sin 2πu₂).
+ * Normal 2j and 2j+1 come from counter j, so a prefix of the stream does not depend on n.
+ * @category draws
+ */
+export const normalArray = (k: Key, n: number): Float64Array => {
+  const out = new Float64Array(n);
+  for (let j = 0; 2 * j < n; j++) {
+    const [a, b] = threefry2x32(k, 1, j);
+    const r = Math.sqrt(-2 * Math.log(toOpenUnit(a)));
+    const theta = 2 * Math.PI * toOpenUnit(b);
+    out[2 * j] = r * Math.cos(theta);
+    if (2 * j + 1 < n) out[2 * j + 1] = r * Math.sin(theta);
+  }
+  return out;
+};
+
+/** A uniform integer in {0, …, n−1} from one word (multiply-shift; bias < n/2³²). @category draws */
+export const randomInt = (k: Key, n: number): number => Math.floor((bits(k, 1)[0]! / 0x100000000) * n);
+
+/** A uniformly random permutation of {0, …, n−1} (Fisher–Yates driven by the key). @category draws */
+export const permutation = (k: Key, n: number): Int32Array => {
+  const p = new Int32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  const u = uniformArray(k, n);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.min(i, Math.floor(u[i]! * (i + 1)));
+    const tmp = p[i]!;
+    p[i] = p[j]!;
+    p[j] = tmp;
+  }
+  return p;
+};
+
+// -------------------------------------------------------------------------------------
+// tensors
+// -------------------------------------------------------------------------------------
+
+const sizeOf = (shape: ReadonlyArray<number>): number => shape.reduce((a, b) => a * b, 1);
+
+/** A float32 tensor of standard normals N(0, I) with the given shape. @category tensors */
+export const normal = (k: Key, shape: ReadonlyArray<number>): tf.Tensor =>
+  tf.tensor(Float32Array.from(normalArray(k, sizeOf(shape))), [...shape], 'float32');
+
+/** A float32 tensor of uniforms on (lo, hi). @category tensors */
+export const uniform = (k: Key, shape: ReadonlyArray<number>, lo = 0, hi = 1): tf.Tensor =>
+  tf.tensor(Float32Array.from(uniformArray(k, sizeOf(shape)), (u) => lo + (hi - lo) * u), [...shape], 'float32');
+
+/** A float32 tensor of Rademacher signs ±1 with probability ½ each. @category tensors */
+export const rademacher = (k: Key, shape: ReadonlyArray<number>): tf.Tensor => {
+  const w = bits(k, sizeOf(shape));
+  return tf.tensor(Float32Array.from(w, (x) => (x >>> 31 === 1 ? 1 : -1)), [...shape], 'float32');
+};
+
+/** Per-sample draws: row b of the result is `draw(keys[b], sampleSize)`, whatever the batch. */
+const perSample = (
+  draw: (k: Key, n: number) => ArrayLike<number>,
+  keys: ReadonlyArray<Key>,
+  sampleShape: ReadonlyArray<number>,
+): tf.Tensor => {
+  const n = sizeOf(sampleShape);
+  const out = new Float32Array(keys.length * n);
+  keys.forEach((k, b) => out.set(draw(k, n), b * n));
+  return tf.tensor(out, [keys.length, ...sampleShape], 'float32');
+};
+
+/** N(0, I) noise of shape [B, ...sampleShape], sample b drawn from keys[b] alone. @category tensors */
+export const normalPerSample = (keys: ReadonlyArray<Key>, sampleShape: ReadonlyArray<number>): tf.Tensor =>
+  perSample(normalArray, keys, sampleShape);
+
+/** U(0,1) noise of shape [B, ...sampleShape], sample b drawn from keys[b] alone. @category tensors */
+export const uniformPerSample = (keys: ReadonlyArray<Key>, sampleShape: ReadonlyArray<number>): tf.Tensor =>
+  perSample(uniformArray, keys, sampleShape);
+
+/** Rademacher (±1) noise of shape [B, ...sampleShape], sample b drawn from keys[b] alone. @category tensors */
+export const rademacherPerSample = (keys: ReadonlyArray<Key>, sampleShape: ReadonlyArray<number>): tf.Tensor =>
+  perSample((k, n) => Float32Array.from(bits(k, n), (x) => (x >>> 31 === 1 ? 1 : -1)), keys, sampleShape);
