@@ -1,0 +1,2 @@
+/** @score-sde/models */
+export {};

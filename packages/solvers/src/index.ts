@@ -1,0 +1,2 @@
+/** @score-sde/solvers */
+export {};
