@@ -4,3 +4,5 @@
  */
 export * from './sde';
 export * from './dynamics';
+export * from './mixture';
+export * from './gaussian-flow';

@@ -73,9 +73,16 @@ export const SDE = new t.Type<t.TypeOf<typeof SDEUnion>, t.OutputOf<typeof SDEUn
         ? (alt.validate(u, c) as t.Validation<t.TypeOf<typeof SDEUnion>>)
         : t.failure(kind, [...c, { key: 'kind', type: t.keyof({ vp: null, subvp: null, ve: null, tutorial: null }), actual: kind }]);
     }
-    return ordered(r.right)
-      ? r
-      : t.failure(u, c, r.right.kind === 'vp' || r.right.kind === 'subvp' ? 'betaMax: must be greater than betaMin' : r.right.kind === 've' ? 'sigmaMax: must be greater than sigmaMin' : 'sigma: must be greater than 1');
+    if (ordered(r.right)) return r;
+    // Report at the field, so the error reads `betaMax: must be greater than betaMin (…)` rather than `(root): …`.
+    const [key, message] =
+      r.right.kind === 'vp' || r.right.kind === 'subvp'
+        ? (['betaMax', `must be greater than betaMin (${r.right.betaMin})`] as const)
+        : r.right.kind === 've'
+          ? (['sigmaMax', `must be greater than sigmaMin (${r.right.sigmaMin})`] as const)
+          : (['sigma', 'must be greater than 1'] as const);
+    const actual = (r.right as Record<string, unknown>)[key];
+    return t.failure(actual, [...c, { key, type: codec.PositiveFinite, actual }], message);
   },
   t.identity,
 );

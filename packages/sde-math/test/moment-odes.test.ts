@@ -1,0 +1,57 @@
+/**
+ * Group 1 — the closed-form marginal coefficients solve the moment ODEs of dx = f(t)·x dt + g(t) dw:
+ *   dm/dt = f(t)·m,  m(0) = 1;      dv/dt = 2 f(t)·v + g(t)²,  v(0) = 0    (v = s(t)²).
+ * (Itô: d E x = f E x dt; d Var x = (2 f Var x + g²) dt for a linear SDE started from a point mass.)
+ */
+import fc from 'fast-check';
+import { type SDE, driftCoef, diffusionCoef, marginalMeanCoef, marginalVariance } from '@score-sde/sde-math';
+import { EPS64, arbsByKind, timeArb } from './helpers';
+
+/**
+ * Checks F'(t) = rhs(t) by central differences D_h = (F(t+h) − F(t−h))/2h, with a tolerance made of:
+ * - truncation: D_h = F' + h²/6 F''' + O(h⁴), so D_h − D_{h/2} = (h²/8) F''' + O(h⁴) while D_{h/2} − F' = (h²/24) F''' + O(h⁴).
+ *   Comparing F' with D_{h/2} and allowing |D_h − D_{h/2}| leaves a factor 3 over the leading truncation term,
+ *   room for the O(h⁴) terms (h = 10⁻³ is ≥ 30× smaller than the time scale 1/β_max of every F here).
+ * - rounding: each F(t) is a few float64 operations ending in an exp/expm1 whose argument a (|a| ≤ 40 here: ∫β ≤ 31,
+ *   2 ln(σ_max/σ_min) ≤ 19, 2 ln σ ≤ 8) multiplies the argument's relative error, so |δF| ≤ 64ε(1 + |a|)|F| ≤ δ with
+ *   δ = 64·41·ε·max|F|; the quotients carry ≤ 2δ/h (D_{h/2}) and 2δ/(2h) (D_h), i.e. ≤ 3δ/h in total, and the
+ *   right-hand side itself ≤ 8ε|rhs|.
+ */
+const checkDerivative = (F: (t: number) => number, rhs: number, t: number, h = 1e-3): void => {
+  const D = (hh: number) => (F(t + hh) - F(t - hh)) / (2 * hh);
+  const Dh = D(h);
+  const Dh2 = D(h / 2);
+  const maxF = Math.max(...[t - h, t - h / 2, t + h / 2, t + h].map((s) => Math.abs(F(s))));
+  const delta = 64 * 41 * EPS64 * maxF;
+  expect(Math.abs(Dh2 - rhs)).toBeLessThanOrEqual(Math.abs(Dh - Dh2) + (3 * delta) / h + 8 * EPS64 * Math.abs(rhs));
+};
+
+describe.each(Object.entries(arbsByKind))('moment ODEs (group 1): %s', (_kind, arb) => {
+  test('dm/dt = f(t)·m (central differences, truncation by step halving, float64 rounding)', () => {
+    fc.assert(
+      fc.property(arb, timeArb, (sde: SDE, t) => {
+        checkDerivative((s) => marginalMeanCoef(sde, s), driftCoef(sde, t) * marginalMeanCoef(sde, t), t);
+      }),
+      { seed: 42, numRuns: 200 },
+    );
+  });
+
+  test('dv/dt = 2 f(t)·v + g(t)² for v = s(t)² (central differences, truncation by step halving, float64 rounding)', () => {
+    fc.assert(
+      fc.property(arb, timeArb, (sde: SDE, t) => {
+        checkDerivative((s) => marginalVariance(sde, s), 2 * driftCoef(sde, t) * marginalVariance(sde, t) + diffusionCoef(sde, t) ** 2, t);
+      }),
+      { seed: 42, numRuns: 200 },
+    );
+  });
+
+  test('initial conditions m(0) = 1 and s(0)² = 0 (with the ODEs, they determine m and s² uniquely)', () => {
+    fc.assert(
+      fc.property(arb, (sde: SDE) => {
+        expect(marginalMeanCoef(sde, 0)).toBe(1);
+        expect(marginalVariance(sde, 0)).toBe(0);
+      }),
+      { seed: 42, numRuns: 50 },
+    );
+  });
+});
