@@ -1,2 +1,3 @@
 /** @score-sde/experiments */
 export {};
+export * from './lib';

@@ -1,0 +1,9 @@
+/**
+ * What every experiment command uses: PNG grids, plots, progress bars, flag parsing, reports.
+ * @module lib
+ */
+export * as png from './png';
+export * as plot from './plot';
+export * as progress from './progress';
+export * as cli from './cli';
+export * as report from './report';
