@@ -1,2 +1,12 @@
 /** @score-sde/models */
-export {};
+export * from './params';
+export * from './scorenet';
+export * from './score';
+export * from './loss';
+export * from './optim';
+export * from './ema';
+export * from './train';
+export * from './checkpoint';
+export * from './mnist';
+export * as fid from './fid';
+export * as classifier from './classifier';

@@ -1,0 +1,222 @@
+/**
+ * Training as functions over a plain state record.
+ *
+ * Everything random is a pure function of the run's root key and the step number:
+ *   init key = foldIn(root, 0), data key = foldIn(root, 1), loss key of step s = foldIn(foldIn(root, 2), s),
+ * and the batch of step s is `batchIndices(dataKey, n, B, s)`. The rest of the state (weights, EMA weights,
+ * Adam moments and step) is checkpointed exactly, so k steps + save + load + (n − k) steps ≡ n steps.
+ *
+ * The state is used linearly: {@link trainStep} writes the new weights into the parameter variables (the one
+ * mutation tfjs requires), disposes the old EMA/Adam tensors and returns the new state; after a Right the old
+ * record must not be used. After a Left (non-finite loss or gradient) nothing has changed.
+ *
+ * @module train
+ */
+import * as t from 'io-ts';
+import * as E from 'fp-ts/Either';
+import { pipe } from 'fp-ts/function';
+import { tf, random, codec, type Key } from '@score-sde/tensor-fp';
+import { SDE } from '@score-sde/sde-math';
+import { ScoreNetConfig, scoreNet, scoreNetSpec } from './scorenet';
+import { LossConfig, type LossConfigError, lossFn } from './loss';
+import { AdamConfig, type AdamState, adamStep, initAdam, disposeAdam, globalNorm } from './optim';
+import { emaUpdate } from './ema';
+import { type Params, type TensorRecord, initParams, cloneRecord, assignParams, disposeRecord, overlay } from './params';
+import { type MnistData, batchIndices, batchesPerEpoch, epochOrder, imageBatch } from './mnist';
+
+// -------------------------------------------------------------------------------------
+// config and state
+// -------------------------------------------------------------------------------------
+
+/** Everything that defines a training run except the seed and the data. @category config */
+export const TrainConfig = codec.strict(
+  { model: ScoreNetConfig, sde: SDE, loss: LossConfig, optim: AdamConfig, emaDecay: codec.UnitInterval, batchSize: codec.PositiveInt },
+  'TrainConfig',
+);
+export type TrainConfig = t.TypeOf<typeof TrainConfig>;
+
+/** The state of a run: weights, EMA weights (trainable names), Adam state, steps taken, root key. @category model */
+export interface TrainState {
+  readonly params: Params;
+  readonly ema: TensorRecord;
+  readonly adam: AdamState;
+  readonly step: number;
+  readonly key: Key;
+}
+
+/** Why a step was refused. @category errors */
+export type TrainError =
+  | { readonly _tag: 'NonFiniteLoss'; readonly step: number; readonly loss: number }
+  | { readonly _tag: 'NonFiniteGradient'; readonly step: number; readonly norm: number }
+  | LossConfigError;
+
+/** A one-line message for a {@link TrainError}. @category errors */
+export const renderTrainError = (e: TrainError): string =>
+  e._tag === 'NonFiniteLoss'
+    ? `loss is ${e.loss} at step ${e.step + 1}: training stopped, the weights are those after step ${e.step}`
+    : e._tag === 'NonFiniteGradient'
+      ? `gradient norm is ${e.norm} at step ${e.step + 1}: training stopped, the weights are those after step ${e.step}`
+      : e.message;
+
+/** The keys of a run, derived from its root key. @category keys */
+export const runKeys = (root: Key): { readonly init: Key; readonly data: Key; readonly loss: Key } => ({
+  init: random.foldIn(root, 0),
+  data: random.foldIn(root, 1),
+  loss: random.foldIn(root, 2),
+});
+
+/** The key of step s's loss draws: foldIn(foldIn(root, 2), s). @category keys */
+export const stepKey = (root: Key, step: number): Key => random.foldIn(runKeys(root).loss, step);
+
+/** A fresh state: weights from the init key, EMA = a copy of the weights, Adam at step 0. @category constructors */
+export const initTrainState = (config: TrainConfig, root: Key): TrainState => {
+  const specs = scoreNetSpec(config.model);
+  const params = initParams(specs, runKeys(root).init);
+  const trainable = specs.filter((s) => s.trainable);
+  return { params, ema: cloneRecord(params, trainable.map((s) => s.name)), adam: initAdam(trainable), step: 0, key: root };
+};
+
+/** Disposes every tensor and variable of a state. @category destructors */
+export const disposeTrainState = (s: TrainState): void => {
+  disposeRecord(s.params);
+  disposeRecord(s.ema);
+  disposeAdam(s.adam);
+};
+
+/** The weights to sample with: the EMA weights over the trainable names, the fixed ones as they are. @category queries */
+export const emaParams = (s: TrainState): TensorRecord => overlay(s.params, s.ema);
+
+// -------------------------------------------------------------------------------------
+// one step
+// -------------------------------------------------------------------------------------
+
+/**
+ * One optimisation step on the batch x₀ [B, 28, 28, 1]: ∇_θ L(θ; x₀, key_s) by `tf.variableGrads` over the
+ * trainable variables, an Adam step, and the EMA update with the new step count. Returns the loss (a number)
+ * and the new state, or a Left (and no change at all) if the loss or the gradient norm is NaN/±∞.
+ * @category training
+ */
+export const trainStep =
+  (config: TrainConfig) =>
+  (state: TrainState, x0: tf.Tensor): E.Either<TrainError, { readonly state: TrainState; readonly loss: number }> =>
+    pipe(
+      lossFn(config.sde, config.loss),
+      E.chain((loss) => {
+        const names = scoreNetSpec(config.model)
+          .filter((s) => s.trainable)
+          .map((s) => s.name);
+        const vars = names.map((n) => state.params[n]!);
+        const net = scoreNet(config.model, state.params);
+        const key = stepKey(state.key, state.step);
+        const { value, grads: byVar } = tf.variableGrads(() => loss(net, x0, key), vars);
+        const grads: TensorRecord = Object.fromEntries(names.map((n, i) => [n, byVar[vars[i]!.name]!]));
+        const lossValue = value.dataSync()[0]!;
+        value.dispose();
+        const norm = Number.isFinite(lossValue) ? tf.tidy(() => globalNorm(grads).dataSync()[0]!) : NaN;
+        if (!Number.isFinite(lossValue) || !Number.isFinite(norm)) {
+          disposeRecord(grads);
+          return E.left<TrainError>(
+            !Number.isFinite(lossValue) ? { _tag: 'NonFiniteLoss', step: state.step, loss: lossValue } : { _tag: 'NonFiniteGradient', step: state.step, norm },
+          );
+        }
+        const updated = adamStep(config.optim)(state.params, grads, state.adam);
+        disposeRecord(grads);
+        assignParams(state.params, updated.params);
+        const ema = emaUpdate(config.emaDecay)(state.ema, state.params, updated.state.step);
+        disposeRecord(state.ema);
+        disposeAdam(state.adam);
+        return E.right({ state: { ...state, ema, adam: updated.state, step: state.step + 1 }, loss: lossValue });
+      }),
+    );
+
+// -------------------------------------------------------------------------------------
+// loops
+// -------------------------------------------------------------------------------------
+
+/** The batch of step s of a run on `data`: `imageBatch(data, batchIndices(dataKey, n, B, s))`. @category training */
+export const batchForStep = (config: TrainConfig, state: TrainState, data: MnistData, order?: Int32Array): tf.Tensor4D =>
+  imageBatch(data, batchIndices(runKeys(state.key).data, data.count, config.batchSize, state.step, order));
+
+/** A run that stopped early: the error, the last good state, and the losses so far. @category model */
+export interface TrainFailure {
+  readonly error: TrainError;
+  readonly state: TrainState;
+  readonly losses: ReadonlyArray<number>;
+}
+
+/** The epoch of step s and its batch order, reusing `order` when the epoch has not changed. */
+const orderFor = (config: TrainConfig, state: TrainState, data: MnistData, cached?: { readonly epoch: number; readonly order: Int32Array }) => {
+  const epoch = Math.floor(state.step / batchesPerEpoch(data.count, config.batchSize));
+  return cached !== undefined && cached.epoch === epoch ? cached : { epoch, order: epochOrder(runKeys(state.key).data, data.count, epoch) };
+};
+
+/**
+ * Runs steps until `state.step` reaches `untilStep`, calling `onStep(step, loss)` after each (step = steps taken).
+ * Stops at the first Left, returning the last good state with it. Synchronous: see {@link trainLoop} for a loop
+ * that lets signal handlers and progress bars run between steps.
+ * @category training
+ */
+export const trainUntil =
+  (config: TrainConfig) =>
+  (
+    state: TrainState,
+    data: MnistData,
+    untilStep: number,
+    onStep?: (step: number, loss: number) => void,
+  ): E.Either<TrainFailure, { readonly state: TrainState; readonly losses: ReadonlyArray<number> }> => {
+    const step = trainStep(config);
+    const losses: number[] = [];
+    let s = state;
+    let cached: { readonly epoch: number; readonly order: Int32Array } | undefined;
+    while (s.step < untilStep) {
+      cached = orderFor(config, s, data, cached);
+      const x0 = batchForStep(config, s, data, cached.order);
+      const r = step(s, x0);
+      x0.dispose();
+      if (E.isLeft(r)) return E.left({ error: r.left, state: s, losses });
+      s = r.right.state;
+      losses.push(r.right.loss);
+      onStep?.(s.step, r.right.loss);
+    }
+    return E.right({ state: s, losses });
+  };
+
+/** What {@link trainLoop} ended with: the state, the losses of the steps it took, and whether `shouldStop` ended it. @category model */
+export interface TrainRun {
+  readonly state: TrainState;
+  readonly losses: ReadonlyArray<number>;
+  readonly stopped: boolean;
+}
+
+/**
+ * The asynchronous form of {@link trainUntil}: yields to the event loop after every step (so a SIGINT handler or
+ * a progress bar can run) and stops early, with `stopped: true`, as soon as `shouldStop()` returns true.
+ * A step is never interrupted halfway; the state returned is always a consistent one to checkpoint.
+ * @category training
+ */
+export const trainLoop =
+  (config: TrainConfig) =>
+  async (
+    state: TrainState,
+    data: MnistData,
+    untilStep: number,
+    opts: { readonly onStep?: (step: number, loss: number) => void; readonly shouldStop?: () => boolean } = {},
+  ): Promise<E.Either<TrainFailure, TrainRun>> => {
+    const step = trainStep(config);
+    const losses: number[] = [];
+    let s = state;
+    let cached: { readonly epoch: number; readonly order: Int32Array } | undefined;
+    while (s.step < untilStep) {
+      if (opts.shouldStop?.() === true) return E.right({ state: s, losses, stopped: true });
+      cached = orderFor(config, s, data, cached);
+      const x0 = batchForStep(config, s, data, cached.order);
+      const r = step(s, x0);
+      x0.dispose();
+      if (E.isLeft(r)) return E.left({ error: r.left, state: s, losses });
+      s = r.right.state;
+      losses.push(r.right.loss);
+      opts.onStep?.(s.step, r.right.loss);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return E.right({ state: s, losses, stopped: false });
+  };

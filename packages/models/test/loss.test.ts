@@ -1,0 +1,247 @@
+import * as E from 'fp-ts/Either';
+import { tf, random, codec, initBackend, leakedBy, type Key } from '@score-sde/tensor-fp';
+import {
+  type SDE,
+  vp,
+  subvp,
+  ve,
+  tutorial,
+  marginalStd,
+  marginalMeanCoef,
+  diffusionCoef,
+  perSampleColumn,
+  ddpmBetas,
+} from '@score-sde/sde-math';
+import {
+  LossConfig,
+  dsmLoss,
+  ddpmLoss,
+  smldLoss,
+  dsmDraws,
+  discreteDraws,
+  ddpmLevels,
+  smldLevels,
+  lossFn,
+  type Net,
+  type NoiseLevels,
+} from '../src';
+import { U32 } from './helpers';
+
+beforeAll(async () => {
+  await initBackend({ prefer: 'wasm', quiet: true });
+});
+
+const D = 28 * 28;
+
+/** The network that is exact for data concentrated at x₀: net*(x, t) = −(x − m(t)x₀)/s(t) (so net* = −z exactly). */
+const pointMassNet =
+  (sde: SDE, x0: tf.Tensor): Net =>
+  (x, t) =>
+    tf.tidy(() => {
+      const ts = Array.from(t.dataSync());
+      const m = perSampleColumn(ts.map((u) => marginalMeanCoef(sde, u)), x.rank);
+      const s = perSampleColumn(ts.map((u) => marginalStd(sde, u)), x.rank);
+      return tf.neg(tf.div(tf.sub(x, tf.mul(x0, m)), s));
+    });
+
+const zeroNet: Net = (x) => tf.zerosLike(x);
+
+/**
+ * Float32 bound on the point-mass loss: the oracle reproduces z up to the rounding of
+ * x_t = fl(fl(m x₀) + fl(s z)), the subtraction, the division and the loss's own ≤ 3 operations, so per pixel
+ * |net* + z| ≤ u(6|z| + 2m|x₀|/s) (2m|x₀|/s: the cancellation of m x₀, and a 1-ulp difference between the
+ * oracle's m(t) and the loss's discrete mean). Loss bound = 2·mean_b w_b Σ_pixels (that)² (2: second-order slack).
+ */
+const pointMassBound = (x0: Float32Array, noise: Float32Array, m: ArrayLike<number>, s: ArrayLike<number>, w: ArrayLike<number>): number => {
+  const B = s.length;
+  let total = 0;
+  for (let b = 0; b < B; b++) {
+    let acc = 0;
+    for (let i = 0; i < D; i++) {
+      const e = U32 * (6 * Math.abs(noise[b * D + i]!) + (2 * m[b]! * Math.abs(x0[b * D + i]!)) / s[b]!);
+      acc += e * e;
+    }
+    total += w[b]! * acc;
+  }
+  return (2 * total) / B;
+};
+
+const kinds: ReadonlyArray<[string, SDE]> = [
+  ['vp', vp()],
+  ['subvp', subvp()],
+  ['ve', ve()],
+  ['tutorial', tutorial()],
+];
+
+describe('loss draws', () => {
+  test('sample b draws its time and noise from split(key, B)[b] alone: the first draws agree in a batch of 2 and of 5', () => {
+    const sde = tutorial();
+    const a = dsmDraws(sde, 1e-5, random.key(1), 2, [3]);
+    const b = dsmDraws(sde, 1e-5, random.key(1), 5, [3]);
+    expect(Array.from(b.ts.slice(0, 2))).toEqual(Array.from(a.ts));
+    expect(Array.from(b.noise.dataSync().slice(0, 6))).toEqual(Array.from(a.noise.dataSync()));
+    tf.dispose([a.noise, b.noise]);
+  });
+
+  test('t ~ U(ε, T): every draw lies in (ε, T) and the mean is (ε + T)/2 within 5 standard errors', () => {
+    const sde = vp();
+    const n = 4000;
+    const { ts, noise } = dsmDraws(sde, 1e-5, random.key(2), n, [1]);
+    noise.dispose();
+    expect(ts.every((t) => t > 1e-5 && t < 1)).toBe(true);
+    const mean = ts.reduce((a, t) => a + t, 0) / n;
+    // Var U(ε, 1) = (1 − ε)²/12: SE = (1 − ε)/√(12 n).
+    expect(Math.abs(mean - (1 + 1e-5) / 2)).toBeLessThan((5 * (1 - 1e-5)) / Math.sqrt(12 * n));
+  });
+
+  test('discrete labels ~ U{0..N−1}: all in range, mean (N−1)/2 within 5 standard errors', () => {
+    const N = 1000;
+    const n = 4000;
+    const { labels, noise } = discreteDraws(N, random.key(3), n, [1]);
+    noise.dispose();
+    expect(labels.every((i) => i >= 0 && i < N && Number.isInteger(i))).toBe(true);
+    const mean = labels.reduce((a, i) => a + i, 0) / n;
+    expect(Math.abs(mean - (N - 1) / 2)).toBeLessThan(5 * Math.sqrt((N * N - 1) / 12 / n));
+  });
+});
+
+describe('discrete noise levels', () => {
+  test('DDPM: mean_i² = ᾱ_i = ∏_{j≤i}(1 − β_j), std_i² = 1 − ᾱ_i, and the time t_i has m(t_i) = mean_i, s(t_i) = std_i', () => {
+    const sde = vp();
+    const N = 1000;
+    const lv = ddpmLevels(sde, N);
+    const betas = ddpmBetas(sde, N);
+    let alphaBar = 1;
+    for (let i = 0; i < N; i++) {
+      alphaBar *= 1 - betas[i]!;
+      // float64: the product of 1000 factors vs the sum of log1p's, relative 1e-12 (each ~1000·2⁻⁵³ ≈ 1e-13).
+      expect(Math.abs(lv.mean[i]! ** 2 - alphaBar)).toBeLessThan(1e-12 * alphaBar);
+      expect(Math.abs(lv.std[i]! ** 2 - (1 - alphaBar))).toBeLessThan(1e-12);
+      expect(Math.abs(marginalMeanCoef(sde, lv.time[i]!) - lv.mean[i]!)).toBeLessThan(1e-12 * lv.mean[i]!);
+      expect(Math.abs(marginalStd(sde, lv.time[i]!) - lv.std[i]!)).toBeLessThan(1e-10 * lv.std[i]!);
+    }
+  });
+
+  test('SMLD: std_i = σ_min(σ_max/σ_min)^{i/(N−1)} and the time t_i has s(t_i) = σ_i', () => {
+    const sde = ve();
+    const N = 100;
+    const lv = smldLevels(sde, N);
+    for (let i = 0; i < N; i++) {
+      const sig = sde.sigmaMin * Math.pow(sde.sigmaMax / sde.sigmaMin, i / (N - 1));
+      expect(Math.abs(lv.std[i]! - sig)).toBeLessThan(1e-12 * sig);
+      expect(Math.abs(marginalStd(sde, lv.time[i]!) - sig)).toBeLessThan(1e-10 * sig);
+      expect(lv.mean[i]).toBe(1);
+    }
+  });
+});
+
+describe.each(kinds)('continuous DSM under the %s SDE', (_n, sde) => {
+  let x0: tf.Tensor;
+  beforeAll(() => {
+    x0 = random.uniform(random.key(10), [4, 28, 28, 1]);
+  });
+  afterAll(() => x0.dispose());
+
+  test.each(['sigma2', 'likelihood'] as const)('λ = %s: the exact score of a point mass has zero loss (to float32 rounding)', (weighting) => {
+    const x0b = tf.tile(tf.slice(x0, [0, 0, 0, 0], [1, 28, 28, 1]), [4, 1, 1, 1]);
+    const key = random.key(11);
+    const L = dsmLoss(sde, { weighting })(pointMassNet(sde, x0b), x0b, key);
+    const { ts, noise } = dsmDraws(sde, 1e-5, key, 4, [28, 28, 1]);
+    const m = Array.from(ts, (t) => marginalMeanCoef(sde, t));
+    const s = Array.from(ts, (t) => marginalStd(sde, t));
+    const w = Array.from(ts, (t) => (weighting === 'likelihood' ? (diffusionCoef(sde, t) / marginalStd(sde, t)) ** 2 : 1));
+    expect(L.dataSync()[0]).toBeLessThanOrEqual(pointMassBound(x0b.dataSync() as Float32Array, noise.dataSync() as Float32Array, m, s, w));
+    tf.dispose([x0b, L, noise]);
+  });
+
+  test('the zero network has loss mean_b ‖z_b‖² (λ = s²) and mean_b (g²/s²)(t_b)‖z_b‖² (λ = g²)', () => {
+    const key = random.key(12);
+    const { ts, noise } = dsmDraws(sde, 1e-5, key, 4, [28, 28, 1]);
+    const z = Float32Array.from(noise.dataSync());
+    const sq = [0, 1, 2, 3].map((b) => z.slice(b * D, (b + 1) * D).reduce((a, v) => a + v * v, 0));
+    const w = Array.from(ts, (t) => (diffusionCoef(sde, t) / marginalStd(sde, t)) ** 2);
+    const refS = sq.reduce((a, v) => a + v, 0) / 4;
+    const refG = sq.reduce((a, v, b) => a + w[b]! * v, 0) / 4;
+    const Ls = dsmLoss(sde)(zeroNet, x0, key).dataSync()[0]!;
+    const Lg = dsmLoss(sde, { weighting: 'likelihood' })(zeroNet, x0, key).dataSync()[0]!;
+    // float32 sums of D = 784 squares (relative ≤ D·u) and the float32 weights (2u).
+    expect(Math.abs(Ls - refS)).toBeLessThanOrEqual((D + 4) * U32 * refS);
+    expect(Math.abs(Lg - refG)).toBeLessThanOrEqual((D + 4) * U32 * refG);
+    noise.dispose();
+  });
+
+  test('the loss leaks no tensor', () => {
+    expect(leakedBy(() => dsmLoss(sde)(zeroNet, x0, random.key(1)))).toBe(0);
+  });
+});
+
+describe('discrete losses', () => {
+  let x0: tf.Tensor;
+  beforeAll(() => {
+    x0 = tf.tidy(() => tf.tile(random.uniform(random.key(20), [1, 28, 28, 1]), [6, 1, 1, 1]));
+  });
+  afterAll(() => x0.dispose());
+
+  const check = (name: string, sde: SDE, loss: (net: Net, x: tf.Tensor, k: Key) => tf.Scalar, lv: NoiseLevels, N: number) => {
+    const key = random.key(21);
+    const L = loss(pointMassNet(sde, x0), x0, key);
+    const { labels, noise } = discreteDraws(N, key, 6, [28, 28, 1]);
+    const m = Array.from(labels, (i) => lv.mean[i]!);
+    const s = Array.from(labels, (i) => lv.std[i]!);
+    const bound = pointMassBound(x0.dataSync() as Float32Array, noise.dataSync() as Float32Array, m, s, [1, 1, 1, 1, 1, 1]);
+    expect({ name, loss: L.dataSync()[0]! <= bound }).toEqual({ name, loss: true });
+    expect(leakedBy(() => loss(zeroNet, x0, key))).toBe(0);
+    tf.dispose([L, noise]);
+  };
+
+  test('DDPM ε-prediction: the exact point-mass network (ε̂ = −net* = z) has zero loss, because s(t_i) = √(1−ᾱ_i)', () => {
+    const sde = vp();
+    check('ddpm', sde, ddpmLoss(sde, 1000), ddpmLevels(sde, 1000), 1000);
+  });
+
+  test('SMLD: the exact point-mass network has zero loss, because s(t_i) = σ_i', () => {
+    const sde = ve();
+    check('smld', sde, smldLoss(sde, 1000), smldLevels(sde, 1000), 1000);
+  });
+
+  test('the zero network has DDPM and SMLD loss mean_b ‖z_b‖²', () => {
+    for (const [sde, loss] of [
+      [vp(), ddpmLoss(vp(), 10)],
+      [ve(), smldLoss(ve(), 10)],
+    ] as const) {
+      void sde;
+      const key = random.key(22);
+      const { noise } = discreteDraws(10, key, 6, [28, 28, 1]);
+      const z = Float32Array.from(noise.dataSync());
+      const ref = z.reduce((a, v) => a + v * v, 0) / 6;
+      const L = loss(zeroNet, x0, key).dataSync()[0]!;
+      expect(Math.abs(L - ref)).toBeLessThanOrEqual((D + 4) * U32 * ref);
+      noise.dispose();
+    }
+  });
+});
+
+describe('loss configs', () => {
+  test('lossFn accepts DSM for every SDE and refuses DDPM without VP and SMLD without VE, naming the fields', () => {
+    for (const [, sde] of kinds) expect(E.isRight(lossFn(sde, { kind: 'dsm', weighting: 'sigma2', eps: 1e-5 }))).toBe(true);
+    expect(E.isRight(lossFn(vp(), { kind: 'ddpm', N: 1000 }))).toBe(true);
+    expect(E.isRight(lossFn(ve(), { kind: 'smld', N: 1000 }))).toBe(true);
+    const bad1 = lossFn(subvp(), { kind: 'ddpm', N: 1000 });
+    expect(E.isLeft(bad1) && bad1.left.message).toBe("loss.kind: 'ddpm' needs a VP SDE, got sde.kind 'subvp'");
+    const bad2 = lossFn(tutorial(), { kind: 'smld', N: 10 });
+    expect(E.isLeft(bad2) && bad2.left.message).toBe("loss.kind: 'smld' needs a VE SDE, got sde.kind 'tutorial'");
+  });
+
+  test('LossConfig decoding names the bad field of the kind given, and rejects unknown kinds and keys', () => {
+    const decode = codec.decodeWith(LossConfig);
+    expect(decode({ kind: 'dsm', weighting: 'likelihood', eps: 1e-5 })).toEqual(E.right({ kind: 'dsm', weighting: 'likelihood', eps: 1e-5 }));
+    const w = decode({ kind: 'dsm', weighting: 'sigma', eps: 1e-5 });
+    expect(E.isLeft(w) && w.left.problems).toEqual(['weighting: expected Weighting, got "sigma"']);
+    const n = decode({ kind: 'ddpm', N: 0 });
+    expect(E.isLeft(n) && n.left.problems).toEqual(['N: expected PositiveInt, got 0']);
+    const k = decode({ kind: 'sliced' });
+    expect(E.isLeft(k) && k.left.problems.join()).toMatch(/^kind: expected/);
+    const extra = decode({ kind: 'smld', N: 10, sigma: 1 });
+    expect(E.isLeft(extra) && extra.left.problems).toEqual(['sigma: unknown key']);
+  });
+});

@@ -1,0 +1,187 @@
+import { fc } from '@fast-check/jest';
+import { tf, initBackend, leakedBy } from '@score-sde/tensor-fp';
+import {
+  adamConfig,
+  adamStep,
+  initAdam,
+  disposeAdam,
+  learningRate,
+  clipByGlobalNorm,
+  globalNorm,
+  emaDecayAt,
+  emaUpdate,
+  DEFAULT_EMA_DECAY,
+  disposeRecord,
+  type AdamConfig,
+  type TensorRecord,
+} from '../src';
+import { U32 } from './helpers';
+
+beforeAll(async () => {
+  await initBackend({ prefer: 'wasm', quiet: true });
+});
+
+/** Adam with warm-up and global-norm clipping, by hand in float64 (Kingma & Ba, Alg. 1; PyTorch's ε placement). */
+const adamByHand = (cfg: AdamConfig, theta0: number[][], grads: number[][][]) => {
+  let theta = theta0.map((a) => [...a]);
+  let m = theta0.map((a) => a.map(() => 0));
+  let v = theta0.map((a) => a.map(() => 0));
+  const steps: number[] = [];
+  grads.forEach((gRaw, idx) => {
+    const n = idx + 1;
+    const norm = Math.sqrt(gRaw.flat().reduce((s, x) => s + x * x, 0));
+    const f = cfg.gradClip > 0 ? Math.min(1, cfg.gradClip / (norm + 1e-6)) : 1;
+    const g = gRaw.map((a) => a.map((x) => x * f));
+    m = m.map((a, k) => a.map((x, i) => cfg.beta1 * x + (1 - cfg.beta1) * g[k]![i]!));
+    v = v.map((a, k) => a.map((x, i) => cfg.beta2 * x + (1 - cfg.beta2) * g[k]![i]! ** 2));
+    const lr = cfg.warmup > 0 ? cfg.lr * Math.min(1, n / cfg.warmup) : cfg.lr;
+    steps.push(lr);
+    theta = theta.map((a, k) =>
+      a.map((x, i) => x - (lr * (m[k]![i]! / (1 - cfg.beta1 ** n))) / (Math.sqrt(v[k]![i]! / (1 - cfg.beta2 ** n)) + cfg.eps)),
+    );
+  });
+  return { theta, m, v, lrs: steps };
+};
+
+const record = (arrays: number[][]): TensorRecord => Object.fromEntries(arrays.map((a, k) => [`p${k}`, tf.tensor1d(a)]));
+
+describe('Adam', () => {
+  test('learning rate: lr_n = lr·min(1, n/warmup), constant without warm-up', () => {
+    const c = adamConfig({ lr: 2e-4, warmup: 4 });
+    [0.5e-4, 1e-4, 1.5e-4, 2e-4, 2e-4, 2e-4].forEach((lr, i) => expect(Math.abs(learningRate(c, [1, 2, 3, 4, 5, 100][i]!) - lr)).toBeLessThan(1e-18));
+    expect(learningRate(adamConfig({ lr: 1e-3 }), 1)).toBe(1e-3);
+  });
+
+  test('three adamStep calls (with warm-up and clipping) equal the hand-computed float64 Adam steps', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.float({ min: -2, max: 2, noNaN: true, noDefaultInfinity: true }), { minLength: 3, maxLength: 3 }),
+        fc.array(fc.array(fc.float({ min: -3, max: 3, noNaN: true, noDefaultInfinity: true }), { minLength: 5, maxLength: 5 }), { minLength: 3, maxLength: 3 }),
+        fc.constantFrom(0, 1.5),
+        (thetaFlat, gFlat, clip) => {
+          // Two parameter tensors of sizes 2 and 1; three steps of gradients for them.
+          const theta0 = [thetaFlat.slice(0, 2), thetaFlat.slice(2)].map((a) => a.map(Math.fround));
+          const grads = gFlat.map((g) => [g.slice(0, 2), g.slice(2, 3)].map((a) => a.map(Math.fround)));
+          const cfg = adamConfig({ lr: 1e-2, warmup: 2, gradClip: clip });
+          const want = adamByHand(cfg, theta0, grads);
+          let params = record(theta0);
+          let state = initAdam([
+            { name: 'p0', shape: [2], init: { kind: 'zeros' }, trainable: true },
+            { name: 'p1', shape: [1], init: { kind: 'zeros' }, trainable: true },
+          ]);
+          for (const g of grads) {
+            const gr = record(g);
+            const r = adamStep(cfg)(params, gr, state);
+            disposeRecord(gr);
+            disposeRecord(params);
+            disposeAdam(state);
+            params = r.params;
+            state = r.state;
+          }
+          expect(state.step).toBe(3);
+          const got = [Array.from(params['p0']!.dataSync()), Array.from(params['p1']!.dataSync())];
+          // Each step adds ≤ u|θ| (rounding θ) and ~20u·|Δθ| (≈ 10 float32 operations on m, v and the ratio), with
+          // |Δθ| ≤ lr·|m̂|/√v̂ ≤ lr·√(1−β₂ⁿ)/(1−β₁ⁿ)·(1/√(1−β₂)) ≤ 40·lr here: 3 steps ⇒ 3u|θ| + 3·20u·40·lr.
+          got.forEach((a, k) =>
+            a.forEach((x, i) => {
+              const bound = 3 * U32 * (Math.abs(want.theta[k]![i]!) + 1) + 3 * 20 * U32 * 40 * cfg.lr;
+              expect(Math.abs(x - want.theta[k]![i]!)).toBeLessThanOrEqual(bound);
+            }),
+          );
+          // The moments: m is a convex combination of |g| ≤ 3, v of g² ≤ 9; 3 steps × 4 roundings each.
+          Array.from(state.m['p0']!.dataSync()).forEach((x, i) => expect(Math.abs(x - want.m[0]![i]!)).toBeLessThanOrEqual(12 * U32 * 3));
+          Array.from(state.v['p1']!.dataSync()).forEach((x, i) => expect(Math.abs(x - want.v[1]![i]!)).toBeLessThanOrEqual(12 * U32 * 9));
+          disposeRecord(params);
+          disposeAdam(state);
+        },
+      ),
+      { seed: 42, numRuns: 25 },
+    );
+  });
+
+  test('the first Adam step moves every coordinate by lr·sign(g) (m̂ = g, v̂ = g²), up to ε', () => {
+    const cfg = adamConfig({ lr: 1e-3 });
+    const p = record([[1, -2, 3]]);
+    const g = record([[0.5, -4, 1e-2]]);
+    const s0 = initAdam([{ name: 'p0', shape: [3], init: { kind: 'zeros' }, trainable: true }]);
+    const { params, state } = adamStep(cfg)(p, g, s0);
+    const d = Array.from(params['p0']!.dataSync()).map((x, i) => [1, -2, 3][i]! - x);
+    // Δθ = lr·g/(|g| + ε) = lr·sign(g)·(1 − ε/|g|): within float32 rounding of θ (u·|θ| ≤ 3u) plus ε/|g|·lr.
+    [1, -1, 1].forEach((sgn, i) => expect(Math.abs(d[i]! - sgn * 1e-3)).toBeLessThanOrEqual(4 * U32 * 3 + 1e-3 * (1e-8 / 1e-2)));
+    [p, g, params].forEach(disposeRecord);
+    [s0, state].forEach(disposeAdam);
+  });
+
+  test('adamStep leaks no tensor beyond its result', () => {
+    const p = record([[1, 2]]);
+    const g = record([[0.1, 0.2]]);
+    const s0 = initAdam([{ name: 'p0', shape: [2], init: { kind: 'zeros' }, trainable: true }]);
+    expect(leakedBy(() => {
+      const r = adamStep(adamConfig({ gradClip: 0.1 }))(p, g, s0);
+      return [Object.values(r.params), Object.values(r.state.m), Object.values(r.state.v)].flat();
+    })).toBe(0);
+    [p, g].forEach(disposeRecord);
+    disposeAdam(s0);
+  });
+});
+
+describe('gradient clipping', () => {
+  test('global-norm clipping: ‖clip_c(g)‖ = min(‖g‖, c) and the direction is kept', () => {
+    fc.assert(
+      fc.property(
+        // Hundredths in [−10, 10] (no subnormal squares, whose float32 underflow is not what is tested here).
+        fc.array(fc.integer({ min: -1000, max: 1000 }).map((i) => i / 100), { minLength: 4, maxLength: 4 }),
+        fc.integer({ min: 1, max: 2000 }).map((i) => i / 100),
+        (g, c) => {
+          const gr = record([g.slice(0, 3), g.slice(3)]);
+          const norm = Math.sqrt(g.reduce((s, x) => s + x * x, 0));
+          const clipped = clipByGlobalNorm(c)(gr);
+          const n2 = globalNorm(clipped);
+          const got = n2.dataSync()[0]!;
+          // factor = c/(‖g‖ + 1e-6): the clipped norm is c·‖g‖/(‖g‖ + 1e-6), float32 to ~10u relative.
+          const want = norm * Math.min(1, c / (norm + 1e-6));
+          expect(Math.abs(got - want)).toBeLessThanOrEqual(10 * U32 * want);
+          const f = Math.min(1, c / (norm + 1e-6));
+          const flat = [...clipped['p0']!.dataSync(), ...clipped['p1']!.dataSync()];
+          flat.forEach((x, i) => expect(Math.abs(x - f * g[i]!)).toBeLessThanOrEqual(10 * U32 * Math.abs(g[i]!)));
+          [gr, clipped].forEach(disposeRecord);
+          n2.dispose();
+        },
+      ),
+      { seed: 42, numRuns: 50 },
+    );
+  });
+});
+
+describe('EMA', () => {
+  test('the warm-up decay is d_n = min(decay, (1+n)/(10+n)): 2/11 after the first step, 0.999 from step 8990 on', () => {
+    expect(emaDecayAt(DEFAULT_EMA_DECAY, 1)).toBe(2 / 11);
+    expect(emaDecayAt(DEFAULT_EMA_DECAY, 100)).toBe(101 / 110);
+    // (1+n)/(10+n) ≥ 0.999 ⇔ n ≥ 8990.
+    expect(emaDecayAt(DEFAULT_EMA_DECAY, 8989)).toBeLessThan(0.999);
+    expect(emaDecayAt(DEFAULT_EMA_DECAY, 8990)).toBe(0.999);
+    expect(emaDecayAt(0.5, 3)).toBe(4 / 13);
+    expect(emaDecayAt(0.5, 20)).toBe(0.5);
+  });
+
+  test('emaUpdate(decay)(ema, θ, n) = d_n·ema + (1 − d_n)·θ, elementwise', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.float({ min: -5, max: 5, noNaN: true, noDefaultInfinity: true }), { minLength: 3, maxLength: 3 }),
+        fc.array(fc.float({ min: -5, max: 5, noNaN: true, noDefaultInfinity: true }), { minLength: 3, maxLength: 3 }),
+        fc.integer({ min: 1, max: 20000 }),
+        (e, th, n) => {
+          const ema = record([e]);
+          const params = { ...record([th]), extra: tf.scalar(1) };
+          const out = emaUpdate(0.999)(ema, params, n);
+          expect(Object.keys(out)).toEqual(['p0']);
+          const d = Math.min(0.999, (1 + n) / (10 + n));
+          // Two products and a sum in float32 of terms ≤ 5 in size: ≤ 4u·5 (and the float32 rounding of d, 1−d: 2u·5).
+          Array.from(out['p0']!.dataSync()).forEach((x, i) => expect(Math.abs(x - (d * e[i]! + (1 - d) * th[i]!))).toBeLessThanOrEqual(6 * U32 * 5));
+          [ema, params, out].forEach(disposeRecord);
+        },
+      ),
+      { seed: 42, numRuns: 50 },
+    );
+  });
+});

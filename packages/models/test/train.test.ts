@@ -1,0 +1,168 @@
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as E from 'fp-ts/Either';
+import { tf, random } from '@score-sde/tensor-fp';
+import { tutorial } from '@score-sde/sde-math';
+import {
+  initTrainState,
+  disposeTrainState,
+  trainStep,
+  trainUntil,
+  trainLoop,
+  emaParams,
+  saveCheckpoint,
+  loadCheckpoint,
+  renderCheckpointError,
+  renderTrainError,
+  scoreNetConfig,
+  adamConfig,
+  defaultLossConfig,
+  dsmLoss,
+  dsmDraws,
+  scoreNet,
+  loadMnist,
+  imageBatch,
+  recordValues,
+  type MnistData,
+  type TrainConfig,
+  type TrainState,
+  type TensorRecord,
+} from '../src';
+import { bitEqual, initTrainingBackend, U32 } from './helpers';
+
+let backend: string;
+let data: MnistData;
+
+beforeAll(async () => {
+  backend = await initTrainingBackend();
+  const r = await loadMnist({ split: 'train', subset: 32 })();
+  if (E.isLeft(r)) throw new Error(r.left.message);
+  data = r.right;
+});
+
+/**
+ * A narrow network (4/8/8/8 channels, 16-d embedding) at batch 2, with a large learning rate so that a couple of
+ * dozen steps show learning: a training step is cheap even on the cpu backend.
+ */
+const small: TrainConfig = {
+  model: scoreNetConfig({ channels: [4, 8, 8, 8], embedDim: 16 }),
+  sde: tutorial(),
+  loss: defaultLossConfig,
+  optim: adamConfig({ lr: 1e-2 }),
+  emaDecay: 0.999,
+  batchSize: 2,
+};
+
+/** The first n images of the subset. */
+const subset = (n: number): MnistData => ({ ...data, count: n, images: data.images.subarray(0, n * 784), labels: data.labels.subarray(0, n) });
+
+const run = (config: TrainConfig, state: TrainState, d: MnistData, until: number) => {
+  const r = trainUntil(config)(state, d, until);
+  if (E.isLeft(r)) throw new Error(renderTrainError(r.left.error));
+  return r.right;
+};
+
+const allBitEqual = (a: TensorRecord, b: TensorRecord): ReadonlyArray<string> => Object.keys(a).filter((n) => !bitEqual(a[n]!, b[n]!));
+
+describe(`training (backend chosen by initTrainingBackend)`, () => {
+  test('the loss goes down on a fixed subset: after 24 steps the held-fixed evaluation loss is below half its start and below the zero network', () => {
+    // The tiny config of the brief: channels [8, 16, 16, 16], a 32-d embedding, batches of 4 from 32 images.
+    const config: TrainConfig = { ...small, model: scoreNetConfig({ channels: [8, 16, 16, 16], embedDim: 32 }), batchSize: 4 };
+    const state = initTrainState(config, random.key(0));
+    const x = imageBatch(data, Array.from({ length: 16 }, (_, i) => i));
+    const evalKey = random.key(99);
+    // The evaluation loss uses one batch and one key (same t's and noise): a deterministic function of θ.
+    const evalLoss = (p: TensorRecord): number => tf.tidy(() => dsmLoss(config.sde)(scoreNet(config.model, p), x, evalKey).dataSync()[0]!);
+    const before = evalLoss(state.params);
+    const { state: after, losses } = run(config, state, data, 24);
+    const l1 = evalLoss(after.params);
+    // The zero network's loss is mean_b ‖z_b‖² (≈ 784): beating it means the network predicts part of the noise.
+    const { noise } = dsmDraws(config.sde, 1e-5, evalKey, 16, [28, 28, 1]);
+    const zeroLoss = Array.from(noise.dataSync()).reduce((a, v) => a + v * v, 0) / 16;
+    noise.dispose();
+    process.stdout.write(`[models] ${backend}: eval loss ${before.toFixed(1)} → ${l1.toFixed(1)} (zero network ${zeroLoss.toFixed(1)}); step losses ${losses.map((l) => l.toFixed(0)).join(' ')}\n`);
+    expect(losses).toHaveLength(24);
+    expect(l1).toBeLessThan(before / 2);
+    expect(l1).toBeLessThan(zeroLoss);
+    x.dispose();
+    disposeTrainState(after);
+  });
+
+  test('resume equals uninterrupted: 3 steps + stop + save + load + 2 steps ≡ 5 steps, bit-identically (weights, EMA, Adam moments)', async () => {
+    const d = subset(4); // 2 batches per epoch: the runs cross epoch boundaries and resume mid-epoch.
+    const straight = run(small, initTrainState(small, random.key(5)), d, 5);
+    // The interrupted run is stopped from outside after 3 steps, as Ctrl-C would (trainLoop checks between steps).
+    let taken = 0;
+    const interrupted = await trainLoop(small)(initTrainState(small, random.key(5)), d, 5, { onStep: (n) => (taken = n), shouldStop: () => taken >= 3 });
+    if (E.isLeft(interrupted)) throw new Error(renderTrainError(interrupted.left.error));
+    const first = interrupted.right;
+    expect([first.stopped, first.state.step]).toEqual([true, 3]);
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'resume-'));
+    const saved = await saveCheckpoint(path.join(dir, 'ckpt'), small, first.state, { losses: first.losses })();
+    expect(E.isRight(saved)).toBe(true);
+    disposeTrainState(first.state);
+    const loaded = await loadCheckpoint(path.join(dir, 'ckpt'), { model: small.model, sde: small.sde })();
+    if (E.isLeft(loaded)) throw new Error(renderCheckpointError(loaded.left));
+    const second = run(loaded.right.config, loaded.right.state, d, 5);
+    expect([...(loaded.right.meta['losses'] as number[]), ...second.losses]).toEqual(straight.losses);
+    expect(second.state.step).toBe(5);
+    expect(second.state.adam.step).toBe(5);
+    expect(allBitEqual(second.state.params, straight.state.params)).toEqual([]);
+    expect(allBitEqual(second.state.ema, straight.state.ema)).toEqual([]);
+    expect(allBitEqual(second.state.adam.m, straight.state.adam.m)).toEqual([]);
+    expect(allBitEqual(second.state.adam.v, straight.state.adam.v)).toEqual([]);
+    [straight.state, second.state].forEach(disposeTrainState);
+    await fs.rm(dir, { recursive: true });
+  });
+
+  test('after the first step the EMA is d₁·θ₀ + (1 − d₁)·θ₁ with d₁ = min(0.999, 2/11)', async () => {
+    const s0 = initTrainState(small, random.key(6));
+    const theta0 = await recordValues(s0.params);
+    const x = imageBatch(data, [0, 1]);
+    const r = trainStep(small)(s0, x);
+    x.dispose();
+    if (E.isLeft(r)) throw new Error(renderTrainError(r.left));
+    const s1 = r.right.state;
+    const theta1 = await recordValues(s1.params);
+    const d = 2 / 11;
+    for (const n of ['conv3.weight', 'dense6.bias', 'tgnorm2.gamma']) {
+      const ema = s1.ema[n]!.dataSync();
+      // Two float32 products and a sum of terms of size |θ|: 4u·max(|θ₀|, |θ₁|) (+ the float32 rounding of d).
+      theta0[n]!.forEach((v, i) => expect(Math.abs(ema[i]! - (d * v + (1 - d) * theta1[n]![i]!))).toBeLessThanOrEqual(5 * U32 * Math.max(Math.abs(v), Math.abs(theta1[n]![i]!))));
+    }
+    // The fixed Fourier frequencies are neither trained nor averaged.
+    expect(Object.keys(s1.ema)).not.toContain('embed.W');
+    expect(Array.from(s1.params['embed.W']!.dataSync())).toEqual(Array.from(theta0['embed.W']!));
+    expect(emaParams(s1)['embed.W']).toBe(s1.params['embed.W']);
+    disposeTrainState(s1);
+  });
+
+  test('a NaN loss is a Left naming the step, and the state is left exactly as it was', async () => {
+    const s0 = initTrainState(small, random.key(7));
+    const before = await recordValues(s0.params);
+    const x = tf.tidy(() => tf.where(tf.equal(tf.range(0, 2 * 784).reshape([2, 28, 28, 1]), 5), tf.fill([2, 28, 28, 1], Number.NaN), imageBatch(data, [0, 1])));
+    const r = trainStep(small)(s0, x);
+    x.dispose();
+    expect(E.isLeft(r) && r.left).toEqual({ _tag: 'NonFiniteLoss', step: 0, loss: Number.NaN });
+    expect(E.isLeft(r) && renderTrainError(r.left)).toBe('loss is NaN at step 1: training stopped, the weights are those after step 0');
+    const after = await recordValues(s0.params);
+    expect(Object.keys(before).filter((n) => !before[n]!.every((v, i) => Object.is(v, after[n]![i])))).toEqual([]);
+    expect([s0.step, s0.adam.step]).toEqual([0, 0]);
+    // Still usable: a good batch trains from it.
+    const good = imageBatch(data, [0, 1]);
+    const ok = trainStep(small)(s0, good);
+    good.dispose();
+    expect(E.isRight(ok)).toBe(true);
+    if (E.isRight(ok)) disposeTrainState(ok.right.state);
+  });
+
+  test('no tensor leaks across a training epoch: live tensors before = after', () => {
+    const d = subset(4);
+    const s0 = initTrainState(small, random.key(8));
+    const before = tf.memory().numTensors;
+    const r = run(small, s0, d, 2); // one epoch of 2 batches
+    expect(tf.memory().numTensors).toBe(before);
+    disposeTrainState(r.state);
+  });
+});
