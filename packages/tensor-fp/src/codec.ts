@@ -76,22 +76,29 @@ export const strictWithOptional = <R extends t.Props, O extends t.Props>(
   optional: O,
   name: string,
 ): t.Type<t.TypeOf<t.TypeC<R>> & t.TypeOf<t.PartialC<O>>, t.OutputOf<t.TypeC<R>> & t.OutputOf<t.PartialC<O>>, unknown> => {
-  const base = t.intersection([t.type(required), t.partial(optional)], name);
+  // The two halves are validated side by side (not through t.intersection, whose member index would leak into
+  // error paths as `0.field`), so every error names the field as the user wrote it.
+  const req = t.type(required);
+  const opt = t.partial(optional);
   const known = new Set([...Object.keys(required), ...Object.keys(optional)]);
-  return new t.Type(
+  type A = t.TypeOf<t.TypeC<R>> & t.TypeOf<t.PartialC<O>>;
+  type Out = t.OutputOf<t.TypeC<R>> & t.OutputOf<t.PartialC<O>>;
+  return new t.Type<A, Out, unknown>(
     name,
-    base.is,
-    (u, c) =>
-      pipe(
-        base.validate(u, c),
-        E.chain((a) => {
-          const extra = Object.keys(u as object).filter((k) => !known.has(k));
-          return extra.length === 0
-            ? t.success(a)
-            : t.failures(extra.map((k) => ({ value: (u as Record<string, unknown>)[k], context: [...c, { key: k, type: t.never, actual: (u as Record<string, unknown>)[k] }], message: 'unknown key' })));
-        }),
-      ),
-    base.encode,
+    (u): u is A => req.is(u) && opt.is(u) && Object.keys(u as object).every((k) => known.has(k)),
+    (u, c) => {
+      if (typeof u !== 'object' || u === null || Array.isArray(u)) return t.failure(u, c);
+      const a = req.validate(u, c);
+      const b = opt.validate(u, c);
+      const extra = Object.keys(u).filter((k) => !known.has(k));
+      const errors: t.ValidationError[] = [
+        ...(E.isLeft(a) ? a.left : []),
+        ...(E.isLeft(b) ? b.left : []),
+        ...extra.map((k) => ({ value: (u as Record<string, unknown>)[k], context: [...c, { key: k, type: t.never, actual: (u as Record<string, unknown>)[k] }], message: 'unknown key' })),
+      ];
+      return E.isRight(a) && E.isRight(b) && errors.length === 0 ? t.success({ ...a.right, ...b.right } as A) : t.failures(errors);
+    },
+    (a) => ({ ...req.encode(a), ...opt.encode(a) }) as Out,
   );
 };
 

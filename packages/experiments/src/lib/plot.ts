@@ -164,15 +164,22 @@ export const logAxis = (lo: number, hi: number): Axis => {
   const padding = 0.05 * (lb - la);
   la -= padding;
   lb += padding;
-  const mantissas = lb - la <= 3 ? [1, 2, 5] : [1];
-  const ticks: number[] = [];
-  for (let k = Math.floor(la); k <= Math.ceil(lb); k++) {
-    for (const m of mantissas) {
-      const v = Number((m * 10 ** k).toPrecision(12));
-      const lv = Math.log10(v);
-      if (lv >= la - 1e-9 && lv <= lb + 1e-9) ticks.push(v);
+  const ticksWith = (mantissas: ReadonlyArray<number>): number[] => {
+    const out: number[] = [];
+    for (let k = Math.floor(la); k <= Math.ceil(lb); k++) {
+      for (const m of mantissas) {
+        const v = Number((m * 10 ** k).toPrecision(12));
+        const lv = Math.log10(v);
+        if (lv >= la - 1e-9 && lv <= lb + 1e-9) out.push(v);
+      }
     }
-  }
+    return out;
+  };
+  // Narrow ranges (well within a decade) get every mantissa, then plain nice linear ticks, so that at least two
+  // labelled ticks always show.
+  let ticks = ticksWith(lb - la <= 3 ? [1, 2, 5] : [1]);
+  if (ticks.length < 2) ticks = ticksWith([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  if (ticks.length < 2) ticks = linearAxis(10 ** la, 10 ** lb, 4).ticks.filter((v) => v > 0 && Math.log10(v) >= la - 1e-9 && Math.log10(v) <= lb + 1e-9);
   return { lo: 10 ** la, hi: 10 ** lb, ticks, log: true };
 };
 
