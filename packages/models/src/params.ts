@@ -85,14 +85,23 @@ export const initValues = (spec: ParamSpec, k: Key): Float32Array => {
  */
 export const initParams = (specs: ReadonlyArray<ParamSpec>, key: Key): Params => {
   const keys = random.split(key, specs.length);
-  return Object.fromEntries(
-    specs.map((s, i) => [s.name, tf.variable(tf.tensor(initValues(s, keys[i]!), [...s.shape], 'float32'), s.trainable)]),
-  );
+  return Object.fromEntries(specs.map((s, i) => [s.name, variableOf(initValues(s, keys[i]!), s)]));
+};
+
+/**
+ * A variable holding a copy of `values`. The staging tensor is disposed once the variable holds the data
+ * (tf.variable shares its buffer and takes its own reference), so no tensor outlives the call but the variable.
+ */
+const variableOf = (values: Float32Array, s: ParamSpec): tf.Variable => {
+  const staging = tf.tensor(values, [...s.shape], 'float32');
+  const v = tf.variable(staging, s.trainable);
+  staging.dispose();
+  return v;
 };
 
 /** Variables holding the given values (for loading); values are copied. @category constructors */
 export const paramsFromValues = (specs: ReadonlyArray<ParamSpec>, values: Readonly<Record<string, Float32Array>>): Params =>
-  Object.fromEntries(specs.map((s) => [s.name, tf.variable(tf.tensor(values[s.name]!, [...s.shape], 'float32'), s.trainable)]));
+  Object.fromEntries(specs.map((s) => [s.name, variableOf(values[s.name]!, s)]));
 
 /** A record of tensors holding copies of the given values. @category constructors */
 export const recordFromValues = (specs: ReadonlyArray<ParamSpec>, values: Readonly<Record<string, Float32Array>>): TensorRecord =>

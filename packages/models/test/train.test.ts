@@ -165,4 +165,10 @@ describe(`training (backend chosen by initTrainingBackend)`, () => {
     expect(tf.memory().numTensors).toBe(before);
     disposeTrainState(r.state);
   });
+
+  test('a state owns exactly its tensors: initTrainState then disposeTrainState leaves live tensors unchanged', () => {
+    const before = tf.memory().numTensors;
+    disposeTrainState(initTrainState(small, random.key(9)));
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });

@@ -1,0 +1,111 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as crypto from 'node:crypto';
+import * as E from 'fp-ts/Either';
+import { PNG } from 'pngjs';
+import { tf, initBackend, type BackendInfo } from '@score-sde/tensor-fp';
+import { type MnistData, loadMnist, readIdxImages, loadCheckpoint } from '@score-sde/models';
+import { cli } from '../src/lib';
+import { mnistFlags, type MnistFlags } from '../src/mnist/flags';
+import { runMnist } from '../src/mnist/run';
+
+/** A few hundred real training images, and a tiny model, sampler and step count: checks the pipeline, not quality. */
+const tinyArgs = (extra: ReadonlyArray<string>, samplers = 'em,pc,ode,edm', epochs = 1): MnistFlags => {
+  const r = cli.parseFlags(mnistFlags, [
+    '--epochs', String(epochs), '--batch-size', '32', '--channels', '8,16,16,16', '--embed-dim', '16', '--steps', '4',
+    '--fast-steps', '3', '--ode-tol', '1e-2', '--num-samples', '6', '--samplers', samplers, '--quiet', ...extra,
+  ]);
+  if (E.isLeft(r)) throw new Error(cli.renderCliError(r.left));
+  return r.right;
+};
+
+const sha = (file: string): string => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+const quietLog = (): void => undefined;
+
+let backend: BackendInfo;
+let data: MnistData;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mnist-smoke-'));
+
+beforeAll(async () => {
+  backend = await initBackend({ prefer: 'wasm', quiet: true });
+  const d = await loadMnist({ split: 'train', subset: 96 })();
+  if (E.isLeft(d)) throw new Error('MNIST did not load');
+  data = d.right;
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+describe('experiments:mnist on a few hundred images', () => {
+  test('writes the checkpoint, a PNG grid and an IDX file per sampler, the loss curve and both reports', async () => {
+    const out = path.join(tmp, 'run');
+    const before = tf.memory().numTensors;
+    const r = await runMnist(tinyArgs([]), { backend, data, log: quietLog }, out);
+    expect(E.isRight(r)).toBe(true);
+    if (E.isLeft(r)) return;
+    // No tensor survives a training epoch and four sampler runs.
+    expect(tf.memory().numTensors).toBe(before);
+
+    for (const name of ['em', 'pc', 'ode', 'edm']) {
+      const png = PNG.sync.read(fs.readFileSync(path.join(out, `samples-${name}.png`)));
+      expect(png.width).toBeGreaterThan(28 * 6);
+      const idx = await readIdxImages(path.join(out, `samples-${name}.idx`))();
+      expect(E.isRight(idx) && [idx.right.count, idx.right.rows, idx.right.cols]).toEqual([6, 28, 28]);
+    }
+    expect(PNG.sync.read(fs.readFileSync(path.join(out, 'loss.png'))).width).toBeGreaterThan(100);
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
+    expect(report.trainSteps).toBe(3); // ⌈96 / 32⌉ steps in one epoch
+    expect(Number.isFinite(report.finalLoss)).toBe(true);
+    expect(report.samplers.map((s: { sampler: string }) => s.sampler)).toEqual(['em', 'pc', 'ode', 'edm']);
+    // EM: one score evaluation per step; PC: predictor + one Langevin step; EDM Heun: 2 per step (the grid ends at
+    // ε > 0, so the last step is corrected too).
+    expect(report.samplers.map((s: { nfe: number }) => s.nfe).slice(0, 2)).toEqual([4, 8]);
+    expect(report.samplers[3].nfe).toBe(2 * 3);
+    expect(report.backend).toMatch(/^wasm/);
+    expect(report.seed).toBe(0);
+    expect(report.config.train.model.channels).toEqual([8, 16, 16, 16]);
+    expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toMatch(/\| em \| 4 \|/);
+    const ckpt = await loadCheckpoint(path.join(out, 'checkpoint'))();
+    expect(E.isRight(ckpt) && ckpt.right.state.step).toBe(3);
+    if (E.isRight(ckpt)) tf.dispose([...Object.values(ckpt.right.state.params), ...Object.values(ckpt.right.state.ema), ...Object.values(ckpt.right.state.adam.m), ...Object.values(ckpt.right.state.adam.v)]);
+  });
+
+  test('a stop request (Ctrl-C) ends training after the current step, saves a checkpoint and still samples', async () => {
+    const out = path.join(tmp, 'interrupted');
+    const r = await runMnist(tinyArgs([], 'em'), { backend, data, log: quietLog, stop: { requested: true } }, out);
+    expect(E.isRight(r) && [r.right.interrupted, r.right.trainSteps]).toEqual([true, 1]);
+    const ckpt = await loadCheckpoint(path.join(out, 'checkpoint'))();
+    expect(E.isRight(ckpt) && ckpt.right.state.step).toBe(1);
+    expect(fs.existsSync(path.join(out, 'samples-em.png'))).toBe(true);
+  });
+
+  test('a non-finite loss stops training with a message and leaves the last good checkpoint byte-identical', async () => {
+    const out = path.join(tmp, 'nan');
+    const first = await runMnist(tinyArgs([], 'em'), { backend, data, log: quietLog }, out);
+    expect(E.isRight(first)).toBe(true);
+    const files = fs.readdirSync(path.join(out, 'checkpoint')).sort();
+    const hashes = files.map((f) => sha(path.join(out, 'checkpoint', f)));
+    // The same run resumed for a second epoch on data with a NaN pixel in every image: the first step's loss is NaN.
+    const poisoned: MnistData = { ...data, images: Float32Array.from(data.images, (v, i) => (i % 784 === 400 ? NaN : v)) };
+    const second = await runMnist(tinyArgs(['--resume', path.join(out, 'checkpoint')], 'em', 2), { backend, data: poisoned, log: quietLog }, out);
+    expect(E.isLeft(second) && second.left.message).toMatch(/loss is NaN at step 4: training stopped.*last good checkpoint.*kept/);
+    expect(fs.readdirSync(path.join(out, 'checkpoint')).sort()).toEqual(files);
+    expect(files.map((f) => sha(path.join(out, 'checkpoint', f)))).toEqual(hashes);
+  });
+
+  test('bad flags name the flag and what was expected; unknown flags are rejected', () => {
+    const r = cli.parseFlags(mnistFlags, ['--epochs', 'ten', '--samplers', 'em,xyz', '--sde', 'vq', '--epoch', '3']);
+    expect(E.isLeft(r)).toBe(true);
+    const text = E.isLeft(r) ? cli.renderCliError(r.left) : '';
+    expect(text).toMatch(/--epochs: expected PositiveInt, got "ten"/);
+    expect(text).toMatch(/--samplers/);
+    expect(text).toMatch(/--sde/);
+    expect(text).toMatch(/unknown flag --epoch/);
+  });
+
+  test('--sample-only with a missing checkpoint is a clear error and writes nothing into the checkpoint path', async () => {
+    const missing = path.join(tmp, 'no-such-checkpoint');
+    const r = await runMnist(tinyArgs(['--sample-only', missing]), { backend, data, log: quietLog }, path.join(tmp, 'so'));
+    expect(E.isLeft(r) && r.left.message).toMatch(/^--sample-only: .*no-such-checkpoint/);
+    expect(fs.existsSync(missing)).toBe(false);
+  });
+});
