@@ -1,0 +1,79 @@
+/**
+ * Correctors: Markov steps that leave p_t invariant (for small steps) and act at the state's own time t
+ * (Song et al., ICLR 2021, §4.2, Alg. 4–5).
+ *
+ * @module correctors
+ */
+import { tf } from '@score-sde/tensor-fp';
+import { type SDE, ddpmBetas, discreteIndex, marginalStd } from '@score-sde/sde-math';
+import { type Step, defineStep, perSampleNoise } from './step';
+
+/** How the Langevin step size normalises gradients and noise: per sample, or by batch means (reference code). @category model */
+export type LangevinNorm = 'per-sample' | 'batch-mean';
+
+/** Options of the Langevin correctors. @category model */
+export interface LangevinOptions {
+  /** Target signal-to-noise ratio r (default 0.16, the paper's CIFAR-10 VE value). */
+  readonly snr?: number;
+  /**
+   * 'batch-mean' (default, the reference code: ε from the batch means of ‖z‖ and ‖s‖, which couples the samples of
+   * a batch) or 'per-sample' (each sample's own norms: a sample's path does not depend on its batch, but in low
+   * dimension ‖s‖ → 0 near a mode makes ε blow up, so use it in high dimension, where the norms concentrate).
+   */
+  readonly norm?: LangevinNorm;
+  /** Discretisation N of the DDPM chain: for VP, α_i = 1 − β_i of the current step; otherwise (or without N) α = 1. */
+  readonly N?: number;
+}
+
+/** α_i of the reference correctors: 1 − β_i for VP with a discrete chain of N steps, else 1. */
+const alphaAt = (sde: SDE, t: number, N: number | undefined): number =>
+  sde.kind === 'vp' && N !== undefined ? 1 - ddpmBetas(sde, N)[discreteIndex(sde, N, t)]! : 1;
+
+/** Euclidean norm of each sample of a batch: [B]. */
+const rowNorms = (x: tf.Tensor): tf.Tensor => tf.norm(tf.reshape(x, [x.shape[0]!, -1]), 'euclidean', 1);
+
+/**
+ * Langevin corrector with the signal-to-noise step rule (Song et al. 2021, Alg. 5):
+ *   z ~ N(0, I),  ε = 2α (r ‖z‖ / ‖s(x, t)‖)²,  x̄ = x + ε s(x, t),  x' = x̄ + √(2ε) z,
+ * the norms taken per sample ('per-sample') or averaged over the batch ('batch-mean', as the reference code).
+ * One evaluation.
+ * @category correctors
+ */
+export const langevin = (sde: SDE, opts: LangevinOptions = {}): Step => {
+  const snr = opts.snr ?? 0.16;
+  const norm = opts.norm ?? 'batch-mean';
+  return defineStep(
+    { name: `langevin(snr=${snr}, ${norm})`, kind: 'corrector', order: 0, stochastic: true, nfePerStep: 1 },
+    (score, s) => {
+      const { keys, z } = perSampleNoise(s);
+      const grad = score(s.x, s.t);
+      const alpha = alphaAt(sde, s.t, opts.N);
+      const B = s.x.shape[0]!;
+      const ratio =
+        norm === 'per-sample'
+          ? tf.div(rowNorms(z), rowNorms(grad))
+          : tf.div(tf.mean(rowNorms(z)), tf.mean(rowNorms(grad)));
+      const eps = tf.reshape(tf.mul(tf.square(tf.mul(ratio, snr)), 2 * alpha), norm === 'per-sample' ? [B, ...new Array<number>(s.x.rank - 1).fill(1)] : []);
+      const xMean = tf.add(s.x, tf.mul(eps, grad));
+      return { x: tf.add(xMean, tf.mul(tf.sqrt(tf.mul(eps, 2)), z)), xMean, keys };
+    },
+  );
+};
+
+/**
+ * Annealed Langevin dynamics (Song & Ermon 2019; Song et al. 2021, Alg. 4 corrector): the step size follows
+ * the noise level of the kernel, ε = 2α (r s(t))², then x̄ = x + ε s(x, t), x' = x̄ + √(2ε) z. One evaluation.
+ * @category correctors
+ */
+export const annealedLangevin = (sde: SDE, opts: Pick<LangevinOptions, 'snr' | 'N'> = {}): Step => {
+  const snr = opts.snr ?? 0.16;
+  return defineStep(
+    { name: `annealed-langevin(snr=${snr})`, kind: 'corrector', order: 0, stochastic: true, nfePerStep: 1 },
+    (score, s) => {
+      const { keys, z } = perSampleNoise(s);
+      const eps = 2 * alphaAt(sde, s.t, opts.N) * (snr * marginalStd(sde, s.t)) ** 2;
+      const xMean = tf.add(s.x, tf.mul(score(s.x, s.t), eps));
+      return { x: tf.add(xMean, tf.mul(z, Math.sqrt(2 * eps))), xMean, keys };
+    },
+  );
+};

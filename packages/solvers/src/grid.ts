@@ -1,0 +1,119 @@
+/**
+ * Time grids as values: strictly decreasing arrays of times from T down to a small ε > 0, over which a
+ * sampler steps (interval i goes from grid[i] to grid[i + 1]).
+ *
+ * Every SDE here has a Gaussian kernel N(m(t) x₀, s(t)² I), i.e. x_t = m(t)(x₀ + σ(t) n) with the noise level
+ *   σ(t) = s(t) / m(t)                     (Karras et al. 2022, "EDM", §2 and Table 1),
+ * and log signal-to-noise ratio λ(t) = log(m²/s²) = −2 log σ(t) (Kingma et al. 2021; Lu et al. 2022).
+ * The σ-based grids (Karras, log-SNR) are mapped back to t by the closed-form inverse {@link timeOfNoiseLevel}.
+ *
+ * @module grid
+ */
+import { type SDE, marginalMeanCoef, marginalStd } from '@score-sde/sde-math';
+
+// -------------------------------------------------------------------------------------
+// model
+// -------------------------------------------------------------------------------------
+
+/** A strictly decreasing array of times grid[0] = T > … > grid[n] = ε ≥ 0; n intervals. @category model */
+export type TimeGrid = ReadonlyArray<number>;
+
+/** Default end time ε of sampling grids (score_sde's `sampling_eps` = 1e-3). @category model */
+export const DEFAULT_EPS = 1e-3;
+
+// -------------------------------------------------------------------------------------
+// noise level
+// -------------------------------------------------------------------------------------
+
+/** Noise level σ(t) = s(t) / m(t) (EDM's σ: x_t / m(t) = x₀ + σ(t) n). @category noise level */
+export const noiseLevel = (sde: SDE, t: number): number => marginalStd(sde, t) / marginalMeanCoef(sde, t);
+
+/** Log signal-to-noise ratio λ(t) = log(m(t)² / s(t)²) = −2 log σ(t). @category noise level */
+export const logSnr = (sde: SDE, t: number): number => -2 * Math.log(noiseLevel(sde, t));
+
+/** The t ≥ 0 with ∫₀ᵗ β = B for β(t) = β_min + t(β_max − β_min): the positive root of a quadratic. */
+const timeOfBetaIntegral = (betaMin: number, betaMax: number, B: number): number => {
+  const d = betaMax - betaMin;
+  // β_min t + ½ d t² = B  ⇒  t = 2B / (β_min + √(β_min² + 2 d B))  (cancellation-free form of the root).
+  return (2 * B) / (betaMin + Math.sqrt(betaMin * betaMin + 2 * d * B));
+};
+
+/**
+ * Inverse of {@link noiseLevel}: the time t with σ(t) = σ, in closed form:
+ * - VP:     1/m² − 1 = σ²  ⇒ ∫₀ᵗβ = log(1 + σ²);
+ * - sub-VP: s = 1 − m², σ = (1 − m²)/m  ⇒ m = 2/(σ + √(σ² + 4)), ∫₀ᵗβ = −2 log m;
+ * - VE:     σ² = σ_min²((σ_max/σ_min)^{2t} − 1)  ⇒ t = log(1 + σ²/σ_min²) / (2 log(σ_max/σ_min));
+ * - tutorial: σ² = (a^{2t} − 1)/(2 log a)  ⇒ t = log(1 + 2σ² log a) / (2 log a).
+ * Defined for every σ ≥ 0 (times beyond T extend the schedule, as EDM's churn may ask).
+ * @category noise level
+ */
+export const timeOfNoiseLevel = (sde: SDE, sigma: number): number => {
+  switch (sde.kind) {
+    case 'vp':
+      return timeOfBetaIntegral(sde.betaMin, sde.betaMax, Math.log1p(sigma * sigma));
+    case 'subvp': {
+      const m = 2 / (sigma + Math.sqrt(sigma * sigma + 4));
+      return timeOfBetaIntegral(sde.betaMin, sde.betaMax, -2 * Math.log(m));
+    }
+    case 've':
+      return Math.log1p((sigma * sigma) / (sde.sigmaMin * sde.sigmaMin)) / (2 * Math.log(sde.sigmaMax / sde.sigmaMin));
+    case 'tutorial': {
+      const la = Math.log(sde.sigma);
+      return Math.log1p(2 * sigma * sigma * la) / (2 * la);
+    }
+  }
+};
+
+// -------------------------------------------------------------------------------------
+// grids
+// -------------------------------------------------------------------------------------
+
+const checkArgs = (sde: SDE, n: number, eps: number): void => {
+  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`grid: the number of steps must be an integer ≥ 1, got ${n}`);
+  if (!(eps >= 0 && eps < sde.T)) throw new RangeError(`grid: eps must lie in [0, T) = [0, ${sde.T}), got ${eps}`);
+};
+
+/** Uniform in t: t_i = T − i (T − ε)/n, i = 0…n. @category grids */
+export const uniformGrid = (sde: SDE, n: number, eps: number = DEFAULT_EPS): TimeGrid => {
+  checkArgs(sde, n, eps);
+  return Array.from({ length: n + 1 }, (_, i) => (i === n ? eps : sde.T - (i * (sde.T - eps)) / n));
+};
+
+/** Quadratic in t, denser near ε: t_i = ε + (T − ε)(1 − i/n)², i = 0…n. @category grids */
+export const quadraticGrid = (sde: SDE, n: number, eps: number = DEFAULT_EPS): TimeGrid => {
+  checkArgs(sde, n, eps);
+  return Array.from({ length: n + 1 }, (_, i) => eps + (sde.T - eps) * (1 - i / n) ** 2);
+};
+
+/** Maps a decreasing sequence of noise levels to times, pinning the end points to T and ε exactly. */
+const gridOfNoiseLevels = (sde: SDE, sigmas: ReadonlyArray<number>, eps: number): TimeGrid =>
+  sigmas.map((s, i) => (i === 0 ? sde.T : i === sigmas.length - 1 ? eps : timeOfNoiseLevel(sde, s)));
+
+/**
+ * Karras/EDM σ-schedule (Karras et al. 2022, eq. 5): σ_i = (σ_max^{1/ρ} + (i/n)(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ,
+ * i = 0…n, with σ_max = σ(T), σ_min = σ(ε), ρ = 7, mapped to t by {@link timeOfNoiseLevel}.
+ * @category grids
+ */
+export const karrasGrid = (sde: SDE, n: number, eps: number = DEFAULT_EPS, rho = 7): TimeGrid => {
+  checkArgs(sde, n, eps);
+  if (eps === 0) throw new RangeError('karrasGrid: eps must be > 0 (σ(0) = 0)');
+  const a = noiseLevel(sde, sde.T) ** (1 / rho);
+  const b = noiseLevel(sde, eps) ** (1 / rho);
+  return gridOfNoiseLevels(sde, Array.from({ length: n + 1 }, (_, i) => (a + (i / n) * (b - a)) ** rho), eps);
+};
+
+/**
+ * Uniform in log-SNR (DPM-Solver's default for few steps, Lu et al. 2022): λ_i = λ(T) + (i/n)(λ(ε) − λ(T)),
+ * σ_i = e^{−λ_i/2}, mapped to t by {@link timeOfNoiseLevel}.
+ * @category grids
+ */
+export const logSnrGrid = (sde: SDE, n: number, eps: number = DEFAULT_EPS): TimeGrid => {
+  checkArgs(sde, n, eps);
+  if (eps === 0) throw new RangeError('logSnrGrid: eps must be > 0 (λ(0) = ∞)');
+  const l0 = logSnr(sde, sde.T);
+  const l1 = logSnr(sde, eps);
+  return gridOfNoiseLevels(sde, Array.from({ length: n + 1 }, (_, i) => Math.exp(-0.5 * (l0 + (i / n) * (l1 - l0)))), eps);
+};
+
+/** Whether a grid is strictly decreasing with at least one interval. @category queries */
+export const isDecreasing = (grid: TimeGrid): boolean => grid.length >= 2 && grid.every((t, i) => i === 0 || t < grid[i - 1]!);

@@ -1,0 +1,47 @@
+/**
+ * Controllable generation as score transforms (Song et al., ICLR 2021, §5 and App. I): a transformed score is a
+ * score, so it works with every sampler, ODE ones included.
+ *
+ * @module guidance
+ */
+import { tf } from '@score-sde/tensor-fp';
+import { type SDE, type ScoreFn, type GaussianMixture, componentLogProbs, marginalMixture } from '@score-sde/sde-math';
+
+/** A noise-conditional log-likelihood log p_t(y | x) of a fixed label y, per sample: [B]. @category model */
+export type LogLikelihoodFn = (x: tf.Tensor, t: number) => tf.Tensor;
+
+/** The score scaled by a constant: c · s(x, t) (a temperature: c = 1/τ² sharpens p_t). @category transforms */
+export const scaleScore =
+  (score: ScoreFn, c: number): ScoreFn =>
+  (x, t) =>
+    tf.tidy(() => tf.mul(score(x, t), c));
+
+/** ∇ₓ log p_t(y | x) of a log-likelihood by autodiff (samples are independent, so ∇ of the batch sum). @category transforms */
+export const logLikelihoodGradient =
+  (logLik: LogLikelihoodFn): ScoreFn =>
+  (x, t) =>
+    tf.tidy(() => tf.grad((xx: tf.Tensor) => tf.sum(logLik(xx, t)))(x));
+
+/**
+ * Classifier guidance (Song et al. 2021, eq. 14; Dhariwal & Nichol 2021 with a scale w):
+ *   s_y(x, t) = s(x, t) + w ∇ₓ log p_t(y | x).
+ * With w = 1 and the exact p_t(y | x) this is the exact score of p_t(x | y).
+ * @category transforms
+ */
+export const classifierGuidance =
+  (score: ScoreFn, logLik: LogLikelihoodFn, scale = 1): ScoreFn =>
+  (x, t) =>
+    tf.tidy(() => tf.add(score(x, t), tf.mul(logLikelihoodGradient(logLik)(x, t), scale)));
+
+/**
+ * The exact noise-conditional classifier of a Gaussian mixture whose components are the classes:
+ *   log p_t(k | x) = log w_k + log N_k,t(x) − log Σ_j w_j N_j,t(x),  with p_t = marginalMixture(sde, m, t).
+ * @category transforms
+ */
+export const mixtureClassLogLikelihood =
+  (sde: SDE, m: GaussianMixture, k: number): LogLikelihoodFn =>
+  (x, t) =>
+    tf.tidy(() => {
+      const l = componentLogProbs(marginalMixture(sde, m, t))(x);
+      return tf.reshape(tf.slice(tf.logSoftmax(l, 1), [0, k], [-1, 1]), [-1]);
+    });

@@ -1,0 +1,206 @@
+/**
+ * Samplers as JSON: an io-ts codec for sampler specifications (errors name the field, unknown keys are rejected)
+ * and the builder from a specification to a {@link Sampler} value. Used by the toy experiment and the benchmark.
+ *
+ * @module spec
+ */
+import * as t from 'io-ts';
+import * as E from 'fp-ts/Either';
+import { codec, type DecodeError } from '@score-sde/tensor-fp';
+import type { SDE } from '@score-sde/sde-math';
+import type { Sampler } from './runner';
+import { type TimeGrid, DEFAULT_EPS, uniformGrid, quadraticGrid, karrasGrid, logSnrGrid } from './grid';
+import { type Step, pc, none, nonePredictor } from './step';
+import { eulerMaruyama, reverseDiffusion, ancestralSampling } from './predictors';
+import { langevin, annealedLangevin } from './correctors';
+import { pfEuler, pfHeun, pfRk4, pfAdaptive } from './ode';
+import { edmHeun, dpmSolverPP2M } from './fast';
+import { adaptiveReverse } from './adaptive-sde';
+import { pid } from './controller';
+
+// -------------------------------------------------------------------------------------
+// codecs
+// -------------------------------------------------------------------------------------
+
+/**
+ * A record with required and optional fields that rejects unknown keys, reporting each error at the field's own
+ * path. (tensor-fp's `codec.strictWithOptional` validates through an io-ts intersection, whose member index leaks
+ * into error paths as `0.steps`; this local version validates the two halves side by side instead.)
+ */
+const strictRecord = <R extends t.Props, O extends t.Props>(required: R, optional: O, name: string): t.Type<t.TypeOf<t.TypeC<R>> & t.TypeOf<t.PartialC<O>>, unknown, unknown> => {
+  const req = t.type(required);
+  const opt = t.partial(optional);
+  const known = new Set([...Object.keys(required), ...Object.keys(optional)]);
+  const is = (u: unknown): u is t.TypeOf<t.TypeC<R>> & t.TypeOf<t.PartialC<O>> => req.is(u) && opt.is(u) && Object.keys(u as object).every((k) => known.has(k));
+  return new t.Type(
+    name,
+    is,
+    (u, c) => {
+      if (typeof u !== 'object' || u === null || Array.isArray(u)) return t.failure(u, c);
+      const a = req.validate(u, c);
+      const b = opt.validate(u, c);
+      const extra = Object.keys(u).filter((k) => !known.has(k));
+      const errors: t.ValidationError[] = [
+        ...(E.isLeft(a) ? a.left : []),
+        ...(E.isLeft(b) ? b.left : []),
+        ...extra.map((k) => ({ value: (u as Record<string, unknown>)[k], context: [...c, { key: k, type: t.never, actual: (u as Record<string, unknown>)[k] }], message: 'unknown key' })),
+      ];
+      if (errors.length > 0 || E.isLeft(a) || E.isLeft(b)) return t.failures(errors);
+      // t.partial returns its whole input when nothing changed: take only the optional fields from it.
+      const optionalPart = Object.fromEntries(Object.keys(optional).filter((k) => (b.right as Record<string, unknown>)[k] !== undefined).map((k) => [k, (b.right as Record<string, unknown>)[k]]));
+      return t.success({ ...a.right, ...optionalPart } as t.TypeOf<t.TypeC<R>> & t.TypeOf<t.PartialC<O>>);
+    },
+    t.identity,
+  );
+};
+
+const oneOf = <K extends string>(values: ReadonlyArray<K>, name: string): t.KeyofC<Record<K, null>> =>
+  t.keyof(Object.fromEntries(values.map((v) => [v, null])) as Record<K, null>, name);
+
+/** Time-grid kinds. @category codecs */
+export const GridKind = oneOf(['uniform', 'quadratic', 'karras', 'log-snr'] as const, 'GridKind');
+export type GridKind = t.TypeOf<typeof GridKind>;
+
+const common = { eps: codec.PositiveFinite, denoise: t.boolean };
+
+/** Predictor–corrector sampler. @category codecs */
+export const PCSpec = strictRecord(
+  { kind: t.literal('pc'), predictor: oneOf(['euler-maruyama', 'reverse-diffusion', 'ancestral', 'none'] as const, 'Predictor'), steps: codec.PositiveInt },
+  {
+    corrector: oneOf(['langevin', 'annealed-langevin', 'none'] as const, 'Corrector'),
+    correctorSteps: codec.NonNegativeInt,
+    snr: codec.PositiveFinite,
+    norm: oneOf(['batch-mean', 'per-sample'] as const, 'LangevinNorm'),
+    order: oneOf(['predictor-first', 'corrector-first'] as const, 'PCOrder'),
+    grid: GridKind,
+    ...common,
+  },
+  'PCSpec',
+);
+
+/** Fixed-step probability-flow ODE sampler. @category codecs */
+export const ODESpec = strictRecord(
+  { kind: t.literal('ode'), method: oneOf(['euler', 'heun', 'rk4'] as const, 'ODEMethod'), steps: codec.PositiveInt },
+  { grid: GridKind, ...common },
+  'ODESpec',
+);
+
+/** Adaptive Dormand–Prince 5(4) probability-flow ODE sampler. @category codecs */
+export const AdaptiveODESpec = strictRecord(
+  { kind: t.literal('ode-adaptive') },
+  { rtol: codec.PositiveFinite, atol: codec.PositiveFinite, ...common },
+  'AdaptiveODESpec',
+);
+
+/** EDM's Heun sampler. @category codecs */
+export const EDMSpec = strictRecord(
+  { kind: t.literal('edm'), steps: codec.PositiveInt },
+  { gamma: codec.NonNegativeFinite, grid: GridKind, ...common },
+  'EDMSpec',
+);
+
+/** DPM-Solver++(2M). @category codecs */
+export const DPMSolverSpec = strictRecord({ kind: t.literal('dpm-solver++2m'), steps: codec.PositiveInt }, { grid: GridKind, ...common }, 'DPMSolverSpec');
+
+/** Adaptive reverse SDE (or probability-flow ODE) with a PID controller. @category codecs */
+export const AdaptiveSDESpec = strictRecord(
+  { kind: t.literal('adaptive-sde') },
+  {
+    rtol: codec.PositiveFinite,
+    atol: codec.PositiveFinite,
+    probabilityFlow: t.boolean,
+    pcoeff: codec.NonNegativeFinite,
+    icoeff: codec.NonNegativeFinite,
+    dcoeff: codec.NonNegativeFinite,
+    ...common,
+  },
+  'AdaptiveSDESpec',
+);
+
+const members = { pc: PCSpec, ode: ODESpec, 'ode-adaptive': AdaptiveODESpec, edm: EDMSpec, 'dpm-solver++2m': DPMSolverSpec, 'adaptive-sde': AdaptiveSDESpec } as const;
+const SamplerSpecUnion = t.union([PCSpec, ODESpec, AdaptiveODESpec, EDMSpec, DPMSolverSpec, AdaptiveSDESpec], 'SamplerSpec');
+export type SamplerSpec = t.TypeOf<typeof SamplerSpecUnion>;
+
+/**
+ * Any sampler specification, dispatched on `kind` (so errors name the fields of the kind the record says it is):
+ * `pc`, `ode`, `ode-adaptive`, `edm`, `dpm-solver++2m`, `adaptive-sde`.
+ * @category codecs
+ */
+export const SamplerSpec = new t.Type<SamplerSpec, unknown, unknown>(
+  'SamplerSpec',
+  SamplerSpecUnion.is,
+  (u, c) => {
+    const kind = (u as { kind?: unknown } | null)?.kind;
+    const member = typeof kind === 'string' && Object.prototype.hasOwnProperty.call(members, kind) ? members[kind as keyof typeof members] : undefined;
+    return member !== undefined
+      ? (member.validate(u, c) as t.Validation<SamplerSpec>)
+      : t.failure(kind, [...c, { key: 'kind', type: oneOf(Object.keys(members) as ReadonlyArray<keyof typeof members>, 'SamplerKind'), actual: kind }]);
+  },
+  t.identity,
+);
+
+/** Example specifications, one per kind (for `--help` texts and tests). @category codecs */
+export const exampleSpecs: ReadonlyArray<SamplerSpec> = [
+  { kind: 'pc', predictor: 'reverse-diffusion', corrector: 'langevin', steps: 500, snr: 0.16, order: 'corrector-first' },
+  { kind: 'ode', method: 'heun', steps: 50, grid: 'karras' },
+  { kind: 'ode-adaptive', rtol: 1e-5, atol: 1e-5 },
+  { kind: 'edm', steps: 40, gamma: 0 },
+  { kind: 'dpm-solver++2m', steps: 30 },
+  { kind: 'adaptive-sde', rtol: 0.01, atol: 0.01 },
+];
+
+// -------------------------------------------------------------------------------------
+// building
+// -------------------------------------------------------------------------------------
+
+/** A time grid of a kind. @category building */
+export const gridOf = (sde: SDE, kind: GridKind, n: number, eps: number = DEFAULT_EPS): TimeGrid =>
+  kind === 'uniform' ? uniformGrid(sde, n, eps) : kind === 'quadratic' ? quadraticGrid(sde, n, eps) : kind === 'karras' ? karrasGrid(sde, n, eps) : logSnrGrid(sde, n, eps);
+
+const specError = (problem: string): DecodeError => ({ _tag: 'DecodeError', what: 'sampler', problems: [problem] });
+
+/**
+ * The sampler a specification describes, for an SDE. Left (naming the field) when the combination is not defined:
+ * ancestral sampling needs VP or VE, `eps` must be below T.
+ * @category building
+ */
+export const samplerFromSpec = (sde: SDE, spec: SamplerSpec): E.Either<DecodeError, Sampler> => {
+  const eps = spec.eps ?? DEFAULT_EPS;
+  if (!(eps < sde.T)) return E.left(specError(`eps: must be below T = ${sde.T} (got ${eps})`));
+  const denoise = spec.denoise ?? true;
+  const make = (grid: TimeGrid, step: Step): E.Either<DecodeError, Sampler> => E.right({ sde, grid, step, denoise });
+  switch (spec.kind) {
+    case 'pc': {
+      const N = spec.steps;
+      let predictor: Step;
+      if (spec.predictor === 'ancestral') {
+        if (sde.kind !== 'vp' && sde.kind !== 've') return E.left(specError(`predictor: ancestral sampling needs a VP or VE SDE (got ${sde.kind})`));
+        predictor = ancestralSampling(sde);
+      } else predictor = spec.predictor === 'euler-maruyama' ? eulerMaruyama(sde) : spec.predictor === 'reverse-diffusion' ? reverseDiffusion(sde, N) : nonePredictor;
+      const snr = spec.snr ?? 0.16;
+      const corrector =
+        spec.corrector === 'langevin'
+          ? langevin(sde, { snr, norm: spec.norm ?? 'batch-mean' })
+          : spec.corrector === 'annealed-langevin'
+            ? annealedLangevin(sde, { snr })
+            : none;
+      return make(gridOf(sde, spec.grid ?? 'uniform', N, eps), pc(predictor, corrector, corrector === none ? 0 : spec.correctorSteps ?? 1, { order: spec.order ?? 'predictor-first' }));
+    }
+    case 'ode':
+      return make(gridOf(sde, spec.grid ?? 'karras', spec.steps, eps), spec.method === 'euler' ? pfEuler(sde) : spec.method === 'heun' ? pfHeun(sde) : pfRk4(sde));
+    case 'ode-adaptive':
+      return make(uniformGrid(sde, 1, eps), pfAdaptive(sde, { rtol: spec.rtol ?? 1e-5, atol: spec.atol ?? 1e-5 }));
+    case 'edm':
+      if ((spec.gamma ?? 0) > Math.SQRT2 - 1) return E.left(specError(`gamma: must be at most √2 − 1 ≈ 0.414 (got ${spec.gamma})`));
+      return make(gridOf(sde, spec.grid ?? 'karras', spec.steps, eps), edmHeun(sde, { gamma: spec.gamma ?? 0 }));
+    case 'dpm-solver++2m':
+      return make(gridOf(sde, spec.grid ?? 'log-snr', spec.steps, eps), dpmSolverPP2M(sde));
+    case 'adaptive-sde': {
+      const ode = spec.probabilityFlow ?? false;
+      const gains = spec.pcoeff !== undefined || spec.icoeff !== undefined || spec.dcoeff !== undefined;
+      const base = ode ? pid() : pid({ pcoeff: 0.1, icoeff: 0.3 });
+      const controller = gains ? { ...base, pcoeff: spec.pcoeff ?? base.pcoeff, icoeff: spec.icoeff ?? base.icoeff, dcoeff: spec.dcoeff ?? base.dcoeff } : base;
+      return make(uniformGrid(sde, 1, eps), adaptiveReverse(sde, { probabilityFlow: ode, rtol: spec.rtol ?? 1e-2, atol: spec.atol ?? 1e-2, controller }));
+    }
+  }
+};

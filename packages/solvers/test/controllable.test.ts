@@ -1,0 +1,147 @@
+/**
+ * Controllable generation: classifier guidance with the exact noise-conditional classifier of a mixture returns
+ * only the requested component, with every kind of sampler; inpainting replaces the known coordinates and, where the
+ * replacement method is exact, returns the exact conditional.
+ */
+import * as E from 'fp-ts/Either';
+import { tf, initBackend, random } from '@score-sde/tensor-fp';
+import { type SDE, vp, ve, exactScore, mixtureScore, marginalMixture, marginalMeanCoef, conditionalMixture, gaussian, type GaussianMixture } from '@score-sde/sde-math';
+import {
+  type Sampler,
+  classifierGuidance,
+  mixtureClassLogLikelihood,
+  logLikelihoodGradient,
+  scaleScore,
+  inpaint,
+  observationOf,
+  sample,
+  uniformGrid,
+  karrasGrid,
+  logSnrGrid,
+  eulerMaruyama,
+  pc,
+  reverseDiffusion,
+  langevin,
+  pfHeun,
+  pfAdaptive,
+  dpmSolverPP2M,
+} from '@score-sde/solvers';
+import { mixtures, EPS } from './conformance';
+import { mixtureChecks, failures } from './helpers';
+
+beforeAll(async () => {
+  await initBackend({ prefer: 'wasm', quiet: true });
+});
+
+const samplersFor = (sde: SDE): ReadonlyArray<readonly [string, Sampler]> => [
+  ['euler-maruyama (N = 200)', { sde, grid: uniformGrid(sde, 200, EPS), step: eulerMaruyama(sde) }],
+  ['pf-ode dopri5', { sde, grid: uniformGrid(sde, 1, EPS), step: pfAdaptive(sde) }],
+  ['dpm-solver++(2M) (N = 100)', { sde, grid: logSnrGrid(sde, 100, EPS), step: dpmSolverPP2M(sde) }],
+];
+
+const draw = async (sampler: Sampler, score: Parameters<typeof sample>[1], n: number, D: number): Promise<tf.Tensor> => {
+  const r = await sample(sampler, score, { keys: random.split(random.key(5), n), sampleShape: [D] })();
+  if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
+  return r.right.x;
+};
+
+describe('classifier guidance', () => {
+  test('∇ log p_t(k | x) by autodiff equals the analytic s_k(x, t) − s(x, t) of the mixture', () => {
+    const sde = vp();
+    const m = mixtures['2-D'];
+    const x = tf.tensor2d([
+      [0.3, -0.2],
+      [-1.5, 1.2],
+      [2.2, 1.7],
+    ]);
+    for (const t of [0.1, 0.5]) {
+      for (let k = 0; k < 3; k++) {
+        const got = logLikelihoodGradient(mixtureClassLogLikelihood(sde, m, k))(x, t);
+        const mt = marginalMixture(sde, m, t);
+        const analytic = tf.tidy(() => tf.sub(mixtureScore({ weights: [1], means: [mt.means[k]!], stds: [mt.stds[k]!] })(x), mixtureScore(mt)(x)));
+        // Both are float32 computations of terms of size ≤ |x − μ|/σ_t² ≈ 10: rounding ≤ ~1e-5.
+        expect(tf.max(tf.abs(tf.sub(got, analytic))).dataSync()[0]).toBeLessThan(1e-4);
+        tf.dispose([got, analytic]);
+      }
+    }
+    x.dispose();
+  });
+
+  for (const [label, sde] of [
+    ['VP', vp()],
+    ['VE', ve()],
+  ] as const) {
+    for (const [name, sampler] of samplersFor(sde)) {
+      test.each([0, 2])(`${label}, ${name}: guided by the exact p_t(y = %i | x) with scale 1, it returns only that component (5 SE)`, async (k) => {
+        const m = mixtures['2-D'];
+        const x = await draw(sampler, classifierGuidance(exactScore(sde, m), mixtureClassLogLikelihood(sde, m, k), 1), 1000, 2);
+        // s + ∇log p_t(k | x) = ∇log p_t(x | k): the target is component k alone (at ε).
+        const target = marginalMixture(sde, gaussian(m.means[k]!, m.stds[k]!), EPS);
+        expect(failures(mixtureChecks(target, x, { perCoordinate: true }), 5)).toEqual([]);
+        x.dispose();
+      });
+    }
+  }
+
+  test('scaleScore multiplies the score', () => {
+    const s = scaleScore(exactScore(vp(), mixtures['1-D']), 2.5);
+    const x = tf.tensor2d([[0.4], [-1]]);
+    const a = s(x, 0.3);
+    const b = exactScore(vp(), mixtures['1-D'])(x, 0.3);
+    expect(tf.max(tf.abs(tf.sub(a, tf.mul(b, 2.5)))).dataSync()[0]).toBeLessThan(1e-6);
+    tf.dispose([x, a, b]);
+  });
+});
+
+describe('inpainting by replacement', () => {
+  // Replacement is exact when the missing coordinates are independent of the known ones (a diagonal Gaussian): the
+  // unknown coordinates then follow their own reverse dynamics, and p(x_M | x_O) is their marginal.
+  const data = gaussian([1, -2, 0.5, 3], [0.4, 0.7, 1.1, 0.3]);
+  const observed = [0.8, null, null, 2.5];
+  for (const [label, sde] of [
+    ['VP', vp()],
+    ['VE', ve()],
+  ] as const) {
+    const cases: ReadonlyArray<readonly [string, Omit<Sampler, 'sde'>]> = [
+      ['euler-maruyama (N = 200)', { grid: uniformGrid(sde, 200, EPS), step: eulerMaruyama(sde) }],
+      ['pc: langevin ▸ reverse-diffusion (N = 200)', { grid: uniformGrid(sde, 200, EPS), step: pc(reverseDiffusion(sde, 200), langevin(sde), 1, { order: 'corrector-first' }) }],
+      ['pf-ode heun (N = 100 Karras)', { grid: karrasGrid(sde, 100, EPS), step: pfHeun(sde) }],
+      ['pf-ode dopri5 on a 50-interval grid', { grid: uniformGrid(sde, 50, EPS), step: pfAdaptive(sde) }],
+    ];
+    for (const [name, base] of cases) {
+      test(`${label}, ${name}: known coordinates end at m(ε)·y and the missing ones follow the exact conditional (5 SE)`, async () => {
+        const obs = observationOf(observed);
+        const x = await draw({ ...base, sde, transform: inpaint(sde, obs) }, exactScore(sde, data), 1000, 4);
+        tf.dispose([obs.observed, obs.mask]);
+        const v = x.arraySync() as number[][];
+        const mEps = marginalMeanCoef(sde, EPS);
+        // x̄ of the known coordinates is m(ε)·y exactly, up to float32 rounding of the product.
+        v.forEach((row) => {
+          expect(Math.abs(row[0]! - mEps * 0.8)).toBeLessThan(1e-6);
+          expect(Math.abs(row[3]! - mEps * 2.5)).toBeLessThan(1e-5);
+        });
+        const missing = tf.tensor2d(v.map((row) => [row[1]!, row[2]!]));
+        const target = marginalMixture(sde, conditionalMixture(data, observed), EPS);
+        expect(failures(mixtureChecks(target, missing, { perCoordinate: true }), 5)).toEqual([]);
+        tf.dispose([x, missing]);
+      });
+    }
+  }
+
+  // Known limitation, kept visible: when the missing coordinates carry information about the mixture component, the
+  // replacement method is biased — the known coordinates are fresh draws from p_0t(· | y), so the unknown ones follow
+  // ∇log p_t(x_M | x_O,t) rather than ∇log p_t(x_M | x_O,0 = y) (cf. Trippe et al. 2022, SMCDiff). On this 2-D mixture with
+  // x₀ = −1 observed, the exact conditional weights are (0.57, 0, 0.43); replacement gives about (0.78, 0, 0.22), off by
+  // more than 20 SE with 2000 samples. `test.failing` passes while the identity fails; an exact method would flip it.
+  test.failing('VP, euler-maruyama: replacement returns the exact conditional of an informative mixture (known to fail)', async () => {
+    const sde = vp();
+    const m: GaussianMixture = mixtures['2-D'];
+    const obs2 = observationOf([-1, null]);
+    const x = await draw({ sde, grid: uniformGrid(sde, 200, EPS), step: eulerMaruyama(sde), transform: inpaint(sde, obs2) }, exactScore(sde, m), 2000, 2);
+    const missing = tf.slice(x, [0, 1], [-1, 1]);
+    const target = marginalMixture(sde, conditionalMixture(m, [-1, null]), EPS);
+    const fails = failures(mixtureChecks(target, missing, { perCoordinate: true }), 5);
+    tf.dispose([x, missing, obs2.observed, obs2.mask]);
+    expect(fails).toEqual([]);
+  });
+});

@@ -1,0 +1,42 @@
+/**
+ * `npm run bench -- <name> [flags]`: the workspace benchmarks. Speed and memory are measured here, never in tests.
+ *
+ *   samplers   error (energy distance, component-weight error) versus NFE of every sampler on fixed 2-D and 64-D
+ *              Gaussian mixtures under VP and VE (exact scores) → tools/bench/out/samplers.{md,json,png}
+ *   scorenet   ScoreNet forward and training-step milliseconds at batch 32 and 64 on every available backend, and
+ *              the same network in PyTorch when python3-torch is installed → tools/bench/out/scorenet.{md,json}
+ *
+ * Each benchmark takes `--help`.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+const BENCHES: Readonly<Record<string, string>> = {
+  samplers: 'error versus NFE of every sampler on Gaussian mixtures with exact scores',
+  scorenet: 'ScoreNet forward / training-step milliseconds per backend, beside PyTorch when installed',
+};
+
+const usage = (): string =>
+  ['usage: npm run bench -- <name> [flags]', '', ...Object.entries(BENCHES).map(([k, v]) => `  ${k.padEnd(10)} ${v}`), ''].join('\n');
+
+const main = (): number => {
+  const [name, ...rest] = process.argv.slice(2).filter((a) => a !== '--');
+  if (name === undefined || name === '--help' || name === '-h') {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  if (!(name in BENCHES)) {
+    process.stderr.write(`unknown benchmark "${name}"\n${usage()}`);
+    return 2;
+  }
+  const entry = path.join(__dirname, name, 'index.ts');
+  if (!fs.existsSync(entry)) {
+    process.stderr.write(`benchmark ${name} has no entry ${entry}\n`);
+    return 2;
+  }
+  const r = spawnSync(process.execPath, [require.resolve('tsx/cli'), entry, ...rest], { stdio: 'inherit' });
+  return r.status ?? 1;
+};
+
+process.exit(main());
