@@ -9,7 +9,11 @@
  * Inpainting by replacement (Song et al. 2021, App. I.2) is the reference method, and an approximation: the unknown
  * coordinate follows the score given a *noisy* draw of the known one, so it may commit to the wrong mixture
  * component before the observation is sharp (here about one sample in eight does: the imputed mean comes out near
- * 1.5 against the exact 2.0). The solvers test suite documents this as a known limitation.
+ * 1.5 against the exact 2.0). The solvers test suite documents this as a known limitation. The exact route, where the
+ * likelihood of the observation is known in closed form as for this mixture, is observation guidance: run the same
+ * sampler without the transform on `exactConditionalScore(sde, data, [2.1, null])` (∇ log p_t(x) + ∇ log p(y | x_t),
+ * the score of p_t(x | y)) and the imputed coordinate follows the exact conditional (measured: imputed mean 2.005
+ * against 2.0, with a standard error of 0.016 over 1000 samples).
  *
  * Run: npx tsx packages/experiments/examples/compose.ts
  * (type-checked and run by packages/experiments/test/compose-example.test.ts)

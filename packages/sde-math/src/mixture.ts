@@ -414,3 +414,112 @@ export const conditionalMixture = (m: GaussianMixture, observed: ReadonlyArray<n
     stds: m.stds.map((row) => miss.map((j) => row[j]!)),
   };
 };
+
+// -------------------------------------------------------------------------------------
+// observation likelihood
+// -------------------------------------------------------------------------------------
+
+/** Indices j of the observed coordinates (non-null entries); RangeError when the length or a value is wrong. */
+const observedIndices = (m: GaussianMixture, observed: ReadonlyArray<number | null>, who: string): ReadonlyArray<number> => {
+  const D = mixtureDim(m);
+  if (observed.length !== D) throw new RangeError(`${who}: observed has length ${observed.length}, mixture dimension is ${D}`);
+  return observed.flatMap((v, j) => {
+    if (v === null) return [];
+    if (!Number.isFinite(v)) throw new RangeError(`${who}: observed.${j} is not finite (${v})`);
+    return [j];
+  });
+};
+
+/**
+ * The backward kernel of one component and coordinate: with x_0j ~ N(μ, s²) and x_tj | x_0j ~ N(a x_0j, v)
+ * (a = m(t), v = s(t)²), Bayes for two Gaussians gives x_0j | x_tj ~ N(μ̂, v̂) with precision 1/s² + a²/v, i.e.
+ *   v̂ = s² v / (a² s² + v),   μ̂ = v̂ (μ/s² + a x_tj/v) = μ + a s² (x_tj − a μ)/(a² s² + v) = gain·x_tj + offset,
+ *   gain = a s²/(a² s² + v),  offset = μ v/(a² s² + v).
+ */
+const backwardKernel = (a: number, v: number, mu: number, s: number): { gain: number; offset: number; variance: number } => {
+  const s2 = s * s;
+  const d = a * a * s2 + v;
+  return { gain: (a * s2) / d, offset: (mu * v) / d, variance: (s2 * v) / d };
+};
+
+/**
+ * The closed-form observation likelihood of the mixture under the SDE, in float64 at one point x_t (length D):
+ *   log p(x_0,O = y | x_t) = log Σ_k p_t(k | x_t) Π_{j∈O} N(y_j; μ̂_kj(x_tj), v̂_kj),
+ * where O are the non-null entries of `observed` (= y), p_t(k | x_t) are the responsibilities of the marginal mixture
+ * p_t ({@link marginalMixture}) and N(μ̂, v̂) is the backward kernel of component k (see
+ * {@link observationLogLikelihood} for the derivation). Computed as the difference of two log-sum-exps,
+ * log Σ_k exp(ℓ_k + o_k) − log Σ_k exp(ℓ_k) with ℓ_k = log w_k + log N_k,t(x_t) and o_k = Σ_{j∈O} log N(y_j; μ̂_kj, v̂_kj).
+ * Needs s(t) > 0 (at t = 0 the likelihood is the point mass δ(y − x_O)). With nothing observed it is log 1 = 0.
+ * Precondition (RangeError otherwise): `observed` has length D and finite values.
+ * @category float64
+ */
+export const observationLogLikelihoodAt = (sde: SDE, m: GaussianMixture, observed: ReadonlyArray<number | null>) => {
+  const obs = observedIndices(m, observed, 'observationLogLikelihoodAt');
+  return (x: ArrayLike<number>, t: number): number => {
+    const a = marginalMeanCoef(sde, t);
+    const v = marginalVariance(sde, t);
+    const logits = componentLogProbsAt(marginalMixture(sde, m, t))(x);
+    const joint = logits.map((l, k) =>
+      obs.reduce((acc, j) => {
+        const { gain, offset, variance } = backwardKernel(a, v, m.means[k]![j]!, m.stds[k]![j]!);
+        const r = observed[j]! - gain * x[j]! - offset;
+        return acc - (0.5 * r * r) / variance - 0.5 * Math.log(variance) - 0.5 * LOG_2PI;
+      }, l),
+    );
+    return logSumExp(joint) - logSumExp(logits);
+  };
+};
+
+/**
+ * The closed-form observation likelihood of a diagonal Gaussian mixture under any linear SDE: for data x_0 ~ p_0 = `m`
+ * of which the coordinates O (the non-null entries of `observed`) were observed as y, and a noisy x_t ~ p_0t(· | x_0),
+ *   log p(x_0,O = y | x_t) = log Σ_k p_t(k | x_t) Π_{j∈O} N(y_j; μ̂_kj(x_tj), v̂_kj),
+ *   μ̂_kj = μ_kj + m s_kj² (x_tj − m μ_kj)/(m² s_kj² + σ²),   v̂_kj = s_kj² σ²/(m² s_kj² + σ²),   m = m(t), σ = s(t).
+ * Derivation: p(y | x_t) = Σ_k p_t(k | x_t) p(y | x_t, k). Given the component, x_0 ~ N(μ_k, diag(s_k²)) and the
+ * kernel N(m x_0, σ² I) are independent across coordinates, so x_0,O given (x_t, k) depends on x_t,O only, one
+ * coordinate at a time, with the Gaussian posterior of a Gaussian prior N(μ, s²) seen through N(m x_0, σ²): precision
+ * 1/s² + m²/σ², hence v̂ and μ̂ = v̂(μ/s² + m x_t/σ²) as above. And p_t(k | x_t) ∝ w_k N(x_t; m μ_k, m² s_k² + σ²) are
+ * the responsibilities of the marginal mixture. Evaluated in float32 as the stable log-sum-exp
+ * log Σ_k exp(log p_t(k | x_t) + o_k), with log p_t(k | x_t) = logSoftmax_k(ℓ), ℓ_k = log w_k + log N_k,t(x_t) and
+ * o_k = Σ_{j∈O} log N(y_j; μ̂_kj, v̂_kj); coordinates outside O contribute nothing.
+ *
+ * By Bayes, ∇ log p_t(x_t) + ∇ log p(y | x_t) = ∇ log p_t(x_t | y), the score of the SDE marginal of p(x_0 | y): with
+ * it as the score, every sampler samples the exact conditional (solvers' `observationGuidance`, Song et al., ICLR 2021,
+ * §5 eq. 14 with the exact likelihood of App. I.2's inpainting problem). For diagonal components that marginal is
+ *   p_t(x_t | y) = N(x_t,O; m y, σ² I) · Σ_k w'_k N(x_t,M; m μ_kM, m² s_kM² + σ²),  w' = conditionalMixture(m, y).weights.
+ * `x_t` is [B, D] (or [B, …] with per-sample size D); returns [B]. Differentiable in x_t (tf.grad). Needs s(t) > 0.
+ * Precondition (RangeError otherwise, when the function is built): `observed` has length D and finite values.
+ * @category conditioning
+ */
+export const observationLogLikelihood = (sde: SDE, m: GaussianMixture, observed: ReadonlyArray<number | null>) => {
+  const obs = observedIndices(m, observed, 'observationLogLikelihood');
+  const K = mixtureComponents(m);
+  const D = mixtureDim(m);
+  const isObs = observed.map((v) => v !== null);
+  return (x: tf.Tensor, t: number): tf.Tensor =>
+    scoped(() => {
+      const rows = asRows(m, x);
+      const logits = componentLogProbs(marginalMixture(sde, m, t))(rows); // [B, K]: ℓ_k = log w_k + log N_k,t(x_t)
+      if (obs.length === 0) return tf.zeros([rows.shape[0]]);
+      const a = marginalMeanCoef(sde, t);
+      const v = marginalVariance(sde, t);
+      // Per (k, j) kernel parameters in float64, rounded once; coordinates outside O get gain = offset = y = 1/v̂ = 0.
+      const kernels = m.means.map((row, k) => row.map((mu, j) => backwardKernel(a, v, mu, m.stds[k]![j]!)));
+      const perKJ = (f: (q: { gain: number; offset: number; variance: number }) => number) =>
+        tf.tensor3d(Float32Array.from(kernels.flatMap((row) => row.map((q, j) => (isObs[j] ? f(q) : 0)))), [1, K, D], 'float32');
+      const gain = perKJ((q) => q.gain);
+      const offset = perKJ((q) => q.offset);
+      const invVar = perKJ((q) => 1 / q.variance);
+      const y = tf.tensor3d(Float32Array.from(observed, (val) => val ?? 0), [1, 1, D], 'float32');
+      // ½ Σ_{j∈O} log(2π v̂_kj), summed in float64.
+      const logNorm = tf.tensor2d(
+        Float32Array.from(kernels, (row) => obs.reduce((acc, j) => acc + 0.5 * (Math.log(row[j]!.variance) + LOG_2PI), 0)),
+        [1, K],
+        'float32',
+      );
+      const resid = tf.sub(tf.sub(y, tf.mul(gain, tf.expandDims(rows, 1))), offset); // [B, K, D]: y − μ̂(x_t)
+      const o = tf.sub(tf.mul(tf.sum(tf.mul(tf.square(resid), invVar), 2), -0.5), logNorm); // [B, K]
+      // log Σ_k p_t(k | x_t) exp(o_k), with log p_t(k | x_t) = logSoftmax_k(ℓ) (cheaper to differentiate than a second log-sum-exp).
+      return logSumExpRows(tf.add(tf.logSoftmax(logits, 1), o) as tf.Tensor2D);
+    });
+};

@@ -20,3 +20,4 @@ export * from './latent';
 export * from './guidance';
 export * from './inpainting';
 export * from './spec';
+export * from './conditional';

@@ -6,6 +6,13 @@
  * so the unknown coordinates evolve under the joint score with the known ones kept on p_0t(· | y). As a state
  * transform it composes with every step (`withTransform`) or sampler (`transform`), ODE samplers included.
  *
+ * Replacement is the reference method and the one that works with a trained score network, but it is exact only when
+ * the missing coordinates are independent of the known ones: it conditions them on a fresh noisy draw of the known
+ * ones rather than on x_0,O = y (on an informative mixture it picks the wrong components, see controllable.test.ts).
+ * The exact route is observation guidance (`observationGuidance` in conditional.ts): the score
+ * ∇ log p_t(x) + ∇ log p(x_0,O = y | x_t) = ∇ log p_t(x | y), e.g. `exactConditionalScore` for a Gaussian mixture, with
+ * which any sampler returns p(x_0 | y).
+ *
  * @module inpainting
  */
 import { tf } from '@score-sde/tensor-fp';

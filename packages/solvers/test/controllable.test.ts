@@ -133,6 +133,10 @@ describe('inpainting by replacement', () => {
   // ∇log p_t(x_M | x_O,t) rather than ∇log p_t(x_M | x_O,0 = y) (cf. Trippe et al. 2022, SMCDiff). On this 2-D mixture with
   // x₀ = −1 observed, the exact conditional weights are (0.57, 0, 0.43); replacement gives about (0.78, 0, 0.22), off by
   // more than 20 SE with 2000 samples. `test.failing` passes while the identity fails; an exact method would flip it.
+  // The exact route exists and is tested in conditional.test.ts: the same sampler with the guided score
+  // exactConditionalScore = exactScore + ∇ log p(x_0,O = y | x_t) (observationGuidance with sde-math's closed-form
+  // observationLogLikelihood) returns these exact weights within 5 SE. That route changes the score, not the transform,
+  // so this test stays failing on purpose: it documents that replacement itself is approximate.
   test.failing('VP, euler-maruyama: replacement returns the exact conditional of an informative mixture (known to fail)', async () => {
     const sde = vp();
     const m: GaussianMixture = mixtures['2-D'];

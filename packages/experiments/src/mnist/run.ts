@@ -334,7 +334,7 @@ export const runMnist = async (f: MnistFlags, ctx: MnistContext, out: string): P
       break;
     }
     const { x, nfe, seconds } = drawn.right;
-    const grid = png.imageGrid(x, 8);
+    const grid = png.imageGrid(x, 8, { scale: 2 });
     const pngFile = `samples-${name}.png`;
     const idxFile = `samples-${name}.idx`;
     const wrote = E.isLeft(grid)
