@@ -29,8 +29,18 @@ const Uint32 = new t.Type<number, number, unknown>(
   t.identity,
 );
 
-/** io-ts codec of a key: a pair of uint32 integers. @category codecs */
-export const KeyCodec: t.Type<Key, Key, unknown> = t.readonly(t.tuple([Uint32, Uint32]), 'Key');
+const KeyTuple = t.readonly(t.tuple([Uint32, Uint32]), 'Key');
+
+/**
+ * io-ts codec of a key: a pair of uint32 integers. Exactly two: `t.tuple` alone would silently drop a third
+ * element, so a longer array is rejected here. @category codecs
+ */
+export const KeyCodec: t.Type<Key, Key, unknown> = new t.Type<Key, Key, unknown>(
+  'Key',
+  (u): u is Key => Array.isArray(u) && u.length === 2 && KeyTuple.is(u),
+  (u, c) => (Array.isArray(u) && u.length !== 2 ? t.failure(u, c, `expected a key [uint32, uint32], got an array of ${u.length}`) : KeyTuple.validate(u, c)),
+  t.identity,
+);
 
 // -------------------------------------------------------------------------------------
 // Threefry-2x32

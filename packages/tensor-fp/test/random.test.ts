@@ -1,4 +1,23 @@
-import { random } from '@score-sde/tensor-fp';
+/**
+ * Laws of the counter-based keys (random.ts): determinism, independence of split/foldIn streams,
+ * batch invariance of per-sample draws, and the distributions of the draws.
+ *
+ * Statistical tolerances: 5 standard errors for means and variances (a false alarm has probability
+ * ≈ 6·10⁻⁷ per check); for uniforms, the Dvoretzky–Kiefer–Wolfowitz bound P(sup|F̂ₙ − F| > ε) ≤ 2e^{−2nε²}
+ * with ε for a false-alarm probability of 10⁻⁶, and a χ² bound of mean + 5 sd of χ²_{k−1}.
+ * Seeds are fixed, so the outcome is deterministic; the tolerances say how surprising a failure would be.
+ */
+import fc from 'fast-check';
+import { tf, initBackend, random, type Key } from '@score-sde/tensor-fp';
+import { moments } from './helpers';
+
+beforeAll(async () => {
+  await initBackend({ prefer: 'wasm', quiet: true });
+});
+
+const seedArb = fc.integer({ min: -(2 ** 40), max: 2 ** 40 });
+const keyArb = seedArb.map(random.key);
+const keyId = (k: Key): string => `${k[0]}:${k[1]}`;
 
 describe('Threefry-2x32 known answers (Random123 kat_vectors)', () => {
   test('threefry2x32_20(key = 0, ctr = 0) = (0x6b200159, 0x99ba4efe)', () => {
@@ -6,5 +25,189 @@ describe('Threefry-2x32 known answers (Random123 kat_vectors)', () => {
   });
   test('threefry2x32_20(key = ~0, ctr = ~0) = (0x1cb996fc, 0xbb002be7)', () => {
     expect(random.threefry2x32([0xffffffff, 0xffffffff], 0xffffffff, 0xffffffff)).toEqual([0x1cb996fc, 0xbb002be7]);
+  });
+});
+
+describe('keys', () => {
+  test('same key ⇒ bit-identical draws (arrays and tensors)', () => {
+    fc.assert(
+      fc.property(keyArb, fc.integer({ min: 1, max: 50 }), (k, n) => {
+        expect(random.normalArray(k, n)).toEqual(random.normalArray(k, n));
+        expect(random.uniformArray(k, n)).toEqual(random.uniformArray(k, n));
+        expect(random.bits(k, n)).toEqual(random.bits(k, n));
+        const [a, b] = [random.normal(k, [n]), random.normal(k, [n])];
+        expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()));
+        tf.dispose([a, b]);
+      }),
+      { seed: 42, numRuns: 30 },
+    );
+  });
+
+  test('split(k, n) gives n distinct children, all distinct from k; split2 = the first two', () => {
+    fc.assert(
+      fc.property(keyArb, fc.integer({ min: 2, max: 64 }), (k, n) => {
+        const children = random.split(k, n);
+        expect(new Set([keyId(k), ...children.map(keyId)]).size).toBe(n + 1);
+        expect(random.split2(k)).toEqual([children[0], children[1]]);
+      }),
+      { seed: 42, numRuns: 50 },
+    );
+  });
+
+  test('foldIn is deterministic, and distinct data give distinct keys (also distinct from split children)', () => {
+    fc.assert(
+      fc.property(keyArb, fc.uniqueArray(fc.nat({ max: 0xffffffff }), { minLength: 2, maxLength: 20 }), (k, data) => {
+        expect(data.map((d) => random.foldIn(k, d))).toEqual(data.map((d) => random.foldIn(k, d)));
+        const folded = data.map((d) => keyId(random.foldIn(k, d)));
+        const children = random.split(k, data.length).map(keyId);
+        expect(new Set([...folded, ...children]).size).toBe(2 * data.length);
+      }),
+      { seed: 42, numRuns: 50 },
+    );
+  });
+
+  test('different seeds give different keys and different streams', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(seedArb, { minLength: 2, maxLength: 10 }), (seeds) => {
+        const keys = seeds.map(random.key);
+        expect(new Set(keys.map(keyId)).size).toBe(seeds.length);
+        expect(new Set(keys.map((k) => random.bits(k, 2).join(':'))).size).toBe(seeds.length);
+      }),
+      { seed: 42, numRuns: 50 },
+    );
+  });
+
+  test('splitEach(keys) = per key (split(k)[0], split(k)[1])', () => {
+    fc.assert(
+      fc.property(fc.array(keyArb, { minLength: 1, maxLength: 8 }), (keys) => {
+        const [carry, use] = random.splitEach(keys);
+        expect(carry).toEqual(keys.map((k) => random.split(k, 2)[0]));
+        expect(use).toEqual(keys.map((k) => random.split(k, 2)[1]));
+      }),
+      { seed: 42, numRuns: 30 },
+    );
+  });
+
+  test('KeyCodec round-trips keys through JSON and rejects non-uint32 words', () => {
+    fc.assert(
+      fc.property(keyArb, (k) => {
+        const back = random.KeyCodec.decode(JSON.parse(JSON.stringify(k)));
+        expect(back).toEqual({ _tag: 'Right', right: k });
+      }),
+      { seed: 42, numRuns: 30 },
+    );
+    for (const bad of [[1], [1, 2, 3], [-1, 0], [0, 2 ** 32], [0.5, 1], ['1', 2], null]) {
+      expect(random.KeyCodec.decode(bad)._tag).toBe('Left');
+    }
+  });
+});
+
+describe('per-sample draws are batch-invariant', () => {
+  test.each([
+    ['normalPerSample', random.normalPerSample],
+    ['uniformPerSample', random.uniformPerSample],
+    ['rademacherPerSample', random.rademacherPerSample],
+  ] as const)('%s: sample b is bit-identical in a batch of 1 and in a batch of 64', (_name, draw) => {
+    fc.assert(
+      fc.property(keyArb, fc.integer({ min: 0, max: 63 }), (k, b) => {
+        const keys = random.split(k, 64);
+        const sampleShape = [3, 4, 1];
+        const [big, one] = [draw(keys, sampleShape), draw([keys[b]!], sampleShape)];
+        expect(big.shape).toEqual([64, 3, 4, 1]);
+        const row = Array.from(big.dataSync().subarray(b * 12, (b + 1) * 12));
+        expect(row).toEqual(Array.from(one.dataSync()));
+        tf.dispose([big, one]);
+      }),
+      { seed: 42, numRuns: 20 },
+    );
+  });
+
+  test('a prefix of normalArray(k, n) equals normalArray(k, m) for m < n (draws do not depend on the length)', () => {
+    fc.assert(
+      fc.property(keyArb, fc.integer({ min: 1, max: 300 }), fc.integer({ min: 0, max: 300 }), (k, m, extra) => {
+        const n = m + 1 + extra;
+        expect(random.normalArray(k, n).subarray(0, m)).toEqual(random.normalArray(k, m));
+        expect(random.uniformArray(k, n).subarray(0, m)).toEqual(random.uniformArray(k, m));
+      }),
+      { seed: 42, numRuns: 50 },
+    );
+  });
+});
+
+describe('distributions', () => {
+  const N = 200_000;
+
+  test('normals: mean 0 and variance 1 within 5 standard errors (SE(mean) = 1/√n, SE(var) = √(2/(n−1)))', () => {
+    for (const seed of [1, 2, 3]) {
+      const { mean, variance, n } = moments(random.normalArray(random.key(seed), N));
+      expect(Math.abs(mean)).toBeLessThan(5 / Math.sqrt(n));
+      expect(Math.abs(variance - 1)).toBeLessThan(5 * Math.sqrt(2 / (n - 1)));
+    }
+  });
+
+  test('normals: E z⁴ = 3 within 5 SE (Var z⁴ = E z⁸ − 9 = 105 − 9 = 96), so the tails are Gaussian too', () => {
+    const z = random.normalArray(random.key(4), N);
+    let s = 0;
+    for (let i = 0; i < z.length; i++) s += z[i]! ** 4;
+    expect(Math.abs(s / N - 3)).toBeLessThan(5 * Math.sqrt(96 / N));
+  });
+
+  test('normal tensor draws are the float32 roundings of normalArray', () => {
+    const k = random.key(5);
+    const t = random.normal(k, [10, 10]);
+    expect(Array.from(t.dataSync())).toEqual(Array.from(Float32Array.from(random.normalArray(k, 100))));
+    tf.dispose(t);
+  });
+
+  test('uniforms lie in the open interval (0, 1) and pass the DKW bound sup|F̂ₙ − F| ≤ √(ln(2/10⁻⁶)/(2n)), n = 10⁶', () => {
+    // n = 10⁶ resolves CDF errors down to 0.0027 (a bias u ↦ u^1.01 has sup error 0.0037).
+    const N = 1_000_000;
+    const u = Float64Array.from(random.uniformArray(random.key(6), N)).sort();
+    expect(u[0]!).toBeGreaterThan(0);
+    expect(u[N - 1]!).toBeLessThan(1);
+    let d = 0;
+    for (let i = 0; i < N; i++) d = Math.max(d, Math.abs((i + 1) / N - u[i]!), Math.abs(u[i]! - i / N));
+    expect(d).toBeLessThan(Math.sqrt(Math.log(2 / 1e-6) / (2 * N)));
+  });
+
+  test('uniforms: χ² over k = 100 equal bins below (k−1) + 5·√(2(k−1)) (mean + 5 sd of χ²_{k−1}), n = 10⁶', () => {
+    const [k, N] = [100, 1_000_000];
+    const counts = new Array<number>(k).fill(0);
+    for (const x of random.uniformArray(random.key(7), N)) counts[Math.floor(x * k)]! += 1;
+    const expected = N / k;
+    const chi2 = counts.reduce((acc, c) => acc + (c - expected) ** 2 / expected, 0);
+    expect(chi2).toBeLessThan(k - 1 + 5 * Math.sqrt(2 * (k - 1)));
+  });
+
+  test('uniform(k, shape, lo, hi) lies in (lo, hi) with mean (lo + hi)/2 within 5 SE ((hi − lo)/√(12n))', () => {
+    const [lo, hi, n] = [-2, 3, 50_000];
+    const t = random.uniform(random.key(8), [n], lo, hi);
+    const v = t.dataSync();
+    expect(Math.min(...v)).toBeGreaterThan(lo);
+    expect(Math.max(...v)).toBeLessThan(hi);
+    expect(Math.abs(moments(v).mean - (lo + hi) / 2)).toBeLessThan((5 * (hi - lo)) / Math.sqrt(12 * n));
+    tf.dispose(t);
+  });
+
+  test('Rademacher signs are ±1 and balanced: |mean| < 5/√n', () => {
+    const t = random.rademacherPerSample(random.split(random.key(9), 100), [1000]);
+    const v = t.dataSync();
+    expect(v.every((x) => x === 1 || x === -1)).toBe(true);
+    expect(Math.abs(moments(v).mean)).toBeLessThan(5 / Math.sqrt(v.length));
+    tf.dispose(t);
+  });
+
+  test('permutation(k, n) is a permutation, and position 0 is uniform over n values (χ² bound as above)', () => {
+    fc.assert(
+      fc.property(keyArb, fc.integer({ min: 1, max: 200 }), (k, n) => {
+        expect(Array.from(random.permutation(k, n)).sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
+      }),
+      { seed: 42, numRuns: 30 },
+    );
+    const [n, trials] = [10, 20_000];
+    const counts = new Array<number>(n).fill(0);
+    random.split(random.key(10), trials).forEach((k) => (counts[random.permutation(k, n)[0]!]! += 1));
+    const chi2 = counts.reduce((acc, c) => acc + (c - trials / n) ** 2 / (trials / n), 0);
+    expect(chi2).toBeLessThan(n - 1 + 5 * Math.sqrt(2 * (n - 1)));
   });
 });

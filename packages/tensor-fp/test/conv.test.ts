@@ -1,0 +1,313 @@
+/**
+ * The plain-conv kernels of `conv.ts` (sub-pixel transposed convs, dilated filter gradients, lazy custom
+ * gradients) against tfjs' own ops on the `cpu` backend: values and gradients w.r.t. input and filter.
+ *
+ * Tolerance: every compared number is a float32 sum of n products of the same float32 inputs, computed in two
+ * different orders. Each computed sum is within γ_n·Σ|aᵢbᵢ| of the exact one (γ_n = n·u/(1 − n·u), u = 2⁻²⁴,
+ * Higham §3.1, any order, FMA or not), so the two agree within 2γ_n·Σ|aᵢbᵢ|. Σ|aᵢbᵢ| is computed exactly as the
+ * same op applied to |a| and |b| (on cpu). A wrong index drops or adds whole terms, O(|aᵢbᵢ|) ≫ 2γ_n·Σ|aᵢbᵢ| at
+ * these sizes.
+ */
+import fc from 'fast-check';
+import { tf, initBackend, random, conv, nn, customGradLazy, leakedBy, type Key } from '@score-sde/tensor-fp';
+import { gamma32, onCpu, readScoped, worstExcess } from './helpers';
+
+type Pad = 'valid' | 'same';
+type S4 = readonly [number, number, number, number];
+
+beforeAll(async () => {
+  await initBackend({ prefer: 'wasm', quiet: true });
+});
+
+const draw = (k: Key, shape: S4): Float32Array => Float32Array.from(random.normalArray(k, shape.reduce((a, b) => a * b, 1)));
+
+interface Compared {
+  readonly ours: ReadonlyArray<Float64Array>;
+  readonly ref: ReadonlyArray<Float64Array>;
+  readonly bound: ReadonlyArray<Float64Array>;
+}
+
+const t4 = (v: Float32Array, s: S4): tf.Tensor4D => tf.tensor4d(v, [...s] as [number, number, number, number]);
+
+/**
+ * y = conv2d(x, f), and ∂/∂x, ∂/∂f of L = Σ y·dy, by ours on the current backend and by tfjs on cpu, plus the
+ * Σ|terms| bounds: the same maps applied to |x|, |f|, |dy|.
+ */
+const compareConv = async (xs: S4, fs: S4, s: number, pad: Pad, k: Key): Promise<Compared> => {
+  const [k1, k2, k3] = random.split(k, 3);
+  const ys = conv.conv2dOutputShape(xs, fs, s, pad);
+  const [xv, fv, dyv] = [draw(k1!, xs), draw(k2!, fs), draw(k3!, ys)];
+  const ours = readScoped(() => {
+    const [x, f, dy] = [t4(xv, xs), t4(fv, fs), t4(dyv, ys)];
+    const y = nn.conv2d(x, f, s, pad);
+    const [gx, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(nn.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, s, pad), dy)))([x, f]);
+    return [y, gx!, gf!];
+  });
+  const both = await onCpu(() =>
+    readScoped(() => {
+      const [x, f, dy] = [t4(xv, xs), t4(fv, fs), t4(dyv, ys)];
+      const [ax, af, ady] = [tf.abs(x), tf.abs(f), tf.abs(dy)] as tf.Tensor4D[];
+      const grads = (a: tf.Tensor4D, b: tf.Tensor4D, d: tf.Tensor4D) =>
+        tf.grads((u: tf.Tensor, v: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(u as tf.Tensor4D, v as tf.Tensor4D, s, pad), d)))([a, b]);
+      const [rx, rf] = grads(x, f, dy);
+      const [bx, bf] = grads(ax!, af!, ady!);
+      return [tf.conv2d(x, f, s, pad), rx!, rf!, tf.conv2d(ax!, af!, s, pad), bx!, bf!];
+    }),
+  );
+  return { ours, ref: both.slice(0, 3), bound: both.slice(3) };
+};
+
+/** z = conv2dTranspose(x, f, zs), its ∂/∂x, ∂/∂f, likewise. */
+const compareTranspose = async (xs: S4, fs: S4, zs: S4, s: number, pad: Pad, k: Key): Promise<Compared> => {
+  const [k1, k2, k3] = random.split(k, 3);
+  const [xv, fv, dzv] = [draw(k1!, xs), draw(k2!, fs), draw(k3!, zs)];
+  const out = [...zs] as [number, number, number, number];
+  const ours = readScoped(() => {
+    const [x, f, dz] = [t4(xv, xs), t4(fv, fs), t4(dzv, zs)];
+    const z = nn.conv2dTranspose(x, f, out, s, pad);
+    const [gx, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(nn.conv2dTranspose(a as tf.Tensor4D, b as tf.Tensor4D, out, s, pad), dz)))([x, f]);
+    return [z, gx!, gf!];
+  });
+  const both = await onCpu(() =>
+    readScoped(() => {
+      const [x, f, dz] = [t4(xv, xs), t4(fv, fs), t4(dzv, zs)];
+      const [ax, af, adz] = [tf.abs(x), tf.abs(f), tf.abs(dz)] as tf.Tensor4D[];
+      const grads = (a: tf.Tensor4D, b: tf.Tensor4D, d: tf.Tensor4D) =>
+        tf.grads((u: tf.Tensor, v: tf.Tensor) => tf.sum(tf.mul(tf.conv2dTranspose(u as tf.Tensor4D, v as tf.Tensor4D, out, s, pad), d)))([a, b]);
+      const [rx, rf] = grads(x, f, dz);
+      const [bx, bf] = grads(ax!, af!, adz!);
+      return [tf.conv2dTranspose(x, f, out, s, pad), rx!, rf!, tf.conv2dTranspose(ax!, af!, out, s, pad), bx!, bf!];
+    }),
+  );
+  return { ours, ref: both.slice(0, 3), bound: both.slice(3) };
+};
+
+/** Asserts the three comparisons (value, ∂/∂x, ∂/∂f), each with its own number of terms n. */
+const expectWithinRoundoff = (c: Compared, terms: readonly [number, number, number]): void => {
+  (['value', 'd/dx', 'd/df'] as const).forEach((what, i) => {
+    expect(c.ours[i]!.length).toBe(c.ref[i]!.length);
+    // |ours − ref| ≤ 2γ_n Σ|terms| (module note); (1 + γ_n) covers the rounding of the bound itself.
+    const n = terms[i]!;
+    const { excess, at } = worstExcess(c.ours[i]!, c.ref[i]!, c.bound[i]!, 2 * gamma32(n) * (1 + gamma32(n)));
+    expect({ what, excess: excess <= 0 ? 0 : excess, at: excess <= 0 ? -1 : at }).toEqual({ what, excess: 0, at: -1 });
+  });
+};
+
+// The tutorial ScoreNet's ladder (Song's score-SDE Colab), with small batch and channel counts: the index
+// arithmetic depends only on the spatial geometry, stride and padding.
+const CONVS: ReadonlyArray<readonly [string, S4, S4, number, Pad]> = [
+  ['conv1 3×3 s1 28→26', [2, 28, 28, 1], [3, 3, 1, 4], 1, 'valid'],
+  ['conv2 3×3 s2 26→12', [2, 26, 26, 3], [3, 3, 3, 4], 2, 'valid'],
+  ['conv3 3×3 s2 12→5', [2, 12, 12, 3], [3, 3, 3, 4], 2, 'valid'],
+  ['conv4 3×3 s2 5→2', [2, 5, 5, 3], [3, 3, 3, 4], 2, 'valid'],
+  ["3×3 s2 'same' 7×8→4×4", [2, 7, 8, 3], [3, 3, 3, 2], 2, 'same'],
+  ["3×3 s1 'same'", [1, 6, 5, 2], [3, 3, 2, 3], 1, 'same'],
+];
+
+const TRANSPOSES: ReadonlyArray<readonly [string, S4, S4, S4, number, Pad]> = [
+  ['tconv4 s2 2→5', [2, 2, 2, 4], [3, 3, 3, 4], [2, 5, 5, 3], 2, 'valid'],
+  ['tconv3 s2 5→12 (output padding 1)', [2, 5, 5, 4], [3, 3, 3, 4], [2, 12, 12, 3], 2, 'valid'],
+  ['tconv2 s2 12→26 (output padding 1)', [2, 12, 12, 4], [3, 3, 3, 4], [2, 26, 26, 3], 2, 'valid'],
+  ['tconv1 s1 26→28', [2, 26, 26, 4], [3, 3, 1, 4], [2, 28, 28, 1], 1, 'valid'],
+  ["s2 'same' 4×4→8×7", [2, 4, 4, 3], [3, 3, 2, 3], [2, 8, 7, 2], 2, 'same'],
+];
+
+describe('nn.conv2d = tf.conv2d (cpu) in value, ∂/∂x and ∂/∂f, within 2γ_n Σ|terms|', () => {
+  test.each(CONVS)('%s', async (_name, xs, fs, s, pad) => {
+    const ys = conv.conv2dOutputShape(xs, fs, s, pad);
+    const c = await compareConv(xs, fs, s, pad, random.key(11));
+    // n: value kh·kw·C_in; ∂/∂x sums kh·kw·C_out products (at most); ∂/∂f sums B·H_o·W_o.
+    expectWithinRoundoff(c, [fs[0] * fs[1] * fs[2], fs[0] * fs[1] * fs[3], ys[0] * ys[1] * ys[2]]);
+  });
+});
+
+describe('nn.conv2dTranspose = tf.conv2dTranspose (cpu) in value, ∂/∂x and ∂/∂f, within 2γ_n Σ|terms|', () => {
+  test.each(TRANSPOSES)('%s', async (_name, xs, fs, zs, s, pad) => {
+    const c = await compareTranspose(xs, fs, zs, s, pad, random.key(12));
+    // n: value kh·kw·C_x (at most); ∂/∂x = conv2d(dz, f) sums kh·kw·C_z; ∂/∂f sums B·H_x·W_x.
+    expectWithinRoundoff(c, [fs[0] * fs[1] * fs[3], fs[0] * fs[1] * fs[2], xs[0] * xs[1] * xs[2]]);
+  });
+});
+
+describe('the same identities over random geometries (kernel 1–4, stride 1–3, valid/same)', () => {
+  const geometry = fc
+    .record({
+      b: fc.integer({ min: 1, max: 2 }),
+      kh: fc.integer({ min: 1, max: 4 }),
+      kw: fc.integer({ min: 1, max: 4 }),
+      extraH: fc.integer({ min: 0, max: 6 }),
+      extraW: fc.integer({ min: 0, max: 6 }),
+      cin: fc.integer({ min: 1, max: 3 }),
+      cout: fc.integer({ min: 1, max: 3 }),
+      s: fc.integer({ min: 1, max: 3 }),
+      pad: fc.constantFrom<Pad>('valid', 'same'),
+      seed: fc.integer({ min: 0, max: 1000 }),
+    })
+    .map((g) => ({ ...g, h: g.kh + g.extraH, w: g.kw + g.extraW }));
+
+  test('conv2d: value, ∂/∂x, ∂/∂f equal tfjs cpu', async () => {
+    await fc.assert(
+      fc.asyncProperty(geometry, async ({ b, h, w, kh, kw, cin, cout, s, pad, seed }) => {
+        const xs: S4 = [b, h, w, cin];
+        const fs: S4 = [kh, kw, cin, cout];
+        const ys = conv.conv2dOutputShape(xs, fs, s, pad);
+        const c = await compareConv(xs, fs, s, pad, random.key(seed));
+        expectWithinRoundoff(c, [kh * kw * cin, kh * kw * cout, ys[0] * ys[1] * ys[2]]);
+      }),
+      { seed: 42, numRuns: 15 },
+    );
+  });
+
+  test('conv2dTranspose: value, ∂/∂x, ∂/∂f equal tfjs cpu (z of size ≥ the conv input, any output padding)', async () => {
+    await fc.assert(
+      fc.asyncProperty(geometry, async ({ b, h, w, kh, kw, cin, cout, s, pad, seed }) => {
+        // z [b, h, w, cin] is what the transpose produces; x is the conv output of z's shape.
+        const zs: S4 = [b, h, w, cin];
+        const fs: S4 = [kh, kw, cin, cout];
+        const xs = conv.conv2dOutputShape(zs, fs, s, pad);
+        const c = await compareTranspose(xs, fs, zs, s, pad, random.key(seed));
+        expectWithinRoundoff(c, [kh * kw * cout, kh * kw * cin, xs[0] * xs[1] * xs[2]]);
+      }),
+      { seed: 42, numRuns: 15 },
+    );
+  });
+});
+
+describe('stride-1 transposed convs with few output channels (matMul + overlap-add path)', () => {
+  test('conv2dTranspose = tf.conv2dTranspose (cpu) in value, ∂/∂x, ∂/∂f for C_z ≤ 2, C_x ≥ 4·C_z, any kernel, valid/same', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          k: fc.integer({ min: 1, max: 4 }),
+          cz: fc.integer({ min: 1, max: 2 }),
+          extraC: fc.integer({ min: 0, max: 4 }),
+          h: fc.integer({ min: 4, max: 9 }),
+          pad: fc.constantFrom<Pad>('valid', 'same'),
+          seed: fc.nat(1000),
+        }),
+        async ({ k, cz, extraC, h, pad, seed }) => {
+          const cx = 4 * cz + extraC;
+          const fs: S4 = [k, k, cz, cx];
+          const zs: S4 = [2, h, h + 1, cz];
+          const xs = conv.conv2dOutputShape(zs, fs, 1, pad);
+          const c = await compareTranspose(xs, fs, zs, 1, pad, random.key(seed));
+          expectWithinRoundoff(c, [k * k * cx, k * k * cz, xs[0] * xs[1] * xs[2]]);
+        },
+      ),
+      { seed: 42, numRuns: 20 },
+    );
+  });
+});
+
+describe('gradients are computed only for the inputs differentiated', () => {
+  test('customGradLazy: ∂/∂a alone never evaluates the thunk of b', () => {
+    const calls = { a: 0, b: 0 };
+    // f(a, b) = a·b, ∂f/∂a = b·dy, ∂f/∂b = a·dy.
+    const mul = customGradLazy(([a, b], save) => {
+      save([a!, b!]);
+      return {
+        value: tf.mul(a!, b!),
+        gradFunc: (dy, [sa, sb]) => [
+          () => (calls.a++, tf.mul(dy, sb!)),
+          () => (calls.b++, tf.mul(dy, sa!)),
+        ],
+      };
+    });
+    const a = tf.tensor1d([1, 2, 3]);
+    const b = tf.tensor1d([4, 5, 6]);
+    const ga = tf.grad((u: tf.Tensor) => tf.sum(mul(u, b)))(a);
+    expect(Array.from(ga.dataSync())).toEqual([4, 5, 6]);
+    expect(calls).toEqual({ a: 1, b: 0 });
+    const [ga2, gb2] = tf.grads((u: tf.Tensor, v: tf.Tensor) => tf.sum(mul(u, v)))([a, b]);
+    expect([Array.from(ga2!.dataSync()), Array.from(gb2!.dataSync())]).toEqual([
+      [4, 5, 6],
+      [1, 2, 3],
+    ]);
+    expect(calls).toEqual({ a: 2, b: 1 });
+    tf.dispose([a, b, ga, ga2!, gb2!]);
+  });
+
+  test('∇ₓ of a conv stack on wasm runs no filter-gradient conv; ∇ of all runs one per filter', async () => {
+    const x = random.normal(random.key(1), [2, 12, 12, 3]) as tf.Tensor4D;
+    const f1 = random.normal(random.key(2), [3, 3, 3, 4]) as tf.Tensor4D;
+    const f2 = random.normal(random.key(3), [3, 3, 2, 4]) as tf.Tensor4D;
+    const loss = (u: tf.Tensor, a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(nn.conv2dTranspose(nn.conv2d(u as tf.Tensor4D, a as tf.Tensor4D, 2, 'valid'), b as tf.Tensor4D, [2, 12, 12, 2], 2, 'valid'));
+    // tf.profile returns one shared record, so the names are copied out before the next profile.
+    const kernelNames = async (f: () => tf.TensorContainer): Promise<ReadonlyArray<string>> =>
+      (await tf.profile(() => tf.dispose(f()))).kernels.map((k) => k.name);
+    const onlyX = await kernelNames(() => tf.grad((u: tf.Tensor) => loss(u, f1, f2))(x));
+    const all = await kernelNames(() => tf.grads(loss)([x, f1, f2]));
+    // Conv2D calls: forward 1 (conv) + 4 (tconv phases); ∇ₓ backward 1 (tconv's ∂/∂x = conv) + 4 (conv's ∂/∂x =
+    // tconv phases) = 10. Each filter gradient is one more (dilated) Conv2D: 12 with ∇ of everything.
+    const convs = (ks: ReadonlyArray<string>) => ks.filter((k) => k === 'Conv2D').length;
+    expect([convs(onlyX), convs(all)]).toEqual([10, 12]);
+    expect(onlyX.filter((k) => k === 'Conv2DBackpropFilter' || k === 'Conv2DBackpropInput')).toEqual([]);
+    tf.dispose([x, f1, f2]);
+  });
+});
+
+describe('memory: the conv functions and their gradients leave no tensor behind', () => {
+  test('conv2d, conv2dTranspose, and both gradients leak 0 tensors', () => {
+    const x = random.normal(random.key(4), [2, 12, 12, 3]) as tf.Tensor4D;
+    const f = random.normal(random.key(5), [3, 3, 3, 4]) as tf.Tensor4D;
+    const z = random.normal(random.key(6), [2, 5, 5, 4]) as tf.Tensor4D;
+    expect(leakedBy(() => nn.conv2d(x, f, 2, 'valid'))).toBe(0);
+    expect(leakedBy(() => nn.conv2dTranspose(z, f, [2, 12, 12, 3], 2, 'valid'))).toBe(0);
+    expect(leakedBy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(nn.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'valid')))([x, f]))).toBe(0);
+    expect(leakedBy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(nn.conv2dTranspose(a as tf.Tensor4D, b as tf.Tensor4D, [2, 12, 12, 3], 2, 'valid')))([z, f]))).toBe(0);
+    tf.dispose([x, f, z]);
+  });
+});
+
+describe('shape checks', () => {
+  test('conv2dTranspose names the shapes when the output shape does not map back to the input', () => {
+    const x = tf.zeros([1, 5, 5, 4]) as tf.Tensor4D;
+    const f = tf.zeros([3, 3, 3, 4]) as tf.Tensor4D;
+    expect(() => nn.conv2dTranspose(x, f, [1, 14, 14, 3], 2, 'valid')).toThrow(/output shape \[1,14,14,3\].*maps back to \[1,6,6,4\], not to the input shape \[1,5,5,4\]/);
+    tf.dispose([x, f]);
+  });
+});
+
+describe("on the cpu backend (native transposed conv, dilated-conv filter gradient)", () => {
+  beforeAll(async () => {
+    await initBackend({ prefer: 'cpu', quiet: true });
+  });
+  afterAll(async () => {
+    await initBackend({ prefer: 'wasm', quiet: true });
+  });
+
+  test.each([CONVS[1]!, CONVS[4]!])('nn.conv2d = tf.conv2d: %s', async (_name, xs, fs, s, pad) => {
+    expect(conv.convKernels()).toBe('cpu');
+    const ys = conv.conv2dOutputShape(xs, fs, s, pad);
+    const c = await compareConv(xs, fs, s, pad, random.key(13));
+    expectWithinRoundoff(c, [fs[0] * fs[1] * fs[2], fs[0] * fs[1] * fs[3], ys[0] * ys[1] * ys[2]]);
+  });
+
+  test.each([TRANSPOSES[1]!, TRANSPOSES[4]!])('nn.conv2dTranspose = tf.conv2dTranspose: %s', async (_name, xs, fs, zs, s, pad) => {
+    const c = await compareTranspose(xs, fs, zs, s, pad, random.key(14));
+    expectWithinRoundoff(c, [fs[0] * fs[1] * fs[3], fs[0] * fs[1] * fs[2], xs[0] * xs[1] * xs[2]]);
+  });
+
+  test('transposeByPhases with its filter bank made by tensor ops (the non-wasm path) = tf.conv2dTranspose', () => {
+    fc.assert(
+      fc.property(
+        fc.record({ k: fc.integer({ min: 1, max: 5 }), s: fc.integer({ min: 1, max: 3 }), h: fc.integer({ min: 5, max: 9 }), pad: fc.constantFrom<Pad>('valid', 'same'), seed: fc.nat(1000) }),
+        ({ k, s, h, pad, seed }) => {
+          const zs: S4 = [2, h, h + 1, 2];
+          const fs: S4 = [k, k, 2, 3];
+          const xs = conv.conv2dOutputShape(zs, fs, s, pad);
+          const [ours, ref, bound] = readScoped(() => {
+            const x = random.normal(random.key(seed), xs) as tf.Tensor4D;
+            const f = random.normal(random.key(seed + 1), fs) as tf.Tensor4D;
+            const out = [...zs] as [number, number, number, number];
+            return [conv.transposeByPhases(x, f, zs, s, pad), tf.conv2dTranspose(x, f, out, s, pad), tf.conv2dTranspose(tf.abs(x) as tf.Tensor4D, tf.abs(f) as tf.Tensor4D, out, s, pad)];
+          });
+          const n = k * k * 3;
+          expect(worstExcess(ours!, ref!, bound!, 2 * gamma32(n) * (1 + gamma32(n))).excess).toBeLessThanOrEqual(0);
+        },
+      ),
+      { seed: 42, numRuns: 20 },
+    );
+  });
+});
