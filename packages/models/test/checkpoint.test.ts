@@ -138,6 +138,8 @@ describe('corrupt or mismatched checkpoints give a clear Left', () => {
     disposeTrainState(s);
   });
 
+  // The edits reach into arbitrary JSON on purpose (that is what a corrupted manifest is).
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const editManifest = async (f: (m: Record<string, any>) => void) => {
     const p = path.join(dir, 'manifest.json');
     const m = JSON.parse(await fs.readFile(p, 'utf8'));

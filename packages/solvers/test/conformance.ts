@@ -20,7 +20,6 @@ import {
   langevin,
   annealedLangevin,
   pc,
-  nonePredictor,
   pfEuler,
   pfHeun,
   pfRk4,
