@@ -1,3 +1,4 @@
 /** @score-sde/experiments */
 export {};
 export * from './lib';
+export * as mnistEval from './eval';

@@ -12,10 +12,17 @@
  * be trained there. Here every one of these maps is a plain (XNNPACK, multi-threaded) `conv2d`:
  * - the transposed conv splits the output by sub-pixel phase (U mod s): phase r only sees the taps
  *   p ≡ r (mod s), so it is a stride-1 valid conv of the (slightly padded) input with the flipped, sub-sampled
- *   filter; the s² phases are interleaved by concat + reshape (no zero-dilated input, no wasted MACs);
+ *   filter (made of slices of the filter: no Reverse/StridedSlice, scalar loops on wasm); the s² phases are
+ *   interleaved by concat + reshape (no zero-dilated input, no wasted MACs). With stride 1 and one or two
+ *   output channels (the ScoreNet's last layer) it is a matMul and a small overlap-add conv instead, since a
+ *   conv with a single output column runs XNNPACK at a fraction of its speed;
  * - the filter gradient ∂L/∂f[p,q,c,o] = Σ_{b,i,j} x̄[b,s·i+p,s·j+q,c] · dy[b,i,j,o] is a conv of x̄ with batch
  *   and channels swapped (x̄ᵀ: [C, H, W, B]) by the filter dyᵀ: [H_o, W_o, B, O] dilated by s;
- * - gradients are supplied through {@link customGradLazy}, so ∇ₓ alone does not pay for filter gradients.
+ * - gradients are supplied through {@link customGradLazy}, so ∇ₓ alone does not pay for filter gradients;
+ * - 'same' padding is passed to `tf.conv2d` as explicit paddings: the wasm kernel's own 'same' returns zeros
+ *   for some geometries (a tfjs 4.22 bug, e.g. a 2×1 filter with stride 2 on a 2×4 input).
+ *
+ * Every function here is batch-invariant on wasm: sample b's result is bit-identical whatever the batch.
  *
  * On the `tensorflow` backend (tfjs-node) the native kernels are used unchanged; see {@link convKernels}.
  *
@@ -117,21 +124,24 @@ const tapsOfPhase = (k: number, s: number, r: number): number => Math.max(0, Mat
  * The conv filters of the s² sub-pixel phases of a transposed conv with filter f [k_h, k_w, C_z, C_x]: phase
  * (r, q) (index r·s + q) has M_r × M_q taps (M_r = ⌈(k − r)/s⌉; undefined when 0),
  *   g[m, m', o, c] = f[r + s·(M_r − 1 − m), q + s·(M_q − 1 − m'), c, o],
- * its taps in reverse order with in/out channels swapped. Made of one transpose of f and, per tap, a slice of
- * one contiguous [C_x, C_z] block, stacked by a concat along the leading axis: every op is a plain copy (on
- * wasm, Reverse/StridedSlice/Gather are scalar loops costing ~100 ms per ScoreNet filter).
+ * its taps in reverse order with in/out channels swapped. Made of one transpose of f, a split into its
+ * k_h·k_w contiguous [C_x, C_z] tap blocks and, per phase, a concat of its blocks along the leading axis: every
+ * op is a plain copy (on wasm, Reverse/StridedSlice/Gather are scalar loops costing ~100 ms per ScoreNet
+ * filter, and each Slice copies its whole input out of the heap first).
  */
 const phaseFilters = (f: tf.Tensor4D, s: number): ReadonlyArray<tf.Tensor4D | undefined> => {
   const [kh, kw, cz, cx] = shape4(f);
   const swapped = tf.transpose(f, [0, 1, 3, 2]); // [k_h, k_w, C_x, C_z]
-  const tap = (p: number, q: number): tf.Tensor => tf.slice(swapped, [p, q, 0, 0], [1, 1, cx, cz]);
+  // The k_h·k_w taps as [1, 1, C_x, C_z] blocks: one split along the leading axis (contiguous parts).
+  const taps = s === 1 ? [] : tf.split(tf.reshape(swapped, [kh * kw, 1, cx, cz]), kh * kw, 0);
+  const tap = (p: number, q: number): tf.Tensor => taps[p * kw + q]!;
   return Array.from({ length: s * s }, (_, i) => {
     const [r, q] = [Math.floor(i / s), i % s];
     const [th, tw] = [tapsOfPhase(kh, s, r), tapsOfPhase(kw, s, q)];
     if (th === 0 || tw === 0) return undefined;
     if (s === 1) return tf.reverse(swapped, [0, 1]) as tf.Tensor4D;
-    const taps = Array.from({ length: th * tw }, (_, j) => tap(r + s * (th - 1 - Math.floor(j / tw)), q + s * (tw - 1 - (j % tw))));
-    return tf.reshape(taps.length === 1 ? taps[0]! : tf.concat(taps, 0), [th, tw, cx, cz]) as tf.Tensor4D;
+    const mine = Array.from({ length: th * tw }, (_, j) => tap(r + s * (th - 1 - Math.floor(j / tw)), q + s * (tw - 1 - (j % tw))));
+    return tf.reshape(mine.length === 1 ? mine[0]! : tf.concat(mine, 0), [th, tw, cx, cz]) as tf.Tensor4D;
   });
 };
 

@@ -8,6 +8,10 @@
  * - `BatchMatMul` with `transposeA`/`transposeB` transposes the operand first (XNNPACK) and multiplies without
  *   flags: wasm's transposed matMul paths are 4–8× slower than the plain one, and tfjs' matMul gradient uses
  *   them for both ∂/∂a and ∂/∂b (every Dense layer's backward pass).
+ * - `Concat` of equal shapes and `SplitV` into equal parts along an inner axis go through one transpose
+ *   (C++) and whole-tensor copies: tfjs copies one row at a time through a new typed-array view, so splitting a
+ *   [64, 26, 26, 64] gradient along channels (the backward pass of a U-Net skip connection) took ~20 ms
+ *   instead of ~3. (A JavaScript element loop is no better: typed arrays on the shared wasm heap are slow.)
  *
  * Imported for its effect by the package index, before any backend is initialised.
  *
@@ -67,8 +71,80 @@ const transposingBatchMatMul =
     }
   };
 
+interface WasmHeapBackend extends WasmBackendLike {
+  makeOutput(shape: number[], dtype: tf.DataType): Info;
+  typedArrayFromHeap(t: Info): Float32Array | Int32Array | Uint8Array;
+}
+
+const sizeOf = (shape: ReadonlyArray<number>): number => shape.reduce((a, b) => a * b, 1);
+const numeric = (t: Info): boolean => t.dtype === 'float32' || t.dtype === 'int32';
+const sameShape = (ts: ReadonlyArray<Info>): boolean => ts.every((t) => t.shape.length === ts[0]!.shape.length && t.shape.every((d, i) => d === ts[0]!.shape[i]));
+
+/** The wasm kernels the overrides compose (looked up when they run, after the backend's setup). */
+const kernel = (name: string): KernelFunc => {
+  const k = tf.getKernel(name, 'wasm');
+  if (k === undefined) throw new Error(`wasm kernel ${name} is not registered`);
+  return k.kernelFunc;
+};
+
+/**
+ * concat of k same-shape tensors along axis a ≥ 1: with outer = ∏ shape[:a] and inner = ∏ shape[a:], stack
+ * them whole ([k, outer·inner]: k contiguous copies) and transpose [k, outer, inner] → [outer, k, inner]
+ * (one C++ pass), instead of a typed-array view per (outer index, input). Other cases: tfjs' kernel.
+ */
+const stackingConcat =
+  (original: KernelFunc): KernelFunc =>
+  (args) => {
+    const inputs = (Array.isArray(args.inputs) ? args.inputs : Object.values(args.inputs)) as Info[];
+    if (inputs.length < 2 || !inputs.every(numeric) || !sameShape(inputs) || !inputs.every((t) => t.dtype === inputs[0]!.dtype)) return original(args);
+    const shape = inputs[0]!.shape;
+    const axis = tf.util.parseAxisParam((args.attrs as { axis: number | number[] }).axis, shape)[0]!;
+    const [outer, inner] = [sizeOf(shape.slice(0, axis)), sizeOf(shape.slice(axis))];
+    if (outer === 1 || inner === 0) return original(args);
+    const backend = args.backend as unknown as WasmHeapBackend;
+    const flats = inputs.map((t) => kernel('Reshape')({ inputs: { x: t }, attrs: { shape: [1, outer * inner] }, backend: args.backend }) as Info);
+    const stacked = original({ inputs: flats as unknown as tf.NamedTensorInfoMap, attrs: { axis: 0 }, backend: args.backend }) as Info;
+    flats.forEach((f) => backend.disposeData(f.dataId));
+    const k = inputs.length;
+    const out = kernel('Transpose')({ inputs: { x: { ...stacked, shape: [k, outer, inner] } }, attrs: { perm: [1, 0, 2] }, backend: args.backend }) as Info;
+    backend.disposeData(stacked.dataId);
+    return { ...out, shape: shape.map((d, i) => (i === axis ? k * d : d)) };
+  };
+
+/**
+ * split of x into k equal parts along axis a: transpose [outer, k, inner] → [k, outer, inner] (one C++
+ * pass; none when a is the outermost axis), then each part is one contiguous copy. (tfjs' kernel slices each part row by row, and its Slice
+ * first copies the whole input out of the wasm heap.) Unequal parts: tfjs' kernel.
+ */
+const transposingSplitV =
+  (original: KernelFunc): KernelFunc =>
+  (args) => {
+    const x = (args.inputs as { x: Info }).x;
+    const { numOrSizeSplits, axis } = args.attrs as { numOrSizeSplits: number | number[]; axis: number };
+    const ax = tf.util.parseAxisParam(axis, x.shape)[0]!;
+    const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, numOrSizeSplits, ax);
+    const k = sizes.length;
+    const outer = sizeOf(x.shape.slice(0, ax));
+    if (k < 2 || !numeric(x) || sizes.some((n) => n !== sizes[0] || n <= 0)) return original(args);
+    const inner = sizes[0]! * sizeOf(x.shape.slice(ax + 1));
+    const backend = args.backend as unknown as WasmHeapBackend;
+    // Along the outermost axis the parts are already contiguous: no transpose.
+    const parts = outer === 1 ? x : (kernel('Transpose')({ inputs: { x: { ...x, shape: [outer, k, inner] } }, attrs: { perm: [1, 0, 2] }, backend: args.backend }) as Info);
+    const partShape = x.shape.map((d, i) => (i === ax ? sizes[0]! : d));
+    // Each part is a contiguous range of `parts`: one copy each. (Not the Slice kernel: on wasm it first reads
+    // the whole input out of the heap.) Views are taken after all allocations, which may grow the heap.
+    const outs = sizes.map(() => backend.makeOutput(partShape, x.dtype));
+    const src = backend.typedArrayFromHeap(parts);
+    const n = outer * inner;
+    outs.forEach((o, i) => backend.typedArrayFromHeap(o).set(src.subarray(i * n, (i + 1) * n)));
+    if (parts !== x) backend.disposeData(parts.dataId);
+    return outs;
+  };
+
 /** Which overrides are installed (for tests and the benchmark notes). @category queries */
 export const wasmKernelOverrides: ReadonlyArray<string> = [
   ...(override('Identity', sharingIdentity) ? ['Identity'] : []),
   ...(override('BatchMatMul', transposingBatchMatMul) ? ['BatchMatMul'] : []),
+  ...(override('Concat', stackingConcat) ? ['Concat'] : []),
+  ...(override('SplitV', transposingSplitV) ? ['SplitV'] : []),
 ];

@@ -1,6 +1,7 @@
 /**
- * The wasm kernel overrides (wasm-kernels.ts) change costs, never values: Identity shares buffers safely, and
- * BatchMatMul with transposes equals the product of the explicitly transposed operand, bit for bit.
+ * The wasm kernel overrides (wasm-kernels.ts) change costs, never values: Identity shares buffers safely,
+ * BatchMatMul with transposes equals the product of the explicitly transposed operand, and Concat/SplitV move
+ * exactly the cpu backend's values, bit for bit.
  */
 import fc from 'fast-check';
 import { tf, initBackend, random, wasmKernelOverrides, leakedBy, liveTensors } from '@score-sde/tensor-fp';
@@ -10,8 +11,8 @@ beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
 });
 
-test('both overrides are installed for wasm', () => {
-  expect(wasmKernelOverrides).toEqual(['Identity', 'BatchMatMul']);
+test('the four overrides are installed for wasm', () => {
+  expect(wasmKernelOverrides).toEqual(['Identity', 'BatchMatMul', 'Concat', 'SplitV']);
   expect(tf.getBackend()).toBe('wasm');
 });
 
@@ -94,5 +95,60 @@ describe('BatchMatMul with transposes', () => {
     [din + 1, dout, B, B].forEach((n, i) => {
       expect(worstExcess(ours[i]!, ref[i]!, bound[i]!, 2 * gamma32(n) * (1 + gamma32(n))).excess).toBeLessThanOrEqual(0);
     });
+  });
+});
+
+describe('Concat and SplitV', () => {
+  const shapeArb = fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 4 });
+
+  test('concat of k tensors along any axis (equal or unequal shapes, float32 and int32) = the cpu backend, bit for bit', async () => {
+    await fc.assert(
+      fc.asyncProperty(shapeArb, fc.nat(3), fc.integer({ min: 1, max: 4 }), fc.boolean(), fc.boolean(), fc.nat(1000), async (shape, axisRaw, k, equal, ints, seed) => {
+        const axis = axisRaw % shape.length;
+        const shapes = Array.from({ length: k }, (_, i) => shape.map((d, j) => (j === axis && !equal ? d + i : d)));
+        const data = shapes.map((sh, i) => Float32Array.from(random.normalArray(random.key(seed + i), sh.reduce((a, b) => a * b, 1)), (v) => (ints ? Math.round(10 * v) : v)));
+        const run = () => readScoped(() => [tf.concat(shapes.map((sh, i) => tf.tensor(data[i]!, sh, ints ? 'int32' : 'float32')), axis)])[0]!;
+        expect(Array.from(run())).toEqual(Array.from(await onCpu(run)));
+      }),
+      { seed: 42, numRuns: 60 },
+    );
+  });
+
+  test('split into k parts (equal or given sizes) along any axis = the cpu backend, bit for bit, and split ∘ concat = id', async () => {
+    await fc.assert(
+      fc.asyncProperty(shapeArb, fc.nat(3), fc.integer({ min: 1, max: 4 }), fc.boolean(), fc.nat(1000), async (shape, axisRaw, k, equal, seed) => {
+        const axis = axisRaw % shape.length;
+        const sizes = Array.from({ length: k }, (_, i) => (equal ? shape[axis]! : shape[axis]! + i));
+        const full = shape.map((d, j) => (j === axis ? sizes.reduce((a, b) => a + b, 0) : d));
+        const data = Float32Array.from(random.normalArray(random.key(seed), full.reduce((a, b) => a * b, 1)));
+        const run = () => readScoped(() => tf.split(tf.tensor(data, full), equal ? k : sizes, axis));
+        const [ours, ref] = [run(), await onCpu(run)];
+        expect(ours.map((p) => Array.from(p))).toEqual(ref.map((p) => Array.from(p)));
+        expect(Array.from(readScoped(() => [tf.concat(tf.split(tf.tensor(data, full), equal ? k : sizes, axis), axis)])[0]!)).toEqual(Array.from(data));
+      }),
+      { seed: 42, numRuns: 60 },
+    );
+  });
+
+  test('concat, split, matMul with transposes and clone (and gradients) leak no tensor and no wasm buffer', () => {
+    const a = random.normal(random.key(1), [4, 3, 3, 2]);
+    const b = random.normal(random.key(2), [4, 3, 3, 2]);
+    const m = random.normal(random.key(3), [3, 5]);
+    // Tensors (engine) and data buffers (the wasm backend's own table, which the overrides manage by hand).
+    const buffers = (): number => tf.backend().numDataIds();
+    const cases: ReadonlyArray<() => tf.TensorContainer> = [
+      () => tf.concat([a, b], 3),
+      () => tf.tidy(() => tf.split(tf.concat([a, b], 3), 2, 3)),
+      () => tf.tidy(() => tf.split(tf.reshape(a, [4, 18]), 2, 0)),
+      () => tf.grads((u: tf.Tensor, v: tf.Tensor) => tf.sum(tf.square(tf.concat([u, v], 3))))([a, b]),
+      () => [tf.matMul(m, m, true, false), tf.matMul(m, m, false, true)],
+      () => tf.clone(a),
+    ];
+    cases.forEach((f, i) => {
+      const before = buffers();
+      expect({ i, leaked: leakedBy(f) }).toEqual({ i, leaked: 0 });
+      expect({ i, buffers: buffers() - before }).toEqual({ i, buffers: 0 });
+    });
+    tf.dispose([a, b, m]);
   });
 });

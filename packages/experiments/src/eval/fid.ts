@@ -1,0 +1,50 @@
+/**
+ * FID in the clean classifier's feature space (Heusel et al., NeurIPS 2017), in float64:
+ *
+ *   FID = ‖μ_g − μ_r‖² + tr Σ_g + tr Σ_r − 2 tr (Σ_g^{1/2} Σ_r Σ_g^{1/2})^{1/2},
+ *
+ * μ, Σ the mean and unbiased covariance of the penultimate features of the generated images (g) and of the
+ * MNIST test images (r); the matrix square roots come from a symmetric (Jacobi) eigendecomposition
+ * (`models/fid`). FID is biased upwards at small n, so it is only comparable at equal n; the real-vs-real floor
+ * (n training images against the same test reference) is the value a perfect sampler would get at that n.
+ *
+ * @module eval/fid
+ */
+import * as E from 'fp-ts/Either';
+import { tf } from '@score-sde/tensor-fp';
+import { fid, classifier, type Params } from '@score-sde/models';
+
+/** FID against the reference and its two terms. @category model */
+export interface FidResult {
+  readonly n: number;
+  readonly fid: number;
+  /** ‖μ_g − μ_r‖² */
+  readonly meanTerm: number;
+  /** tr Σ_g + tr Σ_r − 2 tr (Σ_g^{1/2} Σ_r Σ_g^{1/2})^{1/2} */
+  readonly covTerm: number;
+}
+
+/** What the clean classifier says about a set of images: class histogram, mean max-probability, histogram entropy (bits). @category model */
+export interface ClassRecord {
+  readonly histogram: ReadonlyArray<number>;
+  readonly meanMaxProb: number;
+  readonly entropyBits: number;
+}
+
+/** Gaussian statistics (float64 mean and unbiased covariance) of the penultimate features of x [N, 28, 28, 1]. @category statistics */
+export const featureStats = (config: classifier.ClassifierConfig, params: Params, x: tf.Tensor): E.Either<fid.FidError, fid.Stats> =>
+  fid.gaussianStats(classifier.featuresInBatches(config, params, x), x.shape[0]!, config.featureDim);
+
+/** FID of feature statistics against reference statistics, with its terms. @category distance */
+export const fidOfStats = (generated: fid.Stats, reference: fid.Stats): E.Either<fid.FidError, FidResult> =>
+  E.map((r: fid.FrechetTerms): FidResult => ({ n: generated.n, fid: r.fid, meanTerm: r.meanTerm, covTerm: r.covTerm }))(fid.frechetTerms(generated, reference));
+
+/** FID of images x against reference statistics, in the classifier's feature space. @category distance */
+export const fidOfImages = (config: classifier.ClassifierConfig, params: Params, x: tf.Tensor, reference: fid.Stats): E.Either<fid.FidError, FidResult> =>
+  E.chain((s: fid.Stats) => fidOfStats(s, reference))(featureStats(config, params, x));
+
+/** The clean classifier's class histogram, mean max-probability and histogram entropy of x. @category classes */
+export const classRecord = (config: classifier.ClassifierConfig, params: Params, x: tf.Tensor): ClassRecord & { readonly predictions: Int32Array } => {
+  const s = classifier.classSummary(config, params, x);
+  return { histogram: s.histogram, meanMaxProb: s.meanMaxProb, entropyBits: s.histogramEntropyBits, predictions: s.predictions };
+};

@@ -1,0 +1,107 @@
+/**
+ * The flags of `nx run experiments:mnist-eval`, as data (each decoded with io-ts; errors name the flag), and the
+ * help text that explains every figure the command writes.
+ *
+ * The defaults are sized for a 2-core CPU on the embedded wasm backend: one score evaluation of the tutorial
+ * ScoreNet costs ≈ 6.5 ms per image there, so `--samples 256` with every sampler of the comparison (≈ 2,300
+ * evaluations per image) takes about an hour. FID depends on n: compare FIDs only at equal `--samples`.
+ *
+ * @module eval/flags
+ */
+import * as t from 'io-ts';
+import { codec } from '@score-sde/tensor-fp';
+import { cli } from '../lib';
+
+/** The parts of the evaluation, in running order (each can be left out with `--skip`). @category flags */
+export const EVAL_PARTS = ['samplers', 'bpd', 'conditional', 'inpainting', 'interpolation'] as const;
+export type EvalPart = (typeof EVAL_PARTS)[number];
+const EvalPartCodec = t.keyof({ samplers: null, bpd: null, conditional: null, inpainting: null, interpolation: null }, 'EvalPart');
+
+/** The sampler families of the comparison: `ode` runs once per `--ode-tols`, `edm` and `dpm` once per `--fast-steps`. @category flags */
+export const COMPARISON_SAMPLERS = ['em', 'pc', 'ode', 'edm', 'dpm'] as const;
+export type ComparisonSampler = (typeof COMPARISON_SAMPLERS)[number];
+const ComparisonSamplerCodec = t.keyof({ em: null, pc: null, ode: null, edm: null, dpm: null }, 'ComparisonSampler');
+
+/** The samplers of class-conditional generation. @category flags */
+export const CONDITIONAL_SAMPLERS = ['pc', 'ode'] as const;
+export type ConditionalSampler = (typeof CONDITIONAL_SAMPLERS)[number];
+const ConditionalSamplerCodec = t.keyof({ pc: null, ode: null }, 'ConditionalSampler');
+
+/** The flags of the evaluation. @category flags */
+export const mnistEvalFlags = {
+  checkpoint: cli.stringFlag({ description: 'score-model checkpoint directory (from nx run experiments:mnist); its EMA weights are evaluated' }),
+  samples: cli.numberFlag(codec.PositiveInt, { default: 256, description: 'samples per sampler of the comparison; also the n of the real-vs-real FID floor (FID is only comparable at equal n)' }),
+  out: cli.optional(cli.stringFlag({ description: 'output folder (default packages/experiments/out/mnist-eval/<run-id>)' })),
+  seed: cli.numberFlag(codec.SafeInt, { default: 0, description: 'seed of every random choice (classifier weights and batches, noise, probes, dequantisation, samples)' }),
+  skip: cli.listFlag<EvalPart>(EvalPartCodec, { default: [], description: `parts to leave out, comma-separated, of ${EVAL_PARTS.join(',')}` }),
+  backend: cli.oneOfFlag(['auto', 'wasm', 'cpu', 'tensorflow'], { default: 'auto', description: 'TensorFlow.js backend (overrides SCORE_SDE_BACKEND)' }),
+  quiet: cli.booleanFlag({ description: 'no progress output', default: false }),
+  sampleBatch: cli.numberFlag(codec.PositiveInt, { default: 128, description: 'images per sampler call (memory); sample b always starts from the same prior draw and noise stream, whatever the batching' }),
+
+  // classifiers
+  classifier: cli.optional(cli.stringFlag({ description: 'directory of the clean MNIST classifier (the FID feature extractor): reused when it holds one, else trained and saved there (default <out>/classifier)' })),
+  noisyClassifier: cli.optional(cli.stringFlag({ description: "directory of the noise-conditional classifier for guidance: reused when it holds one trained under the checkpoint's SDE, else trained and saved there (default <out>/noisy-classifier)" })),
+  classifierEpochs: cli.numberFlag(codec.PositiveInt, { default: 2, description: 'epochs of the clean classifier over the training (sub)set' }),
+  noisyClassifierEpochs: cli.numberFlag(codec.PositiveInt, { default: 3, description: 'epochs of the noise-conditional classifier over the training (sub)set' }),
+  classifierBatch: cli.numberFlag(codec.PositiveInt, { default: 128, description: 'classifier training batch size' }),
+  classifierLr: cli.numberFlag(codec.PositiveFinite, { default: 1e-3, description: 'classifier Adam learning rate' }),
+  classifierChannels: cli.listFlag(codec.PositiveInt, { default: [32, 64, 128], description: 'channels of the classifiers’ three conv blocks' }),
+  featureDim: cli.numberFlag(codec.PositiveInt, { default: 128, description: 'width of the classifiers’ penultimate layer (the FID feature dimension)' }),
+  trainSubset: cli.numberFlag(codec.PositiveInt, { default: 60000, description: 'train the classifiers on the first N training images; the FID floor draws its n real images from them' }),
+  testSubset: cli.numberFlag(codec.PositiveInt, { default: 10000, description: 'the first N test images: the FID reference set and the classifiers’ test set' }),
+
+  // sampler comparison
+  compare: cli.listFlag<ComparisonSampler>(ComparisonSamplerCodec, { default: [...COMPARISON_SAMPLERS], description: `sampler families to compare, of ${COMPARISON_SAMPLERS.join(',')}` }),
+  steps: cli.numberFlag(codec.PositiveInt, { default: 500, description: 'time steps of the em and pc samplers (comparison, conditional pc, inpainting)' }),
+  snr: cli.numberFlag(codec.PositiveFinite, { default: 0.16, description: 'signal-to-noise ratio of the Langevin corrector of pc' }),
+  odeTols: cli.listFlag(codec.PositiveFinite, { default: [1e-5, 1e-3], description: 'rtol = atol of the adaptive RK45 probability-flow ODE sampler in the comparison, one run each' }),
+  fastSteps: cli.listFlag(codec.PositiveInt, { default: [10, 20, 40], description: 'step counts of EDM Heun and DPM-Solver++(2M) in the comparison, one run each' }),
+
+  // bits/dim
+  bpdImages: cli.numberFlag(codec.PositiveInt, { default: 64, description: 'test images whose bits/dim are estimated (the first N)' }),
+  bpdBatch: cli.numberFlag(codec.PositiveInt, { default: 16, description: 'images per likelihood solve' }),
+  bpdEstimator: cli.oneOfFlag(['rademacher', 'gaussian'], { default: 'rademacher', description: 'Hutchinson probe distribution of the divergence estimate' }),
+  odeTol: cli.numberFlag(codec.PositiveFinite, { default: 1e-5, description: 'rtol = atol of the probability-flow ODE solves of bits/dim, conditional ode sampling and latent interpolation' }),
+
+  // conditional generation
+  guidanceScale: cli.numberFlag(codec.NonNegativeFinite, { default: 2, description: 'classifier-guidance scale w in s(x,t) + w ∇ₓ log p_t(y|x)' }),
+  perClass: cli.numberFlag(codec.PositiveInt, { default: 10, description: 'class-conditional samples per class (one row per class in the grid)' }),
+  conditionalSamplers: cli.listFlag<ConditionalSampler>(ConditionalSamplerCodec, { default: [...CONDITIONAL_SAMPLERS], description: 'samplers of class-conditional generation, of pc,ode' }),
+
+  // inpainting
+  mask: cli.oneOfFlag(['lower', 'right'], { default: 'lower', description: 'which half of the test digits is hidden and filled in' }),
+  inpaintDigits: cli.numberFlag(codec.PositiveInt, { default: 10, description: 'test digits to inpaint (the first N)' }),
+  completions: cli.numberFlag(codec.PositiveInt, { default: 4, description: 'completions drawn per inpainted digit' }),
+
+  // interpolation
+  frames: cli.numberFlag(codec.PositiveInt, { default: 9, description: 'latent interpolation frames between (and including) the two digits’ latents (≥ 2)' }),
+} as const;
+
+/** Parsed flags. @category flags */
+export type MnistEvalFlags = cli.Flags<typeof mnistEvalFlags>;
+
+/** `npx nx run experiments:mnist-eval -- …`. @category help */
+export const USAGE = 'npx nx run experiments:mnist-eval -- --checkpoint <dir> [--samples <n>] [--out <dir>] [flags]';
+
+/** What the command does and what each figure shows (the `--help` text above the flags). @category help */
+export const DESCRIPTION = [
+  'Evaluates a trained MNIST score model (a checkpoint of nx run experiments:mnist, its EMA weights) and writes into --out:',
+  '',
+  "* classifier/: the clean MNIST convnet, trained here unless --classifier names one. Its penultimate features are the FID feature space; its name (architecture + sha256 of its weights) and test accuracy are in every report.",
+  '',
+  "* noisy-classifier/: the noise-conditional classifier p_t(y | x), trained on perturbed images under the checkpoint's SDE, whose gradient guides class-conditional sampling (a --noisy-classifier trained under another SDE is refused).",
+  '',
+  '* fid-vs-nfe.png: FID against the MNIST test set (float64 Fréchet distance of the penultimate features, n = --samples) against score evaluations per sample (log x) for Euler–Maruyama, PC (EM ∘ Langevin), the RK45 probability-flow ODE at each --ode-tols, EDM Heun and DPM-Solver++(2M) at each --fast-steps. The dashed line is the real-vs-real floor: n training images against the same test set.',
+  '',
+  '* samplers.png: the first 64 samples of each sampler side by side (same prior draws), captioned with NFE and FID.',
+  '',
+  "* conditional-<sampler>.png: class-conditional samples by classifier guidance (scale --guidance-scale), one row per class 0–9, for PC and the ODE sampler; eval.md gives the clean classifier's accuracy on them (target ≥ 90%).",
+  '',
+  '* inpainting.png: per row a test digit, the same with its --mask half hidden (grey), and --completions fillings by the PC sampler with the inpainting transform; eval.md gives how often the clean classifier labels a completion like the original.',
+  '',
+  '* interpolation.png: two test digits at the ends and, between them, the probability-flow decodings of spherical interpolations of their ODE latents.',
+  '',
+  '* eval.json, eval.md: every figure above with the extractor name and the sample counts, and bits/dim of the first --bpd-images test images (PF-ODE likelihood, Hutchinson divergence, uniform dequantisation; mean ± standard error over images). Rewritten after each part, so a stopped run keeps what it measured.',
+  '',
+  'At the defaults on 2 CPU cores (wasm) a run takes about two hours, most of it the sampler comparison; --skip and smaller --samples/--steps shorten it.',
+].join('\n');

@@ -1,0 +1,348 @@
+/**
+ * `eval.json` as an io-ts codec — the documented shape of the evaluation's results, which the tests decode the
+ * written file with — and `eval.md`, the same results for people, one sentence per figure.
+ *
+ * Parts that were skipped (or not reached, when `complete` is false) are `null`.
+ *
+ * @module eval/report
+ */
+import * as t from 'io-ts';
+import { codec } from '@score-sde/tensor-fp';
+import { SDE } from '@score-sde/sde-math';
+import { ScoreNetConfig, classifier } from '@score-sde/models';
+import { report } from '../lib';
+import { ClassifierTraining } from './store';
+import { EVAL_PARTS } from './flags';
+
+// -------------------------------------------------------------------------------------
+// codec
+// -------------------------------------------------------------------------------------
+
+const nullable = <C extends t.Mixed>(c: C) => t.union([c, t.null]);
+const list = <C extends t.Mixed>(c: C) => t.readonlyArray(c);
+const EvalPart = t.keyof(Object.fromEntries(EVAL_PARTS.map((p) => [p, null])) as Record<(typeof EVAL_PARTS)[number], null>, 'EvalPart');
+
+/** The clean classifier's verdict on a set of images. @category codec */
+export const ClassesRecord = codec.strict(
+  { histogram: list(codec.NonNegativeInt), meanMaxProb: codec.UnitInterval, entropyBits: codec.NonNegativeFinite },
+  'ClassesRecord',
+);
+
+/** A classifier used by the run: its name (architecture + weights fingerprint), where it is, whether it was reused, how it was trained. @category codec */
+export const ClassifierRecord = codec.strict(
+  { name: t.string, dir: t.string, reused: t.boolean, sha256: t.string, config: classifier.ClassifierConfig, training: ClassifierTraining },
+  'ClassifierRecord',
+);
+export type ClassifierRecord = t.TypeOf<typeof ClassifierRecord>;
+
+/** The FID set-up: extractor, feature dimension, reference set, n, and the real-vs-real floor at that n. @category codec */
+export const FidSetup = codec.strict(
+  {
+    extractor: t.string,
+    featureDim: codec.PositiveInt,
+    /** Generated samples per sampler. */
+    n: codec.PositiveInt,
+    reference: codec.strict({ set: t.literal('MNIST test'), n: codec.PositiveInt }, 'FidReference'),
+    floor: codec.strict(
+      { set: t.literal('MNIST train'), n: codec.PositiveInt, fid: codec.NonNegativeFinite, meanTerm: codec.NonNegativeFinite, covTerm: codec.Finite, classes: ClassesRecord },
+      'FidFloor',
+    ),
+  },
+  'FidSetup',
+);
+
+/** One sampler of the comparison. @category codec */
+export const SamplerRecord = codec.strict(
+  {
+    id: t.string,
+    family: t.keyof({ em: null, pc: null, ode: null, edm: null, dpm: null }),
+    label: t.string,
+    spec: t.unknown,
+    n: codec.PositiveInt,
+    nfe: codec.NonNegativeFinite,
+    seconds: codec.NonNegativeFinite,
+    fid: nullable(codec.NonNegativeFinite),
+    meanTerm: nullable(codec.NonNegativeFinite),
+    covTerm: nullable(codec.Finite),
+    classes: nullable(ClassesRecord),
+    error: nullable(t.string),
+  },
+  'SamplerRecord',
+);
+
+/** The sampler comparison: one record per sampler and the two figures. @category codec */
+export const SamplersSection = codec.strict({ results: list(SamplerRecord), plot: t.string, panels: t.string }, 'SamplersSection');
+
+/** Bits/dim of test images. @category codec */
+export const BpdSection = codec.strict(
+  {
+    images: codec.PositiveInt,
+    batch: codec.PositiveInt,
+    estimator: t.keyof({ rademacher: null, gaussian: null }),
+    tol: codec.PositiveFinite,
+    mean: codec.Finite,
+    standardError: codec.NonNegativeFinite,
+    min: codec.Finite,
+    max: codec.Finite,
+    perImage: list(codec.Finite),
+    nfePerSolve: codec.NonNegativeFinite,
+    seconds: codec.NonNegativeFinite,
+  },
+  'BpdSection',
+);
+
+/** One class-conditional run. @category codec */
+export const ConditionalRunRecord = codec.strict(
+  {
+    sampler: t.keyof({ pc: null, ode: null }),
+    n: codec.PositiveInt,
+    accuracy: codec.UnitInterval,
+    perClassAccuracy: list(codec.UnitInterval),
+    meanMaxProb: codec.UnitInterval,
+    nfe: codec.NonNegativeFinite,
+    seconds: codec.NonNegativeFinite,
+    png: t.string,
+  },
+  'ConditionalRun',
+);
+
+/** Class-conditional generation: the guide, the scale, the runs. @category codec */
+export const ConditionalSection = codec.strict(
+  { guide: ClassifierRecord, guidanceScale: codec.NonNegativeFinite, perClass: codec.PositiveInt, runs: list(ConditionalRunRecord) },
+  'ConditionalSection',
+);
+
+/** Inpainting. @category codec */
+export const InpaintingSection = codec.strict(
+  {
+    mask: t.keyof({ lower: null, right: null }),
+    digits: codec.PositiveInt,
+    completions: codec.PositiveInt,
+    sampler: t.string,
+    agreement: codec.UnitInterval,
+    trueLabelAgreement: codec.UnitInterval,
+    originalAccuracy: codec.UnitInterval,
+    nfe: codec.NonNegativeFinite,
+    seconds: codec.NonNegativeFinite,
+    png: t.string,
+  },
+  'InpaintingSection',
+);
+
+/** Latent interpolation. @category codec */
+export const InterpolationSection = codec.strict(
+  {
+    indices: t.readonly(t.tuple([codec.NonNegativeInt, codec.NonNegativeInt])),
+    labels: t.readonly(t.tuple([codec.NonNegativeInt, codec.NonNegativeInt])),
+    frames: codec.PositiveInt,
+    tol: codec.PositiveFinite,
+    nfeEncode: codec.NonNegativeInt,
+    nfeDecode: codec.NonNegativeInt,
+    reconstructionMaxAbs: codec.NonNegativeFinite,
+    seconds: codec.NonNegativeFinite,
+    png: t.string,
+  },
+  'InterpolationSection',
+);
+
+/**
+ * `eval.json`. Every number is finite (NaN would be written as the string "NaN" and fail to decode); a part
+ * is null when skipped (listed in `skipped`) or, in a report with `complete: false`, not reached yet.
+ * @category codec
+ */
+export const EvalReport = codec.strict(
+  {
+    command: t.literal('mnist-eval'),
+    complete: t.boolean,
+    backend: t.string,
+    seed: codec.SafeInt,
+    out: t.string,
+    seconds: codec.NonNegativeFinite,
+    checkpoint: codec.strict({ dir: t.string, step: codec.NonNegativeInt, sde: SDE, model: ScoreNetConfig }, 'CheckpointRecord'),
+    extractor: nullable(ClassifierRecord),
+    fid: nullable(FidSetup),
+    samplers: nullable(SamplersSection),
+    bpd: nullable(BpdSection),
+    conditional: nullable(ConditionalSection),
+    inpainting: nullable(InpaintingSection),
+    interpolation: nullable(InterpolationSection),
+    skipped: list(EvalPart),
+    flags: t.UnknownRecord,
+  },
+  'EvalReport',
+);
+export type EvalReport = t.TypeOf<typeof EvalReport>;
+
+// -------------------------------------------------------------------------------------
+// markdown
+// -------------------------------------------------------------------------------------
+
+/** The clean classifier's target test accuracy (issue 5). @category markdown */
+export const EXTRACTOR_TARGET_ACCURACY = 0.99;
+
+const pct = (v: number): string => `${(100 * v).toFixed(1)}%`;
+const num = (v: number | null, digits = 4): string => (v === null ? 'n/a' : report.formatNumber(v, digits));
+
+const classifierLine = (c: ClassifierRecord): string =>
+  `\`${c.name}\` — ${c.reused ? 'reused from' : 'trained here and saved to'} \`${c.dir}\`; ${c.training.steps} Adam steps (${c.training.epochs} epochs, batch ${c.training.batchSize}, lr ${c.training.lr}) on ${c.training.trainImages} training images; ` +
+  `test accuracy ${pct(c.training.testAccuracy)} on ${c.training.testImages} test images`;
+
+const samplersSection = (r: EvalReport): ReadonlyArray<string> => {
+  if (r.samplers === null || r.fid === null) return [];
+  const fid = r.fid;
+  const rows = r.samplers.results.map((s) => ({
+    sampler: s.label,
+    NFE: s.nfe,
+    seconds: s.seconds,
+    FID: s.fid ?? 'failed',
+    '‖Δμ‖²': s.meanTerm,
+    'cov term': s.covTerm,
+    'class entropy (bits)': s.classes?.entropyBits ?? null,
+    'mean max-prob': s.classes?.meanMaxProb ?? null,
+  }));
+  rows.push({
+    sampler: `real vs real (train n = ${fid.floor.n})`,
+    NFE: 0,
+    seconds: 0,
+    FID: fid.floor.fid,
+    '‖Δμ‖²': fid.floor.meanTerm,
+    'cov term': fid.floor.covTerm,
+    'class entropy (bits)': fid.floor.classes.entropyBits,
+    'mean max-prob': fid.floor.classes.meanMaxProb,
+  });
+  const hist = [
+    ...r.samplers.results.filter((s) => s.classes !== null).map((s) => ({ sampler: s.label, ...Object.fromEntries(s.classes!.histogram.map((h, k) => [String(k), h])) })),
+    { sampler: 'real (train)', ...Object.fromEntries(fid.floor.classes.histogram.map((h, k) => [String(k), h])) },
+  ];
+  const failed = r.samplers.results.filter((s) => s.error !== null);
+  return [
+    '## Sampler comparison',
+    '',
+    `FID of n = ${fid.n} samples per sampler against the first ${fid.reference.n} MNIST test images, in float64, in the ${fid.featureDim}-dimensional penultimate-feature space of \`${fid.extractor}\`. ` +
+      `Every sampler starts from the same prior draws and noise streams. The real-vs-real floor — ${fid.floor.n} training images against the same test images — is ${num(fid.floor.fid)}: ` +
+      'the FID of a perfect sampler at this n (FID is biased upwards at small n, so compare FIDs only at equal n). Class entropy is that of the clean classifier\'s histogram of the samples (log₂ 10 ≈ 3.32 bits when balanced).',
+    '',
+    report.markdownTable(rows),
+    '',
+    ...(failed.length > 0 ? [`Failed: ${failed.map((s) => `${s.label} (${s.error})`).join('; ')}.`, ''] : []),
+    `![FID vs NFE](${r.samplers.plot})`,
+    '',
+    `\`${r.samplers.plot}\`: FID against score evaluations per sample (log scale), one line per sampler family over its tolerances or step counts; the dashed line is the real-vs-real floor.`,
+    '',
+    `![samplers](${r.samplers.panels})`,
+    '',
+    `\`${r.samplers.panels}\`: the first 64 samples of each sampler side by side (the same keys, so the same prior draws), captioned with NFE and FID.`,
+    '',
+    'Predicted-class histograms (clean classifier):',
+    '',
+    report.markdownTable(hist, { columns: ['sampler', ...fid.floor.classes.histogram.map((_, k) => String(k))] }),
+    '',
+  ];
+};
+
+const bpdSection = (r: EvalReport): ReadonlyArray<string> => {
+  const b = r.bpd;
+  if (b === null) return [];
+  return [
+    '## Bits/dim',
+    '',
+    `**${report.formatNumber(b.mean, 5)} ± ${report.formatNumber(b.standardError, 3)} bits/dim** (mean ± standard error over the first ${b.images} MNIST test images; range ${report.formatNumber(b.min)} … ${report.formatNumber(b.max)}). ` +
+      `Likelihood of the uniformly dequantised images (x̃ = (255x + u)/256) through the probability-flow ODE, RK45 at rtol = atol = ${b.tol}, ` +
+      `divergence by a ${b.estimator} Hutchinson probe per image; bpd = −log p / (784 ln 2) + 8. ${report.formatNumber(b.nfePerSolve)} score evaluations (each with a vector–Jacobian product) per solve of ${b.batch} images, ${report.formatNumber(b.seconds)} s in all.`,
+    '',
+  ];
+};
+
+const conditionalSection = (r: EvalReport): ReadonlyArray<string> => {
+  const c = r.conditional;
+  if (c === null) return [];
+  const noisy = c.guide.training.noisyAccuracy ?? [];
+  return [
+    '## Class-conditional generation',
+    '',
+    `Classifier guidance s(x, t) + w ∇ₓ log p_t(y | x) with w = ${c.guidanceScale}, p_t(y | x) the noise-conditional classifier ${classifierLine(c.guide)}` +
+      (noisy.length > 0 ? `; on perturbed test images its accuracy is ${noisy.map((a) => `${pct(a.accuracy)} at t = ${a.t}`).join(', ')}` : '') +
+      `. ${c.perClass} samples per class; the clean classifier's accuracy against the requested class is the figure of merit (target ≥ 90%).`,
+    '',
+    report.markdownTable(c.runs.map((x) => ({ sampler: x.sampler, samples: x.n, accuracy: pct(x.accuracy), 'mean max-prob': x.meanMaxProb, NFE: x.nfe, seconds: x.seconds, grid: `![${x.sampler}](${x.png})` }))),
+    '',
+    'Accuracy per requested class:',
+    '',
+    report.markdownTable(
+      c.runs.map((x) => ({ sampler: x.sampler, ...Object.fromEntries(x.perClassAccuracy.map((a, k) => [String(k), pct(a)])) })),
+      { columns: ['sampler', ...(c.runs[0]?.perClassAccuracy ?? []).map((_, k) => String(k))] },
+    ),
+    '',
+    ...c.runs.map((x) => `\`${x.png}\`: class-conditional samples of the ${x.sampler} sampler, one row per class 0–9, ${c.perClass} per row.`),
+    '',
+  ];
+};
+
+const inpaintingSection = (r: EvalReport): ReadonlyArray<string> => {
+  const p = r.inpainting;
+  if (p === null) return [];
+  return [
+    '## Inpainting',
+    '',
+    `![inpainting](${p.png})`,
+    '',
+    `\`${p.png}\`: per row, a test digit, the same with its ${p.mask} half hidden (grey), and ${p.completions} completions drawn by the PC sampler (${p.sampler}) with the inpainting transform. ` +
+      `The clean classifier labels **${pct(p.agreement)}** of the ${p.digits * p.completions} completions like the original (${pct(p.trueLabelAgreement)} with the original's true label; it labels ${pct(p.originalAccuracy)} of the ${p.digits} originals correctly). NFE ${num(p.nfe)}, ${num(p.seconds)} s.`,
+    '',
+  ];
+};
+
+const interpolationSection = (r: EvalReport): ReadonlyArray<string> => {
+  const i = r.interpolation;
+  if (i === null) return [];
+  return [
+    '## Latent interpolation',
+    '',
+    `![interpolation](${i.png})`,
+    '',
+    `\`${i.png}\`: test digits #${i.indices[0]} (a ${i.labels[0]}) and #${i.indices[1]} (a ${i.labels[1]}) at the ends; between them the probability-flow decodings of ${i.frames} spherical interpolants of their ODE latents (α = 0 … 1). ` +
+      `RK45 at rtol = atol = ${i.tol}: ${i.nfeEncode} score evaluations to encode, ${i.nfeDecode} to decode; the decoded ends differ from the originals by at most ${num(i.reconstructionMaxAbs, 3)} per pixel.`,
+    '',
+  ];
+};
+
+/** eval.md: a summary table, then one section per part that ran, each figure explained in a sentence. @category markdown */
+export const evalMarkdown = (r: EvalReport): string =>
+  [
+    '# MNIST evaluation',
+    '',
+    ...(r.complete ? [] : ['**Incomplete**: the run stopped or is still running; parts not reached are missing.', '']),
+    report.markdownKeyValue({
+      checkpoint: r.checkpoint.dir,
+      'checkpoint step': r.checkpoint.step,
+      sde: JSON.stringify(r.checkpoint.sde),
+      model: JSON.stringify(r.checkpoint.model),
+      'FID feature extractor': r.extractor?.name ?? 'n/a',
+      'samples per sampler (FID n)': r.fid?.n ?? 'n/a',
+      'FID reference': r.fid !== null ? `MNIST test, n = ${r.fid.reference.n}` : 'n/a',
+      backend: r.backend,
+      seed: r.seed,
+      seconds: r.seconds,
+      skipped: r.skipped.length > 0 ? r.skipped.join(', ') : 'nothing',
+    }),
+    '',
+    ...(r.extractor !== null
+      ? [
+          `Feature extractor and judge: the clean classifier ${classifierLine(r.extractor)}; its ${r.extractor.config.featureDim} penultimate features are the FID feature space.` +
+            (r.extractor.training.testAccuracy < EXTRACTOR_TARGET_ACCURACY
+              ? ` **Its test accuracy is below the ${pct(EXTRACTOR_TARGET_ACCURACY)} target**: its features separate digits less well, and its labels of samples are less trustworthy.`
+              : ''),
+          '',
+        ]
+      : []),
+    ...samplersSection(r),
+    ...bpdSection(r),
+    ...conditionalSection(r),
+    ...inpaintingSection(r),
+    ...interpolationSection(r),
+    '## Flags',
+    '',
+    '```json',
+    JSON.stringify(r.flags, null, 2),
+    '```',
+  ].join('\n');
