@@ -22,37 +22,8 @@ import { pid } from './controller';
 // codecs
 // -------------------------------------------------------------------------------------
 
-/**
- * A record with required and optional fields that rejects unknown keys, reporting each error at the field's own
- * path. (tensor-fp's `codec.strictWithOptional` validates through an io-ts intersection, whose member index leaks
- * into error paths as `0.steps`; this local version validates the two halves side by side instead.)
- */
-const strictRecord = <R extends t.Props, O extends t.Props>(required: R, optional: O, name: string): t.Type<t.TypeOf<t.TypeC<R>> & t.TypeOf<t.PartialC<O>>, unknown, unknown> => {
-  const req = t.type(required);
-  const opt = t.partial(optional);
-  const known = new Set([...Object.keys(required), ...Object.keys(optional)]);
-  const is = (u: unknown): u is t.TypeOf<t.TypeC<R>> & t.TypeOf<t.PartialC<O>> => req.is(u) && opt.is(u) && Object.keys(u as object).every((k) => known.has(k));
-  return new t.Type(
-    name,
-    is,
-    (u, c) => {
-      if (typeof u !== 'object' || u === null || Array.isArray(u)) return t.failure(u, c);
-      const a = req.validate(u, c);
-      const b = opt.validate(u, c);
-      const extra = Object.keys(u).filter((k) => !known.has(k));
-      const errors: t.ValidationError[] = [
-        ...(E.isLeft(a) ? a.left : []),
-        ...(E.isLeft(b) ? b.left : []),
-        ...extra.map((k) => ({ value: (u as Record<string, unknown>)[k], context: [...c, { key: k, type: t.never, actual: (u as Record<string, unknown>)[k] }], message: 'unknown key' })),
-      ];
-      if (errors.length > 0 || E.isLeft(a) || E.isLeft(b)) return t.failures(errors);
-      // t.partial returns its whole input when nothing changed: take only the optional fields from it.
-      const optionalPart = Object.fromEntries(Object.keys(optional).filter((k) => (b.right as Record<string, unknown>)[k] !== undefined).map((k) => [k, (b.right as Record<string, unknown>)[k]]));
-      return t.success({ ...a.right, ...optionalPart } as t.TypeOf<t.TypeC<R>> & t.TypeOf<t.PartialC<O>>);
-    },
-    t.identity,
-  );
-};
+/** A record with required and optional fields that rejects unknown keys, each error at the field's own path. */
+const strictRecord = codec.strictWithOptional;
 
 const oneOf = <K extends string>(values: ReadonlyArray<K>, name: string): t.KeyofC<Record<K, null>> =>
   t.keyof(Object.fromEntries(values.map((v) => [v, null])) as Record<K, null>, name);
