@@ -69,6 +69,22 @@ describe('experiments:mnist on a few hundred images', () => {
     if (E.isRight(ckpt)) tf.dispose([...Object.values(ckpt.right.state.params), ...Object.values(ckpt.right.state.ema), ...Object.values(ckpt.right.state.adam.m), ...Object.values(ckpt.right.state.adam.v)]);
   });
 
+  test('no growth over epochs: the live tensor count is the same at the end of every epoch, and memory is reported per epoch and sampler', async () => {
+    const out = path.join(tmp, 'epochs');
+    const r = await runMnist(tinyArgs([], 'em', 3), { backend, data, log: quietLog }, out);
+    expect(E.isRight(r)).toBe(true);
+    if (E.isLeft(r)) return;
+    const epochs = r.right.epochMemory;
+    expect(epochs.map((m) => [m.epoch, m.step])).toEqual([[1, 3], [2, 6], [3, 9]]);
+    expect(new Set(epochs.map((m) => m.tensors)).size).toBe(1);
+    for (const m of epochs) expect(m.peakRssMb).toBeGreaterThanOrEqual(m.rssMb);
+    expect(r.right.peakRssMb).toBeGreaterThanOrEqual(Math.max(...epochs.map((m) => m.peakRssMb)));
+    expect(r.right.samplers[0]!.memory.tensors).toBeGreaterThan(0);
+    const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
+    expect(md).toMatch(/## Memory/);
+    expect(md).toMatch(/\| 3 \| 9 \|/);
+  });
+
   test('a stop request (Ctrl-C) ends training after the current step, saves a checkpoint and still samples', async () => {
     const out = path.join(tmp, 'interrupted');
     const r = await runMnist(tinyArgs([], 'em'), { backend, data, log: quietLog, stop: { requested: true } }, out);

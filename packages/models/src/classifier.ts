@@ -4,7 +4,7 @@
  *   h1 = swish(GN(conv3×3 s1 (x))  [+ Dense₁(embed)])     28 → 28   (same padding)
  *   h2 = swish(GN(conv3×3 s2 (h1)) [+ Dense₂(embed)])     28 → 14
  *   h3 = swish(GN(conv3×3 s2 (h2)) [+ Dense₃(embed)])     14 → 7
- *   features = swish(Dense(mean_{H,W} h3))                 the penultimate layer: FID feature space
+ *   features = swish(Dense(flatten h3))                    the penultimate layer: FID feature space
  *   logits   = Dense(features)
  *
  * The noise-conditional variant (Song et al., ICLR 2021, §5 "controllable generation"; Dhariwal & Nichol 2021)
@@ -27,13 +27,14 @@ import { type ParamSpec, type Params, type TensorRecord, initParams, trainableCo
 // -------------------------------------------------------------------------------------
 
 /**
- * The classifier's shape as data: channels of the three conv blocks, the feature (penultimate) width, the
+ * The classifier's shape as data: the side of its square input images, channels of the three conv blocks, the feature (penultimate) width, the
  * number of classes, and whether it is noise-conditional (then `embedDim`, even, and `fourierScale` shape its
  * time embedding; otherwise they are ignored). Unknown keys are rejected.
  * @category config
  */
 const ClassifierConfigBase = codec.strict(
   {
+    imageSize: codec.PositiveInt,
     channels: t.readonly(t.tuple([codec.PositiveInt, codec.PositiveInt, codec.PositiveInt]), 'Channels'),
     featureDim: codec.PositiveInt,
     numClasses: codec.PositiveInt,
@@ -60,8 +61,9 @@ export const ClassifierConfig = new t.Type<ClassifierConfig, t.OutputOf<typeof C
   t.identity,
 );
 
-/** The clean MNIST classifier: 32/64/128 channels, 128 features, 10 classes. @category config */
+/** The clean MNIST classifier: 28×28 inputs, 32/64/128 channels, 128 features, 10 classes. @category config */
 export const mnistClassifierConfig: ClassifierConfig = {
+  imageSize: 28,
   channels: [32, 64, 128],
   featureDim: 128,
   numClasses: 10,
@@ -75,6 +77,9 @@ export const noisyMnistClassifierConfig: ClassifierConfig = { ...mnistClassifier
 
 /** A config with `p` over the clean MNIST defaults. @category config */
 export const classifierConfig = (p: Partial<ClassifierConfig> = {}): ClassifierConfig => ({ ...mnistClassifierConfig, ...p });
+
+/** Side of the last feature map: two stride-2 'same' convolutions, ⌈⌈s/2⌉/2⌉. @category config */
+export const finalMapSize = (config: ClassifierConfig): number => Math.ceil(Math.ceil(config.imageSize / 2) / 2);
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
@@ -115,7 +120,7 @@ export const classifierSpec = (config: ClassifierConfig): ReadonlyArray<ParamSpe
     ...block(1, 1, c1, config),
     ...block(2, c1, c2, config),
     ...block(3, c2, c3, config),
-    ...dense('features', c3, config.featureDim),
+    ...dense('features', finalMapSize(config) ** 2 * c3, config.featureDim),
     ...dense('logits', config.featureDim, config.numClasses),
   ];
 };
@@ -161,7 +166,7 @@ const convBlock = (h: tf.Tensor4D, i: number, stride: number, p: TensorRecord, e
 };
 
 /**
- * The forward pass: x [B, H, W, 1] (H = W = 28 for MNIST; any size works, the pool is global) and, for a
+ * The forward pass: x [B, s, s, 1] (s = `imageSize`, 28 for MNIST) and, for a
  * noise-conditional config, times t ↦ {features, logits}. Pure and scoped.
  * Throws if a noise-conditional classifier is called without t (a programming error).
  * @category model
@@ -178,8 +183,7 @@ export const classifierForward =
       const h1 = convBlock(x as tf.Tensor4D, 1, 1, p, embed);
       const h2 = convBlock(h1, 2, 2, p, embed);
       const h3 = convBlock(h2, 3, 2, p, embed);
-      const pooled = tf.mean(h3, [1, 2]);
-      const features = nn.swish(linear(pooled, p, 'features')) as tf.Tensor2D;
+      const features = nn.swish(linear(tf.reshape(h3, [batch, -1]), p, 'features')) as tf.Tensor2D;
       return { features, logits: linear(features, p, 'logits') };
     });
 
@@ -258,11 +262,24 @@ export const perturbForClassifier = (schedule: NoiseSchedule, key: Key, x0: tf.T
     return { xt, t: ts };
   });
 
-/** Options of classifier training: Adam learning rate, and a noise schedule for a noise-conditional classifier. @category training */
+/**
+ * Options of classifier training: Adam's peak learning rate, the number of steps of its cosine decay
+ * (omitted: constant), and a noise schedule for a noise-conditional classifier.
+ * @category training
+ */
 export interface ClassifierTrainOptions {
   readonly lr: number;
+  readonly decaySteps?: number;
   readonly noise?: NoiseSchedule;
 }
+
+/**
+ * Cosine learning-rate decay (Loshchilov & Hutter 2017): lr_i = lr · ½(1 + cos(π · min(i, N)/N)), from lr at
+ * step 0 to 0 at step N; constant lr when N is undefined.
+ * @category training
+ */
+export const cosineLearningRate = (lr: number, decaySteps: number | undefined, step: number): number =>
+  decaySteps === undefined ? lr : 0.5 * lr * (1 + Math.cos((Math.PI * Math.min(step, decaySteps)) / decaySteps));
 
 /** A stateful Adam trainer (tfjs's optimiser keeps its moments inside): `step` returns the batch loss. @category training */
 export interface ClassifierTrainer {
@@ -271,7 +288,7 @@ export interface ClassifierTrainer {
 }
 
 /**
- * One Adam step (Kingma & Ba 2015, tf.train.adam) per call on the cross-entropy of the batch — of the
+ * One Adam step (Kingma & Ba 2015, tf.train.adam; learning rate {@link cosineLearningRate}) per call on the cross-entropy of the batch — of the
  * perturbed batch x_t at random t when `noise` is given (step i perturbs with foldIn(noise.key, i)).
  * Only this classifier's trainable variables are updated.
  * @category training
@@ -279,8 +296,11 @@ export interface ClassifierTrainer {
 export const classifierTrainer = (config: ClassifierConfig, params: Params, opts: ClassifierTrainOptions): ClassifierTrainer => {
   if (config.noiseConditional && opts.noise === undefined) throw new Error('classifierTrainer: a noise-conditional classifier needs a noise schedule');
   const optimizer = tf.train.adam(opts.lr);
+  // tfjs's Adam reads its (protected) learning rate at every update; the schedule sets it before each step.
+  const scheduled = optimizer as unknown as { learningRate: number };
   const vars = [...trainableVariables(config, params)];
   const step = (batch: ClassifierBatch, stepIndex: number): number => {
+    scheduled.learningRate = cosineLearningRate(opts.lr, opts.decaySteps, stepIndex);
     const loss = tf.tidy((): tf.Scalar => {
       const cost = optimizer.minimize(
         () => {

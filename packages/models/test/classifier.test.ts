@@ -21,17 +21,18 @@ import {
   summariseProbabilities,
   histogramEntropyBits,
   accuracy,
+  cosineLearningRate,
 } from '../src/classifier';
 
 const U32 = 2 ** -24; // float32 unit roundoff
 
-/** Tiny configs so the tests stay fast (8×8 images; the pool is global so any size works). */
-const tiny = classifierConfig({ channels: [4, 8, 8], featureDim: 8 });
-const tinyNoisy = classifierConfig({ channels: [4, 8, 8], featureDim: 8, noiseConditional: true, embedDim: 8 });
+/** Tiny configs so the tests stay fast (8×8 images: the last feature map is 2×2). */
+const tiny = classifierConfig({ imageSize: 8, channels: [4, 8, 8], featureDim: 8 });
+const tinyNoisy = classifierConfig({ imageSize: 8, channels: [4, 8, 8], featureDim: 8, noiseConditional: true, embedDim: 8 });
 
 /** Training-sized configs: wide enough (groups of ≥ 2 channels before the pool) to learn in a dozen steps. */
-const small = classifierConfig({ channels: [8, 16, 32], featureDim: 16 });
-const smallNoisy = classifierConfig({ channels: [8, 16, 32], featureDim: 16, noiseConditional: true, embedDim: 8 });
+const small = classifierConfig({ imageSize: 8, channels: [8, 16, 32], featureDim: 16 });
+const smallNoisy = classifierConfig({ imageSize: 8, channels: [8, 16, 32], featureDim: 16, noiseConditional: true, embedDim: 8 });
 
 /**
  * A balanced toy batch over all 10 classes: x_b = P_{y_b} + 0.1·z_b with one random U(0,1) prototype image P_k
@@ -55,13 +56,13 @@ describe('classifier on wasm: shapes, parameters, guidance', () => {
     await initBackend({ prefer: 'wasm', quiet: true });
   });
 
-  it('parameter count = Σ layer sizes (convs + biases + GroupNorm γ,β + dense layers) for the MNIST config', () => {
+  it('parameter count = Σ layer sizes (convs + biases + GroupNorm γ,β + dense layers on the flattened 7×7 map) for the MNIST config', () => {
     const [c1, c2, c3] = mnistClassifierConfig.channels;
     const f = mnistClassifierConfig.featureDim;
     const block = (cin: number, cout: number) => 9 * cin * cout + cout + 2 * cout;
-    const expected = block(1, c1) + block(c1, c2) + block(c2, c3) + (c3 * f + f) + (f * 10 + 10);
+    const expected = block(1, c1) + block(c1, c2) + block(c2, c3) + (7 * 7 * c3 * f + f) + (f * 10 + 10);
     expect(classifierParameterCount(mnistClassifierConfig)).toBe(expected);
-    expect(expected).toBe(110922);
+    expect(expected).toBe(897354);
   });
 
   it('logits are [B, numClasses] and features [B, featureDim], for the clean and the noise-conditional network', () => {
@@ -206,6 +207,22 @@ describe('classifier on wasm: shapes, parameters, guidance', () => {
     const odd = codec.decodeWith(ClassifierConfig)({ ...mnistClassifierConfig, embedDim: 7 });
     expect(E.isLeft(odd) && odd.left.problems.join('\n')).toMatch(/embedDim: must be even/);
     expect(E.isRight(codec.decodeWith(ClassifierConfig)(mnistClassifierConfig))).toBe(true);
+  });
+});
+
+describe('cosine learning-rate decay', () => {
+  it('lr_i = lr·½(1 + cos(πi/N)): lr at i = 0, lr/2 at N/2, 0 from N on, non-increasing; constant without N', () => {
+    const lr = 2e-3;
+    const N = 100;
+    expect(cosineLearningRate(lr, N, 0)).toBe(lr);
+    expect(cosineLearningRate(lr, N, N / 2)).toBeCloseTo(lr / 2, 15);
+    expect(cosineLearningRate(lr, N, N)).toBeCloseTo(0, 15);
+    expect(cosineLearningRate(lr, N, 3 * N)).toBeCloseTo(0, 15);
+    // symmetry of the cosine about N/2: lr_i + lr_{N−i} = lr
+    for (const i of [1, 17, 40]) expect(cosineLearningRate(lr, N, i) + cosineLearningRate(lr, N, N - i)).toBeCloseTo(lr, 15);
+    const seq = Array.from({ length: N + 1 }, (_, i) => cosineLearningRate(lr, N, i));
+    seq.slice(1).forEach((v, i) => expect(v).toBeLessThanOrEqual(seq[i]!));
+    expect(cosineLearningRate(lr, undefined, 12345)).toBe(lr);
   });
 });
 

@@ -2,12 +2,13 @@
  * Test-set bits/dim through the probability-flow ODE (Song et al., ICLR 2021, §4.3, App. D.2):
  *
  *   x̃ = (255 x + u) / 256,  u ~ U(0, 1)^D                          (uniform dequantisation)
- *   log p(x̃) = log p_T(x(T)) + ∫_ε^T ∇·F(x(t), t) dt                (PF-ODE, RK45 at rtol = atol = --ode-tol)
+ *   log p_ε(x̃) = log p_T(x(T)) + ∫_ε^T ∇·F(x(t), t) dt              (PF-ODE, RK45 at rtol = atol = --ode-tol)
  *   ∇·F ≈ vᵀ (∂F/∂x) v,  v Rademacher or Gaussian, fixed per image   (Skilling–Hutchinson)
  *   bpd = −log p(x̃) / (D ln 2) + 8                                    (data in [0, 1], 256 levels)
  *
  * reported as the mean over images ± its standard error s/√n (which covers the image-to-image spread, the
- * dequantisation noise and the Hutchinson noise together).
+ * dequantisation noise and the Hutchinson noise together). p_ε is a density for every ε > 0, so by Jensen's
+ * inequality E_u[−log₂ p_ε(x̃)]/D + 8 bounds the model's discrete negative log-likelihood for any ε (`--bpd-eps`).
  *
  * @module eval/bpd
  */
@@ -25,6 +26,8 @@ export interface BpdResult {
   readonly batch: number;
   readonly estimator: 'rademacher' | 'gaussian';
   readonly tol: number;
+  /** Start time ε of the solve. */
+  readonly eps: number;
   readonly mean: number;
   readonly standardError: number;
   readonly min: number;
@@ -42,6 +45,7 @@ export interface BpdOptions {
   readonly batch: number;
   readonly estimator: 'rademacher' | 'gaussian';
   readonly tol: number;
+  readonly eps: number;
   /** Image i dequantises with foldIn(foldIn(key, i), 0) and probes with foldIn(key, i). */
   readonly key: Key;
   readonly quiet: boolean;
@@ -78,7 +82,7 @@ export const testBitsPerDim = async (sde: SDE, score: ScoreFn, test: MnistData, 
       };
       let r: ReturnType<typeof logLikelihood>;
       try {
-        r = logLikelihood(sde, counted, xd, { estimator: o.estimator, keys, rtol: o.tol, atol: o.tol });
+        r = logLikelihood(sde, counted, xd, { estimator: o.estimator, keys, rtol: o.tol, atol: o.tol, eps: o.eps });
       } finally {
         xd.dispose();
       }
@@ -98,6 +102,7 @@ export const testBitsPerDim = async (sde: SDE, score: ScoreFn, test: MnistData, 
     batch: o.batch,
     estimator: o.estimator,
     tol: o.tol,
+    eps: o.eps,
     mean,
     standardError,
     min: Math.min(...perImage),

@@ -7,7 +7,7 @@
  *   checkpoint's SDE (Song et al., ICLR 2021, §5), whose gradient ∇ₓ log p_t(y | x) guides class-conditional
  *   sampling.
  *
- * Both train with Adam (Kingma & Ba 2015) on shuffled mini-batches: epoch e visits the training images in the
+ * Both train with Adam (Kingma & Ba 2015), cosine learning-rate decay, on shuffled mini-batches: epoch e visits the training images in the
  * order permutation(foldIn(key, e)).
  *
  * @module eval/classifiers
@@ -118,7 +118,7 @@ export interface TrainOptions {
 
 /**
  * Trains the classifier's variables in place over `epochs` shuffled passes of the data, one Adam step per
- * mini-batch, with a progress bar per epoch; returns the steps taken, the mean loss of the last epoch and the
+ * mini-batch with the learning rate decayed from `lr` to 0 by a cosine over all the steps, with a progress bar per epoch; returns the steps taken, the mean loss of the last epoch and the
  * seconds spent.
  * @category training
  */
@@ -129,8 +129,9 @@ export const trainOnMnist = async (
   o: TrainOptions,
 ): Promise<{ readonly steps: number; readonly finalLoss: number; readonly seconds: number }> => {
   const started = Date.now();
-  const trainer = classifier.classifierTrainer(config, params, o.noise !== undefined ? { lr: o.lr, noise: o.noise } : { lr: o.lr });
   const perEpoch = batchesPerEpoch(data.count, o.batchSize);
+  const schedule = { lr: o.lr, decaySteps: o.epochs * perEpoch };
+  const trainer = classifier.classifierTrainer(config, params, o.noise !== undefined ? { ...schedule, noise: o.noise } : schedule);
   let step = 0;
   let finalLoss = NaN;
   try {
@@ -213,6 +214,7 @@ export const obtainClassifier = async (o: ObtainOptions): Promise<E.Either<EvalE
 
   const f = o.flags;
   const config = classifier.classifierConfig({
+    imageSize: o.train.rows,
     channels: [f.classifierChannels[0]!, f.classifierChannels[1]!, f.classifierChannels[2]!],
     featureDim: f.featureDim,
     noiseConditional: noisy,

@@ -228,7 +228,9 @@ export const fidPlotSpec = (results: ReadonlyArray<SamplerResult>, floor: FidRes
   const hi = nfes.length > 0 ? Math.max(...nfes) : 10;
   series.push({ name: `real vs real (n = ${floor.n})`, points: [[lo, floor.fid], [hi > lo ? hi : lo * 10, floor.fid]], dashed: true, markers: false, color: '#555555' });
   return {
-    title: `FID vs score evaluations (n = ${floor.n}; features: ${extractor})`,
+    title: `FID vs NFE (n = ${floor.n}; features: ${extractor})`,
+    width: 960,
+    height: 540,
     xLabel: 'score evaluations per sample (NFE)',
     yLabel: 'FID vs MNIST test',
     series,

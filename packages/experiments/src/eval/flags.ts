@@ -44,7 +44,7 @@ export const mnistEvalFlags = {
   classifierEpochs: cli.numberFlag(codec.PositiveInt, { default: 2, description: 'epochs of the clean classifier over the training (sub)set' }),
   noisyClassifierEpochs: cli.numberFlag(codec.PositiveInt, { default: 3, description: 'epochs of the noise-conditional classifier over the training (sub)set' }),
   classifierBatch: cli.numberFlag(codec.PositiveInt, { default: 128, description: 'classifier training batch size' }),
-  classifierLr: cli.numberFlag(codec.PositiveFinite, { default: 1e-3, description: 'classifier Adam learning rate' }),
+  classifierLr: cli.numberFlag(codec.PositiveFinite, { default: 1e-3, description: 'classifier Adam peak learning rate (cosine-decayed to 0 over the training)' }),
   classifierChannels: cli.listFlag(codec.PositiveInt, { default: [32, 64, 128], description: 'channels of the classifiers’ three conv blocks' }),
   featureDim: cli.numberFlag(codec.PositiveInt, { default: 128, description: 'width of the classifiers’ penultimate layer (the FID feature dimension)' }),
   trainSubset: cli.numberFlag(codec.PositiveInt, { default: 60000, description: 'train the classifiers on the first N training images; the FID floor draws its n real images from them' }),
@@ -60,6 +60,10 @@ export const mnistEvalFlags = {
   // bits/dim
   bpdImages: cli.numberFlag(codec.PositiveInt, { default: 64, description: 'test images whose bits/dim are estimated (the first N)' }),
   bpdBatch: cli.numberFlag(codec.PositiveInt, { default: 16, description: 'images per likelihood solve' }),
+  bpdEps: cli.numberFlag(codec.PositiveFinite, {
+    default: 1e-5,
+    description: "start time ε of the likelihood solve (score_sde's 1e-5); log p_ε is a density for every ε, so each ε gives a valid bits/dim bound, and a larger ε avoids the noise scales below the quantisation step that an undertrained model fits poorly",
+  }),
   bpdEstimator: cli.oneOfFlag(['rademacher', 'gaussian'], { default: 'rademacher', description: 'Hutchinson probe distribution of the divergence estimate' }),
   odeTol: cli.numberFlag(codec.PositiveFinite, { default: 1e-5, description: 'rtol = atol of the probability-flow ODE solves of bits/dim, conditional ode sampling and latent interpolation' }),
 

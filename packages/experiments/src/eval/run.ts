@@ -225,6 +225,7 @@ export const runMnistEval = async (f: MnistEvalFlags, ctx: EvalContext, out: str
         batch: f.bpdBatch,
         estimator: f.bpdEstimator,
         tol: f.odeTol,
+        eps: f.bpdEps,
         key: partKey(f.seed, STREAMS.bpd),
         quiet: f.quiet,
       });

@@ -7,3 +7,4 @@ export * as plot from './plot';
 export * as progress from './progress';
 export * as cli from './cli';
 export * as report from './report';
+export * as memory from './memory';

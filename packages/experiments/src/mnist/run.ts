@@ -8,7 +8,8 @@
  *   samples-<sampler>.png         an image grid of the samples (8 columns)
  *   samples-<sampler>.idx         the same samples as an IDX file of uint8 images (MNIST's own format)
  *   loss.png                      the training loss per step and its moving average
- *   report.json, report.md        final loss, train seconds, NFE and seconds per sampler, backend, seed, config
+ *   report.json, report.md        final loss, train seconds, NFE and seconds per sampler, memory per epoch and per
+ *                                 sampler (RSS, peak RSS, live tensors), backend, seed, config
  *
  * @module mnist/run
  */
@@ -41,7 +42,7 @@ import {
   writeIdxImages,
   tensorToIdxImages,
 } from '@score-sde/models';
-import { png, plot, progress, report } from '../lib';
+import { png, plot, progress, report, memory } from '../lib';
 import type { MnistFlags, MnistSamplerName } from './flags';
 import { mnistSampler, mnistSamplerSpec } from './samplers';
 
@@ -64,6 +65,14 @@ export interface SamplerRecord {
   readonly seconds: number;
   readonly png: string;
   readonly idx: string;
+  /** Memory after the sampler finished (its samples released). */
+  readonly memory: memory.MemoryReading;
+}
+
+/** Memory at the end of a training epoch (after its checkpoint was written). @category model */
+export interface EpochMemory extends memory.MemoryReading {
+  readonly epoch: number;
+  readonly step: number;
 }
 
 /** What `report.json` holds. @category model */
@@ -77,6 +86,10 @@ export interface MnistReport {
   readonly parameterCount: number;
   readonly numSamples: number;
   readonly samplers: ReadonlyArray<SamplerRecord>;
+  /** One reading per epoch trained in this run: the tensor count must not grow, RSS should level off. */
+  readonly epochMemory: ReadonlyArray<EpochMemory>;
+  /** The process's peak RSS over the whole run (MiB). */
+  readonly peakRssMb: number;
   readonly config: { readonly flags: MnistFlags; readonly train: TrainConfig };
   readonly out: string;
 }
@@ -122,6 +135,7 @@ interface Trained {
   readonly losses: ReadonlyArray<number>;
   readonly seconds: number;
   readonly interrupted: boolean;
+  readonly epochMemory: ReadonlyArray<EpochMemory>;
 }
 
 const save = async (dir: string, config: TrainConfig, state: TrainState, losses: ReadonlyArray<number>): Promise<E.Either<MnistError, void>> => {
@@ -163,6 +177,7 @@ const train = async (f: MnistFlags, ctx: MnistContext, out: string): Promise<E.E
   const step = trainStep(config);
   const started = Date.now();
   let interrupted = false;
+  const epochMemory: EpochMemory[] = [];
   while (state.step < total) {
     const epoch = Math.floor(state.step / perEpoch);
     const epochEnd = Math.min(total, (epoch + 1) * perEpoch);
@@ -201,12 +216,15 @@ const train = async (f: MnistFlags, ctx: MnistContext, out: string): Promise<E.E
       disposeTrainState(state);
       return s;
     }
+    const reading = { epoch: epoch + 1, step: state.step, ...memory.readMemory() };
+    epochMemory.push(reading);
+    log(`epoch ${epoch + 1}/${f.epochs}: mean loss ${count > 0 ? (sum / count).toPrecision(4) : 'n/a'}; ${memory.describeMemory(reading)}`);
     if (interrupted) {
       log(`interrupted at step ${state.step}: checkpoint saved to ${ckpt} (continue with --resume ${ckpt})`);
       break;
     }
   }
-  return E.right({ state, config, losses, seconds: (Date.now() - started) / 1000, interrupted });
+  return E.right({ state, config, losses, seconds: (Date.now() - started) / 1000, interrupted, epochMemory });
 };
 
 // -------------------------------------------------------------------------------------
@@ -273,8 +291,16 @@ const markdownReport = (r: MnistReport): string =>
     '## Samplers',
     '',
     report.markdownTable(
-      r.samplers.map((s) => ({ sampler: s.sampler, nfe: s.nfe, seconds: s.seconds, grid: `![${s.sampler}](${s.png})`, idx: s.idx })),
+      r.samplers.map((s) => ({ sampler: s.sampler, nfe: s.nfe, seconds: s.seconds, 'peak RSS MB': s.memory.peakRssMb, grid: `![${s.sampler}](${s.png})`, idx: s.idx })),
     ),
+    '',
+    '## Memory',
+    '',
+    `Peak resident set size of the whole run: **${r.peakRssMb} MB**. At the end of each epoch (a tensor count that grows is a leak):`,
+    '',
+    r.epochMemory.length > 0
+      ? report.markdownTable(r.epochMemory.map((m) => ({ epoch: m.epoch, step: m.step, 'RSS MB': m.rssMb, 'peak RSS MB': m.peakRssMb, tensors: m.tensors, 'tensor MB': m.tensorMb })))
+      : '(no epochs trained in this run)',
     '',
     '![training loss](loss.png)',
     '',
@@ -306,6 +332,7 @@ export const runMnist = async (f: MnistFlags, ctx: MnistContext, out: string): P
       losses: Array.isArray(stored) ? stored.filter((v): v is number => typeof v === 'number') : [],
       seconds: 0,
       interrupted: false,
+      epochMemory: [],
     };
   } else {
     const r = await train(f, ctx, out);
@@ -350,8 +377,9 @@ export const runMnist = async (f: MnistFlags, ctx: MnistContext, out: string): P
       problem = { _tag: 'MnistError', message: `writing samples of ${name}: ${wrote.left}` };
       break;
     }
-    records.push({ sampler: name, spec: mnistSamplerSpec(name, settings), nfe, seconds, png: pngFile, idx: idxFile });
-    log(`${name}: ${f.numSamples} samples, ${nfe} score evaluations, ${seconds.toFixed(1)} s → ${path.join(out, pngFile)}`);
+    const after = memory.readMemory();
+    records.push({ sampler: name, spec: mnistSamplerSpec(name, settings), nfe, seconds, png: pngFile, idx: idxFile, memory: after });
+    log(`${name}: ${f.numSamples} samples, ${nfe} score evaluations, ${seconds.toFixed(1)} s → ${path.join(out, pngFile)}; ${memory.describeMemory(after)}`);
   }
   // emaParams overlays the EMA tensors on the fixed parameters: both belong to the state, disposed with it.
   disposeTrainState(state);
@@ -374,6 +402,8 @@ export const runMnist = async (f: MnistFlags, ctx: MnistContext, out: string): P
     parameterCount: parameterCount(config.model),
     numSamples: f.numSamples,
     samplers: records,
+    epochMemory: trained.epochMemory,
+    peakRssMb: memory.readMemory().peakRssMb,
     config: { flags: f, train: config },
     out,
   };

@@ -52,7 +52,7 @@ export const parse = (argv: ReadonlyArray<string>): MnistEvalFlags => {
 
 /**
  * A CI-sized run: 8 samples per sampler through every family (EM/PC 3 steps, RK45 at a loose tolerance, EDM/DPM
- * 2 steps), a 4/8/8-channel classifier trained one epoch on 256 images (2 steps of 128), bits/dim of 2 images,
+ * 2 steps), a 4/8/8-channel classifier trained one epoch on 256 images (2 steps of 128), bits/dim of 2 images from ε = 1e-3,
  * one conditional sample per class, 2 digits × 2 completions, 3 interpolation frames. `overrides` replace or add
  * flags (`true` for a switch).
  */
@@ -73,6 +73,7 @@ export const tinyArgs = (checkpoint: string, overrides: Readonly<Record<string, 
     'fast-steps': '2',
     'bpd-images': '2',
     'bpd-batch': '2',
+    'bpd-eps': '1e-3',
     'ode-tol': '0.1',
     'per-class': '1',
     'inpaint-digits': '2',

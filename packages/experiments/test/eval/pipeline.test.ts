@@ -81,7 +81,7 @@ describe('mnist-eval pipeline (tiny model, tiny sizes)', () => {
     // step (the grid ends at ε > 0, so the last step is corrected too); DPM-Solver++(2M) = 1 per step.
     expect(rep.samplers?.results.map((s) => s.nfe)).toEqual([3, 6, expect.any(Number), 4, 2]);
     for (const s of rep.samplers!.results) expect(s.classes!.histogram.reduce((a, b) => a + b, 0)).toBe(8);
-    expect(rep.bpd).toMatchObject({ images: 2, batch: 2, estimator: 'rademacher' });
+    expect(rep.bpd).toMatchObject({ images: 2, batch: 2, estimator: 'rademacher', eps: 1e-3 });
     expect(rep.bpd!.perImage).toHaveLength(2);
     expect(rep.conditional?.runs.map((c) => [c.sampler, c.n])).toEqual([
       ['pc', 10],

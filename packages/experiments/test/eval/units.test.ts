@@ -187,7 +187,7 @@ describe('drawing in chunks', () => {
 });
 
 describe('classifier store', () => {
-  const config = classifier.classifierConfig({ channels: [2, 4, 4], featureDim: 4 });
+  const config = classifier.classifierConfig({ imageSize: 8, channels: [2, 4, 4], featureDim: 4 });
   const training: ClassifierTraining = {
     steps: 3,
     epochs: 1,
