@@ -12,6 +12,7 @@ import { initBackend } from '@score-sde/tensor-fp';
 import { cli, report } from './lib';
 import { mnistFlags } from './mnist/flags';
 import { runMnist } from './mnist/run';
+import { evaluateRun, evalDirOf } from './mnist/evaluate';
 
 const USAGE = 'npx nx run experiments:mnist -- [flags]';
 const DESCRIPTION = [
@@ -19,6 +20,8 @@ const DESCRIPTION = [
   'digits with each sampler. Writes into --out: checkpoint/, samples-<sampler>.png (8×8 grid),',
   'samples-<sampler>.idx (uint8 IDX images), loss.png, report.json and report.md.',
   'Ctrl-C during training saves a checkpoint and goes on to sampling.',
+  '--eval samplers,bpd,... then evaluates the new checkpoint into <out>/eval as experiments:mnist-eval does',
+  '(FID with a self-trained classifier, bits/dim, guidance, inpainting, interpolation; see its --help).',
   '',
   'The default trains a half-width ScoreNet (280k parameters) for 3 epochs (about 20 minutes on 2 cores).',
   "The tutorial's full setting: --epochs 50 --channels 32,64,128,256 --embed-dim 256 --lr 1e-4 --batch-size 32",
@@ -52,6 +55,14 @@ const main = async (): Promise<number> => {
     return 1;
   }
   process.stderr.write(`done: ${path.join(out, 'report.md')}\n`);
+  if (flags.eval.length > 0) {
+    const ev = await evaluateRun(flags, { backend }, out);
+    if (E.isLeft(ev)) {
+      process.stderr.write(`mnist --eval: ${ev.left.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`evaluation: ${path.join(evalDirOf(out), 'eval.md')}\n`);
+  }
   return 0;
 };
 

@@ -9,6 +9,7 @@ import { type MnistData, loadMnist, readIdxImages, loadCheckpoint } from '@score
 import { cli } from '../src/lib';
 import { mnistFlags, type MnistFlags } from '../src/mnist/flags';
 import { runMnist } from '../src/mnist/run';
+import { evalFlagsOf } from '../src/mnist/evaluate';
 
 /** A few hundred real training images, and a tiny model, sampler and step count: checks the pipeline, not quality. */
 const tinyArgs = (extra: ReadonlyArray<string>, samplers = 'em,pc,ode,edm', epochs = 1): MnistFlags => {
@@ -83,6 +84,19 @@ describe('experiments:mnist on a few hundred images', () => {
     const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
     expect(md).toMatch(/## Memory/);
     expect(md).toMatch(/\| 3 \| 9 \|/);
+  });
+
+  test('--eval runs the named parts of mnist-eval on <out>/checkpoint into <out>/eval, carrying --steps, --snr, --seed over', () => {
+    const f = tinyArgs(['--eval', 'samplers,bpd', '--eval-samples', '32', '--seed', '5', '--snr', '0.2']);
+    const e = evalFlagsOf(f, '/runs/a');
+    expect(E.isRight(e)).toBe(true);
+    if (E.isLeft(e)) return;
+    expect([e.right.checkpoint, e.right.out, e.right.samples, e.right.steps, e.right.snr, e.right.seed]).toEqual(['/runs/a/checkpoint', '/runs/a/eval', 32, 4, 0.2, 5]);
+    expect(e.right.skip).toEqual(['conditional', 'inpainting', 'interpolation']);
+    const all = evalFlagsOf(tinyArgs(['--eval', 'samplers,bpd,conditional,inpainting,interpolation']), '/r');
+    expect(E.isRight(all) && all.right.skip).toEqual([]);
+    const bad = cli.parseFlags(mnistFlags, ['--eval', 'fid']);
+    expect(E.isLeft(bad) && cli.renderCliError(bad.left)).toMatch(/--eval: expected .*EvalPart.*"fid"/);
   });
 
   test('a stop request (Ctrl-C) ends training after the current step, saves a checkpoint and still samples', async () => {

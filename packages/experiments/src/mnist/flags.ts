@@ -11,12 +11,14 @@
 import * as t from 'io-ts';
 import { codec } from '@score-sde/tensor-fp';
 import { cli } from '../lib';
+import { EVAL_PARTS, type EvalPart } from '../eval/flags';
 
 /** Sampler names the MNIST experiment knows. @category flags */
 export const MNIST_SAMPLERS = ['em', 'pc', 'ode', 'edm', 'dpm'] as const;
 export type MnistSamplerName = (typeof MNIST_SAMPLERS)[number];
 
 const SamplerName = t.keyof({ em: null, pc: null, ode: null, edm: null, dpm: null }, 'SamplerName');
+const EvalPartName = t.keyof({ samplers: null, bpd: null, conditional: null, inpainting: null, interpolation: null }, 'EvalPart');
 
 /** The flags of the MNIST experiment. @category flags */
 export const mnistFlags = {
@@ -43,6 +45,11 @@ export const mnistFlags = {
   out: cli.optional(cli.stringFlag({ description: 'output folder (default packages/experiments/out/mnist/<run-id>)' })),
   backend: cli.oneOfFlag(['auto', 'wasm', 'cpu', 'tensorflow'], { default: 'auto', description: 'TensorFlow.js backend (overrides SCORE_SDE_BACKEND)' }),
   quiet: cli.booleanFlag({ description: 'no progress output', default: false }),
+  eval: cli.listFlag<EvalPart>(EvalPartName, {
+    default: [],
+    description: `after sampling, evaluate the checkpoint into <out>/eval with these parts of experiments:mnist-eval, comma-separated, of ${EVAL_PARTS.join(',')} (default: none; --steps, --snr, --seed, --backend carry over)`,
+  }),
+  evalSamples: cli.numberFlag(codec.PositiveInt, { default: 256, description: 'with --eval: samples per sampler of the comparison (the FID n)' }),
 } as const;
 
 /** Parsed flags. @category flags */
