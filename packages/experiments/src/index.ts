@@ -2,3 +2,4 @@
 export {};
 export * from './lib';
 export * as mnistEval from './eval';
+export * as shard from './lib/shard';

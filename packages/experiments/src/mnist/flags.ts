@@ -44,6 +44,11 @@ export const mnistFlags = {
   sampleOnly: cli.optional(cli.stringFlag({ description: 'skip training; sample from this checkpoint directory' })),
   out: cli.optional(cli.stringFlag({ description: 'output folder (default packages/experiments/out/mnist/<run-id>)' })),
   backend: cli.oneOfFlag(['auto', 'wasm', 'cpu', 'tensorflow'], { default: 'auto', description: 'TensorFlow.js backend (overrides SCORE_SDE_BACKEND)' }),
+  workers: cli.numberFlag(codec.PositiveInt, {
+    default: 1,
+    description:
+      'sample in N worker threads, each a contiguous shard of the samples with their own keys (1: in this process); the samples are bit-identical to --workers 1. pc (Langevin batch-mean step) and ode (one adaptive step size per batch) couple their batch, so they stay in this process',
+  }),
   quiet: cli.booleanFlag({ description: 'no progress output', default: false }),
   eval: cli.listFlag<EvalPart>(EvalPartName, {
     default: [],

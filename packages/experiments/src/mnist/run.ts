@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { tf, random, describeBackend, type BackendInfo, type Key } from '@score-sde/tensor-fp';
 import { type SDE, vp, ve, subvp, tutorial } from '@score-sde/sde-math';
-import { run, type Sampler } from '@score-sde/solvers';
+import { run, type Sampler, type SamplerSpec } from '@score-sde/solvers';
 import {
   type TrainConfig,
   type TrainState,
@@ -43,6 +43,7 @@ import {
   tensorToIdxImages,
 } from '@score-sde/models';
 import { png, plot, progress, report, memory } from '../lib';
+import { sampleSharded, shardRanges, batchCoupling, renderShardError } from '../lib/shard';
 import type { MnistFlags, MnistSamplerName } from './flags';
 import { mnistSampler, mnistSamplerSpec } from './samplers';
 
@@ -267,6 +268,45 @@ const drawSamples = async (
   return E.right({ x, nfe, seconds: (Date.now() - started) / 1000 });
 };
 
+/**
+ * {@link drawSamples} with the keys sharded over `workers` worker threads, each loading `checkpoint` (the state
+ * sampled here) on the same backend: the same batch, bit for bit (issue 6). The bar shows the slowest shard.
+ */
+const drawSharded = async (
+  sampler: Sampler,
+  spec: SamplerSpec,
+  checkpoint: string,
+  keys: ReadonlyArray<Key>,
+  workers: number,
+  backend: BackendInfo,
+  label: string,
+  quiet: boolean,
+): Promise<E.Either<MnistError, { readonly x: tf.Tensor; readonly nfe: number; readonly seconds: number }>> => {
+  const bar = progress.withProgress(`${label} (${workers} workers)`, sampler.grid.length - 1, { quiet });
+  const steps = shardRanges(keys.length, workers).map(() => 0);
+  let shown = 0;
+  const r = await sampleSharded({
+    checkpoint,
+    spec,
+    grid: sampler.grid,
+    keys,
+    sampleShape: [28, 28, 1],
+    workers,
+    backend: backend.name,
+    wasmThreads: Math.max(1, Math.floor((backend.threads ?? 1) / workers)),
+    onProgress: (p) => {
+      steps[p.shard] = p.step;
+      const done = Math.min(...steps);
+      if (done > shown) bar.tick(done - shown, { nfe: p.nfe });
+      shown = Math.max(shown, done);
+    },
+  })();
+  bar.stop();
+  if (E.isLeft(r)) return fail(`${label}: ${renderShardError(r.left)}`);
+  const x = tf.tidy(() => tf.clipByValue(tf.tensor(r.right.samples, [...r.right.shape]), 0, 1));
+  return E.right({ x, nfe: r.right.nfe, seconds: r.right.seconds });
+};
+
 // -------------------------------------------------------------------------------------
 // the run
 // -------------------------------------------------------------------------------------
@@ -355,7 +395,16 @@ export const runMnist = async (f: MnistFlags, ctx: MnistContext, out: string): P
       problem = { _tag: 'MnistError', message: `--samplers ${name}: ${sampler.left.problems.join('; ')}` };
       break;
     }
-    const drawn = await drawSamples(sampler.right, score, keys, `sampling ${name}`, f.quiet);
+    // --workers N: shard the keys over worker threads that load the checkpoint of this state (saved by training
+    // in this run, else the one loaded); batch-coupled samplers stay here, so every sampler gives the same samples.
+    const spec = mnistSamplerSpec(name, settings);
+    const coupled = f.workers > 1 ? batchCoupling(spec) : undefined;
+    if (coupled !== undefined) log(`${name}: sampled in this process, not in ${f.workers} workers: ${coupled}`);
+    const source = f.sampleOnly ?? (trained.epochMemory.length > 0 ? path.join(out, 'checkpoint') : f.resume);
+    const drawn =
+      f.workers > 1 && coupled === undefined && source !== undefined
+        ? await drawSharded(sampler.right, spec, source, keys, f.workers, ctx.backend, `sampling ${name}`, f.quiet)
+        : await drawSamples(sampler.right, score, keys, `sampling ${name}`, f.quiet);
     if (E.isLeft(drawn)) {
       problem = drawn.left;
       break;

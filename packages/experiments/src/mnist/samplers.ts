@@ -1,7 +1,10 @@
 /**
  * The named samplers of the MNIST experiment, as sampler specifications of the solvers package:
  * - `em`:  Euler–Maruyama on the reverse SDE, `steps` uniform steps, final denoising;
- * - `pc`:  Euler–Maruyama ∘ one Langevin corrector step (snr rule), `steps` steps (Song et al., Alg. 2–3);
+ * - `pc`:  Euler–Maruyama ∘ one Langevin corrector step (snr rule), `steps` steps (Song et al., Alg. 2–3), with
+ *          the step size from each sample's own norms ('per-sample'; the reference averages them over the batch), so
+ *          a sample never depends on its batch: batching and sharding over workers leave every digit unchanged, and
+ *          in 784 dimensions the norms concentrate, so the per-sample rule is as stable as the batch mean;
  * - `ode`: the probability-flow ODE with adaptive Dormand–Prince 5(4) at rtol = atol = `odeTol`;
  * - `edm`: EDM's Heun 2nd-order sampler on the Karras grid (Karras et al. 2022);
  * - `dpm`: DPM-Solver++(2M) on the log-SNR grid (Lu et al. 2022) — VP / sub-VP only.
@@ -32,7 +35,7 @@ export const mnistSamplerSpec = (name: MnistSamplerName, s: SamplerSettings): Sa
     case 'em':
       return { kind: 'pc', predictor: 'euler-maruyama', corrector: 'none', steps: s.steps };
     case 'pc':
-      return { kind: 'pc', predictor: 'euler-maruyama', corrector: 'langevin', correctorSteps: 1, snr: s.snr, steps: s.steps };
+      return { kind: 'pc', predictor: 'euler-maruyama', corrector: 'langevin', correctorSteps: 1, snr: s.snr, norm: 'per-sample', steps: s.steps };
     case 'ode':
       return { kind: 'ode-adaptive', rtol: s.odeTol, atol: s.odeTol };
     case 'edm':

@@ -1,0 +1,356 @@
+/**
+ * Sampling a batch sharded over worker threads, with results unchanged (issue 6).
+ *
+ * A sampler draws all its randomness from per-sample Threefry keys, and every op the ScoreNet and the
+ * fixed-step samplers use is batch-invariant (sample b's result is bit-identical whatever the batch), so with a
+ * batch-separable sampler sample b's trajectory is a function of its key and the network alone:
+ *
+ *   x_b = Φ(key_b; θ, spec)   ⇒   sample(keys[0..n)) = concat_w sample(keys[s_w..e_w))
+ *
+ * for contiguous shards [s_w, e_w) covering [0, n). {@link sampleSharded} splits the keys into W such shards,
+ * starts W `worker_threads` Workers (each its own backend and its own copy of the checkpoint; the TypeScript
+ * entry `shard-worker.ts` is loaded through tsx's CommonJS hooks, so this works under tsx and Jest alike), and
+ * concatenates their Float32Arrays in shard order.
+ *
+ * The thread count of the wasm backend does not change results: XNNPACK splits the work by output tiles, never
+ * inside a sum, so the in-process run (e.g. 2 threads) and W single-threaded workers agree bit for bit (checked on
+ * the default MNIST checkpoint with 1, 2 and 3 workers of 1 or 2 threads each).
+ *
+ * Not every sampler is batch-separable: the Langevin corrector with the reference code's 'batch-mean' norm takes
+ * its step size from batch means of ‖z‖ and ‖s‖, and the adaptive solvers (`ode-adaptive`, `adaptive-sde`) choose
+ * one step size for the whole batch from an error norm over all of it. Sharding those would change the samples,
+ * so {@link sampleSharded} refuses them ({@link batchCoupling} says why).
+ *
+ * Messages crossing the thread boundary are decoded with io-ts on both sides; a failing worker (bad checkpoint,
+ * backend failure, a throw, an exit) becomes a Left naming its shard, and every worker is terminated when the
+ * run ends, whichever way it ends.
+ *
+ * @module shard
+ */
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import * as t from 'io-ts';
+import * as E from 'fp-ts/Either';
+import * as TE from 'fp-ts/TaskEither';
+import { codec, random, type Key } from '@score-sde/tensor-fp';
+import { SamplerSpec } from '@score-sde/solvers';
+
+// -------------------------------------------------------------------------------------
+// model
+// -------------------------------------------------------------------------------------
+
+/** The backends a worker may initialise ('auto': tensorflow → wasm → cpu, as `initBackend`). @category model */
+export const WorkerBackend = t.keyof({ auto: null, wasm: null, cpu: null, tensorflow: null }, 'WorkerBackend');
+export type WorkerBackend = t.TypeOf<typeof WorkerBackend>;
+
+/** Which weights of the checkpoint sample: the EMA weights (as the experiments do) or the raw ones. @category model */
+export const WeightsChoice = t.keyof({ ema: null, params: null }, 'WeightsChoice');
+export type WeightsChoice = t.TypeOf<typeof WeightsChoice>;
+
+/**
+ * What one worker is asked to do (its `workerData`, decoded with io-ts in the worker): load `checkpoint`, build
+ * the sampler of `spec` for the checkpoint's SDE (its time grid replaced by `grid` when given), and sample one
+ * batch from `keys` with sample shape `sampleShape`.
+ * @category model
+ */
+export const ShardJob = codec.strictWithOptional(
+  {
+    shard: codec.NonNegativeInt,
+    checkpoint: t.string,
+    spec: SamplerSpec,
+    keys: t.array(random.KeyCodec),
+    sampleShape: t.array(codec.PositiveInt),
+    backend: WorkerBackend,
+    weights: WeightsChoice,
+  },
+  { grid: t.array(codec.Finite) },
+  'ShardJob',
+);
+export type ShardJob = t.TypeOf<typeof ShardJob>;
+
+/** A Float32Array from any realm (a worker's message arrives in the main realm, Jest's tests run in another). */
+const Float32ArrayC = new t.Type<Float32Array, Float32Array, unknown>(
+  'Float32Array',
+  (u): u is Float32Array => Object.prototype.toString.call(u) === '[object Float32Array]',
+  (u, c) => (Object.prototype.toString.call(u) === '[object Float32Array]' ? t.success(u as Float32Array) : t.failure(u, c)),
+  t.identity,
+);
+
+/**
+ * What a worker posts: `step` after each interval of the grid (step i of `steps`, NFE so far), then either `done`
+ * (the final batch, x̄ when denoising, row-major [keys, ...sampleShape]) or `failed` with a readable message.
+ * @category model
+ */
+export const ShardMessage = t.union(
+  [
+    codec.strict({ kind: t.literal('step'), step: codec.PositiveInt, steps: codec.PositiveInt, nfe: codec.NonNegativeInt }, 'ShardStep'),
+    codec.strict(
+      { kind: t.literal('done'), samples: Float32ArrayC, shape: t.array(codec.PositiveInt), nfe: codec.NonNegativeInt, seconds: codec.NonNegativeFinite, backend: t.string },
+      'ShardDone',
+    ),
+    codec.strict({ kind: t.literal('failed'), message: t.string }, 'ShardFailed'),
+  ],
+  'ShardMessage',
+);
+export type ShardMessage = t.TypeOf<typeof ShardMessage>;
+
+/** A contiguous range [start, end) of sample indices. @category model */
+export interface ShardRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+/** Where a shard stands, for progress displays. @category model */
+export interface ShardProgress {
+  readonly shard: number;
+  readonly step: number;
+  readonly steps: number;
+  readonly nfe: number;
+}
+
+/** What {@link sampleSharded} needs. @category model */
+export interface ShardOptions {
+  /** Checkpoint directory (see `loadCheckpoint`); every worker loads it. */
+  readonly checkpoint: string;
+  /** The sampler as JSON; must be batch-separable (see {@link batchCoupling}). */
+  readonly spec: SamplerSpec;
+  /** The time grid to use instead of the spec's (e.g. the 20-interval progress grid of the adaptive ODE). */
+  readonly grid?: ReadonlyArray<number>;
+  /** One key per sample, in output order. */
+  readonly keys: ReadonlyArray<Key>;
+  readonly sampleShape: ReadonlyArray<number>;
+  /** Number of worker threads W ≥ 1 (at most one per sample is started). */
+  readonly workers: number;
+  /** Backend of every worker (default 'wasm'). */
+  readonly backend?: WorkerBackend;
+  /** wasm threads of every worker (`SCORE_SDE_WASM_THREADS` in the worker; default 1: W workers on W cores). */
+  readonly wasmThreads?: number;
+  /** Weights that sample (default 'ema'). */
+  readonly weights?: WeightsChoice;
+  /** Called on every step message of a worker. */
+  readonly onProgress?: (p: ShardProgress) => void;
+  /** Aborting terminates the workers; the result is then a Left `Cancelled`. */
+  readonly signal?: AbortSignal;
+}
+
+/** The concatenated batch, its shape [n, ...sampleShape], the NFE (the largest of the shards'), and each shard's work. @category model */
+export interface ShardedSamples {
+  readonly samples: Float32Array;
+  readonly shape: ReadonlyArray<number>;
+  readonly nfe: number;
+  readonly seconds: number;
+  readonly shards: ReadonlyArray<ShardRange & { readonly nfe: number; readonly seconds: number; readonly backend: string }>;
+}
+
+/** Why a sharded run produced no batch. Each case says which option or shard. @category errors */
+export type ShardError =
+  | { readonly _tag: 'InvalidOptions'; readonly message: string }
+  | { readonly _tag: 'BatchCoupled'; readonly message: string }
+  | { readonly _tag: 'WorkerFailed'; readonly shard: number; readonly range: ShardRange; readonly message: string }
+  | { readonly _tag: 'Cancelled' };
+
+/** A readable message. @category errors */
+export const renderShardError = (e: ShardError): string => {
+  switch (e._tag) {
+    case 'InvalidOptions':
+      return `sharded sampling: ${e.message}`;
+    case 'BatchCoupled':
+      return `sharded sampling: ${e.message}`;
+    case 'WorkerFailed':
+      return `sharded sampling: worker ${e.shard} (samples ${e.range.start}..${e.range.end - 1}): ${e.message}`;
+    case 'Cancelled':
+      return 'sharded sampling: cancelled';
+  }
+};
+
+// -------------------------------------------------------------------------------------
+// pure parts
+// -------------------------------------------------------------------------------------
+
+/**
+ * Splits n samples into min(W, n) contiguous shards whose sizes differ by at most one (the first n mod W' get
+ * ⌈n/W'⌉): shard w = [Σ_{v<w} size_v, Σ_{v≤w} size_v).
+ * @category sharding
+ */
+export const shardRanges = (n: number, workers: number): ReadonlyArray<ShardRange> => {
+  const w = Math.max(1, Math.min(workers, n));
+  const base = Math.floor(n / w);
+  const extra = n % w;
+  return Array.from({ length: n === 0 ? 0 : w }, (_, i) => {
+    const start = i * base + Math.min(i, extra);
+    return { start, end: start + base + (i < extra ? 1 : 0) };
+  });
+};
+
+/**
+ * Why a sampler specification's samples depend on the rest of their batch (undefined when they do not):
+ * the Langevin corrector with the 'batch-mean' norm (its default), and the adaptive solvers' shared step size.
+ * @category sharding
+ */
+export const batchCoupling = (spec: SamplerSpec): string | undefined => {
+  switch (spec.kind) {
+    case 'pc':
+      return spec.corrector === 'langevin' && (spec.correctorSteps ?? 1) > 0 && (spec.norm ?? 'batch-mean') === 'batch-mean'
+        ? "its Langevin corrector takes the step size from batch means of ‖z‖ and ‖s‖ (norm 'batch-mean'), which couples the samples of a batch; use norm 'per-sample' to shard it"
+        : undefined;
+    case 'ode-adaptive':
+    case 'adaptive-sde':
+      return `the adaptive ${spec.kind} solver chooses one step size for the whole batch from an error norm over all of it, which couples the samples of a batch`;
+    case 'ode':
+    case 'edm':
+    case 'dpm-solver++2m':
+      return undefined;
+  }
+};
+
+/** Concatenates the shards' rows in order. */
+const concatenate = (parts: ReadonlyArray<Float32Array>): Float32Array => {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+};
+
+const checkOptions = (o: ShardOptions): string | undefined => {
+  if (!Number.isSafeInteger(o.workers) || o.workers < 1) return `workers: expected a positive integer, got ${o.workers}`;
+  if (o.keys.length === 0) return 'keys: need one key per sample (got none)';
+  if (o.wasmThreads !== undefined && (!Number.isSafeInteger(o.wasmThreads) || o.wasmThreads < 1)) return `wasmThreads: expected a positive integer, got ${o.wasmThreads}`;
+  return undefined;
+};
+
+// -------------------------------------------------------------------------------------
+// workers
+// -------------------------------------------------------------------------------------
+
+/** The worker entry (TypeScript, run through tsx's loader in the worker). @category workers */
+export const SHARD_WORKER_FILE = path.join(__dirname, 'shard-worker.ts');
+
+/**
+ * The worker's bootstrap: tsx's CommonJS hooks, then the TypeScript entry. (Not `execArgv: ['--import', 'tsx']`:
+ * in Node 20 the ESM hooks that registers do not apply to a worker's own entry, which then fails with
+ * ERR_UNKNOWN_FILE_EXTENSION — tsx issue 354.) Absolute paths, so it works whatever the working directory, under
+ * tsx and under Jest alike.
+ */
+const bootstrap = (): string =>
+  `require(${JSON.stringify(require.resolve('tsx/cjs/api'))}).register();\nrequire(${JSON.stringify(SHARD_WORKER_FILE)});\n`;
+
+type ShardOutcome = E.Either<string, { readonly samples: Float32Array; readonly nfe: number; readonly seconds: number; readonly backend: string }>;
+
+/**
+ * Runs one worker to its outcome: the `done` batch, or a message for `failed`, an uncaught error, an
+ * undecodable message, or an exit before `done`. The worker is terminated before the promise settles.
+ */
+const runWorker = (job: ShardJob, wasmThreads: number, onProgress: ((p: ShardProgress) => void) | undefined, signal: AbortSignal): Promise<ShardOutcome> =>
+  new Promise<ShardOutcome>((resolve) => {
+    let settled = false;
+    let worker: Worker | undefined;
+    const finish = (r: ShardOutcome): void => {
+      if (settled) return;
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+      const w = worker;
+      if (w === undefined) return resolve(r);
+      w.removeAllListeners();
+      // Swallow late errors (e.g. an 'error' racing terminate) once the outcome is known.
+      w.on('error', () => undefined);
+      w.terminate().then(
+        () => resolve(r),
+        () => resolve(r),
+      );
+    };
+    const onAbort = (): void => finish(E.left('cancelled'));
+    if (signal.aborted) return resolve(E.left('cancelled'));
+    signal.addEventListener('abort', onAbort);
+    try {
+      worker = new Worker(bootstrap(), {
+        eval: true,
+        workerData: job,
+        // The process's flags (e.g. tsx's loader under the tsx CLI) are not needed: the bootstrap registers tsx.
+        execArgv: [],
+        env: { ...process.env, SCORE_SDE_WASM_THREADS: String(wasmThreads) },
+      });
+    } catch (e) {
+      return finish(E.left(`could not start the worker: ${(e as Error).message}`));
+    }
+    worker.on('message', (m: unknown) => {
+      const decoded = codec.decodeWith(ShardMessage, 'worker message')(m);
+      if (E.isLeft(decoded)) return finish(E.left(codec.renderDecodeError(decoded.left)));
+      const msg = decoded.right;
+      if (msg.kind === 'step') onProgress?.({ shard: job.shard, step: msg.step, steps: msg.steps, nfe: msg.nfe });
+      else if (msg.kind === 'failed') finish(E.left(msg.message));
+      else {
+        const expected = job.keys.length * job.sampleShape.reduce((a, b) => a * b, 1);
+        if (msg.samples.length !== expected) finish(E.left(`posted ${msg.samples.length} values, expected ${expected} (${job.keys.length} samples of [${job.sampleShape.join(', ')}])`));
+        // A copy in this realm (the message's array may belong to another one, e.g. under Jest).
+        else finish(E.right({ samples: new Float32Array(msg.samples), nfe: msg.nfe, seconds: msg.seconds, backend: msg.backend }));
+      }
+    });
+    worker.on('messageerror', (e) => finish(E.left(`a message could not be deserialised: ${e.message}`)));
+    worker.on('error', (e) => finish(E.left(`uncaught error: ${e.message}`)));
+    worker.on('exit', (code) => finish(E.left(`exited with code ${code} before posting its samples`)));
+  });
+
+/**
+ * Samples n = keys.length samples of a batch-separable sampler in W worker threads, each sampling a contiguous
+ * shard of the keys (see {@link shardRanges}), and concatenates the shards in order: bit-identical to sampling
+ * all n in one process with the same keys, backend and weights. Left when the options are invalid, the
+ * sampler couples its batch ({@link batchCoupling}), a worker fails (the first failure, naming its shard; the
+ * others are then stopped), or the signal aborts. Every worker is terminated before the task resolves.
+ * @category sampling
+ */
+export const sampleSharded =
+  (o: ShardOptions): TE.TaskEither<ShardError, ShardedSamples> =>
+  async () => {
+    const invalid = checkOptions(o);
+    if (invalid !== undefined) return E.left({ _tag: 'InvalidOptions', message: invalid });
+    const coupled = batchCoupling(o.spec);
+    if (coupled !== undefined) return E.left({ _tag: 'BatchCoupled', message: `sampler ${JSON.stringify(o.spec)} cannot be sharded without changing its samples: ${coupled}` });
+    const started = Date.now();
+    const ranges = shardRanges(o.keys.length, o.workers);
+    // One controller stops every worker: on the caller's abort and on the first failure.
+    const stop = new AbortController();
+    const onAbort = (): void => stop.abort();
+    const cancelled = (): boolean => o.signal?.aborted === true;
+    if (cancelled()) return E.left({ _tag: 'Cancelled' });
+    o.signal?.addEventListener('abort', onAbort);
+    let firstFailure: ShardError | undefined;
+    try {
+      const outcomes = await Promise.all(
+        ranges.map(async (range, shard) => {
+          const job: ShardJob = {
+            shard,
+            checkpoint: o.checkpoint,
+            spec: o.spec,
+            keys: o.keys.slice(range.start, range.end).map((k) => [k[0], k[1]] as const),
+            sampleShape: [...o.sampleShape],
+            backend: o.backend ?? 'wasm',
+            weights: o.weights ?? 'ema',
+            ...(o.grid !== undefined ? { grid: [...o.grid] } : {}),
+          };
+          const r = await runWorker(job, o.wasmThreads ?? 1, o.onProgress, stop.signal);
+          if (E.isLeft(r) && firstFailure === undefined && !(r.left === 'cancelled' && stop.signal.aborted)) {
+            firstFailure = { _tag: 'WorkerFailed', shard, range, message: r.left };
+            stop.abort();
+          }
+          return r;
+        }),
+      );
+      if (firstFailure !== undefined) return E.left(firstFailure);
+      if (cancelled()) return E.left({ _tag: 'Cancelled' });
+      const done = outcomes.map((r) => (E.isRight(r) ? r.right : undefined));
+      if (done.some((d) => d === undefined)) return E.left({ _tag: 'Cancelled' });
+      const shards = done.map((d, i) => ({ ...ranges[i]!, nfe: d!.nfe, seconds: d!.seconds, backend: d!.backend }));
+      return E.right({
+        samples: concatenate(done.map((d) => d!.samples)),
+        shape: [o.keys.length, ...o.sampleShape],
+        nfe: Math.max(...shards.map((s) => s.nfe)),
+        seconds: (Date.now() - started) / 1000,
+        shards,
+      });
+    } finally {
+      o.signal?.removeEventListener('abort', onAbort);
+    }
+  };
