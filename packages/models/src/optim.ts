@@ -50,6 +50,31 @@ export const initAdam = (trainable: ReadonlyArray<ParamSpec>): AdamState => ({ s
 export const disposeAdam = (s: AdamState): void => tf.dispose([...Object.values(s.m), ...Object.values(s.v)]);
 
 // -------------------------------------------------------------------------------------
+// flat views of records
+// -------------------------------------------------------------------------------------
+
+/**
+ * The named tensors of a record laid end to end: flatten(r, names) = concat_k vec(r[k]) ∈ ℝ^P, P = Σ_k |r[k]|.
+ * The optimiser works on this one vector instead of ~30 tensors: element-wise maps give bit-identical
+ * values either way (each element sees the same float32 operations), in ~13 kernel calls instead of ~400
+ * (on wasm each call costs more than the arithmetic of a small tensor; issue 6).
+ * @category flat
+ */
+export const flatten = (r: TensorRecord, names: ReadonlyArray<string>): tf.Tensor1D =>
+  scoped(() => (names.length === 1 ? tf.reshape(r[names[0]!]!, [-1]) : tf.concat(names.map((k) => tf.reshape(r[k]!, [-1])), 0)) as tf.Tensor1D);
+
+/**
+ * The inverse of {@link flatten}: unflatten(flatten(r, names), names, shapes) = r (shapes[k] = shape of r[k]).
+ * @category flat
+ */
+export const unflatten = (flat: tf.Tensor, names: ReadonlyArray<string>, shapes: TensorRecord): TensorRecord =>
+  scoped(() => {
+    const sizes = names.map((k) => shapes[k]!.size);
+    const parts = names.length === 1 ? [flat] : tf.split(flat, sizes, 0);
+    return Object.fromEntries(names.map((k, i) => [k, tf.reshape(parts[i]!, shapes[k]!.shape)]));
+  });
+
+// -------------------------------------------------------------------------------------
 // pieces
 // -------------------------------------------------------------------------------------
 
@@ -60,9 +85,14 @@ export const disposeAdam = (s: AdamState): void => tf.dispose([...Object.values(
  */
 export const learningRate = (config: AdamConfig, n: number): number => (config.warmup > 0 ? config.lr * Math.min(1, n / config.warmup) : config.lr);
 
-/** Global norm ‖g‖ = √(Σ_names Σ g²), as a scalar tensor. @category clipping */
-export const globalNorm = (grads: TensorRecord): tf.Scalar =>
-  scoped(() => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
+/** Global norm ‖g‖ = √(Σ_names Σ g²) = ‖flatten(g)‖₂, as a scalar tensor. @category clipping */
+export const globalNorm = (grads: TensorRecord): tf.Scalar => scoped(() => flatNorm(flatten(grads, Object.keys(grads))));
+
+/** ‖g‖₂ = √(Σ g²) of a flat vector. */
+const flatNorm = (g: tf.Tensor): tf.Scalar => tf.sqrt(tf.sum(tf.square(g))) as tf.Scalar;
+
+/** The clipping factor min(1, c / (‖g‖ + 10⁻⁶)) of a flat gradient (PyTorch `clip_grad_norm_`). */
+const clipFactor = (maxNorm: number, g: tf.Tensor): tf.Scalar => tf.minimum(1, tf.div(maxNorm, tf.add(flatNorm(g), 1e-6))) as tf.Scalar;
 
 /**
  * Global-norm clipping (PyTorch `clip_grad_norm_`): g ← g · min(1, c / (‖g‖ + 10⁻⁶)); c = 0 leaves g unchanged.
@@ -74,7 +104,7 @@ export const clipByGlobalNorm =
   (grads: TensorRecord): TensorRecord =>
     scoped(() => {
       if (maxNorm <= 0) return Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.clone(g)]));
-      const factor = tf.minimum(1, tf.div(maxNorm, tf.add(globalNorm(grads), 1e-6)));
+      const factor = clipFactor(maxNorm, flatten(grads, Object.keys(grads)));
       return Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.mul(g, factor)]));
     });
 
@@ -86,6 +116,8 @@ export const clipByGlobalNorm =
  * One Adam step n = state.step + 1 on the names present in `grads` (after optional clipping):
  *   m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²,
  *   θ ← θ − lr_n · (m / (1 − β₁ⁿ)) / (√(v / (1 − β₂ⁿ)) + ε)            (PyTorch's placement of ε).
+ * Computed on the {@link flatten}ed vectors of θ, g, m, v (one kernel per operation for all parameters; the
+ * same float32 operations per element as per tensor) and split back into records.
  * Pure: returns new parameter values and a new state; the inputs are untouched (the caller disposes them).
  * @category optimiser
  */
@@ -97,16 +129,12 @@ export const adamStep =
       const lr = learningRate(config, n);
       const bc1 = 1 - Math.pow(config.beta1, n);
       const bc2 = 1 - Math.pow(config.beta2, n);
-      const g = clipByGlobalNorm(config.gradClip)(grads);
-      const names = Object.keys(g);
-      const m: Record<string, tf.Tensor> = {};
-      const v: Record<string, tf.Tensor> = {};
-      const next: Record<string, tf.Tensor> = {};
-      for (const k of names) {
-        m[k] = tf.add(tf.mul(state.m[k]!, config.beta1), tf.mul(g[k]!, 1 - config.beta1));
-        v[k] = tf.add(tf.mul(state.v[k]!, config.beta2), tf.mul(tf.square(g[k]!), 1 - config.beta2));
-        const denom = tf.add(tf.sqrt(tf.div(v[k]!, bc2)), config.eps);
-        next[k] = tf.sub(params[k]!, tf.mul(tf.div(m[k]!, denom), lr / bc1));
-      }
-      return { params: next, state: { step: n, m, v } };
+      const names = Object.keys(grads);
+      const g0 = flatten(grads, names);
+      const g = config.gradClip > 0 ? tf.mul(g0, clipFactor(config.gradClip, g0)) : g0;
+      const m = tf.add(tf.mul(flatten(state.m, names), config.beta1), tf.mul(g, 1 - config.beta1));
+      const v = tf.add(tf.mul(flatten(state.v, names), config.beta2), tf.mul(tf.square(g), 1 - config.beta2));
+      const denom = tf.add(tf.sqrt(tf.div(v, bc2)), config.eps);
+      const next = tf.sub(flatten(params, names), tf.mul(tf.div(m, denom), lr / bc1));
+      return { params: unflatten(next, names, grads), state: { step: n, m: unflatten(m, names, grads), v: unflatten(v, names, grads) } };
     });

@@ -15,6 +15,9 @@ import {
 } from '../src';
 import { maxAbs, maxAbsDiff, U32 } from './helpers';
 
+/** γ_n = n·u/(1 − n·u): relative error bound of a float32 sum of n products (Higham §3.1). */
+const gamma = (n: number): number => (n * U32) / (1 - n * U32);
+
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
 });
@@ -165,5 +168,81 @@ describe('ScoreNet forward', () => {
     }
     tf.dispose([x, y]);
     disposeRecord(p);
+  });
+});
+
+describe('ScoreNet fast path = plain tfjs ops on cpu', () => {
+  /**
+   * The tutorial forward written with tfjs' own ops only (tf.conv2d, tf.conv2dTranspose, GroupNorm as 5-D reshape →
+   * moments → normalise → affine, swish = x·σ(x), the time bias added before GroupNorm), to run on the cpu backend.
+   */
+  const plainNet = (config: ScoreNetConfig, p: Record<string, tf.Tensor>) => (x: tf.Tensor4D, t: tf.Tensor1D): tf.Tensor => {
+    const g = groupCounts(config);
+    const [c1, c2, c3] = config.channels;
+    const swish = (u: tf.Tensor) => tf.mul(u, tf.sigmoid(u));
+    const lin = (u: tf.Tensor, n: string) => tf.add(tf.matMul(u as tf.Tensor2D, p[`${n}.weight`] as tf.Tensor2D), p[`${n}.bias`]!);
+    const gn = (u: tf.Tensor4D, groups: number, n: string) => {
+      const [b, h, w, c] = u.shape;
+      const r = tf.reshape(u, [b, h, w, groups, c / groups]);
+      const { mean, variance } = tf.moments(r, [1, 2, 4], true);
+      const xh = tf.reshape(tf.div(tf.sub(r, mean), tf.sqrt(tf.add(variance, 1e-5))), [b, h, w, c]);
+      return tf.add(tf.mul(xh, p[`${n}.gamma`]!), p[`${n}.beta`]!);
+    };
+    const proj = tf.mul(tf.reshape(t, [-1, 1]), tf.mul(tf.reshape(p['embed.W']!, [1, -1]), 2 * Math.PI));
+    const embed = swish(lin(tf.concat([tf.sin(proj), tf.cos(proj)], 1), 'embed.dense'));
+    const block = (u: tf.Tensor4D, dense: string, norm: string, groups: number) => {
+      const bias = lin(embed, dense);
+      return swish(gn(tf.add(u, tf.reshape(bias, [bias.shape[0]!, 1, 1, bias.shape[1]!])) as tf.Tensor4D, groups, norm)) as tf.Tensor4D;
+    };
+    const w = (n: string) => p[`${n}.weight`] as tf.Tensor4D;
+    const like = (u: tf.Tensor4D, c: number): [number, number, number, number] => [u.shape[0], u.shape[1], u.shape[2], c];
+    const h1 = block(tf.conv2d(x, w('conv1'), 1, 'valid'), 'dense1', 'gnorm1', g.enc[0]!);
+    const h2 = block(tf.conv2d(h1, w('conv2'), 2, 'valid'), 'dense2', 'gnorm2', g.enc[1]!);
+    const h3 = block(tf.conv2d(h2, w('conv3'), 2, 'valid'), 'dense3', 'gnorm3', g.enc[2]!);
+    const h4 = block(tf.conv2d(h3, w('conv4'), 2, 'valid'), 'dense4', 'gnorm4', g.enc[3]!);
+    const d4 = block(tf.conv2dTranspose(h4, w('tconv4'), like(h3, c3), 2, 'valid'), 'dense5', 'tgnorm4', g.dec[0]!);
+    const d3 = block(tf.conv2dTranspose(tf.concat([d4, h3], 3), w('tconv3'), like(h2, c2), 2, 'valid'), 'dense6', 'tgnorm3', g.dec[1]!);
+    const d2 = block(tf.conv2dTranspose(tf.concat([d3, h2], 3), w('tconv2'), like(h1, c1), 2, 'valid'), 'dense7', 'tgnorm2', g.dec[2]!);
+    return tf.add(tf.conv2dTranspose(tf.concat([d2, h1], 3), w('tconv1'), like(x, 1), 1, 'valid'), p['tconv1.bias']!);
+  };
+
+  test('value and ∂(Σ net·r)/∂θ for every parameter equal the plain ops on cpu within the float32 rounding of ~10 layers', async () => {
+    const specs = scoreNetSpec(tiny);
+    const values = Object.fromEntries(specs.map((s, i) => [s.name, Float32Array.from(random.normalArray(random.key(100 + i), sizeOfShape(s.shape)), (v) => v * (s.name.endsWith('gamma') ? 0.2 : 0.3) + (s.name.endsWith('gamma') ? 1 : 0))]));
+    const xv = Float32Array.from(random.uniformArray(random.key(7), 2 * 28 * 28));
+    const rv = Float32Array.from(random.normalArray(random.key(8), 2 * 28 * 28));
+    const ts = [0.1, 0.7];
+    const names = specs.filter((s) => s.trainable).map((s) => s.name);
+    // L(θ) = Σ net(x, t)·r: its gradient is the vector-Jacobian product with a random cotangent r.
+    const run = (net: (p: Record<string, tf.Tensor>) => (x: tf.Tensor4D, t: tf.Tensor1D) => tf.Tensor): Float64Array[] => {
+      const ps = Object.fromEntries(specs.map((s) => [s.name, tf.tensor(values[s.name]!, [...s.shape])]));
+      const x = tf.tensor4d(xv, [2, 28, 28, 1]);
+      const r = tf.tensor4d(rv, [2, 28, 28, 1]);
+      const t = tf.tensor1d(ts);
+      const out = tf.tidy(() => {
+        const f = (...args: tf.Tensor[]) => tf.sum(tf.mul(net({ ...ps, ...Object.fromEntries(names.map((n, i) => [n, args[i]!])) })(x, t), r));
+        return [net(ps)(x, t), ...tf.grads(f)(names.map((n) => ps[n]!))];
+      });
+      const arrays = out.map((o) => Float64Array.from(o.dataSync()));
+      tf.dispose([...out, ...Object.values(ps), x, r, t]);
+      return arrays;
+    };
+    const ours = run((p) => (x, t) => scoreNet(tiny, p)(x, t));
+    await initBackend({ prefer: 'cpu', quiet: true });
+    const ref = run((p) => plainNet(tiny, p));
+    await initBackend({ prefer: 'wasm', quiet: true });
+    const inf = (a: Float64Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const gradScale = Math.max(...ref.slice(1).map(inf));
+    // Each layer's outputs are float32 sums of ≤ n = 9·32 = 288 products, computed in another order here (and GN's
+    // statistics by another formula): ≤ 2γ_n relative per layer; ~10 layers (forward, and again backward) compound
+    // to ≤ 20·2γ_n ≈ 7e-4 of the scale. Gradients that are exactly zero in exact arithmetic (the time bias before a
+    // GroupNorm with one channel per group is normalised away) are compared against 1e-3 of the largest gradient.
+    const tol = 20 * 2 * gamma(288);
+    ref.forEach((want, i) => {
+      const scale = i === 0 ? inf(want) : Math.max(inf(want), 1e-3 * gradScale);
+      let worst = 0;
+      want.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - ours[i]![j]!))));
+      expect({ what: i === 0 ? 'value' : names[i - 1], ok: worst <= tol * scale }).toEqual({ what: i === 0 ? 'value' : names[i - 1], ok: true });
+    });
   });
 });

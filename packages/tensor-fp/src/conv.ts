@@ -16,8 +16,10 @@
  *   interleaved by concat + reshape (no zero-dilated input, no wasted MACs). With stride 1 and one or two
  *   output channels (the ScoreNet's last layer) it is a matMul and a small overlap-add conv instead, since a
  *   conv with a single output column runs XNNPACK at a fraction of its speed;
- * - the filter gradient ∂L/∂f[p,q,c,o] = Σ_{b,i,j} x̄[b,s·i+p,s·j+q,c] · dy[b,i,j,o] is a conv of x̄ with batch
- *   and channels swapped (x̄ᵀ: [C, H, W, B]) by the filter dyᵀ: [H_o, W_o, B, O] dilated by s;
+ * - the filter gradient ∂L/∂f[p,q,c,o] = Σ_{b,i,j} x̄[b,s·i+p,s·j+q,c] · dy[b,i,j,o] is either a conv of x̄ with
+ *   batch and channels swapped (x̄ᵀ: [C, H, W, B]) by the filter dyᵀ: [H_o, W_o, B, O] dilated by s, or one
+ *   matMul Xᵀ·dy with the im2col matrix X of x̄ made by a depthwise conv with a 0/1 filter — whichever is faster
+ *   for the geometry ({@link filterGradientMethod});
  * - gradients are supplied through {@link customGradLazy}, so ∇ₓ alone does not pay for filter gradients;
  * - 'same' padding is passed to `tf.conv2d` as explicit paddings: the wasm kernel's own 'same' returns zeros
  *   for some geometries (a tfjs 4.22 bug, e.g. a 2×1 filter with stride 2 on a 2×4 input).
@@ -228,12 +230,15 @@ export const transposeByPhases = (x: tf.Tensor4D, f: tf.Tensor4D, outShape: Shap
   });
 
 /**
- * ∂L/∂f of y = conv2d(x, f, s, pad) given dy = ∂L/∂y:
+ * ∂L/∂f of y = conv2d(x, f, s, pad) given dy = ∂L/∂y, as a dilated convolution:
  *   df[p,q,c,o] = Σ_{b,i,j} x̄[b, s·i+p, s·j+q, c] · dy[b,i,j,o]
  * = conv2d(x̄ᵀ, dyᵀ, stride 1, dilation s)[c,p,q,o] with x̄ᵀ = x̄ as [C,H,W,B] and dyᵀ = dy as [H_o,W_o,B,O];
  * the result (cut to k_h × k_w: rows of x̄ no output reads are dropped) is put back to HWIO.
+ * As a GEMM this has only C·k_h·k_w rows against a long reduction of B·H_o·W_o: it suits many input channels
+ * over a large image (the ScoreNet's 26×26 and 12×12 levels with 32 channels).
+ * @category kernels
  */
-const filterGradient = (x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: Shape4, s: number, pad: Padding): tf.Tensor4D =>
+export const filterGradientDilated = (x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: Shape4, s: number, pad: Padding): tf.Tensor4D =>
   tf.tidy(() => {
     const [, h, w] = shape4(x);
     const [kh, kw, c, o] = filterShape;
@@ -246,6 +251,54 @@ const filterGradient = (x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: Shape4, s:
     const cut = full.shape[1] === kh && full.shape[2] === kw ? full : tf.slice(full, [0, 0, 0, 0], [c, kh, kw, o]);
     return tf.transpose(cut, [1, 2, 0, 3]) as tf.Tensor4D;
   });
+
+/**
+ * ∂L/∂f of y = conv2d(x, f, s, pad) as one matrix product with the im2col matrix of x̄:
+ *   X[(b,i,j), (c,p,q)] = x̄[b, s·i+p, s·j+q, c],   df[(c,p,q), o] = Σ_{(b,i,j)} X[(b,i,j), (c,p,q)] · dy[(b,i,j), o],
+ * i.e. df = Xᵀ·DY, reordered to HWIO. X is built without gathers or strided slices: it is the depthwise conv of
+ * x̄ (stride s) with the fixed 0/1 filter E[p', q', c, (p,q)] = [p' = p, q' = q], whose channel multiplier
+ * k_h·k_w copies each tap into its own output channel (c·k_h·k_w + p·k_w + q, tfjs' depthwise order). Every
+ * product of the sum is exact-input float32, so it equals {@link filterGradientDilated} up to summation order.
+ * A GEMM with C·k_h·k_w rows and O columns over B·H_o·W_o: it suits few input channels (the first and last
+ * layers, C = 1, where the dilated conv has only 9 rows) and small images.
+ * @category kernels
+ */
+export const filterGradientIm2col = (x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: Shape4, s: number, pad: Padding): tf.Tensor4D =>
+  tf.tidy(() => {
+    const [, h, w] = shape4(x);
+    const [b, ho, wo] = shape4(dy);
+    const [kh, kw, c, o] = filterShape;
+    const gh = axisGeometry(h, kh, s, pad);
+    const gw = axisGeometry(w, kw, s, pad);
+    const taps = kh * kw;
+    const e = new Float32Array(taps * c * taps);
+    for (let t = 0; t < taps; t++) for (let ch = 0; ch < c; ch++) e[(t * c + ch) * taps + t] = 1;
+    const padded = gh.before + gh.after + gw.before + gw.after > 0 ? tf.pad(x, [[0, 0], [gh.before, gh.after], [gw.before, gw.after], [0, 0]]) : x;
+    // The valid depthwise conv of x̄ has ⌊(H̄ − k)/s⌋ + 1 = H_o rows (the geometry of the forward conv).
+    const cols = tf.depthwiseConv2d(padded as tf.Tensor4D, tf.tensor4d(e, [kh, kw, c, taps]), s, 'valid');
+    const m = b * ho * wo;
+    const df = tf.matMul(tf.reshape(cols, [m, c * taps]), tf.reshape(dy, [m, o]), true, false); // [(c,p,q), o]
+    return tf.transpose(tf.reshape(df, [c, kh, kw, o]), [1, 2, 0, 3]) as tf.Tensor4D;
+  });
+
+/** The two ways of computing a conv filter gradient ({@link filterGradientDilated}, {@link filterGradientIm2col}). @category configuration */
+export type FilterGradientMethod = 'dilated' | 'im2col';
+
+/**
+ * The faster filter-gradient kernel for a geometry on wasm (measured per ScoreNet layer at batch 64 in a training
+ * step, issue 6): the im2col GEMM when its reduction B·H_o·W_o is at most 4096, the dilated conv otherwise.
+ * The GEMM's second operand dy [B·H_o·W_o, O] is repacked by XNNPACK on every call and its first one transposed
+ * (wasm has no transposed GEMM), which costs more than the dilated conv saves once the reduction is long: the
+ * 12×12 → 5×5 and 5×5 → 2×2 levels (reduction 1600 and 256) are 35–45% faster as GEMMs, the 28×28 and 26×26
+ * ones (43264 and 9216) slower.
+ * @category configuration
+ */
+export const filterGradientMethod = (filterShape: Shape4, dyShape: Shape4): FilterGradientMethod =>
+  dyShape[0] * dyShape[1] * dyShape[2] <= 4096 ? 'im2col' : 'dilated';
+
+/** ∂L/∂f of y = conv2d(x, f, s, pad) given dy, by the method {@link filterGradientMethod} picks. */
+const filterGradient = (x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: Shape4, s: number, pad: Padding): tf.Tensor4D =>
+  filterGradientMethod(filterShape, shape4(dy)) === 'im2col' ? filterGradientIm2col(x, dy, filterShape, s, pad) : filterGradientDilated(x, dy, filterShape, s, pad);
 
 // -------------------------------------------------------------------------------------
 // differentiable convolutions

@@ -12,6 +12,8 @@
  *   (C++) and whole-tensor copies: tfjs copies one row at a time through a new typed-array view, so splitting a
  *   [64, 26, 26, 64] gradient along channels (the backward pass of a U-Net skip connection) took ~20 ms
  *   instead of ~3. (A JavaScript element loop is no better: typed arrays on the shared wasm heap are slow.)
+ *   `SplitV` along the outermost axis (any part sizes) is one contiguous copy per part: the optimiser splits
+ *   its flat [P] update back into ~30 parameter tensors, which tfjs' kernel did by copying all of x per part.
  *
  * Imported for its effect by the package index, before any backend is initialised.
  *
@@ -112,9 +114,11 @@ const stackingConcat =
   };
 
 /**
- * split of x into k equal parts along axis a: transpose [outer, k, inner] → [k, outer, inner] (one C++
- * pass; none when a is the outermost axis), then each part is one contiguous copy. (tfjs' kernel slices each part row by row, and its Slice
- * first copies the whole input out of the wasm heap.) Unequal parts: tfjs' kernel.
+ * split of x into k parts along axis a: along the outermost non-unit axis (outer = ∏ shape[:a] = 1) each part,
+ * equal or not, is one contiguous copy (e.g. a flat vector of all parameters split back into tensors); otherwise
+ * equal parts go through one transpose [outer, k, inner] → [k, outer, inner] (one C++ pass) and then one
+ * contiguous copy each. (tfjs' kernel slices each part row by row, and its Slice first copies the whole input
+ * out of the wasm heap.) Unequal parts along an inner axis: tfjs' kernel.
  */
 const transposingSplitV =
   (original: KernelFunc): KernelFunc =>
@@ -125,11 +129,24 @@ const transposingSplitV =
     const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, numOrSizeSplits, ax);
     const k = sizes.length;
     const outer = sizeOf(x.shape.slice(0, ax));
-    if (k < 2 || !numeric(x) || sizes.some((n) => n !== sizes[0] || n <= 0)) return original(args);
-    const inner = sizes[0]! * sizeOf(x.shape.slice(ax + 1));
+    if (k < 2 || !numeric(x) || sizes.some((n) => n <= 0)) return original(args);
     const backend = args.backend as unknown as WasmHeapBackend;
-    // Along the outermost axis the parts are already contiguous: no transpose.
-    const parts = outer === 1 ? x : (kernel('Transpose')({ inputs: { x: { ...x, shape: [outer, k, inner] } }, attrs: { perm: [1, 0, 2] }, backend: args.backend }) as Info);
+    const rest = sizeOf(x.shape.slice(ax + 1));
+    if (outer === 1) {
+      // Along the outermost (non-unit) axis every part, equal or not, is one contiguous range of x.
+      const outs = sizes.map((n) => backend.makeOutput(x.shape.map((d, i) => (i === ax ? n : d)), x.dtype));
+      const src = backend.typedArrayFromHeap(x);
+      let offset = 0;
+      outs.forEach((o, i) => {
+        const n = sizes[i]! * rest;
+        backend.typedArrayFromHeap(o).set(src.subarray(offset, offset + n));
+        offset += n;
+      });
+      return outs;
+    }
+    if (sizes.some((n) => n !== sizes[0])) return original(args);
+    const inner = sizes[0]! * rest;
+    const parts = kernel('Transpose')({ inputs: { x: { ...x, shape: [outer, k, inner] } }, attrs: { perm: [1, 0, 2] }, backend: args.backend }) as Info;
     const partShape = x.shape.map((d, i) => (i === ax ? sizes[0]! : d));
     // Each part is a contiguous range of `parts`: one copy each. (Not the Slice kernel: on wasm it first reads
     // the whole input out of the heap.) Views are taken after all allocations, which may grow the heap.
@@ -137,7 +154,7 @@ const transposingSplitV =
     const src = backend.typedArrayFromHeap(parts);
     const n = outer * inner;
     outs.forEach((o, i) => backend.typedArrayFromHeap(o).set(src.subarray(i * n, (i + 1) * n)));
-    if (parts !== x) backend.disposeData(parts.dataId);
+    backend.disposeData(parts.dataId);
     return outs;
   };
 

@@ -199,6 +199,63 @@ describe('stride-1 transposed convs with few output channels (matMul + overlap-a
   });
 });
 
+describe('the two filter-gradient kernels both equal tfjs (cpu) ∂/∂f, within 2γ_n Σ|terms|', () => {
+  // df[p,q,c,o] = Σ_{b,i,j} x̄[b, s·i+p, s·j+q, c]·dy[b,i,j,o]: a sum of n = B·H_o·W_o products, compared with the
+  // filter gradient of tf.conv2d on cpu (autograd: its Conv2DBackpropFilter), bound from |x|, |dy|.
+  const filterGradients = (xs: S4, fs: S4, s: number, pad: Pad, seed: number) => {
+    const ys = conv.conv2dOutputShape(xs, fs, s, pad);
+    const [k1, k2] = random.split(random.key(seed), 2);
+    const [xv, dyv] = [draw(k1!, xs), draw(k2!, ys)];
+    const ours = readScoped(() => {
+      const [x, dy] = [t4(xv, xs), t4(dyv, ys)];
+      return [conv.filterGradientDilated(x, dy, fs, s, pad), conv.filterGradientIm2col(x, dy, fs, s, pad)];
+    });
+    return { ours, ys, xv, dyv };
+  };
+  const reference = (xs: S4, fs: S4, ys: S4, s: number, pad: Pad, xv: Float32Array, dyv: Float32Array) =>
+    onCpu(() =>
+      readScoped(() => {
+        const gradF = (x: tf.Tensor4D, dy: tf.Tensor4D) =>
+          tf.grad((f: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x, f as tf.Tensor4D, s, pad), dy)))(tf.zeros([...fs]));
+        const [x, dy] = [t4(xv, xs), t4(dyv, ys)];
+        return [gradF(x, dy), gradF(tf.abs(x) as tf.Tensor4D, tf.abs(dy) as tf.Tensor4D)];
+      }),
+    );
+
+  test('over random geometries (kernel 1–4, stride 1–3, valid/same, 1–5 input channels)', async () => {
+    const cases = fc.sample(
+      fc.record({ k: fc.integer({ min: 1, max: 4 }), s: fc.integer({ min: 1, max: 3 }), h: fc.integer({ min: 4, max: 10 }), c: fc.integer({ min: 1, max: 5 }), pad: fc.constantFrom<Pad>('valid', 'same'), seed: fc.nat(1000) }),
+      { seed: 42, numRuns: 12 },
+    );
+    for (const { k, s, h, c, pad, seed } of cases) {
+      const [xs, fs]: [S4, S4] = [[2, h, h + 1, c], [k, k + 1 > h ? k : k + 1, c, 3]];
+      const { ours, ys, xv, dyv } = filterGradients(xs, fs, s, pad, seed);
+      const [ref, bound] = await reference(xs, fs, ys, s, pad, xv, dyv);
+      const n = ys[0] * ys[1] * ys[2];
+      for (const got of ours) {
+        expect(got.length).toBe(ref!.length);
+        // |ours − ref| ≤ 2γ_n Σ|terms| (module note), (1 + γ_n) for the rounding of the bound.
+        expect(worstExcess(got, ref!, bound!, 2 * gamma32(n) * (1 + gamma32(n))).excess).toBeLessThanOrEqual(0);
+      }
+    }
+  });
+
+  test('at the ScoreNet geometries of batch 64 the rule picks im2col for reductions B·H_o·W_o ≤ 4096 only', () => {
+    // (filter, dy) of conv1, conv2, conv3, conv4 and the transposed convs' filter gradients (tconv4 … tconv1).
+    const method = (f: S4, dy: S4) => conv.filterGradientMethod(f, dy);
+    expect([
+      method([3, 3, 1, 32], [64, 26, 26, 32]),
+      method([3, 3, 32, 64], [64, 12, 12, 64]),
+      method([3, 3, 64, 128], [64, 5, 5, 128]),
+      method([3, 3, 128, 256], [64, 2, 2, 256]),
+      method([3, 3, 128, 256], [64, 2, 2, 256]),
+      method([3, 3, 64, 256], [64, 5, 5, 256]),
+      method([3, 3, 32, 128], [64, 12, 12, 128]),
+      method([3, 3, 1, 64], [64, 26, 26, 64]),
+    ]).toEqual(['dilated', 'dilated', 'im2col', 'im2col', 'im2col', 'im2col', 'dilated', 'dilated']);
+  });
+});
+
 describe('gradients are computed only for the inputs differentiated', () => {
   test('customGradLazy: ∂/∂a alone never evaluates the thunk of b', () => {
     const calls = { a: 0, b: 0 };
@@ -239,9 +296,13 @@ describe('gradients are computed only for the inputs differentiated', () => {
     const onlyX = await kernelNames(() => tf.grad((u: tf.Tensor) => loss(u, f1, f2))(x));
     const all = await kernelNames(() => tf.grads(loss)([x, f1, f2]));
     // Conv2D calls: forward 1 (conv) + 4 (tconv phases); ∇ₓ backward 1 (tconv's ∂/∂x = conv) + 4 (conv's ∂/∂x =
-    // tconv phases) = 10. Each filter gradient is one more (dilated) Conv2D: 12 with ∇ of everything.
-    const convs = (ks: ReadonlyArray<string>) => ks.filter((k) => k === 'Conv2D').length;
-    expect([convs(onlyX), convs(all)]).toEqual([10, 12]);
+    // tconv phases) = 10. At these sizes each filter gradient is an im2col GEMM (filterGradientMethod): one
+    // DepthwiseConv2dNative + one BatchMatMul per filter, none with ∇ₓ alone.
+    const count = (ks: ReadonlyArray<string>, name: string) => ks.filter((k) => k === name).length;
+    expect(conv.filterGradientMethod([3, 3, 3, 4], [2, 5, 5, 4])).toBe('im2col');
+    expect([count(onlyX, 'Conv2D'), count(all, 'Conv2D')]).toEqual([10, 10]);
+    expect([count(onlyX, 'DepthwiseConv2dNative'), count(all, 'DepthwiseConv2dNative')]).toEqual([0, 2]);
+    expect([count(onlyX, 'BatchMatMul'), count(all, 'BatchMatMul')]).toEqual([0, 2]);
     expect(onlyX.filter((k) => k === 'Conv2DBackpropFilter' || k === 'Conv2DBackpropInput')).toEqual([]);
     tf.dispose([x, f1, f2]);
   });
@@ -256,6 +317,8 @@ describe('memory: the conv functions and their gradients leave no tensor behind'
     expect(leakedBy(() => nn.conv2dTranspose(z, f, [2, 12, 12, 3], 2, 'valid'))).toBe(0);
     expect(leakedBy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(nn.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'valid')))([x, f]))).toBe(0);
     expect(leakedBy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(nn.conv2dTranspose(a as tf.Tensor4D, b as tf.Tensor4D, [2, 12, 12, 3], 2, 'valid')))([z, f]))).toBe(0);
+    expect(leakedBy(() => conv.filterGradientDilated(x, z, [3, 3, 3, 4], 2, 'valid'))).toBe(0);
+    expect(leakedBy(() => conv.filterGradientIm2col(x, z, [3, 3, 3, 4], 2, 'valid'))).toBe(0);
     tf.dispose([x, f, z]);
   });
 });

@@ -13,8 +13,8 @@
  * rounds. The slow `cpu` backend gets 1 round of 2 iterations.
  *
  * Writes DIR/scorenet.json (one row per framework, backend, batch: forwardMs, trainMs, iterations, peakRssMb,
- * ratioForward/ratioTrain to PyTorch (one thread per core) when it ran, plus forwardCpuMs/trainCpuMs and, for
- * single-threaded tfjs rows, ratioForwardCpu/ratioTrainCpu against PyTorch with one thread: CPU time measures
+ * forwardRatio/trainRatio to PyTorch (one thread per core) when it ran, plus forwardCpuMs/trainCpuMs and, for
+ * single-threaded tfjs rows, forwardCpuRatio/trainCpuRatio against PyTorch with one thread: CPU time measures
  * the work done whatever else loads the machine) and DIR/scorenet.md (the table); DIR = tools/bench/out.
  *
  * @module bench/scorenet
@@ -69,11 +69,12 @@ const tfjsNodeInstalled = (): boolean => {
 const parseOptions = (argv: ReadonlyArray<string>): Options => {
   const quick = argv.includes('--quick');
   const rawVariants = flag(argv, 'backends');
-  const variants = (rawVariants?.split(',').map((s) => s.trim()) ?? Object.keys(VARIANTS).filter((v) => VARIANTS[v as Variant].byDefault)).map((v) => {
+  // Deduplicated, so the JSON has exactly one row per (framework, backend, batch).
+  const variants = [...new Set(rawVariants?.split(',').map((s) => s.trim()) ?? Object.keys(VARIANTS).filter((v) => VARIANTS[v as Variant].byDefault))].map((v) => {
     if (!(v in VARIANTS)) throw new Error(`--backends: unknown variant "${v}" (known: ${Object.keys(VARIANTS).join(', ')})`);
     return v as Variant;
   });
-  const batches = (flag(argv, 'batches') ?? (quick ? '32' : '32,64')).split(',').map((b) => positiveInt(b, 'batches', 32));
+  const batches = [...new Set((flag(argv, 'batches') ?? (quick ? '32' : '32,64')).split(',').map((b) => positiveInt(b, 'batches', 32)))];
   return {
     variants: variants.filter((v) => v !== 'tensorflow' || tfjsNodeInstalled() || rawVariants !== undefined),
     batches,
@@ -147,14 +148,14 @@ export interface Row {
   readonly trainMs: number | null;
   readonly iterations: number;
   readonly peakRssMb: number;
-  readonly ratioForward?: number;
-  readonly ratioTrain?: number;
+  readonly forwardRatio?: number;
+  readonly trainRatio?: number;
   /** Median CPU milliseconds of the process (all threads): robust to other load for single-threaded runs. */
   readonly forwardCpuMs: number;
   readonly trainCpuMs: number | null;
   /** Single-threaded rows: CPU time / PyTorch's with 1 thread (per-core efficiency, robust to load). */
-  readonly ratioForwardCpu?: number;
-  readonly ratioTrainCpu?: number;
+  readonly forwardCpuRatio?: number;
+  readonly trainCpuRatio?: number;
   readonly detail?: string;
 }
 
@@ -196,8 +197,8 @@ const table = (rows: ReadonlyArray<Row>): string =>
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map(
       (r) =>
-        `| ${r.framework} | ${r.backend} | ${r.batch} | ${fmt(r.forwardMs, 1)} | ${fmt(r.trainMs, 1)} | ${fmt(r.ratioForward, 2)} | ${fmt(r.ratioTrain, 2)} | ` +
-        `${fmt(r.forwardCpuMs, 1)} | ${fmt(r.trainCpuMs, 1)} | ${r.ratioForwardCpu === undefined ? '—' : `${fmt(r.ratioForwardCpu, 2)} / ${fmt(r.ratioTrainCpu, 2)}`} | ${r.iterations} | ${fmt(r.peakRssMb)} |`,
+        `| ${r.framework} | ${r.backend} | ${r.batch} | ${fmt(r.forwardMs, 1)} | ${fmt(r.trainMs, 1)} | ${fmt(r.forwardRatio, 2)} | ${fmt(r.trainRatio, 2)} | ` +
+        `${fmt(r.forwardCpuMs, 1)} | ${fmt(r.trainCpuMs, 1)} | ${r.forwardCpuRatio === undefined ? '—' : `${fmt(r.forwardCpuRatio, 2)} / ${fmt(r.trainCpuRatio, 2)}`} | ${r.iterations} | ${fmt(r.peakRssMb)} |`,
     ),
   ].join('\n');
 
@@ -273,10 +274,10 @@ const main = (): number => {
         trainCpuMs: m.trainCpu,
         iterations: m.iterations,
         peakRssMb: m.peakRssMb,
-        ...(allCores !== undefined ? { ratioForward: m.forward / allCores.forward } : {}),
-        ...(allCores !== undefined && allCores.train !== null && m.train !== null ? { ratioTrain: m.train / allCores.train } : {}),
-        ...(singleThreaded && oneThread !== undefined ? { ratioForwardCpu: m.forwardCpu / oneThread.forwardCpu } : {}),
-        ...(singleThreaded && oneThread !== undefined && oneThread.trainCpu !== null && m.trainCpu !== null ? { ratioTrainCpu: m.trainCpu / oneThread.trainCpu } : {}),
+        ...(allCores !== undefined ? { forwardRatio: m.forward / allCores.forward } : {}),
+        ...(allCores !== undefined && allCores.train !== null && m.train !== null ? { trainRatio: m.train / allCores.train } : {}),
+        ...(singleThreaded && oneThread !== undefined ? { forwardCpuRatio: m.forwardCpu / oneThread.forwardCpu } : {}),
+        ...(singleThreaded && oneThread !== undefined && oneThread.trainCpu !== null && m.trainCpu !== null ? { trainCpuRatio: m.trainCpu / oneThread.trainCpu } : {}),
         detail: `${m.last.backend ?? v}${m.last.trainError !== undefined ? `; training: ${m.last.trainError}` : ''}`,
       });
     }
