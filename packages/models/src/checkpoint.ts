@@ -17,9 +17,7 @@
  * @module checkpoint
  */
 import * as fs from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { createHash, randomBytes } from 'node:crypto';
 import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
@@ -27,8 +25,9 @@ import { pipe } from 'fp-ts/function';
 import { random, codec } from '@score-sde/tensor-fp';
 import type { SDE } from '@score-sde/sde-math';
 import { type ScoreNetConfig, scoreNetSpec } from './scorenet';
-import { type ParamSpec, type TensorRecord, sizeOfShape, paramsFromValues, recordFromValues, recordValues } from './params';
+import { type ParamSpec, type TensorRecord, paramsFromValues, recordFromValues } from './params';
 import { TrainConfig, type TrainState } from './train';
+import { FileEntry, type EncodedFile, attempt, checkTensorLayout, encodeTensorFile, readVerifiedFile, splitBySpecs, writeDirectoryAtomically } from './tensor-files';
 
 // -------------------------------------------------------------------------------------
 // manifest
@@ -40,16 +39,6 @@ export type CheckpointFile = (typeof CHECKPOINT_FILES)[number];
 
 /** Current format version. @category model */
 export const CHECKPOINT_VERSION = 1;
-
-const Sha256Hex = new t.Type<string, string, unknown>(
-  'Sha256Hex',
-  (u): u is string => typeof u === 'string' && /^[0-9a-f]{64}$/.test(u),
-  (u, c) => (typeof u === 'string' && /^[0-9a-f]{64}$/.test(u) ? t.success(u) : t.failure(u, c)),
-  t.identity,
-);
-
-const TensorEntry = codec.strict({ name: t.string, shape: t.array(codec.NonNegativeInt) }, 'TensorEntry');
-const FileEntry = codec.strict({ bytes: codec.NonNegativeInt, sha256: Sha256Hex, tensors: t.array(TensorEntry) }, 'FileEntry');
 
 /** io-ts codec of `manifest.json` (unknown keys rejected, every error naming its field). @category model */
 export const CheckpointManifest = codec.strict(
@@ -125,90 +114,15 @@ export const checkpointLayout = (model: ScoreNetConfig): Readonly<Record<Checkpo
   return { 'params.bin': all, 'ema.bin': trainable, 'adam-m.bin': trainable, 'adam-v.bin': trainable };
 };
 
-const LE = os.endianness() === 'LE';
-
-/** Float32 values as little-endian bytes. */
-const toBytes = (parts: ReadonlyArray<Float32Array>): Buffer => {
-  const n = parts.reduce((a, p) => a + p.length, 0);
-  const all = new Float32Array(n);
-  let o = 0;
-  for (const p of parts) {
-    all.set(p, o);
-    o += p.length;
-  }
-  if (LE) return Buffer.from(all.buffer, all.byteOffset, all.byteLength);
-  const b = Buffer.alloc(4 * n);
-  all.forEach((v, i) => b.writeFloatLE(v, 4 * i));
-  return b;
-};
-
-/** Little-endian bytes as float32 values. */
-const fromBytes = (b: Buffer): Float32Array => {
-  const out = new Float32Array(b.byteLength / 4);
-  if (LE) new Uint8Array(out.buffer).set(b);
-  else for (let i = 0; i < out.length; i++) out[i] = b.readFloatLE(4 * i);
-  return out;
-};
-
-const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
 // -------------------------------------------------------------------------------------
 // saving
 // -------------------------------------------------------------------------------------
 
-interface Encoded {
-  readonly bytes: Buffer;
-  readonly entry: t.TypeOf<typeof FileEntry>;
-}
-
-const encodeFile = async (dir: string, file: CheckpointFile, specs: ReadonlyArray<ParamSpec>, r: TensorRecord): Promise<E.Either<CheckpointError, Encoded>> => {
-  const values = await recordValues(r, specs.map((s) => s.name));
-  for (const s of specs) {
-    const v = values[s.name]!;
-    if (v.length !== sizeOfShape(s.shape)) return E.left({ _tag: 'LayoutMismatch', dir, file, message: `tensor ${s.name} has ${v.length} values, its shape [${s.shape.join(', ')}] needs ${sizeOfShape(s.shape)}` });
-    if (!v.every(Number.isFinite)) return E.left({ _tag: 'NonFiniteWeights', dir, file, tensor: s.name });
-  }
-  const bytes = toBytes(specs.map((s) => values[s.name]!));
-  return E.right({ bytes, entry: { bytes: bytes.byteLength, sha256: sha256(bytes), tensors: specs.map((s) => ({ name: s.name, shape: [...s.shape] })) } });
-};
-
-const writeSynced = async (file: string, data: Uint8Array | string): Promise<void> => {
-  const fh = await fs.open(file, 'w');
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-};
-
-/** fsync of a directory entry list; best effort (some file systems refuse it; the renames are atomic regardless). */
-const syncDir = async (dir: string): Promise<void> => {
-  try {
-    const fh = await fs.open(dir, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    // Best effort only.
-  }
-};
-
-const exists = async (p: string): Promise<boolean> =>
-  fs.stat(p).then(
-    () => true,
-    () => false,
-  );
-
-/** Whether `dir` may be replaced: it does not exist, is an empty directory, or is a checkpoint (has manifest.json). */
-const replaceable = async (dir: string): Promise<boolean> => {
-  const st = await fs.stat(dir).catch(() => undefined);
-  if (st === undefined) return true;
-  if (!st.isDirectory()) return false;
-  const entries = await fs.readdir(dir);
-  return entries.length === 0 || entries.includes('manifest.json');
+const encodeFile = async (dir: string, file: CheckpointFile, specs: ReadonlyArray<ParamSpec>, r: TensorRecord): Promise<E.Either<CheckpointError, EncodedFile>> => {
+  const encoded = await encodeTensorFile(specs, r);
+  if (E.isRight(encoded)) return encoded;
+  const p = encoded.left;
+  return E.left(p._tag === 'Layout' ? { _tag: 'LayoutMismatch', dir, file, message: p.message } : { _tag: 'NonFiniteWeights', dir, file, tensor: p.tensor });
 };
 
 /**
@@ -219,10 +133,10 @@ const replaceable = async (dir: string): Promise<boolean> => {
 export const saveCheckpoint = (dir: string, config: TrainConfig, state: TrainState, meta?: Readonly<Record<string, unknown>>): TE.TaskEither<CheckpointError, void> => {
   const target = path.resolve(dir);
   const ioError = (e: unknown): CheckpointError => ({ _tag: 'IOError', dir, message: (e as Error).message });
-  const encodeAll = async (): Promise<E.Either<CheckpointError, { readonly manifest: CheckpointManifest; readonly encoded: Record<CheckpointFile, Encoded> }>> => {
+  const encodeAll = async (): Promise<E.Either<CheckpointError, { readonly manifest: CheckpointManifest; readonly encoded: Record<CheckpointFile, EncodedFile> }>> => {
     const layout = checkpointLayout(config.model);
     const records: Record<CheckpointFile, TensorRecord> = { 'params.bin': state.params, 'ema.bin': state.ema, 'adam-m.bin': state.adam.m, 'adam-v.bin': state.adam.v };
-    const encoded: Partial<Record<CheckpointFile, Encoded>> = {};
+    const encoded: Partial<Record<CheckpointFile, EncodedFile>> = {};
     for (const f of CHECKPOINT_FILES) {
       const r = await encodeFile(dir, f, layout[f], records[f]);
       if (E.isLeft(r)) return r;
@@ -245,45 +159,19 @@ export const saveCheckpoint = (dir: string, config: TrainConfig, state: TrainSta
       },
       meta: { ...(meta ?? {}) },
     };
-    return E.right({ manifest, encoded: encoded as Record<CheckpointFile, Encoded> });
+    return E.right({ manifest, encoded: encoded as Record<CheckpointFile, EncodedFile> });
   };
   return async () => {
     // Reading the tensors can throw (e.g. a disposed tensor): a TaskEither never rejects, so catch it here.
     const enc = await encodeAll().catch((e: unknown) => E.left<CheckpointError>(ioError(e)));
     if (E.isLeft(enc)) return enc;
     const { manifest, encoded } = enc.right;
-    const canReplace = await replaceable(target).catch((e: unknown) => ioError(e));
-    if (canReplace !== true) return E.left<CheckpointError>(canReplace === false ? { _tag: 'NotACheckpoint', dir } : canReplace);
-    const parent = path.dirname(target);
-    const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
-    const tmp = path.join(parent, `.${path.basename(target)}.tmp-${tag}`);
-    const aside = path.join(parent, `.${path.basename(target)}.old-${tag}`);
-    try {
-      await fs.mkdir(parent, { recursive: true });
-      await fs.mkdir(tmp);
-      for (const f of CHECKPOINT_FILES) await writeSynced(path.join(tmp, f), encoded[f]!.bytes);
-      await writeSynced(path.join(tmp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-      await syncDir(tmp);
-    } catch (e) {
-      await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-      return E.left(ioError(e));
-    }
-    // Swap: the target path holds either the complete old checkpoint, nothing, or the complete new one.
-    const hadOld = await exists(target);
-    try {
-      if (hadOld) await fs.rename(target, aside);
-      try {
-        await fs.rename(tmp, target);
-      } catch (e) {
-        if (hadOld) await fs.rename(aside, target);
-        throw e;
-      }
-      await syncDir(parent);
-    } catch (e) {
-      await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-      return E.left(ioError(e));
-    }
-    if (hadOld) await fs.rm(aside, { recursive: true, force: true }).catch(() => undefined);
+    const files: ReadonlyArray<readonly [string, Uint8Array | string]> = [
+      ...CHECKPOINT_FILES.map((f) => [f, encoded[f].bytes] as const),
+      ['manifest.json', `${JSON.stringify(manifest, null, 2)}\n`],
+    ];
+    const written = await writeDirectoryAtomically(target, files);
+    if (E.isLeft(written)) return E.left<CheckpointError>(written.left._tag === 'NotReplaceable' ? { _tag: 'NotACheckpoint', dir } : { _tag: 'IOError', dir, message: written.left.message });
     return E.right(undefined);
   };
 };
@@ -335,30 +223,13 @@ const checkExpectation = (dir: string, m: CheckpointManifest, expect: Checkpoint
 const checkLayout = (dir: string, m: CheckpointManifest): E.Either<CheckpointError, CheckpointManifest> => {
   const layout = checkpointLayout(m.config.model);
   for (const f of CHECKPOINT_FILES) {
-    const want = layout[f];
-    const got = m.files[f].tensors;
-    if (got.length !== want.length)
-      return E.left({ _tag: 'LayoutMismatch', dir, file: f, message: `manifest lists ${got.length} tensors, the model config has ${want.length}` });
-    for (let i = 0; i < want.length; i++) {
-      const w = want[i]!;
-      const g = got[i]!;
-      if (g.name !== w.name || show(g.shape) !== show(w.shape))
-        return E.left({ _tag: 'LayoutMismatch', dir, file: f, message: `tensor ${i} is ${g.name} [${g.shape.join(', ')}], the model config needs ${w.name} [${w.shape.join(', ')}]` });
-    }
-    const need = 4 * want.reduce((a, s) => a + sizeOfShape(s.shape), 0);
-    if (m.files[f].bytes !== need)
-      return E.left({ _tag: 'BadManifest', dir, problems: [`files.${f}.bytes: ${m.files[f].bytes}, but its tensors need ${need} bytes of float32`] });
+    const ok = checkTensorLayout(layout[f], m.files[f]);
+    if (E.isLeft(ok))
+      return E.left(
+        ok.left.field === 'tensors' ? { _tag: 'LayoutMismatch', dir, file: f, message: ok.left.message } : { _tag: 'BadManifest', dir, problems: [`files.${f}.bytes: ${ok.left.message}`] },
+      );
   }
   return E.right(m);
-};
-
-/** Runs an fs call, turning a rejection into a Left of its error code and message (no `instanceof`: Node's errors may come from another realm). */
-const attempt = async <A>(f: () => Promise<A>): Promise<E.Either<{ readonly code: string | undefined; readonly message: string }, A>> => {
-  try {
-    return E.right(await f());
-  } catch (e) {
-    return E.left({ code: (e as NodeJS.ErrnoException).code, message: String((e as Error).message) });
-  }
 };
 
 const readManifest = (dir: string): TE.TaskEither<CheckpointError, CheckpointManifest> => async () => {
@@ -375,25 +246,19 @@ const readManifest = (dir: string): TE.TaskEither<CheckpointError, CheckpointMan
 };
 
 const readBinary = (dir: string, m: CheckpointManifest, f: CheckpointFile): TE.TaskEither<CheckpointError, Float32Array> => async () => {
-  const read = await attempt(() => fs.readFile(path.join(dir, f)));
-  if (E.isLeft(read)) return E.left(read.left.code === 'ENOENT' ? { _tag: 'MissingFile', dir, file: f } : { _tag: 'IOError', dir, message: read.left.message });
-  const b = read.right;
-  const entry = m.files[f];
-  if (b.byteLength !== entry.bytes) return E.left({ _tag: 'SizeMismatch', dir, file: f, actual: b.byteLength, expected: entry.bytes });
-  const digest = sha256(b);
-  if (digest !== entry.sha256) return E.left({ _tag: 'ChecksumMismatch', dir, file: f, actual: digest, expected: entry.sha256 });
-  return E.right(fromBytes(b));
-};
-
-const split = (flat: Float32Array, specs: ReadonlyArray<ParamSpec>): Record<string, Float32Array> => {
-  const out: Record<string, Float32Array> = {};
-  let o = 0;
-  for (const s of specs) {
-    const n = sizeOfShape(s.shape);
-    out[s.name] = flat.subarray(o, o + n);
-    o += n;
+  const r = await readVerifiedFile(dir, f, m.files[f]);
+  if (E.isRight(r)) return r;
+  const p = r.left;
+  switch (p._tag) {
+    case 'Missing':
+      return E.left({ _tag: 'MissingFile', dir, file: f });
+    case 'IO':
+      return E.left({ _tag: 'IOError', dir, message: p.message });
+    case 'Size':
+      return E.left({ _tag: 'SizeMismatch', dir, file: f, actual: p.actual, expected: p.expected });
+    case 'Checksum':
+      return E.left({ _tag: 'ChecksumMismatch', dir, file: f, actual: p.actual, expected: p.expected });
   }
-  return out;
 };
 
 /**
@@ -420,9 +285,9 @@ export const loadCheckpoint = (dir: string, expect: CheckpointExpectation = {}):
             config: m.config,
             meta: m.meta,
             state: {
-              params: paramsFromValues(layout['params.bin'], split(bin.params, layout['params.bin'])),
-              ema: recordFromValues(trainable, split(bin.ema, trainable)),
-              adam: { step: m.adamStep, m: recordFromValues(trainable, split(bin.m, trainable)), v: recordFromValues(trainable, split(bin.v, trainable)) },
+              params: paramsFromValues(layout['params.bin'], splitBySpecs(bin.params, layout['params.bin'])),
+              ema: recordFromValues(trainable, splitBySpecs(bin.ema, trainable)),
+              adam: { step: m.adamStep, m: recordFromValues(trainable, splitBySpecs(bin.m, trainable)), v: recordFromValues(trainable, splitBySpecs(bin.v, trainable)) },
               step: m.step,
               key: m.key,
             },

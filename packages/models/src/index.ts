@@ -10,3 +10,4 @@ export * from './checkpoint';
 export * from './mnist';
 export * as fid from './fid';
 export * as classifier from './classifier';
+export * as tensorFiles from './tensor-files';

@@ -184,7 +184,7 @@ describe('corrupt or mismatched checkpoints give a clear Left', () => {
     await editManifest((m) => {
       m.files['ema.bin'].tensors[2].shape = [9, 9];
     });
-    expect(message(await loadCheckpoint(dir)())).toBe(`checkpoint ${dir}: ema.bin: tensor 2 is conv1.weight [9, 9], the model config needs conv1.weight [3, 3, 1, 4]`);
+    expect(message(await loadCheckpoint(dir)())).toBe(`checkpoint ${dir}: ema.bin: tensor 2 is conv1.weight [9, 9], the config needs conv1.weight [3, 3, 1, 4]`);
   });
 
   test('a missing file, a missing manifest and a missing directory are each named', async () => {

@@ -14,14 +14,14 @@
  * @module eval/store
  */
 import * as fs from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { createHash, randomBytes } from 'node:crypto';
 import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import { tf, codec } from '@score-sde/tensor-fp';
 import { SDE } from '@score-sde/sde-math';
-import { classifier, type Params, type ParamSpec, sizeOfShape, paramsFromValues, recordValues } from '@score-sde/models';
+import { classifier, tensorFiles, type Params, type ParamSpec, paramsFromValues } from '@score-sde/models';
+
+const { attempt } = tensorFiles;
 
 // -------------------------------------------------------------------------------------
 // manifest
@@ -29,13 +29,6 @@ import { classifier, type Params, type ParamSpec, sizeOfShape, paramsFromValues,
 
 /** Current format version. @category model */
 export const CLASSIFIER_STORE_VERSION = 1;
-
-const Sha256Hex = new t.Type<string, string, unknown>(
-  'Sha256Hex',
-  (u): u is string => typeof u === 'string' && /^[0-9a-f]{64}$/.test(u),
-  (u, c) => (typeof u === 'string' && /^[0-9a-f]{64}$/.test(u) ? t.success(u) : t.failure(u, c)),
-  t.identity,
-);
 
 /** Accuracy of a noise-conditional classifier on test images perturbed to time t. @category model */
 export const NoisyAccuracy = codec.strict({ t: codec.PositiveFinite, accuracy: codec.UnitInterval }, 'NoisyAccuracy');
@@ -65,8 +58,6 @@ export const ClassifierTraining = codec.strictWithOptional(
 );
 export type ClassifierTraining = t.TypeOf<typeof ClassifierTraining>;
 
-const TensorEntry = codec.strict({ name: t.string, shape: t.array(codec.NonNegativeInt) }, 'TensorEntry');
-
 /** io-ts codec of a classifier's `manifest.json` (unknown keys rejected). @category model */
 export const ClassifierManifest = codec.strict(
   {
@@ -76,7 +67,7 @@ export const ClassifierManifest = codec.strict(
     byteOrder: t.literal('little-endian'),
     config: classifier.ClassifierConfig,
     training: ClassifierTraining,
-    params: codec.strict({ bytes: codec.NonNegativeInt, sha256: Sha256Hex, tensors: t.array(TensorEntry) }, 'ParamsFile'),
+    params: tensorFiles.FileEntry,
   },
   'ClassifierManifest',
 );
@@ -123,67 +114,12 @@ export const renderStoreError = (e: StoreError): string => {
   }
 };
 
-// -------------------------------------------------------------------------------------
-// bytes
-// -------------------------------------------------------------------------------------
-
-const LE = os.endianness() === 'LE';
-
-/** Float32 values as little-endian bytes, concatenated. */
-const toBytes = (parts: ReadonlyArray<Float32Array>): Buffer => {
-  const all = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    all.set(p, o);
-    o += p.length;
-  }
-  if (LE) return Buffer.from(all.buffer, all.byteOffset, all.byteLength);
-  const b = Buffer.alloc(4 * all.length);
-  all.forEach((v, i) => b.writeFloatLE(v, 4 * i));
-  return b;
-};
-
-/** Little-endian bytes as float32 values. */
-const fromBytes = (b: Buffer): Float32Array => {
-  const out = new Float32Array(b.byteLength / 4);
-  if (LE) new Uint8Array(out.buffer).set(b);
-  else for (let i = 0; i < out.length; i++) out[i] = b.readFloatLE(4 * i);
-  return out;
-};
-
 /** sha256 of bytes, lowercase hex. @category bytes */
-export const sha256Hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+export const sha256Hex = tensorFiles.sha256Hex;
 
 // -------------------------------------------------------------------------------------
 // saving
 // -------------------------------------------------------------------------------------
-
-const attempt = async <A>(f: () => Promise<A>): Promise<E.Either<{ readonly code: string | undefined; readonly message: string }, A>> => {
-  try {
-    return E.right(await f());
-  } catch (e) {
-    return E.left({ code: (e as NodeJS.ErrnoException).code, message: String((e as Error).message) });
-  }
-};
-
-const writeSynced = async (file: string, data: Uint8Array | string): Promise<void> => {
-  const fh = await fs.open(file, 'w');
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-};
-
-/** The directory may be replaced: absent, empty, or a classifier (holds manifest.json). */
-const replaceable = async (dir: string): Promise<boolean> => {
-  const st = await fs.stat(dir).catch(() => undefined);
-  if (st === undefined) return true;
-  if (!st.isDirectory()) return false;
-  const entries = await fs.readdir(dir);
-  return entries.length === 0 || entries.includes('manifest.json');
-};
 
 /** A stored classifier: its manifest (config, training record, file entry). @category model */
 export interface StoredClassifier {
@@ -204,10 +140,13 @@ export const saveClassifier = async (
 ): Promise<E.Either<StoreError, StoredClassifier>> => {
   const target = path.resolve(dir);
   const specs = classifier.classifierSpec(config);
-  const values = await attempt(() => recordValues(params, specs.map((s) => s.name)));
-  if (E.isLeft(values)) return E.left({ _tag: 'IOError', dir, message: values.left.message });
-  for (const s of specs) if (!values.right[s.name]!.every(Number.isFinite)) return E.left({ _tag: 'NonFiniteWeights', dir, tensor: s.name });
-  const bytes = toBytes(specs.map((s) => values.right[s.name]!));
+  const encoded = await attempt(() => tensorFiles.encodeTensorFile(specs, params));
+  if (E.isLeft(encoded)) return E.left({ _tag: 'IOError', dir, message: encoded.left.message });
+  if (E.isLeft(encoded.right)) {
+    const p = encoded.right.left;
+    return E.left(p._tag === 'NonFinite' ? { _tag: 'NonFiniteWeights', dir, tensor: p.tensor } : { _tag: 'LayoutMismatch', dir, message: p.message });
+  }
+  const { bytes, entry } = encoded.right.right;
   const manifest: ClassifierManifest = {
     format: 'score-sde-ts/classifier',
     version: CLASSIFIER_STORE_VERSION,
@@ -215,33 +154,14 @@ export const saveClassifier = async (
     byteOrder: 'little-endian',
     config,
     training,
-    params: { bytes: bytes.byteLength, sha256: sha256Hex(bytes), tensors: specs.map((s) => ({ name: s.name, shape: [...s.shape] })) },
+    params: entry,
   };
-  const ok = await attempt(() => replaceable(target));
-  if (E.isLeft(ok)) return E.left({ _tag: 'IOError', dir, message: ok.left.message });
-  if (!ok.right) return E.left({ _tag: 'NotAClassifier', dir });
-  const parent = path.dirname(target);
-  const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
-  const tmp = path.join(parent, `.${path.basename(target)}.tmp-${tag}`);
-  const aside = path.join(parent, `.${path.basename(target)}.old-${tag}`);
-  const done = await attempt(async () => {
-    try {
-      await fs.mkdir(tmp, { recursive: true });
-      await writeSynced(path.join(tmp, 'params.bin'), bytes);
-      await writeSynced(path.join(tmp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-      const had = await fs.stat(target).then(
-        () => true,
-        () => false,
-      );
-      if (had) await fs.rename(target, aside);
-      await fs.rename(tmp, target);
-      if (had) await fs.rm(aside, { recursive: true, force: true });
-    } catch (e) {
-      await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-      throw e;
-    }
-  });
-  return E.isLeft(done) ? E.left({ _tag: 'IOError', dir, message: done.left.message }) : E.right({ dir: target, manifest });
+  const written = await tensorFiles.writeDirectoryAtomically(target, [
+    ['params.bin', bytes],
+    ['manifest.json', `${JSON.stringify(manifest, null, 2)}\n`],
+  ]);
+  if (E.isLeft(written)) return E.left(written.left._tag === 'NotReplaceable' ? { _tag: 'NotAClassifier', dir } : { _tag: 'IOError', dir, message: written.left.message });
+  return E.right({ dir: target, manifest });
 };
 
 // -------------------------------------------------------------------------------------
@@ -257,17 +177,9 @@ export const holdsClassifier = async (dir: string): Promise<boolean> =>
 
 const checkLayout = (dir: string, m: ClassifierManifest): E.Either<StoreError, ReadonlyArray<ParamSpec>> => {
   const want = classifier.classifierSpec(m.config);
-  const got = m.params.tensors;
-  if (got.length !== want.length) return E.left({ _tag: 'LayoutMismatch', dir, message: `manifest lists ${got.length} tensors, the config has ${want.length}` });
-  for (let i = 0; i < want.length; i++) {
-    const w = want[i]!;
-    const g = got[i]!;
-    if (g.name !== w.name || JSON.stringify(g.shape) !== JSON.stringify(w.shape))
-      return E.left({ _tag: 'LayoutMismatch', dir, message: `tensor ${i} is ${g.name} [${g.shape.join(', ')}], the config needs ${w.name} [${w.shape.join(', ')}]` });
-  }
-  const need = 4 * want.reduce((a, s) => a + sizeOfShape(s.shape), 0);
-  if (m.params.bytes !== need) return E.left({ _tag: 'BadManifest', dir, problems: [`params.bytes: ${m.params.bytes}, but the tensors need ${need} bytes of float32`] });
-  return E.right(want);
+  const ok = tensorFiles.checkTensorLayout(want, m.params);
+  if (E.isRight(ok)) return E.right(want);
+  return E.left(ok.left.field === 'tensors' ? { _tag: 'LayoutMismatch', dir, message: ok.left.message } : { _tag: 'BadManifest', dir, problems: [`params.bytes: ${ok.left.message}`] });
 };
 
 /** A loaded classifier: the manifest and new variables holding its parameters (the caller disposes them). @category loading */
@@ -291,20 +203,21 @@ export const loadClassifier = async (dir: string): Promise<E.Either<StoreError, 
   const m = decoded.right;
   const specs = checkLayout(dir, m);
   if (E.isLeft(specs)) return specs;
-  const bin = await attempt(() => fs.readFile(path.join(dir, 'params.bin')));
-  if (E.isLeft(bin)) return E.left(bin.left.code === 'ENOENT' ? { _tag: 'MissingFile', dir, file: 'params.bin' } : { _tag: 'IOError', dir, message: bin.left.message });
-  if (bin.right.byteLength !== m.params.bytes) return E.left({ _tag: 'SizeMismatch', dir, actual: bin.right.byteLength, expected: m.params.bytes });
-  const digest = sha256Hex(bin.right);
-  if (digest !== m.params.sha256) return E.left({ _tag: 'ChecksumMismatch', dir, actual: digest, expected: m.params.sha256 });
-  const flat = fromBytes(bin.right);
-  const values: Record<string, Float32Array> = {};
-  let o = 0;
-  for (const s of specs.right) {
-    const n = sizeOfShape(s.shape);
-    values[s.name] = flat.subarray(o, o + n);
-    o += n;
+  const bin = await tensorFiles.readVerifiedFile(dir, 'params.bin', m.params);
+  if (E.isLeft(bin)) {
+    const p = bin.left;
+    switch (p._tag) {
+      case 'Missing':
+        return E.left({ _tag: 'MissingFile', dir, file: 'params.bin' });
+      case 'IO':
+        return E.left({ _tag: 'IOError', dir, message: p.message });
+      case 'Size':
+        return E.left({ _tag: 'SizeMismatch', dir, actual: p.actual, expected: p.expected });
+      case 'Checksum':
+        return E.left({ _tag: 'ChecksumMismatch', dir, actual: p.actual, expected: p.expected });
+    }
   }
-  return E.right({ dir: path.resolve(dir), manifest: m, params: paramsFromValues(specs.right, values) });
+  return E.right({ dir: path.resolve(dir), manifest: m, params: paramsFromValues(specs.right, tensorFiles.splitBySpecs(bin.right, specs.right)) });
 };
 
 /** Disposes a classifier's variables. @category loading */
