@@ -44,7 +44,7 @@ export const mnistEvalFlags = {
   classifierEpochs: cli.numberFlag(codec.PositiveInt, { default: 2, description: 'epochs of the clean classifier over the training (sub)set' }),
   noisyClassifierEpochs: cli.numberFlag(codec.PositiveInt, { default: 3, description: 'epochs of the noise-conditional classifier over the training (sub)set' }),
   classifierBatch: cli.numberFlag(codec.PositiveInt, { default: 128, description: 'classifier training batch size' }),
-  classifierLr: cli.numberFlag(codec.PositiveFinite, { default: 1e-3, description: 'classifier Adam peak learning rate (cosine-decayed to 0 over the training)' }),
+  classifierLr: cli.numberFlag(codec.PositiveFinite, { default: 2e-3, description: 'classifier Adam peak learning rate (cosine-decayed to 0 over the training)' }),
   classifierChannels: cli.listFlag(codec.PositiveInt, { default: [32, 64, 128], description: 'channels of the classifiers’ three conv blocks' }),
   featureDim: cli.numberFlag(codec.PositiveInt, { default: 128, description: 'width of the classifiers’ penultimate layer (the FID feature dimension)' }),
   trainSubset: cli.numberFlag(codec.PositiveInt, { default: 60000, description: 'train the classifiers on the first N training images; the FID floor draws its n real images from them' }),
