@@ -5,6 +5,8 @@
  *              Gaussian mixtures under VP and VE (exact scores) → tools/bench/out/samplers.{md,json,png}
  *   scorenet   ScoreNet forward and training-step milliseconds at batch 32 and 64 on every available backend, and
  *              the same network in PyTorch when python3-torch is installed → tools/bench/out/scorenet.{md,json}
+ *   overhead   per-step overhead of every sampler over the bare ScoreNet evaluations (MNIST ScoreNet, batch 64),
+ *              reads to JavaScript per step and tensor growth → tools/bench/out/overhead.{md,json}
  *
  * Each benchmark takes `--help`.
  */
@@ -15,6 +17,7 @@ import * as path from 'node:path';
 const BENCHES: Readonly<Record<string, string>> = {
   samplers: 'error versus NFE of every sampler on Gaussian mixtures with exact scores',
   scorenet: 'ScoreNet forward / training-step milliseconds per backend, beside PyTorch when installed',
+  overhead: 'per-step overhead of every sampler over the bare score evaluations, syncs per step, tensor growth',
 };
 
 const usage = (): string =>

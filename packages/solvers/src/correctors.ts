@@ -25,12 +25,21 @@ export interface LangevinOptions {
   readonly N?: number;
 }
 
-/** α_i of the reference correctors: 1 − β_i for VP with a discrete chain of N steps, else 1. */
-const alphaAt = (sde: SDE, t: number, N: number | undefined): number =>
-  sde.kind === 'vp' && N !== undefined ? 1 - ddpmBetas(sde, N)[discreteIndex(sde, N, t)]! : 1;
+/**
+ * α(t) of the reference correctors: 1 − β_i for VP with a discrete chain of N steps (i the discrete index of t),
+ * else 1. The table of β_i is made once per corrector, not once per step.
+ */
+const alphaOf = (sde: SDE, N: number | undefined): ((t: number) => number) => {
+  if (sde.kind !== 'vp' || N === undefined) return () => 1;
+  const betas = ddpmBetas(sde, N);
+  return (t) => 1 - betas[discreteIndex(sde, N, t)]!;
+};
 
-/** Euclidean norm of each sample of a batch: [B]. */
-const rowNorms = (x: tf.Tensor): tf.Tensor => tf.norm(tf.reshape(x, [x.shape[0]!, -1]), 'euclidean', 1);
+/**
+ * Euclidean norm of each sample of a batch, ‖x_b‖ = √(Σ_j x_bj²): [B]. Written as sqrt ∘ sum ∘ square rather than
+ * `tf.norm`, which computes |x|² with a `pow` kernel (15–45× slower on wasm at [64, 784]: tools/bench/overhead).
+ */
+const rowNorms = (x: tf.Tensor): tf.Tensor => tf.sqrt(tf.sum(tf.square(tf.reshape(x, [x.shape[0]!, -1])), 1));
 
 /**
  * Langevin corrector with the signal-to-noise step rule (Song et al. 2021, Alg. 5):
@@ -42,12 +51,13 @@ const rowNorms = (x: tf.Tensor): tf.Tensor => tf.norm(tf.reshape(x, [x.shape[0]!
 export const langevin = (sde: SDE, opts: LangevinOptions = {}): Step => {
   const snr = opts.snr ?? 0.16;
   const norm = opts.norm ?? 'batch-mean';
+  const alphaAt = alphaOf(sde, opts.N);
   return defineStep(
     { name: `langevin(snr=${snr}, ${norm})`, kind: 'corrector', order: 0, stochastic: true, nfePerStep: 1 },
     (score, s) => {
       const { keys, z } = perSampleNoise(s);
       const grad = score(s.x, s.t);
-      const alpha = alphaAt(sde, s.t, opts.N);
+      const alpha = alphaAt(s.t);
       const B = s.x.shape[0]!;
       const ratio =
         norm === 'per-sample'
@@ -67,11 +77,12 @@ export const langevin = (sde: SDE, opts: LangevinOptions = {}): Step => {
  */
 export const annealedLangevin = (sde: SDE, opts: Pick<LangevinOptions, 'snr' | 'N'> = {}): Step => {
   const snr = opts.snr ?? 0.16;
+  const alphaAt = alphaOf(sde, opts.N);
   return defineStep(
     { name: `annealed-langevin(snr=${snr})`, kind: 'corrector', order: 0, stochastic: true, nfePerStep: 1 },
     (score, s) => {
       const { keys, z } = perSampleNoise(s);
-      const eps = 2 * alphaAt(sde, s.t, opts.N) * (snr * marginalStd(sde, s.t)) ** 2;
+      const eps = 2 * alphaAt(s.t) * (snr * marginalStd(sde, s.t)) ** 2;
       const xMean = tf.add(s.x, tf.mul(score(s.x, s.t), eps));
       return { x: tf.add(xMean, tf.mul(z, Math.sqrt(2 * eps))), xMean, keys };
     },

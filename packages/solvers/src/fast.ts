@@ -10,6 +10,12 @@ import { type SDE, marginalMeanCoef, marginalStd } from '@score-sde/sde-math';
 import { type Step, defineStep, perSampleNoise } from './step';
 import { noiseLevel, timeOfNoiseLevel } from './grid';
 
+/** c·x, without an op when c = 1 (VE and the tutorial SDE have m(t) = 1: x·1 = x exactly). */
+const scaled = (x: tf.Tensor, c: number): tf.Tensor => (c === 1 ? x : tf.mul(x, c));
+
+/** x / c, without an op when c = 1 (x / 1 = x exactly). */
+const unscaled = (x: tf.Tensor, c: number): tf.Tensor => (c === 1 ? x : tf.div(x, c));
+
 // -------------------------------------------------------------------------------------
 // EDM
 // -------------------------------------------------------------------------------------
@@ -46,7 +52,7 @@ export const edmHeun = (sde: SDE, opts: EdmOptions = {}): Step => {
       const sigma = noiseLevel(sde, s.t);
       const g = sigma >= sMin && sigma <= sMax ? gamma : 0;
       const m = marginalMeanCoef(sde, s.t);
-      let xHat = tf.div(s.x, m);
+      let xHat = unscaled(s.x, m);
       let sigmaHat = sigma;
       let tHat = s.t;
       let keys = s.keys;
@@ -59,14 +65,14 @@ export const edmHeun = (sde: SDE, opts: EdmOptions = {}): Step => {
       }
       const slope = (xh: tf.Tensor, tt: number, sg: number): tf.Tensor => {
         const mt = marginalMeanCoef(sde, tt);
-        return tf.mul(score(tf.mul(xh, mt), tt), -sg * mt);
+        return tf.mul(score(scaled(xh, mt), tt), -sg * mt);
       };
       const sigmaNext = noiseLevel(sde, tNext);
       const d = slope(xHat, tHat, sigmaHat);
       const xEuler = tf.add(xHat, tf.mul(d, sigmaNext - sigmaHat));
       const dNext = slope(xEuler, tNext, sigmaNext);
       const xNext = tf.add(xHat, tf.mul(tf.add(d, dNext), 0.5 * (sigmaNext - sigmaHat)));
-      return { x: tf.mul(xNext, marginalMeanCoef(sde, tNext)), keys };
+      return { x: scaled(xNext, marginalMeanCoef(sde, tNext)), keys };
     },
   );
 };
@@ -92,7 +98,7 @@ export const dpmSolverPP2M = (sde: SDE): Step =>
     const sgN = marginalStd(sde, tNext);
     const lam = (t: number): number => Math.log(marginalMeanCoef(sde, t) / marginalStd(sde, t));
     const h = lam(tNext) - lam(s.t);
-    const x0 = tf.div(tf.add(s.x, tf.mul(score(s.x, s.t), sg * sg)), a);
+    const x0 = unscaled(tf.add(s.x, tf.mul(score(s.x, s.t), sg * sg)), a);
     const prev = s.memory?.previous;
     const D =
       prev === undefined

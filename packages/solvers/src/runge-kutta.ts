@@ -88,6 +88,12 @@ export const dopri5Tableau: EmbeddedTableau = {
 const combine = (y: tf.Tensor, h: number, ks: ReadonlyArray<tf.Tensor>, w: ReadonlyArray<number>): tf.Tensor =>
   w.reduce<tf.Tensor>((acc, wi, i) => (wi === 0 ? acc : tf.add(acc, tf.mul(ks[i]!, h * wi))), y);
 
+/** h Σ w_i k_i, skipping zero weights: {@link combine} without a start (no zero tensor to add to; 0 if all w_i = 0). */
+const weightedSum = (like: tf.Tensor, h: number, ks: ReadonlyArray<tf.Tensor>, w: ReadonlyArray<number>): tf.Tensor => {
+  const first = w.findIndex((wi) => wi !== 0);
+  return first < 0 ? tf.zerosLike(like) : combine(tf.mul(ks[first]!, h * w[first]!), h, ks, w.map((wi, i) => (i <= first ? 0 : wi)));
+};
+
 /**
  * The stages k_1…k_s of one step of size h (signed) from (y, t); `k1` may be supplied (FSAL, or a reused
  * evaluation). Not scoped: call inside a tidy.
@@ -116,5 +122,5 @@ export const rkStep = (
   const yNew = combine(y, h, ks, tab.b);
   if (tab.bHat === undefined) return { y: yNew, stages: ks };
   const e = tab.b.map((bi, i) => bi - tab.bHat![i]!);
-  return { y: yNew, error: combine(tf.zerosLike(y), h, ks, e), stages: ks };
+  return { y: yNew, error: weightedSum(y, h, ks, e), stages: ks };
 };

@@ -68,7 +68,7 @@ export const mnistEvalFlags = {
   odeTol: cli.numberFlag(codec.PositiveFinite, { default: 1e-5, description: 'rtol = atol of the probability-flow ODE solves of bits/dim, conditional ode sampling and latent interpolation' }),
 
   // conditional generation
-  guidanceScale: cli.numberFlag(codec.NonNegativeFinite, { default: 2, description: 'classifier-guidance scale w in s(x,t) + w ∇ₓ log p_t(y|x)' }),
+  guidanceScale: cli.numberFlag(codec.NonNegativeFinite, { default: 4, description: 'classifier-guidance scale w in s(x,t) + w ∇ₓ log p_t(y|x)' }),
   perClass: cli.numberFlag(codec.PositiveInt, { default: 10, description: 'class-conditional samples per class (one row per class in the grid)' }),
   conditionalSamplers: cli.listFlag<ConditionalSampler>(ConditionalSamplerCodec, { default: [...CONDITIONAL_SAMPLERS], description: 'samplers of class-conditional generation, of pc,ode' }),
 
