@@ -13,7 +13,7 @@
  *
  * @module step
  */
-import { tf, random, type Key } from '@score-sde/tensor-fp';
+import { tf, random, noisePrefetch, type Key } from '@score-sde/tensor-fp';
 import type { ScoreFn } from '@score-sde/sde-math';
 import { type SamplerState, type SolverMemory, releaseReplaced } from './state';
 
@@ -103,12 +103,17 @@ export const defineStep = (
 
 /**
  * Splits each sample's key and draws z ~ N(0, I) of the batch's shape, sample b from its own key:
- * returns the keys to carry on and the noise.
+ * returns the keys to carry on and the noise. The next draw is predictable, normalPerSample(splitEach(carry)[1],
+ * same shape), so it is prefetched in a worker thread while the score is evaluated (`noisePrefetch` of tensor-fp;
+ * bit-identical either way, `SCORE_SDE_NOISE_PREFETCH=0` turns it off).
  * @category constructors
  */
 export const perSampleNoise = (state: SamplerState): { readonly keys: ReadonlyArray<Key>; readonly z: tf.Tensor } => {
   const [carry, use] = random.splitEach(state.keys);
-  return { keys: carry, z: random.normalPerSample(use, state.x.shape.slice(1)) };
+  const shape = state.x.shape.slice(1);
+  const z = noisePrefetch.normalPerSample(use, shape);
+  if (noisePrefetch.enabled()) noisePrefetch.prefetchNormals(random.splitEach(carry)[1], shape);
+  return { keys: carry, z };
 };
 
 // -------------------------------------------------------------------------------------

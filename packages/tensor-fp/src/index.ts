@@ -17,3 +17,4 @@ export * as conv from './conv';
 export * from './shape';
 export { customGradLazy } from './custom-grad';
 export type { CustomOp, GradThunks } from './custom-grad';
+export * as noisePrefetch from './noise-prefetch';
