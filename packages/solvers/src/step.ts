@@ -104,8 +104,8 @@ export const defineStep = (
 /**
  * Splits each sample's key and draws z ~ N(0, I) of the batch's shape, sample b from its own key:
  * returns the keys to carry on and the noise. The next draw is predictable, normalPerSample(splitEach(carry)[1],
- * same shape), so it is prefetched in a worker thread while the score is evaluated (`noisePrefetch` of tensor-fp;
- * bit-identical either way, `SCORE_SDE_NOISE_PREFETCH=0` turns it off).
+ * same shape), so with `SCORE_SDE_NOISE_PREFETCH=auto` it is prefetched in a worker thread while the score is
+ * evaluated (`noisePrefetch` of tensor-fp; bit-identical either way; off by default).
  * @category constructors
  */
 export const perSampleNoise = (state: SamplerState): { readonly keys: ReadonlyArray<Key>; readonly z: tf.Tensor } => {

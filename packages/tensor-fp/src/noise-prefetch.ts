@@ -16,9 +16,13 @@
  * tests. Any failure (the worker cannot start or throws) switches the prefetch off for the process and
  * falls back to the synchronous draw, so results never depend on it.
  *
- * Off switch: `SCORE_SDE_NOISE_PREFETCH=0` (read at each call); `=1` forces it on. Default: on in the main
- * thread for batches of at least 4096 normals, backing off for 10 draws after 3 late jobs in a row (steps too short
- * for the worker to finish in), and off in worker threads (sharded sampling already uses every core).
+ * Opt-in: `SCORE_SDE_NOISE_PREFETCH=auto` (read at each call) turns it on in the main thread for batches of at least
+ * 4096 normals, backing off for 10 draws after 3 late jobs in a row (steps too short for the worker to finish in),
+ * and off in worker threads (sharded sampling already uses every core); `=1` forces it on; unset or `0`: off.
+ * Off by default because, measured end to end on 2 cores (`npm run bench -- overhead --only euler-maruyama`, A/B
+ * alternating), it took ≈ 1 ms of noise off each EM step but made the 2-thread XNNPACK convolutions of the score
+ * slower by more (the worker takes a core they use): 40 EM steps at batch 64 took 2.07–2.20 s with it and
+ * 1.84–1.94 s without. It pays where the machine has a core the backend leaves idle.
  *
  * @module noise-prefetch
  */
@@ -178,15 +182,15 @@ const start = (): Runtime | undefined => {
 // API
 // -------------------------------------------------------------------------------------
 
-/** The setting: `SCORE_SDE_NOISE_PREFETCH=0|1` (also off/on, false/true), 'auto' when unset or anything else. */
+/** The setting: `SCORE_SDE_NOISE_PREFETCH=1|auto` (1 also on/true); off when unset or anything else. */
 const setting = (): 'off' | 'on' | 'auto' => {
   const v = process.env['SCORE_SDE_NOISE_PREFETCH'];
-  return v === '0' || v === 'off' || v === 'false' ? 'off' : v === '1' || v === 'on' || v === 'true' ? 'on' : 'auto';
+  return v === '1' || v === 'on' || v === 'true' ? 'on' : v === 'auto' ? 'auto' : 'off';
 };
 
 /**
- * Whether prefetching is on: `SCORE_SDE_NOISE_PREFETCH=0|1` decides; unset, on in the main thread only (and for
- * batches of at least {@link MIN_PREFETCH_SIZE} normals); off for good after a worker failure.
+ * Whether prefetching is on: `SCORE_SDE_NOISE_PREFETCH=1` forces it, `=auto` turns it on in the main thread only
+ * (and for batches of at least {@link MIN_PREFETCH_SIZE} normals); unset: off; off for good after a worker failure.
  * @category prefetch
  */
 export const enabled = (): boolean => {

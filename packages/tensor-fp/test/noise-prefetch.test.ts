@@ -150,8 +150,8 @@ describe('noise prefetch', () => {
     tf.dispose([next, nextWant]);
   });
 
-  test(`unset ${ENV}: batches under MIN_PREFETCH_SIZE normals are not prefetched, larger ones are`, () => {
-    delete process.env[ENV];
+  test(`${ENV}=auto: batches under MIN_PREFETCH_SIZE normals are not prefetched, larger ones are`, () => {
+    process.env[ENV] = 'auto';
     try {
       const small = random.split(random.key(12), 2);
       const before = noisePrefetch.stats().posted;
@@ -165,7 +165,9 @@ describe('noise prefetch', () => {
     }
   });
 
-  test(`${ENV}=0 ⇒ nothing is posted and the draw is the synchronous one`, () => {
+  test(`${ENV} unset or 0 ⇒ off: nothing is posted and the draw is the synchronous one`, () => {
+    delete process.env[ENV];
+    expect(noisePrefetch.enabled()).toBe(false);
     process.env[ENV] = '0';
     try {
       const keys = random.split(random.key(8), 2);
@@ -182,9 +184,9 @@ describe('noise prefetch', () => {
     }
   });
 
-  // Last: it leaves the default setting backing off.
-  test(`unset ${ENV}: after 3 late jobs in a row the next prefetches are skipped (steps too short for the worker)`, () => {
-    delete process.env[ENV];
+  // Last: it leaves the auto setting backing off.
+  test(`${ENV}=auto: after 3 late jobs in a row the next prefetches are skipped (steps too short for the worker)`, () => {
+    process.env[ENV] = 'auto';
     try {
       const keys = random.split(random.key(13), 64);
       const before = noisePrefetch.stats();

@@ -272,7 +272,11 @@ const ownCostMsPerStep = async (sampler: Sampler, keys: ReadonlyArray<Key>, samp
 // -------------------------------------------------------------------------------------
 
 const benchFlags = {
-  checkpoint: cli.optional(cli.stringFlag({ description: 'checkpoint directory to take the ScoreNet (EMA weights) and SDE from (default: random init, tutorial SDE)' })),
+  checkpoint: cli.optional(cli.stringFlag({ description: 'checkpoint directory to take the ScoreNet (EMA weights) and SDE from (default: random init of --net, tutorial SDE)' })),
+  net: cli.oneOfFlag(['mnist', 'tutorial'], {
+    default: 'mnist',
+    description: "without --checkpoint: the MNIST experiment's half-width ScoreNet (channels 16,32,64,128, embedDim 128) or the tutorial's (32,64,128,256, 256: the 1.1M-parameter network of the scorenet bench)",
+  }),
   batch: cli.numberFlag(codec.PositiveInt, { description: 'batch size', default: 64 }),
   steps: cli.numberFlag(codec.PositiveInt, { description: 'steps N of the fixed-step samplers', default: 50 }),
   rounds: cli.numberFlag(codec.PositiveInt, { description: 'rounds (each: a bare block and a run per sampler)', default: 3 }),
@@ -286,10 +290,10 @@ const benchFlags = {
   backend: cli.oneOfFlag(['auto', 'wasm', 'cpu', 'tensorflow'], { default: 'auto', description: 'TensorFlow.js backend' }),
 } as const;
 
-/** The network, its SDE and a release function: from a checkpoint, or the default config at random init. */
-const loadModel = async (dir: string | undefined): Promise<{ net: ScoreNetConfig; params: TensorRecord; sde: SDE; source: string; release: () => void }> => {
+/** The network, its SDE and a release function: from a checkpoint, or the `--net` config at random init. */
+const loadModel = async (dir: string | undefined, net: 'mnist' | 'tutorial'): Promise<{ net: ScoreNetConfig; params: TensorRecord; sde: SDE; source: string; release: () => void }> => {
   if (dir === undefined) {
-    const config: ScoreNetConfig = { channels: [16, 32, 64, 128], embedDim: 128, fourierScale: 30 };
+    const config: ScoreNetConfig = net === 'tutorial' ? { channels: [32, 64, 128, 256], embedDim: 256, fourierScale: 30 } : { channels: [16, 32, 64, 128], embedDim: 128, fourierScale: 30 };
     const params = initScoreNet(config, random.key(0));
     return { net: config, params, sde: tutorial(), source: 'random init', release: () => tf.dispose(Object.values(params)) };
   }
@@ -306,7 +310,7 @@ const main = async (): Promise<number> => {
   const bareK = flags.quick ? 3 : flags.bare;
   const info = await initBackend({ prefer: flags.backend, quiet: true });
   instrumentReads();
-  const model = await loadModel(flags.checkpoint);
+  const model = await loadModel(flags.checkpoint, flags.net);
   const net = scoreNet(model.net, model.params);
   const scores: Record<'model' | 've', ScoreFn> = { model: scoreFromNet(model.sde, net), ve: scoreFromNet(ve(), net) };
   const sdes: Record<'model' | 've', SDE> = { model: model.sde, ve: ve() };
