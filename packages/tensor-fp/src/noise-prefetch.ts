@@ -11,9 +11,9 @@
  * (The copy costs ≈ 45 µs at 64 × 784; it keeps a tensor from aliasing the shared buffer on backends that keep the
  * array they are given, such as cpu.)
  *
- * The worker is plain JavaScript (no TypeScript loader): a copy of the unrolled Threefry-2x32 + Box–Muller loop of
- * random.ts, run on the same V8 (same Math.log/cos/sin), checked bit for bit against `random.normalArray` by the
- * tests. Any failure (the worker cannot start or throws) switches the prefetch off for the process and
+ * The worker is plain JavaScript (no TypeScript loader) around the source text of random.ts's own unrolled
+ * Threefry-2x32 + Box–Muller loop (`normalsInto.toString()`), run on the same V8 (same Math.log/cos/sin), checked
+ * bit for bit against `random.normalArray` by the tests. Any failure (the worker cannot start or throws) switches the prefetch off for the process and
  * falls back to the synchronous draw, so results never depend on it.
  *
  * Opt-in: `SCORE_SDE_NOISE_PREFETCH=auto` (read at each call) turns it on in the main thread for batches of at least
@@ -45,44 +45,7 @@ export const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { sqrt, log, cos, sin, PI } = Math;
 const TWO_PI = 2 * PI;
-const normalsInto = (k0, k1, n, out, offset) => {
-  k0 = k0 | 0;
-  k1 = k1 | 0;
-  const k2 = 0x1bd11bda ^ k0 ^ k1;
-  for (let j = 0; 2 * j < n; j++) {
-    let x0 = (1 + k0) | 0;
-    let x1 = (j + k1) | 0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 13) | (x1 >>> 19)) ^ x0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 15) | (x1 >>> 17)) ^ x0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 26) | (x1 >>> 6)) ^ x0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 6) | (x1 >>> 26)) ^ x0;
-    x0 = (x0 + k1) | 0; x1 = (x1 + k2 + 1) | 0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 17) | (x1 >>> 15)) ^ x0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 29) | (x1 >>> 3)) ^ x0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 16) | (x1 >>> 16)) ^ x0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 24) | (x1 >>> 8)) ^ x0;
-    x0 = (x0 + k2) | 0; x1 = (x1 + k0 + 2) | 0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 13) | (x1 >>> 19)) ^ x0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 15) | (x1 >>> 17)) ^ x0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 26) | (x1 >>> 6)) ^ x0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 6) | (x1 >>> 26)) ^ x0;
-    x0 = (x0 + k0) | 0; x1 = (x1 + k1 + 3) | 0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 17) | (x1 >>> 15)) ^ x0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 29) | (x1 >>> 3)) ^ x0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 16) | (x1 >>> 16)) ^ x0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 24) | (x1 >>> 8)) ^ x0;
-    x0 = (x0 + k1) | 0; x1 = (x1 + k2 + 4) | 0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 13) | (x1 >>> 19)) ^ x0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 15) | (x1 >>> 17)) ^ x0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 26) | (x1 >>> 6)) ^ x0;
-    x0 = (x0 + x1) | 0; x1 = ((x1 << 6) | (x1 >>> 26)) ^ x0;
-    x0 = (x0 + k2) | 0; x1 = (x1 + k0 + 5) | 0;
-    const r = sqrt(-2 * log(((x0 >>> 8) + 0.5) / 16777216));
-    const theta = TWO_PI * (((x1 >>> 8) + 0.5) / 16777216);
-    out[offset + 2 * j] = r * cos(theta);
-    if (2 * j + 1 < n) out[offset + 2 * j + 1] = r * sin(theta);
-  }
-};
+const normalsInto = ${random.normalsInto.toString()};
 // Linux: a lower priority (nice 10) for this thread alone, so that waking it does not preempt the sampler's thread
 // on a busy machine (measured: a post cost ~1 ms of the poster's wall time at nice 0 with the other core busy, ~50 µs
 // at nice 10). Elsewhere, or if not permitted, it keeps the default priority.
@@ -95,7 +58,7 @@ parentPort.on('message', (job) => {
   try {
     const B = job.keys.length / 2;
     const out = new Float32Array(job.data, 0, B * job.n);
-    for (let b = 0; b < B; b++) normalsInto(job.keys[2 * b], job.keys[2 * b + 1], job.n, out, b * job.n);
+    for (let b = 0; b < B; b++) normalsInto([job.keys[2 * b], job.keys[2 * b + 1]], job.n, out, b * job.n);
     Atomics.store(ctrl, 0, job.seq);
   } catch (e) {
     Atomics.store(ctrl, 1, job.seq);
