@@ -1,7 +1,7 @@
 /**
  * The flags of `nx run experiments:mnist`, as data (each decoded with io-ts; errors name the flag).
  *
- * The defaults are sized for about 20 minutes of training on a 2-core CPU with the embedded wasm backend: a
+ * The defaults are sized for a few minutes of training (7 measured) on a 2-core CPU with the embedded wasm backend: a
  * half-width ScoreNet (280k parameters) for 3 epochs at a high learning rate (see README, "What the default run
  * trades away"). `--epochs 50 --channels 32,64,128,256 --embed-dim 256 --lr 1e-4 --batch-size 32 --warmup 0
  * --grad-clip 0` is the tutorial's full setting.
