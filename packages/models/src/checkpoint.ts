@@ -16,7 +16,6 @@
  *
  * @module checkpoint
  */
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
@@ -27,7 +26,7 @@ import type { SDE } from '@score-sde/sde-math';
 import { type ScoreNetConfig, scoreNetSpec } from './scorenet';
 import { type ParamSpec, type TensorRecord, paramsFromValues, recordFromValues } from './params';
 import { TrainConfig, type TrainState } from './train';
-import { FileEntry, type EncodedFile, attempt, checkTensorLayout, encodeTensorFile, readVerifiedFile, splitBySpecs, writeDirectoryAtomically } from './tensor-files';
+import { FileEntry, type EncodedFile, readManifest as readManifestOf, checkTensorLayout, encodeTensorFile, readVerifiedFile, splitBySpecs, writeDirectoryAtomically } from './tensor-files';
 
 // -------------------------------------------------------------------------------------
 // manifest
@@ -232,18 +231,7 @@ const checkLayout = (dir: string, m: CheckpointManifest): E.Either<CheckpointErr
   return E.right(m);
 };
 
-const readManifest = (dir: string): TE.TaskEither<CheckpointError, CheckpointManifest> => async () => {
-  const st = await attempt(() => fs.stat(dir));
-  if (E.isLeft(st)) return E.left({ _tag: 'NotFound', dir, message: st.left.code === 'ENOENT' ? 'no such directory' : st.left.message });
-  if (!st.right.isDirectory()) return E.left({ _tag: 'NotFound', dir, message: 'not a directory' });
-  const text = await attempt(() => fs.readFile(path.join(dir, 'manifest.json'), 'utf8'));
-  if (E.isLeft(text))
-    return E.left(text.left.code === 'ENOENT' ? { _tag: 'MissingFile', dir, file: 'manifest.json' } : { _tag: 'IOError', dir, message: text.left.message });
-  return pipe(
-    codec.decodeJson(CheckpointManifest, 'manifest.json')(text.right),
-    E.mapLeft((d): CheckpointError => ({ _tag: 'BadManifest', dir, problems: d.problems })),
-  );
-};
+const readManifest = (dir: string): TE.TaskEither<CheckpointError, CheckpointManifest> => () => readManifestOf(dir, CheckpointManifest);
 
 const readBinary = (dir: string, m: CheckpointManifest, f: CheckpointFile): TE.TaskEither<CheckpointError, Float32Array> => async () => {
   const r = await readVerifiedFile(dir, f, m.files[f]);

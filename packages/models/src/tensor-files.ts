@@ -251,3 +251,26 @@ export const readVerifiedFile = async (dir: string, file: string, entry: FileEnt
   if (digest !== entry.sha256) return E.left({ _tag: 'Checksum', actual: digest, expected: entry.sha256 });
   return E.right(float32FromBytes(b));
 };
+
+/**
+ * Why a directory's manifest could not be read: no such directory, no manifest.json, a manifest the codec refuses
+ * (its problems name the fields), or a file-system error. Every case names the directory; the tags are those of the
+ * checkpoint and classifier stores' own error unions, so their loaders return these as they are.
+ * @category file system
+ */
+export type ManifestProblem =
+  | { readonly _tag: 'NotFound'; readonly dir: string; readonly message: string }
+  | { readonly _tag: 'MissingFile'; readonly dir: string; readonly file: string }
+  | { readonly _tag: 'BadManifest'; readonly dir: string; readonly problems: ReadonlyArray<string> }
+  | { readonly _tag: 'IOError'; readonly dir: string; readonly message: string };
+
+/** Reads `dir/manifest.json` and decodes it with `manifest` (io-ts; unknown keys as the codec says). @category file system */
+export const readManifest = async <A, O>(dir: string, manifest: t.Type<A, O, unknown>): Promise<E.Either<ManifestProblem, A>> => {
+  const st = await attempt(() => fs.stat(dir));
+  if (E.isLeft(st)) return E.left({ _tag: 'NotFound', dir, message: st.left.code === 'ENOENT' ? 'no such directory' : st.left.message });
+  if (!st.right.isDirectory()) return E.left({ _tag: 'NotFound', dir, message: 'not a directory' });
+  const text = await attempt(() => fs.readFile(path.join(dir, 'manifest.json'), 'utf8'));
+  if (E.isLeft(text)) return E.left(text.left.code === 'ENOENT' ? { _tag: 'MissingFile', dir, file: 'manifest.json' } : { _tag: 'IOError', dir, message: text.left.message });
+  const decoded = codec.decodeJson(manifest, 'manifest.json')(text.right);
+  return E.isLeft(decoded) ? E.left({ _tag: 'BadManifest', dir, problems: decoded.left.problems }) : E.right(decoded.right);
+};

@@ -4,7 +4,7 @@
  * after every step. (Speed itself is measured by `npm run bench -- overhead`, never here.)
  */
 import * as E from 'fp-ts/Either';
-import { tf, initBackend, random, liveTensors } from '@score-sde/tensor-fp';
+import { initBackend, random, liveTensors, watchReads } from '@score-sde/tensor-fp';
 import { type SDE, type ScoreFn, vp, gaussian, exactScore, probabilityFlowDrift } from '@score-sde/sde-math';
 import { type Sampler, type SamplerSpec, type Step, samplerFromSpec, sample, integrateAdaptive } from '@score-sde/solvers';
 
@@ -12,39 +12,10 @@ import { type Sampler, type SamplerSpec, type Step, samplerFromSpec, sample, int
 // counting reads to JavaScript
 // -------------------------------------------------------------------------------------
 
-type Method = (this: unknown, ...args: unknown[]) => unknown;
-
 /** Events in call order: 'S' a score call, 'R' a read to JavaScript made outside any score call. */
 let events: string[] = [];
 let inScore = 0;
-const restore: Array<() => void> = [];
-
-/**
- * Wraps the reads of tensors (dataSync, arraySync, data, array) and of the backend (readSync, read: what a kernel
- * uses to read back internally) so that each outermost read outside a score call is recorded.
- */
-const spyOnReads = (): void => {
-  let nest = 0;
-  const wrap = (obj: object, name: string): void => {
-    const target = obj as Record<string, Method | undefined>;
-    const original = target[name];
-    if (typeof original !== 'function') return;
-    target[name] = function (this: unknown, ...args: unknown[]): unknown {
-      if (nest === 0 && inScore === 0) events.push('R');
-      nest += 1;
-      try {
-        return original.apply(this, args);
-      } finally {
-        nest -= 1;
-      }
-    };
-    restore.push(() => {
-      target[name] = original;
-    });
-  };
-  for (const m of ['dataSync', 'arraySync', 'data', 'array']) wrap(tf.Tensor.prototype, m);
-  for (const m of ['readSync', 'read']) wrap(tf.backend() as unknown as object, m);
-};
+let restoreReads: () => void = () => undefined;
 
 const recorded = (score: ScoreFn): ScoreFn => (x, t) => {
   events.push('S');
@@ -58,10 +29,12 @@ const recorded = (score: ScoreFn): ScoreFn => (x, t) => {
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
-  spyOnReads();
+  restoreReads = watchReads(() => {
+    if (inScore === 0) events.push('R');
+  });
 });
 
-afterAll(() => restore.forEach((f) => f()));
+afterAll(() => restoreReads());
 
 // -------------------------------------------------------------------------------------
 // fixture

@@ -44,3 +44,37 @@ export const leakedByAsync = async (f: () => Promise<tf.TensorContainer>): Promi
 
 /** Reads a tensor's values into a float64 JavaScript array and disposes nothing. @category conversion */
 export const toFloat64 = (x: tf.Tensor): Float64Array => Float64Array.from(x.dataSync());
+
+type Method = (this: unknown, ...args: unknown[]) => unknown;
+
+/**
+ * Instrumentation for benchmarks and tests: calls `onRead` once for every outermost read of tensor data into
+ * JavaScript — Tensor.prototype dataSync/arraySync/data/array and the active backend's readSync/read (which kernels
+ * may call internally; a tensor read that reaches the backend read counts once). Returns the function that restores
+ * the original methods.
+ * @category instrumentation
+ */
+export const watchReads = (onRead: () => void): (() => void) => {
+  let nest = 0;
+  const restore: Array<() => void> = [];
+  const wrap = (obj: object, name: string): void => {
+    const target = obj as Record<string, Method | undefined>;
+    const original = target[name];
+    if (typeof original !== 'function') return;
+    target[name] = function (this: unknown, ...args: unknown[]): unknown {
+      if (nest === 0) onRead();
+      nest += 1;
+      try {
+        return original.apply(this, args);
+      } finally {
+        nest -= 1;
+      }
+    };
+    restore.push(() => {
+      target[name] = original;
+    });
+  };
+  for (const m of ['dataSync', 'arraySync', 'data', 'array']) wrap(tf.Tensor.prototype, m);
+  for (const m of ['readSync', 'read']) wrap(tf.backend() as unknown as object, m);
+  return () => restore.reverse().forEach((f) => f());
+};

@@ -3,7 +3,7 @@
  * a long scoped loop does not grow the number of live tensors.
  */
 import * as E from 'fp-ts/Either';
-import { tf, initBackend, random, nn, conv, scoped, scopedFn, leakedBy, leakedByAsync, liveTensors, asBatch, column, mulPerSample, sumPerSample, flattenSamples, unflattenSamples, type Batch } from '@score-sde/tensor-fp';
+import { tf, initBackend, random, nn, conv, scoped, scopedFn, leakedBy, leakedByAsync, liveTensors, watchReads, asBatch, column, mulPerSample, sumPerSample, flattenSamples, unflattenSamples, type Batch } from '@score-sde/tensor-fp';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -112,5 +112,25 @@ describe('long loops', () => {
     }
     expect(liveTensors()).toBe(before + 1);
     x.dispose();
+  });
+});
+
+describe('watchReads', () => {
+  test('counts each outermost read into JavaScript once (a dataSync reaching the backend read is one read), none for ops, and stops after restore', () => {
+    let reads = 0;
+    const restore = watchReads(() => {
+      reads += 1;
+    });
+    const x = tf.tensor1d([1, 2, 3]);
+    const y = tf.tidy(() => tf.add(tf.mul(x, 2), 1));
+    expect(reads).toBe(0);
+    y.dataSync();
+    expect(reads).toBe(1);
+    y.arraySync();
+    expect(reads).toBe(2);
+    restore();
+    y.dataSync();
+    expect(reads).toBe(2);
+    tf.dispose([x, y]);
   });
 });

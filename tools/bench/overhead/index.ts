@@ -23,7 +23,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
-import { tf, codec, random, initBackend, describeBackend, type Key } from '@score-sde/tensor-fp';
+import { tf, codec, random, initBackend, describeBackend, watchReads, type Key } from '@score-sde/tensor-fp';
 import { type SDE, type ScoreFn, tutorial, ve } from '@score-sde/sde-math';
 import { type Sampler, type SamplerSpec, type Step, samplerFromSpec, sample } from '@score-sde/solvers';
 import { type ScoreNetConfig, type TensorRecord, scoreNet, scoreFromNet, initScoreNet, loadCheckpoint, renderCheckpointError, emaParams, disposeTrainState } from '@score-sde/models';
@@ -83,37 +83,17 @@ interface SyncCounter {
 
 const syncs: SyncCounter = { paused: 0, stepDepth: 0, scoreDepth: 0, inScore: 0, inStep: 0, total: 0 };
 
-type Method = (this: unknown, ...args: unknown[]) => unknown;
-
 /**
- * Counts tensor reads (Tensor.prototype dataSync/arraySync/data/array) and backend reads (readSync/read, which a
- * kernel may call internally). A tensor read calls the backend read itself, so backend reads made from tensor
- * reads are not counted twice: only the outermost call of a nest counts.
+ * Counts reads to JavaScript (tensor and backend reads, outermost only: `watchReads` of tensor-fp), by where they
+ * happen: inside a score call, inside a sampler step, or elsewhere.
  */
 const instrumentReads = (): void => {
-  let nest = 0;
-  const wrap = (obj: object, name: string): void => {
-    const target = obj as Record<string, Method | undefined>;
-    const original = target[name];
-    if (typeof original !== 'function') return;
-    target[name] = function (this: unknown, ...args: unknown[]): unknown {
-      if (nest === 0 && syncs.paused === 0) {
-        syncs.total += 1;
-        if (syncs.scoreDepth > 0) syncs.inScore += 1;
-        else if (syncs.stepDepth > 0) syncs.inStep += 1;
-      }
-      nest += 1;
-      try {
-        const r = original.apply(this, args);
-        return r;
-      } finally {
-        nest -= 1;
-      }
-    };
-  };
-  for (const m of ['dataSync', 'arraySync', 'data', 'array']) wrap(tf.Tensor.prototype, m);
-  const backend = tf.backend() as unknown as object;
-  for (const m of ['readSync', 'read']) wrap(backend, m);
+  watchReads(() => {
+    if (syncs.paused > 0) return;
+    syncs.total += 1;
+    if (syncs.scoreDepth > 0) syncs.inScore += 1;
+    else if (syncs.stepDepth > 0) syncs.inStep += 1;
+  });
 };
 
 /** What a run records: score-call time and count, numTensors after every step. */

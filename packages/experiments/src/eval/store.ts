@@ -193,13 +193,8 @@ export interface LoadedClassifier extends StoredClassifier {
  * @category loading
  */
 export const loadClassifier = async (dir: string): Promise<E.Either<StoreError, LoadedClassifier>> => {
-  const st = await attempt(() => fs.stat(dir));
-  if (E.isLeft(st)) return E.left({ _tag: 'NotFound', dir, message: st.left.code === 'ENOENT' ? 'no such directory' : st.left.message });
-  if (!st.right.isDirectory()) return E.left({ _tag: 'NotFound', dir, message: 'not a directory' });
-  const text = await attempt(() => fs.readFile(path.join(dir, 'manifest.json'), 'utf8'));
-  if (E.isLeft(text)) return E.left(text.left.code === 'ENOENT' ? { _tag: 'MissingFile', dir, file: 'manifest.json' } : { _tag: 'IOError', dir, message: text.left.message });
-  const decoded = codec.decodeJson(ClassifierManifest, 'manifest.json')(text.right);
-  if (E.isLeft(decoded)) return E.left({ _tag: 'BadManifest', dir, problems: decoded.left.problems });
+  const decoded = await tensorFiles.readManifest(dir, ClassifierManifest);
+  if (E.isLeft(decoded)) return decoded;
   const m = decoded.right;
   const specs = checkLayout(dir, m);
   if (E.isLeft(specs)) return specs;
