@@ -5,8 +5,8 @@
  * The spec (JSON, decoded with io-ts; every error names its field) gives the SDE, the mixture, the sampler (a
  * solvers `SamplerSpec`), the number of samples and the seed, and optionally points at which to estimate the
  * log-likelihood. The sampler runs with the exact score; the report compares its samples with exact samples of
- * the sampler's target p_ε (the mixture's marginal at the grid's end time ε, indistinguishable from p₀ for the
- * default ε = 1e-3).
+ * the sampler's target: p_ε (the mixture's marginal at the grid's end time ε) pushed through the exact Tweedie
+ * denoiser x ↦ E[x₀ | x_ε = x] when the sampler denoises (the default), or p_ε itself with `"denoise": false`.
  *
  * Report fields (stable; see {@link ToyReport}): componentFractions, mean, cov, energyDistance,
  * energyDistanceSE, nfe, seconds, logLikelihood [{ point, estimate, standardError, exact }], plus backend,
@@ -27,11 +27,13 @@ import {
   exactScore,
   exactLogProb,
   marginalMixture,
+  denoisedMixture,
+  posteriorMeanAt,
   mixtureDim,
   componentPosteriorAt,
   sampleMixtureAt,
 } from '@score-sde/sde-math';
-import { SamplerSpec, exampleSpecs, samplerFromSpec, sample, logLikelihood, type SamplerError } from '@score-sde/solvers';
+import { SamplerSpec, exampleSpecs, samplerFromSpec, sample, denoises, samplerName, logLikelihood, type SamplerError } from '@score-sde/solvers';
 import { cli, report } from './lib';
 
 // -------------------------------------------------------------------------------------
@@ -240,9 +242,9 @@ export interface LikelihoodEntry {
 /**
  * The toy report. Stable fields: `componentFractions` (mean responsibility of each component over the samples,
  * which estimates its weight), `mean` and `cov` (sample mean and unbiased covariance), `energyDistance` and
- * `energyDistanceSE` (between the samples and as many exact samples of p_ε), `nfe` (score evaluations), `seconds`
+ * `energyDistanceSE` (between the samples and as many exact samples of the target), `nfe` (score evaluations), `seconds`
  * (wall time of sampling), `logLikelihood` (per point: estimate and standard error in nats, exact log p_ε at the
- * likelihood's ε = 1e-5); and `backend`, `sampler` (the step's name), `samples`.
+ * likelihood's ε = 1e-5); and `backend`, `sampler` (the sampler's name: step → final step), `samples`.
  * @category report
  */
 export interface ToyReport {
@@ -282,6 +284,13 @@ export const renderToyError = (e: ToyError): string =>
         ? `likelihood failed: ${e.message}`
         : report.renderIoError(e);
 
+/** Each D-row of a row-major [B, D] array mapped by f. */
+const denoiseRows = (x: Float64Array, D: number, f: (row: Float64Array) => Float64Array): Float64Array => {
+  const out = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i += D) out.set(f(x.subarray(i, i + D)), i);
+  return out;
+};
+
 /** Key streams of a run: samples, exact reference samples, likelihood probes. */
 const streams = (seed: number): { readonly sampler: Key; readonly reference: Key; readonly likelihood: Key } => {
   const [a, b, c] = random.split(random.key(seed), 3);
@@ -289,7 +298,7 @@ const streams = (seed: number): { readonly sampler: Key; readonly reference: Key
 };
 
 /**
- * Runs a decoded spec: samples with the exact score, compares with exact samples of p_ε, estimates the
+ * Runs a decoded spec: samples with the exact score, compares with exact samples of its target, estimates the
  * log-likelihoods. Leaves no tensor behind.
  * @category running
  */
@@ -306,13 +315,17 @@ export const runToy = (spec: ToySpec, backend = 'unknown'): TE.TaskEither<ToyErr
       if (E.isLeft(r)) return E.left<ToyError>({ _tag: 'SamplerFailed', error: r.left });
       const x = Float64Array.from(r.right.x.dataSync());
       r.right.x.dispose();
+      // The target: p_ε at the grid's end ε, pushed through the exact Tweedie denoiser when the sampler denoises.
       const eps = sampler.grid[sampler.grid.length - 1]!;
-      const reference = sampleMixtureAt(marginalMixture(spec.sde, m, eps))(random.split(keys.reference, spec.samples)).x;
+      const atEps = sampleMixtureAt(marginalMixture(spec.sde, m, eps))(random.split(keys.reference, spec.samples)).x;
+      const denoised = denoises(sampler);
+      const reference = denoised ? denoiseRows(atEps, D, (row) => posteriorMeanAt(spec.sde, m)(row, eps)) : atEps;
+      const components = denoised ? denoisedMixture(spec.sde, m, eps) : marginalMixture(spec.sde, m, eps);
       const ed = energyDistance(x, reference, D);
       const lik = likelihoods(spec, keys.likelihood);
       if (E.isLeft(lik)) return lik;
       const rep: ToyReport = {
-        componentFractions: Array.from(componentFractions(marginalMixture(spec.sde, m, eps), x)),
+        componentFractions: Array.from(componentFractions(components, x)),
         mean: Array.from(sampleMean(x, D)),
         cov: sampleCovariance(x, D).map((row) => Array.from(row)),
         energyDistance: ed.estimate,
@@ -321,7 +334,7 @@ export const runToy = (spec: ToySpec, backend = 'unknown'): TE.TaskEither<ToyErr
         seconds,
         logLikelihood: lik.right,
         backend,
-        sampler: sampler.step.name,
+        sampler: samplerName(sampler),
         samples: spec.samples,
       };
       const rows = Array.from({ length: spec.samples }, (_, i) => Array.from(x.subarray(i * D, (i + 1) * D)));

@@ -1,20 +1,34 @@
 /**
- * Exponential moving average of the weights (Polyak averaging), used for sampling and evaluation, with the
- * warm-up of the reference code (score_sde `models/ema.py`, after TensorFlow's `ExponentialMovingAverage` with
- * `num_updates`): after the n-th optimiser step (n = 1, 2, …)
- *   d_n = min(decay, (1 + n) / (10 + n)),     ema ← d_n · ema + (1 − d_n) · θ.
+ * Exponential moving average of the weights (Polyak averaging), used for sampling and evaluation: after the n-th
+ * optimiser step (n = 1, 2, …), ema ← d_n · ema + (1 − d_n) · θ with
+ * - a decay (a number): the warm-up of the reference code (score_sde `models/ema.py`, after TensorFlow's
+ *   `ExponentialMovingAverage` with `num_updates`), d_n = min(decay, (1 + n) / (10 + n));
+ * - `{ kind: 'power', gamma }`: the power-function EMA of Karras et al. 2024 ("EDM2", §3.1), d_n = (1 − 1/n)^{γ+1},
+ *   which averages θ over the last fraction of the run with weights ∝ τ^γ whatever the run's length — an average
+ *   made for short runs (the warm-up EMA's window of ~1/(1 − decay) steps is fixed).
  *
  * @module ema
  */
-import { tf, scoped } from '@score-sde/tensor-fp';
+import * as t from 'io-ts';
+import { tf, scoped, codec } from '@score-sde/tensor-fp';
 import type { TensorRecord } from './params';
 import { flatten, unflatten } from './optim';
 
 /** The tutorial/reference default decay 0.999. @category config */
 export const DEFAULT_EMA_DECAY = 0.999;
 
-/** d_n = min(decay, (1 + n)/(10 + n)): the warmed-up decay after the n-th update. @category ema */
-export const emaDecayAt = (decay: number, n: number): number => Math.min(decay, (1 + n) / (10 + n));
+/** The power-function EMA with exponent γ ≥ 0 (EDM2). @category config */
+export const PowerEma = codec.strict({ kind: t.literal('power'), gamma: codec.NonNegativeFinite }, 'PowerEma');
+
+/** An EMA: a decay in [0, 1] (reference warm-up) or a power-function EMA. @category config */
+export const EmaConfig = t.union([codec.UnitInterval, PowerEma], 'EmaConfig');
+export type EmaConfig = t.TypeOf<typeof EmaConfig>;
+
+/**
+ * The decay after the n-th update: min(decay, (1 + n)/(10 + n)) for a decay, (1 − 1/n)^{γ+1} for a power EMA.
+ * @category ema
+ */
+export const emaDecayAt = (ema: EmaConfig, n: number): number => (typeof ema === 'number' ? Math.min(ema, (1 + n) / (10 + n)) : Math.pow(1 - 1 / n, ema.gamma + 1));
 
 /**
  * One EMA update after the n-th optimiser step: ema_k ← d_n ema_k + (1 − d_n) θ_k for every name k of `ema`,
@@ -23,7 +37,7 @@ export const emaDecayAt = (decay: number, n: number): number => Math.min(decay, 
  * @category ema
  */
 export const emaUpdate =
-  (decay: number) =>
+  (decay: EmaConfig) =>
   (ema: TensorRecord, params: TensorRecord, n: number): TensorRecord =>
     scoped(() => {
       const d = emaDecayAt(decay, n);

@@ -1,14 +1,19 @@
 /**
- * Training objectives for the network of `scorenet.ts` (score = net / s(t), see `score.ts`).
+ * Training objectives for the network of `scorenet.ts`, through a parameterisation (sde-math `parameterisation`).
  *
- * Continuous denoising score matching (Song et al., ICLR 2021, eq. 7; Vincent 2011): with t ~ U(ε, T),
- * z ~ N(0, I), x_t = m(t)·x₀ + s(t)·z (so ∇ log p_0t(x_t | x₀) = −z / s(t)),
- *   L(θ) = mean_b λ(t_b) Σ_pixels ‖s_θ(x_t, t_b) + z_b / s(t_b)‖²
- * with λ(t) = s(t)² (default; then L = mean_b Σ ‖net + z‖²) or the likelihood weighting λ(t) = g(t)²
- * (Song et al. 2021, "Maximum likelihood training of score-based diffusion models"; then
- * L = mean_b g(t_b)²/s(t_b)² Σ ‖net + z‖²).
+ * Continuous denoising score matching (Song et al., ICLR 2021, eq. 7; Vincent 2011), written in the space of the
+ * network output F: with x_t = m(t)·x₀ + s(t)·z (z ~ N(0, I)) and the parameterisation's target
+ * F* = a(t) x₀ − b(t) z (`trainingTarget`; tutorial: F* = −z),
+ *   L(θ) = mean_b w(t_b) Σ_pixels ‖F(c_in x_t/m, c_noise) − F*‖²,
+ * which is λ(t)‖s_θ − ∇log p_0t(x_t | x₀)‖² with w = λ c_out²/(m² σ⁴) (σ = s/m) for the weightings
+ * - `sigma2`: λ = s(t)² (the tutorial's; tutorial parameterisation: w = 1, L = mean_b Σ ‖net + z‖²);
+ * - `likelihood`: λ = g(t)² (Song et al. 2021, "Maximum likelihood training of score-based diffusion models");
+ * - `edm`: λ = 1/c_out² in D-space (Karras et al. 2022, eq. 8), i.e. w = 1: unit weight on F at every σ.
+ * Noise levels: t ~ U(ε, T) (`uniform-t`, the default), or EDM's log-normal ln σ ~ N(P_mean, P_std²) mapped to
+ * t = max(ε, σ⁻¹(σ)) (`log-normal`).
  *
- * Discrete objectives (the reference code's `get_ddpm_loss_fn`, `get_smld_loss_fn`), label i ~ U{0..N−1}:
+ * Discrete objectives (the reference code's `get_ddpm_loss_fn`, `get_smld_loss_fn`), label i ~ U{0..N−1}, tutorial
+ * parameterisation only:
  * - DDPM (Ho et al. 2020, ε-prediction with ε̂ = −net): x_i = √ᾱ_i x₀ + √(1−ᾱ_i) z,  L = mean_b Σ ‖ε̂ − z‖²;
  * - SMLD (Song & Ermon 2019): x_i = x₀ + σ_i z,  L = mean_b Σ ‖σ_i s_θ(x_i) + z‖².
  * The network sees the continuous time t_i whose marginal std equals the discrete noise level, s(t_i) = σ_i,
@@ -25,10 +30,18 @@ import {
   type SDE,
   type VPSDE,
   type VESDE,
+  type Parameterisation,
+  tutorialParameterisation,
   perturb,
   perSampleColumn,
   diffusionCoef,
   marginalStd,
+  marginalMeanCoef,
+  noiseLevel,
+  timeOfNoiseLevel,
+  scalings,
+  scoreCoefficients,
+  trainingTarget,
   ddpmBetas,
   smldSigmas,
 } from '@score-sde/sde-math';
@@ -38,36 +51,34 @@ import type { Net } from './scorenet';
 // config
 // -------------------------------------------------------------------------------------
 
-/** λ(t) of the continuous objective: `sigma2` = s(t)², `likelihood` = g(t)². @category config */
-export const Weighting = t.keyof({ sigma2: null, likelihood: null }, 'Weighting');
+/** λ(t) of the continuous objective: `sigma2` = s(t)², `likelihood` = g(t)², `edm` = unit weight on F. @category config */
+export const Weighting = t.keyof({ sigma2: null, likelihood: null, edm: null }, 'Weighting');
 export type Weighting = t.TypeOf<typeof Weighting>;
 
-/** Continuous DSM: t ~ U(eps, T). @category config */
-export const DSMLossConfig = codec.strict({ kind: t.literal('dsm'), weighting: Weighting, eps: codec.PositiveFinite }, 'DSMLossConfig');
+/** t ~ U(ε, T). @category config */
+export const UniformTime = codec.strict({ kind: t.literal('uniform-t') }, 'UniformTime');
+/** ln σ ~ N(mean, std²) (EDM: mean −1.2, std 1.2), t = max(ε, σ⁻¹(σ)). @category config */
+export const LogNormalNoise = codec.strict({ kind: t.literal('log-normal'), mean: codec.Finite, std: codec.PositiveFinite }, 'LogNormalNoise');
+/** The distribution of training noise levels. @category config */
+export const NoiseLevelDistribution = codec.byKind('NoiseLevelDistribution', { 'uniform-t': UniformTime, 'log-normal': LogNormalNoise });
+export type NoiseLevelDistribution = t.TypeOf<typeof NoiseLevelDistribution>;
+
+/** Continuous DSM: noise levels from `noise` (default uniform in t over (eps, T)), weighting λ. @category config */
+export const DSMLossConfig = codec.strictWithOptional(
+  { kind: t.literal('dsm'), weighting: Weighting, eps: codec.PositiveFinite },
+  { noise: NoiseLevelDistribution },
+  'DSMLossConfig',
+);
 /** DDPM ε-prediction on N discrete steps (VP SDE only). @category config */
 export const DDPMLossConfig = codec.strict({ kind: t.literal('ddpm'), N: codec.PositiveInt }, 'DDPMLossConfig');
 /** SMLD noise-conditional score matching on N noise levels (VE SDE only). @category config */
 export const SMLDLossConfig = codec.strict({ kind: t.literal('smld'), N: codec.PositiveInt }, 'SMLDLossConfig');
 
-const LossUnion = t.union([DSMLossConfig, DDPMLossConfig, SMLDLossConfig]);
-
 /** Any loss config; decoding reports against the alternative its `kind` names. @category config */
-export const LossConfig = new t.Type<t.TypeOf<typeof LossUnion>, t.OutputOf<typeof LossUnion>, unknown>(
-  'LossConfig',
-  LossUnion.is,
-  (u, c) => {
-    const kind = (u as { kind?: unknown } | null)?.kind;
-    const byKind: Record<string, t.Decoder<unknown, t.TypeOf<typeof LossUnion>>> = { dsm: DSMLossConfig, ddpm: DDPMLossConfig, smld: SMLDLossConfig };
-    const alt = typeof kind === 'string' ? byKind[kind] : undefined;
-    return alt !== undefined
-      ? alt.validate(u, c)
-      : t.failure(kind, [...c, { key: 'kind', type: t.keyof({ dsm: null, ddpm: null, smld: null }), actual: kind }]);
-  },
-  t.identity,
-);
-export type LossConfig = t.TypeOf<typeof LossUnion>;
+export const LossConfig = codec.byKind('LossConfig', { dsm: DSMLossConfig, ddpm: DDPMLossConfig, smld: SMLDLossConfig });
+export type LossConfig = t.TypeOf<typeof LossConfig>;
 
-/** The default objective: continuous DSM, λ = s², ε = 1e-5. @category config */
+/** The tutorial's objective: continuous DSM, t ~ U(ε, T), λ = s², ε = 1e-5. @category config */
 export const defaultLossConfig: LossConfig = { kind: 'dsm', weighting: 'sigma2', eps: 1e-5 };
 
 /** A loss as a function of the network, a batch x₀ [B, ...] and a key: a scalar tensor. @category model */
@@ -89,14 +100,27 @@ export interface DSMDraws {
   readonly noise: tf.Tensor;
 }
 
+/** One training time from a key: ε + (T − ε)u, u ~ U(0, 1); or σ = exp(mean + std·n), n ~ N(0, 1), t = max(ε, σ⁻¹(σ)). */
+const timeOf = (sde: SDE, eps: number, noise: NoiseLevelDistribution, key: Key): number =>
+  noise.kind === 'uniform-t'
+    ? eps + (sde.T - eps) * random.uniformArray(key, 1)[0]!
+    : Math.max(eps, timeOfNoiseLevel(sde, Math.exp(noise.mean + noise.std * random.normalArray(key, 1)[0]!)));
+
 /**
- * t_b = ε + (T − ε)·u_b, u_b ~ U(0,1), and z_b ~ N(0, I), both from sample b's key `split(key, B)[b]`
- * (split in two: time, noise). Sample b's draws do not depend on B.
+ * Per-sample times t_b (uniform in (ε, T) by default, or from log-normal noise levels) and z_b ~ N(0, I), both from
+ * sample b's key `split(key, B)[b]` (split in two: time, noise). Sample b's draws do not depend on B.
  * @category draws
  */
-export const dsmDraws = (sde: SDE, eps: number, key: Key, batch: number, sampleShape: ReadonlyArray<number>): DSMDraws => {
+export const dsmDraws = (
+  sde: SDE,
+  eps: number,
+  key: Key,
+  batch: number,
+  sampleShape: ReadonlyArray<number>,
+  noise: NoiseLevelDistribution = { kind: 'uniform-t' },
+): DSMDraws => {
   const pairs = random.split(key, batch).map(random.split2);
-  const ts = Float64Array.from(pairs, ([tk]) => eps + (sde.T - eps) * random.uniformArray(tk, 1)[0]!);
+  const ts = Float64Array.from(pairs, ([tk]) => timeOf(sde, eps, noise, tk));
   return { ts, noise: random.normalPerSample(pairs.map(([, zk]) => zk), sampleShape) };
 };
 
@@ -170,19 +194,48 @@ const weightedSumOfSquares = (r: tf.Tensor, w?: ArrayLike<number>): tf.Scalar =>
 };
 
 /**
- * Continuous DSM: L = mean_b λ(t_b) Σ ‖net(x_t, t)/s(t_b) + z_b/s(t_b)‖², t ~ U(ε, T);
- * λ = s² gives mean_b Σ ‖net + z‖², λ = g² gives mean_b (g²/s²)(t_b) Σ ‖net + z‖².
+ * The per-sample weight w(t) of ‖F − F*‖² for a weighting (module comment): w = λ c_out²/(m² σ⁴) with
+ * λ = s² (`sigma2`), g² (`likelihood`), or w = 1 (`edm`). Tutorial parameterisation: 1, g²/s², 1.
+ * @category losses
+ */
+export const lossWeight = (sde: SDE, p: Parameterisation, weighting: Weighting, t: number): number => {
+  if (weighting === 'edm') return 1;
+  if (p.kind === 'tutorial') return weighting === 'sigma2' ? 1 : (diffusionCoef(sde, t) / marginalStd(sde, t)) ** 2;
+  const m = marginalMeanCoef(sde, t);
+  const sigma = noiseLevel(sde, t);
+  const { cOut } = scalings(sde, p, t);
+  const lambda = weighting === 'sigma2' ? marginalStd(sde, t) ** 2 : diffusionCoef(sde, t) ** 2;
+  return (lambda * cOut * cOut) / (m * m * sigma ** 4);
+};
+
+/**
+ * Continuous DSM (module comment): L = mean_b w(t_b) Σ ‖F(c_in x_t/m, c_noise) − (a x₀ − b z)‖², t_b from the
+ * noise-level distribution. With the tutorial parameterisation and λ = s² this is mean_b Σ ‖net(x_t, t) + z‖².
  * @category losses
  */
 export const dsmLoss =
-  (sde: SDE, opts: { readonly weighting?: Weighting; readonly eps?: number } = {}): LossFn =>
+  (
+    sde: SDE,
+    opts: { readonly weighting?: Weighting; readonly eps?: number; readonly noise?: NoiseLevelDistribution; readonly parameterisation?: Parameterisation } = {},
+  ): LossFn =>
   (net, x0, key) =>
     scoped(() => {
-      const { ts, noise } = dsmDraws(sde, opts.eps ?? 1e-5, key, x0.shape[0]!, sampleShapeOf(x0));
+      const p = opts.parameterisation ?? tutorialParameterisation;
+      const weighting = opts.weighting ?? 'sigma2';
+      const { ts, noise } = dsmDraws(sde, opts.eps ?? 1e-5, key, x0.shape[0]!, sampleShapeOf(x0), opts.noise);
       const { xt } = perturb(sde)(x0, ts, noise);
-      const residual = tf.add(net(xt, tf.tensor1d(Float32Array.from(ts))), noise);
-      const w = opts.weighting === 'likelihood' ? Array.from(ts, (t) => (diffusionCoef(sde, t) / marginalStd(sde, t)) ** 2) : undefined;
-      return weightedSumOfSquares(residual, w);
+      const cs = Array.from(ts, (t) => scoreCoefficients(sde, p, t));
+      const column = (v: ReadonlyArray<number>) => perSampleColumn(v, x0.rank);
+      const input = p.kind === 'tutorial' ? xt : tf.mul(xt, column(cs.map((c) => c.inputScale)));
+      const F = net(input, tf.tensor1d(Float32Array.from(cs, (c) => c.noiseInput)));
+      // F − F* = F − a x₀ + b z (tutorial: a = 0, b = 1).
+      const targets = Array.from(ts, (t) => trainingTarget(sde, p, t));
+      const residual =
+        p.kind === 'tutorial'
+          ? tf.add(F, noise)
+          : tf.add(tf.sub(F, tf.mul(x0, column(targets.map((c) => c.dataCoef)))), tf.mul(noise, column(targets.map((c) => c.noiseCoef))));
+      const w = Array.from(ts, (t) => lossWeight(sde, p, weighting, t));
+      return weightedSumOfSquares(residual, w.every((v) => v === 1) ? undefined : w);
     });
 
 /** x_i = mean_i x₀ + std_i z for per-sample labels, and the network's input times t_i. */
@@ -232,13 +285,16 @@ export const smldLoss =
   };
 
 /**
- * The loss a config names, checked against the SDE: DDPM requires a VP SDE, SMLD a VE SDE.
+ * The loss a config names for a parameterisation, checked against the SDE: DDPM requires a VP SDE, SMLD a VE SDE,
+ * and both the tutorial parameterisation.
  * @category constructors
  */
-export const lossFn = (sde: SDE, config: LossConfig): E.Either<LossConfigError, LossFn> => {
+export const lossFn = (sde: SDE, config: LossConfig, p: Parameterisation = tutorialParameterisation): E.Either<LossConfigError, LossFn> => {
+  if (config.kind !== 'dsm' && p.kind !== 'tutorial')
+    return E.left({ _tag: 'LossConfigError', message: `loss.kind: '${config.kind}' is written for the tutorial parameterisation, got parameterisation.kind '${p.kind}' (use loss.kind 'dsm')` });
   switch (config.kind) {
     case 'dsm':
-      return E.right(dsmLoss(sde, { weighting: config.weighting, eps: config.eps }));
+      return E.right(dsmLoss(sde, { weighting: config.weighting, eps: config.eps, ...(config.noise !== undefined ? { noise: config.noise } : {}), parameterisation: p }));
     case 'ddpm':
       return sde.kind === 'vp'
         ? E.right(ddpmLoss(sde, config.N))

@@ -17,10 +17,15 @@ import { type ParamSpec, type TensorRecord, zerosLike } from './params';
 
 /**
  * Adam's hyper-parameters. `warmup` = number of warm-up steps (0: none); `gradClip` = max global gradient norm
- * (0: no clipping). Defaults: the tutorial's lr 1e-4, β = (0.9, 0.999), ε = 1e-8, no warm-up, no clipping.
+ * (0: no clipping); `schedule` (optional) = a cosine decay of the learning rate after the warm-up, to `floor`·lr at
+ * step `steps` (absent: constant). Defaults: the tutorial's lr 1e-4, β = (0.9, 0.999), ε = 1e-8, no warm-up, no
+ * clipping, constant rate.
  * @category config
  */
-export const AdamConfig = codec.strict(
+export const CosineSchedule = codec.strict({ kind: t.literal('cosine'), steps: codec.PositiveInt, floor: codec.UnitInterval }, 'CosineSchedule');
+export type CosineSchedule = t.TypeOf<typeof CosineSchedule>;
+
+export const AdamConfig = codec.strictWithOptional(
   {
     lr: codec.PositiveFinite,
     beta1: codec.UnitInterval,
@@ -29,6 +34,7 @@ export const AdamConfig = codec.strict(
     warmup: codec.NonNegativeInt,
     gradClip: codec.NonNegativeFinite,
   },
+  { schedule: CosineSchedule },
   'AdamConfig',
 );
 export type AdamConfig = t.TypeOf<typeof AdamConfig>;
@@ -79,11 +85,20 @@ export const unflatten = (flat: tf.Tensor, names: ReadonlyArray<string>, shapes:
 // -------------------------------------------------------------------------------------
 
 /**
- * Learning rate of step n (1-based): lr_n = lr · min(1, n / warmup) (linear warm-up; constant when warmup = 0).
+ * Learning rate of step n (1-based): lr_n = lr · min(1, n / warmup) · c_n (linear warm-up; none when warmup = 0),
+ * with c_n = 1 without a schedule and, for a cosine schedule to step S with floor f,
+ *   c_n = f + (1 − f)·½(1 + cos(π·u)),   u = clamp((n − warmup)/(S − warmup), 0, 1)
+ * (Loshchilov & Hutter 2017, without restarts; warm-up then cosine is the usual "one-cycle"-like shape).
  * (The reference code uses step/warmup with a 0-based step, whose first step has lr = 0; here step 1 moves.)
  * @category schedules
  */
-export const learningRate = (config: AdamConfig, n: number): number => (config.warmup > 0 ? config.lr * Math.min(1, n / config.warmup) : config.lr);
+export const learningRate = (config: AdamConfig, n: number): number => {
+  const warm = config.warmup > 0 ? Math.min(1, n / config.warmup) : 1;
+  const s = config.schedule;
+  if (s === undefined) return config.lr * warm;
+  const u = Math.min(1, Math.max(0, (n - config.warmup) / Math.max(1, s.steps - config.warmup)));
+  return config.lr * warm * (s.floor + (1 - s.floor) * 0.5 * (1 + Math.cos(Math.PI * u)));
+};
 
 /** Global norm ‖g‖ = √(Σ_names Σ g²) = ‖flatten(g)‖₂, as a scalar tensor. @category clipping */
 export const globalNorm = (grads: TensorRecord): tf.Scalar => scoped(() => flatNorm(flatten(grads, Object.keys(grads))));

@@ -16,11 +16,12 @@ import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import { pipe } from 'fp-ts/function';
 import { tf, random, codec, type Key } from '@score-sde/tensor-fp';
-import { SDE } from '@score-sde/sde-math';
+import { SDE, Parameterisation, tutorialParameterisation, type ScoreFn } from '@score-sde/sde-math';
+import { scoreFromNet } from './score';
 import { ScoreNetConfig, scoreNet, scoreNetSpec } from './scorenet';
 import { LossConfig, type LossConfigError, lossFn } from './loss';
 import { AdamConfig, type AdamState, adamStep, initAdam, disposeAdam, globalNorm } from './optim';
-import { emaUpdate } from './ema';
+import { EmaConfig, emaUpdate } from './ema';
 import { type Params, type TensorRecord, initParams, cloneRecord, assignParams, disposeRecord, overlay } from './params';
 import { type MnistData, batchIndices, batchesPerEpoch, epochOrder, imageBatch } from './mnist';
 
@@ -28,12 +29,47 @@ import { type MnistData, batchIndices, batchesPerEpoch, epochOrder, imageBatch }
 // config and state
 // -------------------------------------------------------------------------------------
 
-/** Everything that defines a training run except the seed and the data. @category config */
-export const TrainConfig = codec.strict(
-  { model: ScoreNetConfig, sde: SDE, loss: LossConfig, optim: AdamConfig, emaDecay: codec.UnitInterval, batchSize: codec.PositiveInt },
+/** A data range [lo, hi] with lo < hi: the interval the model's data space maps [0, 1] images to. @category config */
+export const DataRange = new t.Type<readonly [number, number], readonly [number, number], unknown>(
+  'DataRange',
+  (u): u is readonly [number, number] => Array.isArray(u) && u.length === 2 && u.every((v) => typeof v === 'number' && Number.isFinite(v)) && u[0] < u[1],
+  (u, c) =>
+    Array.isArray(u) && u.length === 2 && u.every((v) => typeof v === 'number' && Number.isFinite(v)) && (u[0] as number) < (u[1] as number)
+      ? t.success([u[0] as number, u[1] as number] as const)
+      : t.failure(u, c, 'must be [lo, hi] with finite lo < hi'),
+  t.identity,
+);
+
+/**
+ * Everything that defines a training run except the seed and the data: the network, the SDE, the loss, the
+ * optimiser, the EMA, the batch size, and (optional, with the defaults every earlier checkpoint used) the
+ * parameterisation (default tutorial: s = F/s(t)) and the data range (default [0, 1], the images as they are).
+ * @category config
+ */
+export const TrainConfig = codec.strictWithOptional(
+  { model: ScoreNetConfig, sde: SDE, loss: LossConfig, optim: AdamConfig, emaDecay: EmaConfig, batchSize: codec.PositiveInt },
+  { parameterisation: Parameterisation, dataRange: DataRange },
   'TrainConfig',
 );
 export type TrainConfig = t.TypeOf<typeof TrainConfig>;
+
+/** The parameterisation of a run (tutorial when the config has none). @category config */
+export const parameterisationOf = (c: TrainConfig): Parameterisation => c.parameterisation ?? tutorialParameterisation;
+
+/** The data range of a run ([0, 1] when the config has none). @category config */
+export const dataRangeOf = (c: TrainConfig): readonly [number, number] => c.dataRange ?? [0, 1];
+
+/** Images in [0, 1] to the model's data space: lo + (hi − lo)·x (no op for [0, 1]). @category config */
+export const toModelSpace = (c: TrainConfig, images: tf.Tensor): tf.Tensor => {
+  const [lo, hi] = dataRangeOf(c);
+  return lo === 0 && hi === 1 ? images : tf.tidy(() => tf.add(tf.mul(images, hi - lo), lo));
+};
+
+/** The model's data space back to images in [0, 1]: clip((x − lo)/(hi − lo), 0, 1). @category config */
+export const toImageSpace = (c: TrainConfig, x: tf.Tensor): tf.Tensor => {
+  const [lo, hi] = dataRangeOf(c);
+  return tf.tidy(() => tf.clipByValue(lo === 0 && hi === 1 ? x : tf.div(tf.sub(x, lo), hi - lo), 0, 1));
+};
 
 /** The state of a run: weights, EMA weights (trainable names), Adam state, steps taken, root key. @category model */
 export interface TrainState {
@@ -86,12 +122,19 @@ export const disposeTrainState = (s: TrainState): void => {
 /** The weights to sample with: the EMA weights over the trainable names, the fixed ones as they are. @category queries */
 export const emaParams = (s: TrainState): TensorRecord => overlay(s.params, s.ema);
 
+/**
+ * The score of a trained run with the given weights (e.g. {@link emaParams}): the run's network through its
+ * parameterisation, s_θ(x, t) in the model's data space (`scoreFromNet`).
+ * @category queries
+ */
+export const scoreOfRun = (config: TrainConfig, weights: TensorRecord): ScoreFn => scoreFromNet(config.sde, scoreNet(config.model, weights), parameterisationOf(config));
+
 // -------------------------------------------------------------------------------------
 // one step
 // -------------------------------------------------------------------------------------
 
 /**
- * One optimisation step on the batch x₀ [B, 28, 28, 1]: ∇_θ L(θ; x₀, key_s) by `tf.variableGrads` over the
+ * One optimisation step on the batch of images x₀ [B, 28, 28, 1] in [0, 1] (mapped to the run's data range first): ∇_θ L(θ; x₀, key_s) by `tf.variableGrads` over the
  * trainable variables, an Adam step, and the EMA update with the new step count. Returns the loss (a number)
  * and the new state, or a Left (and no change at all) if the loss or the gradient norm is NaN/±∞.
  * @category training
@@ -100,7 +143,7 @@ export const trainStep =
   (config: TrainConfig) =>
   (state: TrainState, x0: tf.Tensor): E.Either<TrainError, { readonly state: TrainState; readonly loss: number }> =>
     pipe(
-      lossFn(config.sde, config.loss),
+      lossFn(config.sde, config.loss, parameterisationOf(config)),
       E.chain((loss) => {
         const names = scoreNetSpec(config.model)
           .filter((s) => s.trainable)
@@ -108,7 +151,9 @@ export const trainStep =
         const vars = names.map((n) => state.params[n]!);
         const net = scoreNet(config.model, state.params);
         const key = stepKey(state.key, state.step);
-        const { value, grads: byVar } = tf.variableGrads(() => loss(net, x0, key), vars);
+        const data = toModelSpace(config, x0);
+        const { value, grads: byVar } = tf.variableGrads(() => loss(net, data, key), vars);
+        if (data !== x0) data.dispose();
         const grads: TensorRecord = Object.fromEntries(names.map((n, i) => [n, byVar[vars[i]!.name]!]));
         const lossValue = value.dataSync()[0]!;
         value.dispose();

@@ -185,3 +185,51 @@ describe('EMA', () => {
     );
   });
 });
+
+describe('power-function EMA (Karras et al. 2024, §3.1)', () => {
+  test('d_n = (1 − 1/n)^{γ+1}, so after n steps ema = Σ_k (k^{γ+1} − (k−1)^{γ+1}) θ_k / n^{γ+1} (weights ∝ the growth of k^{γ+1}, summing to 1)', () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 0, max: 12, noNaN: true, noDefaultInfinity: true }),
+        fc.array(fc.float({ min: -5, max: 5, noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 40 }),
+        (gamma, thetas) => {
+          const ema = { kind: 'power' as const, gamma };
+          expect(emaDecayAt(ema, 1)).toBe(0);
+          let e: TensorRecord = record([[thetas[0]!]]);
+          thetas.forEach((th, k) => {
+            const next = emaUpdate(ema)(e, record([[th]]), k + 1);
+            disposeRecord(e);
+            e = next;
+          });
+          const n = thetas.length;
+          const exact = thetas.reduce((a, th, i) => a + ((Math.pow(i + 1, gamma + 1) - Math.pow(i, gamma + 1)) / Math.pow(n, gamma + 1)) * th, 0);
+          // n updates, each ≤ 6 float32 roundings of terms ≤ 5 in size (the error of an average does not grow by more
+          // than each step's own: the decays are ≤ 1).
+          const got = e['p0']!.dataSync()[0]!;
+          expect(Number.isFinite(got)).toBe(true);
+          expect(Math.abs(got - exact)).toBeLessThanOrEqual(6 * n * U32 * 5);
+          disposeRecord(e);
+        },
+      ),
+      { seed: 7, numRuns: 40 },
+    );
+  });
+});
+
+describe('cosine learning-rate schedule', () => {
+  test('lr_n = lr·min(1, n/W)·(f + (1 − f)·½(1 + cos πu)): lr at the end of warm-up, lr·(1+f)/2 half-way, lr·f from S on, decreasing after warm-up', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 200 }), fc.integer({ min: 1, max: 5000 }), fc.double({ min: 0, max: 1, noNaN: true }), (W, extra, f) => {
+        const S = W + 2 * extra;
+        const cfg = adamConfig({ lr: 2e-3, warmup: W, schedule: { kind: 'cosine', steps: S, floor: f } });
+        const close = (a: number, b: number) => Math.abs(a - b) <= 1e-15;
+        if (W > 0) expect(close(learningRate(cfg, W), 2e-3)).toBe(true);
+        expect(close(learningRate(cfg, W + extra), 2e-3 * (f + (1 - f) / 2))).toBe(true);
+        expect(close(learningRate(cfg, S), 2e-3 * f)).toBe(true);
+        expect(close(learningRate(cfg, S + 100), 2e-3 * f)).toBe(true);
+        for (let n = Math.max(W, 1); n < S; n += Math.max(1, Math.floor(extra / 7))) expect(learningRate(cfg, n + 1)).toBeLessThanOrEqual(learningRate(cfg, n));
+      }),
+      { seed: 8, numRuns: 100 },
+    );
+  });
+});

@@ -8,7 +8,7 @@
  * @module dynamics
  */
 import { tf, random, scoped, type Key } from '@score-sde/tensor-fp';
-import { type SDE, driftCoef, diffusionCoef, marginalMeanCoef, marginalStd, priorStd, isVPLike, betaOf, veSigmaOf } from './sde';
+import { type SDE, driftCoef, diffusionCoef, marginalMeanCoef, marginalStd, marginalVariance, priorStd, isVPLike, betaOf, veSigmaOf } from './sde';
 
 // -------------------------------------------------------------------------------------
 // model
@@ -78,6 +78,22 @@ export const kernelScore =
   (sde: SDE) =>
   (xt: tf.Tensor, x0: tf.Tensor, t: number): tf.Tensor =>
     scoped(() => tf.div(tf.sub(tf.mul(x0, marginalMeanCoef(sde, t)), xt), marginalStd(sde, t) ** 2));
+
+/**
+ * Tweedie's formula (Efron 2011; Robbins 1956): the posterior mean of the clean data given x_t under the kernel
+ * x_t = m(t) x₀ + s(t) n,
+ *   E[x₀ | x_t = x] = (x + s(t)² ∇log p_t(x)) / m(t),
+ * with any score in place of ∇log p_t (one evaluation).
+ * @category marginals
+ */
+export const posteriorMean =
+  (sde: SDE, score: ScoreFn) =>
+  (x: tf.Tensor, t: number): tf.Tensor =>
+    scoped(() => {
+      const m = marginalMeanCoef(sde, t);
+      const y = tf.add(x, tf.mul(score(x, t), marginalVariance(sde, t)));
+      return m === 1 ? y : tf.div(y, m);
+    });
 
 // -------------------------------------------------------------------------------------
 // prior

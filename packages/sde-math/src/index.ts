@@ -4,5 +4,7 @@
  */
 export * from './sde';
 export * from './dynamics';
+export * from './noise-level';
+export * from './parameterisation';
 export * from './mixture';
 export * from './gaussian-flow';

@@ -151,6 +151,26 @@ export const marginalMixture = (sde: SDE, m: GaussianMixture, t: number): Gaussi
   };
 };
 
+/**
+ * The law of Tweedie's denoiser x̂₀ = E[x₀ | x_t] for x_t ~ p_t, component by component: given component k
+ * (N(μ_k, diag(s_k²)) in the data), E[x₀ | x_t, k] = μ_k + m s_k² (m² s_k² + s²)⁻¹ (x_t − m μ_k) is affine in the Gaussian
+ * x_t | k ~ N(m μ_k, m² s_k² + s²), so it is N(μ_k, diag(m² s_k⁴ / (m² s_k² + s²))) — the covariance m²Σ(m²Σ + s²I)⁻¹Σ
+ * for diagonal Σ = diag(s_k²), with m = m(t), s = s(t). The full denoiser mixes these affine maps through the
+ * posterior responsibilities p(k | x_t), which this mixture ignores: it is the exact law in the limit of separated
+ * components (where p(k | x_t) is 0 or 1 wherever x_t | k has its mass), an approximation otherwise (see
+ * {@link posteriorMeanAt} for the exact map).
+ * @category marginals
+ */
+export const denoisedMixture = (sde: SDE, m: GaussianMixture, t: number): GaussianMixture => {
+  const a = marginalMeanCoef(sde, t);
+  const v = marginalVariance(sde, t);
+  return {
+    weights: m.weights,
+    means: m.means,
+    stds: m.stds.map((row) => row.map((s) => (a * s * s) / Math.sqrt(a * a * s * s + v))),
+  };
+};
+
 // -------------------------------------------------------------------------------------
 // float64 point functions
 // -------------------------------------------------------------------------------------
@@ -229,6 +249,20 @@ export const exactScoreAt =
   (sde: SDE, m: GaussianMixture) =>
   (x: ArrayLike<number>, t: number): Float64Array =>
     mixtureScoreAt(marginalMixture(sde, m, t))(x);
+
+/**
+ * Tweedie's denoiser of the mixture at one point, float64: E[x₀ | x_t = x] = (x + s(t)² ∇log p_t(x)) / m(t)
+ * = Σ_k p(k | x) (μ_k + m s_k² (m² s_k² + s²)⁻¹ (x − m μ_k)), the exact map {@link denoisedMixture} approximates.
+ * @category float64
+ */
+export const posteriorMeanAt =
+  (sde: SDE, m: GaussianMixture) =>
+  (x: ArrayLike<number>, t: number): Float64Array => {
+    const a = marginalMeanCoef(sde, t);
+    const v = marginalVariance(sde, t);
+    const g = exactScoreAt(sde, m)(x, t);
+    return g.map((gj, j) => (x[j]! + v * gj) / a);
+  };
 
 // -------------------------------------------------------------------------------------
 // tensor functions (float32, batched)

@@ -6,9 +6,8 @@
  * @module fast
  */
 import { tf } from '@score-sde/tensor-fp';
-import { type SDE, marginalMeanCoef, marginalStd } from '@score-sde/sde-math';
+import { type SDE, marginalMeanCoef, marginalStd, noiseLevel, timeOfNoiseLevel, posteriorMean } from '@score-sde/sde-math';
 import { type Step, defineStep, perSampleNoise } from './step';
-import { noiseLevel, timeOfNoiseLevel } from './grid';
 
 /** c·x, without an op when c = 1 (VE and the tutorial SDE have m(t) = 1: x·1 = x exactly). */
 const scaled = (x: tf.Tensor, c: number): tf.Tensor => (c === 1 ? x : tf.mul(x, c));
@@ -83,7 +82,7 @@ export const edmHeun = (sde: SDE, opts: EdmOptions = {}): Step => {
 
 /**
  * DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Alg. 2), with α_t = m(t), σ_t = s(t), λ_t = log(α_t/σ_t)
- * and the data prediction x̂₀(x, t) = (x + σ_t² s(x, t)) / α_t (Tweedie). On a step t → t' with h = λ_{t'} − λ_t:
+ * and the data prediction x̂₀(x, t) = (x + σ_t² s(x, t)) / α_t (Tweedie, `posteriorMean`). On a step t → t' with h = λ_{t'} − λ_t:
  *   first step (no history):  x' = (σ_{t'}/σ_t) x − α_{t'} (e^{−h} − 1) x̂₀,
  *   later steps, r = h_prev/h: D = (1 + 1/(2r)) x̂₀ − (1/(2r)) x̂₀_prev,  x' = (σ_{t'}/σ_t) x − α_{t'} (e^{−h} − 1) D.
  * One evaluation per step; the previous data prediction is kept in the state's memory. Written for VP (the
@@ -92,13 +91,12 @@ export const edmHeun = (sde: SDE, opts: EdmOptions = {}): Step => {
  */
 export const dpmSolverPP2M = (sde: SDE): Step =>
   defineStep({ name: 'dpm-solver++(2M)', kind: 'predictor', order: 2, stochastic: false, nfePerStep: 1 }, (score, s, tNext) => {
-    const a = marginalMeanCoef(sde, s.t);
     const sg = marginalStd(sde, s.t);
     const aN = marginalMeanCoef(sde, tNext);
     const sgN = marginalStd(sde, tNext);
     const lam = (t: number): number => Math.log(marginalMeanCoef(sde, t) / marginalStd(sde, t));
     const h = lam(tNext) - lam(s.t);
-    const x0 = unscaled(tf.add(s.x, tf.mul(score(s.x, s.t), sg * sg)), a);
+    const x0 = posteriorMean(sde, score)(s.x, s.t);
     const prev = s.memory?.previous;
     const D =
       prev === undefined

@@ -1,15 +1,22 @@
 /**
- * Running a sampler: an async iterator of states over the time grid, with cancellation, and `sample`, which
- * returns the final batch (x̄ at the last point when denoising, as the references do by default).
+ * Running a sampler: an async iterator of states over the time grid and the final step to t = 0, with
+ * cancellation, and `sample`, which returns the final batch.
+ *
+ * A sampler ends in two stages. The grid takes the batch from T down to ε > 0 (the score is singular at t = 0);
+ * then the sampler's `final` step takes it from ε to t = 0: by default Tweedie's denoiser
+ * x̂₀ = E[x₀ | x_ε] = (x_ε + s(ε)² ∇log p_ε(x_ε)) / m(ε) ({@link tweedieDenoise}; one score evaluation), which removes
+ * the noise of level s(ε) that every state at ε still holds (score_sde's `denoise=True` and the extra denoising step
+ * after its probability-flow ODE; EDM's σ grid ends at σ = 0 for the same reason). With `final: none` the run stops
+ * at ε and returns the p_ε state (x̄, the batch without its last noise injection).
  *
  * @module runner
  */
 import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
 import { tf, type Key } from '@score-sde/tensor-fp';
-import type { SDE, ScoreFn } from '@score-sde/sde-math';
+import { type SDE, type ScoreFn, posteriorMean } from '@score-sde/sde-math';
 import { type SamplerState, disposeState, priorState, releaseReplaced, stateAt } from './state';
-import type { Step, StateTransform } from './step';
+import { type Step, type StateTransform, defineStep, none } from './step';
 import { type TimeGrid, isDecreasing } from './grid';
 import { type SolverFailure, isSolverFailure } from './ode';
 
@@ -18,8 +25,9 @@ import { type SolverFailure, isSolverFailure } from './ode';
 // -------------------------------------------------------------------------------------
 
 /**
- * A sampler as a value: the SDE, the time grid, the step applied on each interval, an optional state transform
- * applied after every step (and to the initial state), and whether to return x̄ (`xMean`) at the end.
+ * A sampler as a value: the SDE, the time grid (T down to ε), the step applied on each interval, an optional state
+ * transform applied after every step (and to the initial state), and the final step from ε to t = 0
+ * (default {@link tweedieDenoise}; {@link none} stops at ε).
  * @category model
  */
 export interface Sampler {
@@ -27,8 +35,8 @@ export interface Sampler {
   readonly grid: TimeGrid;
   readonly step: Step;
   readonly transform?: StateTransform;
-  /** Return xMean instead of x at the end (default true). */
-  readonly denoise?: boolean;
+  /** The step from the grid's last time ε to t = 0 (default: Tweedie's denoiser; `none`: stop at ε). */
+  readonly final?: Step;
 }
 
 /** Where a run starts: per-sample keys and the sample shape (prior draw at grid[0]), or a given batch `x`. @category model */
@@ -54,6 +62,37 @@ export type SamplerError =
   | { readonly _tag: 'InvalidStart'; readonly message: string }
   | { readonly _tag: 'NonFinite'; readonly nfe: number }
   | { readonly _tag: 'SolverFailed'; readonly failure: SolverFailure['cause'] };
+
+// -------------------------------------------------------------------------------------
+// the final step
+// -------------------------------------------------------------------------------------
+
+/**
+ * Tweedie's denoiser as a step from t to 0 (Efron 2011; Song et al. 2021, App. G "denoising"):
+ *   x̂₀ = E[x₀ | x_t = x] = (x + s(t)² ∇log p_t(x)) / m(t),
+ * the posterior mean of the clean data under the kernel x_t = m(t) x₀ + s(t) n. One score evaluation; no noise.
+ * For a Gaussian-mixture p₀ with component k ~ N(μ_k, Σ_k), given k the map is affine,
+ * x̂₀ = μ_k + m Σ_k (m² Σ_k + s² I)⁻¹ (x − m μ_k), so x̂₀ | k ~ N(μ_k, m² Σ_k (m² Σ_k + s² I)⁻¹ Σ_k), and the full map
+ * mixes these affine maps through the posterior responsibilities p(k | x_t).
+ * @category final
+ */
+export const tweedieDenoise = (sde: SDE): Step =>
+  defineStep({ name: 'tweedie', kind: 'predictor', order: 1, stochastic: false, nfePerStep: 1 }, (score, s) => ({ x: posteriorMean(sde, score)(s.x, s.t) }));
+
+/** The sampler's final step: `final`, or Tweedie's denoiser when none is given. @category final */
+export const finalStep = (sampler: Sampler): Step => sampler.final ?? tweedieDenoise(sampler.sde);
+
+/** Whether the run takes a final step to t = 0: its final step is not `none` and its grid ends above 0. @category final */
+export const denoises = (sampler: Sampler): boolean => finalStep(sampler) !== none && sampler.grid[sampler.grid.length - 1]! > 0;
+
+/** The number of steps a run takes: the grid's intervals, plus the final step when it denoises. @category final */
+export const stepCount = (sampler: Sampler): number => sampler.grid.length - 1 + (denoises(sampler) ? 1 : 0);
+
+/** The sampler's name: its step, then its final step (`euler-maruyama → tweedie`). @category final */
+export const samplerName = (sampler: Sampler): string => (denoises(sampler) ? `${sampler.step.name} → ${finalStep(sampler).name}` : sampler.step.name);
+
+/** The batch a run returns from its last state: x̄ (`xMean`), which is x itself after a final step. @category final */
+export const outputOf = (state: SamplerState): tf.Tensor => state.xMean;
 
 // -------------------------------------------------------------------------------------
 // running
@@ -87,7 +126,7 @@ const transformed = (sampler: Sampler, s: SamplerState): SamplerState => {
 
 /**
  * Runs the sampler on the score as an async iterator of states: first the start state at grid[0], then the
- * state after each interval. A yielded state is valid until the iterator advances (clone what you keep); the
+ * state after each interval, then (when it denoises) the state at t = 0 after the final step. A yielded state is valid until the iterator advances (clone what you keep); the
  * iterator disposes everything when it finishes, is broken out of, or the signal aborts (it then stops early).
  * Throws a `RangeError` on an invalid start (use {@link sample} for an Either).
  * @category running
@@ -98,10 +137,13 @@ export async function* run(sampler: Sampler, score: ScoreFn, opts: RunOptions): 
   let state = transformed(sampler, startState(sampler, opts));
   try {
     yield state;
-    for (let i = 1; i < sampler.grid.length; i++) {
+    const final = finalStep(sampler);
+    const times = denoises(sampler) ? [...sampler.grid, 0] : sampler.grid;
+    for (let i = 1; i < times.length; i++) {
       await macrotask();
       if (opts.signal?.aborted === true) return;
-      const next = transformed(sampler, sampler.step.step(score, state, sampler.grid[i]!));
+      const step = i < sampler.grid.length ? sampler.step : final;
+      const next = transformed(sampler, step.step(score, state, times[i]!));
       releaseReplaced(state, next);
       state = next;
       yield state;
@@ -112,8 +154,9 @@ export async function* run(sampler: Sampler, score: ScoreFn, opts: RunOptions): 
 }
 
 /**
- * Runs the sampler to the end of its grid and returns the final batch: x̄ (`xMean`) when denoising (default),
- * else x. Left on cancellation, an invalid grid or start, a solver failure, or a non-finite result.
+ * Runs the sampler to the end (its grid, then its final step) and returns the final batch ({@link outputOf}: the
+ * denoised x̂₀ by default, x̄ at ε with `final: none`). Left on cancellation, an invalid grid or start, a solver
+ * failure, or a non-finite result.
  * @category running
  */
 export const sample =
@@ -122,14 +165,13 @@ export const sample =
     if (!isDecreasing(sampler.grid)) return E.left({ _tag: 'InvalidGrid', message: 'the time grid must be strictly decreasing with at least two points' });
     const problem = checkStart(sampler, opts);
     if (problem !== undefined) return E.left({ _tag: 'InvalidStart', message: problem });
-    const denoise = sampler.denoise ?? true;
     let last: { x: tf.Tensor; t: number; nfe: number; steps: number } | undefined;
     try {
       let steps = -1;
       for await (const s of run(sampler, score, opts)) {
         steps += 1;
         if (last !== undefined) last.x.dispose();
-        last = { x: tf.clone(denoise ? s.xMean : s.x), t: s.t, nfe: s.nfe, steps };
+        last = { x: tf.clone(outputOf(s)), t: s.t, nfe: s.nfe, steps };
       }
     } catch (e) {
       if (last !== undefined) last.x.dispose();
@@ -137,7 +179,7 @@ export const sample =
       throw e;
     }
     if (last === undefined) return E.left({ _tag: 'InvalidStart', message: 'no state was produced' });
-    if (last.steps < sampler.grid.length - 1) {
+    if (last.steps < stepCount(sampler)) {
       last.x.dispose();
       return E.left({ _tag: 'Cancelled', t: last.t, nfe: last.nfe });
     }

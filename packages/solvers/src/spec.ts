@@ -8,7 +8,7 @@ import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import { codec, type DecodeError } from '@score-sde/tensor-fp';
 import type { SDE } from '@score-sde/sde-math';
-import type { Sampler } from './runner';
+import { type Sampler, tweedieDenoise } from './runner';
 import { type TimeGrid, DEFAULT_EPS, uniformGrid, quadraticGrid, karrasGrid, logSnrGrid } from './grid';
 import { type Step, pc, none, nonePredictor } from './step';
 import { eulerMaruyama, reverseDiffusion, ancestralSampling } from './predictors';
@@ -138,8 +138,9 @@ const specError = (problem: string): DecodeError => ({ _tag: 'DecodeError', what
 export const samplerFromSpec = (sde: SDE, spec: SamplerSpec): E.Either<DecodeError, Sampler> => {
   const eps = spec.eps ?? DEFAULT_EPS;
   if (!(eps < sde.T)) return E.left(specError(`eps: must be below T = ${sde.T} (got ${eps})`));
-  const denoise = spec.denoise ?? true;
-  const make = (grid: TimeGrid, step: Step): E.Either<DecodeError, Sampler> => E.right({ sde, grid, step, denoise });
+  // `denoise` (default true): end with Tweedie's denoiser from ε to t = 0; false stops at ε.
+  const final = (spec.denoise ?? true) ? tweedieDenoise(sde) : none;
+  const make = (grid: TimeGrid, step: Step): E.Either<DecodeError, Sampler> => E.right({ sde, grid, step, final });
   switch (spec.kind) {
     case 'pc': {
       const N = spec.steps;

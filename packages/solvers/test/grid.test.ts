@@ -2,8 +2,8 @@
  * Time grids: the noise level σ(t) = s(t)/m(t) and its closed-form inverse, and the defining spacing of each grid.
  */
 import fc from 'fast-check';
-import { type SDE, marginalMeanCoef, marginalStd } from '@score-sde/sde-math';
-import { noiseLevel, timeOfNoiseLevel, logSnr, uniformGrid, quadraticGrid, karrasGrid, logSnrGrid, isDecreasing } from '@score-sde/solvers';
+import { type SDE, marginalMeanCoef, marginalStd, noiseLevel, timeOfNoiseLevel, logSnr } from '@score-sde/sde-math';
+import { uniformGrid, quadraticGrid, karrasGrid, logSnrGrid, isDecreasing } from '@score-sde/solvers';
 
 const real = (min: number, max: number) => fc.double({ min, max, noNaN: true, noDefaultInfinity: true });
 const sdeArb: fc.Arbitrary<SDE> = fc.oneof(

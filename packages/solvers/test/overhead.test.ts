@@ -112,9 +112,10 @@ describe('the sampling loop', () => {
     events = [];
     const r = await probedRun(build({ kind: 'adaptive-sde', rtol: 0.05, atol: 0.05 }));
     // An attempt evaluates the drift at the new point (after f̄(x, t), unless a rejection lets it be reused), then
-    // reads its error norm: the score/read sequence is (S S? R)+, followed by the runner's one finiteness read.
+    // reads its error norm: the score/read sequence is (S S? R)+, followed by the final Tweedie step's evaluation and
+    // the runner's one finiteness read.
     const seq = events.join('');
-    expect(seq).toMatch(/^(SS?R)+R$/);
+    expect(seq).toMatch(/^(SS?R)+SR$/);
     expect(r.stepReads[0]).toBe((seq.match(/R/g) ?? []).length - 1);
     expect(r.after).toBe(r.before);
   });

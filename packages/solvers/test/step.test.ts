@@ -172,7 +172,8 @@ describe('score evaluations', () => {
     expect(E.isRight(r)).toBe(true);
     if (E.isRight(r)) {
       expect(r.right.nfe).toBe(counted.calls());
-      expect(r.right.nfe).toBe(25 * 3);
+      // 25 intervals of predictor + 2 corrector steps, and the final Tweedie step.
+      expect(r.right.nfe).toBe(25 * 3 + 1);
       r.right.x.dispose();
     }
   });
@@ -182,11 +183,11 @@ describe('runner', () => {
   const sampler = { sde: ve(), grid: uniformGrid(ve(), 10), step: eulerMaruyama(ve()) };
   const veScore: ScoreFn = exactScore(ve(), m);
 
-  test('run yields the start state and one state per grid point, in order, and leaks nothing', async () => {
+  test('run yields the start state, one state per grid point, and the denoised state at t = 0, in order, and leaks nothing', async () => {
     const before = liveTensors();
     const ts: number[] = [];
     for await (const s of run(sampler, veScore, { keys: random.split(random.key(4), 5), sampleShape: [2] })) ts.push(s.t);
-    expect(ts).toEqual([...sampler.grid]);
+    expect(ts).toEqual([...sampler.grid, 0]);
     expect(liveTensors()).toBe(before);
   });
 

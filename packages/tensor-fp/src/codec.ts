@@ -102,6 +102,33 @@ export const strictWithOptional = <R extends t.Props, O extends t.Props>(
   );
 };
 
+/**
+ * A union of records told apart by their `kind` field, decoded by the member its `kind` names, so errors name that
+ * member's fields (`loss.weighting: expected …`), and an unknown kind is reported at `kind` with the known ones:
+ * byKind('NoiseLevels', { 'uniform-t': A, 'log-normal': B }) decodes A | B.
+ * @category records
+ */
+export const byKind = <M extends Readonly<Record<string, t.Mixed>>>(name: string, members: M): t.Type<t.TypeOf<M[keyof M]>, t.OutputOf<M[keyof M]>, unknown> => {
+  type A = t.TypeOf<M[keyof M]>;
+  const kinds = Object.keys(members);
+  const kindType = t.keyof(Object.fromEntries(kinds.map((k) => [k, null])) as Record<string, null>, `${name}Kind`);
+  const memberOf = (u: unknown): t.Mixed | undefined => {
+    const kind = (u as { kind?: unknown } | null)?.kind;
+    return typeof kind === 'string' && Object.prototype.hasOwnProperty.call(members, kind) ? members[kind] : undefined;
+  };
+  return new t.Type<A, t.OutputOf<M[keyof M]>, unknown>(
+    name,
+    (u): u is A => memberOf(u)?.is(u) === true,
+    (u, c) => {
+      const member = memberOf(u);
+      if (member !== undefined) return member.validate(u, c) as t.Validation<A>;
+      const kind = (u as { kind?: unknown } | null)?.kind;
+      return t.failure(kind, [...c, { key: 'kind', type: kindType, actual: kind }]);
+    },
+    (a) => (memberOf(a)?.encode(a) ?? a) as t.OutputOf<M[keyof M]>,
+  );
+};
+
 // -------------------------------------------------------------------------------------
 // errors
 // -------------------------------------------------------------------------------------

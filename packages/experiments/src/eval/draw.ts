@@ -10,7 +10,7 @@
 import * as E from 'fp-ts/Either';
 import { tf, type Key } from '@score-sde/tensor-fp';
 import type { ScoreFn } from '@score-sde/sde-math';
-import { type Sampler, run } from '@score-sde/solvers';
+import { type Sampler, run, stepCount, outputOf } from '@score-sde/solvers';
 import { progress } from '../lib';
 import { type EvalError, fail } from './common';
 
@@ -38,7 +38,7 @@ export interface DrawOptions {
 
 /**
  * Draws keys.length samples, chunk by chunk: chunk [s, s + m) runs `setup(s, m)`'s sampler on its score from the
- * prior with keys[s … s + m), and keeps x̄ (or x when the sampler does not denoise) at the end of the grid. The
+ * prior with keys[s … s + m), and keeps the output of its last state (the denoised x̂₀, or x̄ at ε for `final: none`). The
  * result is clipped to the data range [0, 1]. NFE is the score evaluations of one chunk's solve, averaged over
  * chunks weighted by their size (the same for every chunk of a fixed-step sampler). Left when a solve fails.
  * @category drawing
@@ -55,7 +55,7 @@ export const drawInChunks = async (keys: ReadonlyArray<Key>, setup: (start: numb
       const size = Math.min(o.batch, n - start);
       const s = setup(start, size);
       try {
-        bar ??= progress.withProgress(o.label, chunks * (s.sampler.grid.length - 1), { quiet: o.quiet });
+        bar ??= progress.withProgress(o.label, chunks * stepCount(s.sampler), { quiet: o.quiet });
         let last: tf.Tensor | undefined;
         let nfe = 0;
         let first = true;
@@ -71,7 +71,7 @@ export const drawInChunks = async (keys: ReadonlyArray<Key>, setup: (start: numb
           if (!first) bar.tick(1, { nfe });
           first = false;
           last?.dispose();
-          last = tf.clone((s.sampler.denoise ?? true) ? st.xMean : st.x);
+          last = tf.clone(outputOf(st));
         }
         if (last === undefined) {
           tf.dispose(parts);

@@ -27,8 +27,7 @@ import {
   renderIdxError,
   loadMnist,
   emaParams,
-  scoreNet,
-  scoreFromNet,
+  scoreOfRun,
   disposeTrainState,
   imageBatch,
 } from '@score-sde/models';
@@ -124,7 +123,7 @@ export const runMnistEval = async (f: MnistEvalFlags, ctx: EvalContext, out: str
     const { train, test } = data.right;
     const sde = config.sde;
     // The EMA weights are evaluated; s_θ(x, t) = net(x, t) / s(t).
-    const score = scoreFromNet(sde, scoreNet(config.model, emaParams(state)));
+    const score = scoreOfRun(config, emaParams(state));
     log(`evaluating ${path.resolve(f.checkpoint)} (step ${state.step}, ${sde.kind} SDE) on ${describeBackend(ctx.backend)}; parts: ${EVAL_PARTS.filter(runs).join(', ') || 'none'}`);
 
     let rep: EvalReport = {

@@ -9,8 +9,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as E from 'fp-ts/Either';
 import { codec, initBackend, describeBackend } from '@score-sde/tensor-fp';
-import { samplerFromSpec, run, type Sampler } from '@score-sde/solvers';
-import { loadCheckpoint, renderCheckpointError, disposeTrainState, emaParams, scoreNet, scoreFromNet } from '@score-sde/models';
+import { samplerFromSpec, run, stepCount, outputOf, type Sampler } from '@score-sde/solvers';
+import { loadCheckpoint, renderCheckpointError, disposeTrainState, emaParams, scoreOfRun } from '@score-sde/models';
 import { ShardJob, type ShardMessage } from './shard';
 
 const post = (m: ShardMessage, transfer: ReadonlyArray<ArrayBuffer> = []): void => parentPort?.postMessage(m, [...transfer]);
@@ -41,9 +41,8 @@ const main = async (): Promise<void> => {
   try {
     const sampler = samplerOf(job, config.sde);
     if (E.isLeft(sampler)) return failed(sampler.left);
-    const score = scoreFromNet(config.sde, scoreNet(config.model, job.weights === 'ema' ? emaParams(state) : state.params));
-    const steps = sampler.right.grid.length - 1;
-    const denoise = sampler.right.denoise ?? true;
+    const score = scoreOfRun(config, job.weights === 'ema' ? emaParams(state) : state.params);
+    const steps = stepCount(sampler.right);
     const started = Date.now();
     let step = -1;
     let nfe = 0;
@@ -53,7 +52,7 @@ const main = async (): Promise<void> => {
       nfe = s.nfe;
       if (step > 0) post({ kind: 'step', step, steps, nfe });
       // Read the batch only at the end of the grid (a state is valid until the iterator advances).
-      if (step === steps) last = new Float32Array((denoise ? s.xMean : s.x).dataSync());
+      if (step === steps) last = new Float32Array(outputOf(s).dataSync());
     }
     if (last === undefined) return failed(`the sampler stopped after ${step} of ${steps} steps`);
     post({ kind: 'done', samples: last, shape: [job.keys.length, ...job.sampleShape], nfe, seconds: (Date.now() - started) / 1000, backend }, [last.buffer as ArrayBuffer]);

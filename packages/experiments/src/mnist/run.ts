@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { tf, random, describeBackend, type BackendInfo, type Key } from '@score-sde/tensor-fp';
 import { type SDE, vp, ve, subvp, tutorial } from '@score-sde/sde-math';
-import { run, type Sampler, type SamplerSpec } from '@score-sde/solvers';
+import { run, stepCount, outputOf, type Sampler, type SamplerSpec } from '@score-sde/solvers';
 import {
   type TrainConfig,
   type TrainState,
@@ -34,8 +34,7 @@ import {
   renderIdxError,
   loadMnist,
   batchesPerEpoch,
-  scoreNet,
-  scoreFromNet,
+  scoreOfRun,
   parameterCount,
   defaultLossConfig,
   adamConfig,
@@ -244,7 +243,7 @@ const drawSamples = async (
   quiet: boolean,
 ): Promise<E.Either<MnistError, { readonly x: tf.Tensor; readonly nfe: number; readonly seconds: number }>> => {
   const started = Date.now();
-  const bar = progress.withProgress(label, sampler.grid.length - 1, { quiet });
+  const bar = progress.withProgress(label, stepCount(sampler), { quiet });
   let last: tf.Tensor | undefined;
   let nfe = 0;
   let first = true;
@@ -254,7 +253,7 @@ const drawSamples = async (
       if (!first) bar.tick(1, { nfe });
       first = false;
       last?.dispose();
-      last = tf.clone((sampler.denoise ?? true) ? s.xMean : s.x);
+      last = tf.clone(outputOf(s));
     }
   } catch (e) {
     bar.stop();
@@ -282,7 +281,7 @@ const drawSharded = async (
   label: string,
   quiet: boolean,
 ): Promise<E.Either<MnistError, { readonly x: tf.Tensor; readonly nfe: number; readonly seconds: number }>> => {
-  const bar = progress.withProgress(`${label} (${workers} workers)`, sampler.grid.length - 1, { quiet });
+  const bar = progress.withProgress(`${label} (${workers} workers)`, stepCount(sampler), { quiet });
   const steps = shardRanges(keys.length, workers).map(() => 0);
   let shown = 0;
   const r = await sampleSharded({
@@ -383,7 +382,7 @@ export const runMnist = async (f: MnistFlags, ctx: MnistContext, out: string): P
 
   // The EMA weights sample; s_θ(x, t) = net(x, t) / s(t).
   const weights = emaParams(state);
-  const score = scoreFromNet(config.sde, scoreNet(config.model, weights));
+  const score = scoreOfRun(config, weights);
   const samplesKey = random.foldIn(random.key(f.seed), 0x5a3d);
   const keys = Array.from({ length: f.numSamples }, (_, b) => random.foldIn(samplesKey, b));
   const settings = { steps: f.steps, fastSteps: f.fastSteps, snr: f.snr, odeTol: f.odeTol };
