@@ -5,8 +5,25 @@
 import fc from 'fast-check';
 import * as E from 'fp-ts/Either';
 import { tf, initBackend, random, liveTensors } from '@score-sde/tensor-fp';
-import { type SDE, vp, subvp, ve, exactScore, exactLogProb, gaussian, probabilityFlowDrift, driftCoef, diffusionCoef, marginalMeanCoef, marginalVariance } from '@score-sde/sde-math';
-import { exactDivergence, hutchinsonDivergence, logLikelihood, bitsPerDim, uniformDequantize } from '@score-sde/solvers';
+import {
+  type SDE,
+  vp,
+  subvp,
+  ve,
+  tutorial,
+  exactScore,
+  exactLogProb,
+  gaussian,
+  probabilityFlowDrift,
+  driftCoef,
+  diffusionCoef,
+  marginalMeanCoef,
+  marginalVariance,
+  gaussianFlowMap,
+  gaussianMarginalStd,
+  priorStd,
+} from '@score-sde/sde-math';
+import { exactDivergence, hutchinsonDivergence, hutchinsonDriftAndDivergence, logLikelihood, bitsPerDim, uniformDequantize, imageBitsPerDim } from '@score-sde/solvers';
 import { mixtures, mixtures as M } from './conformance';
 import { isotropicMixture } from './helpers';
 
@@ -151,5 +168,85 @@ describe('bits per dimension', () => {
     const src = x.dataSync();
     v.forEach((d, i) => expect(Math.floor(256 * d)).toBe(Math.round(255 * src[i]!)));
     tf.dispose([x, xt]);
+  });
+});
+
+describe('the bits/dim pipeline on a 784-dimensional Gaussian data model with its exact score', () => {
+  // Data N(μ, diag(s²)) in the model's space (the image of [0, 1] under y = lo + (hi − lo)x). Its probability-flow map
+  // from ε to T is exact and affine (sde-math `gaussianFlowMap`): y ↦ Φ(y), log|det ∂Φ/∂y| = Σ_j log(σ_Tj/σ_εj),
+  // so the model density the pipeline measures — the prior pulled back by the flow — is exactly
+  //   log p(y) = log N(Φ(y); 0, σ_p² I) + Σ_j log(σ_Tj/σ_εj),
+  // and its bits/dim = −log p(y)/(D ln 2) + 8 − log₂(hi − lo) at the dequantised y the pipeline draws (same keys).
+  // The Jacobian of the flow is diagonal, so a Rademacher probe (v_j² = 1) makes Hutchinson's estimate exact and the
+  // only errors are the adaptive solver's and float32's: with rtol = atol = 1e-5 every accepted step of the Δ-component
+  // (|Δ| ≤ ~5·10³ nats) errs by at most atol + rtol·|Δ| ≈ 0.05 nats locally, and over the ≲ 100 accepted steps here by
+  // ≲ 5 nats in all; in bits/dim that is 5/(784 ln 2) ≈ 0.01. Every mistake of the pipeline — the offset (8 vs 7:
+  // 1 bpd), the range's log-determinant (1 bpd for [−1, 1]), the direction of integration (sign of Δ), the
+  // prior, ε — moves the result by far more than that bound. (The dequantisation's own cell is checked exactly in
+  // 'uniform dequantisation stays in the level’s cell' above.)
+  const D = 784;
+  const unitMean = Array.from({ length: D }, (_, j) => 0.2 + (0.6 * ((j * 37) % 101)) / 100);
+  const unitStd = Array.from({ length: D }, (_, j) => 0.05 + (0.25 * ((j * 53) % 97)) / 96);
+  const cases = [
+    ['VP, data in [0, 1]', vp(), [0, 1]],
+    ['VE, data in [0, 1]', ve(), [0, 1]],
+    ['tutorial, data in [−1, 1]', tutorial(), [-1, 1]],
+  ] as const;
+  for (const [label, sde, range] of cases)
+    for (const eps of [1e-5, 1e-3])
+      test(`${label}, ε = ${eps}: bpd = −log p(y)/(D ln 2) + 8 − log₂(hi − lo) with log p(y) = log N(Φ(y); 0, σ_p²) + Σ log(σ_T/σ_ε), within the solver's bound (0.01)`, () => {
+        const [lo, hi] = range;
+        const mean = unitMean.map((mu) => lo + (hi - lo) * mu);
+        const std = unitStd.map((s) => (hi - lo) * s);
+        const B = 3;
+        // 8-bit images: k/255 with k from the data law in [0, 1], clipped.
+        const k = random.normalArray(random.key(61), B * D).map((z, i) => Math.round(255 * Math.min(1, Math.max(0, unitMean[i % D]! + unitStd[i % D]! * z))));
+        const images = tf.tensor2d(Float32Array.from(k, (v) => v / 255), [B, D]);
+        const dq = random.split(random.key(62), B);
+        const r = imageBitsPerDim(sde, exactScore(sde, gaussian(mean, std)), images, { estimator: 'rademacher', keys: random.split(random.key(63), B), dequantizeKeys: dq, range, eps });
+        if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
+        // The same y the pipeline made (same ops, same keys), then the exact model density in float64.
+        const y = tf.tidy(() => tf.add(tf.mul(uniformDequantize(dq, images), hi - lo), lo));
+        const yv = y.dataSync();
+        const phi = gaussianFlowMap(sde, mean, std)(yv, eps, sde.T);
+        const sp = priorStd(sde);
+        const logDet = std.reduce((a, s) => a + Math.log(gaussianMarginalStd(sde, s, sde.T) / gaussianMarginalStd(sde, s, eps)), 0);
+        for (let b = 0; b < B; b++) {
+          let q = 0;
+          for (let j = 0; j < D; j++) q += phi[b * D + j]! ** 2;
+          const logp = -0.5 * D * Math.log(2 * Math.PI * sp * sp) - q / (2 * sp * sp) + logDet;
+          const exact = -logp / (D * Math.LN2) + 8 - Math.log2(hi - lo);
+          expect(Number.isFinite(r.right.bpd[b]!)).toBe(true);
+          expect(Math.abs(r.right.bpd[b]! - exact)).toBeLessThanOrEqual(0.01);
+        }
+        tf.dispose([images, y]);
+      });
+
+  test('one score evaluation per stage with a Hutchinson probe: the drift and vᵀJv come from a single evaluation, the drift bit-identical to F(x, t)', () => {
+    const sde = vp();
+    const score = exactScore(sde, gaussian(unitMean, unitStd));
+    let calls = 0;
+    const counting = (x: tf.Tensor, t: number) => {
+      calls += 1;
+      return score(x, t);
+    };
+    const F = probabilityFlowDrift(sde, counting);
+    const x = tf.tidy(() => tf.add(tf.mul(random.normal(random.key(4), [2, D]), 0.2), 0.5));
+    const probe = random.rademacherPerSample(random.split(random.key(5), 2), [D]);
+    const both = hutchinsonDriftAndDivergence(F, probe)(x, 0.3);
+    expect(calls).toBe(1);
+    const drift = F(x, 0.3);
+    const div = hutchinsonDivergence(F, probe)(x, 0.3);
+    expect(calls).toBe(3);
+    expect(tf.tidy(() => tf.all(tf.equal(both.drift, drift)).dataSync()[0])).toBe(1);
+    expect(tf.tidy(() => tf.all(tf.equal(both.divergence, div)).dataSync()[0])).toBe(1);
+    tf.dispose([x, probe, both.drift, both.divergence, drift, div]);
+    // and the likelihood's NFE is the evaluations the score really received
+    calls = 0;
+    const images = tf.tensor2d([unitMean.map((m) => Math.round(255 * m) / 255)]);
+    const r = imageBitsPerDim(sde, counting, images, { estimator: 'rademacher', keys: [random.key(1)], dequantizeKeys: [random.key(2)], rtol: 1e-3, atol: 1e-3 });
+    if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
+    expect(r.right.nfe).toBe(calls);
+    images.dispose();
   });
 });
