@@ -4,7 +4,7 @@
  * A new sampler from the pieces of `@score-sde/solvers`: Heun's step of the probability-flow ODE followed by two
  * Langevin corrector steps on every interval of a Karras (EDM) grid, with inpainting — the first coordinate is
  * observed, the second imputed — run on a Gaussian mixture with its exact score, and compared with the exact
- * conditional distribution.
+ * conditional distribution. Like every sampler it ends with Tweedie's denoiser from ε to t = 0.
  *
  * Inpainting by replacement (Song et al. 2021, App. I.2) is the reference method, and an approximation: the unknown
  * coordinate follows the score given a *noisy* draw of the known one, so it may commit to the wrong mixture
@@ -21,7 +21,7 @@
 import * as E from 'fp-ts/Either';
 import { tf, initBackend, random } from '@score-sde/tensor-fp';
 import { ve, exactScore, conditionalMixture, mixtureMean, type GaussianMixture } from '@score-sde/sde-math';
-import { type Sampler, pc, pfHeun, langevin, karrasGrid, inpaint, observationOf, sample } from '@score-sde/solvers';
+import { type Sampler, pc, pfHeun, langevin, karrasGrid, inpaint, observationOf, tweedieDenoise, sample } from '@score-sde/solvers';
 
 /** Two well-separated diagonal Gaussians in 2-D. */
 export const data: GaussianMixture = {
@@ -45,6 +45,7 @@ export const composeExample = async (samples = 1000): Promise<{ readonly imputed
     grid: karrasGrid(sde, 40), // 40 intervals, σ-schedule of EDM (ρ = 7), from T down to ε = 1e-3
     step: pc(pfHeun(sde), langevin(sde, { snr: 0.1 }), 2), // Heun ▸ Langevin ▸ Langevin on every interval
     transform: inpaint(sde, observation), // after every step: known coordinates ← a fresh draw from p_0t(· | y)
+    final: tweedieDenoise(sde), // then ε → 0 by Tweedie's formula (the default; `none` stops at ε)
   };
   const keys = random.split(random.key(0), samples); // one key per sample: its path does not depend on the batch
   const result = await sample(sampler, exactScore(sde, data), { keys, sampleShape: [2] })();

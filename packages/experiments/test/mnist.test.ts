@@ -58,13 +58,13 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(Number.isFinite(report.finalLoss)).toBe(true);
     expect(report.samplers.map((s: { sampler: string }) => s.sampler)).toEqual(['em', 'pc', 'ode', 'edm']);
     // EM: one score evaluation per step; PC: predictor + one Langevin step; EDM Heun: 2 per step (the grid ends at
-    // ε > 0, so the last step is corrected too).
-    expect(report.samplers.map((s: { nfe: number }) => s.nfe).slice(0, 2)).toEqual([4, 8]);
-    expect(report.samplers[3].nfe).toBe(2 * 3);
+    // ε > 0, so the last step is corrected too); each + 1 for the final Tweedie step from ε to 0.
+    expect(report.samplers.map((s: { nfe: number }) => s.nfe).slice(0, 2)).toEqual([4 + 1, 8 + 1]);
+    expect(report.samplers[3].nfe).toBe(2 * 3 + 1);
     expect(report.backend).toMatch(/^wasm/);
     expect(report.seed).toBe(0);
     expect(report.config.train.model.channels).toEqual([8, 16, 16, 16]);
-    expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toMatch(/\| em \| 4 \|/);
+    expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toMatch(/\| em \| 5 \|/);
     const ckpt = await loadCheckpoint(path.join(out, 'checkpoint'))();
     expect(E.isRight(ckpt) && ckpt.right.state.step).toBe(3);
     if (E.isRight(ckpt)) tf.dispose([...Object.values(ckpt.right.state.params), ...Object.values(ckpt.right.state.ema), ...Object.values(ckpt.right.state.adam.m), ...Object.values(ckpt.right.state.adam.v)]);

@@ -86,7 +86,7 @@ describe('run', () => {
     expect(rep.cov.length).toBe(2);
     expect(rep.cov[0]![1]).toBe(rep.cov[1]![0]);
     expect(Math.abs(rep.energyDistance)).toBeLessThanOrEqual(5 * rep.energyDistanceSE);
-    expect(rep.nfe).toBe(50);
+    expect(rep.nfe).toBe(50 + 1); // 50 DPM-Solver++ steps and the final Tweedie step
     expect(r.right.samples.length).toBe(n);
     expect(rep.logLikelihood).toHaveLength(2);
     // With the SDE prior N(0, 50²) in place of the exact p_T, the estimate differs from the exact log p by the prior

@@ -78,8 +78,9 @@ describe('mnist-eval pipeline (tiny model, tiny sizes)', () => {
       ['dpm-2', null],
     ]);
     // Fixed-step NFE per sample path: EM 3 steps = 3; PC = 3 predictor + 3 corrector evaluations; EDM Heun = 2 per
-    // step (the grid ends at ε > 0, so the last step is corrected too); DPM-Solver++(2M) = 1 per step.
-    expect(rep.samplers?.results.map((s) => s.nfe)).toEqual([3, 6, expect.any(Number), 4, 2]);
+    // step (the grid ends at ε > 0, so the last step is corrected too); DPM-Solver++(2M) = 1 per step; each + 1 for
+    // the final Tweedie step from ε to 0.
+    expect(rep.samplers?.results.map((s) => s.nfe)).toEqual([3 + 1, 6 + 1, expect.any(Number), 4 + 1, 2 + 1]);
     for (const s of rep.samplers!.results) expect(s.classes!.histogram.reduce((a, b) => a + b, 0)).toBe(8);
     expect(rep.bpd).toMatchObject({ images: 2, batch: 2, estimator: 'rademacher', eps: 1e-3 });
     expect(rep.bpd!.perImage).toHaveLength(2);
