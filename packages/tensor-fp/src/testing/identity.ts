@@ -65,6 +65,14 @@ export interface MonteCarloCheck {
   readonly se: number;
 }
 
+/** Options of a Monte-Carlo comparison. */
+export interface SEOptions {
+  readonly z?: number;
+  readonly bias?: number;
+  readonly strict?: boolean;
+  readonly oneSided?: boolean;
+}
+
 /** A declared identity: its declaration and the assertions that record their margin. */
 export interface Identity {
   readonly declaration: Declaration;
@@ -75,10 +83,16 @@ export interface Identity {
   /** Asserts `|actual − expected| ≤ bound` (fails on NaN); records |actual − expected|/bound. */
   readonly close: (actual: number, expected: number, bound: number, where?: Where) => void;
   /**
-   * Asserts `|estimate − target| ≤ z·se + bias` (z = 5 unless given; `bias` an exactly computed discretisation bias);
-   * records the error in standard errors against its limit z + bias/se. Fails on NaN.
+   * Asserts `|actualᵢ − expectedᵢ| ≤ boundᵢ` for every element (equal lengths; fails on NaN), naming the first element
+   * out of bounds; records the largest |actualᵢ − expectedᵢ|/boundᵢ.
    */
-  readonly withinSE: (estimate: number, target: number, se: number, opts?: { readonly z?: number; readonly bias?: number }, where?: Where) => void;
+  readonly closeEach: (actual: ArrayLike<number>, expected: ArrayLike<number>, bound: ArrayLike<number> | number, where?: Where) => void;
+  /**
+   * Asserts `|estimate − target| ≤ z·se + bias` (z = 5 unless given; `bias` an exactly computed discretisation bias);
+   * records the error in standard errors against its limit z + bias/se. Fails on NaN. `strict` asserts `<` instead;
+   * `oneSided` bounds `estimate − target` only (an upper tail, e.g. a χ² statistic).
+   */
+  readonly withinSE: (estimate: number, target: number, se: number, opts?: SEOptions, where?: Where) => void;
   /** Asserts every check within z standard errors, naming each that is not; records the worst. */
   readonly allWithinSE: (checks: ReadonlyArray<MonteCarloCheck>, z: number, where?: Where) => void;
   /** Asserts deep equality (Jest's `toEqual` under Jest); fails when either side holds a NaN. */
@@ -202,10 +216,11 @@ export const identity = (declaration: Declaration): Identity => {
   const withinSE: Identity['withinSE'] = (estimate, target, se, opts = {}, where) => {
     const z = opts.z ?? 5;
     const bias = opts.bias ?? 0;
-    const err = Math.abs(estimate - target);
-    const ok = err <= z * se + bias;
+    const err = opts.oneSided === true ? estimate - target : Math.abs(estimate - target);
+    const limit = z * se + bias;
+    const ok = opts.strict === true ? err < limit : err <= limit;
     record(title, 'se', err / se, z + bias / se, ok, where);
-    if (!ok) fail(title, `estimate ${fmt(estimate)}, target ${fmt(target)}: ${fmt(err / se)} SE > ${fmt(z)} SE${bias === 0 ? '' : ` + bias ${fmt(bias)}`} (SE ${fmt(se)})`, where);
+    if (!ok) fail(title, `estimate ${fmt(estimate)}, target ${fmt(target)}: ${fmt(err / se)} SE ${opts.strict === true ? '≥' : '>'} ${fmt(z)} SE${bias === 0 ? '' : ` + bias ${fmt(bias)}`} (SE ${fmt(se)})`, where);
   };
   return {
     declaration,
@@ -213,6 +228,26 @@ export const identity = (declaration: Declaration): Identity => {
     lessThan: (error, bound, where) => bounded(error, bound, true, where),
     close: (actual, expected, bound, where) => bounded(Math.abs(actual - expected), bound, false, where),
     withinSE,
+    closeEach: (actual, expected, bound, where) => {
+      if (actual.length !== expected.length) {
+        record(title, 'bound', Infinity, 1, false, where);
+        fail(title, `${actual.length} values against ${expected.length} expected`, where);
+      }
+      let worst = 0;
+      let bad = -1;
+      for (let i = 0; i < actual.length; i++) {
+        const b = typeof bound === 'number' ? bound : bound[i]!;
+        const e = Math.abs(actual[i]! - expected[i]!);
+        if (!(e <= b) && bad < 0) bad = i;
+        const ratio = b === 0 ? (e === 0 ? 0 : Infinity) : e / b;
+        worst = Math.max(worst, Number.isNaN(ratio) ? Infinity : ratio);
+      }
+      record(title, 'bound', worst, 1, bad < 0, where);
+      if (bad >= 0) {
+        const b = typeof bound === 'number' ? bound : bound[bad]!;
+        fail(title, `element ${bad}: |${fmt(actual[bad]!)} − ${fmt(expected[bad]!)}| > bound ${fmt(b)}`, where);
+      }
+    },
     allWithinSE: (checks, z, where) => {
       if (checks.length === 0) fail(title, 'no Monte-Carlo check to make', where);
       const bad = checks.filter((c) => !(Math.abs(c.estimate - c.target) <= z * c.se));
