@@ -61,10 +61,11 @@ export const exampleFiles = (): Array<{ file: string; text: string }> => {
     const name = n === 1 ? base : `${base}-${n}`;
     const sf = ts.createSourceFile('example.ts', ex.code, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
     const imports = sf.statements.filter(ts.isImportDeclaration).map((s) => s.getText(sf));
-    const body = sf.statements
-      .filter((s) => !ts.isImportDeclaration(s))
-      .map((s) => s.getFullText(sf).replace(/^\n+/, ''))
-      .join('\n')
+    const lastImport = sf.statements.filter(ts.isImportDeclaration).pop();
+    const body = ex.code
+      .slice(lastImport === undefined ? 0 : lastImport.end)
+      .replace(/^\n+/, '')
+      .replace(/\s+$/, '')
       .split('\n')
       .map((l) => (l === '' ? l : `  ${l}`))
       .join('\n');
