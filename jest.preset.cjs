@@ -11,6 +11,7 @@ module.exports = (name) => ({
     '^.+\\.ts$': ['ts-jest', { tsconfig: path.join(__dirname, 'tsconfig.jest.json'), diagnostics: false }],
   },
   moduleNameMapper: {
+    '^@score-sde/tensor-fp/testing$': path.join(__dirname, 'packages/tensor-fp/src/testing/index.ts'),
     '^@score-sde/(tensor-fp|sde-math|solvers|models|experiments)$': path.join(__dirname, 'packages/$1/src/index.ts'),
   },
   testTimeout: 120000,

@@ -12,6 +12,31 @@ import {
   frechetDistance,
   frechetTerms,
 } from '../src/fid';
+import { identity } from '@score-sde/tensor-fp/testing';
+
+const eigen = identity({
+  concept: 'evaluation',
+  title: 'Symmetric eigendecomposition',
+  formula: String.raw`$A V = V \Lambda,\ V^\top V = I,\ \sum_i \lambda_i = \operatorname{tr} A$, and $\operatorname{eig}(Q \operatorname{diag}(\lambda) Q^\top) = \operatorname{sort}(\lambda)$`,
+  source: 'cyclic Jacobi (Golub & Van Loan, Matrix Computations, §8.5): orthogonal similarity transforms',
+  tolerance: 'float64 backward stability: 64 d ε ‖A‖_F for residuals and the trace, 64 d ε for orthonormality',
+});
+
+const sqrtm = identity({
+  concept: 'evaluation',
+  title: 'Square root of a PSD matrix',
+  formula: String.raw`$\big(A^{1/2}\big)^2 = A$ for symmetric positive semi-definite $A$`,
+  source: 'A^{1/2} = V Λ^{1/2} Vᵀ',
+  tolerance: 'float64: 256 d ε ‖A‖_F',
+});
+
+const frechet = identity({
+  concept: 'evaluation',
+  title: 'Fréchet distance between Gaussians',
+  formula: String.raw`$d^2 = \lVert \mu_1 - \mu_2 \rVert^2 + \operatorname{tr}\big(\Sigma_1 + \Sigma_2 - 2(\Sigma_1^{1/2}\Sigma_2\Sigma_1^{1/2})^{1/2}\big)$, $= \lVert \Delta\mu \rVert^2 + \sum_k (\sqrt{\lambda_{1k}} - \sqrt{\lambda_{2k}})^2$ for commuting covariances`,
+  source: 'Dowson & Landau 1982; Heusel et al. 2017 (FID): closed forms for diagonal, commuting, rank-deficient and 2×2 covariances; d(a, a) = 0, symmetry, rotation invariance',
+  tolerance: 'float64 rounding of the matrix square roots, propagated (fidTolerance in the test); √-accuracy at zero eigenvalues when rank-deficient',
+});
 
 const EPS = Number.EPSILON; // 2.2e-16, float64 unit roundoff ×2
 
@@ -117,7 +142,7 @@ describe('symmetricEigen (cyclic Jacobi)', () => {
         for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) err = Math.max(err, Math.abs(AV[i * d + j]! - vectors[i * d + j]! * values[j]!));
         // Jacobi is backward stable: the residual is at most p(d)·ε·‖A‖_F for a low-degree p (Demmel & Veselić
         // 1992); 64·d·ε·‖A‖_F leaves a wide margin and is still ~1e-12 for d = 12.
-        expect(err).toBeLessThanOrEqual(64 * d * EPS * frob(A));
+        eigen.atMost(err, 64 * d * EPS * frob(A), 'A V = V Λ');
       }),
       { seed: 42, numRuns: 40 },
     );
@@ -132,7 +157,7 @@ describe('symmetricEigen (cyclic Jacobi)', () => {
         for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) err = Math.max(err, Math.abs(VtV[i * d + j]! - (i === j ? 1 : 0)));
         // V is a product of exact-rotation-up-to-rounding Givens matrices: loss of orthogonality ~ (#rotations per
         // column)·ε ≲ sweeps·d·ε; 64·d·ε covers up to 64 sweeps.
-        expect(err).toBeLessThanOrEqual(64 * d * EPS);
+        eigen.atMost(err, 64 * d * EPS, 'Vᵀ V = I');
       }),
       { seed: 42, numRuns: 40 },
     );
@@ -145,7 +170,7 @@ describe('symmetricEigen (cyclic Jacobi)', () => {
         const { values } = symmetricEigen(A, d);
         const sum = values.reduce((s, x) => s + x, 0);
         // Rotations preserve the trace up to one rounding per diagonal update: ≤ 64·d·ε·‖A‖_F.
-        expect(Math.abs(sum - trace(A, d))).toBeLessThanOrEqual(64 * d * EPS * frob(A));
+        eigen.atMost(Math.abs(sum - trace(A, d)), 64 * d * EPS * frob(A), 'Σ λ = tr A');
         for (let i = 1; i < d; i++) expect(values[i]!).toBeGreaterThanOrEqual(values[i - 1]!);
       }),
       { seed: 42, numRuns: 40 },
@@ -160,7 +185,7 @@ describe('symmetricEigen (cyclic Jacobi)', () => {
     // Eigenvalues of a symmetric matrix are perfectly conditioned (Weyl): |Δλ| ≤ ‖ΔA‖₂, and ΔA is the rounding
     // of building Q Λ Qᵀ plus the solver's backward error, both ≤ 64·d·ε·‖A‖_F.
     const tol = 64 * d * EPS * Math.sqrt(lambda.reduce((s, x) => s + x * x, 0));
-    sorted.forEach((l, i) => expect(Math.abs(values[i]! - l)).toBeLessThanOrEqual(tol));
+    sorted.forEach((l, i) => eigen.atMost(Math.abs(values[i]! - l), tol, 'prescribed spectrum'));
   });
 });
 
@@ -174,7 +199,7 @@ describe('sqrtmPSD', () => {
         const err = Math.max(...Array.from(S2, (x, i) => Math.abs(x - A[i]!)));
         // Squaring V diag(√λ) Vᵀ reproduces A up to the eigen-solver's backward error and the rounding of the
         // two products, each ≲ d·ε·‖A‖_F; 256·d·ε·‖A‖_F is a wide bound.
-        expect(err).toBeLessThanOrEqual(256 * d * EPS * frob(A));
+        sqrtm.atMost(err, 256 * d * EPS * frob(A));
       }),
       { seed: 42, numRuns: 40 },
     );
@@ -208,7 +233,7 @@ describe('frechetDistance on Gaussians with a known distance', () => {
         const a = stats(m1, diag(l1, d), d);
         const b = stats(m2, diag(l2, d), d);
         const expected = commutingFid(m1, m2, l1, l2);
-        expect(Math.abs(right(frechetDistance(a, b)) - expected)).toBeLessThanOrEqual(fidTolerance(a, b));
+        frechet.atMost(Math.abs(right(frechetDistance(a, b)) - expected), fidTolerance(a, b), 'closed form');
       }),
       { seed: 42, numRuns: 60 },
     );
@@ -221,7 +246,7 @@ describe('frechetDistance on Gaussians with a known distance', () => {
         const a = stats(m1, withSpectrum(Q, l1, d), d);
         const b = stats(m2, withSpectrum(Q, l2, d), d);
         const expected = commutingFid(m1, m2, l1, l2);
-        expect(Math.abs(right(frechetDistance(a, b)) - expected)).toBeLessThanOrEqual(fidTolerance(a, b));
+        frechet.atMost(Math.abs(right(frechetDistance(a, b)) - expected), fidTolerance(a, b), 'closed form');
       }),
       { seed: 42, numRuns: 60 },
     );
@@ -239,7 +264,7 @@ describe('frechetDistance on Gaussians with a known distance', () => {
         // most √(64·d·ε)·scale, doubled in the FID: 4·d·√(64·d·ε)·(1 + scale) ≈ 1e-5 for d = 16, scale ~ 80.
         let scale = 1;
         for (let i = 0; i < d; i++) scale += l1[i]! + l2[i]! + (m1[i]! - m2[i]!) ** 2;
-        expect(Math.abs(right(frechetDistance(a, b)) - expected)).toBeLessThanOrEqual(4 * d * Math.sqrt(64 * d * EPS) * scale);
+        frechet.atMost(Math.abs(right(frechetDistance(a, b)) - expected), 4 * d * Math.sqrt(64 * d * EPS) * scale, 'rank-deficient');
       }),
       { seed: 42, numRuns: 60 },
     );
@@ -257,7 +282,7 @@ describe('frechetDistance on Gaussians with a known distance', () => {
           (m1[0]! - m2[0]!) ** 2 + (m1[1]! - m2[1]!) ** 2 + trace(A, 2) + trace(B, 2) - 2 * Math.sqrt(trace(matmul(A, B, 2), 2) + 2 * Math.sqrt(det(A) * det(B)));
         const a = stats(m1, A, 2);
         const b = stats(m2, B, 2);
-        expect(Math.abs(right(frechetDistance(a, b)) - Math.max(0, expected))).toBeLessThanOrEqual(fidTolerance(a, b));
+        frechet.atMost(Math.abs(right(frechetDistance(a, b)) - Math.max(0, expected)), fidTolerance(a, b), '2×2 non-commuting');
       }),
       { seed: 42, numRuns: 60 },
     );
@@ -269,8 +294,8 @@ describe('frechetDistance on Gaussians with a known distance', () => {
       fc.property(seeds, seeds, fc.integer({ min: 1, max: 10 }), (s1, s2, d) => {
         const a = stats(random.normalArray(random.key(s1 + 1), d), randomSPD(s1, d), d);
         const b = stats(random.normalArray(random.key(s2 + 1), d), randomSPD(s2, d), d);
-        expect(right(frechetDistance(a, a))).toBeLessThanOrEqual(fidTolerance(a, a));
-        expect(Math.abs(right(frechetDistance(a, b)) - right(frechetDistance(b, a)))).toBeLessThanOrEqual(fidTolerance(a, b));
+        frechet.atMost(right(frechetDistance(a, a)), fidTolerance(a, a), 'FID(a, a) = 0');
+        frechet.atMost(Math.abs(right(frechetDistance(a, b)) - right(frechetDistance(b, a))), fidTolerance(a, b), 'symmetry');
       }),
       { seed: 42, numRuns: 30 },
     );
@@ -325,7 +350,7 @@ describe('gaussianStats', () => {
     const plain = right(frechetDistance(a, b));
     const rotated = right(frechetDistance(right(gaussianStats(rot(X), n, d)), right(gaussianStats(rot(Y), n, d))));
     expect(plain).toBeGreaterThan(0.1);
-    expect(Math.abs(plain - rotated)).toBeLessThanOrEqual(fidTolerance(a, b));
+    frechet.atMost(Math.abs(plain - rotated), fidTolerance(a, b), 'rotation invariance');
   });
 
   it('of a [n, d] tensor equals gaussianStats of its values', () => {

@@ -26,6 +26,47 @@ import {
   type NoiseLevels,
 } from '../src';
 import { U32 } from './helpers';
+import { identity, type Identity } from '@score-sde/tensor-fp/testing';
+
+const lossDraws = identity({
+  concept: 'training',
+  title: 'Loss draws are uniform',
+  formula: String.raw`$t \sim U(\varepsilon, T)$: $\mathbb E t = (\varepsilon + T)/2$; discrete labels $i \sim U\{0..N-1\}$: $\mathbb E i = (N - 1)/2$`,
+  source: 'the time sampling of denoising score matching (Song et al. 2021, eq. 7) and of DDPM/SMLD training',
+  tolerance: 'Monte-Carlo: 5 SE with SE = (T − ε)/√(12n), resp. √((N² − 1)/12/n)',
+});
+
+const ddpmLevelsLaw = identity({
+  concept: 'training',
+  title: 'DDPM noise levels are the VP marginals at their times',
+  formula: String.raw`$\mathrm{mean}_i^2 = \bar\alpha_i = \prod_{j \le i}(1 - \beta_j),\ \mathrm{std}_i^2 = 1 - \bar\alpha_i,\ m(t_i) = \mathrm{mean}_i,\ s(t_i) = \mathrm{std}_i$`,
+  source: 'Ho et al. 2020, eq. 4; Song et al. 2021, App. B (DDPM as the discretised VP SDE)',
+  tolerance: 'float64: a product of 1000 factors against a sum of log1p: relative 1e−12 (each ~1000·2⁻⁵³), 1e−10 through the time inverse',
+});
+
+const smldLevelsLaw = identity({
+  concept: 'training',
+  title: 'SMLD noise levels are the VE marginals at their times',
+  formula: String.raw`$\sigma_i = \sigma_{\min}(\sigma_{\max}/\sigma_{\min})^{i/(N-1)},\ s(t_i) = \sigma_i,\ \mathrm{mean}_i = 1$`,
+  source: 'Song & Ermon 2019 geometric noise levels; Song et al. 2021, eq. 8–9',
+  tolerance: 'float64: relative 1e−12, 1e−10 through the time inverse; the mean exactly 1',
+});
+
+const zeroLoss = identity({
+  concept: 'training',
+  title: 'The exact score of a point mass has zero loss',
+  formula: String.raw`$\mathbb E\,\lambda(t)\,\big\lVert s_\theta(x_t, t) - \nabla \log p_{0t}(x_t \mid x_0)\big\rVert^2 = 0$ for $s_\theta = -(x - m x_0)/s^2$ (DSM, both weightings); DDPM ε-prediction and SMLD likewise`,
+  source: 'Vincent 2011 (denoising score matching); Song et al. 2021, eq. 7; Ho et al. 2020, eq. 14; Song & Ermon 2019',
+  tolerance: 'the loss is a float32 residual of the cancellation m x₀ + s z − m x₀: the derived per-sample rounding bound (pointMassBound)',
+});
+
+const zeroNetLoss = identity({
+  concept: 'training',
+  title: 'The zero network’s loss is the noise energy',
+  formula: String.raw`$\mathcal L(0) = \operatorname{mean}_b \lambda(t_b)\,\lVert z_b \rVert^2 / s(t_b)^2$: $\operatorname{mean}_b \lVert z_b\rVert^2$ for $\lambda = s^2$, $\operatorname{mean}_b (g^2/s^2)(t_b)\lVert z_b\rVert^2$ for $\lambda = g^2$`,
+  source: 'the DSM target is −z/s; DDPM and SMLD losses likewise give mean ‖z‖²',
+  tolerance: 'float32 sums of D = 784 squares and the weights: (D + 4)u relative',
+});
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -91,7 +132,7 @@ describe('loss draws', () => {
     expect(ts.every((t) => t > 1e-5 && t < 1)).toBe(true);
     const mean = ts.reduce((a, t) => a + t, 0) / n;
     // Var U(ε, 1) = (1 − ε)²/12: SE = (1 − ε)/√(12 n).
-    expect(Math.abs(mean - (1 + 1e-5) / 2)).toBeLessThan((5 * (1 - 1e-5)) / Math.sqrt(12 * n));
+    lossDraws.withinSE(mean, (1 + 1e-5) / 2, (1 - 1e-5) / Math.sqrt(12 * n), { z: 5, strict: true }, 't');
   });
 
   test('discrete labels ~ U{0..N−1}: all in range, mean (N−1)/2 within 5 standard errors', () => {
@@ -101,7 +142,7 @@ describe('loss draws', () => {
     noise.dispose();
     expect(labels.every((i) => i >= 0 && i < N && Number.isInteger(i))).toBe(true);
     const mean = labels.reduce((a, i) => a + i, 0) / n;
-    expect(Math.abs(mean - (N - 1) / 2)).toBeLessThan(5 * Math.sqrt((N * N - 1) / 12 / n));
+    lossDraws.withinSE(mean, (N - 1) / 2, Math.sqrt((N * N - 1) / 12 / n), { z: 5, strict: true }, 'label');
   });
 });
 
@@ -115,10 +156,10 @@ describe('discrete noise levels', () => {
     for (let i = 0; i < N; i++) {
       alphaBar *= 1 - betas[i]!;
       // float64: the product of 1000 factors vs the sum of log1p's, relative 1e-12 (each ~1000·2⁻⁵³ ≈ 1e-13).
-      expect(Math.abs(lv.mean[i]! ** 2 - alphaBar)).toBeLessThan(1e-12 * alphaBar);
-      expect(Math.abs(lv.std[i]! ** 2 - (1 - alphaBar))).toBeLessThan(1e-12);
-      expect(Math.abs(marginalMeanCoef(sde, lv.time[i]!) - lv.mean[i]!)).toBeLessThan(1e-12 * lv.mean[i]!);
-      expect(Math.abs(marginalStd(sde, lv.time[i]!) - lv.std[i]!)).toBeLessThan(1e-10 * lv.std[i]!);
+      ddpmLevelsLaw.lessThan(Math.abs(lv.mean[i]! ** 2 - alphaBar), 1e-12 * alphaBar);
+      ddpmLevelsLaw.lessThan(Math.abs(lv.std[i]! ** 2 - (1 - alphaBar)), 1e-12);
+      ddpmLevelsLaw.lessThan(Math.abs(marginalMeanCoef(sde, lv.time[i]!) - lv.mean[i]!), 1e-12 * lv.mean[i]!);
+      ddpmLevelsLaw.lessThan(Math.abs(marginalStd(sde, lv.time[i]!) - lv.std[i]!), 1e-10 * lv.std[i]!);
     }
   });
 
@@ -128,9 +169,9 @@ describe('discrete noise levels', () => {
     const lv = smldLevels(sde, N);
     for (let i = 0; i < N; i++) {
       const sig = sde.sigmaMin * Math.pow(sde.sigmaMax / sde.sigmaMin, i / (N - 1));
-      expect(Math.abs(lv.std[i]! - sig)).toBeLessThan(1e-12 * sig);
-      expect(Math.abs(marginalStd(sde, lv.time[i]!) - sig)).toBeLessThan(1e-10 * sig);
-      expect(lv.mean[i]).toBe(1);
+      smldLevelsLaw.lessThan(Math.abs(lv.std[i]! - sig), 1e-12 * sig);
+      smldLevelsLaw.lessThan(Math.abs(marginalStd(sde, lv.time[i]!) - sig), 1e-10 * sig);
+      smldLevelsLaw.equal(lv.mean[i], 1);
     }
   });
 });
@@ -150,7 +191,7 @@ describe.each(kinds)('continuous DSM under the %s SDE', (_n, sde) => {
     const m = Array.from(ts, (t) => marginalMeanCoef(sde, t));
     const s = Array.from(ts, (t) => marginalStd(sde, t));
     const w = Array.from(ts, (t) => (weighting === 'likelihood' ? (diffusionCoef(sde, t) / marginalStd(sde, t)) ** 2 : 1));
-    expect(L.dataSync()[0]).toBeLessThanOrEqual(pointMassBound(x0b.dataSync() as Float32Array, noise.dataSync() as Float32Array, m, s, w));
+    zeroLoss.atMost(L.dataSync()[0]!, pointMassBound(x0b.dataSync() as Float32Array, noise.dataSync() as Float32Array, m, s, w), `dsm, λ = ${weighting}`);
     tf.dispose([x0b, L, noise]);
   });
 
@@ -165,8 +206,8 @@ describe.each(kinds)('continuous DSM under the %s SDE', (_n, sde) => {
     const Ls = dsmLoss(sde)(zeroNet, x0, key).dataSync()[0]!;
     const Lg = dsmLoss(sde, { weighting: 'likelihood' })(zeroNet, x0, key).dataSync()[0]!;
     // float32 sums of D = 784 squares (relative ≤ D·u) and the float32 weights (2u).
-    expect(Math.abs(Ls - refS)).toBeLessThanOrEqual((D + 4) * U32 * refS);
-    expect(Math.abs(Lg - refG)).toBeLessThanOrEqual((D + 4) * U32 * refG);
+    zeroNetLoss.atMost(Math.abs(Ls - refS), (D + 4) * U32 * refS, 'dsm, λ = s²');
+    zeroNetLoss.atMost(Math.abs(Lg - refG), (D + 4) * U32 * refG, 'dsm, λ = g²');
     noise.dispose();
   });
 
@@ -182,26 +223,26 @@ describe('discrete losses', () => {
   });
   afterAll(() => x0.dispose());
 
-  const check = (name: string, sde: SDE, loss: (net: Net, x: tf.Tensor, k: Key) => tf.Scalar, lv: NoiseLevels, N: number) => {
+  const check = (law: Identity, name: string, sde: SDE, loss: (net: Net, x: tf.Tensor, k: Key) => tf.Scalar, lv: NoiseLevels, N: number) => {
     const key = random.key(21);
     const L = loss(pointMassNet(sde, x0), x0, key);
     const { labels, noise } = discreteDraws(N, key, 6, [28, 28, 1]);
     const m = Array.from(labels, (i) => lv.mean[i]!);
     const s = Array.from(labels, (i) => lv.std[i]!);
     const bound = pointMassBound(x0.dataSync() as Float32Array, noise.dataSync() as Float32Array, m, s, [1, 1, 1, 1, 1, 1]);
-    expect({ name, loss: L.dataSync()[0]! <= bound }).toEqual({ name, loss: true });
+    law.atMost(L.dataSync()[0]!, bound, name);
     expect(leakedBy(() => loss(zeroNet, x0, key))).toBe(0);
     tf.dispose([L, noise]);
   };
 
   test('DDPM ε-prediction: the exact point-mass network (ε̂ = −net* = z) has zero loss, because s(t_i) = √(1−ᾱ_i)', () => {
     const sde = vp();
-    check('ddpm', sde, ddpmLoss(sde, 1000), ddpmLevels(sde, 1000), 1000);
+    check(zeroLoss, 'ddpm', sde, ddpmLoss(sde, 1000), ddpmLevels(sde, 1000), 1000);
   });
 
   test('SMLD: the exact point-mass network has zero loss, because s(t_i) = σ_i', () => {
     const sde = ve();
-    check('smld', sde, smldLoss(sde, 1000), smldLevels(sde, 1000), 1000);
+    check(zeroLoss, 'smld', sde, smldLoss(sde, 1000), smldLevels(sde, 1000), 1000);
   });
 
   test('the zero network has DDPM and SMLD loss mean_b ‖z_b‖²', () => {
@@ -215,7 +256,7 @@ describe('discrete losses', () => {
       const z = Float32Array.from(noise.dataSync());
       const ref = z.reduce((a, v) => a + v * v, 0) / 6;
       const L = loss(zeroNet, x0, key).dataSync()[0]!;
-      expect(Math.abs(L - ref)).toBeLessThanOrEqual((D + 4) * U32 * ref);
+      zeroNetLoss.atMost(Math.abs(L - ref), (D + 4) * U32 * ref, sde.kind);
       noise.dispose();
     }
   });

@@ -16,6 +16,55 @@ import {
   type TensorRecord,
 } from '../src';
 import { U32 } from './helpers';
+import { identity } from '@score-sde/tensor-fp/testing';
+
+const warmup = identity({
+  concept: 'training',
+  title: 'Linear learning-rate warm-up',
+  formula: String.raw`$\mathrm{lr}_n = \mathrm{lr} \cdot \min(1, n / \text{warmup})$`,
+  source: 'the warm-up of the score_sde reference (optimization_manager)',
+  tolerance: 'float64: 1e−18; exact without warm-up',
+});
+
+const adam = identity({
+  concept: 'training',
+  title: 'Adam steps equal hand-computed float64 Adam',
+  formula: String.raw`$m_n = \beta_1 m_{n-1} + (1 - \beta_1) g_n,\ v_n = \beta_2 v_{n-1} + (1 - \beta_2) g_n^2,\ \theta_n = \theta_{n-1} - \mathrm{lr}_n \frac{\hat m_n}{\sqrt{\hat v_n} + \epsilon}$, with warm-up and global-norm clipping`,
+  source: 'Kingma & Ba 2015, Algorithm 1; three steps',
+  tolerance: 'per step u|θ| + ~20u|Δθ| with |Δθ| ≤ 40 lr: 3u(|θ| + 1) + 3·20u·40·lr; moments 12u·3 and 12u·9',
+});
+
+const adamFirstStep = identity({
+  concept: 'training',
+  title: 'The first Adam step is lr·sign(g)',
+  formula: String.raw`$\hat m_1 = g,\ \hat v_1 = g^2 \Rightarrow \Delta\theta = \mathrm{lr}\,\frac{g}{|g| + \epsilon} = \mathrm{lr}\,\mathrm{sign}(g)\,(1 - \epsilon/|g|)$`,
+  source: 'bias correction of Adam (Kingma & Ba 2015, §3)',
+  tolerance: 'float32 rounding of θ (4u·3) + lr·ε/|g|',
+});
+
+const clipping = identity({
+  concept: 'training',
+  title: 'Global-norm clipping',
+  formula: String.raw`$\lVert \mathrm{clip}_c(g) \rVert = \min(\lVert g \rVert, c)$ (up to the 10⁻⁶ guard), direction kept: $\mathrm{clip}_c(g) = g \cdot \min\big(1, c/(\lVert g \rVert + 10^{-6})\big)$`,
+  source: 'Pascanu et al. 2013',
+  tolerance: 'float32: 10u relative',
+});
+
+const emaDecay = identity({
+  concept: 'training',
+  title: 'EMA warm-up decay',
+  formula: String.raw`$d_n = \min\big(d, \frac{1 + n}{10 + n}\big)$: $2/11$ after the first step, $0.999$ from step 8990`,
+  source: 'the EMA warm-up of TensorFlow’s ExponentialMovingAverage with num_updates',
+  tolerance: 'exact',
+});
+
+const emaUpdateLaw = identity({
+  concept: 'training',
+  title: 'EMA update',
+  formula: String.raw`$\mathrm{ema}_n = d_n\,\mathrm{ema}_{n-1} + (1 - d_n)\,\theta_n$ elementwise`,
+  source: 'definition (Polyak averaging with decay)',
+  tolerance: 'float32: 6u·5',
+});
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -48,8 +97,8 @@ const record = (arrays: number[][]): TensorRecord => Object.fromEntries(arrays.m
 describe('Adam', () => {
   test('learning rate: lr_n = lr·min(1, n/warmup), constant without warm-up', () => {
     const c = adamConfig({ lr: 2e-4, warmup: 4 });
-    [0.5e-4, 1e-4, 1.5e-4, 2e-4, 2e-4, 2e-4].forEach((lr, i) => expect(Math.abs(learningRate(c, [1, 2, 3, 4, 5, 100][i]!) - lr)).toBeLessThan(1e-18));
-    expect(learningRate(adamConfig({ lr: 1e-3 }), 1)).toBe(1e-3);
+    [0.5e-4, 1e-4, 1.5e-4, 2e-4, 2e-4, 2e-4].forEach((lr, i) => warmup.lessThan(Math.abs(learningRate(c, [1, 2, 3, 4, 5, 100][i]!) - lr), 1e-18));
+    warmup.equal(learningRate(adamConfig({ lr: 1e-3 }), 1), 1e-3);
   });
 
   test('three adamStep calls (with warm-up and clipping) equal the hand-computed float64 Adam steps', () => {
@@ -85,12 +134,12 @@ describe('Adam', () => {
           got.forEach((a, k) =>
             a.forEach((x, i) => {
               const bound = 3 * U32 * (Math.abs(want.theta[k]![i]!) + 1) + 3 * 20 * U32 * 40 * cfg.lr;
-              expect(Math.abs(x - want.theta[k]![i]!)).toBeLessThanOrEqual(bound);
+              adam.atMost(Math.abs(x - want.theta[k]![i]!), bound, 'θ');
             }),
           );
           // The moments: m is a convex combination of |g| ≤ 3, v of g² ≤ 9; 3 steps × 4 roundings each.
-          Array.from(state.m['p0']!.dataSync()).forEach((x, i) => expect(Math.abs(x - want.m[0]![i]!)).toBeLessThanOrEqual(12 * U32 * 3));
-          Array.from(state.v['p1']!.dataSync()).forEach((x, i) => expect(Math.abs(x - want.v[1]![i]!)).toBeLessThanOrEqual(12 * U32 * 9));
+          Array.from(state.m['p0']!.dataSync()).forEach((x, i) => adam.atMost(Math.abs(x - want.m[0]![i]!), 12 * U32 * 3, 'm'));
+          Array.from(state.v['p1']!.dataSync()).forEach((x, i) => adam.atMost(Math.abs(x - want.v[1]![i]!), 12 * U32 * 9, 'v'));
           disposeRecord(params);
           disposeAdam(state);
         },
@@ -107,7 +156,7 @@ describe('Adam', () => {
     const { params, state } = adamStep(cfg)(p, g, s0);
     const d = Array.from(params['p0']!.dataSync()).map((x, i) => [1, -2, 3][i]! - x);
     // Δθ = lr·g/(|g| + ε) = lr·sign(g)·(1 − ε/|g|): within float32 rounding of θ (u·|θ| ≤ 3u) plus ε/|g|·lr.
-    [1, -1, 1].forEach((sgn, i) => expect(Math.abs(d[i]! - sgn * 1e-3)).toBeLessThanOrEqual(4 * U32 * 3 + 1e-3 * (1e-8 / 1e-2)));
+    [1, -1, 1].forEach((sgn, i) => adamFirstStep.atMost(Math.abs(d[i]! - sgn * 1e-3), 4 * U32 * 3 + 1e-3 * (1e-8 / 1e-2)));
     [p, g, params].forEach(disposeRecord);
     [s0, state].forEach(disposeAdam);
   });
@@ -140,10 +189,10 @@ describe('gradient clipping', () => {
           const got = n2.dataSync()[0]!;
           // factor = c/(‖g‖ + 1e-6): the clipped norm is c·‖g‖/(‖g‖ + 1e-6), float32 to ~10u relative.
           const want = norm * Math.min(1, c / (norm + 1e-6));
-          expect(Math.abs(got - want)).toBeLessThanOrEqual(10 * U32 * want);
+          clipping.atMost(Math.abs(got - want), 10 * U32 * want, 'norm');
           const f = Math.min(1, c / (norm + 1e-6));
           const flat = [...clipped['p0']!.dataSync(), ...clipped['p1']!.dataSync()];
-          flat.forEach((x, i) => expect(Math.abs(x - f * g[i]!)).toBeLessThanOrEqual(10 * U32 * Math.abs(g[i]!)));
+          flat.forEach((x, i) => clipping.atMost(Math.abs(x - f * g[i]!), 10 * U32 * Math.abs(g[i]!), 'direction'));
           [gr, clipped].forEach(disposeRecord);
           n2.dispose();
         },
@@ -155,13 +204,13 @@ describe('gradient clipping', () => {
 
 describe('EMA', () => {
   test('the warm-up decay is d_n = min(decay, (1+n)/(10+n)): 2/11 after the first step, 0.999 from step 8990 on', () => {
-    expect(emaDecayAt(DEFAULT_EMA_DECAY, 1)).toBe(2 / 11);
-    expect(emaDecayAt(DEFAULT_EMA_DECAY, 100)).toBe(101 / 110);
+    emaDecay.equal(emaDecayAt(DEFAULT_EMA_DECAY, 1), 2 / 11);
+    emaDecay.equal(emaDecayAt(DEFAULT_EMA_DECAY, 100), 101 / 110);
     // (1+n)/(10+n) ≥ 0.999 ⇔ n ≥ 8990.
     expect(emaDecayAt(DEFAULT_EMA_DECAY, 8989)).toBeLessThan(0.999);
-    expect(emaDecayAt(DEFAULT_EMA_DECAY, 8990)).toBe(0.999);
-    expect(emaDecayAt(0.5, 3)).toBe(4 / 13);
-    expect(emaDecayAt(0.5, 20)).toBe(0.5);
+    emaDecay.equal(emaDecayAt(DEFAULT_EMA_DECAY, 8990), 0.999);
+    emaDecay.equal(emaDecayAt(0.5, 3), 4 / 13);
+    emaDecay.equal(emaDecayAt(0.5, 20), 0.5);
   });
 
   test('emaUpdate(decay)(ema, θ, n) = d_n·ema + (1 − d_n)·θ, elementwise', () => {
@@ -177,13 +226,29 @@ describe('EMA', () => {
           expect(Object.keys(out)).toEqual(['p0']);
           const d = Math.min(0.999, (1 + n) / (10 + n));
           // Two products and a sum in float32 of terms ≤ 5 in size: ≤ 4u·5 (and the float32 rounding of d, 1−d: 2u·5).
-          Array.from(out['p0']!.dataSync()).forEach((x, i) => expect(Math.abs(x - (d * e[i]! + (1 - d) * th[i]!))).toBeLessThanOrEqual(6 * U32 * 5));
+          Array.from(out['p0']!.dataSync()).forEach((x, i) => emaUpdateLaw.atMost(Math.abs(x - (d * e[i]! + (1 - d) * th[i]!)), 6 * U32 * 5));
           [ema, params, out].forEach(disposeRecord);
         },
       ),
       { seed: 42, numRuns: 50 },
     );
   });
+});
+
+const powerEma = identity({
+  concept: 'training',
+  title: 'The power-function EMA weights the past by the growth of k^(γ+1)',
+  formula: String.raw`$d_n = (1 - 1/n)^{\gamma+1} \Rightarrow \text{ema}_n = \sum_{k=1}^n \frac{k^{\gamma+1} - (k-1)^{\gamma+1}}{n^{\gamma+1}}\,\theta_k$`,
+  source: 'Karras et al. 2024 (EDM2) §3.1; the product Π_{j>k} d_j = (k/n)^{γ+1} telescopes',
+  tolerance: 'float32: n updates of ≤ 6 roundings of terms ≤ 5 (6·n·u·5)',
+});
+
+const cosine = identity({
+  concept: 'training',
+  title: 'Warm-up then cosine decay of the learning rate',
+  formula: String.raw`$\mathrm{lr}_n = \mathrm{lr}\cdot\min(1, n/W)\cdot\big(f + (1-f)\tfrac12(1 + \cos \pi u)\big)$, $u = \mathrm{clamp}\big((n - W)/(S - W), 0, 1\big)$`,
+  source: 'Loshchilov & Hutter 2017 (SGDR) without restarts, after a linear warm-up',
+  tolerance: 'float64: 1e−15 at the end points and the midpoint; monotone after warm-up',
 });
 
 describe('power-function EMA (Karras et al. 2024, §3.1)', () => {
@@ -205,9 +270,7 @@ describe('power-function EMA (Karras et al. 2024, §3.1)', () => {
           const exact = thetas.reduce((a, th, i) => a + ((Math.pow(i + 1, gamma + 1) - Math.pow(i, gamma + 1)) / Math.pow(n, gamma + 1)) * th, 0);
           // n updates, each ≤ 6 float32 roundings of terms ≤ 5 in size (the error of an average does not grow by more
           // than each step's own: the decays are ≤ 1).
-          const got = e['p0']!.dataSync()[0]!;
-          expect(Number.isFinite(got)).toBe(true);
-          expect(Math.abs(got - exact)).toBeLessThanOrEqual(6 * n * U32 * 5);
+          powerEma.close(e['p0']!.dataSync()[0]!, exact, 6 * n * U32 * 5);
           disposeRecord(e);
         },
       ),
@@ -222,11 +285,10 @@ describe('cosine learning-rate schedule', () => {
       fc.property(fc.integer({ min: 0, max: 200 }), fc.integer({ min: 1, max: 5000 }), fc.double({ min: 0, max: 1, noNaN: true }), (W, extra, f) => {
         const S = W + 2 * extra;
         const cfg = adamConfig({ lr: 2e-3, warmup: W, schedule: { kind: 'cosine', steps: S, floor: f } });
-        const close = (a: number, b: number) => Math.abs(a - b) <= 1e-15;
-        if (W > 0) expect(close(learningRate(cfg, W), 2e-3)).toBe(true);
-        expect(close(learningRate(cfg, W + extra), 2e-3 * (f + (1 - f) / 2))).toBe(true);
-        expect(close(learningRate(cfg, S), 2e-3 * f)).toBe(true);
-        expect(close(learningRate(cfg, S + 100), 2e-3 * f)).toBe(true);
+        if (W > 0) cosine.close(learningRate(cfg, W), 2e-3, 1e-15);
+        cosine.close(learningRate(cfg, W + extra), 2e-3 * (f + (1 - f) / 2), 1e-15);
+        cosine.close(learningRate(cfg, S), 2e-3 * f, 1e-15);
+        cosine.close(learningRate(cfg, S + 100), 2e-3 * f, 1e-15);
         for (let n = Math.max(W, 1); n < S; n += Math.max(1, Math.floor(extra / 7))) expect(learningRate(cfg, n + 1)).toBeLessThanOrEqual(learningRate(cfg, n));
       }),
       { seed: 8, numRuns: 100 },

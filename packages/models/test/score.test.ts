@@ -2,6 +2,23 @@ import { tf, random, initBackend, leakedBy } from '@score-sde/tensor-fp';
 import { type SDE, vp, subvp, ve, tutorial, marginalStd, marginalMeanCoef, kernelScore, perSampleColumn, reverseDrift, probabilityFlowDrift } from '@score-sde/sde-math';
 import { scoreFromNet, scoreFromNetPerSample, scoreNetConfig, initScoreNet, scoreNet, disposeRecord, type Net } from '../src';
 import { bitEqual, U32 } from './helpers';
+import { identity } from '@score-sde/tensor-fp/testing';
+
+const scoreWrapper = identity({
+  concept: 'training',
+  title: 'The score is the network output over the marginal std',
+  formula: String.raw`$s_\theta(x, t) = \mathrm{net}(x, t) / s(t)$`,
+  source: 'the tutorial ScoreNet’s output scaling (Song’s score-SDE Colab)',
+  tolerance: 'one division and the float32 rounding of s, plus the float64 product: 3u|net| per pixel',
+});
+
+const pointMassScore = identity({
+  concept: 'training',
+  title: 'The exact point-mass network is the kernel score',
+  formula: String.raw`$\mathrm{scoreFromNet}(\mathrm{net}^\ast)(x, t) = \nabla \log p_{0t}(x \mid x_0) = -\frac{x - m(t)\,x_0}{s(t)^2}$`,
+  source: 'net* = −(x − m x₀)/s, divided by s',
+  tolerance: 'both evaluate (m x₀ − x)/s² in float32 with ≤ 4 roundings: 8u(|x| + m|x₀|)/s² per pixel',
+});
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -43,9 +60,7 @@ describe.each(kinds)('score wrapper under the %s SDE', (_name, sde) => {
       const o = out.dataSync();
       // score = fl(net / fl(s)): one division and the float32 rounding of s, so |score·s − net| ≤ 2u|net| (+ u|net| for
       // the float64 product here).
-      let worst = 0;
-      o.forEach((v, i) => (worst = Math.max(worst, Math.abs(sc[i]! * s - v) - 3 * U32 * Math.abs(v))));
-      expect(worst).toBeLessThanOrEqual(0);
+      scoreWrapper.closeEach(Float64Array.from(sc, (v) => v * s), o, Float64Array.from(o, (v) => 3 * U32 * Math.abs(v)), `t = ${t}`);
       tf.dispose([score, out]);
     }
     tf.dispose(x);
@@ -67,9 +82,7 @@ describe.each(kinds)('score wrapper under the %s SDE', (_name, sde) => {
       const x0v = x0.dataSync();
       // Both evaluate (m x₀ − x)/s² in float32 with ≤ 4 roundings each, on terms of size |x| and m|x₀|:
       // |a − b| ≤ 8u(|x| + m|x₀|)/s² per pixel.
-      let worst = 0;
-      av.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - bv[i]!) - (8 * U32 * (Math.abs(xv[i]!) + m * Math.abs(x0v[i % 784]!))) / s2)));
-      expect(worst).toBeLessThanOrEqual(0);
+      pointMassScore.closeEach(av, bv, Float64Array.from(av, (_, i) => (8 * U32 * (Math.abs(xv[i]!) + m * Math.abs(x0v[i % 784]!))) / s2), `t = ${t}`);
       tf.dispose([a, b]);
     }
     tf.dispose([x0, x]);

@@ -92,7 +92,22 @@ export type SDE = t.TypeOf<typeof SDEUnion>;
 // constructors (defaults as in the paper / tutorial)
 // -------------------------------------------------------------------------------------
 
-/** VP SDE, defaults β_min = 0.1, β_max = 20, T = 1. @category constructors */
+/**
+ * VP SDE, defaults β_min = 0.1, β_max = 20, T = 1.
+ * @example
+ * ```ts
+ * import * as assert from 'node:assert';
+ * import { vp, driftCoef, marginalMeanCoef, marginalStd } from '@score-sde/sde-math';
+ *
+ * const sde = vp(); // a plain JSON record: { kind: 'vp', betaMin: 0.1, betaMax: 20, T: 1 }
+ * const t = 0.5;
+ * const intBeta = 0.1 * t + 0.5 * (20 - 0.1) * t * t; // ∫₀ᵗ β(s) ds
+ * assert.ok(Math.abs(driftCoef(sde, t) + 0.5 * (0.1 + t * (20 - 0.1))) < 1e-12); // f(t) = −½ β(t)
+ * assert.ok(Math.abs(marginalMeanCoef(sde, t) - Math.exp(-0.5 * intBeta)) < 1e-12); // m(t) = e^{−½∫β}
+ * assert.ok(Math.abs(marginalMeanCoef(sde, t) ** 2 + marginalStd(sde, t) ** 2 - 1) < 1e-12); // variance preserving
+ * ```
+ * @category constructors
+ */
 export const vp = (p: Partial<Omit<VPSDE, 'kind'>> = {}): VPSDE => ({ kind: 'vp', betaMin: 0.1, betaMax: 20, T: 1, ...p });
 /** Sub-VP SDE, defaults β_min = 0.1, β_max = 20, T = 1. @category constructors */
 export const subvp = (p: Partial<Omit<SubVPSDE, 'kind'>> = {}): SubVPSDE => ({ kind: 'subvp', betaMin: 0.1, betaMax: 20, T: 1, ...p });

@@ -11,6 +11,39 @@ import fc from 'fast-check';
 import { tf, initBackend } from '@score-sde/tensor-fp';
 import { type SDE, vp, subvp, ve, discretize, marginalMeanCoef, marginalVariance, smldSigmas } from '@score-sde/sde-math';
 import { EPS32, EPS64, vpArb, timeArb } from './helpers';
+import { identity } from '@score-sde/tensor-fp/testing';
+
+const firstOrder = identity({
+  concept: 'discretisation',
+  title: 'DDPM and Euler–Maruyama chains converge at first order',
+  formula: String.raw`$\big|\mu_N - m(T)\big|,\ \big|v_N - s(T)^2\big| = c/N + O(N^{-2}),\ c \ne 0$, so $\text{err}(2N) \le 0.6\,\text{err}(N)$ for $N \ge 100$`,
+  source: 'DDPM (Ho et al. 2020): log ᾱ_N = −Σβ_i − ½Σβ_i² − … with Σβ_i = ∫β exactly, so the error is −∫β²/(2N) + O(N⁻²); Euler–Maruyama: left-point rule for the moment ODEs, first order',
+  tolerance: 'error ratio 0.6 = ½ + O(1/N) headroom at N ≥ 100 (N = 100…1600, the moments pushed exactly through the chain), and error ≤ 10⁻² at N = 1600 (|c| ≲ 5)',
+});
+
+const smld = identity({
+  concept: 'discretisation',
+  title: 'SMLD chain variance telescopes to σ_i²',
+  formula: String.raw`$v_{i+1} = \sum_{j \le i} (\sigma_j^2 - \sigma_{j-1}^2) = \sigma_i^2 = s(t_i)^2 + \sigma_{\min}^2,\quad \mu_{i+1} = 1$`,
+  source: 'SMLD (Song & Ermon 2019) as the VE discretisation of Song et al. 2021, eq. 8 with σ_{−1} = 0: the chain adds σ_min² at step 0, a constant offset, not an O(1/N) error',
+  tolerance: 'telescoping float64 sum of N terms ≤ σ_max²: 4Nε σ_max²; two float64 formulas for σ_min²(σ_max/σ_min)^{2t}: 64(1 + 2 ln(σ_max/σ_min))ε σ_i²; mean exact',
+});
+
+const ddpm = identity({
+  concept: 'discretisation',
+  title: 'DDPM chain preserves variance',
+  formula: String.raw`$\mu_i^2 + v_i = \bar\alpha_i + (1 - \bar\alpha_i) = 1,\quad \bar\alpha_i = \prod_{j \le i}(1 - \beta_j)$`,
+  source: 'Ho et al. 2020, eq. 4: x_i = √(1 − β_i) x_{i−1} + √β_i z keeps 1 − v = ᾱ = μ²',
+  tolerance: 'N float32 roundings of a_i = √(1 − β_i) − 1, each ≤ 2ε β_i: 4ε(β_max + β_min)',
+});
+
+const subVpBelowVp = identity({
+  concept: 'sde',
+  title: 'Sub-VP variance is below VP variance',
+  formula: String.raw`$s_{\text{sub-VP}}(t)^2 = \big(1 - e^{-\int_0^t \beta}\big)^2 \le 1 - e^{-\int_0^t \beta} = s_{\text{VP}}(t)^2$, same $m(t)$`,
+  source: 'Song et al. 2021, eq. 12 and App. B: 0 ≤ 1 − e^{−∫β} ≤ 1',
+  tolerance: 'exact in real arithmetic; one float64 rounding (factor 1 + 2ε); the mean coefficients equal bit for bit',
+});
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -54,12 +87,12 @@ describe('discretisation (group 6)', () => {
       return { mean: Math.abs(d.mean[N]! - m), variance: Math.abs(d.variance[N]! - v) };
     });
     for (let k = 1; k < errs.length; k++) {
-      expect(errs[k]!.mean).toBeLessThanOrEqual(0.6 * errs[k - 1]!.mean);
-      expect(errs[k]!.variance).toBeLessThanOrEqual(0.6 * errs[k - 1]!.variance);
+      firstOrder.atMost(errs[k]!.mean, 0.6 * errs[k - 1]!.mean, `mean, N = ${NS[k]}`);
+      firstOrder.atMost(errs[k]!.variance, 0.6 * errs[k - 1]!.variance, `variance, N = ${NS[k]}`);
     }
     // And they are small at N = 1600: c/N with |c| ≈ 5 at most here (sub-VP's variance), i.e. ≈ 3·10⁻³ < 10⁻².
-    expect(errs[errs.length - 1]!.mean).toBeLessThanOrEqual(1e-2);
-    expect(errs[errs.length - 1]!.variance).toBeLessThanOrEqual(1e-2);
+    firstOrder.atMost(errs[errs.length - 1]!.mean, 1e-2, 'mean, N = 1600');
+    firstOrder.atMost(errs[errs.length - 1]!.variance, 1e-2, 'variance, N = 1600');
   });
 
   test('ve (SMLD): after step i the variance is σ_i² = s(t_i)² + σ_min² for every N — exact up to the σ_min² the chain adds at step 0', () => {
@@ -74,11 +107,12 @@ describe('discretisation (group 6)', () => {
         for (let i = 0; i < N; i++) {
           const t = (i * sde.T) / (N - 1);
           // f_i = 0 exactly, so the mean coefficient stays 1.
-          expect(d.mean[i + 1]).toBe(1);
+          smld.equal(d.mean[i + 1], 1);
           // Telescoping sum of N float64 terms ≤ σ_max²: rounding ≤ 4 N ε σ_max².
-          expect(Math.abs(d.variance[i + 1]! - sig[i]! ** 2)).toBeLessThanOrEqual(4 * N * EPS64 * sde.sigmaMax ** 2);
+          smld.atMost(Math.abs(d.variance[i + 1]! - sig[i]! ** 2), 4 * N * EPS64 * sde.sigmaMax ** 2);
           // σ_i² and s(t_i)² + σ_min² are two float64 formulas for σ_min² (σ_max/σ_min)^{2t}: relative rounding ≤ 64ε·(1 + 2 ln(σ_max/σ_min)).
-          expect(Math.abs(d.variance[i + 1]! - (marginalVariance(sde, t) + sde.sigmaMin ** 2))).toBeLessThanOrEqual(
+          smld.atMost(
+            Math.abs(d.variance[i + 1]! - (marginalVariance(sde, t) + sde.sigmaMin ** 2)),
             64 * (1 + 2 * Math.log(sde.sigmaMax / sde.sigmaMin)) * EPS64 * sig[i]! ** 2 + 4 * N * EPS64 * sde.sigmaMax ** 2,
           );
         }
@@ -92,7 +126,7 @@ describe('discretisation (group 6)', () => {
     const sde = vp();
     const N = 1000;
     const d = discreteMoments(sde, N);
-    for (let i = 0; i <= N; i++) expect(Math.abs(d.mean[i]! ** 2 + d.variance[i]! - 1)).toBeLessThanOrEqual(4 * EPS32 * (sde.betaMax + sde.betaMin));
+    for (let i = 0; i <= N; i++) ddpm.atMost(Math.abs(d.mean[i]! ** 2 + d.variance[i]! - 1), 4 * EPS32 * (sde.betaMax + sde.betaMin));
   });
 
   test('sub-VP variance ≤ VP variance for all t and β: (1 − e^{−∫β})² ≤ 1 − e^{−∫β}', () => {
@@ -101,9 +135,9 @@ describe('discretisation (group 6)', () => {
         if (p.kind !== 'vp') throw new Error('unreachable');
         const sub = subvp({ betaMin: p.betaMin, betaMax: p.betaMax });
         // Holds exactly in real arithmetic since 0 ≤ 1 − e^{−∫β} ≤ 1; allow one float64 rounding.
-        expect(marginalVariance(sub, t)).toBeLessThanOrEqual(marginalVariance(p, t) * (1 + 2 * EPS64));
+        subVpBelowVp.atMost(marginalVariance(sub, t), marginalVariance(p, t) * (1 + 2 * EPS64));
         // And they share the mean coefficient.
-        expect(marginalMeanCoef(sub, t)).toBe(marginalMeanCoef(p, t));
+        subVpBelowVp.equal(marginalMeanCoef(sub, t), marginalMeanCoef(p, t));
       }),
       { seed: 42, numRuns: 200 },
     );

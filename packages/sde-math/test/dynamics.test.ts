@@ -23,6 +23,39 @@ import {
   exactScore,
 } from '@score-sde/sde-math';
 import { EPS32, EPS64, sdeArb, timeArb } from './helpers';
+import { identity } from '@score-sde/tensor-fp/testing';
+
+const priorDensity = identity({
+  concept: 'sde',
+  title: 'Prior log-density',
+  formula: String.raw`$\log p_T(x) = -\tfrac{D}{2} \log(2\pi\sigma_p^2) - \frac{\lVert x \rVert^2}{2\sigma_p^2}$ per sample`,
+  source: 'the prior N(0, σ_p² I) of each SDE (Song et al. 2021, App. B: σ_p = 1 for VP and sub-VP, σ_max for VE)',
+  tolerance: 'float32: a sum of 4 squares and two terms, each rounded: 8ε(|c| + ‖x‖²/(2σ_p²))',
+});
+
+const priorVariance = identity({
+  concept: 'sde',
+  title: 'Prior samples have the prior variance',
+  formula: String.raw`$\mathbb E\big[x_j^2\big] = \sigma_p^2$ for $x = \sigma_p z$, $z \sim \mathcal N(0, I)$`,
+  source: 'definition of the prior; 500 samples × 4 coordinates with the mean known (0)',
+  tolerance: 'Monte-Carlo: |q − σ_p²| ≤ 5 SE with SE(q) = σ_p² √(2/n)',
+});
+
+const kernelGradient = identity({
+  concept: 'sde',
+  title: 'Kernel score is the gradient of the log-kernel',
+  formula: String.raw`$\nabla_{x_t} \log \mathcal N\big(x_t;\, m(t)\,x_0,\, s(t)^2 I\big) = -\frac{x_t - m(t)\,x_0}{s(t)^2}$`,
+  source: 'differentiating the Gaussian transition kernel p_0t (Song et al. 2021, eq. 7 uses it as the DSM target)',
+  tolerance: 'the log-kernel is quadratic, so central differences have no truncation error: float64 rounding 8ε(|log k| + 1)/h + float32 kernelScore rounding 4ε₃₂(|x_t| + |m x_0|)/s²',
+});
+
+const perturbation = identity({
+  concept: 'sde',
+  title: 'Perturbation and its kernel score',
+  formula: String.raw`$x_t = m(t_b)\,x_0 + s(t_b)\,z$ per sample, and $\nabla \log p_{0t}(x_t \mid x_0) = -z / s(t_b)$`,
+  source: 'reparameterisation of the Gaussian kernel with one time per sample',
+  tolerance: 'float32: 3 roundings of values ≤ 6: 4ε·6·2; the score: cancellation in x_t − m x_0 (≤ 8ε·12) divided by s², + 4ε|z/s|',
+});
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -44,7 +77,7 @@ describe('prior and kernel', () => {
           const c = 2 * Math.log(2 * Math.PI * sp * sp);
           const want = -c - sq / (2 * sp * sp);
           // float32: a sum of 4 squares and two terms, each rounded: ≤ 8ε(|c| + ‖x‖²/(2σ²)).
-          expect(Math.abs(got[b]! - want)).toBeLessThanOrEqual(8 * EPS32 * (Math.abs(c) + sq / (2 * sp * sp)));
+          priorDensity.atMost(Math.abs(got[b]! - want), 8 * EPS32 * (Math.abs(c) + sq / (2 * sp * sp)));
         }
       }),
       { seed: 42, numRuns: 50 },
@@ -62,7 +95,7 @@ describe('prior and kernel', () => {
       const n = xs.length;
       const v = priorStd(sde) ** 2;
       const q = xs.reduce((a, b) => a + b * b, 0) / n; // mean known (0): E q = v, SE(q) = v √(2/n)
-      expect(Math.abs(q - v)).toBeLessThanOrEqual(5 * v * Math.sqrt(2 / n));
+      priorVariance.withinSE(q, v, v * Math.sqrt(2 / n), { z: 5 }, sde.kind);
     }
   });
 
@@ -90,7 +123,7 @@ describe('prior and kernel', () => {
           // is ≤ 8ε(|log k| + 1)/h. The float32 kernelScore (m x_0 − x_t)/s² rounds m x_0, the difference and the
           // division: ≤ 4ε₃₂(|x_t| + |m x_0|)/s².
           const tol = (8 * EPS64 * (Math.abs(logk(xp)) + Math.abs(logk(xm)) + 2)) / h + (4 * EPS32 * (Math.abs(xt[j]!) + Math.abs(m * x0[j]!))) / (s * s);
-          expect(Math.abs(got[j]! - fd)).toBeLessThanOrEqual(tol);
+          kernelGradient.atMost(Math.abs(got[j]! - fd), tol);
         }
       }),
       { seed: 42, numRuns: 50 },
@@ -111,8 +144,8 @@ describe('prior and kernel', () => {
     ts.forEach((t, b) => {
       const m = marginalMeanCoef(sde, t);
       const s = marginalStd(sde, t);
-      expect(out.mean[b]).toBeCloseTo(m, 6);
-      expect(out.std[b]).toBeCloseTo(s, 6);
+      perturbation.lessThan(Math.abs(out.mean[b]! - m), 0.5e-6); // toBeCloseTo(m, 6)
+      perturbation.lessThan(Math.abs(out.std[b]! - s), 0.5e-6);
       const z = [
         [0.5, -1],
         [2, 0],
@@ -120,9 +153,9 @@ describe('prior and kernel', () => {
       ][b]!;
       z.forEach((zj, j) => {
         // float32: 3 roundings of values ≤ 6: ≤ 4ε·6·(1 + m).
-        expect(Math.abs(out.xt[b * 2 + j]! - (m * (b * 2 + j + 1) + s * zj))).toBeLessThanOrEqual(4 * EPS32 * 6 * 2);
+        perturbation.atMost(Math.abs(out.xt[b * 2 + j]! - (m * (b * 2 + j + 1) + s * zj)), 4 * EPS32 * 6 * 2);
         // −(x_t − m x_0)/s² = −z/s up to the cancellation error in x_t − m x_0 (≤ 8ε·6·2), divided by s².
-        expect(Math.abs(out.scores[b]![j]! + zj / s)).toBeLessThanOrEqual((8 * EPS32 * 12) / (s * s) + 4 * EPS32 * Math.abs(zj / s));
+        perturbation.atMost(Math.abs(out.scores[b]![j]! + zj / s), (8 * EPS32 * 12) / (s * s) + 4 * EPS32 * Math.abs(zj / s));
       });
     });
   });

@@ -23,6 +23,31 @@ import {
   marginalMeanCoef,
 } from '@score-sde/sde-math';
 import { EPS32, EPS64, columnMoments, gaussianStandardErrors, sdeArb } from './helpers';
+import { identity } from '@score-sde/tensor-fp/testing';
+
+const reverseToData = identity({
+  concept: 'reverse',
+  title: 'The reverse SDE returns Gaussian data to its law',
+  formula: String.raw`$x_T \sim p_T = \mathcal N(m(T)\mu, \sigma_T^2),\ dx = \bar f\,dt + g\,d\bar w \Rightarrow x_0 \sim \mathcal N(\mu, \operatorname{diag} s^2)$, $\sigma_t^2 = m(t)^2 s^2 + s(t)^2$`,
+  source: 'Song et al. 2021, eq. 6 with the exact score −(x − m(t)μ)/σ_t² of Gaussian data; 1000 paths, 1000 reverse Euler–Maruyama steps, all four kinds',
+  tolerance: 'Monte-Carlo: 5 SE + the Euler–Maruyama bias of the affine chain (mean ← a·mean + (g²/σ_t²) m μ Δ, v ← a² v + g² Δ), computed exactly and required ≤ 0.25 SE',
+});
+
+const flowMap = identity({
+  concept: 'reverse',
+  title: 'The probability-flow ODE of Gaussian data is the closed-form flow map',
+  formula: String.raw`$x(t_1) = m(t_1)\mu + \frac{\sigma_{t_1}}{\sigma_{t_0}}\big(x(t_0) - m(t_0)\mu\big)$ solves $\frac{dx}{dt} = f(t)\,x - \tfrac12 g(t)^2 \nabla \log p_t(x)$`,
+  source: 'Song et al. 2021, eq. 13 with the Gaussian score: the standardised coordinate (x − m μ)/σ_t is constant along the flow; integrated by RK4 from T to 0, all kinds, random μ, s, x_T',
+  tolerance: 'RK4 truncation by step halving |X₁₀₀ − X₂₀₀| (≈ 15× the error of X₂₀₀) + float32 rounding 200 steps × 16 roundings × ε max|x| (the flow contracts); the tensor map within 8ε max|x|',
+});
+
+const flowProperty = identity({
+  concept: 'reverse',
+  title: 'The Gaussian flow map is a flow',
+  formula: String.raw`$\Phi_{t_1 \to t_2} \circ \Phi_{t_0 \to t_1} = \Phi_{t_0 \to t_2},\ \Phi_{t \to t} = \mathrm{id}$, and $\Phi$ maps $\mathcal N(m(t_0)\mu, \sigma_{t_0}^2)$ to $\mathcal N(m(t_1)\mu, \sigma_{t_1}^2)$`,
+  source: 'the map is affine with the invariant z = (x − m(t)μ)/σ_t',
+  tolerance: 'float64 affine maps with coefficients < 400 and |x| < 400: 64ε·400² for the composition, 64ε·400 for z; Φ(t → t) to 12 digits',
+});
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -88,8 +113,8 @@ describe('Gaussian data: reverse SDE (group 4)', () => {
       expect(bias.variance).toBeLessThanOrEqual(0.25 * se.variance);
       const got = columnMoments(xs, D, j);
       // N i.i.d. Gaussian draws (the chain is affine-Gaussian): 5 SE + the exact bias.
-      expect(Math.abs(got.mean - mu)).toBeLessThanOrEqual(5 * se.mean + bias.mean);
-      expect(Math.abs(got.variance - target)).toBeLessThanOrEqual(5 * se.variance + bias.variance);
+      reverseToData.withinSE(got.mean, mu, se.mean, { z: 5, bias: bias.mean }, `mean[${j}]`);
+      reverseToData.withinSE(got.variance, target, se.variance, { z: 5, bias: bias.variance }, `variance[${j}]`);
     });
   });
 });
@@ -141,9 +166,9 @@ describe('Gaussian data: probability-flow ODE (group 4)', () => {
             // t = 0, so errors are not amplified): ≤ 200·16·ε·max|x|.
             const scale = Math.max(Math.abs(x32[i]!), Math.abs(w), 1);
             const tol = Math.abs(coarse[i]! - fine[i]!) + 200 * 16 * EPS32 * scale;
-            expect(Math.abs(fine[i]! - w)).toBeLessThanOrEqual(tol);
+            flowMap.atMost(Math.abs(fine[i]! - w), tol);
             // The tensor form of the map = the float64 form within a few float32 roundings.
-            expect(Math.abs(mapped[i]! - w)).toBeLessThanOrEqual(8 * EPS32 * scale);
+            flowMap.atMost(Math.abs(mapped[i]! - w), 8 * EPS32 * scale);
           });
         },
       ),
@@ -166,11 +191,11 @@ describe('Gaussian data: probability-flow ODE (group 4)', () => {
           const direct = phi([x0], t0, t2)[0]!;
           const composed = phi(phi([x0], t0, t1), t1, t2)[0]!;
           // Affine maps with coefficients of size ≤ σ_max/0.3 < 400 and |x| ≤ 400: float64 rounding ≤ 64ε·400².
-          expect(Math.abs(direct - composed)).toBeLessThanOrEqual(64 * EPS64 * 400 * 400);
-          expect(phi([x0], t0, t0)[0]).toBeCloseTo(x0, 12);
+          flowProperty.atMost(Math.abs(direct - composed), 64 * EPS64 * 400 * 400);
+          flowProperty.lessThan(Math.abs(phi([x0], t0, t0)[0]! - x0), 0.5e-12); // toBeCloseTo(x0, 12)
           // The standardised coordinate z = (x − m μ)/σ_t is invariant: so the map pushes N(m(t0)μ, σ_t0²) to N(m(t1)μ, σ_t1²).
           const z1 = (direct - marginalMeanCoef(sde, t2) * mu) / gaussianMarginalStd(sde, s, t2);
-          expect(Math.abs(z1 - z)).toBeLessThanOrEqual(64 * EPS64 * 400);
+          flowProperty.atMost(Math.abs(z1 - z), 64 * EPS64 * 400);
         },
       ),
       { seed: 42, numRuns: 100 },

@@ -31,6 +31,71 @@ import {
   gaussian,
 } from '@score-sde/sde-math';
 import { EPS32, EPS64, TINY32, mixtureArb, sdeArb, timeArb } from './helpers';
+import { identity } from '@score-sde/tensor-fp/testing';
+
+const scoreIsGradient = identity({
+  concept: 'mixture',
+  title: 'Mixture score is the gradient of the mixture log-density',
+  formula: String.raw`$\nabla_x \log p_t(x) = \sum_k r_k(x)\, \frac{m(t)\mu_k - x}{\sigma_{k,t}^2}$, with $p_t = \sum_k w_k \mathcal N(m(t)\mu_k, \sigma_{k,t}^2)$, $\sigma_{k,t}^2 = m(t)^2 s_k^2 + s(t)^2$`,
+  source: 'a Gaussian mixture convolved with the Gaussian kernel p_0t stays a mixture; checked against central differences of log p_t (float64, all kinds, random t and x)',
+  tolerance: 'Taylor remainder h²/6 · max|∂³ log p| (bounded by the cumulants 3 Cov_r(φ′, φ″) + κ₃ of the component quadratics φ_k) + float64 rounding 8ε(|f| + 1)/(2h)',
+});
+
+const scoreFloat32 = identity({
+  concept: 'mixture',
+  title: 'Float32 mixture score equals the float64 one',
+  formula: String.raw`$\big|\hat s_{32}(x, t) - \nabla_x \log p_t(x)\big| \le$ the first-order float32 rounding bound`,
+  source: 'the tensor exactScore and the float64 exactScoreAt compute the same closed form',
+  tolerance: '4× the first-order bound: component scores 4(ε(|x| + |μ|) + 2⁻¹²⁶)/s², logits Λ_k = (D + 4)ε(½Σz² + |c_k|) + Σ 2|z| ε(|x| + |μ|)/s moving responsibilities by 2 max Λ · r_k, and Kε max|a| for the sum',
+});
+
+const logProbFloat32 = identity({
+  concept: 'mixture',
+  title: 'Float32 mixture log-density and responsibilities equal the float64 ones',
+  formula: String.raw`$\log p(x) = \operatorname{LSE}_k\big(\log w_k + \log \mathcal N(x; \mu_k, s_k^2)\big),\quad r_k = \operatorname{softmax}_k(\cdot),\ \sum_k r_k = 1$`,
+  source: 'definitions of the mixture density and of the posterior p(k | x)',
+  tolerance: 'logits < 30 formed with relative error (D + 4)ε: 64ε(|log p| + 30) for log p; 2·64ε·30 + 4ε per responsibility; 8ε for their sum',
+});
+
+const logSumExp = identity({
+  concept: 'mixture',
+  title: 'Log-sum-exp is stable far from the data',
+  formula: String.raw`$\log p(x) = \ell_{\max} + \log \sum_k e^{\ell_k - \ell_{\max}}$ stays finite where every $e^{\ell_k}$ underflows ($x = 100$, means $\pm 1$, $s = 0.1$)`,
+  source: 'shifting by the largest logit before exponentiating',
+  tolerance: 'float32 relative error 16ε of |log p| ≈ 4.9·10⁵ and of the score −9900',
+});
+
+const marginalMoments = identity({
+  concept: 'mixture',
+  title: 'Marginal mixture moments',
+  formula: String.raw`$\mathbb E_t[x] = m(t)\,\mathbb E_0[x],\quad \operatorname{Var}_t[x] = m(t)^2 \operatorname{Var}_0[x] + s(t)^2$`,
+  source: 'x_t = m(t) x_0 + s(t) z with z independent of x_0',
+  tolerance: 'float64 algebra: 64ε·3 for the mean, 64ε(13 + v) for the variance (a difference E x² − (E x)² of terms ≤ 13 + v)',
+});
+
+const sampleInvariance = identity({
+  concept: 'mixture',
+  title: 'Mixture sample b depends on keys[b] only',
+  formula: String.raw`$\text{sample}(k_1, \dots, k_B)_b = \text{sample}(k_b)$; tensor rows are the float64 rows rounded to float32`,
+  source: 'each sample draws its component and noise from its own key (counter-based randomness)',
+  tolerance: 'exact (bit for bit)',
+});
+
+const sampling = identity({
+  concept: 'mixture',
+  title: 'Mixture sampling frequencies and component moments',
+  formula: String.raw`$\Pr(k) = w_k,\quad x \mid k \sim \mathcal N(\mu_k, s_k^2)$`,
+  source: 'definition of the mixture; 20,000 draws',
+  tolerance: 'Monte-Carlo 5 SE: frequency SE = √(w(1 − w)/N) (binomial); within a component SE(mean) = s/√n, SE(var) = s²√(2/(n − 1))',
+});
+
+const bayes = identity({
+  concept: 'mixture',
+  title: 'Conditional mixture is Bayes',
+  formula: String.raw`$\log p(x_M \mid x_O) = \log p(x) - \log p_O(x_O)$ for the conditional mixture with weights $\propto w_k\,\mathcal N(x_O; \mu_{k,O}, s_{k,O}^2)$`,
+  source: "Bayes' rule for a diagonal mixture: components factorise over coordinates",
+  tolerance: 'float64 sums of O(D + K) terms of size < 40: 256ε·40',
+});
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -81,7 +146,7 @@ describe('mixture scores (group 5)', () => {
           // error is ≤ h²/6 · max|f'''| on the segment (bounded above); each log p evaluation carries a rounding error
           // ≲ 8ε₆₄(|f| + 1) (a sum of O(D) terms of the size of f), which the difference divides by 2h.
           const tol = (h * h * thirdDerivativeBound(mt, x, j, h)) / 6 + (8 * EPS64 * (Math.abs(fp) + Math.abs(fm) + 2)) / (2 * h);
-          expect(Math.abs(score[j]! - fd)).toBeLessThanOrEqual(tol);
+          scoreIsGradient.atMost(Math.abs(score[j]! - fd), tol);
         }
       }),
       { seed: 42, numRuns: 60 },
@@ -124,7 +189,7 @@ describe('mixture scores (group 5)', () => {
             aErr = Math.max(aErr, (4 * (EPS32 * (Math.abs(x32[j]!) + Math.abs(mu[j]!)) + TINY32)) / s[j]! ** 2);
           });
           const tol = 4 * (aErr + 2 * lam * aMax + mt.weights.length * EPS32 * aMax);
-          expect(Math.abs(got[j]! - want[j]!)).toBeLessThanOrEqual(tol);
+          scoreFloat32.atMost(Math.abs(got[j]! - want[j]!), tol);
         }
       }),
       { seed: 42, numRuns: 60 },
@@ -143,12 +208,12 @@ describe('mixture scores (group 5)', () => {
         const lp64 = mixtureLogProbAt(m)(x32);
         // log p is a log-sum-exp of logits of size ≤ ½Σz² + |c| ≤ ½·D·36 + D·|log 0.2| + D + |log 0.05| < 30 here; each is
         // formed with relative error ≤ (D + 4)ε, and the log-sum-exp adds ≤ 4ε|log p| + Kε: bound 64ε(|log p| + 30).
-        expect(Math.abs(lp[0]! - lp64)).toBeLessThanOrEqual(64 * EPS32 * (Math.abs(lp64) + 30));
+        logProbFloat32.atMost(Math.abs(lp[0]! - lp64), 64 * EPS32 * (Math.abs(lp64) + 30));
         const post64 = componentPosteriorAt(m)(x32);
         // Responsibilities move by ≤ 2 max Λ r_k ≤ 2·64ε·30 (same logit error as above) plus ε·K for the normalisation.
-        post64.forEach((r, kk) => expect(Math.abs(post[kk]! - r)).toBeLessThanOrEqual(2 * 64 * EPS32 * 30 + 4 * EPS32));
+        post64.forEach((r, kk) => logProbFloat32.atMost(Math.abs(post[kk]! - r), 2 * 64 * EPS32 * 30 + 4 * EPS32));
         // Σ_k r_k = 1 up to K roundings of the softmax normalisation.
-        expect(Math.abs(Array.from(post).reduce((a, b) => a + b, 0) - 1)).toBeLessThanOrEqual(8 * EPS32);
+        logProbFloat32.atMost(Math.abs(Array.from(post).reduce((a, b) => a + b, 0) - 1), 8 * EPS32);
       }),
       { seed: 42, numRuns: 40 },
     );
@@ -165,9 +230,9 @@ describe('mixture scores (group 5)', () => {
     const lp64 = mixtureLogProbAt(m)([100]);
     expect(Number.isFinite(lp)).toBe(true);
     // |log p| ≈ 4.9·10⁵ is a difference of float32 terms of that size: relative error ≤ 16ε.
-    expect(Math.abs(lp - lp64)).toBeLessThanOrEqual(16 * EPS32 * Math.abs(lp64));
+    logSumExp.atMost(Math.abs(lp - lp64), 16 * EPS32 * Math.abs(lp64));
     // The score is dominated by the nearest component: (1 − 100)/0.01 = −9900, float32 relative error ≤ 16ε.
-    expect(Math.abs(sc - mixtureScoreAt(m)([100])[0]!)).toBeLessThanOrEqual(16 * EPS32 * 9900);
+    logSumExp.atMost(Math.abs(sc - mixtureScoreAt(m)([100])[0]!), 16 * EPS32 * 9900);
   });
 
   test('marginalMixture moments: E_t x = m(t) E_0 x and Var_t x = m(t)² Var_0 x + s(t)²', () => {
@@ -179,8 +244,8 @@ describe('mixture scores (group 5)', () => {
         const [mu0, var0, mut, vart] = [mixtureMean(m0), mixtureVariance(m0), mixtureMean(mt), mixtureVariance(mt)];
         // Exact algebra in float64; the variances are differences E x² − (E x)² of terms ≤ 9 + 4 + v, so rounding ≤ 64ε(13 + v).
         mu0.forEach((mu, j) => {
-          expect(Math.abs(mut[j]! - a * mu)).toBeLessThanOrEqual(64 * EPS64 * 3);
-          expect(Math.abs(vart[j]! - (a * a * var0[j]! + v))).toBeLessThanOrEqual(64 * EPS64 * (13 + v));
+          marginalMoments.atMost(Math.abs(mut[j]! - a * mu), 64 * EPS64 * 3);
+          marginalMoments.atMost(Math.abs(vart[j]! - (a * a * var0[j]! + v)), 64 * EPS64 * (13 + v));
         });
       }),
       { seed: 42, numRuns: 50 },
@@ -216,11 +281,11 @@ describe('sampling and conditioning', () => {
     const keys = random.split(random.key(7), 5);
     const all = sampleMixtureAt(m)(keys);
     const one = sampleMixtureAt(m)([keys[3]!]);
-    expect(one.component[0]).toBe(all.component[3]);
-    expect(Array.from(one.x)).toEqual(Array.from(all.x.subarray(6, 8)));
+    sampleInvariance.equal(one.component[0], all.component[3]);
+    sampleInvariance.equal(Array.from(one.x), Array.from(all.x.subarray(6, 8)));
     const { x, component } = sampleMixture(m)(keys);
-    expect(Array.from(x.dataSync())).toEqual(Array.from(Float32Array.from(all.x)));
-    expect(Array.from(component)).toEqual(Array.from(all.component));
+    sampleInvariance.equal(Array.from(x.dataSync()), Array.from(Float32Array.from(all.x)));
+    sampleInvariance.equal(Array.from(component), Array.from(all.component));
     x.dispose();
   });
 
@@ -233,13 +298,13 @@ describe('sampling and conditioning', () => {
       const n = xs.length;
       const w = m.weights[k]!;
       // Frequency of component k ~ Binomial(N, w)/N: SE = √(w(1 − w)/N).
-      expect(Math.abs(n / N - w)).toBeLessThanOrEqual(5 * Math.sqrt((w * (1 - w)) / N));
+      sampling.withinSE(n / N, w, Math.sqrt((w * (1 - w)) / N), { z: 5 }, `frequency[${k}]`);
       const mean = xs.reduce((a, b) => a + b, 0) / n;
       const variance = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1);
       const v = m.stds[k]![0]! ** 2;
       // Within component k the draws are N(μ_k, s_k²): SE(mean) = s_k/√n, SE(variance) = s_k² √(2/(n − 1)).
-      expect(Math.abs(mean - m.means[k]![0]!)).toBeLessThanOrEqual(5 * Math.sqrt(v / n));
-      expect(Math.abs(variance - v)).toBeLessThanOrEqual(5 * v * Math.sqrt(2 / (n - 1)));
+      sampling.withinSE(mean, m.means[k]![0]!, Math.sqrt(v / n), { z: 5 }, `mean[${k}]`);
+      sampling.withinSE(variance, v, v * Math.sqrt(2 / (n - 1)), { z: 5 }, `variance[${k}]`);
     });
   });
 
@@ -270,7 +335,7 @@ describe('sampling and conditioning', () => {
           const lhs = mixtureLogProbAt(cond)(missIdx.map((j) => x[j]!));
           const rhs = mixtureLogProbAt(m)(x) - mixtureLogProbAt(marginalObs)(obsIdx.map((j) => x[j]!));
           // Float64 sums of O(D + K) terms of size < 40 each (see the log-density bound above): rounding ≤ 256 ε₆₄ · 40.
-          expect(Math.abs(lhs - rhs)).toBeLessThanOrEqual(256 * EPS64 * 40);
+          bayes.atMost(Math.abs(lhs - rhs), 256 * EPS64 * 40);
         },
       ),
       { seed: 42, numRuns: 60 },

@@ -31,6 +31,63 @@ import {
   observationLogLikelihoodAt,
 } from '@score-sde/sde-math';
 import { EPS32, EPS64, TINY32, mixtureArb, sdeArb, timeArb } from './helpers';
+import { identity } from '@score-sde/tensor-fp/testing';
+
+const observationBayes = identity({
+  concept: 'guidance',
+  title: 'Observation likelihood is the Bayes factor of the conditional marginal',
+  formula: String.raw`$\log p_t(x_t) + \log p(x_{0,O} = y \mid x_t) - \log p(y) = \log p_t(x_t \mid y)$, with $p_t(x_t \mid y) = \mathcal N(x_{t,O}; m y, s^2 I)\; p_t^{\text{cond}}(x_{t,M})$`,
+  source: "Bayes' rule; for diagonal components p(x_0 | y) is a point mass at y on O and conditionalMixture(m, y) on M, whose SDE marginal is closed-form",
+  tolerance: 'float64 log-sum-exps of O(K) terms of O(D) quadratics and logs (|log 2πv| ≤ 20 per coordinate): 256ε(Σ|terms| + 20D)',
+});
+
+const conditionalScore = identity({
+  concept: 'guidance',
+  title: 'Guided score is the conditional score',
+  formula: String.raw`$\nabla_{x_t} \log p_t(x_t) + \nabla_{x_t} \log p(y \mid x_t) = \nabla_{x_t} \log p_t(x_t \mid y)$`,
+  source: 'gradient of the Bayes identity above (Song et al. 2021, eq. 14 / App. I); checked by central differences of log p(y | x_t)',
+  tolerance: 'Taylor remainder h²/6 · (|∂³ log p_t| + |∂³ log p_t^cond|) (cumulant bounds) + float64 rounding 16ε·size/h + 64ε(|want| + |s|)',
+});
+
+const observationFloat32 = identity({
+  concept: 'guidance',
+  title: 'Float32 observation likelihood and its autodiff gradient equal the float64 closed forms',
+  formula: String.raw`$\log p(y \mid x_t) = \operatorname{LSE}_k\big(\log \operatorname{softmax}(\ell)_k + o_k\big)$, and $\hat s + \nabla_x \log p(y \mid x_t)$ (tf.grad) $= \nabla \log p_t(x_t \mid y)$`,
+  source: 'the tensor observationLogLikelihood and exactScore against observationLogLikelihoodAt and the float64 conditional score',
+  tolerance: '4× the first-order float32 bound: logits Λ_k, observation terms Ω_k = Σ(|ζ|δ/√v̂ + 4εζ²) + (|O| + 4)εΣ|½ log 2πv̂|, and the gradient terms through both softmaxes',
+});
+
+const observationDensity = identity({
+  concept: 'guidance',
+  title: 'Observation likelihood is a density in y',
+  formula: String.raw`$\int p(y \mid x_t)\, dy = 1$ (1-D observation; $y \mapsto p(y \mid x_t) = \sum_k r_k \mathcal N(\hat\mu_k, \hat v_k)$)`,
+  source: 'it is a mixture of the backward Gaussian kernels; trapezoid rule on ±12 √v̂ with spacing √v̂_min/4',
+  tolerance: '1e−10: trapezoid error ≤ 2e^{−2π²v̂/h²} ≤ 2e−137 (Poisson summation), tails < 4e−33, float64 sum of ≤ 2·10⁵ terms ≈ 5e−11',
+});
+
+const observationAverage = identity({
+  concept: 'guidance',
+  title: 'Observation likelihood averages to the evidence',
+  formula: String.raw`$\mathbb E_{x_t \sim p_t}\big[p(y \mid x_t)\big] = p(y)$`,
+  source: 'marginalising x_t: ∫ p(y | x_t) p_t(x_t) dx_t = p(y); 20,000 draws, VP and VE, t = 0.1, 0.5',
+  tolerance: 'Monte-Carlo: 5 SE of a plain mean (float32 rounding ≲ 1e−4 relative, far below the SE ≈ 1e−2 relative)',
+});
+
+const observationAtT = identity({
+  concept: 'guidance',
+  title: 'At t → T the observation likelihood forgets x_t',
+  formula: String.raw`$m(T) \to 0 \Rightarrow \log p(y \mid x_T) = \log p(y)$`,
+  source: 'VP with β_max = 2000 (m(1) ≈ 1e−217) and VE with σ_max = 1e20: μ̂ = μ, v̂ = s², p_T(k | x) = w_k to float64 resolution',
+  tolerance: 'float64 log-sum-exp of 3 terms of size ≤ 20: 64ε·20',
+});
+
+const observationAt0 = identity({
+  concept: 'guidance',
+  title: 'At t → 0 the observation likelihood pins x_0 to x_t/m',
+  formula: String.raw`$\log p(y \mid x_t) \to \log \mathcal N\big(y;\, x_{t,O}/m(t),\, s(t)^2/m(t)^2\, I\big)$ as $s(t) \to 0$`,
+  source: 'with ρ = s²/(m² s_k²), the kernel of component k differs from that Gaussian by ½ log(1 + ρ) − ½((ζ − c)²(1 + ρ) − ζ²), bounded by b_k → 0',
+  tolerance: 'the derived bound max(log Σ r_k e^{b_k}, −log Σ r_k e^{−b_k}) + float64 rounding; and the bound < 0.1 nats at t = 1e−5',
+});
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -123,7 +180,7 @@ describe('observation likelihood of a mixture', () => {
         // bounded by the evaluated log-densities plus the log-normalisers (|log(2π v)| ≤ 20 per coordinate here, with
         // variances ≥ 1e-5 at t ≥ 0.05): rounding ≤ 256 ε₆₄ · (Σ |terms| + 20 D).
         const scale = Math.abs(logPt) + Math.abs(logLik) + Math.abs(logPy) + Math.abs(rhs) + 20 * observed.length;
-        expect(Math.abs(logPt + logLik - logPy - rhs)).toBeLessThanOrEqual(256 * EPS64 * scale);
+        observationBayes.atMost(Math.abs(logPt + logLik - logPy - rhs), 256 * EPS64 * scale);
       }),
       { seed: 42, numRuns: 80 },
     );
@@ -156,7 +213,7 @@ describe('observation likelihood of a mixture', () => {
           const third = thirdDerivativeBound(mt, x, j, h) + (i >= 0 ? thirdDerivativeBound(condT, miss.map((jj) => x[jj]!), i, h) : 0);
           const size = 2 * Math.abs(exactLogProbAt(sde, m)(x, t)) + Math.abs(fp) + Math.abs(fm) + 10 * x.length;
           const tol = (h * h * third) / 6 + (16 * EPS64 * size) / h + 64 * EPS64 * (Math.abs(want[j]!) + Math.abs(sPt[j]!));
-          expect(Math.abs(sPt[j]! + fd - want[j]!)).toBeLessThanOrEqual(tol);
+          conditionalScore.atMost(Math.abs(sPt[j]! + fd - want[j]!), tol);
         }
       }),
       { seed: 42, numRuns: 50 },
@@ -230,10 +287,10 @@ describe('observation likelihood of a mixture', () => {
         });
         const lseL = mixtureLogProbAt(mt)(x32);
         const valueTol = 4 * (lamOmega + lam + 4 * EPS32 * (Math.abs(joint) + Math.abs(lseL) + Math.abs(lik64)));
-        expect(Math.abs(lik - lik64)).toBeLessThanOrEqual(valueTol);
+        observationFloat32.atMost(Math.abs(lik - lik64), valueTol);
         for (let j = 0; j < D; j++) {
           const tol = 4 * (2 * gradErr[j]! + 2 * lamOmega * gradTerm[j]! + 4 * lam * gradTerm[j]! + 3 * m.weights.length * EPS32 * gradTerm[j]!);
-          expect(Math.abs(guided[j]! - want[j]!)).toBeLessThanOrEqual(tol);
+          observationFloat32.atMost(Math.abs(guided[j]! - want[j]!), tol);
         }
       }),
       { seed: 42, numRuns: 60 },
@@ -269,7 +326,7 @@ describe('observation likelihood of a mixture', () => {
           }
           integral *= step;
           expect(n).toBeLessThanOrEqual(2e5);
-          expect(Math.abs(integral - 1)).toBeLessThanOrEqual(1e-10);
+          observationDensity.atMost(Math.abs(integral - 1), 1e-10);
         }
       }
     }
@@ -292,7 +349,7 @@ describe('observation likelihood of a mixture', () => {
         const se = Math.sqrt(q / (n - 1) / n);
         // ∫ p(y | x_t) p_t(x_t) dx_t = p(y): a plain mean of n i.i.d. values, so 5 standard errors (float32 rounding of
         // the values, ≲ 1e−4 relative, is far below the SE ≈ 1e−2 relative).
-        expect(Math.abs(mean - py)).toBeLessThanOrEqual(5 * se);
+        observationAverage.withinSE(mean, py, se, { z: 5 }, `${sde.kind}, t = ${t}`);
       }
     }
   });
@@ -315,7 +372,7 @@ describe('observation likelihood of a mixture', () => {
           1,
         );
         // Rounding of a log-sum-exp of 3 terms of size ≤ 20 (the quadratics and logs of the observed coordinates): ≤ 64 ε₆₄ · 20.
-        expect(Math.abs(got - logPy)).toBeLessThanOrEqual(64 * EPS64 * 20);
+        observationAtT.atMost(Math.abs(got - logPy), 64 * EPS64 * 20);
       }
     }
   });
@@ -364,7 +421,7 @@ describe('observation likelihood of a mixture', () => {
           // Float64 rounding: y − μ̂ is formed from numbers of size ≤ |y| + |x/m| + |μ| ≤ 20 and divided by √v̂ ≥ σ/(2m),
           // so each ζ² carries ≤ 16 ε₆₄ · 20 (|ζ| + 1) · 2m/σ; plus the log-sum-exps of terms of size ≤ 20 + |log v̂|.
           const rounding = 2 * 16 * EPS64 * 20 * (4 + 1) * ((2 * a) / Math.sqrt(v)) + 256 * EPS64 * (20 + Math.abs(Math.log(v)));
-          expect(Math.abs(got - gaussianKernel)).toBeLessThanOrEqual(bound + rounding);
+          observationAt0.atMost(Math.abs(got - gaussianKernel), bound + rounding);
           // And the limit is approached: at t = 1e−5 the bound is below 0.1 nats (σ(t) ≤ 1.4e−4, so √ρ ≤ 1e−3 · 3 here).
           if (t === 1e-5) expect(bound).toBeLessThan(0.1);
         },

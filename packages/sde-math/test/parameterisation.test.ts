@@ -19,6 +19,31 @@ import {
   noiseLevel,
 } from '@score-sde/sde-math';
 import { sdeArb } from './helpers';
+import { identity } from '@score-sde/tensor-fp/testing';
+
+const tweedieScore = identity({
+  concept: 'training',
+  title: 'The score wrapper is Tweedie solved for the score',
+  formula: String.raw`$	ext{skip}\cdot x + F/	ext{outDivisor} = (m D - x)/s^2$ with $D = c_	ext{skip}\, x/m + c_	ext{out} F$, and the network input $c_	ext{in}\, x/m$`,
+  source: 'Karras et al. 2022, §5 and Table 1, written through m(t), s(t) (σ = s/m); Tweedie: E[x₀ | x_t] = (x + s² ∇log p_t)/m',
+  tolerance: 'float64, relative 1e−12 of the largest term',
+});
+
+const targetIdentity = identity({
+  concept: 'training',
+  title: 'The training target makes the denoiser the clean data',
+  formula: String.raw`$a x_0 - b z = ig(x_0 - c_	ext{skip}(x_0 + \sigma z)ig)/c_	ext{out}$, $a = (1 - c_	ext{skip})/c_	ext{out}$, $b = c_	ext{skip}\sigma/c_	ext{out}$`,
+  source: 'Karras et al. 2022, eq. 8 (the effective training target of F)',
+  tolerance: 'float64, relative 1e−12 of the largest term',
+});
+
+const unitVariance = identity({
+  concept: 'training',
+  title: 'EDM preconditioning has unit-variance input and target',
+  formula: String.raw`$c_	ext{in}^2(\sigma_d^2 + \sigma^2) = 1$ and $a^2 \sigma_d^2 + b^2 = 1$, $c_	ext{noise} = 	frac14 \ln \sigma$`,
+  source: 'Karras et al. 2022, App. B.6 (derivation of c_in and c_out)',
+  tolerance: 'float64, 1e−12',
+});
 
 const real = (min: number, max: number) => fc.double({ min, max, noNaN: true, noDefaultInfinity: true });
 const paramArb: fc.Arbitrary<Parameterisation> = fc.oneof(fc.constant(tutorialParameterisation), real(0.1, 2).map((sd) => edmParameterisation(sd)));
@@ -26,7 +51,6 @@ const paramArb: fc.Arbitrary<Parameterisation> = fc.oneof(fc.constant(tutorialPa
 const tArb = real(1e-4, 1);
 const REL = 1e-12;
 
-const close = (a: number, b: number, scale: number): boolean => Number.isFinite(a) && Number.isFinite(b) && Math.abs(a - b) <= REL * Math.max(1, scale);
 
 test('the score wrapper is Tweedie solved for the score: skip·x + F/outDivisor = (m D − x)/s², D = c_skip x/m + c_out F', () => {
   fc.assert(
@@ -38,9 +62,9 @@ test('the score wrapper is Tweedie solved for the score: skip·x + F/outDivisor 
       const D = (c.cSkip * x) / m + c.cOut * F;
       const viaD = (m * D - x) / (s * s);
       const direct = k.skip * x + F / k.outDivisor;
-      expect(close(direct, viaD, Math.abs(x / (s * s)) + Math.abs(F / k.outDivisor))).toBe(true);
+      tweedieScore.close(direct, viaD, REL * Math.max(1, Math.abs(x / (s * s)) + Math.abs(F / k.outDivisor)), p.kind);
       // The network's input is c_in·x̃ = c_in·x/m.
-      expect(close(k.inputScale * x, (c.cIn * x) / m, Math.abs(x * k.inputScale))).toBe(true);
+      tweedieScore.close(k.inputScale * x, (c.cIn * x) / m, REL * Math.max(1, Math.abs(x * k.inputScale)), p.kind);
     }),
     { seed: 11, numRuns: 300 },
   );
@@ -53,7 +77,7 @@ test('the training target is the F that makes D the clean data: a x₀ − b z =
       const c = scalings(sde, p, t);
       const { dataCoef, noiseCoef } = trainingTarget(sde, p, t);
       const target = (x0 - c.cSkip * (x0 + sigma * z)) / c.cOut;
-      expect(close(dataCoef * x0 - noiseCoef * z, target, Math.abs(x0 / c.cOut) + Math.abs(sigma * z / c.cOut))).toBe(true);
+      targetIdentity.close(dataCoef * x0 - noiseCoef * z, target, REL * Math.max(1, Math.abs(x0 / c.cOut) + Math.abs((sigma * z) / c.cOut)), p.kind);
     }),
     { seed: 12, numRuns: 300 },
   );
@@ -80,9 +104,9 @@ test('EDM: unit-variance input and target (App. B.6): c_in²(σ_d² + σ²) = 1 
       const sigma = noiseLevel(sde, t);
       const c = scalings(sde, p, t);
       const { dataCoef, noiseCoef } = trainingTarget(sde, p, t);
-      expect(close(c.cIn * c.cIn * (sd * sd + sigma * sigma), 1, 1)).toBe(true);
-      expect(close(dataCoef * dataCoef * sd * sd + noiseCoef * noiseCoef, 1, 1)).toBe(true);
-      expect(close(c.cNoise, 0.25 * Math.log(sigma), 1)).toBe(true);
+      unitVariance.close(c.cIn * c.cIn * (sd * sd + sigma * sigma), 1, REL);
+      unitVariance.close(dataCoef * dataCoef * sd * sd + noiseCoef * noiseCoef, 1, REL);
+      unitVariance.close(c.cNoise, 0.25 * Math.log(sigma), REL * Math.max(1, Math.abs(Math.log(sigma))));
     }),
     { seed: 14, numRuns: 200 },
   );

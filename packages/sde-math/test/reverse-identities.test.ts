@@ -19,6 +19,39 @@ import {
   gaussian,
 } from '@score-sde/sde-math';
 import { EPS32, DENORM32, columnMoments, gaussianStandardErrors, mixtureArb, sdeArb, timeArb, vpArb } from './helpers';
+import { identity } from '@score-sde/tensor-fp/testing';
+
+const driftDifference = identity({
+  concept: 'reverse',
+  title: 'Forward drift minus reverse drift',
+  formula: String.raw`$f(x, t) - \bar f(x, t) = g(t)^2\, \nabla_x \log p_t(x)$, where $dx = \bar f(x, t)\,dt + g(t)\,d\bar w$ runs backwards in time`,
+  source: 'Song et al. 2021, eq. 6 (Anderson 1982): the reverse-time SDE has drift f − g² ∇ log p_t; checked with the exact score of random Gaussian mixtures, all four SDE kinds',
+  tolerance: 'float32: f·x, g²·s and their difference each round once, plus g² rounded: 4ε(|f x| + g²|s|), + 4(1 + g²)·2⁻¹⁴⁹ for results in the subnormal range',
+});
+
+const flowDrift = identity({
+  concept: 'reverse',
+  title: 'Probability-flow drift is the mean of the forward and reverse drifts',
+  formula: String.raw`$\tilde f(x, t) = f(x, t) - \tfrac12 g(t)^2 \nabla_x \log p_t(x) = \tfrac12\big(f(x, t) + \bar f(x, t)\big)$`,
+  source: 'Song et al. 2021, eq. 13 (the probability-flow ODE dx = f̃ dt has the marginals p_t of the SDE)',
+  tolerance: 'both sides are f x − c g² s computed in float32, each within 4ε(|f x| + g²|s|): 8ε(|f x| + g²|s|) + 8(1 + g²)·2⁻¹⁴⁹',
+});
+
+const vpStationary = identity({
+  concept: 'reverse',
+  title: 'N(0, I) is stationary under the VP SDE',
+  formula: String.raw`$p_0 = \mathcal N(0, I) \Rightarrow p_t = \mathcal N(0, I)$ and $\nabla_x \log p_t(x) = -x$ for all $t$`,
+  source: 'm(t)² + s(t)² = e^{−∫β} + (1 − e^{−∫β}) = 1 for the VP SDE (Song et al. 2021, eq. 11 and App. B)',
+  tolerance: 'marginal std within 8 ε₆₄ of 1 (float64 expm1/exp); the float32 score −x/1 within one rounding of 1/s²: 2 ε₃₂ |x|',
+});
+
+const vpStationaryReverse = identity({
+  concept: 'reverse',
+  title: 'The reverse VP SDE keeps N(0, 1)',
+  formula: String.raw`$x_T \sim \mathcal N(0, 1),\ \nabla \log p_t(x) = -x \Rightarrow x_t \sim \mathcal N(0, 1)$ along reverse Euler–Maruyama ($\bar f = \tfrac12 \beta(t)\,x$)`,
+  source: 'stationarity above, simulated: 2000 paths of 1000 reverse Euler–Maruyama steps',
+  tolerance: 'mean within 5 SE (SE = 1/√n); variance within 5 SE (SE = √(2/(n−1))) + the exactly computed Euler–Maruyama bias of the chain v ← (1 − ½βΔ)² v + βΔ (itself required ≤ 0.5 SE)',
+});
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -55,9 +88,7 @@ describe('reverse-time identities (group 3)', () => {
           // float32: f x, g² s and their difference each round once (relative ε), plus g² rounded to float32:
           // |error| ≤ 4ε (|f x| + g²|s|); results in float32's subnormal range round with absolute error ≤ 2⁻¹⁴⁹ instead,
           // which g² may amplify: + 4(1 + g²)·2⁻¹⁴⁹.
-          expect(Math.abs(fi - rev[i]! - g2 * s[i]!)).toBeLessThanOrEqual(
-            4 * EPS32 * (Math.abs(fi) + g2 * Math.abs(s[i]!)) + 4 * (1 + g2) * DENORM32,
-          );
+          driftDifference.atMost(Math.abs(fi - rev[i]! - g2 * s[i]!), 4 * EPS32 * (Math.abs(fi) + g2 * Math.abs(s[i]!)) + 4 * (1 + g2) * DENORM32);
         });
       }),
       { seed: 42, numRuns: 40 },
@@ -72,9 +103,7 @@ describe('reverse-time identities (group 3)', () => {
         f.forEach((fi, i) => {
           // Both sides are f x − c·g² s (c = ½, resp. the mean of c = 0 and 1), each with ≤ 4ε (|f x| + g²|s|) error
           // (+ 4(1 + g²)·2⁻¹⁴⁹ in the subnormal range, as above).
-          expect(Math.abs(pf[i]! - 0.5 * (fi + rev[i]!))).toBeLessThanOrEqual(
-            8 * EPS32 * (Math.abs(fi) + g2 * Math.abs(s[i]!)) + 8 * (1 + g2) * DENORM32,
-          );
+          flowDrift.atMost(Math.abs(pf[i]! - 0.5 * (fi + rev[i]!)), 8 * EPS32 * (Math.abs(fi) + g2 * Math.abs(s[i]!)) + 8 * (1 + g2) * DENORM32);
         });
       }),
       { seed: 42, numRuns: 40 },
@@ -86,11 +115,11 @@ describe('reverse-time identities (group 3)', () => {
       fc.property(vpArb, timeArb, batchArb(4), (sde, t, xs) => {
         const m = gaussian([0, 0, 0], [1, 1, 1]);
         // m(t)²·1 + (1 − m(t)²) = 1 up to float64 rounding of expm1/exp.
-        marginalMixture(sde, m, t).stds.flat().forEach((s) => expect(Math.abs(s - 1)).toBeLessThanOrEqual(8 * Number.EPSILON));
+        marginalMixture(sde, m, t).stds.flat().forEach((s) => vpStationary.atMost(Math.abs(s - 1), 8 * Number.EPSILON));
         const x32 = Float32Array.from(xs, (v) => 3 * v);
         const got = tf.tidy(() => exactScore(sde, m)(tf.tensor2d(x32, [4, 3]), t).dataSync());
         // The score is (0 − x)/1 computed in float32: exact up to one rounding of 1/s² ≈ 1.
-        got.forEach((v, i) => expect(Math.abs(v + x32[i]!)).toBeLessThanOrEqual(2 * EPS32 * Math.abs(x32[i]!)));
+        got.forEach((v, i) => vpStationary.atMost(Math.abs(v + x32[i]!), 2 * EPS32 * Math.abs(x32[i]!)));
       }),
       { seed: 42, numRuns: 30 },
     );
@@ -128,7 +157,7 @@ describe('reverse-time identities (group 3)', () => {
     const se = gaussianStandardErrors(1, N);
     expect(bias).toBeLessThanOrEqual(0.5 * se.variance); // the discretisation bias is below the MC error
     // N i.i.d. N(0, 1) draws: |mean| ≤ 5 SE, |variance − 1| ≤ 5 SE + bias.
-    expect(Math.abs(mean)).toBeLessThanOrEqual(5 * se.mean);
-    expect(Math.abs(variance - 1)).toBeLessThanOrEqual(5 * se.variance + bias);
+    vpStationaryReverse.withinSE(mean, 0, se.mean, { z: 5 }, 'mean');
+    vpStationaryReverse.withinSE(variance, 1, se.variance, { z: 5, bias }, 'variance');
   });
 });

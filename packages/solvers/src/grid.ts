@@ -47,6 +47,20 @@ const gridOfNoiseLevels = (sde: SDE, sigmas: ReadonlyArray<number>, eps: number)
 /**
  * Karras/EDM σ-schedule (Karras et al. 2022, eq. 5): σ_i = (σ_max^{1/ρ} + (i/n)(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ,
  * i = 0…n, with σ_max = σ(T), σ_min = σ(ε), ρ = 7, mapped to t by {@link timeOfNoiseLevel}.
+ * @example
+ * ```ts
+ * import * as assert from 'node:assert';
+ * import { ve } from '@score-sde/sde-math';
+ * import { karrasGrid, noiseLevel } from '@score-sde/solvers';
+ *
+ * const sde = ve();
+ * const grid = karrasGrid(sde, 10, 1e-3); // 11 times from T down to ε
+ * assert.strictEqual(grid.length, 11);
+ * assert.strictEqual(grid[0], sde.T);
+ * assert.strictEqual(grid[10], 1e-3);
+ * const u = grid.map((t) => noiseLevel(sde, t) ** (1 / 7)); // uniform in σ^{1/ρ}
+ * assert.ok(Math.abs(u[1]! - u[0]! - (u[2]! - u[1]!)) < 1e-9);
+ * ```
  * @category grids
  */
 export const karrasGrid = (sde: SDE, n: number, eps: number = DEFAULT_EPS, rho = 7): TimeGrid => {

@@ -26,6 +26,23 @@ export const logLikelihoodGradient =
  * Classifier guidance (Song et al. 2021, eq. 14; Dhariwal & Nichol 2021 with a scale w):
  *   s_y(x, t) = s(x, t) + w ∇ₓ log p_t(y | x).
  * With w = 1 and the exact p_t(y | x) this is the exact score of p_t(x | y).
+ * @example
+ * ```ts
+ * import * as assert from 'node:assert';
+ * import { tf } from '@score-sde/tensor-fp';
+ * import { vp, exactScore, type GaussianMixture } from '@score-sde/sde-math';
+ * import { classifierGuidance, mixtureClassLogLikelihood } from '@score-sde/solvers';
+ *
+ * const sde = vp();
+ * const m: GaussianMixture = { weights: [0.5, 0.5], means: [[-2], [2]], stds: [[0.5], [0.5]] };
+ * // s + ∇ log p_t(y = 1 | x) with the exact classifier and scale 1 is the score of component 1 alone
+ * const guided = classifierGuidance(exactScore(sde, m), mixtureClassLogLikelihood(sde, m, 1), 1);
+ * const componentOne = exactScore(sde, { weights: [1], means: [[2]], stds: [[0.5]] });
+ * const x = tf.tensor2d([[-1], [0.5], [3]]);
+ * const gap = tf.tidy(() => tf.max(tf.abs(tf.sub(guided(x, 0.3), componentOne(x, 0.3)))).dataSync()[0]!);
+ * assert.ok(gap < 1e-4);
+ * x.dispose();
+ * ```
  * @category transforms
  */
 export const classifierGuidance =

@@ -21,6 +21,23 @@ import { type Step, defineStep, perSampleNoise } from './step';
  * Euler–Maruyama on the reverse SDE, with Δt = t_next − t < 0 and z ~ N(0, I):
  *   x̄ = x + [f(t)x − g(t)² s(x, t)] Δt,   x' = x̄ + g(t) √|Δt| z.
  * Weak order 1 (strong order 1 here, the noise being additive). One score evaluation.
+ * @example
+ * ```ts
+ * import * as assert from 'node:assert';
+ * import { random } from '@score-sde/tensor-fp';
+ * import { vp, gaussian, exactScore } from '@score-sde/sde-math';
+ * import { eulerMaruyama, priorState, releaseReplaced, disposeState } from '@score-sde/solvers';
+ *
+ * const sde = vp();
+ * const step = eulerMaruyama(sde); // a value: its name, kind, order, NFE per step and the step function
+ * const score = exactScore(sde, gaussian([0, 0], [1, 1]));
+ * const s0 = priorState(sde, random.split(random.key(0), 4), [2], sde.T); // 4 samples of the prior at t = T
+ * const s1 = step.step(score, s0, 0.99); // one reverse step, t: 1 → 0.99
+ * assert.strictEqual(s1.t, 0.99);
+ * assert.strictEqual(s1.nfe, 1);
+ * releaseReplaced(s0, s1); // the caller owns both states
+ * disposeState(s1);
+ * ```
  * @category predictors
  */
 export const eulerMaruyama = (sde: SDE): Step =>

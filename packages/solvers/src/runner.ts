@@ -157,6 +157,25 @@ export async function* run(sampler: Sampler, score: ScoreFn, opts: RunOptions): 
  * Runs the sampler to the end (its grid, then its final step) and returns the final batch ({@link outputOf}: the
  * denoised x̂₀ by default, x̄ at ε with `final: none`). Left on cancellation, an invalid grid or start, a solver
  * failure, or a non-finite result.
+ * @example
+ * ```ts
+ * import * as assert from 'node:assert';
+ * import * as E from 'fp-ts/Either';
+ * import { random } from '@score-sde/tensor-fp';
+ * import { ve, gaussian, exactScore } from '@score-sde/sde-math';
+ * import { type Sampler, sample, uniformGrid, eulerMaruyama } from '@score-sde/solvers';
+ *
+ * const sde = ve();
+ * const sampler: Sampler = { sde, grid: uniformGrid(sde, 50), step: eulerMaruyama(sde) };
+ * const keys = random.split(random.key(1), 8); // one key per sample
+ * const result = await sample(sampler, exactScore(sde, gaussian([3], [0.5])), { keys, sampleShape: [1] })();
+ * assert.ok(E.isRight(result));
+ * if (E.isRight(result)) {
+ *   assert.deepStrictEqual(result.right.x.shape, [8, 1]);
+ *   assert.strictEqual(result.right.nfe, 50 + 1); // one score evaluation per interval, one for Tweedie's final step
+ *   result.right.x.dispose();
+ * }
+ * ```
  * @category running
  */
 export const sample =

@@ -188,6 +188,18 @@ export type PCOrder = 'predictor-first' | 'corrector-first';
  * t → t_next, then n corrector steps act at t_next (predictor ▸ correctorⁿ); with 'corrector-first' (the
  * reference code's order) n corrector steps act at t, then the predictor moves (correctorⁿ ▸ predictor).
  * pc(p, none, n) = p.
+ * @example
+ * ```ts
+ * import * as assert from 'node:assert';
+ * import { vp } from '@score-sde/sde-math';
+ * import { pc, reverseDiffusion, eulerMaruyama, langevin, none } from '@score-sde/solvers';
+ *
+ * const sde = vp();
+ * const step = pc(reverseDiffusion(sde, 100), langevin(sde, { snr: 0.16 }), 1); // predictor ▸ corrector per interval
+ * assert.strictEqual(step.nfePerStep, 2);
+ * assert.strictEqual(step.stochastic, true);
+ * assert.strictEqual(pc(eulerMaruyama(sde), none, 3).nfePerStep, 1); // pc(p, none, n) = p
+ * ```
  * @category combinators
  */
 export const pc = (predictor: Step, corrector: Step, n = 1, opts: { readonly order?: PCOrder } = {}): Step => {

@@ -4,6 +4,39 @@
 import fc from 'fast-check';
 import { type SDE, marginalMeanCoef, marginalStd, noiseLevel, timeOfNoiseLevel, logSnr } from '@score-sde/sde-math';
 import { uniformGrid, quadraticGrid, karrasGrid, logSnrGrid, isDecreasing } from '@score-sde/solvers';
+import { identity } from '@score-sde/tensor-fp/testing';
+
+const inverse = identity({
+  concept: 'discretisation',
+  title: 'timeOfNoiseLevel inverts noiseLevel',
+  formula: String.raw`$t\big(\sigma(t)\big) = t$ on $(0, T]$, $\sigma(t) = s(t)/m(t)$`,
+  source: 'closed-form inverses of σ(t) for each SDE kind',
+  tolerance: 'float64 round trip through exp/log/sqrt, amplified by the conditioning of t(σ): 1e−9 · max(t, 1e−3)',
+});
+
+const noiseLevelLaw = identity({
+  concept: 'discretisation',
+  title: 'Noise level and log-SNR',
+  formula: String.raw`$\sigma(t) = s(t)/m(t),\quad \lambda(t) = \log \mathrm{SNR}(t) = -2 \log \sigma(t)$`,
+  source: 'Karras et al. 2022 (σ-parameterisation); Lu et al. 2022 (DPM-Solver, λ = log α/σ)',
+  tolerance: 'float64: 12 decimal places for σ, 10 for λ',
+});
+
+const gridShape = identity({
+  concept: 'discretisation',
+  title: 'Every grid runs from T down to ε',
+  formula: String.raw`$t_0 = T > t_1 > \dots > t_n = \varepsilon$, $n + 1$ points (uniform, quadratic, Karras, log-SNR)`,
+  source: 'definition of a sampling grid',
+  tolerance: 'exact',
+});
+
+const gridSpacing = identity({
+  concept: 'discretisation',
+  title: 'Each grid is uniform in its own variable',
+  formula: String.raw`second differences vanish: $t$ (uniform), $\sqrt{t - \varepsilon}$ (quadratic), $\sigma(t)^{1/\rho}$ with $\rho = 7$ (Karras et al. 2022, eq. 5), $\lambda(t)$ (log-SNR, Lu et al. 2022)`,
+  source: 'the defining spacing of each grid',
+  tolerance: 'float64 evaluation through t(σ) and back, times the conditioning: 1e−7 of the largest value',
+});
 
 const real = (min: number, max: number) => fc.double({ min, max, noNaN: true, noDefaultInfinity: true });
 const sdeArb: fc.Arbitrary<SDE> = fc.oneof(
@@ -21,7 +54,7 @@ const REL = 1e-9;
 test('timeOfNoiseLevel inverts noiseLevel: t(σ(t)) = t on (0, T]', () => {
   fc.assert(
     fc.property(sdeArb, real(1e-4, 1), (sde, t) => {
-      expect(Math.abs(timeOfNoiseLevel(sde, noiseLevel(sde, t)) - t)).toBeLessThanOrEqual(REL * Math.max(t, 1e-3));
+      inverse.atMost(Math.abs(timeOfNoiseLevel(sde, noiseLevel(sde, t)) - t), REL * Math.max(t, 1e-3));
     }),
     { seed: 42, numRuns: 200 },
   );
@@ -31,8 +64,8 @@ test('noiseLevel is σ = s(t)/m(t) and logSnr is −2 log σ', () => {
   fc.assert(
     fc.property(sdeArb, real(1e-3, 1), (sde, t) => {
       const s = marginalStd(sde, t) / marginalMeanCoef(sde, t);
-      expect(noiseLevel(sde, t)).toBeCloseTo(s, 12);
-      expect(logSnr(sde, t)).toBeCloseTo(-2 * Math.log(s), 10);
+      noiseLevelLaw.lessThan(Math.abs(noiseLevel(sde, t) - s), 0.5e-12); // toBeCloseTo(s, 12)
+      noiseLevelLaw.lessThan(Math.abs(logSnr(sde, t) + 2 * Math.log(s)), 0.5e-10); // toBeCloseTo(−2 log s, 10)
     }),
     { seed: 42, numRuns: 100 },
   );
@@ -42,10 +75,10 @@ test('every grid is strictly decreasing from T to ε with n + 1 points', () => {
   fc.assert(
     fc.property(sdeArb, nArb, epsArb, (sde, n, eps) => {
       for (const grid of [uniformGrid(sde, n, eps), quadraticGrid(sde, n, eps), karrasGrid(sde, n, eps), logSnrGrid(sde, n, eps)]) {
-        expect(grid.length).toBe(n + 1);
-        expect(grid[0]).toBe(sde.T);
-        expect(grid[n]).toBe(eps);
-        expect(isDecreasing(grid)).toBe(true);
+        gridShape.equal(grid.length, n + 1);
+        gridShape.equal(grid[0], sde.T);
+        gridShape.equal(grid[n], eps);
+        gridShape.equal(isDecreasing(grid), true);
       }
     }),
     { seed: 42, numRuns: 100 },
@@ -62,7 +95,7 @@ test('each grid is uniform in its own variable: t (uniform), √(t−ε) (quadra
       const check = (v: ReadonlyArray<number>): void => {
         // Rounding in each point's float64 evaluation (through t(σ) and back) is a few ulps of the scale, times the
         // conditioning of the inverse map: 1e-7 relative leaves room for it and still catches any real curvature.
-        secondDifferences(v.slice(1, -1)).forEach((d) => expect(Math.abs(d)).toBeLessThanOrEqual(1e-7 * sc(v)));
+        secondDifferences(v.slice(1, -1)).forEach((d) => gridSpacing.atMost(Math.abs(d), 1e-7 * sc(v)));
       };
       check(uniformGrid(sde, n, eps));
       check(quadraticGrid(sde, n, eps).map((t) => Math.sqrt((t - eps) / (sde.T - eps))));

@@ -26,6 +26,63 @@ import {
 import { exactDivergence, hutchinsonDivergence, hutchinsonDriftAndDivergence, logLikelihood, bitsPerDim, uniformDequantize, imageBitsPerDim } from '@score-sde/solvers';
 import { mixtures, mixtures as M } from './conformance';
 import { isotropicMixture } from './helpers';
+import { identity } from '@score-sde/tensor-fp/testing';
+
+const linearDivergence = identity({
+  concept: 'likelihood',
+  title: 'Divergence estimators on a linear field',
+  formula: String.raw`$\nabla \cdot (Ax) = \operatorname{tr} A$ (exact divergence), $\ v^\top \nabla_x (v^\top A x) = v^\top A v$ (Hutchinson with probe $v$)`,
+  source: 'the Jacobian of x ↦ Ax is A; Hutchinson 1989 / Skilling 1989: E_v[vᵀAv] = tr A for E[vvᵀ] = I',
+  tolerance: 'float32 sums of ≤ 25 products of size ≤ 4|v|², relative rounding ~1e−6 of Σ|terms| ≤ 100: 1e−4',
+});
+
+const gaussianDivergence = identity({
+  concept: 'likelihood',
+  title: 'Divergence of the Gaussian probability-flow drift',
+  formula: String.raw`$\nabla \cdot \tilde f(x, t) = \sum_j \Big(f(t) + \frac{g(t)^2}{2\,\sigma_{t,j}^2}\Big),\quad \sigma_{t,j}^2 = m(t)^2 s_j^2 + s(t)^2$`,
+  source: 'f̃ = f x − ½ g² ∇ log p_t with the Gaussian score −(x − mμ)/σ_t², whose Jacobian is diagonal',
+  tolerance: 'relative float32 rounding (~1e−6) of the largest term ½g²/σ² (≤ ~10³ under VE at t = 0.05): 1e−5 max(1, |expected|)',
+});
+
+const exactLikelihood = identity({
+  concept: 'likelihood',
+  title: 'Log-likelihood by the probability-flow ODE with the exact divergence',
+  formula: String.raw`$\log p_\varepsilon(x(\varepsilon)) = \log p_T(x(T)) + \int_\varepsilon^T \nabla \cdot \tilde f(x(t), t)\, dt$`,
+  source: 'instantaneous change of variables (Chen et al. 2018; Song et al. 2021, App. D.2), with the exact p_T as prior; against the closed-form log p_ε of mixtures in 1, 2, 8 dimensions',
+  tolerance: '1e−3 nats per dimension: the ODE solve (rtol = atol = 1e−5 on x and Δ log p) and float32 sums are ~10× below it; the exact estimator reports SE 0',
+});
+
+const hutchinson = identity({
+  concept: 'likelihood',
+  title: 'Skilling–Hutchinson log-likelihood is unbiased',
+  formula: String.raw`$\mathbb E_v\big[\widehat{\log p}_v(x)\big] = \log p(x)$ with $\nabla \cdot \tilde f \approx v^\top \nabla_x(v^\top \tilde f)$, $v$ Rademacher or Gaussian`,
+  source: 'Song et al. 2021, App. D.2 (Grathwohl et al. 2019, FFJORD); mean of 30 independent passes against the exact-divergence likelihood',
+  tolerance: 'Monte-Carlo: 5 SE of the 30-pass mean; the solver error at rtol = atol = 1e−4 (~1e−3 nats) is far below the SE (0.05–0.2 nats)',
+});
+
+const uniformBpd = identity({
+  concept: 'likelihood',
+  title: 'A uniform density is 8 bits per dimension',
+  formula: String.raw`$\log p = 0$ on $[0, 1]^D$ or $-D \log 2$ on $[-1, 1]^D$ $\Rightarrow$ bpd $= 8$`,
+  source: '256 equally likely levels per dimension',
+  tolerance: 'float64: 12 decimal places',
+});
+
+const bpd = identity({
+  concept: 'likelihood',
+  title: 'Bits per dimension',
+  formula: String.raw`$\text{bpd} = -\frac{\log p(x)}{D \ln 2} + 8$ for data in $[0, 1]$ (offset 7 for $[-1, 1]$)`,
+  source: 'the score_sde reference (likelihood.py, with inverse_scaler(−1) = −1): the density of the 256-level data in [0, 256)^D',
+  tolerance: 'float64: 12 decimal places',
+});
+
+const dequantise = identity({
+  concept: 'likelihood',
+  title: 'Uniform dequantisation stays in its cell',
+  formula: String.raw`$x = k/255 \Rightarrow \lfloor 256\,\tilde x \rfloor = k$ for $\tilde x = (255 x + u)/256$, $u \sim U(0, 1)$`,
+  source: 'Theis et al. 2016; Song et al. 2021, App. D.2',
+  tolerance: 'exact',
+});
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -49,8 +106,8 @@ describe('divergence estimators', () => {
         const ex = exT.dataSync();
         const hu = huT.dataSync();
         // float32 sums of ≤ 25 products of magnitude ≤ 4·(|v|²): relative rounding ~1e-6 of Σ|terms| ≤ 100.
-        ex.forEach((d) => expect(Math.abs(d - tr)).toBeLessThanOrEqual(1e-4));
-        hu.forEach((d) => expect(Math.abs(d - vAv)).toBeLessThanOrEqual(1e-4));
+        ex.forEach((d) => linearDivergence.atMost(Math.abs(d - tr), 1e-4));
+        hu.forEach((d) => linearDivergence.atMost(Math.abs(d - vAv), 1e-4));
         tf.dispose([A, x, probe, exT, huT]);
         expect(liveTensors()).toBe(before);
       }),
@@ -77,7 +134,7 @@ describe('divergence estimators', () => {
       const got = div.dataSync();
       div.dispose();
       // Relative float32 rounding of each term (~1e-6) times the largest term ½g²/σ² (≤ ~10³ under VE at t = 0.05).
-      got.forEach((d) => expect(Math.abs(d - expected)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(expected))));
+      got.forEach((d) => gaussianDivergence.atMost(Math.abs(d - expected), 1e-5 * Math.max(1, Math.abs(expected))));
     }
     x.dispose();
   });
@@ -112,8 +169,8 @@ describe('log-likelihood by the probability-flow ODE with the exact divergence',
     if (E.isLeft(r)) return;
     const exact = exactLogProb(sde, m)(x, eps).dataSync();
     // 1e-3 nats per dimension: the ODE solve (rtol = atol = 1e-5 on x and on Δ) and float32 sums are ~10× below it.
-    r.right.logp.forEach((lp, b) => expect(Math.abs(lp - exact[b]!) / D).toBeLessThanOrEqual(1e-3));
-    r.right.standardError.forEach((se) => expect(se).toBe(0));
+    r.right.logp.forEach((lp, b) => exactLikelihood.atMost(Math.abs(lp - exact[b]!) / D, 1e-3));
+    r.right.standardError.forEach((se) => exactLikelihood.equal(se, 0));
     x.dispose();
   });
 });
@@ -137,7 +194,7 @@ describe('Skilling–Hutchinson estimate', () => {
       expect(se).toBeGreaterThan(0); // a non-degenerate estimate (2-D: vᵀJv varies with v)
       // Unbiasedness: E_v[log p̂] = log p, so the mean of 30 independent passes is within 5 SE of it. The solver
       // error at rtol = atol = 1e-4 (~1e-3 nats) is well below the SE (~0.05–0.2 nats).
-      expect(Math.abs(lp - exact.right.logp[b]!)).toBeLessThanOrEqual(5 * se);
+      hutchinson.withinSE(lp, exact.right.logp[b]!, se, { z: 5 }, `${estimator}, point ${b}`);
     });
     x.dispose();
   });
@@ -147,17 +204,17 @@ describe('bits per dimension', () => {
   test('a uniform density on the unit cube is exactly 8 bits/dim (256 equally likely levels); data in [−1, 1] has offset 7', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 3072 }), (D) => {
-        expect(bitsPerDim(0, D)).toBeCloseTo(8, 12);
+        uniformBpd.lessThan(Math.abs(bitsPerDim(0, D) - 8), 0.5e-12); // toBeCloseTo(8, 12)
         // The same uniform law on [−1, 1]^D has log p = −D log 2 and is still 8 bits/dim.
-        expect(bitsPerDim(-D * Math.LN2, D, [-1, 1])).toBeCloseTo(8, 12);
+        uniformBpd.lessThan(Math.abs(bitsPerDim(-D * Math.LN2, D, [-1, 1]) - 8), 0.5e-12);
       }),
       { seed: 42, numRuns: 20 },
     );
   });
 
   test('bpd = −log p / (D ln 2) + 8 for [0, 1] data (score_sde likelihood.py with inverse_scaler(−1) = −1)', () => {
-    expect(bitsPerDim(-100 * Math.LN2, 10)).toBeCloseTo(18, 12);
-    expect(bitsPerDim(-100 * Math.LN2, 10, [-1, 1])).toBeCloseTo(17, 12);
+    bpd.lessThan(Math.abs(bitsPerDim(-100 * Math.LN2, 10) - 18), 0.5e-12); // toBeCloseTo(18, 12)
+    bpd.lessThan(Math.abs(bitsPerDim(-100 * Math.LN2, 10, [-1, 1]) - 17), 0.5e-12);
   });
 
   test('uniform dequantisation stays in the level’s cell: ⌊256 x̃⌋ = 255 x for x = k/255', () => {
@@ -166,9 +223,25 @@ describe('bits per dimension', () => {
     const xt = uniformDequantize(random.split(random.key(3), 2), x);
     const v = xt.dataSync();
     const src = x.dataSync();
-    v.forEach((d, i) => expect(Math.floor(256 * d)).toBe(Math.round(255 * src[i]!)));
+    v.forEach((d, i) => dequantise.equal(Math.floor(256 * d), Math.round(255 * src[i]!)));
     tf.dispose([x, xt]);
   });
+});
+
+const bpdPipeline = identity({
+  concept: 'likelihood',
+  title: 'The bits/dim pipeline reproduces the exact model density of a 784-dimensional Gaussian',
+  formula: String.raw`$\mathrm{bpd} = -\frac{\log p(y)}{D \ln 2} + 8 - \log_2(hi - lo)$, $\log p(y) = \log \mathcal N\big(\Phi(y); 0, \sigma_p^2 I\big) + \sum_j \log \frac{\sigma_{Tj}}{\sigma_{\varepsilon j}}$, $y = lo + (hi - lo)\,\frac{255x + u}{256}$`,
+  source: 'the exact affine flow map Φ of Gaussian data from ε to T (gaussianFlowMap) and the change of variables; score_sde run_lib.py for the dequantisation and offset',
+  tolerance: 'the adaptive solver’s global error: ≲ 100 accepted steps × (atol + rtol·|Δ|) ≈ 5 nats, i.e. 0.01 bits/dim (Rademacher Hutchinson is exact for the diagonal Jacobian)',
+});
+
+const oneEvaluation = identity({
+  concept: 'likelihood',
+  title: 'Hutchinson’s drift and divergence come from one score evaluation',
+  formula: String.raw`$\big(F(x, t),\ v^\top \partial_x F(x, t)\, v\big)$ from one evaluation of $F$, equal bit for bit to $F(x, t)$ and to the separate estimate`,
+  source: 'the forward pass of the vector–Jacobian product ∇ₓ(vᵀF) is F itself',
+  tolerance: 'exact (call counts and bit-identical tensors)',
 });
 
 describe('the bits/dim pipeline on a 784-dimensional Gaussian data model with its exact score', () => {
@@ -216,8 +289,7 @@ describe('the bits/dim pipeline on a 784-dimensional Gaussian data model with it
           for (let j = 0; j < D; j++) q += phi[b * D + j]! ** 2;
           const logp = -0.5 * D * Math.log(2 * Math.PI * sp * sp) - q / (2 * sp * sp) + logDet;
           const exact = -logp / (D * Math.LN2) + 8 - Math.log2(hi - lo);
-          expect(Number.isFinite(r.right.bpd[b]!)).toBe(true);
-          expect(Math.abs(r.right.bpd[b]! - exact)).toBeLessThanOrEqual(0.01);
+          bpdPipeline.close(r.right.bpd[b]!, exact, 0.01, { case: label, eps: String(eps) });
         }
         tf.dispose([images, y]);
       });
@@ -234,19 +306,19 @@ describe('the bits/dim pipeline on a 784-dimensional Gaussian data model with it
     const x = tf.tidy(() => tf.add(tf.mul(random.normal(random.key(4), [2, D]), 0.2), 0.5));
     const probe = random.rademacherPerSample(random.split(random.key(5), 2), [D]);
     const both = hutchinsonDriftAndDivergence(F, probe)(x, 0.3);
-    expect(calls).toBe(1);
+    oneEvaluation.equal(calls, 1);
     const drift = F(x, 0.3);
     const div = hutchinsonDivergence(F, probe)(x, 0.3);
-    expect(calls).toBe(3);
-    expect(tf.tidy(() => tf.all(tf.equal(both.drift, drift)).dataSync()[0])).toBe(1);
-    expect(tf.tidy(() => tf.all(tf.equal(both.divergence, div)).dataSync()[0])).toBe(1);
+    oneEvaluation.equal(calls, 3);
+    oneEvaluation.equal(tf.tidy(() => tf.all(tf.equal(both.drift, drift)).dataSync()[0]), 1);
+    oneEvaluation.equal(tf.tidy(() => tf.all(tf.equal(both.divergence, div)).dataSync()[0]), 1);
     tf.dispose([x, probe, both.drift, both.divergence, drift, div]);
     // and the likelihood's NFE is the evaluations the score really received
     calls = 0;
     const images = tf.tensor2d([unitMean.map((m) => Math.round(255 * m) / 255)]);
     const r = imageBitsPerDim(sde, counting, images, { estimator: 'rademacher', keys: [random.key(1)], dequantizeKeys: [random.key(2)], rtol: 1e-3, atol: 1e-3 });
     if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
-    expect(r.right.nfe).toBe(calls);
+    oneEvaluation.equal(r.right.nfe, calls);
     images.dispose();
   });
 });

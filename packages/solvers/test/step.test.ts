@@ -31,6 +31,57 @@ import {
   sample,
 } from '@score-sde/solvers';
 import { mixtures } from './conformance';
+import { identity } from '@score-sde/tensor-fp/testing';
+
+const STATES = 'exact: every observable of the state after two steps (x, x̄, t, nfe, keys) equal, from the same prior draw and keys';
+
+const unit = identity({
+  concept: 'steps',
+  title: 'none is the unit of andThen',
+  formula: String.raw`$\mathrm{none} \mathbin{▸} s = s = s \mathbin{▸} \mathrm{none}$`,
+  source: 'none returns its state unchanged: steps under ▸ (andThen) form a monoid (cf. fp-ts Endomorphism)',
+  tolerance: STATES,
+});
+
+const associative = identity({
+  concept: 'steps',
+  title: 'andThen is associative',
+  formula: String.raw`$(a \mathbin{▸} b) \mathbin{▸} c = a \mathbin{▸} (b \mathbin{▸} c)$`,
+  source: 'andThen is composition of state transitions, which is associative',
+  tolerance: STATES,
+});
+
+const pcNone = identity({
+  concept: 'steps',
+  title: 'A predictor–corrector pair without corrector is its predictor',
+  formula: String.raw`$\mathrm{pc}(p, \mathrm{none}, n) = p$ for every $n$ and both orders`,
+  source: 'pc(p, c, n) = p ▸ cⁿ and noneⁿ = none (the unit law)',
+  tolerance: STATES,
+});
+
+const pcSequence = identity({
+  concept: 'steps',
+  title: 'pc is a predictor followed (or preceded) by n corrector steps',
+  formula: String.raw`$\mathrm{pc}(p, c, n) = p \mathbin{▸} c^n$ (predictor-first), $\ c^n \mathbin{▸} p$ (corrector-first)`,
+  source: 'Song et al. 2021, Alg. 1 (PC sampling), with the reference order (corrector first) as an option',
+  tolerance: STATES,
+});
+
+const metadata = identity({
+  concept: 'steps',
+  title: 'Step metadata composes',
+  formula: String.raw`$t(c(s)) = t(s),\ t(p(s, t')) = t'$; $\ \mathrm{nfe}(a \mathbin{▸} b) = \mathrm{nfe}(a) + \mathrm{nfe}(b)$; $\ \mathrm{stochastic}(a \mathbin{▸} b) = \mathrm{stochastic}(a) \lor \mathrm{stochastic}(b)$`,
+  source: 'a corrector acts at fixed t, a predictor moves to t_next; the declared data of a composite is the sum / or of its parts',
+  tolerance: 'exact',
+});
+
+const nfeCounts = identity({
+  concept: 'steps',
+  title: 'NFE counts real score evaluations',
+  formula: String.raw`$\mathrm{nfe}(\text{state}) = \#\{\text{calls of the score}\}$, and a full run of pc(reverse-diffusion, langevin, 2) on 25 intervals, then the Tweedie step, costs $25 \times 3 + 1$`,
+  source: 'counted by an independent counter wrapped around the score',
+  tolerance: 'exact',
+});
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -80,8 +131,8 @@ describe('combinator laws', () => {
     fc.assert(
       fc.property(stepArb, keysArb, (s, keys) => {
         const ref = observe(s, keys);
-        expect(observe(andThen(none, s), keys)).toEqual(ref);
-        expect(observe(andThen(s, none), keys)).toEqual(ref);
+        unit.equal(observe(andThen(none, s), keys), ref);
+        unit.equal(observe(andThen(s, none), keys), ref);
       }),
       { seed: 42, numRuns: 12 },
     );
@@ -90,7 +141,7 @@ describe('combinator laws', () => {
   test('andThen is associative: (a ▸ b) ▸ c = a ▸ (b ▸ c) (identical states)', () => {
     fc.assert(
       fc.property(stepArb, stepArb, stepArb, keysArb, (a, b, c, keys) => {
-        expect(observe(andThen(andThen(a, b), c), keys)).toEqual(observe(andThen(a, andThen(b, c)), keys));
+        associative.equal(observe(andThen(andThen(a, b), c), keys), observe(andThen(a, andThen(b, c)), keys));
       }),
       { seed: 42, numRuns: 15 },
     );
@@ -99,7 +150,7 @@ describe('combinator laws', () => {
   test('pc(p, none, n) = p for every n and both orders (identical states)', () => {
     fc.assert(
       fc.property(fc.constantFrom(...predictors), fc.integer({ min: 0, max: 3 }), fc.constantFrom('predictor-first', 'corrector-first' as const), keysArb, (p, n, order, keys) => {
-        expect(observe(pc(p, none, n, { order: order as 'predictor-first' | 'corrector-first' }), keys)).toEqual(observe(p, keys));
+        pcNone.equal(observe(pc(p, none, n, { order: order as 'predictor-first' | 'corrector-first' }), keys), observe(p, keys));
       }),
       { seed: 42, numRuns: 12 },
     );
@@ -108,8 +159,8 @@ describe('combinator laws', () => {
   test('pc(p, c, n) = p ▸ cⁿ (predictor-first) and cⁿ ▸ p (corrector-first)', () => {
     fc.assert(
       fc.property(fc.constantFrom(...predictors), fc.constantFrom(...correctors), fc.integer({ min: 0, max: 2 }), keysArb, (p, c, n, keys) => {
-        expect(observe(pc(p, c, n), keys)).toEqual(observe(sequence(p, ...new Array<Step>(n).fill(c)), keys));
-        expect(observe(pc(p, c, n, { order: 'corrector-first' }), keys)).toEqual(observe(sequence(...new Array<Step>(n).fill(c), p), keys));
+        pcSequence.equal(observe(pc(p, c, n), keys), observe(sequence(p, ...new Array<Step>(n).fill(c)), keys));
+        pcSequence.equal(observe(pc(p, c, n, { order: 'corrector-first' }), keys), observe(sequence(...new Array<Step>(n).fill(c), p), keys));
       }),
       { seed: 42, numRuns: 10 },
     );
@@ -121,15 +172,15 @@ describe('combinator laws', () => {
     const s0 = priorState(sde, random.split(random.key(1), 3), [2], 0.5);
     const sc = c.step(score, s0, 0.4);
     const sp = p.step(score, s0, 0.4);
-    expect(sc.t).toBe(0.5);
-    expect(sp.t).toBe(0.4);
-    expect(nonePredictor.step(score, s0, 0.4).t).toBe(0.4);
+    metadata.equal(sc.t, 0.5);
+    metadata.equal(sp.t, 0.4);
+    metadata.equal(nonePredictor.step(score, s0, 0.4).t, 0.4);
     [sc, sp].forEach((s) => releaseReplaced(s, s0));
     disposeState(s0);
     const both = pc(pfHeun(sde), c, 2);
-    expect(both.nfePerStep).toBe(2 + 2);
-    expect(both.stochastic).toBe(true);
-    expect(pc(pfHeun(sde), none, 3).stochastic).toBe(false);
+    metadata.equal(both.nfePerStep, 2 + 2);
+    metadata.equal(both.stochastic, true);
+    metadata.equal(pc(pfHeun(sde), none, 3).stochastic, false);
     expect(repeat(c, 0)).toBe(none);
   });
 });
@@ -157,7 +208,7 @@ describe('score evaluations', () => {
         const counted = externalCounter();
         const s0 = priorState(sde, keys, [2], 0.8);
         const s1 = andThen(a, b).step(counted.score, s0, 0.7);
-        expect(s1.nfe).toBe(counted.calls());
+        nfeCounts.equal(s1.nfe, counted.calls());
         releaseReplaced(s0, s1);
         disposeState(s1);
       }),
@@ -171,9 +222,9 @@ describe('score evaluations', () => {
     const r = await sample(sampler, counted.score, { keys: random.split(random.key(3), 8), sampleShape: [2] })();
     expect(E.isRight(r)).toBe(true);
     if (E.isRight(r)) {
-      expect(r.right.nfe).toBe(counted.calls());
+      nfeCounts.equal(r.right.nfe, counted.calls());
       // 25 intervals of predictor + 2 corrector steps, and the final Tweedie step.
-      expect(r.right.nfe).toBe(25 * 3 + 1);
+      nfeCounts.equal(r.right.nfe, 25 * 3 + 1);
       r.right.x.dispose();
     }
   });

@@ -10,6 +10,71 @@
 import fc from 'fast-check';
 import { tf, initBackend, random, type Key } from '@score-sde/tensor-fp';
 import { moments } from './helpers';
+import { identity } from '@score-sde/tensor-fp/testing';
+
+const threefry = identity({
+  concept: 'random',
+  title: 'Threefry-2x32 known answers',
+  formula: String.raw`$\mathrm{threefry2x32}_{20}(0, 0) = (\mathtt{6b200159}, \mathtt{99ba4efe})$, $\ \mathrm{threefry2x32}_{20}(\sim 0, \sim 0) = (\mathtt{1cb996fc}, \mathtt{bb002be7})$`,
+  source: 'Salmon et al. 2011 (Random123), kat_vectors',
+  tolerance: 'exact',
+});
+
+const sameKey = identity({
+  concept: 'random',
+  title: 'Same key, same draws',
+  formula: String.raw`$\mathrm{draw}(k, n) = \mathrm{draw}(k, n)$ bit for bit (arrays and tensors); tensor normals are the float32 roundings of the float64 ones`,
+  source: 'a draw is a pure function of its key (counter-based generator)',
+  tolerance: 'exact',
+});
+
+const distinctKeys = identity({
+  concept: 'random',
+  title: 'split and foldIn give distinct keys',
+  formula: String.raw`$|\{k\} \cup \mathrm{split}(k, n)| = n + 1$, $\ \mathrm{foldIn}(k, d) \ne \mathrm{foldIn}(k, d')$ for $d \ne d'$ and distinct from the split children; $\mathrm{splitEach}$ = per-key split`,
+  source: 'children are Threefry outputs at distinct counters (Claessen & Pałka 2013 splittable generators; JAX PRNG design)',
+  tolerance: 'exact (set sizes and keys)',
+});
+
+const perSample = identity({
+  concept: 'random',
+  title: 'Draws do not depend on the batch or the length',
+  formula: String.raw`$\mathrm{draw}(k_{1..64})_b = \mathrm{draw}(k_b)$; $\ \mathrm{normalArray}(k, n)_{1..m} = \mathrm{normalArray}(k, m)$`,
+  source: 'per-sample draws use each sample’s own key; counters run from 0 whatever the length',
+  tolerance: 'exact (bit for bit)',
+});
+
+const normalMoments = identity({
+  concept: 'random',
+  title: 'Normal draws have the moments of N(0, 1)',
+  formula: String.raw`$\mathbb E z = 0,\ \operatorname{Var} z = 1,\ \mathbb E z^4 = 3$`,
+  source: 'moments of the standard normal (Var z⁴ = E z⁸ − 9 = 105 − 9 = 96)',
+  tolerance: 'Monte-Carlo, n = 200,000: 5 SE with SE(mean) = 1/√n, SE(var) = √(2/(n−1)), SE(z⁴) = √(96/n)',
+});
+
+const uniformLaw = identity({
+  concept: 'random',
+  title: 'Uniform draws are uniform',
+  formula: String.raw`$\sup_u |\hat F_n(u) - u| \le \sqrt{\ln(2/\delta)/(2n)}$, $\ \chi^2_{k-1}$ over equal bins, $\ \mathbb E\,U(a, b) = (a + b)/2$`,
+  source: 'Dvoretzky–Kiefer–Wolfowitz inequality with Massart’s constant (false alarm δ = 10⁻⁶); Pearson χ²; n = 10⁶',
+  tolerance: 'DKW bound; χ² below its mean k − 1 + 5 sd (sd = √(2(k−1))); the mean within 5 SE ((b − a)/√(12n))',
+});
+
+const rademacher = identity({
+  concept: 'random',
+  title: 'Rademacher signs are balanced',
+  formula: String.raw`$v \in \{-1, 1\},\ \mathbb E v = 0$`,
+  source: 'definition (the Hutchinson probes)',
+  tolerance: 'Monte-Carlo: |mean| < 5 SE, SE = 1/√n',
+});
+
+const permutation = identity({
+  concept: 'random',
+  title: 'Random permutations are uniform',
+  formula: String.raw`$\mathrm{permutation}(k, n)$ is a permutation of $0..n-1$ and $\Pr(\pi_0 = i) = 1/n$`,
+  source: 'Fisher–Yates shuffle with uniform draws',
+  tolerance: 'exact for the permutation; χ² of position 0 over 20,000 trials below k − 1 + 5 sd',
+});
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -21,10 +86,10 @@ const keyId = (k: Key): string => `${k[0]}:${k[1]}`;
 
 describe('Threefry-2x32 known answers (Random123 kat_vectors)', () => {
   test('threefry2x32_20(key = 0, ctr = 0) = (0x6b200159, 0x99ba4efe)', () => {
-    expect(random.threefry2x32([0, 0], 0, 0)).toEqual([0x6b200159, 0x99ba4efe]);
+    threefry.equal(random.threefry2x32([0, 0], 0, 0), [0x6b200159, 0x99ba4efe]);
   });
   test('threefry2x32_20(key = ~0, ctr = ~0) = (0x1cb996fc, 0xbb002be7)', () => {
-    expect(random.threefry2x32([0xffffffff, 0xffffffff], 0xffffffff, 0xffffffff)).toEqual([0x1cb996fc, 0xbb002be7]);
+    threefry.equal(random.threefry2x32([0xffffffff, 0xffffffff], 0xffffffff, 0xffffffff), [0x1cb996fc, 0xbb002be7]);
   });
 });
 
@@ -32,11 +97,11 @@ describe('keys', () => {
   test('same key ⇒ bit-identical draws (arrays and tensors)', () => {
     fc.assert(
       fc.property(keyArb, fc.integer({ min: 1, max: 50 }), (k, n) => {
-        expect(random.normalArray(k, n)).toEqual(random.normalArray(k, n));
-        expect(random.uniformArray(k, n)).toEqual(random.uniformArray(k, n));
-        expect(random.bits(k, n)).toEqual(random.bits(k, n));
+        sameKey.equal(random.normalArray(k, n), random.normalArray(k, n));
+        sameKey.equal(random.uniformArray(k, n), random.uniformArray(k, n));
+        sameKey.equal(random.bits(k, n), random.bits(k, n));
         const [a, b] = [random.normal(k, [n]), random.normal(k, [n])];
-        expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()));
+        sameKey.equal(Array.from(a.dataSync()), Array.from(b.dataSync()));
         tf.dispose([a, b]);
       }),
       { seed: 42, numRuns: 30 },
@@ -47,8 +112,8 @@ describe('keys', () => {
     fc.assert(
       fc.property(keyArb, fc.integer({ min: 2, max: 64 }), (k, n) => {
         const children = random.split(k, n);
-        expect(new Set([keyId(k), ...children.map(keyId)]).size).toBe(n + 1);
-        expect(random.split2(k)).toEqual([children[0], children[1]]);
+        distinctKeys.equal(new Set([keyId(k), ...children.map(keyId)]).size, n + 1);
+        distinctKeys.equal(random.split2(k), [children[0], children[1]]);
       }),
       { seed: 42, numRuns: 50 },
     );
@@ -57,10 +122,10 @@ describe('keys', () => {
   test('foldIn is deterministic, and distinct data give distinct keys (also distinct from split children)', () => {
     fc.assert(
       fc.property(keyArb, fc.uniqueArray(fc.nat({ max: 0xffffffff }), { minLength: 2, maxLength: 20 }), (k, data) => {
-        expect(data.map((d) => random.foldIn(k, d))).toEqual(data.map((d) => random.foldIn(k, d)));
+        distinctKeys.equal(data.map((d) => random.foldIn(k, d)), data.map((d) => random.foldIn(k, d)));
         const folded = data.map((d) => keyId(random.foldIn(k, d)));
         const children = random.split(k, data.length).map(keyId);
-        expect(new Set([...folded, ...children]).size).toBe(2 * data.length);
+        distinctKeys.equal(new Set([...folded, ...children]).size, 2 * data.length);
       }),
       { seed: 42, numRuns: 50 },
     );
@@ -70,8 +135,8 @@ describe('keys', () => {
     fc.assert(
       fc.property(fc.uniqueArray(seedArb, { minLength: 2, maxLength: 10 }), (seeds) => {
         const keys = seeds.map(random.key);
-        expect(new Set(keys.map(keyId)).size).toBe(seeds.length);
-        expect(new Set(keys.map((k) => random.bits(k, 2).join(':'))).size).toBe(seeds.length);
+        distinctKeys.equal(new Set(keys.map(keyId)).size, seeds.length);
+        distinctKeys.equal(new Set(keys.map((k) => random.bits(k, 2).join(':'))).size, seeds.length);
       }),
       { seed: 42, numRuns: 50 },
     );
@@ -81,8 +146,8 @@ describe('keys', () => {
     fc.assert(
       fc.property(fc.array(keyArb, { minLength: 1, maxLength: 8 }), (keys) => {
         const [carry, use] = random.splitEach(keys);
-        expect(carry).toEqual(keys.map((k) => random.split(k, 2)[0]));
-        expect(use).toEqual(keys.map((k) => random.split(k, 2)[1]));
+        distinctKeys.equal(carry, keys.map((k) => random.split(k, 2)[0]));
+        distinctKeys.equal(use, keys.map((k) => random.split(k, 2)[1]));
       }),
       { seed: 42, numRuns: 30 },
     );
@@ -115,7 +180,7 @@ describe('per-sample draws are batch-invariant', () => {
         const [big, one] = [draw(keys, sampleShape), draw([keys[b]!], sampleShape)];
         expect(big.shape).toEqual([64, 3, 4, 1]);
         const row = Array.from(big.dataSync().subarray(b * 12, (b + 1) * 12));
-        expect(row).toEqual(Array.from(one.dataSync()));
+        perSample.equal(row, Array.from(one.dataSync()));
         tf.dispose([big, one]);
       }),
       { seed: 42, numRuns: 20 },
@@ -126,8 +191,8 @@ describe('per-sample draws are batch-invariant', () => {
     fc.assert(
       fc.property(keyArb, fc.integer({ min: 1, max: 300 }), fc.integer({ min: 0, max: 300 }), (k, m, extra) => {
         const n = m + 1 + extra;
-        expect(random.normalArray(k, n).subarray(0, m)).toEqual(random.normalArray(k, m));
-        expect(random.uniformArray(k, n).subarray(0, m)).toEqual(random.uniformArray(k, m));
+        perSample.equal(random.normalArray(k, n).subarray(0, m), random.normalArray(k, m));
+        perSample.equal(random.uniformArray(k, n).subarray(0, m), random.uniformArray(k, m));
       }),
       { seed: 42, numRuns: 50 },
     );
@@ -140,8 +205,8 @@ describe('distributions', () => {
   test('normals: mean 0 and variance 1 within 5 standard errors (SE(mean) = 1/√n, SE(var) = √(2/(n−1)))', () => {
     for (const seed of [1, 2, 3]) {
       const { mean, variance, n } = moments(random.normalArray(random.key(seed), N));
-      expect(Math.abs(mean)).toBeLessThan(5 / Math.sqrt(n));
-      expect(Math.abs(variance - 1)).toBeLessThan(5 * Math.sqrt(2 / (n - 1)));
+      normalMoments.withinSE(mean, 0, 1 / Math.sqrt(n), { z: 5, strict: true }, `mean, seed ${seed}`);
+      normalMoments.withinSE(variance, 1, Math.sqrt(2 / (n - 1)), { z: 5, strict: true }, `variance, seed ${seed}`);
     }
   });
 
@@ -149,13 +214,13 @@ describe('distributions', () => {
     const z = random.normalArray(random.key(4), N);
     let s = 0;
     for (let i = 0; i < z.length; i++) s += z[i]! ** 4;
-    expect(Math.abs(s / N - 3)).toBeLessThan(5 * Math.sqrt(96 / N));
+    normalMoments.withinSE(s / N, 3, Math.sqrt(96 / N), { z: 5, strict: true }, 'E z⁴');
   });
 
   test('normal tensor draws are the float32 roundings of normalArray', () => {
     const k = random.key(5);
     const t = random.normal(k, [10, 10]);
-    expect(Array.from(t.dataSync())).toEqual(Array.from(Float32Array.from(random.normalArray(k, 100))));
+    sameKey.equal(Array.from(t.dataSync()), Array.from(Float32Array.from(random.normalArray(k, 100))));
     tf.dispose(t);
   });
 
@@ -167,7 +232,7 @@ describe('distributions', () => {
     expect(u[N - 1]!).toBeLessThan(1);
     let d = 0;
     for (let i = 0; i < N; i++) d = Math.max(d, Math.abs((i + 1) / N - u[i]!), Math.abs(u[i]! - i / N));
-    expect(d).toBeLessThan(Math.sqrt(Math.log(2 / 1e-6) / (2 * N)));
+    uniformLaw.lessThan(d, Math.sqrt(Math.log(2 / 1e-6) / (2 * N)), 'DKW');
   });
 
   test('uniforms: χ² over k = 100 equal bins below (k−1) + 5·√(2(k−1)) (mean + 5 sd of χ²_{k−1}), n = 10⁶', () => {
@@ -176,7 +241,7 @@ describe('distributions', () => {
     for (const x of random.uniformArray(random.key(7), N)) counts[Math.floor(x * k)]! += 1;
     const expected = N / k;
     const chi2 = counts.reduce((acc, c) => acc + (c - expected) ** 2 / expected, 0);
-    expect(chi2).toBeLessThan(k - 1 + 5 * Math.sqrt(2 * (k - 1)));
+    uniformLaw.withinSE(chi2, k - 1, Math.sqrt(2 * (k - 1)), { z: 5, strict: true, oneSided: true }, 'χ², 100 bins');
   });
 
   test('uniform(k, shape, lo, hi) lies in (lo, hi) with mean (lo + hi)/2 within 5 SE ((hi − lo)/√(12n))', () => {
@@ -185,7 +250,7 @@ describe('distributions', () => {
     const v = t.dataSync();
     expect(Math.min(...v)).toBeGreaterThan(lo);
     expect(Math.max(...v)).toBeLessThan(hi);
-    expect(Math.abs(moments(v).mean - (lo + hi) / 2)).toBeLessThan((5 * (hi - lo)) / Math.sqrt(12 * n));
+    uniformLaw.withinSE(moments(v).mean, (lo + hi) / 2, (hi - lo) / Math.sqrt(12 * n), { z: 5, strict: true }, 'mean on (−2, 3)');
     tf.dispose(t);
   });
 
@@ -193,14 +258,14 @@ describe('distributions', () => {
     const t = random.rademacherPerSample(random.split(random.key(9), 100), [1000]);
     const v = t.dataSync();
     expect(v.every((x) => x === 1 || x === -1)).toBe(true);
-    expect(Math.abs(moments(v).mean)).toBeLessThan(5 / Math.sqrt(v.length));
+    rademacher.withinSE(moments(v).mean, 0, 1 / Math.sqrt(v.length), { z: 5, strict: true });
     tf.dispose(t);
   });
 
   test('permutation(k, n) is a permutation, and position 0 is uniform over n values (χ² bound as above)', () => {
     fc.assert(
       fc.property(keyArb, fc.integer({ min: 1, max: 200 }), (k, n) => {
-        expect(Array.from(random.permutation(k, n)).sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
+        permutation.equal(Array.from(random.permutation(k, n)).sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i));
       }),
       { seed: 42, numRuns: 30 },
     );
@@ -208,6 +273,6 @@ describe('distributions', () => {
     const counts = new Array<number>(n).fill(0);
     random.split(random.key(10), trials).forEach((k) => (counts[random.permutation(k, n)[0]!]! += 1));
     const chi2 = counts.reduce((acc, c) => acc + (c - trials / n) ** 2 / (trials / n), 0);
-    expect(chi2).toBeLessThan(n - 1 + 5 * Math.sqrt(2 * (n - 1)));
+    permutation.withinSE(chi2, n - 1, Math.sqrt(2 * (n - 1)), { z: 5, strict: true, oneSided: true });
   });
 });

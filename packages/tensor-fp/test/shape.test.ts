@@ -6,6 +6,23 @@ import fc from 'fast-check';
 import * as E from 'fp-ts/Either';
 import { tf, initBackend, random, asBatch, batchSize, sampleShapeOf, column, mulPerSample, sumPerSample, flattenSamples, unflattenSamples, type Batch } from '@score-sde/tensor-fp';
 import { readScoped } from './helpers';
+import { identity } from '@score-sde/tensor-fp/testing';
+
+const perSampleProduct = identity({
+  concept: 'kernels',
+  title: 'Per-sample scalars multiply their own sample',
+  formula: String.raw`$\mathrm{mulPerSample}(x, c)_b = c_b \cdot x_b$ (one float32 product per element, any rank)`,
+  source: 'broadcasting c as [B, 1, …, 1] (tfjs would broadcast [B] against the last axis)',
+  tolerance: 'exact: the float32 rounding of c_b times x',
+});
+
+const perSampleSum = identity({
+  concept: 'kernels',
+  title: 'Per-sample sums',
+  formula: String.raw`$\mathrm{sumPerSample}(x)_b = \sum_i x_{b,i}$`,
+  source: 'definition',
+  tolerance: 'float32 summation: γ_n Σ|x| + u|Σx| (Higham 2002, §3.1)',
+});
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -62,7 +79,7 @@ describe('per-sample scalars', () => {
           return [x, mulPerSample(x, c)];
         });
         const per = xv!.length / b;
-        xv!.forEach((v, i) => expect(yv![i]).toBe(Math.fround(Math.fround(c[Math.floor(i / per)]!) * v)));
+        xv!.forEach((v, i) => perSampleProduct.equal(yv![i], Math.fround(Math.fround(c[Math.floor(i / per)]!) * v)));
       }),
       { seed: 42, numRuns: 40 },
     );
@@ -102,7 +119,7 @@ describe('per-sample scalars', () => {
       const exact = row.reduce((a, v) => a + v, 0);
       const abs = row.reduce((a, v) => a + Math.abs(v), 0);
       // γ_n·Σ|x| with γ_n = n·u/(1 − n·u) (Higham §3.1), plus the final rounding u·|Σ|.
-      expect(Math.abs(sv![i]! - exact)).toBeLessThanOrEqual((n * 2 ** -24 * abs) / (1 - n * 2 ** -24) + 2 ** -24 * Math.abs(exact));
+      perSampleSum.atMost(Math.abs(sv![i]! - exact), (n * 2 ** -24 * abs) / (1 - n * 2 ** -24) + 2 ** -24 * Math.abs(exact));
     }
   });
 });
