@@ -6,6 +6,7 @@ export * from './loss';
 export * from './optim';
 export * from './ema';
 export * from './train';
+export * from './train-loop';
 export * from './checkpoint';
 export * from './mnist';
 export * as fid from './fid';

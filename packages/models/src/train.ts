@@ -22,7 +22,7 @@ import { LossConfig, type LossConfigError, lossFn } from './loss';
 import { AdamConfig, type AdamState, adamStep, initAdam, disposeAdam, globalNorm } from './optim';
 import { emaUpdate } from './ema';
 import { type Params, type TensorRecord, initParams, cloneRecord, assignParams, disposeRecord, overlay } from './params';
-import { type MnistData, batchIndices, batchesPerEpoch, epochOrder, imageBatch } from './mnist';
+import { type MnistData, batchIndices, imageBatch } from './mnist';
 
 // -------------------------------------------------------------------------------------
 // config and state
@@ -130,93 +130,9 @@ export const trainStep =
     );
 
 // -------------------------------------------------------------------------------------
-// loops
+// batches
 // -------------------------------------------------------------------------------------
 
 /** The batch of step s of a run on `data`: `imageBatch(data, batchIndices(dataKey, n, B, s))`. @category training */
 export const batchForStep = (config: TrainConfig, state: TrainState, data: MnistData, order?: Int32Array): tf.Tensor4D =>
   imageBatch(data, batchIndices(runKeys(state.key).data, data.count, config.batchSize, state.step, order));
-
-/** A run that stopped early: the error, the last good state, and the losses so far. @category model */
-export interface TrainFailure {
-  readonly error: TrainError;
-  readonly state: TrainState;
-  readonly losses: ReadonlyArray<number>;
-}
-
-/** The epoch of step s and its batch order, reusing `order` when the epoch has not changed. */
-const orderFor = (config: TrainConfig, state: TrainState, data: MnistData, cached?: { readonly epoch: number; readonly order: Int32Array }) => {
-  const epoch = Math.floor(state.step / batchesPerEpoch(data.count, config.batchSize));
-  return cached !== undefined && cached.epoch === epoch ? cached : { epoch, order: epochOrder(runKeys(state.key).data, data.count, epoch) };
-};
-
-/**
- * Runs steps until `state.step` reaches `untilStep`, calling `onStep(step, loss)` after each (step = steps taken).
- * Stops at the first Left, returning the last good state with it. Synchronous: see {@link trainLoop} for a loop
- * that lets signal handlers and progress bars run between steps.
- * @category training
- */
-export const trainUntil =
-  (config: TrainConfig) =>
-  (
-    state: TrainState,
-    data: MnistData,
-    untilStep: number,
-    onStep?: (step: number, loss: number) => void,
-  ): E.Either<TrainFailure, { readonly state: TrainState; readonly losses: ReadonlyArray<number> }> => {
-    const step = trainStep(config);
-    const losses: number[] = [];
-    let s = state;
-    let cached: { readonly epoch: number; readonly order: Int32Array } | undefined;
-    while (s.step < untilStep) {
-      cached = orderFor(config, s, data, cached);
-      const x0 = batchForStep(config, s, data, cached.order);
-      const r = step(s, x0);
-      x0.dispose();
-      if (E.isLeft(r)) return E.left({ error: r.left, state: s, losses });
-      s = r.right.state;
-      losses.push(r.right.loss);
-      onStep?.(s.step, r.right.loss);
-    }
-    return E.right({ state: s, losses });
-  };
-
-/** What {@link trainLoop} ended with: the state, the losses of the steps it took, and whether `shouldStop` ended it. @category model */
-export interface TrainRun {
-  readonly state: TrainState;
-  readonly losses: ReadonlyArray<number>;
-  readonly stopped: boolean;
-}
-
-/**
- * The asynchronous form of {@link trainUntil}: yields to the event loop after every step (so a SIGINT handler or
- * a progress bar can run) and stops early, with `stopped: true`, as soon as `shouldStop()` returns true.
- * A step is never interrupted halfway; the state returned is always a consistent one to checkpoint.
- * @category training
- */
-export const trainLoop =
-  (config: TrainConfig) =>
-  async (
-    state: TrainState,
-    data: MnistData,
-    untilStep: number,
-    opts: { readonly onStep?: (step: number, loss: number) => void; readonly shouldStop?: () => boolean } = {},
-  ): Promise<E.Either<TrainFailure, TrainRun>> => {
-    const step = trainStep(config);
-    const losses: number[] = [];
-    let s = state;
-    let cached: { readonly epoch: number; readonly order: Int32Array } | undefined;
-    while (s.step < untilStep) {
-      if (opts.shouldStop?.() === true) return E.right({ state: s, losses, stopped: true });
-      cached = orderFor(config, s, data, cached);
-      const x0 = batchForStep(config, s, data, cached.order);
-      const r = step(s, x0);
-      x0.dispose();
-      if (E.isLeft(r)) return E.left({ error: r.left, state: s, losses });
-      s = r.right.state;
-      losses.push(r.right.loss);
-      opts.onStep?.(s.step, r.right.loss);
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-    return E.right({ state: s, losses, stopped: false });
-  };

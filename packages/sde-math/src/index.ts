@@ -6,3 +6,4 @@ export * from './sde';
 export * from './dynamics';
 export * from './mixture';
 export * from './gaussian-flow';
+export * from './sample-statistics';

@@ -6,7 +6,7 @@
  */
 import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
-import { tf, type Key } from '@score-sde/tensor-fp';
+import { tf, macrotask, type Key } from '@score-sde/tensor-fp';
 import type { SDE, ScoreFn } from '@score-sde/sde-math';
 import { type SamplerState, disposeState, priorState, releaseReplaced, stateAt } from './state';
 import type { Step, StateTransform } from './step';
@@ -38,6 +38,15 @@ export interface RunOptions {
   /** Start from this batch at grid[0] instead of the prior (decoding a latent, for instance). Not disposed. */
   readonly x?: tf.Tensor;
   readonly signal?: AbortSignal;
+  /** {@link sample} calls it after each interval of the grid: step i of `steps`, score evaluations so far. */
+  readonly onStep?: (p: StepProgress) => void;
+}
+
+/** Where a run stands after step `step` of `steps` (grid intervals), with `nfe` score evaluations so far. @category model */
+export interface StepProgress {
+  readonly step: number;
+  readonly steps: number;
+  readonly nfe: number;
 }
 
 /** The final batch of a run and the work it took. @category model */
@@ -58,9 +67,6 @@ export type SamplerError =
 // -------------------------------------------------------------------------------------
 // running
 // -------------------------------------------------------------------------------------
-
-/** Yields to the event loop (so an abort from a timer or I/O can land between steps). */
-const macrotask = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 const startState = (sampler: Sampler, opts: RunOptions): SamplerState => {
   const t0 = sampler.grid[0]!;
@@ -99,6 +105,7 @@ export async function* run(sampler: Sampler, score: ScoreFn, opts: RunOptions): 
   try {
     yield state;
     for (let i = 1; i < sampler.grid.length; i++) {
+      // Yield to the event loop, so an abort from a timer, a signal handler or I/O can land between steps.
       await macrotask();
       if (opts.signal?.aborted === true) return;
       const next = transformed(sampler, sampler.step.step(score, state, sampler.grid[i]!));
@@ -113,7 +120,8 @@ export async function* run(sampler: Sampler, score: ScoreFn, opts: RunOptions): 
 
 /**
  * Runs the sampler to the end of its grid and returns the final batch: x̄ (`xMean`) when denoising (default),
- * else x. Left on cancellation, an invalid grid or start, a solver failure, or a non-finite result.
+ * else x, calling `opts.onStep` after every interval. Left on cancellation, an invalid grid or start, a solver
+ * failure, or a non-finite result.
  * @category running
  */
 export const sample =
@@ -130,6 +138,7 @@ export const sample =
         steps += 1;
         if (last !== undefined) last.x.dispose();
         last = { x: tf.clone(denoise ? s.xMean : s.x), t: s.t, nfe: s.nfe, steps };
+        if (steps > 0) opts.onStep?.({ step: steps, steps: sampler.grid.length - 1, nfe: s.nfe });
       }
     } catch (e) {
       if (last !== undefined) last.x.dispose();

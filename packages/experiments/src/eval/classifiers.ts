@@ -14,12 +14,13 @@
  */
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
-import { tf, random, type Key } from '@score-sde/tensor-fp';
+import { tf, random, macrotask, type Key } from '@score-sde/tensor-fp';
 import { type SDE, perturb } from '@score-sde/sde-math';
 import { classifier, type MnistData, type Params, batchesPerEpoch, epochOrder, imageBatch } from '@score-sde/models';
 import { progress } from '../lib';
-import { type EvalError, fail, macrotask, range, itemKeys } from './common';
-import type { MnistEvalFlags } from './flags';
+import { type ExperimentError, fail, itemKeys } from '../pipeline';
+import { range } from './common';
+import type { ClassifierOptions } from './options';
 import { type ClassifierManifest, type ClassifierTraining, type NoisyAccuracy, holdsClassifier, loadClassifier, saveClassifier, renderStoreError, disposeParams } from './store';
 
 // -------------------------------------------------------------------------------------
@@ -176,7 +177,10 @@ export interface ObtainOptions {
   readonly sde: SDE;
   readonly train: MnistData;
   readonly test: MnistData;
-  readonly flags: MnistEvalFlags;
+  readonly options: ClassifierOptions;
+  /** The run's seed, recorded in the manifest. */
+  readonly seed: number;
+  readonly quiet: boolean;
   readonly key: Key;
   readonly log: (line: string) => void;
 }
@@ -190,7 +194,7 @@ const sameSde = (a: SDE | undefined, b: SDE): boolean => a !== undefined && JSON
  * (never overwritten).
  * @category obtaining
  */
-export const obtainClassifier = async (o: ObtainOptions): Promise<E.Either<EvalError, ClassifierHandle>> => {
+export const obtainClassifier = async (o: ObtainOptions): Promise<E.Either<ExperimentError, ClassifierHandle>> => {
   const noisy = o.kind === 'noisy';
   const what = noisy ? 'noise-conditional classifier' : 'clean classifier';
   if (await holdsClassifier(o.dir)) {
@@ -212,31 +216,31 @@ export const obtainClassifier = async (o: ObtainOptions): Promise<E.Either<EvalE
     return E.right(h);
   }
 
-  const f = o.flags;
+  const f = o.options;
   const config = classifier.classifierConfig({
     imageSize: o.train.rows,
-    channels: [f.classifierChannels[0]!, f.classifierChannels[1]!, f.classifierChannels[2]!],
+    channels: [f.channels[0]!, f.channels[1]!, f.channels[2]!],
     featureDim: f.featureDim,
     noiseConditional: noisy,
   });
   const [initKey, dataKey, noiseKey, evalKey] = [0, 1, 2, 3].map((i) => random.foldIn(o.key, i)) as [Key, Key, Key, Key];
   const params = classifier.initClassifier(config, initKey);
-  const epochs = noisy ? f.noisyClassifierEpochs : f.classifierEpochs;
+  const epochs = noisy ? f.noisyEpochs : f.epochs;
   const eps = 1e-5;
   o.log(
-    `${what}: training ${classifier.classifierParameterCount(config).toLocaleString('en')} parameters on ${o.train.count} images, ${epochs} epochs × ${batchesPerEpoch(o.train.count, f.classifierBatch)} steps of batch ${f.classifierBatch}` +
+    `${what}: training ${classifier.classifierParameterCount(config).toLocaleString('en')} parameters on ${o.train.count} images, ${epochs} epochs × ${batchesPerEpoch(o.train.count, f.batchSize)} steps of batch ${f.batchSize}` +
       (noisy ? ` (perturbed under the checkpoint's ${o.sde.kind} SDE, t ~ U(${eps}, ${o.sde.T}))` : ''),
   );
   let trained: Awaited<ReturnType<typeof trainOnMnist>>;
   try {
     trained = await trainOnMnist(config, params, o.train, {
       epochs,
-      batchSize: f.classifierBatch,
-      lr: f.classifierLr,
+      batchSize: f.batchSize,
+      lr: f.lr,
       key: dataKey,
       ...(noisy ? { noise: { sde: o.sde, key: noiseKey, eps } } : {}),
       label: noisy ? 'noisy classifier' : 'classifier',
-      quiet: f.quiet,
+      quiet: o.quiet,
     });
   } catch (e) {
     disposeParams(params);
@@ -251,10 +255,10 @@ export const obtainClassifier = async (o: ObtainOptions): Promise<E.Either<EvalE
   const training: ClassifierTraining = {
     steps: trained.steps,
     epochs,
-    batchSize: f.classifierBatch,
-    lr: f.classifierLr,
+    batchSize: f.batchSize,
+    lr: f.lr,
     trainImages: o.train.count,
-    seed: f.seed,
+    seed: o.seed,
     seconds: trained.seconds,
     finalLoss: trained.finalLoss,
     testImages: o.test.count,

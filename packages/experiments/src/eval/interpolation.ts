@@ -16,7 +16,8 @@ import type { SDE, ScoreFn } from '@score-sde/sde-math';
 import { DEFAULT_EPS, encode, decode, interpolateLatents } from '@score-sde/solvers';
 import { type MnistData, imageBatch } from '@score-sde/models';
 import { png, report } from '../lib';
-import { type EvalError, fail } from './common';
+import { type ExperimentError, fail } from '../pipeline';
+import type { InterpolationOptions } from './options';
 
 /** The interpolation figure. @category model */
 export interface InterpolationResult {
@@ -54,8 +55,8 @@ export const runInterpolation = async (
   sde: SDE,
   score: ScoreFn,
   test: MnistData,
-  o: { readonly frames: number; readonly tol: number; readonly key: Key; readonly out: string; readonly log: (line: string) => void },
-): Promise<E.Either<EvalError, InterpolationResult>> => {
+  o: InterpolationOptions & { readonly key: Key; readonly out: string; readonly log: (line: string) => void },
+): Promise<E.Either<ExperimentError, InterpolationResult>> => {
   if (o.frames < 2) return fail(`--frames: need at least 2 frames (the two ends), got ${o.frames}`);
   if (test.count < 2) return fail('interpolation: needs at least 2 test images (raise --test-subset)');
   const started = Date.now();

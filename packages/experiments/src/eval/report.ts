@@ -12,7 +12,8 @@ import { SDE } from '@score-sde/sde-math';
 import { ScoreNetConfig, classifier } from '@score-sde/models';
 import { report } from '../lib';
 import { ClassifierTraining } from './store';
-import { EVAL_PARTS } from './flags';
+import { EvalPart, SamplerName } from '../pipeline';
+import { EvaluationOptions, MaskKind, ConditionalSampler, Estimator } from './options';
 
 // -------------------------------------------------------------------------------------
 // codec
@@ -20,7 +21,6 @@ import { EVAL_PARTS } from './flags';
 
 const nullable = <C extends t.Mixed>(c: C) => t.union([c, t.null]);
 const list = <C extends t.Mixed>(c: C) => t.readonlyArray(c);
-const EvalPart = t.keyof(Object.fromEntries(EVAL_PARTS.map((p) => [p, null])) as Record<(typeof EVAL_PARTS)[number], null>, 'EvalPart');
 
 /** The clean classifier's verdict on a set of images. @category codec */
 export const ClassesRecord = codec.strict(
@@ -55,7 +55,7 @@ export const FidSetup = codec.strict(
 export const SamplerRecord = codec.strict(
   {
     id: t.string,
-    family: t.keyof({ em: null, pc: null, ode: null, edm: null, dpm: null }),
+    family: SamplerName,
     label: t.string,
     spec: t.unknown,
     n: codec.PositiveInt,
@@ -78,7 +78,7 @@ export const BpdSection = codec.strict(
   {
     images: codec.PositiveInt,
     batch: codec.PositiveInt,
-    estimator: t.keyof({ rademacher: null, gaussian: null }),
+    estimator: Estimator,
     tol: codec.PositiveFinite,
     eps: codec.PositiveFinite,
     mean: codec.Finite,
@@ -95,7 +95,7 @@ export const BpdSection = codec.strict(
 /** One class-conditional run. @category codec */
 export const ConditionalRunRecord = codec.strict(
   {
-    sampler: t.keyof({ pc: null, ode: null }),
+    sampler: ConditionalSampler,
     n: codec.PositiveInt,
     accuracy: codec.UnitInterval,
     perClassAccuracy: list(codec.UnitInterval),
@@ -116,7 +116,7 @@ export const ConditionalSection = codec.strict(
 /** Inpainting. @category codec */
 export const InpaintingSection = codec.strict(
   {
-    mask: t.keyof({ lower: null, right: null }),
+    mask: MaskKind,
     digits: codec.PositiveInt,
     completions: codec.PositiveInt,
     sampler: t.string,
@@ -168,7 +168,7 @@ export const EvalReport = codec.strict(
     inpainting: nullable(InpaintingSection),
     interpolation: nullable(InterpolationSection),
     skipped: list(EvalPart),
-    flags: t.UnknownRecord,
+    options: EvaluationOptions,
   },
   'EvalReport',
 );
@@ -342,9 +342,9 @@ export const evalMarkdown = (r: EvalReport): string =>
     ...conditionalSection(r),
     ...inpaintingSection(r),
     ...interpolationSection(r),
-    '## Flags',
+    '## Options',
     '',
     '```json',
-    JSON.stringify(r.flags, null, 2),
+    JSON.stringify(r.options, null, 2),
     '```',
   ].join('\n');

@@ -8,17 +8,12 @@
  *
  * @module mnist/flags
  */
-import * as t from 'io-ts';
-import { codec } from '@score-sde/tensor-fp';
+import { codec, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { cli } from '../lib';
-import { EVAL_PARTS, type EvalPart } from '../eval/flags';
+import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, DEFAULT_SAMPLER_SETTINGS } from '../pipeline';
 
-/** Sampler names the MNIST experiment knows. @category flags */
-export const MNIST_SAMPLERS = ['em', 'pc', 'ode', 'edm', 'dpm'] as const;
-export type MnistSamplerName = (typeof MNIST_SAMPLERS)[number];
-
-const SamplerName = t.keyof({ em: null, pc: null, ode: null, edm: null, dpm: null }, 'SamplerName');
-const EvalPartName = t.keyof({ samplers: null, bpd: null, conditional: null, inpainting: null, interpolation: null }, 'EvalPart');
+/** The SDEs a run may train under (the paper's and the tutorial's defaults). @category flags */
+export const SDE_NAMES = ['tutorial', 've', 'vp', 'subvp'] as const;
 
 /** The flags of the MNIST experiment. @category flags */
 export const mnistFlags = {
@@ -27,12 +22,12 @@ export const mnistFlags = {
   lr: cli.numberFlag(codec.PositiveFinite, { default: 2e-3, description: 'Adam learning rate (after warm-up)' }),
   warmup: cli.numberFlag(codec.NonNegativeInt, { default: 100, description: 'linear learning-rate warm-up steps (0: none)' }),
   gradClip: cli.numberFlag(codec.NonNegativeFinite, { default: 1, description: 'global gradient-norm clipping (0: none)' }),
-  sde: cli.oneOfFlag(['tutorial', 've', 'vp', 'subvp'], { default: 'tutorial', description: 'SDE: tutorial (dx = 25^t dw), ve, vp or subvp (paper defaults)' }),
-  samplers: cli.listFlag<MnistSamplerName>(SamplerName, { default: ['em', 'pc', 'ode'], description: `samplers to draw with, comma-separated, of ${MNIST_SAMPLERS.join(',')}` }),
-  steps: cli.numberFlag(codec.PositiveInt, { default: 500, description: 'time steps of the em and pc samplers (edm/dpm use --fast-steps)' }),
-  fastSteps: cli.numberFlag(codec.PositiveInt, { default: 40, description: 'time steps of the edm and dpm samplers' }),
-  snr: cli.numberFlag(codec.PositiveFinite, { default: 0.16, description: 'signal-to-noise ratio of the Langevin corrector (pc)' }),
-  odeTol: cli.numberFlag(codec.PositiveFinite, { default: 1e-5, description: 'rtol = atol of the adaptive probability-flow ODE sampler (ode)' }),
+  sde: cli.oneOfFlag(SDE_NAMES, { default: 'tutorial', description: 'SDE: tutorial (dx = 25^t dw), ve, vp or subvp (paper defaults)' }),
+  samplers: cli.listFlag<SamplerName>(SamplerName, { default: ['em', 'pc', 'ode'], description: `samplers to draw with, comma-separated, of ${SAMPLER_NAMES.join(',')}` }),
+  steps: cli.numberFlag(codec.PositiveInt, { default: DEFAULT_SAMPLER_SETTINGS.steps, description: 'time steps of the em and pc samplers (edm/dpm use --fast-steps)' }),
+  fastSteps: cli.numberFlag(codec.PositiveInt, { default: DEFAULT_SAMPLER_SETTINGS.fastSteps, description: 'time steps of the edm and dpm samplers' }),
+  snr: cli.numberFlag(codec.PositiveFinite, { default: DEFAULT_SAMPLER_SETTINGS.snr, description: 'signal-to-noise ratio of the Langevin corrector (pc)' }),
+  odeTol: cli.numberFlag(codec.PositiveFinite, { default: DEFAULT_SAMPLER_SETTINGS.odeTol, description: 'rtol = atol of the adaptive probability-flow ODE sampler (ode)' }),
   numSamples: cli.numberFlag(codec.PositiveInt, { default: 64, description: 'samples drawn per sampler' }),
   seed: cli.numberFlag(codec.SafeInt, { default: 0, description: 'seed of every random choice (weights, data order, noise, samples)' }),
   subset: cli.numberFlag(codec.PositiveInt, { default: 60000, description: 'train on the first N training images (≤ 60000)' }),
@@ -43,16 +38,16 @@ export const mnistFlags = {
   resume: cli.optional(cli.stringFlag({ description: 'continue training from this checkpoint directory' })),
   sampleOnly: cli.optional(cli.stringFlag({ description: 'skip training; sample from this checkpoint directory' })),
   out: cli.optional(cli.stringFlag({ description: 'output folder (default packages/experiments/out/mnist/<run-id>)' })),
-  backend: cli.oneOfFlag(['auto', 'wasm', 'cpu', 'tensorflow'], { default: 'auto', description: 'TensorFlow.js backend (overrides SCORE_SDE_BACKEND)' }),
+  backend: cli.oneOfFlag(BACKEND_CHOICES, { default: 'auto', description: 'TensorFlow.js backend (overrides SCORE_SDE_BACKEND)' }),
   workers: cli.numberFlag(codec.PositiveInt, {
     default: 1,
     description:
-      'sample in N worker threads, each a contiguous shard of the samples with their own keys (1: in this process); the samples are bit-identical to --workers 1. pc (Langevin batch-mean step) and ode (one adaptive step size per batch) couple their batch, so they stay in this process',
+      'sample in N worker threads, each a contiguous range of the samples with their own keys (1: in this process); the samples are bit-identical to --workers 1. A sampler whose step couples its batch (ode: one adaptive step size per batch) stays in this process, and the log says so',
   }),
   quiet: cli.booleanFlag({ description: 'no progress output', default: false }),
-  eval: cli.listFlag<EvalPart>(EvalPartName, {
+  eval: cli.listFlag<EvalPart>(EvalPart, {
     default: [],
-    description: `after sampling, evaluate the checkpoint into <out>/eval with these parts of experiments:mnist-eval, comma-separated, of ${EVAL_PARTS.join(',')} (default: none; --steps, --snr, --seed, --backend carry over)`,
+    description: `after sampling, evaluate the checkpoint into <out>/eval with these parts of experiments:mnist-eval, comma-separated, of ${EVAL_PARTS.join(',')} (default: none; --steps, --snr, --seed and --quiet carry over, everything else is at mnist-eval's defaults)`,
   }),
   evalSamples: cli.numberFlag(codec.PositiveInt, { default: 256, description: 'with --eval: samples per sampler of the comparison (the FID n)' }),
 } as const;
