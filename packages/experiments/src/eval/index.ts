@@ -6,7 +6,6 @@
 export * from './options';
 export * from './flags';
 export * from './common';
-export * from './store';
 export * from './classifiers';
 export * from './fid';
 export * from './compare';

@@ -19,7 +19,7 @@ import { classifier, type MnistData, imageBatch } from '@score-sde/models';
 import { png, report } from '../lib';
 import { type Drawn, type ExperimentError, type ItemRange, DATA_RANGE, fail, namedSampler, drawWithBar } from '../pipeline';
 import { imagesTensor, labelsAt, range as range_ } from './common';
-import { type ClassifierHandle, predictInBatches } from './classifiers';
+import type { ClassifierHandle } from './classifiers';
 import type { InpaintingOptions, MaskKind } from './options';
 
 /**
@@ -135,8 +135,8 @@ export const scoreInpainting = async (
   const x = imagesTensor(drawn.samples);
   try {
     const truth = labelsAt(test, range_(m));
-    const originalLabels = predictInBatches(judge.config, judge.params, originals);
-    const completionLabels = predictInBatches(judge.config, judge.params, x);
+    const originalLabels = classifier.predictInBatches(judge.config, judge.params, originals);
+    const completionLabels = classifier.predictInBatches(judge.config, judge.params, x);
     const repeat = (a: ArrayLike<number>): Int32Array => Int32Array.from({ length: m * k }, (_, b) => a[Math.floor(b / k)]!);
     const figure = tf.tidy(() => {
       const masked = maskedForDisplay(originals, mask);

@@ -11,7 +11,6 @@ import { codec } from '@score-sde/tensor-fp';
 import { SDE } from '@score-sde/sde-math';
 import { ScoreNetConfig, classifier } from '@score-sde/models';
 import { report } from '../lib';
-import { ClassifierTraining } from './store';
 import { EvalPart, SamplerName } from '../pipeline';
 import { EvaluationOptions, MaskKind, ConditionalSampler, Estimator } from './options';
 
@@ -30,7 +29,7 @@ export const ClassesRecord = codec.strict(
 
 /** A classifier used by the run: its name (architecture + weights fingerprint), where it is, whether it was reused, how it was trained. @category codec */
 export const ClassifierRecord = codec.strict(
-  { name: t.string, dir: t.string, reused: t.boolean, sha256: t.string, config: classifier.ClassifierConfig, training: ClassifierTraining },
+  { name: t.string, dir: t.string, reused: t.boolean, sha256: t.string, config: classifier.ClassifierConfig, training: classifier.ClassifierTraining },
   'ClassifierRecord',
 );
 export type ClassifierRecord = t.TypeOf<typeof ClassifierRecord>;
