@@ -7,6 +7,8 @@
  *              the same network in PyTorch when python3-torch is installed → tools/bench/out/scorenet.{md,json}
  *   overhead   per-step overhead of every sampler over the bare ScoreNet evaluations (MNIST ScoreNet, batch 64),
  *              reads to JavaScript per step and tensor growth → tools/bench/out/overhead.{md,json}
+ *   recipes    the recipe study: candidate training recipes trained for the same wall-clock budget on the real
+ *              MNIST images, FID / confident-class rate / bits/dim → tools/bench/out/recipes.{md,json,png}
  *
  * Each benchmark takes `--help`.
  */
@@ -18,6 +20,7 @@ const BENCHES: Readonly<Record<string, string>> = {
   samplers: 'error versus NFE of every sampler on Gaussian mixtures with exact scores',
   scorenet: 'ScoreNet forward / training-step milliseconds per backend, beside PyTorch when installed',
   overhead: 'per-step overhead of every sampler over the bare score evaluations, syncs per step, tensor growth',
+  recipes: 'the recipe study: candidate training recipes at equal wall-clock budgets, judged by FID, confident-class rate and bits/dim',
 };
 
 const usage = (): string =>

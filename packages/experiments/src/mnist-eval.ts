@@ -9,15 +9,15 @@ import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { initBackend } from '@score-sde/tensor-fp';
 import { cli, report } from './lib';
-import { mnistEvalFlags, USAGE, DESCRIPTION } from './eval/flags';
-import { runMnistEval } from './eval/run';
+import { mnistEvalFlags, evaluationOptionsOf, USAGE, DESCRIPTION } from './eval/flags';
+import { runEvaluation } from './eval/run';
 
 const main = async (): Promise<number> => {
   const flags = cli.parseFlagsOrExit(mnistEvalFlags, process.argv.slice(2), USAGE, DESCRIPTION);
   const backend = await initBackend({ prefer: flags.backend, quiet: flags.quiet });
   const out = path.resolve(flags.out ?? path.join('packages', 'experiments', 'out', 'mnist-eval', report.runId()));
   process.stderr.write(`[score-sde] output: ${out}\n`);
-  const r = await runMnistEval(flags, { backend }, out);
+  const r = await runEvaluation(evaluationOptionsOf(flags), { backend }, out);
   if (E.isLeft(r)) {
     process.stderr.write(`mnist-eval: ${r.left.message}\n`);
     return 1;

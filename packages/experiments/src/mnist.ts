@@ -12,7 +12,8 @@ import { initBackend } from '@score-sde/tensor-fp';
 import { cli, report } from './lib';
 import { mnistFlags } from './mnist/flags';
 import { runMnist } from './mnist/run';
-import { evaluateRun, evalDirOf } from './mnist/evaluate';
+import { runEvaluation } from './eval/run';
+import { evaluationOptionsOfRun, evalDirOf } from './run-evaluation';
 
 const USAGE = 'npx nx run experiments:mnist -- [flags]';
 const DESCRIPTION = [
@@ -56,7 +57,7 @@ const main = async (): Promise<number> => {
   }
   process.stderr.write(`done: ${path.join(out, 'report.md')}\n`);
   if (flags.eval.length > 0) {
-    const ev = await evaluateRun(flags, { backend }, out);
+    const ev = await runEvaluation(evaluationOptionsOfRun(flags, r.right.config.recipe, out), { backend }, evalDirOf(out));
     if (E.isLeft(ev)) {
       process.stderr.write(`mnist --eval: ${ev.left.message}\n`);
       return 1;

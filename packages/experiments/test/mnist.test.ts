@@ -7,9 +7,11 @@ import { PNG } from 'pngjs';
 import { tf, initBackend, type BackendInfo } from '@score-sde/tensor-fp';
 import { type MnistData, loadMnist, readIdxImages, loadCheckpoint } from '@score-sde/models';
 import { cli } from '../src/lib';
-import { mnistFlags, type MnistFlags } from '../src/mnist/flags';
+import { mnistFlags, type MnistFlags, recipeOfFlags } from '../src/mnist/flags';
 import { runMnist } from '../src/mnist/run';
-import { evalFlagsOf } from '../src/mnist/evaluate';
+import { evaluationOptionsOfRun } from '../src/run-evaluation';
+import { DEFAULT_EVALUATION } from '../src/eval/options';
+import { EVAL_PARTS } from '../src/pipeline';
 
 /** A few hundred real training images, and a tiny model, sampler and step count: checks the pipeline, not quality. */
 const tinyArgs = (extra: ReadonlyArray<string>, samplers = 'em,pc,ode,edm', epochs = 1): MnistFlags => {
@@ -86,15 +88,16 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(md).toMatch(/\| 3 \| 9 \|/);
   });
 
-  test('--eval runs the named parts of mnist-eval on <out>/checkpoint into <out>/eval, carrying --steps, --snr, --seed over', () => {
+  test('--eval gives the evaluation of <out>/checkpoint into <out>/eval its parts, --eval-samples, the recipe’s steps and snr, --seed; the rest at its defaults', async () => {
     const f = tinyArgs(['--eval', 'samplers,bpd', '--eval-samples', '32', '--seed', '5', '--snr', '0.2']);
-    const e = evalFlagsOf(f, '/runs/a');
-    expect(E.isRight(e)).toBe(true);
-    if (E.isLeft(e)) return;
-    expect([e.right.checkpoint, e.right.out, e.right.samples, e.right.steps, e.right.snr, e.right.seed]).toEqual(['/runs/a/checkpoint', '/runs/a/eval', 32, 4, 0.2, 5]);
-    expect(e.right.skip).toEqual(['conditional', 'inpainting', 'interpolation']);
-    const all = evalFlagsOf(tinyArgs(['--eval', 'samplers,bpd,conditional,inpainting,interpolation']), '/r');
-    expect(E.isRight(all) && all.right.skip).toEqual([]);
+    const recipe = await recipeOfFlags(f);
+    if (E.isLeft(recipe)) throw new Error(recipe.left.message);
+    const o = evaluationOptionsOfRun(f, recipe.right, '/runs/a');
+    expect([o.checkpoint, o.samplers.samples, o.samplers.steps, o.samplers.snr, o.seed, o.quiet]).toEqual(['/runs/a/checkpoint', 32, 4, 0.2, 5, true]);
+    expect([o.conditional.sampler.steps, o.conditional.sampler.snr, o.inpainting.sampler.steps]).toEqual([4, 0.2, 4]);
+    expect(o.parts).toEqual(['samplers', 'bpd']);
+    expect(o.bpd).toEqual(DEFAULT_EVALUATION.bpd);
+    expect(evaluationOptionsOfRun(tinyArgs(['--eval', 'interpolation,samplers,bpd,conditional,inpainting']), recipe.right, '/r').parts).toEqual([...EVAL_PARTS]);
     const bad = cli.parseFlags(mnistFlags, ['--eval', 'fid']);
     expect(E.isLeft(bad) && cli.renderCliError(bad.left)).toMatch(/--eval: expected .*EvalPart.*"fid"/);
   });

@@ -8,25 +8,24 @@
  *   ema.bin         EMA weights of the trainable names
  *   adam-m.bin      Adam first moments        adam-v.bin   Adam second moments
  *
- * Saving is atomic: everything is written into a temporary directory next to the target and fsynced, then the
- * old checkpoint (if any) is renamed aside, the new one renamed into place, and the old one removed. A failed
- * save removes its temporary directory and leaves the existing checkpoint untouched; the target path never
- * holds a half-written checkpoint. Loading validates the manifest with io-ts and every file's length and
- * checksum against it, and the tensor layout against the model config, before creating a single tensor.
+ * Stored through the one weights store (weights-store.ts): saving is atomic (everything is written into a temporary
+ * directory next to the target and fsynced, then swapped in; a failed save leaves the existing checkpoint
+ * untouched, and the target path never holds a half-written checkpoint); loading validates the manifest with io-ts,
+ * the tensor layout against the model config, and every file's length and checksum, before creating a single
+ * tensor.
  *
  * @module checkpoint
  */
-import * as path from 'node:path';
 import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
-import { pipe } from 'fp-ts/function';
 import { random, codec } from '@score-sde/tensor-fp';
 import type { SDE } from '@score-sde/sde-math';
 import { type ScoreNetConfig, scoreNetSpec } from './scorenet';
-import { type ParamSpec, type TensorRecord, paramsFromValues, recordFromValues } from './params';
+import { type ParamSpec, paramsFromValues, recordFromValues } from './params';
 import { TrainConfig, type TrainState } from './train';
-import { FileEntry, type EncodedFile, readManifest as readManifestOf, checkTensorLayout, encodeTensorFile, readVerifiedFile, splitBySpecs, writeDirectoryAtomically } from './tensor-files';
+import { FileEntry } from './tensor-files';
+import { type StoreError, type WeightsKind, renderStoreError, saveWeights, loadWeights } from './weights-store';
 
 // -------------------------------------------------------------------------------------
 // manifest
@@ -62,45 +61,11 @@ export type CheckpointManifest = t.TypeOf<typeof CheckpointManifest>;
 // errors
 // -------------------------------------------------------------------------------------
 
-/** Why a checkpoint could not be saved or loaded. Every case names the checkpoint directory. @category errors */
-export type CheckpointError =
-  | { readonly _tag: 'NotFound'; readonly dir: string; readonly message: string }
-  | { readonly _tag: 'MissingFile'; readonly dir: string; readonly file: string }
-  | { readonly _tag: 'BadManifest'; readonly dir: string; readonly problems: ReadonlyArray<string> }
-  | { readonly _tag: 'SizeMismatch'; readonly dir: string; readonly file: string; readonly actual: number; readonly expected: number }
-  | { readonly _tag: 'ChecksumMismatch'; readonly dir: string; readonly file: string; readonly actual: string; readonly expected: string }
-  | { readonly _tag: 'LayoutMismatch'; readonly dir: string; readonly file: string; readonly message: string }
-  | { readonly _tag: 'ConfigMismatch'; readonly dir: string; readonly field: string; readonly checkpoint: string; readonly requested: string }
-  | { readonly _tag: 'NonFiniteWeights'; readonly dir: string; readonly file: string; readonly tensor: string }
-  | { readonly _tag: 'NotACheckpoint'; readonly dir: string }
-  | { readonly _tag: 'IOError'; readonly dir: string; readonly message: string };
+/** Why a checkpoint could not be saved or loaded: the one {@link StoreError} of every kind of weights. @category errors */
+export type CheckpointError = StoreError;
 
 /** A readable message, e.g. `checkpoint out/ckpt: params.bin is 1200 bytes, manifest says 4800`. @category errors */
-export const renderCheckpointError = (e: CheckpointError): string => {
-  const where = `checkpoint ${e.dir}`;
-  switch (e._tag) {
-    case 'NotFound':
-      return `${where}: ${e.message}`;
-    case 'MissingFile':
-      return `${where}: ${e.file} is missing`;
-    case 'BadManifest':
-      return `${where}: invalid manifest.json:\n${e.problems.map((p) => `  ${p}`).join('\n')}`;
-    case 'SizeMismatch':
-      return `${where}: ${e.file} is ${e.actual} bytes, manifest says ${e.expected}`;
-    case 'ChecksumMismatch':
-      return `${where}: ${e.file} has sha256 ${e.actual}, manifest says ${e.expected} (the file is corrupt)`;
-    case 'LayoutMismatch':
-      return `${where}: ${e.file}: ${e.message}`;
-    case 'ConfigMismatch':
-      return `${where}: ${e.field} is ${e.checkpoint} in the checkpoint, but ${e.requested} was requested`;
-    case 'NonFiniteWeights':
-      return `${where}: not saved, ${e.file} tensor ${e.tensor} holds NaN or ±Infinity`;
-    case 'NotACheckpoint':
-      return `${where}: exists and is not a checkpoint directory (no manifest.json); refusing to replace it`;
-    case 'IOError':
-      return `${where}: ${e.message}`;
-  }
-};
+export const renderCheckpointError: (e: CheckpointError) => string = renderStoreError;
 
 // -------------------------------------------------------------------------------------
 // layout
@@ -113,67 +78,53 @@ export const checkpointLayout = (model: ScoreNetConfig): Readonly<Record<Checkpo
   return { 'params.bin': all, 'ema.bin': trainable, 'adam-m.bin': trainable, 'adam-v.bin': trainable };
 };
 
+/** Checkpoints as a kind of stored weights. @category layout */
+export const checkpointKind: WeightsKind<CheckpointManifest> = {
+  name: 'checkpoint',
+  manifest: CheckpointManifest,
+  files: (m) => {
+    const layout = checkpointLayout(m.config.model);
+    return CHECKPOINT_FILES.map((file) => ({ file, entry: m.files[file], field: `files.${file}`, specs: layout[file] }));
+  },
+};
+
 // -------------------------------------------------------------------------------------
 // saving
 // -------------------------------------------------------------------------------------
-
-const encodeFile = async (dir: string, file: CheckpointFile, specs: ReadonlyArray<ParamSpec>, r: TensorRecord): Promise<E.Either<CheckpointError, EncodedFile>> => {
-  const encoded = await encodeTensorFile(specs, r);
-  if (E.isRight(encoded)) return encoded;
-  const p = encoded.left;
-  return E.left(p._tag === 'Layout' ? { _tag: 'LayoutMismatch', dir, file, message: p.message } : { _tag: 'NonFiniteWeights', dir, file, tensor: p.tensor });
-};
 
 /**
  * Saves a training state atomically to `dir` (see the module comment). Refuses non-finite weights and a target
  * that exists but is not a checkpoint. `meta` is stored verbatim in the manifest (e.g. the loss history).
  * @category saving
  */
-export const saveCheckpoint = (dir: string, config: TrainConfig, state: TrainState, meta?: Readonly<Record<string, unknown>>): TE.TaskEither<CheckpointError, void> => {
-  const target = path.resolve(dir);
-  const ioError = (e: unknown): CheckpointError => ({ _tag: 'IOError', dir, message: (e as Error).message });
-  const encodeAll = async (): Promise<E.Either<CheckpointError, { readonly manifest: CheckpointManifest; readonly encoded: Record<CheckpointFile, EncodedFile> }>> => {
+export const saveCheckpoint =
+  (dir: string, config: TrainConfig, state: TrainState, meta?: Readonly<Record<string, unknown>>): TE.TaskEither<CheckpointError, void> =>
+  async () => {
     const layout = checkpointLayout(config.model);
-    const records: Record<CheckpointFile, TensorRecord> = { 'params.bin': state.params, 'ema.bin': state.ema, 'adam-m.bin': state.adam.m, 'adam-v.bin': state.adam.v };
-    const encoded: Partial<Record<CheckpointFile, EncodedFile>> = {};
-    for (const f of CHECKPOINT_FILES) {
-      const r = await encodeFile(dir, f, layout[f], records[f]);
-      if (E.isLeft(r)) return r;
-      encoded[f] = r.right;
-    }
-    const manifest: CheckpointManifest = {
-      format: 'score-sde-ts/checkpoint',
-      version: CHECKPOINT_VERSION,
-      dtype: 'float32',
-      byteOrder: 'little-endian',
-      config,
-      step: state.step,
-      key: state.key,
-      adamStep: state.adam.step,
-      files: {
-        'params.bin': encoded['params.bin']!.entry,
-        'ema.bin': encoded['ema.bin']!.entry,
-        'adam-m.bin': encoded['adam-m.bin']!.entry,
-        'adam-v.bin': encoded['adam-v.bin']!.entry,
-      },
-      meta: { ...(meta ?? {}) },
-    };
-    return E.right({ manifest, encoded: encoded as Record<CheckpointFile, EncodedFile> });
+    const saved = await saveWeights(
+      checkpointKind,
+      dir,
+      [
+        { file: 'params.bin', specs: layout['params.bin'], record: state.params },
+        { file: 'ema.bin', specs: layout['ema.bin'], record: state.ema },
+        { file: 'adam-m.bin', specs: layout['adam-m.bin'], record: state.adam.m },
+        { file: 'adam-v.bin', specs: layout['adam-v.bin'], record: state.adam.v },
+      ],
+      (entries): CheckpointManifest => ({
+        format: 'score-sde-ts/checkpoint',
+        version: CHECKPOINT_VERSION,
+        dtype: 'float32',
+        byteOrder: 'little-endian',
+        config,
+        step: state.step,
+        key: state.key,
+        adamStep: state.adam.step,
+        files: { 'params.bin': entries['params.bin']!, 'ema.bin': entries['ema.bin']!, 'adam-m.bin': entries['adam-m.bin']!, 'adam-v.bin': entries['adam-v.bin']! },
+        meta: { ...(meta ?? {}) },
+      }),
+    );
+    return E.map(() => undefined)(saved);
   };
-  return async () => {
-    // Reading the tensors can throw (e.g. a disposed tensor): a TaskEither never rejects, so catch it here.
-    const enc = await encodeAll().catch((e: unknown) => E.left<CheckpointError>(ioError(e)));
-    if (E.isLeft(enc)) return enc;
-    const { manifest, encoded } = enc.right;
-    const files: ReadonlyArray<readonly [string, Uint8Array | string]> = [
-      ...CHECKPOINT_FILES.map((f) => [f, encoded[f].bytes] as const),
-      ['manifest.json', `${JSON.stringify(manifest, null, 2)}\n`],
-    ];
-    const written = await writeDirectoryAtomically(target, files);
-    if (E.isLeft(written)) return E.left<CheckpointError>(written.left._tag === 'NotReplaceable' ? { _tag: 'NotACheckpoint', dir } : { _tag: 'IOError', dir, message: written.left.message });
-    return E.right(undefined);
-  };
-};
 
 // -------------------------------------------------------------------------------------
 // loading
@@ -214,39 +165,9 @@ const checkExpectation = (dir: string, m: CheckpointManifest, expect: Checkpoint
   ] as const) {
     if (requested === undefined) continue;
     const d = firstDifference(stored, requested, field);
-    if (d !== undefined) return E.left({ _tag: 'ConfigMismatch', dir, field: d[0], checkpoint: show(d[1]) ?? 'absent', requested: show(d[2]) ?? 'absent' });
+    if (d !== undefined) return E.left({ _tag: 'ConfigMismatch', kind: checkpointKind.name, dir, field: d[0], stored: show(d[1]) ?? 'absent', requested: show(d[2]) ?? 'absent' });
   }
   return E.right(m);
-};
-
-const checkLayout = (dir: string, m: CheckpointManifest): E.Either<CheckpointError, CheckpointManifest> => {
-  const layout = checkpointLayout(m.config.model);
-  for (const f of CHECKPOINT_FILES) {
-    const ok = checkTensorLayout(layout[f], m.files[f]);
-    if (E.isLeft(ok))
-      return E.left(
-        ok.left.field === 'tensors' ? { _tag: 'LayoutMismatch', dir, file: f, message: ok.left.message } : { _tag: 'BadManifest', dir, problems: [`files.${f}.bytes: ${ok.left.message}`] },
-      );
-  }
-  return E.right(m);
-};
-
-const readManifest = (dir: string): TE.TaskEither<CheckpointError, CheckpointManifest> => () => readManifestOf(dir, CheckpointManifest);
-
-const readBinary = (dir: string, m: CheckpointManifest, f: CheckpointFile): TE.TaskEither<CheckpointError, Float32Array> => async () => {
-  const r = await readVerifiedFile(dir, f, m.files[f]);
-  if (E.isRight(r)) return r;
-  const p = r.left;
-  switch (p._tag) {
-    case 'Missing':
-      return E.left({ _tag: 'MissingFile', dir, file: f });
-    case 'IO':
-      return E.left({ _tag: 'IOError', dir, message: p.message });
-    case 'Size':
-      return E.left({ _tag: 'SizeMismatch', dir, file: f, actual: p.actual, expected: p.expected });
-    case 'Checksum':
-      return E.left({ _tag: 'ChecksumMismatch', dir, file: f, actual: p.actual, expected: p.expected });
-  }
 };
 
 /**
@@ -254,33 +175,23 @@ const readBinary = (dir: string, m: CheckpointManifest, f: CheckpointFile): TE.T
  * tensor layout, and each file's length and sha256; only then creates the state's variables and tensors.
  * @category loading
  */
-export const loadCheckpoint = (dir: string, expect: CheckpointExpectation = {}): TE.TaskEither<CheckpointError, LoadedCheckpoint> =>
-  pipe(
-    readManifest(dir),
-    TE.chainEitherK((m) => checkExpectation(dir, m, expect)),
-    TE.chainEitherK((m) => checkLayout(dir, m)),
-    TE.chain((m) =>
-      pipe(
-        TE.Do,
-        TE.apS('params', readBinary(dir, m, 'params.bin')),
-        TE.apS('ema', readBinary(dir, m, 'ema.bin')),
-        TE.apS('m', readBinary(dir, m, 'adam-m.bin')),
-        TE.apS('v', readBinary(dir, m, 'adam-v.bin')),
-        TE.map((bin): LoadedCheckpoint => {
-          const layout = checkpointLayout(m.config.model);
-          const trainable = layout['ema.bin'];
-          return {
-            config: m.config,
-            meta: m.meta,
-            state: {
-              params: paramsFromValues(layout['params.bin'], splitBySpecs(bin.params, layout['params.bin'])),
-              ema: recordFromValues(trainable, splitBySpecs(bin.ema, trainable)),
-              adam: { step: m.adamStep, m: recordFromValues(trainable, splitBySpecs(bin.m, trainable)), v: recordFromValues(trainable, splitBySpecs(bin.v, trainable)) },
-              step: m.step,
-              key: m.key,
-            },
-          };
-        }),
-      ),
-    ),
-  );
+export const loadCheckpoint =
+  (dir: string, expect: CheckpointExpectation = {}): TE.TaskEither<CheckpointError, LoadedCheckpoint> =>
+  async () => {
+    const loaded = await loadWeights(checkpointKind, dir, (m) => checkExpectation(dir, m, expect));
+    if (E.isLeft(loaded)) return loaded;
+    const { manifest: m, values } = loaded.right;
+    const layout = checkpointLayout(m.config.model);
+    const trainable = layout['ema.bin'];
+    return E.right({
+      config: m.config,
+      meta: m.meta,
+      state: {
+        params: paramsFromValues(layout['params.bin'], values['params.bin']!),
+        ema: recordFromValues(trainable, values['ema.bin']!),
+        adam: { step: m.adamStep, m: recordFromValues(trainable, values['adam-m.bin']!), v: recordFromValues(trainable, values['adam-v.bin']!) },
+        step: m.step,
+        key: m.key,
+      },
+    });
+  };

@@ -141,8 +141,8 @@ export interface FsProblem {
   readonly message: string;
 }
 
-/** Runs an fs call, turning a rejection into a Left of its code and message (no `instanceof`: Node's errors may come from another realm). @category file system */
-export const attempt = async <A>(f: () => Promise<A>): Promise<E.Either<FsProblem, A>> => {
+/** Runs an fs call, turning a rejection into a Left of its code and message (no `instanceof`: Node's errors may come from another realm). */
+const attempt = async <A>(f: () => Promise<A>): Promise<E.Either<FsProblem, A>> => {
   try {
     return E.right(await f());
   } catch (e) {
@@ -255,7 +255,7 @@ export const readVerifiedFile = async (dir: string, file: string, entry: FileEnt
 /**
  * Why a directory's manifest could not be read: no such directory, no manifest.json, a manifest the codec refuses
  * (its problems name the fields), or a file-system error. Every case names the directory; the tags are those of the
- * checkpoint and classifier stores' own error unions, so their loaders return these as they are.
+ * weights store's `StoreError`, which adds the kind of weights to them.
  * @category file system
  */
 export type ManifestProblem =

@@ -22,23 +22,13 @@ import { ScoreNetConfig, scoreNet, scoreNetSpec } from './scorenet';
 import { LossConfig, type LossConfigError, lossFn } from './loss';
 import { AdamConfig, type AdamState, adamStep, initAdam, disposeAdam, globalNorm } from './optim';
 import { EmaConfig, emaUpdate } from './ema';
+import { DataRange, imagesToRange, rangeToImages } from './data-range';
 import { type Params, type TensorRecord, initParams, cloneRecord, assignParams, disposeRecord, overlay } from './params';
-import { type MnistData, batchIndices, batchesPerEpoch, epochOrder, imageBatch } from './mnist';
+import { type MnistData, batchIndices, imageBatch } from './mnist';
 
 // -------------------------------------------------------------------------------------
 // config and state
 // -------------------------------------------------------------------------------------
-
-/** A data range [lo, hi] with lo < hi: the interval the model's data space maps [0, 1] images to. @category config */
-export const DataRange = new t.Type<readonly [number, number], readonly [number, number], unknown>(
-  'DataRange',
-  (u): u is readonly [number, number] => Array.isArray(u) && u.length === 2 && u.every((v) => typeof v === 'number' && Number.isFinite(v)) && u[0] < u[1],
-  (u, c) =>
-    Array.isArray(u) && u.length === 2 && u.every((v) => typeof v === 'number' && Number.isFinite(v)) && (u[0] as number) < (u[1] as number)
-      ? t.success([u[0] as number, u[1] as number] as const)
-      : t.failure(u, c, 'must be [lo, hi] with finite lo < hi'),
-  t.identity,
-);
 
 /**
  * Everything that defines a training run except the seed and the data: the network, the SDE, the loss, the
@@ -57,19 +47,13 @@ export type TrainConfig = t.TypeOf<typeof TrainConfig>;
 export const parameterisationOf = (c: TrainConfig): Parameterisation => c.parameterisation ?? tutorialParameterisation;
 
 /** The data range of a run ([0, 1] when the config has none). @category config */
-export const dataRangeOf = (c: TrainConfig): readonly [number, number] => c.dataRange ?? [0, 1];
+export const dataRangeOf = (c: TrainConfig): DataRange => c.dataRange ?? [0, 1];
 
-/** Images in [0, 1] to the model's data space: lo + (hi − lo)·x (no op for [0, 1]). @category config */
-export const toModelSpace = (c: TrainConfig, images: tf.Tensor): tf.Tensor => {
-  const [lo, hi] = dataRangeOf(c);
-  return lo === 0 && hi === 1 ? images : tf.tidy(() => tf.add(tf.mul(images, hi - lo), lo));
-};
+/** Images in [0, 1] to the run's data space ({@link imagesToRange}). @category config */
+export const toModelSpace = (c: TrainConfig, images: tf.Tensor): tf.Tensor => imagesToRange(dataRangeOf(c), images);
 
-/** The model's data space back to images in [0, 1]: clip((x − lo)/(hi − lo), 0, 1). @category config */
-export const toImageSpace = (c: TrainConfig, x: tf.Tensor): tf.Tensor => {
-  const [lo, hi] = dataRangeOf(c);
-  return tf.tidy(() => tf.clipByValue(lo === 0 && hi === 1 ? x : tf.div(tf.sub(x, lo), hi - lo), 0, 1));
-};
+/** The run's data space back to images in [0, 1] ({@link rangeToImages}). @category config */
+export const toImageSpace = (c: TrainConfig, x: tf.Tensor): tf.Tensor => rangeToImages(dataRangeOf(c), x);
 
 /** The state of a run: weights, EMA weights (trainable names), Adam state, steps taken, root key. @category model */
 export interface TrainState {
@@ -175,93 +159,9 @@ export const trainStep =
     );
 
 // -------------------------------------------------------------------------------------
-// loops
+// batches
 // -------------------------------------------------------------------------------------
 
 /** The batch of step s of a run on `data`: `imageBatch(data, batchIndices(dataKey, n, B, s))`. @category training */
 export const batchForStep = (config: TrainConfig, state: TrainState, data: MnistData, order?: Int32Array): tf.Tensor4D =>
   imageBatch(data, batchIndices(runKeys(state.key).data, data.count, config.batchSize, state.step, order));
-
-/** A run that stopped early: the error, the last good state, and the losses so far. @category model */
-export interface TrainFailure {
-  readonly error: TrainError;
-  readonly state: TrainState;
-  readonly losses: ReadonlyArray<number>;
-}
-
-/** The epoch of step s and its batch order, reusing `order` when the epoch has not changed. */
-const orderFor = (config: TrainConfig, state: TrainState, data: MnistData, cached?: { readonly epoch: number; readonly order: Int32Array }) => {
-  const epoch = Math.floor(state.step / batchesPerEpoch(data.count, config.batchSize));
-  return cached !== undefined && cached.epoch === epoch ? cached : { epoch, order: epochOrder(runKeys(state.key).data, data.count, epoch) };
-};
-
-/**
- * Runs steps until `state.step` reaches `untilStep`, calling `onStep(step, loss)` after each (step = steps taken).
- * Stops at the first Left, returning the last good state with it. Synchronous: see {@link trainLoop} for a loop
- * that lets signal handlers and progress bars run between steps.
- * @category training
- */
-export const trainUntil =
-  (config: TrainConfig) =>
-  (
-    state: TrainState,
-    data: MnistData,
-    untilStep: number,
-    onStep?: (step: number, loss: number) => void,
-  ): E.Either<TrainFailure, { readonly state: TrainState; readonly losses: ReadonlyArray<number> }> => {
-    const step = trainStep(config);
-    const losses: number[] = [];
-    let s = state;
-    let cached: { readonly epoch: number; readonly order: Int32Array } | undefined;
-    while (s.step < untilStep) {
-      cached = orderFor(config, s, data, cached);
-      const x0 = batchForStep(config, s, data, cached.order);
-      const r = step(s, x0);
-      x0.dispose();
-      if (E.isLeft(r)) return E.left({ error: r.left, state: s, losses });
-      s = r.right.state;
-      losses.push(r.right.loss);
-      onStep?.(s.step, r.right.loss);
-    }
-    return E.right({ state: s, losses });
-  };
-
-/** What {@link trainLoop} ended with: the state, the losses of the steps it took, and whether `shouldStop` ended it. @category model */
-export interface TrainRun {
-  readonly state: TrainState;
-  readonly losses: ReadonlyArray<number>;
-  readonly stopped: boolean;
-}
-
-/**
- * The asynchronous form of {@link trainUntil}: yields to the event loop after every step (so a SIGINT handler or
- * a progress bar can run) and stops early, with `stopped: true`, as soon as `shouldStop()` returns true.
- * A step is never interrupted halfway; the state returned is always a consistent one to checkpoint.
- * @category training
- */
-export const trainLoop =
-  (config: TrainConfig) =>
-  async (
-    state: TrainState,
-    data: MnistData,
-    untilStep: number,
-    opts: { readonly onStep?: (step: number, loss: number) => void; readonly shouldStop?: () => boolean } = {},
-  ): Promise<E.Either<TrainFailure, TrainRun>> => {
-    const step = trainStep(config);
-    const losses: number[] = [];
-    let s = state;
-    let cached: { readonly epoch: number; readonly order: Int32Array } | undefined;
-    while (s.step < untilStep) {
-      if (opts.shouldStop?.() === true) return E.right({ state: s, losses, stopped: true });
-      cached = orderFor(config, s, data, cached);
-      const x0 = batchForStep(config, s, data, cached.order);
-      const r = step(s, x0);
-      x0.dispose();
-      if (E.isLeft(r)) return E.left({ error: r.left, state: s, losses });
-      s = r.right.state;
-      losses.push(r.right.loss);
-      opts.onStep?.(s.step, r.right.loss);
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-    return E.right({ state: s, losses, stopped: false });
-  };

@@ -13,16 +13,15 @@ import {
   classifierLoss,
   crossEntropy,
   trainClassifier,
-  classifierGuidance,
   classifierLogLikelihood,
-  guidedScore,
   perturbForClassifier,
   featuresInBatches,
   summariseProbabilities,
   histogramEntropyBits,
   accuracy,
   cosineLearningRate,
-} from '../src/classifier';
+} from '../src/classifier/index';
+import type { MnistData } from '../src';
 
 const U32 = 2 ** -24; // float32 unit roundoff
 
@@ -39,7 +38,7 @@ const smallNoisy = classifierConfig({ imageSize: 8, channels: [8, 16, 32], featu
  * per class. Balanced labels matter: a loss below log 10 cannot be reached by the output bias alone, only by
  * using the input.
  */
-const toyBatch = (n: number, size: number, seed: number): { readonly x: tf.Tensor4D; readonly labels: ReadonlyArray<number> } => {
+const toyBatch = (n: number, size: number, seed: number): { readonly x: tf.Tensor4D; readonly labels: ReadonlyArray<number>; readonly data: MnistData } => {
   const labels = Array.from({ length: n }, (_, i) => i % 10);
   const protos = random.uniformArray(random.key(seed), 10 * size * size);
   const noise = random.normalArray(random.key(seed + 1), n * size * size);
@@ -48,8 +47,17 @@ const toyBatch = (n: number, size: number, seed: number): { readonly x: tf.Tenso
   labels.forEach((l, b) => {
     for (let j = 0; j < d; j++) data[b * d + j] = protos[l * d + j]! + 0.1 * noise[b * d + j]!;
   });
-  return { x: tf.tensor4d(data, [n, size, size, 1]), labels };
+  return { x: tf.tensor4d(data, [n, size, size, 1]), labels, data: { count: n, rows: size, cols: size, images: data, labels: Uint8Array.from(labels) } };
 };
+
+/**
+ * Guidance as the solvers build it, scale · ∇ₓ Σ_b log p_t(y_b | x_b) (solvers' `logLikelihoodGradient`, written out
+ * here: models does not depend on solvers).
+ */
+const guidance =
+  (config: ClassifierConfig, p: Parameters<typeof classifierLogLikelihood>[1], labels: ReadonlyArray<number>, scale = 1) =>
+  (x: tf.Tensor, time: number): tf.Tensor =>
+    tf.tidy(() => tf.mul(tf.grad((xx: tf.Tensor) => tf.sum(classifierLogLikelihood(config, p, labels)(xx, time)) as tf.Scalar)(x), scale));
 
 describe('classifier on wasm: shapes, parameters, guidance', () => {
   beforeAll(async () => {
@@ -112,7 +120,7 @@ describe('classifier on wasm: shapes, parameters, guidance', () => {
     const time = 0.3;
     const scale = 2.5;
     const before = tf.memory().numTensors;
-    const g = classifierGuidance(tinyNoisy, p, labels, scale)(x, time);
+    const g = guidance(tinyNoisy, p, labels, scale)(x, time);
     expect(tf.memory().numTensors).toBe(before + 1);
     expect(g.shape).toEqual(x.shape);
     const f = (xx: tf.Tensor): number =>
@@ -164,20 +172,13 @@ describe('classifier on wasm: shapes, parameters, guidance', () => {
   it('guidance of sample b depends only on x_b and y_b (samples are independent)', () => {
     const p = initClassifier(tiny, random.key(9));
     const x = random.normal(random.key(10), [2, 8, 8, 1]);
-    const both = classifierGuidance(tiny, p, [4, 2])(x, 0.5);
-    const first = classifierGuidance(tiny, p, [4])(tf.slice(x, 0, 1), 0.5);
+    const both = guidance(tiny, p, [4, 2])(x, 0.5);
+    const first = guidance(tiny, p, [4])(tf.slice(x, 0, 1), 0.5);
     // The two computations do the same float32 operations on sample 0 except the batch reduction order: a few ulps.
     const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(tf.slice(both, 0, 1), first))).dataSync()[0]!);
     const mag = tf.tidy(() => tf.max(tf.abs(first)).dataSync()[0]!);
     expect(diff).toBeLessThanOrEqual(64 * U32 * mag);
     tf.dispose([x, both, first, ...Object.values(p)]);
-  });
-
-  it('guidedScore(s, g)(x, t) = s(x, t) + g(x, t)', () => {
-    const x = tf.tensor4d([1, 2, 3, 4], [1, 2, 2, 1]);
-    const s = guidedScore((xx) => tf.mul(xx, -1), (xx, time) => tf.mul(tf.onesLike(xx), time))(x, 0.25);
-    expect(Array.from(s.dataSync())).toEqual([-0.75, -1.75, -2.75, -3.75]);
-    tf.dispose([x, s]);
   });
 
   it('perturbForClassifier draws t in [ε, T] and is a pure function of its key', () => {
@@ -237,6 +238,12 @@ describe('class summaries', () => {
     expect(histogramEntropyBits([5, 0, 0])).toBe(0);
     expect(accuracy([1, 2, 3, 4], [1, 2, 0, 4])).toBe(0.75);
   });
+
+  it('the confident-class rate is the fraction of images with max_y p(y | x) ≥ 0.9 (the threshold included)', () => {
+    const probs = [0.95, 0.05, 0.9, 0.1, 0.5, 0.5, 0.1, 0.89];
+    expect(summariseProbabilities(probs, 2).confidentRate).toBe(2 / 4);
+    expect(summariseProbabilities([0.3, 0.7], 2).confidentRate).toBe(0);
+  });
 });
 
 describe('classifier training on cpu (wasm has no Conv2DBackpropFilter yet)', () => {
@@ -244,13 +251,13 @@ describe('classifier training on cpu (wasm has no Conv2DBackpropFilter yet)', ()
     await initBackend({ prefer: 'cpu', quiet: true });
   });
 
-  it('a few Adam steps reduce the cross-entropy on a tiny fixed batch, leaking no tensor', () => {
+  it('a few Adam steps (epochs of one whole batch) reduce the cross-entropy on a tiny fixed set, leaking no tensor', async () => {
     const p = initClassifier(small, random.key(20));
-    const { x, labels } = toyBatch(10, 8, 21);
+    const { x, labels, data } = toyBatch(10, 8, 21);
     const lossOf = () => tf.tidy(() => classifierLoss(small, p)(x, labels).dataSync()[0]!);
     const before = lossOf();
     const live = tf.memory().numTensors;
-    const { losses } = trainClassifier(small, p, Array.from({ length: 6 }, () => ({ x, labels })), { lr: 3e-2 });
+    const { losses } = await trainClassifier(small, p, data, { epochs: 6, batchSize: 10, lr: 3e-2, schedule: 'constant', key: random.key(22) });
     expect(tf.memory().numTensors).toBe(live);
     const after = lossOf();
     // Deterministic (fixed keys, fixed data): an optimisation check, not a statistical one. At initialisation the
@@ -263,9 +270,9 @@ describe('classifier training on cpu (wasm has no Conv2DBackpropFilter yet)', ()
     tf.dispose([x, ...Object.values(p)]);
   });
 
-  it('the noise-conditional classifier trains on perturbed batches (loss at held-out fixed perturbations goes down)', () => {
+  it('the noise-conditional classifier trains on perturbed batches (loss at held-out fixed perturbations goes down)', async () => {
     const p = initClassifier(smallNoisy, random.key(30));
-    const { x, labels } = toyBatch(10, 8, 31);
+    const { x, labels, data } = toyBatch(10, 8, 31);
     const noise = { sde: tutorial({ sigma: 1.5 }), key: random.key(32), eps: 1e-3 };
     // Evaluate on perturbations drawn from a key the training stream never uses.
     const held = perturbForClassifier(noise, random.key(33), x);
@@ -273,7 +280,7 @@ describe('classifier training on cpu (wasm has no Conv2DBackpropFilter yet)', ()
     const lossOf = () => tf.tidy(() => classifierLoss(smallNoisy, p)(held.xt, labels, ts).dataSync()[0]!);
     const before = lossOf();
     const live = tf.memory().numTensors;
-    const { losses } = trainClassifier(smallNoisy, p, Array.from({ length: 8 }, () => ({ x, labels })), { lr: 3e-2, noise });
+    const { losses } = await trainClassifier(smallNoisy, p, data, { epochs: 8, batchSize: 10, lr: 3e-2, schedule: 'constant', key: random.key(34), noise });
     expect(tf.memory().numTensors).toBe(live);
     const after = lossOf();
     expect(losses.every(Number.isFinite)).toBe(true);

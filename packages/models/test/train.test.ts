@@ -8,10 +8,11 @@ import {
   initTrainState,
   disposeTrainState,
   trainStep,
-  trainUntil,
   trainLoop,
+  renderTrainLoopFailure,
+  epochOrder,
+  runKeys,
   emaParams,
-  saveCheckpoint,
   loadCheckpoint,
   renderCheckpointError,
   renderTrainError,
@@ -57,16 +58,16 @@ const small: TrainConfig = {
 /** The first n images of the subset. */
 const subset = (n: number): MnistData => ({ ...data, count: n, images: data.images.subarray(0, n * 784), labels: data.labels.subarray(0, n) });
 
-const run = (config: TrainConfig, state: TrainState, d: MnistData, until: number) => {
-  const r = trainUntil(config)(state, d, until);
-  if (E.isLeft(r)) throw new Error(renderTrainError(r.left.error));
+const run = async (config: TrainConfig, state: TrainState, d: MnistData, until: number) => {
+  const r = await trainLoop(config)(state, d, { untilStep: until });
+  if (E.isLeft(r)) throw new Error(renderTrainLoopFailure(r.left));
   return r.right;
 };
 
 const allBitEqual = (a: TensorRecord, b: TensorRecord): ReadonlyArray<string> => Object.keys(a).filter((n) => !bitEqual(a[n]!, b[n]!));
 
 describe(`training (backend chosen by initTrainingBackend)`, () => {
-  test('the loss goes down on a fixed subset: after 24 steps the held-fixed evaluation loss is below half its start and below the zero network', () => {
+  test('the loss goes down on a fixed subset: after 24 steps the held-fixed evaluation loss is below half its start and below the zero network', async () => {
     // The tiny config of the brief: channels [8, 16, 16, 16], a 32-d embedding, batches of 4 from 32 images.
     const config: TrainConfig = { ...small, model: scoreNetConfig({ channels: [8, 16, 16, 16], embedDim: 32 }), batchSize: 4 };
     const state = initTrainState(config, random.key(0));
@@ -75,7 +76,7 @@ describe(`training (backend chosen by initTrainingBackend)`, () => {
     // The evaluation loss uses one batch and one key (same t's and noise): a deterministic function of θ.
     const evalLoss = (p: TensorRecord): number => tf.tidy(() => dsmLoss(config.sde)(scoreNet(config.model, p), x, evalKey).dataSync()[0]!);
     const before = evalLoss(state.params);
-    const { state: after, losses } = run(config, state, data, 24);
+    const { state: after, losses } = await run(config, state, data, 24);
     const l1 = evalLoss(after.params);
     // The zero network's loss is mean_b ‖z_b‖² (≈ 784): beating it means the network predicts part of the noise.
     const { noise } = dsmDraws(config.sde, 1e-5, evalKey, 16, [28, 28, 1]);
@@ -91,21 +92,26 @@ describe(`training (backend chosen by initTrainingBackend)`, () => {
 
   test('resume equals uninterrupted: 3 steps + stop + save + load + 2 steps ≡ 5 steps, bit-identically (weights, EMA, Adam moments)', async () => {
     const d = subset(4); // 2 batches per epoch: the runs cross epoch boundaries and resume mid-epoch.
-    const straight = run(small, initTrainState(small, random.key(5)), d, 5);
-    // The interrupted run is stopped from outside after 3 steps, as Ctrl-C would (trainLoop checks between steps).
+    const straight = await run(small, initTrainState(small, random.key(5)), d, 5);
+    // The interrupted run is stopped from outside after 3 steps, as Ctrl-C would (the loop asks between steps), and
+    // the loop saves the checkpoint (with its losses) where it stopped.
     let taken = 0;
-    const interrupted = await trainLoop(small)(initTrainState(small, random.key(5)), d, 5, { onStep: (n) => (taken = n), shouldStop: () => taken >= 3 });
-    if (E.isLeft(interrupted)) throw new Error(renderTrainError(interrupted.left.error));
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'resume-'));
+    const interrupted = await trainLoop(small)(initTrainState(small, random.key(5)), d, {
+      untilStep: 5,
+      checkpoint: { dir: path.join(dir, 'ckpt') },
+      onStep: (p) => (taken = p.step),
+      shouldStop: () => taken >= 3,
+    });
+    if (E.isLeft(interrupted)) throw new Error(renderTrainLoopFailure(interrupted.left));
     const first = interrupted.right;
     expect([first.stopped, first.state.step]).toEqual([true, 3]);
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'resume-'));
-    const saved = await saveCheckpoint(path.join(dir, 'ckpt'), small, first.state, { losses: first.losses })();
-    expect(E.isRight(saved)).toBe(true);
     disposeTrainState(first.state);
     const loaded = await loadCheckpoint(path.join(dir, 'ckpt'), { model: small.model, sde: small.sde })();
     if (E.isLeft(loaded)) throw new Error(renderCheckpointError(loaded.left));
-    const second = run(loaded.right.config, loaded.right.state, d, 5);
-    expect([...(loaded.right.meta['losses'] as number[]), ...second.losses]).toEqual(straight.losses);
+    const stored = loaded.right.meta['losses'] as number[];
+    const second = await run(loaded.right.config, loaded.right.state, d, 5);
+    expect([...stored, ...second.losses]).toEqual(straight.losses);
     expect(second.state.step).toBe(5);
     expect(second.state.adam.step).toBe(5);
     expect(allBitEqual(second.state.params, straight.state.params)).toEqual([]);
@@ -157,11 +163,34 @@ describe(`training (backend chosen by initTrainingBackend)`, () => {
     if (E.isRight(ok)) disposeTrainState(ok.right.state);
   });
 
-  test('no tensor leaks across a training epoch: live tensors before = after', () => {
+  test('a non-finite loss ends the loop with the last good state, which equals the last checkpoint it saved (every step)', async () => {
+    // The first image of epoch 0's second batch holds a NaN pixel: step 2 gives a NaN loss, after step 1 was saved.
+    const d = subset(4);
+    const root = random.key(10);
+    const bad = epochOrder(runKeys(root).data, 4, 0)[2]!;
+    const poisoned: MnistData = { ...d, images: Float32Array.from(d.images, (v, i) => (i === bad * 784 + 400 ? NaN : v)) };
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'diverge-'));
+    const ckpt = path.join(dir, 'ckpt');
+    const r = await trainLoop(small)(initTrainState(small, root), poisoned, { untilStep: 6, checkpoint: { dir: ckpt, every: 1 } });
+    if (E.isRight(r)) throw new Error('expected the loop to stop at the poisoned batch');
+    expect(r.left._tag).toBe('Diverged');
+    const good = r.left.state;
+    expect(good.step).toBe(1);
+    expect(renderTrainLoopFailure(r.left)).toBe(`loss is NaN at step ${good.step + 1}: training stopped, the weights are those after step ${good.step}`);
+    expect(r.left.losses).toHaveLength(good.step);
+    const loaded = await loadCheckpoint(ckpt)();
+    if (E.isLeft(loaded)) throw new Error(renderCheckpointError(loaded.left));
+    expect(loaded.right.state.step).toBe(good.step);
+    expect(allBitEqual(loaded.right.state.params, good.params)).toEqual([]);
+    [good, loaded.right.state].forEach(disposeTrainState);
+    await fs.rm(dir, { recursive: true });
+  });
+
+  test('no tensor leaks across a training epoch: live tensors before = after', async () => {
     const d = subset(4);
     const s0 = initTrainState(small, random.key(8));
     const before = tf.memory().numTensors;
-    const r = run(small, s0, d, 2); // one epoch of 2 batches
+    const r = await run(small, s0, d, 2); // one epoch of 2 batches
     expect(tf.memory().numTensors).toBe(before);
     disposeTrainState(r.state);
   });

@@ -8,3 +8,4 @@ export * from './noise-level';
 export * from './parameterisation';
 export * from './mixture';
 export * from './gaussian-flow';
+export * from './sample-statistics';

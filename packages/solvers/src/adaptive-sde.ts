@@ -17,6 +17,7 @@ import { type SDE, diffusionCoef, probabilityFlowDrift, reverseDrift } from '@sc
 import { type Step, defineStep, perSampleNoise } from './step';
 import { type PIDController, pid, sdeController, stepFactor, scaledRmsNorm } from './controller';
 import { solverFailure } from './ode';
+import { SHARED_STEP_SIZE } from './adaptive';
 
 /** Options of the adaptive reverse sampler. @category model */
 export interface AdaptiveSdeOptions {
@@ -48,7 +49,7 @@ export const adaptiveReverse = (sde: SDE, opts: AdaptiveSdeOptions = {}): Step =
   const errorOrder = ode ? 2 : 1.5;
   const maxSteps = opts.maxSteps ?? 10000;
   return defineStep(
-    { name: `adaptive-${ode ? 'ode' : 'sde'}(rtol=${rtol}, atol=${atol})`, kind: 'predictor', order: ode ? 2 : 1, stochastic: !ode, nfePerStep: 'adaptive' },
+    { name: `adaptive-${ode ? 'ode' : 'sde'}(rtol=${rtol}, atol=${atol})`, kind: 'predictor', order: ode ? 2 : 1, stochastic: !ode, batchCoupling: [SHARED_STEP_SIZE], nfePerStep: 'adaptive' },
     (score, s, tNext) => {
       const drift = ode ? probabilityFlowDrift(sde, score) : reverseDrift(sde, score);
       const g = (t: number): number => (ode ? 0 : diffusionCoef(sde, t));

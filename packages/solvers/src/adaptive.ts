@@ -11,10 +11,18 @@ import * as E from 'fp-ts/Either';
 import { tf } from '@score-sde/tensor-fp';
 import { type EmbeddedTableau, type VectorField, dopri5Tableau, rkStep } from './runge-kutta';
 import { type PIDController, pid, stepFactor, scaledRmsNorm } from './controller';
+import { countingScore } from './step';
 
 // -------------------------------------------------------------------------------------
 // model
 // -------------------------------------------------------------------------------------
+
+/**
+ * The batch coupling of every adaptive step (see `Step.batchCoupling`): one step size for the whole batch, chosen
+ * from an error norm over all of it, so a sample's path depends on the other samples of its batch.
+ * @category model
+ */
+export const SHARED_STEP_SIZE = 'one step size for the whole batch, chosen from an error norm over all of it';
 
 /** Options of an adaptive solve. @category model */
 export interface AdaptiveOptions {
@@ -110,11 +118,7 @@ export const integrateAdaptive = (
   const dir = Math.sign(t1 - t0);
   if (span === 0) return E.right({ y: tf.clone(y0), nfe: 0, accepted: 0, rejected: 0, nextStep: opts.initialStep ?? 0, inverseErrors: opts.inverseErrors ?? [1, 1] });
 
-  let nfe = 0;
-  const counted: VectorField = (y, t) => {
-    nfe += 1;
-    return F(y, t);
-  };
+  const { score: counted, calls } = countingScore(F);
   let y = tf.clone(y0);
   let t = t0;
   let k1: tf.Tensor | undefined = tf.tidy(() => counted(y, t));
@@ -172,5 +176,5 @@ export const integrateAdaptive = (
     h = hh * factor;
   }
   if (k1 !== undefined) tf.dispose(k1);
-  return E.right({ y, nfe, accepted, rejected, nextStep: h, inverseErrors: history });
+  return E.right({ y, nfe: calls(), accepted, rejected, nextStep: h, inverseErrors: history });
 };

@@ -11,9 +11,19 @@ import { type Step, defineStep, perSampleNoise } from './step';
 /** How the Langevin step size normalises gradients and noise: per sample, or by batch means (reference code). @category model */
 export type LangevinNorm = 'per-sample' | 'batch-mean';
 
+/** The Langevin step size of norm 'batch-mean' is a batch statistic. @category model */
+export const BATCH_MEAN_NORM = "the Langevin step size comes from batch means of ‖z‖ and ‖s‖ (norm 'batch-mean'; 'per-sample' keeps samples apart)";
+
+/**
+ * The default target signal-to-noise ratio r of the Langevin correctors: 0.16, the paper's CIFAR-10 VE value
+ * (Song et al., ICLR 2021, App. G) and the score_sde MNIST tutorial's.
+ * @category model
+ */
+export const DEFAULT_SNR = 0.16;
+
 /** Options of the Langevin correctors. @category model */
 export interface LangevinOptions {
-  /** Target signal-to-noise ratio r (default 0.16, the paper's CIFAR-10 VE value). */
+  /** Target signal-to-noise ratio r (default {@link DEFAULT_SNR}). */
   readonly snr?: number;
   /**
    * 'batch-mean' (default, the reference code: ε from the batch means of ‖z‖ and ‖s‖, which couples the samples of
@@ -49,11 +59,11 @@ const rowNorms = (x: tf.Tensor): tf.Tensor => tf.sqrt(tf.sum(tf.square(tf.reshap
  * @category correctors
  */
 export const langevin = (sde: SDE, opts: LangevinOptions = {}): Step => {
-  const snr = opts.snr ?? 0.16;
+  const snr = opts.snr ?? DEFAULT_SNR;
   const norm = opts.norm ?? 'batch-mean';
   const alphaAt = alphaOf(sde, opts.N);
   return defineStep(
-    { name: `langevin(snr=${snr}, ${norm})`, kind: 'corrector', order: 0, stochastic: true, nfePerStep: 1 },
+    { name: `langevin(snr=${snr}, ${norm})`, kind: 'corrector', order: 0, stochastic: true, batchCoupling: norm === 'batch-mean' ? [BATCH_MEAN_NORM] : [], nfePerStep: 1 },
     (score, s) => {
       const { keys, z } = perSampleNoise(s);
       const grad = score(s.x, s.t);
@@ -76,10 +86,10 @@ export const langevin = (sde: SDE, opts: LangevinOptions = {}): Step => {
  * @category correctors
  */
 export const annealedLangevin = (sde: SDE, opts: Pick<LangevinOptions, 'snr' | 'N'> = {}): Step => {
-  const snr = opts.snr ?? 0.16;
+  const snr = opts.snr ?? DEFAULT_SNR;
   const alphaAt = alphaOf(sde, opts.N);
   return defineStep(
-    { name: `annealed-langevin(snr=${snr})`, kind: 'corrector', order: 0, stochastic: true, nfePerStep: 1 },
+    { name: `annealed-langevin(snr=${snr})`, kind: 'corrector', order: 0, stochastic: true, batchCoupling: [], nfePerStep: 1 },
     (score, s) => {
       const { keys, z } = perSampleNoise(s);
       const eps = 2 * alphaAt(s.t) * (snr * marginalStd(sde, s.t)) ** 2;

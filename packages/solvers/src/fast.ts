@@ -46,7 +46,7 @@ export const edmHeun = (sde: SDE, opts: EdmOptions = {}): Step => {
   const sMax = opts.sMax ?? Infinity;
   const sNoise = opts.sNoise ?? 1;
   return defineStep(
-    { name: gamma > 0 ? `edm-heun(γ=${gamma})` : 'edm-heun', kind: 'predictor', order: 2, stochastic: gamma > 0, nfePerStep: 2 },
+    { name: gamma > 0 ? `edm-heun(γ=${gamma})` : 'edm-heun', kind: 'predictor', order: 2, stochastic: gamma > 0, batchCoupling: [], nfePerStep: 2 },
     (score, s, tNext) => {
       const sigma = noiseLevel(sde, s.t);
       const g = sigma >= sMin && sigma <= sMax ? gamma : 0;
@@ -90,7 +90,7 @@ export const edmHeun = (sde: SDE, opts: EdmOptions = {}): Step => {
  * @category dpm-solver
  */
 export const dpmSolverPP2M = (sde: SDE): Step =>
-  defineStep({ name: 'dpm-solver++(2M)', kind: 'predictor', order: 2, stochastic: false, nfePerStep: 1 }, (score, s, tNext) => {
+  defineStep({ name: 'dpm-solver++(2M)', kind: 'predictor', order: 2, stochastic: false, batchCoupling: [], nfePerStep: 1 }, (score, s, tNext) => {
     const sg = marginalStd(sde, s.t);
     const aN = marginalMeanCoef(sde, tNext);
     const sgN = marginalStd(sde, tNext);

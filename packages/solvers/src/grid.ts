@@ -50,8 +50,8 @@ const gridOfNoiseLevels = (sde: SDE, sigmas: ReadonlyArray<number>, eps: number)
  * @example
  * ```ts
  * import * as assert from 'node:assert';
- * import { ve } from '@score-sde/sde-math';
- * import { karrasGrid, noiseLevel } from '@score-sde/solvers';
+ * import { ve, noiseLevel } from '@score-sde/sde-math';
+ * import { karrasGrid } from '@score-sde/solvers';
  *
  * const sde = ve();
  * const grid = karrasGrid(sde, 10, 1e-3); // 11 times from T down to ε

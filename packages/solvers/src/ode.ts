@@ -10,7 +10,7 @@ import * as E from 'fp-ts/Either';
 import { type SDE, probabilityFlowDrift } from '@score-sde/sde-math';
 import { type Step, defineStep } from './step';
 import { type ButcherTableau, eulerTableau, heunTableau, rk4Tableau, rkStep } from './runge-kutta';
-import { type AdaptiveOptions, type IntegrationError, integrateAdaptive } from './adaptive';
+import { type AdaptiveOptions, type IntegrationError, SHARED_STEP_SIZE, integrateAdaptive } from './adaptive';
 
 /**
  * One fixed step of an explicit Runge–Kutta method on the probability-flow ODE over [t, t_next]
@@ -19,7 +19,7 @@ import { type AdaptiveOptions, type IntegrationError, integrateAdaptive } from '
  */
 export const probabilityFlowStep = (sde: SDE, tableau: ButcherTableau): Step =>
   defineStep(
-    { name: `pf-ode/${tableau.name}`, kind: 'predictor', order: tableau.order, stochastic: false, nfePerStep: tableau.c.length },
+    { name: `pf-ode/${tableau.name}`, kind: 'predictor', order: tableau.order, stochastic: false, batchCoupling: [], nfePerStep: tableau.c.length },
     (score, s, tNext) => ({ x: rkStep(tableau, probabilityFlowDrift(sde, score), s.x, s.t, tNext - s.t).y }),
   );
 
@@ -51,7 +51,7 @@ export const isSolverFailure = (u: unknown): u is SolverFailure => u instanceof 
  */
 export const pfAdaptive = (sde: SDE, opts: AdaptiveOptions = {}): Step =>
   defineStep(
-    { name: `pf-ode/${opts.tableau?.name ?? 'dopri5'}(rtol=${opts.rtol ?? 1e-5}, atol=${opts.atol ?? 1e-5})`, kind: 'predictor', order: opts.tableau?.order ?? 5, stochastic: false, nfePerStep: 'adaptive' },
+    { name: `pf-ode/${opts.tableau?.name ?? 'dopri5'}(rtol=${opts.rtol ?? 1e-5}, atol=${opts.atol ?? 1e-5})`, kind: 'predictor', order: opts.tableau?.order ?? 5, stochastic: false, batchCoupling: [SHARED_STEP_SIZE], nfePerStep: 'adaptive' },
     (score, s, tNext) => {
       const r = integrateAdaptive(probabilityFlowDrift(sde, score), s.x, s.t, tNext, {
         ...opts,

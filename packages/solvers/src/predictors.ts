@@ -41,7 +41,7 @@ import { type Step, defineStep, perSampleNoise } from './step';
  * @category predictors
  */
 export const eulerMaruyama = (sde: SDE): Step =>
-  defineStep({ name: 'euler-maruyama', kind: 'predictor', order: 1, stochastic: true, nfePerStep: 1 }, (score, s, tNext) => {
+  defineStep({ name: 'euler-maruyama', kind: 'predictor', order: 1, stochastic: true, batchCoupling: [], nfePerStep: 1 }, (score, s, tNext) => {
     const dt = tNext - s.t;
     const { keys, z } = perSampleNoise(s);
     const xMean = tf.add(s.x, tf.mul(reverseDrift(sde, score)(s.x, s.t), dt));
@@ -56,7 +56,7 @@ export const eulerMaruyama = (sde: SDE): Step =>
  * @category predictors
  */
 export const reverseDiffusion = (sde: SDE, N: number): Step =>
-  defineStep({ name: `reverse-diffusion(N=${N})`, kind: 'predictor', order: 1, stochastic: true, nfePerStep: 1 }, (score, s) => {
+  defineStep({ name: `reverse-diffusion(N=${N})`, kind: 'predictor', order: 1, stochastic: true, batchCoupling: [], nfePerStep: 1 }, (score, s) => {
     const { keys, z } = perSampleNoise(s);
     const { f, G } = reverseDiscretize(sde, score, N)(s.x, s.t);
     const xMean = tf.sub(s.x, f);
@@ -74,7 +74,7 @@ export const reverseDiffusion = (sde: SDE, N: number): Step =>
  * @category predictors
  */
 export const ancestralSampling = (sde: VPSDE | VESDE): Step =>
-  defineStep({ name: 'ancestral', kind: 'predictor', order: 1, stochastic: true, nfePerStep: 1 }, (score, s, tNext) => {
+  defineStep({ name: 'ancestral', kind: 'predictor', order: 1, stochastic: true, batchCoupling: [], nfePerStep: 1 }, (score, s, tNext) => {
     const { keys, z } = perSampleNoise(s);
     const sc = score(s.x, s.t);
     if (sde.kind === 'vp') {

@@ -13,7 +13,7 @@
  */
 import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
-import { tf, type Key } from '@score-sde/tensor-fp';
+import { tf, macrotask, type Key } from '@score-sde/tensor-fp';
 import { type SDE, type ScoreFn, posteriorMean } from '@score-sde/sde-math';
 import { type SamplerState, disposeState, priorState, releaseReplaced, stateAt } from './state';
 import { type Step, type StateTransform, defineStep, none } from './step';
@@ -46,6 +46,15 @@ export interface RunOptions {
   /** Start from this batch at grid[0] instead of the prior (decoding a latent, for instance). Not disposed. */
   readonly x?: tf.Tensor;
   readonly signal?: AbortSignal;
+  /** {@link sample} calls it after each interval of the grid: step i of `steps`, score evaluations so far. */
+  readonly onStep?: (p: StepProgress) => void;
+}
+
+/** Where a run stands after step `step` of `steps` (grid intervals), with `nfe` score evaluations so far. @category model */
+export interface StepProgress {
+  readonly step: number;
+  readonly steps: number;
+  readonly nfe: number;
 }
 
 /** The final batch of a run and the work it took. @category model */
@@ -77,7 +86,7 @@ export type SamplerError =
  * @category final
  */
 export const tweedieDenoise = (sde: SDE): Step =>
-  defineStep({ name: 'tweedie', kind: 'predictor', order: 1, stochastic: false, nfePerStep: 1 }, (score, s) => ({ x: posteriorMean(sde, score)(s.x, s.t) }));
+  defineStep({ name: 'tweedie', kind: 'predictor', order: 1, stochastic: false, batchCoupling: [], nfePerStep: 1 }, (score, s) => ({ x: posteriorMean(sde, score)(s.x, s.t) }));
 
 /** The sampler's final step: `final`, or Tweedie's denoiser when none is given. @category final */
 export const finalStep = (sampler: Sampler): Step => sampler.final ?? tweedieDenoise(sampler.sde);
@@ -97,9 +106,6 @@ export const outputOf = (state: SamplerState): tf.Tensor => state.xMean;
 // -------------------------------------------------------------------------------------
 // running
 // -------------------------------------------------------------------------------------
-
-/** Yields to the event loop (so an abort from a timer or I/O can land between steps). */
-const macrotask = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 const startState = (sampler: Sampler, opts: RunOptions): SamplerState => {
   const t0 = sampler.grid[0]!;
@@ -140,6 +146,7 @@ export async function* run(sampler: Sampler, score: ScoreFn, opts: RunOptions): 
     const final = finalStep(sampler);
     const times = denoises(sampler) ? [...sampler.grid, 0] : sampler.grid;
     for (let i = 1; i < times.length; i++) {
+      // Yield to the event loop, so an abort from a timer, a signal handler or I/O can land between steps.
       await macrotask();
       if (opts.signal?.aborted === true) return;
       const step = i < sampler.grid.length ? sampler.step : final;
@@ -156,7 +163,7 @@ export async function* run(sampler: Sampler, score: ScoreFn, opts: RunOptions): 
 /**
  * Runs the sampler to the end (its grid, then its final step) and returns the final batch ({@link outputOf}: the
  * denoised x̂₀ by default, x̄ at ε with `final: none`). Left on cancellation, an invalid grid or start, a solver
- * failure, or a non-finite result.
+ * failure, or a non-finite result. Calls `opts.onStep` after every step.
  * @example
  * ```ts
  * import * as assert from 'node:assert';
@@ -191,6 +198,7 @@ export const sample =
         steps += 1;
         if (last !== undefined) last.x.dispose();
         last = { x: tf.clone(outputOf(s)), t: s.t, nfe: s.nfe, steps };
+        if (steps > 0) opts.onStep?.({ step: steps, steps: stepCount(sampler), nfe: s.nfe });
       }
     } catch (e) {
       if (last !== undefined) last.x.dispose();

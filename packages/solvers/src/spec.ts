@@ -1,6 +1,9 @@
 /**
  * Samplers as JSON: an io-ts codec for sampler specifications (errors name the field, unknown keys are rejected)
- * and the builder from a specification to a {@link Sampler} value. Used by the toy experiment and the benchmark.
+ * and the builder from a specification to a {@link Sampler} value. A specification says everything about a
+ * sampler (grid, step, denoising, the adaptive solvers' reporting intervals), so the same JSON builds the same
+ * sampler in any process: the experiments' named samplers, the toy check, sharded sampling in worker threads and
+ * on other machines, and the benchmarks all go through {@link samplerFromSpec}.
  *
  * @module spec
  */
@@ -12,7 +15,7 @@ import { type Sampler, tweedieDenoise } from './runner';
 import { type TimeGrid, DEFAULT_EPS, uniformGrid, quadraticGrid, karrasGrid, logSnrGrid } from './grid';
 import { type Step, pc, none, nonePredictor } from './step';
 import { eulerMaruyama, reverseDiffusion, ancestralSampling } from './predictors';
-import { langevin, annealedLangevin } from './correctors';
+import { DEFAULT_SNR, langevin, annealedLangevin } from './correctors';
 import { pfEuler, pfHeun, pfRk4, pfAdaptive } from './ode';
 import { edmHeun, dpmSolverPP2M } from './fast';
 import { adaptiveReverse } from './adaptive-sde';
@@ -24,15 +27,20 @@ import { pid } from './controller';
 
 /** A record with required and optional fields that rejects unknown keys, each error at the field's own path. */
 const strictRecord = codec.strictWithOptional;
-
-const oneOf = <K extends string>(values: ReadonlyArray<K>, name: string): t.KeyofC<Record<K, null>> =>
-  t.keyof(Object.fromEntries(values.map((v) => [v, null])) as Record<K, null>, name);
+const { oneOf } = codec;
 
 /** Time-grid kinds. @category codecs */
 export const GridKind = oneOf(['uniform', 'quadratic', 'karras', 'log-snr'] as const, 'GridKind');
 export type GridKind = t.TypeOf<typeof GridKind>;
 
 const common = { eps: codec.PositiveFinite, denoise: t.boolean };
+
+/**
+ * The adaptive solvers integrate over a uniform grid of `intervals` intervals of [ε, T] (default 1, the whole solve
+ * at once), carrying step size and controller history across grid points: more intervals report progress more
+ * often, at the price of steps that end on the grid points (so the NFE differs from the one-interval solve).
+ */
+const adaptiveCommon = { intervals: codec.PositiveInt, ...common };
 
 /** Predictor–corrector sampler. @category codecs */
 export const PCSpec = strictRecord(
@@ -59,7 +67,7 @@ export const ODESpec = strictRecord(
 /** Adaptive Dormand–Prince 5(4) probability-flow ODE sampler. @category codecs */
 export const AdaptiveODESpec = strictRecord(
   { kind: t.literal('ode-adaptive') },
-  { rtol: codec.PositiveFinite, atol: codec.PositiveFinite, ...common },
+  { rtol: codec.PositiveFinite, atol: codec.PositiveFinite, ...adaptiveCommon },
   'AdaptiveODESpec',
 );
 
@@ -83,7 +91,7 @@ export const AdaptiveSDESpec = strictRecord(
     pcoeff: codec.NonNegativeFinite,
     icoeff: codec.NonNegativeFinite,
     dcoeff: codec.NonNegativeFinite,
-    ...common,
+    ...adaptiveCommon,
   },
   'AdaptiveSDESpec',
 );
@@ -112,7 +120,7 @@ export const SamplerSpec = new t.Type<SamplerSpec, unknown, unknown>(
 
 /** Example specifications, one per kind (for `--help` texts and tests). @category codecs */
 export const exampleSpecs: ReadonlyArray<SamplerSpec> = [
-  { kind: 'pc', predictor: 'reverse-diffusion', corrector: 'langevin', steps: 500, snr: 0.16, order: 'corrector-first' },
+  { kind: 'pc', predictor: 'reverse-diffusion', corrector: 'langevin', steps: 500, snr: DEFAULT_SNR, order: 'corrector-first' },
   { kind: 'ode', method: 'heun', steps: 50, grid: 'karras' },
   { kind: 'ode-adaptive', rtol: 1e-5, atol: 1e-5 },
   { kind: 'edm', steps: 40, gamma: 0 },
@@ -149,7 +157,7 @@ export const samplerFromSpec = (sde: SDE, spec: SamplerSpec): E.Either<DecodeErr
         if (sde.kind !== 'vp' && sde.kind !== 've') return E.left(specError(`predictor: ancestral sampling needs a VP or VE SDE (got ${sde.kind})`));
         predictor = ancestralSampling(sde);
       } else predictor = spec.predictor === 'euler-maruyama' ? eulerMaruyama(sde) : spec.predictor === 'reverse-diffusion' ? reverseDiffusion(sde, N) : nonePredictor;
-      const snr = spec.snr ?? 0.16;
+      const snr = spec.snr ?? DEFAULT_SNR;
       const corrector =
         spec.corrector === 'langevin'
           ? langevin(sde, { snr, norm: spec.norm ?? 'batch-mean' })
@@ -161,7 +169,7 @@ export const samplerFromSpec = (sde: SDE, spec: SamplerSpec): E.Either<DecodeErr
     case 'ode':
       return make(gridOf(sde, spec.grid ?? 'karras', spec.steps, eps), spec.method === 'euler' ? pfEuler(sde) : spec.method === 'heun' ? pfHeun(sde) : pfRk4(sde));
     case 'ode-adaptive':
-      return make(uniformGrid(sde, 1, eps), pfAdaptive(sde, { rtol: spec.rtol ?? 1e-5, atol: spec.atol ?? 1e-5 }));
+      return make(uniformGrid(sde, spec.intervals ?? 1, eps), pfAdaptive(sde, { rtol: spec.rtol ?? 1e-5, atol: spec.atol ?? 1e-5 }));
     case 'edm':
       if ((spec.gamma ?? 0) > Math.SQRT2 - 1) return E.left(specError(`gamma: must be at most √2 − 1 ≈ 0.414 (got ${spec.gamma})`));
       return make(gridOf(sde, spec.grid ?? 'karras', spec.steps, eps), edmHeun(sde, { gamma: spec.gamma ?? 0 }));
@@ -172,7 +180,7 @@ export const samplerFromSpec = (sde: SDE, spec: SamplerSpec): E.Either<DecodeErr
       const gains = spec.pcoeff !== undefined || spec.icoeff !== undefined || spec.dcoeff !== undefined;
       const base = ode ? pid() : pid({ pcoeff: 0.1, icoeff: 0.3 });
       const controller = gains ? { ...base, pcoeff: spec.pcoeff ?? base.pcoeff, icoeff: spec.icoeff ?? base.icoeff, dcoeff: spec.dcoeff ?? base.dcoeff } : base;
-      return make(uniformGrid(sde, 1, eps), adaptiveReverse(sde, { probabilityFlow: ode, rtol: spec.rtol ?? 1e-2, atol: spec.atol ?? 1e-2, controller }));
+      return make(uniformGrid(sde, spec.intervals ?? 1, eps), adaptiveReverse(sde, { probabilityFlow: ode, rtol: spec.rtol ?? 1e-2, atol: spec.atol ?? 1e-2, controller }));
     }
   }
 };

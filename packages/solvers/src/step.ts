@@ -13,7 +13,7 @@
  *
  * @module step
  */
-import { tf, random, noisePrefetch, type Key } from '@score-sde/tensor-fp';
+import { tf, random, type Key } from '@score-sde/tensor-fp';
 import type { ScoreFn } from '@score-sde/sde-math';
 import { type SamplerState, type SolverMemory, releaseReplaced } from './state';
 
@@ -29,7 +29,10 @@ export type StepKind = 'predictor' | 'corrector' | 'composite';
 
 /**
  * A step with its maths declared as data: `order` is the order of accuracy of its deterministic part (0 for
- * correctors), `nfePerStep` the score evaluations of one call ('adaptive' when the solver decides).
+ * correctors), `nfePerStep` the score evaluations of one call ('adaptive' when the solver decides), and
+ * `batchCoupling` the reasons a sample's path depends on the other samples of its batch — empty when the step is
+ * batch-separable (sample b is then a function of its own key and the score alone, so a batch may be split into
+ * shards, over threads or machines, without changing a sample).
  * @category model
  */
 export interface Step {
@@ -37,6 +40,7 @@ export interface Step {
   readonly kind: StepKind;
   readonly order: number;
   readonly stochastic: boolean;
+  readonly batchCoupling: ReadonlyArray<string>;
   readonly nfePerStep: number | 'adaptive';
   readonly step: StepFn;
 }
@@ -56,16 +60,19 @@ export interface StepOutput {
 // constructors
 // -------------------------------------------------------------------------------------
 
-/** Wraps a score so that every evaluation is counted: `calls()` is the number of evaluations so far. @category constructors */
-export const countingScore = (score: ScoreFn): { readonly score: ScoreFn; readonly calls: () => number } => {
+/**
+ * Wraps a score (or any vector field (x, t) ↦ F(x, t)) so that every evaluation is counted: `calls()` is the number
+ * of evaluations so far, and `onCall(n)`, when given, hears of evaluation n before it runs (progress displays).
+ * @category constructors
+ */
+export const countingScore = <F extends ScoreFn>(score: F, onCall?: (n: number) => void): { readonly score: F; readonly calls: () => number } => {
   let n = 0;
-  return {
-    score: (x, t) => {
-      n += 1;
-      return score(x, t);
-    },
-    calls: () => n,
-  };
+  const counted = ((x: tf.Tensor, t: number) => {
+    n += 1;
+    onCall?.(n);
+    return score(x, t);
+  }) as F;
+  return { score: counted, calls: () => n };
 };
 
 /**
@@ -103,17 +110,12 @@ export const defineStep = (
 
 /**
  * Splits each sample's key and draws z ~ N(0, I) of the batch's shape, sample b from its own key:
- * returns the keys to carry on and the noise. The next draw is predictable, normalPerSample(splitEach(carry)[1],
- * same shape), so with `SCORE_SDE_NOISE_PREFETCH=auto` it is prefetched in a worker thread while the score is
- * evaluated (`noisePrefetch` of tensor-fp; bit-identical either way; off by default).
+ * (carry, use) = splitEach(keys), z_b = normalPerSample(use_b); returns the keys to carry on and the noise.
  * @category constructors
  */
 export const perSampleNoise = (state: SamplerState): { readonly keys: ReadonlyArray<Key>; readonly z: tf.Tensor } => {
   const [carry, use] = random.splitEach(state.keys);
-  const shape = state.x.shape.slice(1);
-  const z = noisePrefetch.normalPerSample(use, shape);
-  if (noisePrefetch.enabled()) noisePrefetch.prefetchNormals(random.splitEach(carry)[1], shape);
-  return { keys: carry, z };
+  return { keys: carry, z: random.normalPerSample(use, state.x.shape.slice(1)) };
 };
 
 // -------------------------------------------------------------------------------------
@@ -121,7 +123,7 @@ export const perSampleNoise = (state: SamplerState): { readonly keys: ReadonlyAr
 // -------------------------------------------------------------------------------------
 
 /** The identity corrector: returns the state unchanged (no evaluation, no key used). @category combinators */
-export const none: Step = { name: 'none', kind: 'corrector', order: 0, stochastic: false, nfePerStep: 0, step: (_score, state) => state };
+export const none: Step = { name: 'none', kind: 'corrector', order: 0, stochastic: false, batchCoupling: [], nfePerStep: 0, step: (_score, state) => state };
 
 /**
  * The identity predictor: moves t to t_next and leaves the batch alone (the reference's `NonePredictor`), for
@@ -133,6 +135,7 @@ export const nonePredictor: Step = {
   kind: 'predictor',
   order: 0,
   stochastic: false,
+  batchCoupling: [],
   nfePerStep: 0,
   step: (_score, state, tNext) => ({ ...state, t: tNext }),
 };
@@ -150,7 +153,8 @@ const orderOf = (a: Step, b: Step): number => {
 
 /**
  * `first` then `second` on the same interval: (first ▸ second)(s) = second(first(s)). Associative, with
- * {@link none} as its unit. The intermediate state's own tensors are released.
+ * {@link none} as its unit. The composite is stochastic if either is, and couples its batch for the reasons of
+ * either (their union). The intermediate state's own tensors are released.
  * @category combinators
  */
 export const andThen = (first: Step, second: Step): Step => {
@@ -161,6 +165,7 @@ export const andThen = (first: Step, second: Step): Step => {
     kind: kindOf(first, second),
     order: orderOf(first, second),
     stochastic: first.stochastic || second.stochastic,
+    batchCoupling: [...new Set([...first.batchCoupling, ...second.batchCoupling])],
     nfePerStep: nfeSum(first, second),
     step: (score, state, tNext) => {
       const mid = first.step(score, state, tNext);

@@ -3,7 +3,7 @@
  * each with the standard error of its Monte-Carlo estimate.
  */
 import { tf } from '@score-sde/tensor-fp';
-import { type GaussianMixture, componentPosteriorAt, mixtureDim } from '@score-sde/sde-math';
+import { type GaussianMixture, componentPosteriorAt, mixtureDim, meanAndStandardError } from '@score-sde/sde-math';
 
 /** One Monte-Carlo check: an estimate, the value it must match, and the estimate's standard error. */
 export interface Check {
@@ -13,15 +13,10 @@ export interface Check {
   readonly se: number;
 }
 
-/** Mean and standard error (sd/√n) of per-sample values. */
+/** Mean and standard error (sd/√n) of per-sample values (sde-math's `meanAndStandardError`). */
 export const meanAndSE = (v: ArrayLike<number>): { mean: number; se: number } => {
-  const n = v.length;
-  let s = 0;
-  for (let i = 0; i < n; i++) s += v[i]!;
-  const mean = s / n;
-  let q = 0;
-  for (let i = 0; i < n; i++) q += (v[i]! - mean) ** 2;
-  return { mean, se: Math.sqrt(q / (n - 1) / n) };
+  const { mean, standardError } = meanAndStandardError(v);
+  return { mean, se: standardError };
 };
 
 const check = (name: string, values: ArrayLike<number>, target: number): Check => {

@@ -1,11 +1,12 @@
 /**
  * Sampler specifications: decoding names the bad field and rejects unknown keys; every example builds a sampler
- * that samples the 1-D test mixture correctly; impossible combinations are Lefts naming the field.
+ * that samples the 1-D test mixture correctly; impossible combinations are Lefts naming the field; the batch
+ * coupling a sampler's step declares is the one sampling shows.
  */
 import * as E from 'fp-ts/Either';
 import { codec, initBackend, random } from '@score-sde/tensor-fp';
 import { vp, subvp, ve, exactScore } from '@score-sde/sde-math';
-import { SamplerSpec, exampleSpecs, samplerFromSpec, sample } from '@score-sde/solvers';
+import { SamplerSpec, exampleSpecs, samplerFromSpec, sample, eulerMaruyama, langevin, andThen, pc, pfAdaptive, BATCH_MEAN_NORM, SHARED_STEP_SIZE } from '@score-sde/solvers';
 import { mixtures } from './conformance';
 import { mixtureChecks, failures } from './helpers';
 
@@ -50,4 +51,41 @@ test.each(exampleSpecs.map((s) => [s.kind, s] as const))('example %s builds a sa
   if (E.isLeft(r)) return;
   expect(failures(mixtureChecks(mixtures['1-D'], r.right.x, { perCoordinate: true }), 5)).toEqual([]);
   r.right.x.dispose();
+});
+
+describe('batch coupling, declared by the step', () => {
+  const sde = ve();
+  const score = exactScore(sde, mixtures['1-D']);
+  const bitsOf = async (spec: SamplerSpec, keys: ReadonlyArray<readonly [number, number]>): Promise<Uint32Array> => {
+    const built = samplerFromSpec(sde, spec);
+    if (E.isLeft(built)) throw new Error(built.left.problems.join('; '));
+    const r = await sample(built.right, score, { keys, sampleShape: [1] })();
+    if (E.isLeft(r)) throw new Error(r.left._tag);
+    const v = Float32Array.from(r.right.x.dataSync());
+    r.right.x.dispose();
+    return new Uint32Array(v.buffer);
+  };
+  const specs: ReadonlyArray<SamplerSpec> = [...exampleSpecs, { kind: 'pc', predictor: 'euler-maruyama', corrector: 'langevin', norm: 'per-sample', steps: 20 }];
+
+  test.each(specs.map((s) => [JSON.stringify(s), s] as const))(
+    'a step that declares no coupling samples keys[0..6) as keys[0..3) ++ keys[3..6), bit for bit; one that declares a coupling does not (%s)',
+    async (_name, spec) => {
+      const built = samplerFromSpec(sde, spec);
+      if (E.isLeft(built)) throw new Error('spec');
+      const keys = random.split(random.key(21), 6);
+      const whole = await bitsOf(spec, keys);
+      const halves = [...(await bitsOf(spec, keys.slice(0, 3))), ...(await bitsOf(spec, keys.slice(3)))];
+      const separable = built.right.step.batchCoupling.length === 0;
+      expect(Array.from(whole).every((w, i) => w === halves[i])).toBe(separable);
+    },
+  );
+
+  test('combinators join the couplings: (a ▸ b).batchCoupling = a.batchCoupling ∪ b.batchCoupling; pc with the batch-mean Langevin corrector couples, with per-sample it does not', () => {
+    const em = eulerMaruyama(sde);
+    const batchMean = langevin(sde, { norm: 'batch-mean' });
+    expect(andThen(em, batchMean).batchCoupling).toEqual([BATCH_MEAN_NORM]);
+    expect(andThen(batchMean, batchMean).batchCoupling).toEqual([BATCH_MEAN_NORM]);
+    expect(pc(em, langevin(sde, { norm: 'per-sample' }), 2).batchCoupling).toEqual([]);
+    expect(andThen(pfAdaptive(sde), batchMean).batchCoupling).toEqual([SHARED_STEP_SIZE, BATCH_MEAN_NORM]);
+  });
 });

@@ -23,8 +23,13 @@ import { tf } from './tf';
 // model
 // -------------------------------------------------------------------------------------
 
-/** The backends this project knows how to choose. @category model */
-export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+/** The backends this project knows how to choose, in the order `auto` tries them. @category model */
+export const BACKEND_NAMES = ['tensorflow', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+/** What a user may ask for (`--backend`, `SCORE_SDE_BACKEND`): a backend, or `auto` (the first that works). @category model */
+export const BACKEND_CHOICES = ['auto', ...BACKEND_NAMES] as const;
+export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 /** What the chooser got: the backend, and its capabilities where they matter. @category model */
 export interface BackendInfo {
@@ -45,10 +50,8 @@ export interface BackendError {
 
 const backendError = (message: string): BackendError => ({ _tag: 'BackendError', message });
 
-const BACKEND_NAMES: ReadonlyArray<BackendName> = ['tensorflow', 'wasm', 'cpu'];
-
 /** Parses `SCORE_SDE_BACKEND`: undefined or empty means "choose automatically". @category parsing */
-export const parseBackendName = (raw: string | undefined): E.Either<BackendError, BackendName | 'auto'> => {
+export const parseBackendName = (raw: string | undefined): E.Either<BackendError, BackendChoice> => {
   if (raw === undefined || raw.trim() === '' || raw.trim() === 'auto') return E.right('auto');
   const v = raw.trim().toLowerCase();
   return (BACKEND_NAMES as ReadonlyArray<string>).includes(v)
@@ -140,7 +143,7 @@ export const currentBackend = (): BackendInfo | undefined => chosen;
  * tensorflow → wasm → cpu that works. Idempotent for the same request.
  * @category constructors
  */
-export const chooseBackend = (prefer?: BackendName | 'auto'): TE.TaskEither<BackendError, BackendInfo> =>
+export const chooseBackend = (prefer?: BackendChoice): TE.TaskEither<BackendError, BackendInfo> =>
   pipe(
     prefer !== undefined ? E.right(prefer) : parseBackendName(process.env['SCORE_SDE_BACKEND']),
     TE.fromEither,
@@ -167,7 +170,7 @@ export const chooseBackend = (prefer?: BackendName | 'auto'): TE.TaskEither<Back
  * For the top of every command-line program.
  * @category constructors
  */
-export const initBackend = async (opts: { readonly prefer?: BackendName | 'auto'; readonly quiet?: boolean } = {}): Promise<BackendInfo> => {
+export const initBackend = async (opts: { readonly prefer?: BackendChoice; readonly quiet?: boolean } = {}): Promise<BackendInfo> => {
   const r = await chooseBackend(opts.prefer)();
   if (E.isLeft(r)) throw new Error(r.left.message);
   if (opts.quiet !== true) process.stderr.write(`[score-sde] backend: ${describeBackend(r.right)}\n`);

@@ -130,6 +130,19 @@ export const byKind = <M extends Readonly<Record<string, t.Mixed>>>(name: string
 };
 
 // -------------------------------------------------------------------------------------
+// words
+// -------------------------------------------------------------------------------------
+
+/**
+ * A codec of one word out of a fixed vocabulary, named `name` in errors: `oneOf(['em', 'pc'], 'Sampler')` accepts
+ * exactly 'em' and 'pc' (`sampler: expected Sampler, got "xyz"`). Declare a vocabulary once as a tuple and derive
+ * its codec with this.
+ * @category words
+ */
+export const oneOf = <K extends string>(values: ReadonlyArray<K>, name: string): t.KeyofC<Record<K, null>> =>
+  t.keyof(Object.fromEntries(values.map((v) => [v, null])) as Record<K, null>, name);
+
+// -------------------------------------------------------------------------------------
 // errors
 // -------------------------------------------------------------------------------------
 

@@ -145,8 +145,7 @@ export const uniformArray = (k: Key, n: number): Float64Array => {
  * Writes n standard normals of key k into out[offset…offset+n) (a Float64Array, or a Float32Array, which rounds each
  * value as `Float32Array.from` would): normal 2j and 2j+1 by Box–Muller from the words Threefry(k, (1, j)).
  * The 20 rounds of {@link threefry2x32} are unrolled here on local integers (no array per block: 2–3× faster,
- * bit-identical; the known-answer tests of `normalArray` check that). Self-contained but for the module's bound
- * `sqrt`, `log`, `cos`, `sin` and `TWO_PI`: the noise-prefetch worker runs its source text (`normalsInto.toString()`).
+ * bit-identical; the known-answer tests of `normalArray` check that).
  * @internal
  */
 export const normalsInto = (k: Key, n: number, out: Float64Array | Float32Array, offset: number): void => {

@@ -23,11 +23,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
-import { tf, codec, random, initBackend, describeBackend, watchReads, type Key } from '@score-sde/tensor-fp';
+import { tf, codec, random, initBackend, describeBackend, watchReads, BACKEND_CHOICES, type Key } from '@score-sde/tensor-fp';
 import { type SDE, type ScoreFn, tutorial, ve } from '@score-sde/sde-math';
-import { type Sampler, type SamplerSpec, type Step, samplerFromSpec, sample } from '@score-sde/solvers';
+import { type Sampler, type SamplerSpec, type Step, DEFAULT_SNR, samplerFromSpec, sample } from '@score-sde/solvers';
 import { type ScoreNetConfig, type TensorRecord, scoreNet, scoreFromNet, initScoreNet, loadCheckpoint, renderCheckpointError, emaParams, disposeTrainState } from '@score-sde/models';
-import { cli, report } from '../../../packages/experiments/src/lib';
+import { cli, report } from '@score-sde/experiments';
 
 // -------------------------------------------------------------------------------------
 // samplers
@@ -48,7 +48,7 @@ const cases = (N: number, odeTol: number): ReadonlyArray<Case> => [
   { name: 'euler-maruyama', spec: { kind: 'pc', predictor: 'euler-maruyama', steps: N } },
   { name: 'reverse-diffusion', spec: { kind: 'pc', predictor: 'reverse-diffusion', steps: N } },
   { name: 'ancestral (VE)', spec: { kind: 'pc', predictor: 'ancestral', steps: N }, sde: 've' },
-  { name: 'pc: EM + langevin', spec: { kind: 'pc', predictor: 'euler-maruyama', corrector: 'langevin', snr: 0.16, steps: N } },
+  { name: 'pc: EM + langevin', spec: { kind: 'pc', predictor: 'euler-maruyama', corrector: 'langevin', snr: DEFAULT_SNR, steps: N } },
   { name: 'pc: RD + langevin (per-sample)', spec: { kind: 'pc', predictor: 'reverse-diffusion', corrector: 'langevin', norm: 'per-sample', order: 'corrector-first', steps: N } },
   { name: 'annealed langevin', spec: { kind: 'pc', predictor: 'none', corrector: 'annealed-langevin', steps: N } },
   { name: 'edm heun', spec: { kind: 'edm', steps: N } },
@@ -267,7 +267,7 @@ const benchFlags = {
   quick: cli.booleanFlag({ description: 'smoke run: 10 steps, 1 round, 3 bare evaluations', default: false }),
   ownOnly: cli.booleanFlag({ description: "only the samplers' own cost per step with a free score (no network; seconds)", default: false }),
   out: cli.stringFlag({ description: 'output folder', default: path.join('tools', 'bench', 'out') }),
-  backend: cli.oneOfFlag(['auto', 'wasm', 'cpu', 'tensorflow'], { default: 'auto', description: 'TensorFlow.js backend' }),
+  backend: cli.oneOfFlag(BACKEND_CHOICES, { default: 'auto', description: 'TensorFlow.js backend' }),
 } as const;
 
 /** The network, its SDE and a release function: from a checkpoint, or the `--net` config at random init. */

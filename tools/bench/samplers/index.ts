@@ -19,11 +19,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { Resvg } from '@resvg/resvg-js';
-import { codec, random, initBackend, describeBackend } from '@score-sde/tensor-fp';
-import { type SDE, type GaussianMixture, vp, ve, marginalMixture, sampleMixtureAt, mixtureDim, componentPosteriorAt } from '@score-sde/sde-math';
+import { codec, random, initBackend, describeBackend, BACKEND_CHOICES } from '@score-sde/tensor-fp';
+import { type SDE, type GaussianMixture, vp, ve, marginalMixture, sampleMixtureAt, mixtureDim, componentPosteriorAt, energyDistance, componentFractions } from '@score-sde/sde-math';
 import type { SamplerSpec } from '@score-sde/solvers';
-import { cli, plot, png, report } from '../../../packages/experiments/src/lib';
-import { runToy, energyDistance, componentFractions, type ToySpec } from '../../../packages/experiments/src/toy';
+import { cli, plot, png, report, toy } from '@score-sde/experiments';
 
 // -------------------------------------------------------------------------------------
 // problems and samplers
@@ -226,7 +225,7 @@ const benchFlags = {
   samples: cli.numberFlag(codec.NonNegativeInt, { description: 'samples per run (0: 2000 in 2-D, 500 in 64-D; --quick: 300)', default: 0 }),
   quick: cli.booleanFlag({ description: 'two settings per sampler and 300 samples (a smoke run)', default: false }),
   seed: cli.numberFlag(codec.SafeInt, { description: 'seed of every run', default: 0 }),
-  backend: cli.oneOfFlag(['auto', 'wasm', 'cpu', 'tensorflow'], { default: 'auto', description: 'TensorFlow.js backend' }),
+  backend: cli.oneOfFlag(BACKEND_CHOICES, { default: 'auto', description: 'TensorFlow.js backend' }),
 } as const;
 
 const main = async (): Promise<number> => {
@@ -240,8 +239,8 @@ const main = async (): Promise<number> => {
       for (const fam of FAMILIES) {
         if (fam.applies !== undefined && !fam.applies(sde)) continue;
         for (const sampler of fam.specs(flags.quick)) {
-          const spec: ToySpec = { sde, data, sampler, samples: n, seed: flags.seed };
-          const r = await runToy(spec, describeBackend(backend))();
+          const spec: toy.ToySpec = { sde, data, sampler, samples: n, seed: flags.seed };
+          const r = await toy.runToy(spec, describeBackend(backend))();
           if (E.isLeft(r)) {
             process.stderr.write(`${problem} ${sdeName} ${fam.name} ${settingOf(sampler)}: ${JSON.stringify(r.left)}\n`);
             continue;

@@ -2,9 +2,10 @@
  * Test-set bits/dim through the probability-flow ODE (Song et al., ICLR 2021, §4.3, App. D.2):
  *
  *   x̃ = (255 x + u) / 256,  u ~ U(0, 1)^D                          (uniform dequantisation)
- *   log p_ε(x̃) = log p_T(x(T)) + ∫_ε^T ∇·F(x(t), t) dt              (PF-ODE, RK45 at rtol = atol = --ode-tol)
- *   ∇·F ≈ vᵀ (∂F/∂x) v,  v Rademacher or Gaussian, fixed per image   (Skilling–Hutchinson)
- *   bpd = −log p(x̃) / (D ln 2) + 8                                    (data in [0, 1], 256 levels)
+ *   y = lo + (hi − lo) x̃                                             (the model's data range)
+ *   log p_ε(y) = log p_T(y(T)) + ∫_ε^T ∇·F(y(t), t) dt              (PF-ODE, RK45 at rtol = atol = --ode-tol)
+ *   ∇·F ≈ vᵀ (∂F/∂x) v,  v Rademacher or Gaussian, fixed per image   (Skilling–Hutchinson; one score evaluation a stage)
+ *   bpd = −log p(y) / (D ln 2) + 8 − log₂(hi − lo)                   (256 levels; solvers' `imageBitsPerDim`)
  *
  * reported as the mean over images ± its standard error s/√n (which covers the image-to-image spread, the
  * dequantisation noise and the Hutchinson noise together). p_ε is a density for every ε > 0, so by Jensen's
@@ -13,12 +14,14 @@
  * @module eval/bpd
  */
 import * as E from 'fp-ts/Either';
-import { random, type Key } from '@score-sde/tensor-fp';
-import type { SDE, ScoreFn } from '@score-sde/sde-math';
-import { logLikelihood, bitsPerDim, uniformDequantize } from '@score-sde/solvers';
+import { random, macrotask, type Key } from '@score-sde/tensor-fp';
+import { type SDE, type ScoreFn, meanAndStandardError } from '@score-sde/sde-math';
+import { imageBitsPerDim, countingScore } from '@score-sde/solvers';
 import { type MnistData, imageBatch } from '@score-sde/models';
 import { progress } from '../lib';
-import { type EvalError, fail, itemKeys, macrotask, meanAndStandardError, range } from './common';
+import { type ExperimentError, type ItemRange, fail, itemKeys } from '../pipeline';
+import { range } from './common';
+import type { BpdOptions } from './options';
 
 /** The bits/dim figure. @category model */
 export interface BpdResult {
@@ -39,66 +42,78 @@ export interface BpdResult {
   readonly seconds: number;
 }
 
-/** Options of {@link testBitsPerDim}. @category model */
-export interface BpdOptions {
-  readonly images: number;
-  readonly batch: number;
-  readonly estimator: 'rademacher' | 'gaussian';
-  readonly tol: number;
-  readonly eps: number;
-  /** Image i dequantises with foldIn(foldIn(key, i), 0) and probes with foldIn(key, i). */
-  readonly key: Key;
-  readonly quiet: boolean;
+/** The bits/dim of a range of test images and the work they took (what a shard computes). @category model */
+export interface BpdPart {
+  readonly perImage: ReadonlyArray<number>;
+  /** Σ over solves of their score evaluations, and the number of solves. */
+  readonly nfeSum: number;
+  readonly solves: number;
+  readonly seconds: number;
 }
 
+/** The number of test images the part measures. @category bits/dim */
+export const bpdCount = (test: MnistData, o: BpdOptions): number => Math.min(o.images, test.count);
+
 /**
- * bits/dim of the first `images` test images (see the module comment), in batches, with a progress bar whose
- * extra field shows the score evaluations of the running solve. Left when a solve fails.
+ * bits/dim of test images `range` (see the module comment), in batches of `batch` from range.start, with a progress
+ * bar whose extra field shows the score evaluations of the running solve. Image i dequantises with
+ * foldIn(foldIn(key, i), 0) and probes with foldIn(key, i). Left when a solve fails.
  * @category bits/dim
  */
-export const testBitsPerDim = async (sde: SDE, score: ScoreFn, test: MnistData, o: BpdOptions): Promise<E.Either<EvalError, BpdResult>> => {
-  const n = Math.min(o.images, test.count);
-  const D = test.rows * test.cols;
+export const bitsPerDimOf = async (
+  sde: SDE,
+  score: ScoreFn,
+  test: MnistData,
+  r: ItemRange,
+  o: BpdOptions & { readonly key: Key; readonly quiet: boolean; readonly dataRange: readonly [number, number] },
+): Promise<E.Either<ExperimentError, BpdPart>> => {
   const started = Date.now();
   const perImage: number[] = [];
   let nfeSum = 0;
   let solves = 0;
-  const bar = progress.withProgress('bits/dim', n, { quiet: o.quiet });
+  const bar = progress.withProgress('bits/dim', r.end - r.start, { quiet: o.quiet });
   try {
-    for (let start = 0; start < n; start += o.batch) {
-      const size = Math.min(o.batch, n - start);
+    for (let start = r.start; start < r.end; start += o.batch) {
+      const size = Math.min(o.batch, r.end - start);
       const keys = itemKeys(o.key, start, size);
       const x = imageBatch(test, range(size).map((i) => start + i));
-      const xd = uniformDequantize(
-        keys.map((k) => random.foldIn(k, 0)),
-        x,
-      );
-      x.dispose();
-      let calls = 0;
-      const counted: ScoreFn = (xx, t) => {
-        calls += 1;
+      const counted = countingScore(score, (calls) => {
         if (calls % 10 === 0) bar.tick(0, { nfe: calls });
-        return score(xx, t);
-      };
-      let r: ReturnType<typeof logLikelihood>;
+      });
+      let solved: ReturnType<typeof imageBitsPerDim>;
       try {
-        r = logLikelihood(sde, counted, xd, { estimator: o.estimator, keys, rtol: o.tol, atol: o.tol, eps: o.eps });
+        solved = imageBitsPerDim(sde, counted.score, x, {
+          estimator: o.estimator,
+          keys,
+          dequantizeKeys: keys.map((k) => random.foldIn(k, 0)),
+          range: o.dataRange,
+          rtol: o.tol,
+          atol: o.tol,
+          eps: o.eps,
+        });
       } finally {
-        xd.dispose();
+        x.dispose();
       }
-      if (E.isLeft(r)) return fail(`bits/dim of test images ${start}…${start + size - 1}: the ODE solve failed (${r.left._tag} at t = ${r.left.t}); raise --ode-tol`);
-      for (const lp of r.right.logp) perImage.push(bitsPerDim(lp, D));
-      nfeSum += r.right.nfe;
+      if (E.isLeft(solved)) return fail(`bits/dim of test images ${start}…${start + size - 1}: the ODE solve failed (${solved.left._tag} at t = ${solved.left.t}); raise --ode-tol`);
+      perImage.push(...solved.right.bpd);
+      nfeSum += solved.right.nfe;
       solves += 1;
-      bar.tick(size, { nfe: r.right.nfe });
+      bar.tick(size, { nfe: solved.right.nfe });
       await macrotask();
     }
   } finally {
     bar.stop();
   }
+  return E.right({ perImage, nfeSum, solves, seconds: (Date.now() - started) / 1000 });
+};
+
+/** The figure of the parts of all test images, in order: mean ± standard error over images, range, NFE per solve. @category bits/dim */
+export const bpdResult = (parts: ReadonlyArray<BpdPart>, o: BpdOptions): BpdResult => {
+  const perImage = parts.flatMap((p) => p.perImage);
+  const solves = parts.reduce((a, p) => a + p.solves, 0);
   const { mean, standardError } = meanAndStandardError(perImage);
-  return E.right({
-    images: n,
+  return {
+    images: perImage.length,
     batch: o.batch,
     estimator: o.estimator,
     tol: o.tol,
@@ -108,7 +123,7 @@ export const testBitsPerDim = async (sde: SDE, score: ScoreFn, test: MnistData, 
     min: Math.min(...perImage),
     max: Math.max(...perImage),
     perImage,
-    nfePerSolve: nfeSum / solves,
-    seconds: (Date.now() - started) / 1000,
-  });
+    nfePerSolve: parts.reduce((a, p) => a + p.nfeSum, 0) / solves,
+    seconds: parts.reduce((a, p) => a + p.seconds, 0),
+  };
 };

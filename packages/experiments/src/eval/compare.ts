@@ -3,27 +3,27 @@
  * scored by its score evaluations per sample (NFE), wall seconds, FID against the MNIST test set, and the clean
  * classifier's class histogram (entropy: log₂ 10 ≈ 3.32 bits for balanced classes) and mean max-probability.
  *
- * Samplers (Song et al., ICLR 2021; Karras et al. 2022; Lu et al. 2022): Euler–Maruyama, PC (Euler–Maruyama ∘
- * one Langevin step at the snr rule), the probability-flow ODE with adaptive RK45 (Dormand–Prince 5(4)) at each
- * rtol = atol of `--ode-tols`, EDM's Heun sampler and DPM-Solver++(2M) at each of `--fast-steps`.
+ * The samplers are the named ones (pipeline/samplers): Euler–Maruyama, PC (Euler–Maruyama ∘ one Langevin step at the
+ * snr rule), the probability-flow ODE with adaptive RK45 at each rtol = atol of `odeTols`, EDM's Heun sampler and
+ * DPM-Solver++(2M) at each of `fastSteps` (Song et al., ICLR 2021; Karras et al. 2022; Lu et al. 2022).
+ *
+ * Drawing ({@link drawComparison}) and scoring ({@link scoreComparison}) are separate, so the samples of a key range
+ * can be drawn anywhere (`--shard`) and scored after a merge.
  *
  * @module eval/compare
  */
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
-import { tf, type Key } from '@score-sde/tensor-fp';
+import type { Key } from '@score-sde/tensor-fp';
 import type { SDE, ScoreFn } from '@score-sde/sde-math';
-import { type Sampler, type SamplerSpec, samplerFromSpec } from '@score-sde/solvers';
-import type { DecodeError } from '@score-sde/tensor-fp';
+import type { Sampler, SamplerSpec } from '@score-sde/solvers';
 import type { fid } from '@score-sde/models';
 import { png, plot, report } from '../lib';
-import { mnistSamplerSpec, type SamplerSettings } from '../mnist/samplers';
-import type { MnistSamplerName } from '../mnist/flags';
-import { type EvalError, fail } from './common';
-import { drawInChunks } from './draw';
+import { type Drawn, type ExperimentError, type SamplerName, type SamplerSettings, IMAGE_SHAPE, SAMPLER_LABELS, fail, namedSampler, namedSamplerSpec, drawWithBar } from '../pipeline';
 import { type ClassRecord, type FidResult, classRecord, fidOfImages } from './fid';
 import type { ClassifierHandle } from './classifiers';
-import type { ComparisonSampler, MnistEvalFlags } from './flags';
+import type { ComparisonOptions } from './options';
+import { imagesTensor } from './common';
 
 // -------------------------------------------------------------------------------------
 // model
@@ -33,7 +33,7 @@ import type { ComparisonSampler, MnistEvalFlags } from './flags';
 export interface ComparisonEntry {
   /** File-safe id: `em-500`, `pc-500`, `ode-1e-5`, `edm-20`, `dpm-20`. */
   readonly id: string;
-  readonly family: ComparisonSampler;
+  readonly family: SamplerName;
   /** For tables and captions: `EM 500`, `RK45 tol 1e-5`, … */
   readonly label: string;
   readonly spec: SamplerSpec;
@@ -43,7 +43,7 @@ export interface ComparisonEntry {
 /** One sampler's outcome (fid, classes null and error set when its solve failed). @category model */
 export interface SamplerResult {
   readonly id: string;
-  readonly family: ComparisonSampler;
+  readonly family: SamplerName;
   readonly label: string;
   readonly spec: SamplerSpec;
   readonly n: number;
@@ -56,13 +56,8 @@ export interface SamplerResult {
   readonly error: string | null;
 }
 
-const FAMILY_LABEL: Readonly<Record<ComparisonSampler, string>> = {
-  em: 'Euler–Maruyama',
-  pc: 'PC (EM ∘ Langevin)',
-  ode: 'PF-ODE RK45',
-  edm: 'EDM Heun',
-  dpm: 'DPM-Solver++(2M)',
-};
+/** What one entry's draw gave: the samples, or why its solve failed. @category model */
+export type EntryDraw = E.Either<string, Drawn>;
 
 // -------------------------------------------------------------------------------------
 // samplers
@@ -76,66 +71,80 @@ export const formatTol = (tol: number): string => {
 };
 
 /**
- * The sampler a name of the MNIST experiment stands for (its spec from `mnistSamplerSpec`), built as specified:
- * the adaptive ODE solves [ε, T] as one interval, so its NFE is the solver's own (the experiment's 20-interval
- * progress grid would force at least 20 steps).
+ * The samplers of the comparison, in the order of `samplers`, expanding `ode` over `odeTols` and `edm`, `dpm` over
+ * `fastSteps`. Left (naming `--compare`) when a sampler is not defined for the SDE.
  * @category samplers
  */
-export const evalSampler = (sde: SDE, name: MnistSamplerName, settings: SamplerSettings): E.Either<DecodeError, Sampler> => samplerFromSpec(sde, mnistSamplerSpec(name, settings));
-
-/**
- * The samplers of the comparison, in the order of `--compare`, expanding `ode` over `--ode-tols` and `edm`,
- * `dpm` over `--fast-steps`. Left (naming `--compare`) when a sampler is not defined for the SDE.
- * @category samplers
- */
-export const comparisonEntries = (sde: SDE, f: Pick<MnistEvalFlags, 'compare' | 'steps' | 'snr' | 'odeTols' | 'fastSteps'>): E.Either<EvalError, ReadonlyArray<ComparisonEntry>> => {
-  const base: SamplerSettings = { steps: f.steps, fastSteps: f.fastSteps[0] ?? 10, snr: f.snr, odeTol: f.odeTols[0] ?? 1e-5 };
-  const variants = (family: ComparisonSampler): ReadonlyArray<{ readonly id: string; readonly label: string; readonly settings: SamplerSettings }> => {
+export const comparisonEntries = (sde: SDE, o: Pick<ComparisonOptions, 'samplers' | 'steps' | 'snr' | 'odeTols' | 'fastSteps'>): E.Either<ExperimentError, ReadonlyArray<ComparisonEntry>> => {
+  const base: SamplerSettings = { steps: o.steps, fastSteps: o.fastSteps[0] ?? 10, snr: o.snr, odeTol: o.odeTols[0] ?? 1e-5 };
+  const variants = (family: SamplerName): ReadonlyArray<{ readonly id: string; readonly label: string; readonly settings: SamplerSettings }> => {
     switch (family) {
       case 'em':
-        return [{ id: `em-${f.steps}`, label: `EM ${f.steps}`, settings: base }];
+        return [{ id: `em-${o.steps}`, label: `EM ${o.steps}`, settings: base }];
       case 'pc':
-        return [{ id: `pc-${f.steps}`, label: `PC ${f.steps} (snr ${f.snr})`, settings: base }];
+        return [{ id: `pc-${o.steps}`, label: `PC ${o.steps} (snr ${o.snr})`, settings: base }];
       case 'ode':
-        return f.odeTols.map((tol) => ({ id: `ode-${formatTol(tol)}`, label: `RK45 tol ${formatTol(tol)}`, settings: { ...base, odeTol: tol } }));
+        return o.odeTols.map((tol) => ({ id: `ode-${formatTol(tol)}`, label: `RK45 tol ${formatTol(tol)}`, settings: { ...base, odeTol: tol } }));
       case 'edm':
-        return f.fastSteps.map((k) => ({ id: `edm-${k}`, label: `EDM Heun ${k}`, settings: { ...base, fastSteps: k } }));
+        return o.fastSteps.map((k) => ({ id: `edm-${k}`, label: `EDM Heun ${k}`, settings: { ...base, fastSteps: k } }));
       case 'dpm':
-        return f.fastSteps.map((k) => ({ id: `dpm-${k}`, label: `DPM++ ${k}`, settings: { ...base, fastSteps: k } }));
+        return o.fastSteps.map((k) => ({ id: `dpm-${k}`, label: `DPM++ ${k}`, settings: { ...base, fastSteps: k } }));
     }
   };
   const out: ComparisonEntry[] = [];
-  for (const family of f.compare) {
+  for (const family of o.samplers) {
     for (const v of variants(family)) {
-      const name: MnistSamplerName = family;
-      const s = evalSampler(sde, name, v.settings);
+      const s = namedSampler(sde, family, v.settings);
       if (E.isLeft(s)) return fail(`--compare ${family}: ${s.left.problems.join('; ')}`);
-      out.push({ id: v.id, family, label: v.label, spec: mnistSamplerSpec(name, v.settings), sampler: s.right });
+      out.push({ id: v.id, family, label: v.label, spec: namedSamplerSpec(family, v.settings), sampler: s.right });
     }
   }
   return E.right(out);
 };
 
 // -------------------------------------------------------------------------------------
-// running
+// drawing
 // -------------------------------------------------------------------------------------
 
-/** What the comparison needs. @category running */
-export interface ComparisonInput {
-  readonly sde: SDE;
-  readonly score: ScoreFn;
+/**
+ * Draws one sample per key with every entry (in chunks of `batch`, mapped from the model's data range to images in [0, 1]). An entry whose solve fails
+ * keeps its error (the others still run).
+ * @category drawing
+ */
+export const drawComparison = async (
+  entries: ReadonlyArray<ComparisonEntry>,
+  score: ScoreFn,
+  keys: ReadonlyArray<Key>,
+  o: { readonly batch: number; readonly quiet: boolean; readonly log: (line: string) => void; readonly dataRange: readonly [number, number] },
+): Promise<ReadonlyArray<EntryDraw>> => {
+  const out: EntryDraw[] = [];
+  for (const entry of entries) {
+    const drawn = await drawWithBar(keys, () => ({ sampler: entry.sampler, score }), { batch: o.batch, sampleShape: IMAGE_SHAPE, dataRange: o.dataRange, quiet: o.quiet }, `sampling ${entry.label}`);
+    if (E.isLeft(drawn)) o.log(`${entry.label}: failed: ${drawn.left.message}`);
+    out.push(E.mapLeft((e: ExperimentError) => e.message)(drawn));
+  }
+  return out;
+};
+
+// -------------------------------------------------------------------------------------
+// scoring
+// -------------------------------------------------------------------------------------
+
+/** What scoring the comparison needs. @category scoring */
+export interface ComparisonScoring {
+  readonly entries: ReadonlyArray<ComparisonEntry>;
+  /** One draw per entry, in order, of the same n samples. */
+  readonly draws: ReadonlyArray<EntryDraw>;
+  readonly n: number;
   readonly extractor: ClassifierHandle;
   readonly reference: fid.Stats;
   /** The real-vs-real floor at the same n (drawn in the plot as a dashed line). */
   readonly floor: FidResult;
-  /** One key per sample (shared by every sampler). */
-  readonly keys: ReadonlyArray<Key>;
-  readonly flags: MnistEvalFlags;
   readonly out: string;
   readonly log: (line: string) => void;
 }
 
-/** The comparison's results and the figures it wrote. @category running */
+/** The comparison's results and the figures it wrote. @category scoring */
 export interface ComparisonOutput {
   readonly results: ReadonlyArray<SamplerResult>;
   readonly plotPng: string;
@@ -146,59 +155,51 @@ export interface ComparisonOutput {
 const PANEL_IMAGES = 64;
 
 /**
- * Runs every sampler, scores it, and writes `fid-vs-nfe.png` and `samplers.png` into `out`. A sampler whose
- * solve fails is recorded with its error (the others still run); a Left only for unwritable figures or bad flags.
- * @category running
+ * Scores every entry's samples (FID, classes) and writes `fid-vs-nfe.png` and `samplers.png` into `out`. A Left
+ * only for unwritable figures.
+ * @category scoring
  */
-export const runComparison = async (i: ComparisonInput): Promise<E.Either<EvalError, ComparisonOutput>> => {
-  const f = i.flags;
-  const entries = comparisonEntries(i.sde, f);
-  if (E.isLeft(entries)) return entries;
+export const scoreComparison = async (i: ComparisonScoring): Promise<E.Either<ExperimentError, ComparisonOutput>> => {
   const results: SamplerResult[] = [];
   const panels: plot.Panel[] = [];
-  for (const entry of entries.right) {
-    const drawn = await drawInChunks(i.keys, () => ({ sampler: entry.sampler, score: i.score }), { batch: f.sampleBatch, label: `sampling ${entry.label}`, quiet: f.quiet });
+  i.entries.forEach((entry, k) => {
+    const drawn = i.draws[k]!;
+    const common = { id: entry.id, family: entry.family, label: entry.label, spec: entry.spec, n: i.n };
     if (E.isLeft(drawn)) {
-      i.log(`${entry.label}: failed: ${drawn.left.message}`);
-      results.push({ id: entry.id, family: entry.family, label: entry.label, spec: entry.spec, n: i.keys.length, nfe: 0, seconds: 0, fid: null, meanTerm: null, covTerm: null, classes: null, error: drawn.left.message });
-      continue;
+      results.push({ ...common, nfe: 0, seconds: 0, fid: null, meanTerm: null, covTerm: null, classes: null, error: drawn.left });
+      return;
     }
-    const { x, nfe, seconds } = drawn.right;
+    const { samples, nfe, seconds } = drawn.right;
+    const x = imagesTensor(samples);
     const scored = fidOfImages(i.extractor.config, i.extractor.params, x, i.reference);
     const classes = classRecord(i.extractor.config, i.extractor.params, x);
-    const grid = tf.tidy(() => tf.slice(x, 0, Math.min(PANEL_IMAGES, x.shape[0]!)));
-    const gridPng = png.imageGrid(grid, 8);
-    grid.dispose();
     x.dispose();
+    const gridPng = png.imageGrid(samples.subarray(0, Math.min(PANEL_IMAGES, i.n) * 784), 8);
     const error = E.isLeft(scored) ? scored.left.message : null;
     const r: SamplerResult = {
-      id: entry.id,
-      family: entry.family,
-      label: entry.label,
-      spec: entry.spec,
-      n: i.keys.length,
+      ...common,
       nfe,
       seconds,
       fid: E.isRight(scored) ? scored.right.fid : null,
       meanTerm: E.isRight(scored) ? scored.right.meanTerm : null,
       covTerm: E.isRight(scored) ? scored.right.covTerm : null,
-      classes: { histogram: classes.histogram, meanMaxProb: classes.meanMaxProb, entropyBits: classes.entropyBits },
+      classes: { histogram: classes.histogram, meanMaxProb: classes.meanMaxProb, confidentRate: classes.confidentRate, entropyBits: classes.entropyBits },
       error,
     };
     results.push(r);
     if (E.isRight(gridPng)) panels.push({ png: gridPng.right, caption: `${entry.label}: NFE ${report.formatNumber(nfe, 3)}, FID ${r.fid === null ? 'n/a' : report.formatNumber(r.fid, 3)}` });
     i.log(
-      `${entry.label}: ${i.keys.length} samples, NFE ${report.formatNumber(nfe)}, ${seconds.toFixed(1)} s, FID ${r.fid === null ? `n/a (${error})` : report.formatNumber(r.fid)}` +
-        `, class entropy ${classes.entropyBits.toFixed(3)} bits, mean max-prob ${classes.meanMaxProb.toFixed(3)}`,
+      `${entry.label}: ${i.n} samples, NFE ${report.formatNumber(nfe)}, ${seconds.toFixed(1)} s, FID ${r.fid === null ? `n/a (${error})` : report.formatNumber(r.fid)}` +
+        `, class entropy ${classes.entropyBits.toFixed(3)} bits, mean max-prob ${classes.meanMaxProb.toFixed(3)}, confident ${(100 * classes.confidentRate).toFixed(1)}%`,
     );
-  }
+  });
 
   const plotPng = 'fid-vs-nfe.png';
   const w1 = await report.atomicWriteFile(path.join(i.out, plotPng), plot.linePlotPng(fidPlotSpec(results, i.floor, i.extractor.name)))();
   if (E.isLeft(w1)) return fail(`${plotPng}: ${report.renderIoError(w1.left)}`);
   const panelPng = 'samplers.png';
   if (panels.length > 0) {
-    const fig = plot.panelFigure(panels, { title: `${i.keys.length} samples per sampler (first ${PANEL_IMAGES} shown)` });
+    const fig = plot.panelFigure(panels, { title: `${i.n} samples per sampler (first ${PANEL_IMAGES} shown)` });
     if (E.isLeft(fig)) return fail(`${panelPng}: ${fig.left.message}`);
     const w2 = await report.atomicWriteFile(path.join(i.out, panelPng), fig.right)();
     if (E.isLeft(w2)) return fail(`${panelPng}: ${report.renderIoError(w2.left)}`);
@@ -215,7 +216,7 @@ export const fidPlotSpec = (results: ReadonlyArray<SamplerResult>, floor: FidRes
   const ok = results.filter((r) => r.fid !== null && r.nfe > 0);
   const families = [...new Set(ok.map((r) => r.family))];
   const series: plot.Series[] = families.map((family, k) => ({
-    name: FAMILY_LABEL[family],
+    name: SAMPLER_LABELS[family],
     points: ok
       .filter((r) => r.family === family)
       .map((r) => [r.nfe, r.fid!] as const)

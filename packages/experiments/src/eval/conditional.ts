@@ -8,6 +8,9 @@
  * sampler and the probability-flow ODE. The clean classifier then labels the samples: its accuracy against the
  * requested classes measures how well the guidance works (target ≥ 90 %).
  *
+ * Sample b requests class ⌊b / perClass⌋ and uses key b of the part's stream; drawing a range of b
+ * ({@link drawConditional}) and scoring all of them ({@link scoreConditional}) are separate steps.
+ *
  * @module eval/conditional
  */
 import * as path from 'node:path';
@@ -17,12 +20,11 @@ import type { SDE, ScoreFn } from '@score-sde/sde-math';
 import { classifierGuidance } from '@score-sde/solvers';
 import { classifier } from '@score-sde/models';
 import { png, report } from '../lib';
-import { type EvalError, fail, perClassAccuracy } from './common';
-import { drawInChunks } from './draw';
-import { evalSampler } from './compare';
+import { type Drawn, type ExperimentError, type ItemRange, IMAGE_SHAPE, fail, namedSampler, drawWithBar } from '../pipeline';
+import { imagesTensor, perClassAccuracy } from './common';
 import { classRecord } from './fid';
 import type { ClassifierHandle } from './classifiers';
-import type { ConditionalSampler, MnistEvalFlags } from './flags';
+import type { ConditionalOptions, ConditionalSampler } from './options';
 
 /** One sampler's class-conditional run. @category model */
 export interface ConditionalRun {
@@ -41,62 +43,75 @@ export interface ConditionalRun {
 /** The requested class of sample b when each class gets `perClass` consecutive samples: ⌊b / perClass⌋. @category model */
 export const requestedClasses = (numClasses: number, perClass: number): Int32Array => Int32Array.from({ length: numClasses * perClass }, (_, b) => Math.floor(b / perClass));
 
-/** What conditional generation needs. @category model */
-export interface ConditionalInput {
-  readonly sde: SDE;
-  readonly score: ScoreFn;
-  readonly guide: ClassifierHandle;
-  readonly judge: ClassifierHandle;
-  readonly keys: ReadonlyArray<Key>;
-  readonly flags: MnistEvalFlags;
-  readonly out: string;
-  readonly log: (line: string) => void;
-}
-
 /**
- * For each sampler of `--conditional-samplers`: draws `--per-class` samples of every class with the guided score
- * (sample b requests class ⌊b / perClass⌋, with key keys[b]), writes `conditional-<sampler>.png` (one row per
- * class), and scores the samples with the clean classifier.
+ * For each sampler of `o.samplers`, samples `range` of the part (sample b requests class ⌊b / perClass⌋ and uses
+ * keys[b − range.start]) with the score guided by `guide`.
  * @category conditional
  */
-export const runConditional = async (i: ConditionalInput): Promise<E.Either<EvalError, ReadonlyArray<ConditionalRun>>> => {
-  const f = i.flags;
-  const K = i.guide.config.numClasses;
-  const labels = requestedClasses(K, f.perClass);
-  if (i.keys.length !== labels.length) return fail(`conditional: ${i.keys.length} keys for ${labels.length} samples`);
-  const runs: ConditionalRun[] = [];
-  for (const name of f.conditionalSamplers) {
-    const sampler = evalSampler(i.sde, name, { steps: f.steps, fastSteps: f.fastSteps[0] ?? 10, snr: f.snr, odeTol: f.odeTol });
+export const drawConditional = async (
+  sde: SDE,
+  score: ScoreFn,
+  guide: ClassifierHandle,
+  keys: ReadonlyArray<Key>,
+  range: ItemRange,
+  o: ConditionalOptions & { readonly quiet: boolean; readonly dataRange: readonly [number, number] },
+): Promise<E.Either<ExperimentError, ReadonlyArray<Drawn>>> => {
+  const labels = requestedClasses(guide.config.numClasses, o.perClass).subarray(range.start, range.end);
+  if (keys.length !== labels.length) return fail(`conditional: ${keys.length} keys for ${labels.length} samples`);
+  const out: Drawn[] = [];
+  for (const name of o.samplers) {
+    const sampler = namedSampler(sde, name, o.sampler);
     if (E.isLeft(sampler)) return fail(`--conditional-samplers ${name}: ${sampler.left.problems.join('; ')}`);
-    const drawn = await drawInChunks(
-      i.keys,
+    const drawn = await drawWithBar(
+      keys,
       (start, size) => ({
         sampler: sampler.right,
-        score: classifierGuidance(i.score, classifier.classifierLogLikelihood(i.guide.config, i.guide.params, labels.subarray(start, start + size)), f.guidanceScale),
+        score: classifierGuidance(score, classifier.classifierLogLikelihood(guide.config, guide.params, labels.subarray(start, start + size)), o.guidanceScale),
       }),
-      { batch: f.sampleBatch, label: `class-conditional ${name} (w = ${f.guidanceScale})`, quiet: f.quiet },
+      { batch: o.batch, sampleShape: IMAGE_SHAPE, dataRange: o.dataRange, quiet: o.quiet },
+      `class-conditional ${name} (w = ${o.guidanceScale})`,
     );
     if (E.isLeft(drawn)) return drawn;
-    const { x, nfe, seconds } = drawn.right;
-    const c = classRecord(i.judge.config, i.judge.params, x);
-    const grid = png.imageGrid(x, f.perClass);
+    out.push(drawn.right);
+  }
+  return E.right(out);
+};
+
+/**
+ * Scores each sampler's samples (all of the part's, in order) with the clean classifier and writes
+ * `conditional-<sampler>.png` (one row per class).
+ * @category conditional
+ */
+export const scoreConditional = async (
+  judge: ClassifierHandle,
+  numClasses: number,
+  draws: ReadonlyArray<Drawn>,
+  o: ConditionalOptions & { readonly out: string; readonly log: (line: string) => void },
+): Promise<E.Either<ExperimentError, ReadonlyArray<ConditionalRun>>> => {
+  const labels = requestedClasses(numClasses, o.perClass);
+  const runs: ConditionalRun[] = [];
+  for (const [k, name] of o.samplers.entries()) {
+    const { samples, nfe, seconds } = draws[k]!;
+    const x = imagesTensor(samples);
+    const c = classRecord(judge.config, judge.params, x);
     x.dispose();
-    if (E.isLeft(grid)) return fail(`conditional-${name}.png: ${grid.left.message}`);
+    const grid = png.imageGrid(samples, o.perClass);
     const file = `conditional-${name}.png`;
-    const w = await png.writePng(path.join(i.out, file), grid.right)();
+    if (E.isLeft(grid)) return fail(`${file}: ${grid.left.message}`);
+    const w = await png.writePng(path.join(o.out, file), grid.right)();
     if (E.isLeft(w)) return fail(`${file}: ${report.renderIoError(w.left)}`);
     const run: ConditionalRun = {
       sampler: name,
       n: labels.length,
       accuracy: classifier.accuracy(c.predictions, labels),
-      perClassAccuracy: perClassAccuracy(c.predictions, labels, K),
+      perClassAccuracy: perClassAccuracy(c.predictions, labels, numClasses),
       meanMaxProb: c.meanMaxProb,
       nfe,
       seconds,
       png: file,
     };
     runs.push(run);
-    i.log(`class-conditional ${name} (w = ${f.guidanceScale}): clean-classifier accuracy ${(100 * run.accuracy).toFixed(1)}% on ${run.n} samples, NFE ${report.formatNumber(nfe)}, ${seconds.toFixed(1)} s → ${path.join(i.out, file)}`);
+    o.log(`class-conditional ${name} (w = ${o.guidanceScale}): clean-classifier accuracy ${(100 * run.accuracy).toFixed(1)}% on ${run.n} samples, NFE ${report.formatNumber(nfe)}, ${seconds.toFixed(1)} s → ${path.join(o.out, file)}`);
   }
   return E.right(runs);
 };

@@ -11,8 +11,9 @@
  * @module eval/fid
  */
 import * as E from 'fp-ts/Either';
-import { tf } from '@score-sde/tensor-fp';
-import { fid, classifier, type Params } from '@score-sde/models';
+import { tf, random, type Key } from '@score-sde/tensor-fp';
+import { fid, classifier, type Params, type MnistData, imageBatch } from '@score-sde/models';
+import { type ExperimentError, fail } from '../pipeline';
 
 /** FID against the reference and its two terms. @category model */
 export interface FidResult {
@@ -24,10 +25,15 @@ export interface FidResult {
   readonly covTerm: number;
 }
 
-/** What the clean classifier says about a set of images: class histogram, mean max-probability, histogram entropy (bits). @category model */
+/**
+ * What the clean classifier says about a set of images: class histogram, mean max-probability, the confident-class
+ * rate (max p ≥ 0.9), histogram entropy (bits).
+ * @category model
+ */
 export interface ClassRecord {
   readonly histogram: ReadonlyArray<number>;
   readonly meanMaxProb: number;
+  readonly confidentRate: number;
   readonly entropyBits: number;
 }
 
@@ -46,5 +52,33 @@ export const fidOfImages = (config: classifier.ClassifierConfig, params: Params,
 /** The clean classifier's class histogram, mean max-probability and histogram entropy of x. @category classes */
 export const classRecord = (config: classifier.ClassifierConfig, params: Params, x: tf.Tensor): ClassRecord & { readonly predictions: Int32Array } => {
   const s = classifier.classSummary(config, params, x);
-  return { histogram: s.histogram, meanMaxProb: s.meanMaxProb, entropyBits: s.histogramEntropyBits, predictions: s.predictions };
+  return { histogram: s.histogram, meanMaxProb: s.meanMaxProb, confidentRate: s.confidentRate, entropyBits: s.histogramEntropyBits, predictions: s.predictions };
+};
+
+/** The FID reference statistics and the real-vs-real floor at n. @category distance */
+export interface FidReference {
+  readonly reference: fid.Stats;
+  /** n random training images against the reference: what a perfect sampler scores at this n. */
+  readonly floor: FidResult;
+  readonly floorClasses: ClassRecord;
+}
+
+/**
+ * The FID reference (features of every image of `test`) and the real-vs-real floor: n training images, a random
+ * subset permutation(key)[0 … n), against the same reference, with the clean classifier's verdict on them.
+ * @category distance
+ */
+export const fidSetup = (judge: { readonly config: classifier.ClassifierConfig; readonly params: Params }, train: MnistData, test: MnistData, n: number, key: Key): E.Either<ExperimentError, FidReference> => {
+  const testImages = imageBatch(test, Int32Array.from({ length: test.count }, (_, i) => i));
+  const reference = featureStats(judge.config, judge.params, testImages);
+  testImages.dispose();
+  if (E.isLeft(reference)) return fail(`FID reference (MNIST test): ${reference.left.message}`);
+  const nFloor = Math.min(n, train.count);
+  if (nFloor < 2) return fail(`the FID floor needs at least 2 training images, got ${train.count}`);
+  const realImages = imageBatch(train, random.permutation(key, train.count).subarray(0, nFloor));
+  const floor = fidOfImages(judge.config, judge.params, realImages, reference.right);
+  const { predictions: _p, ...floorClasses } = classRecord(judge.config, judge.params, realImages);
+  realImages.dispose();
+  if (E.isLeft(floor)) return fail(`FID floor: ${floor.left.message}`);
+  return E.right({ reference: reference.right, floor: floor.right, floorClasses });
 };

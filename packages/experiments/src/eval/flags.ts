@@ -1,88 +1,105 @@
 /**
- * The flags of `nx run experiments:mnist-eval`, as data (each decoded with io-ts; errors name the flag), and the
- * help text that explains every figure the command writes.
- *
- * The defaults are sized for a 2-core CPU on the embedded wasm backend: one score evaluation of the tutorial
- * ScoreNet costs ≈ 6.5 ms per image there, so `--samples 256` with every sampler of the comparison (≈ 2,300
- * evaluations per image) takes about an hour. FID depends on n: compare FIDs only at equal `--samples`.
+ * The flags of `nx run experiments:mnist-eval`, as data (each decoded with io-ts; errors name the flag), the
+ * evaluation options they stand for ({@link evaluationOptionsOf}), and the help text that explains every figure the
+ * command writes. The defaults are those of `DEFAULT_EVALUATION` (eval/options).
  *
  * @module eval/flags
  */
-import * as t from 'io-ts';
-import { codec } from '@score-sde/tensor-fp';
+import { codec, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { cli } from '../lib';
+import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName } from '../pipeline';
+import { type EvaluationOptions, CONDITIONAL_SAMPLERS, ConditionalSampler, DEFAULT_EVALUATION, ESTIMATORS, MASKS } from './options';
 
-/** The parts of the evaluation, in running order (each can be left out with `--skip`). @category flags */
-export const EVAL_PARTS = ['samplers', 'bpd', 'conditional', 'inpainting', 'interpolation'] as const;
-export type EvalPart = (typeof EVAL_PARTS)[number];
-const EvalPartCodec = t.keyof({ samplers: null, bpd: null, conditional: null, inpainting: null, interpolation: null }, 'EvalPart');
-
-/** The sampler families of the comparison: `ode` runs once per `--ode-tols`, `edm` and `dpm` once per `--fast-steps`. @category flags */
-export const COMPARISON_SAMPLERS = ['em', 'pc', 'ode', 'edm', 'dpm'] as const;
-export type ComparisonSampler = (typeof COMPARISON_SAMPLERS)[number];
-const ComparisonSamplerCodec = t.keyof({ em: null, pc: null, ode: null, edm: null, dpm: null }, 'ComparisonSampler');
-
-/** The samplers of class-conditional generation. @category flags */
-export const CONDITIONAL_SAMPLERS = ['pc', 'ode'] as const;
-export type ConditionalSampler = (typeof CONDITIONAL_SAMPLERS)[number];
-const ConditionalSamplerCodec = t.keyof({ pc: null, ode: null }, 'ConditionalSampler');
+const D = DEFAULT_EVALUATION;
 
 /** The flags of the evaluation. @category flags */
 export const mnistEvalFlags = {
   checkpoint: cli.stringFlag({ description: 'score-model checkpoint directory (from nx run experiments:mnist); its EMA weights are evaluated' }),
-  samples: cli.numberFlag(codec.PositiveInt, { default: 256, description: 'samples per sampler of the comparison; also the n of the real-vs-real FID floor (FID is only comparable at equal n)' }),
+  samples: cli.numberFlag(codec.PositiveInt, { default: D.samplers.samples, description: 'samples per sampler of the comparison; also the n of the real-vs-real FID floor (FID is only comparable at equal n)' }),
   out: cli.optional(cli.stringFlag({ description: 'output folder (default packages/experiments/out/mnist-eval/<run-id>)' })),
-  seed: cli.numberFlag(codec.SafeInt, { default: 0, description: 'seed of every random choice (classifier weights and batches, noise, probes, dequantisation, samples)' }),
-  skip: cli.listFlag<EvalPart>(EvalPartCodec, { default: [], description: `parts to leave out, comma-separated, of ${EVAL_PARTS.join(',')}` }),
-  backend: cli.oneOfFlag(['auto', 'wasm', 'cpu', 'tensorflow'], { default: 'auto', description: 'TensorFlow.js backend (overrides SCORE_SDE_BACKEND)' }),
+  seed: cli.numberFlag(codec.SafeInt, { default: D.seed, description: 'seed of every random choice (classifier weights and batches, noise, probes, dequantisation, samples)' }),
+  skip: cli.listFlag<EvalPart>(EvalPart, { default: [], description: `parts to leave out, comma-separated, of ${EVAL_PARTS.join(',')}` }),
+  backend: cli.oneOfFlag(BACKEND_CHOICES, { default: 'auto', description: 'TensorFlow.js backend (overrides SCORE_SDE_BACKEND)' }),
   quiet: cli.booleanFlag({ description: 'no progress output', default: false }),
-  sampleBatch: cli.numberFlag(codec.PositiveInt, { default: 128, description: 'images per sampler call (memory); sample b always starts from the same prior draw and noise stream, whatever the batching' }),
+  sampleBatch: cli.numberFlag(codec.PositiveInt, { default: D.samplers.batch, description: 'images per sampler call (memory); sample b always starts from the same prior draw and noise stream, whatever the batching' }),
 
   // classifiers
   classifier: cli.optional(cli.stringFlag({ description: 'directory of the clean MNIST classifier (the FID feature extractor): reused when it holds one, else trained and saved there (default <out>/classifier)' })),
   noisyClassifier: cli.optional(cli.stringFlag({ description: "directory of the noise-conditional classifier for guidance: reused when it holds one trained under the checkpoint's SDE, else trained and saved there (default <out>/noisy-classifier)" })),
-  classifierEpochs: cli.numberFlag(codec.PositiveInt, { default: 2, description: 'epochs of the clean classifier over the training (sub)set' }),
-  noisyClassifierEpochs: cli.numberFlag(codec.PositiveInt, { default: 3, description: 'epochs of the noise-conditional classifier over the training (sub)set' }),
-  classifierBatch: cli.numberFlag(codec.PositiveInt, { default: 128, description: 'classifier training batch size' }),
-  classifierLr: cli.numberFlag(codec.PositiveFinite, { default: 2e-3, description: 'classifier Adam peak learning rate (cosine-decayed to 0 over the training)' }),
-  classifierChannels: cli.listFlag(codec.PositiveInt, { default: [32, 64, 128], description: 'channels of the classifiers’ three conv blocks' }),
-  featureDim: cli.numberFlag(codec.PositiveInt, { default: 128, description: 'width of the classifiers’ penultimate layer (the FID feature dimension)' }),
-  trainSubset: cli.numberFlag(codec.PositiveInt, { default: 60000, description: 'train the classifiers on the first N training images; the FID floor draws its n real images from them' }),
-  testSubset: cli.numberFlag(codec.PositiveInt, { default: 10000, description: 'the first N test images: the FID reference set and the classifiers’ test set' }),
+  classifierEpochs: cli.numberFlag(codec.PositiveInt, { default: D.classifiers.epochs, description: 'epochs of the clean classifier over the training (sub)set' }),
+  noisyClassifierEpochs: cli.numberFlag(codec.PositiveInt, { default: D.classifiers.noisyEpochs, description: 'epochs of the noise-conditional classifier over the training (sub)set' }),
+  classifierBatch: cli.numberFlag(codec.PositiveInt, { default: D.classifiers.batchSize, description: 'classifier training batch size' }),
+  classifierLr: cli.numberFlag(codec.PositiveFinite, { default: D.classifiers.lr, description: 'classifier Adam peak learning rate (cosine-decayed to 0 over the training)' }),
+  classifierChannels: cli.listFlag(codec.PositiveInt, { default: D.classifiers.channels, description: 'channels of the classifiers’ three conv blocks' }),
+  featureDim: cli.numberFlag(codec.PositiveInt, { default: D.classifiers.featureDim, description: 'width of the classifiers’ penultimate layer (the FID feature dimension)' }),
+  trainSubset: cli.numberFlag(codec.PositiveInt, { default: D.data.trainSubset, description: 'train the classifiers on the first N training images; the FID floor draws its n real images from them' }),
+  testSubset: cli.numberFlag(codec.PositiveInt, { default: D.data.testSubset, description: 'the first N test images: the FID reference set and the classifiers’ test set' }),
 
   // sampler comparison
-  compare: cli.listFlag<ComparisonSampler>(ComparisonSamplerCodec, { default: [...COMPARISON_SAMPLERS], description: `sampler families to compare, of ${COMPARISON_SAMPLERS.join(',')}` }),
-  steps: cli.numberFlag(codec.PositiveInt, { default: 500, description: 'time steps of the em and pc samplers (comparison, conditional pc, inpainting)' }),
-  snr: cli.numberFlag(codec.PositiveFinite, { default: 0.16, description: 'signal-to-noise ratio of the Langevin corrector of pc' }),
-  odeTols: cli.listFlag(codec.PositiveFinite, { default: [1e-5, 1e-3], description: 'rtol = atol of the adaptive RK45 probability-flow ODE sampler in the comparison, one run each' }),
-  fastSteps: cli.listFlag(codec.PositiveInt, { default: [10, 20, 40], description: 'step counts of EDM Heun and DPM-Solver++(2M) in the comparison, one run each' }),
+  compare: cli.listFlag<SamplerName>(SamplerName, { default: D.samplers.samplers, description: `named samplers to compare, of ${SAMPLER_NAMES.join(',')}` }),
+  steps: cli.numberFlag(codec.PositiveInt, { default: D.samplers.steps, description: 'time steps of the em and pc samplers (comparison, conditional pc, inpainting)' }),
+  snr: cli.numberFlag(codec.PositiveFinite, { default: D.samplers.snr, description: 'signal-to-noise ratio of the Langevin corrector of pc' }),
+  odeTols: cli.listFlag(codec.PositiveFinite, { default: D.samplers.odeTols, description: 'rtol = atol of the adaptive RK45 probability-flow ODE sampler in the comparison, one run each' }),
+  fastSteps: cli.listFlag(codec.PositiveInt, { default: D.samplers.fastSteps, description: 'step counts of EDM Heun and DPM-Solver++(2M) in the comparison, one run each' }),
 
   // bits/dim
-  bpdImages: cli.numberFlag(codec.PositiveInt, { default: 64, description: 'test images whose bits/dim are estimated (the first N)' }),
-  bpdBatch: cli.numberFlag(codec.PositiveInt, { default: 16, description: 'images per likelihood solve' }),
+  bpdImages: cli.numberFlag(codec.PositiveInt, { default: D.bpd.images, description: 'test images whose bits/dim are estimated (the first N)' }),
+  bpdBatch: cli.numberFlag(codec.PositiveInt, { default: D.bpd.batch, description: 'images per likelihood solve' }),
   bpdEps: cli.numberFlag(codec.PositiveFinite, {
-    default: 1e-5,
+    default: D.bpd.eps,
     description: "start time ε of the likelihood solve (score_sde's 1e-5); log p_ε is a density for every ε, so each ε gives a valid bits/dim bound, and a larger ε avoids the noise scales below the quantisation step that an undertrained model fits poorly",
   }),
-  bpdEstimator: cli.oneOfFlag(['rademacher', 'gaussian'], { default: 'rademacher', description: 'Hutchinson probe distribution of the divergence estimate' }),
-  odeTol: cli.numberFlag(codec.PositiveFinite, { default: 1e-5, description: 'rtol = atol of the probability-flow ODE solves of bits/dim, conditional ode sampling and latent interpolation' }),
+  bpdEstimator: cli.oneOfFlag(ESTIMATORS, { default: D.bpd.estimator, description: 'Hutchinson probe distribution of the divergence estimate' }),
+  odeTol: cli.numberFlag(codec.PositiveFinite, { default: D.bpd.tol, description: 'rtol = atol of the probability-flow ODE solves of bits/dim, conditional ode sampling and latent interpolation' }),
 
   // conditional generation
-  guidanceScale: cli.numberFlag(codec.NonNegativeFinite, { default: 4, description: 'classifier-guidance scale w in s(x,t) + w ∇ₓ log p_t(y|x)' }),
-  perClass: cli.numberFlag(codec.PositiveInt, { default: 10, description: 'class-conditional samples per class (one row per class in the grid)' }),
-  conditionalSamplers: cli.listFlag<ConditionalSampler>(ConditionalSamplerCodec, { default: [...CONDITIONAL_SAMPLERS], description: 'samplers of class-conditional generation, of pc,ode' }),
+  guidanceScale: cli.numberFlag(codec.NonNegativeFinite, { default: D.conditional.guidanceScale, description: 'classifier-guidance scale w in s(x,t) + w ∇ₓ log p_t(y|x)' }),
+  perClass: cli.numberFlag(codec.PositiveInt, { default: D.conditional.perClass, description: 'class-conditional samples per class (one row per class in the grid)' }),
+  conditionalSamplers: cli.listFlag<ConditionalSampler>(ConditionalSampler, { default: D.conditional.samplers, description: `samplers of class-conditional generation, of ${CONDITIONAL_SAMPLERS.join(',')}` }),
 
   // inpainting
-  mask: cli.oneOfFlag(['lower', 'right'], { default: 'lower', description: 'which half of the test digits is hidden and filled in' }),
-  inpaintDigits: cli.numberFlag(codec.PositiveInt, { default: 10, description: 'test digits to inpaint (the first N)' }),
-  completions: cli.numberFlag(codec.PositiveInt, { default: 4, description: 'completions drawn per inpainted digit' }),
+  mask: cli.oneOfFlag(MASKS, { default: D.inpainting.mask, description: 'which half of the test digits is hidden and filled in' }),
+  inpaintDigits: cli.numberFlag(codec.PositiveInt, { default: D.inpainting.digits, description: 'test digits to inpaint (the first N)' }),
+  completions: cli.numberFlag(codec.PositiveInt, { default: D.inpainting.completions, description: 'completions drawn per inpainted digit' }),
 
   // interpolation
-  frames: cli.numberFlag(codec.PositiveInt, { default: 9, description: 'latent interpolation frames between (and including) the two digits’ latents (≥ 2)' }),
+  frames: cli.numberFlag(codec.PositiveInt, { default: D.interpolation.frames, description: 'latent interpolation frames between (and including) the two digits’ latents (≥ 2)' }),
 } as const;
 
 /** Parsed flags. @category flags */
 export type MnistEvalFlags = cli.Flags<typeof mnistEvalFlags>;
+
+/**
+ * The evaluation options the flags stand for: the parts not in `--skip`, `--steps`/`--snr` for every em/pc/ode sampler
+ * of the comparison, class-conditional generation and inpainting, `--ode-tol` for every other ODE solve,
+ * `--sample-batch` for every draw.
+ * @category flags
+ */
+export const evaluationOptionsOf = (f: MnistEvalFlags): EvaluationOptions => {
+  const sampler = { steps: f.steps, fastSteps: D.conditional.sampler.fastSteps, snr: f.snr, odeTol: f.odeTol };
+  return {
+    checkpoint: f.checkpoint,
+    parts: EVAL_PARTS.filter((p) => !f.skip.includes(p)),
+    seed: f.seed,
+    quiet: f.quiet,
+    data: { trainSubset: f.trainSubset, testSubset: f.testSubset },
+    classifiers: {
+      epochs: f.classifierEpochs,
+      noisyEpochs: f.noisyClassifierEpochs,
+      batchSize: f.classifierBatch,
+      lr: f.classifierLr,
+      channels: f.classifierChannels,
+      featureDim: f.featureDim,
+      ...(f.classifier !== undefined ? { clean: f.classifier } : {}),
+      ...(f.noisyClassifier !== undefined ? { noisy: f.noisyClassifier } : {}),
+    },
+    samplers: { samples: f.samples, samplers: f.compare, steps: f.steps, snr: f.snr, odeTols: f.odeTols, fastSteps: f.fastSteps, batch: f.sampleBatch },
+    bpd: { images: f.bpdImages, batch: f.bpdBatch, estimator: f.bpdEstimator, tol: f.odeTol, eps: f.bpdEps },
+    conditional: { samplers: f.conditionalSamplers, guidanceScale: f.guidanceScale, perClass: f.perClass, sampler, batch: f.sampleBatch },
+    inpainting: { mask: f.mask, digits: f.inpaintDigits, completions: f.completions, sampler, batch: f.sampleBatch },
+    interpolation: { frames: f.frames, tol: f.odeTol },
+  };
+};
 
 /** `npx nx run experiments:mnist-eval -- …`. @category help */
 export const USAGE = 'npx nx run experiments:mnist-eval -- --checkpoint <dir> [--samples <n>] [--out <dir>] [flags]';

@@ -3,11 +3,10 @@
  * sampler comparison, class-conditional guidance, inpainting and latent interpolation.
  * @module eval
  */
+export * from './options';
 export * from './flags';
 export * from './common';
-export * from './store';
 export * from './classifiers';
-export * from './draw';
 export * from './fid';
 export * from './compare';
 export * from './bpd';

@@ -5,6 +5,9 @@
  * with the known half held to the observation. The clean classifier then says whether a completion is the
  * same digit as the original.
  *
+ * Completion b is completion b mod k of test digit ⌊b / k⌋ and uses key b of the part's stream; drawing a range of b
+ * ({@link drawInpainting}) and scoring all of them ({@link scoreInpainting}) are separate steps.
+ *
  * @module eval/inpainting
  */
 import * as path from 'node:path';
@@ -12,17 +15,12 @@ import * as E from 'fp-ts/Either';
 import { tf, type Key } from '@score-sde/tensor-fp';
 import type { SDE, ScoreFn } from '@score-sde/sde-math';
 import { type Sampler, inpaint } from '@score-sde/solvers';
-import { classifier, type MnistData, imageBatch } from '@score-sde/models';
+import { classifier, type MnistData, imageBatch, imagesToRange } from '@score-sde/models';
 import { png, report } from '../lib';
-import { type EvalError, fail, labelsAt, range, repeatRows } from './common';
-import { type Drawn, drawInChunks } from './draw';
-import { evalSampler } from './compare';
+import { type Drawn, type ExperimentError, type ItemRange, fail, namedSampler, drawWithBar } from '../pipeline';
+import { imagesTensor, labelsAt, range as range_ } from './common';
 import type { ClassifierHandle } from './classifiers';
-import { predictInBatches } from './classifiers';
-import type { MnistEvalFlags } from './flags';
-
-/** Which half is hidden. @category model */
-export type MaskKind = 'lower' | 'right';
+import type { InpaintingOptions, MaskKind } from './options';
 
 /**
  * The mask of the known pixels (1 known, 0 hidden), row-major rows × cols: `lower` hides rows ≥ ⌊rows/2⌋,
@@ -43,8 +41,9 @@ export const maskTensor = (kind: MaskKind, rows: number, cols: number): tf.Tenso
 export const maskedForDisplay = (x: tf.Tensor, mask: tf.Tensor): tf.Tensor => tf.tidy(() => tf.add(tf.mul(x, mask), tf.mul(tf.sub(1, mask), 0.5)));
 
 /**
- * Completions of `originals` [M, H, W, 1]: k per original (row i·k + j is completion j of original i), drawn
- * by `sampler` with the inpainting transform of the observation (originals, mask); sample b uses keys[b].
+ * Completions b ∈ `range` of `originals` [M, H, W, 1], k per original (completion b fills original ⌊b / k⌋), drawn
+ * by `sampler` with the inpainting transform of the observation (original, mask); completion b uses
+ * keys[b − range.start].
  * @category inpainting
  */
 export const inpaintDigits = async (
@@ -55,21 +54,21 @@ export const inpaintDigits = async (
   mask: tf.Tensor,
   k: number,
   keys: ReadonlyArray<Key>,
-  o: { readonly batch: number; readonly label: string; readonly quiet: boolean },
-): Promise<E.Either<EvalError, Drawn>> => {
-  const observed = repeatRows(originals, k);
-  if (keys.length !== observed.shape[0]) {
-    observed.dispose();
-    return fail(`inpainting: ${keys.length} keys for ${observed.shape[0]} completions`);
-  }
+  range: ItemRange,
+  o: { readonly batch: number; readonly label: string; readonly quiet: boolean; readonly dataRange: readonly [number, number] },
+): Promise<E.Either<ExperimentError, Drawn>> => {
+  if (keys.length !== range.end - range.start) return fail(`inpainting: ${keys.length} keys for ${range.end - range.start} completions`);
+  // The observation in the model's data space (the originals are images in [0, 1]).
+  const observed = tf.tidy(() => imagesToRange(o.dataRange, tf.gather(originals, Int32Array.from({ length: keys.length }, (_, i) => Math.floor((range.start + i) / k)))));
   try {
-    return await drawInChunks(
+    return await drawWithBar(
       keys,
       (start, size) => {
         const chunk = tf.slice(observed, start, size);
         return { sampler: { ...sampler, transform: inpaint(sde, { observed: chunk, mask }) }, score, release: () => chunk.dispose() };
       },
-      { ...o, sampleShape: originals.shape.slice(1) },
+      { batch: o.batch, sampleShape: originals.shape.slice(1), dataRange: o.dataRange, quiet: o.quiet },
+      o.label,
     );
   } finally {
     observed.dispose();
@@ -93,73 +92,82 @@ export interface InpaintingResult {
   readonly png: string;
 }
 
-/** What the inpainting part needs. @category model */
-export interface InpaintingInput {
-  readonly sde: SDE;
-  readonly score: ScoreFn;
-  readonly judge: ClassifierHandle;
-  readonly test: MnistData;
-  readonly keys: ReadonlyArray<Key>;
-  readonly flags: MnistEvalFlags;
-  readonly out: string;
-  readonly log: (line: string) => void;
-}
+/** The number of completions of the part: digits × completions (digits at most the test set). @category inpainting */
+export const inpaintingCount = (test: MnistData, o: InpaintingOptions): number => Math.min(o.digits, test.count) * o.completions;
 
 /**
- * Inpaints the first `--inpaint-digits` test digits `--completions` times each with the PC sampler, writes
- * `inpainting.png` (per row: original, masked, completions) and scores label agreement.
+ * Draws completions `range` of the first `digits` test digits (`completions` each) with the pc sampler.
  * @category inpainting
  */
-export const runInpainting = async (i: InpaintingInput): Promise<E.Either<EvalError, InpaintingResult>> => {
-  const f = i.flags;
-  const m = Math.min(f.inpaintDigits, i.test.count);
-  const k = f.completions;
-  const sampler = evalSampler(i.sde, 'pc', { steps: f.steps, fastSteps: f.fastSteps[0] ?? 10, snr: f.snr, odeTol: f.odeTol });
+export const drawInpainting = async (
+  sde: SDE,
+  score: ScoreFn,
+  test: MnistData,
+  keys: ReadonlyArray<Key>,
+  range: ItemRange,
+  o: InpaintingOptions & { readonly quiet: boolean; readonly dataRange: readonly [number, number] },
+): Promise<E.Either<ExperimentError, Drawn>> => {
+  const sampler = namedSampler(sde, 'pc', o.sampler);
   if (E.isLeft(sampler)) return fail(`inpainting: ${sampler.left.problems.join('; ')}`);
-  const originals = imageBatch(i.test, range(m));
-  const mask = maskTensor(f.mask, i.test.rows, i.test.cols);
+  const originals = imageBatch(test, range_(Math.min(o.digits, test.count)));
+  const mask = maskTensor(o.mask, test.rows, test.cols);
   try {
-    const drawn = await inpaintDigits(i.sde, i.score, sampler.right, originals, mask, k, i.keys.slice(0, m * k), {
-      batch: f.sampleBatch,
-      label: `inpainting (${f.mask} half)`,
-      quiet: f.quiet,
-    });
-    if (E.isLeft(drawn)) return drawn;
-    const { x, nfe, seconds } = drawn.right;
-    const truth = labelsAt(i.test, range(m));
-    const originalLabels = predictInBatches(i.judge.config, i.judge.params, originals);
-    const completionLabels = predictInBatches(i.judge.config, i.judge.params, x);
+    return await inpaintDigits(sde, score, sampler.right, originals, mask, o.completions, keys, range, { batch: o.batch, label: `inpainting (${o.mask} half)`, quiet: o.quiet, dataRange: o.dataRange });
+  } finally {
+    tf.dispose([originals, mask]);
+  }
+};
+
+/**
+ * Scores all completions with the clean classifier and writes `inpainting.png` (per row: original, masked,
+ * completions).
+ * @category inpainting
+ */
+export const scoreInpainting = async (
+  judge: ClassifierHandle,
+  test: MnistData,
+  drawn: Drawn,
+  o: InpaintingOptions & { readonly out: string; readonly log: (line: string) => void },
+): Promise<E.Either<ExperimentError, InpaintingResult>> => {
+  const m = Math.min(o.digits, test.count);
+  const k = o.completions;
+  const originals = imageBatch(test, range_(m));
+  const mask = maskTensor(o.mask, test.rows, test.cols);
+  const x = imagesTensor(drawn.samples);
+  try {
+    const truth = labelsAt(test, range_(m));
+    const originalLabels = classifier.predictInBatches(judge.config, judge.params, originals);
+    const completionLabels = classifier.predictInBatches(judge.config, judge.params, x);
     const repeat = (a: ArrayLike<number>): Int32Array => Int32Array.from({ length: m * k }, (_, b) => a[Math.floor(b / k)]!);
     const figure = tf.tidy(() => {
       const masked = maskedForDisplay(originals, mask);
       const rows = Array.from({ length: m }, (_, d) => tf.concat([tf.slice(originals, d, 1), tf.slice(masked, d, 1), tf.slice(x, d * k, k)], 0));
       return tf.concat(rows, 0);
     });
-    x.dispose();
     const grid = png.imageGrid(figure, k + 2, { scale: 2 });
     figure.dispose();
     if (E.isLeft(grid)) return fail(`inpainting.png: ${grid.left.message}`);
     const file = 'inpainting.png';
-    const w = await png.writePng(path.join(i.out, file), grid.right)();
+    const w = await png.writePng(path.join(o.out, file), grid.right)();
     if (E.isLeft(w)) return fail(`${file}: ${report.renderIoError(w.left)}`);
     const result: InpaintingResult = {
-      mask: f.mask,
+      mask: o.mask,
       digits: m,
       completions: k,
-      sampler: `pc-${f.steps}`,
+      sampler: `pc-${o.sampler.steps}`,
       agreement: classifier.accuracy(completionLabels, repeat(originalLabels)),
       trueLabelAgreement: classifier.accuracy(completionLabels, repeat(truth)),
       originalAccuracy: classifier.accuracy(originalLabels, truth),
-      nfe,
-      seconds,
+      nfe: drawn.nfe,
+      seconds: drawn.seconds,
       png: file,
     };
-    i.log(
-      `inpainting (${f.mask} half): ${m} digits × ${k} completions; the clean classifier labels ${(100 * result.agreement).toFixed(1)}% like the original ` +
-        `(${(100 * result.trueLabelAgreement).toFixed(1)}% with its true label), ${seconds.toFixed(1)} s → ${path.join(i.out, file)}`,
+    o.log(
+      `inpainting (${o.mask} half): ${m} digits × ${k} completions; the clean classifier labels ${(100 * result.agreement).toFixed(1)}% like the original ` +
+        `(${(100 * result.trueLabelAgreement).toFixed(1)}% with its true label), ${drawn.seconds.toFixed(1)} s → ${path.join(o.out, file)}`,
     );
     return E.right(result);
   } finally {
-    tf.dispose([originals, mask]);
+    tf.dispose([originals, mask, x]);
   }
 };

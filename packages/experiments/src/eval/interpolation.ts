@@ -14,9 +14,10 @@ import * as E from 'fp-ts/Either';
 import { tf, random, type Key } from '@score-sde/tensor-fp';
 import type { SDE, ScoreFn } from '@score-sde/sde-math';
 import { DEFAULT_EPS, encode, decode, interpolateLatents } from '@score-sde/solvers';
-import { type MnistData, imageBatch } from '@score-sde/models';
+import { type MnistData, imageBatch, imagesToRange, rangeToImages } from '@score-sde/models';
 import { png, report } from '../lib';
-import { type EvalError, fail } from './common';
+import { type ExperimentError, fail } from '../pipeline';
+import type { InterpolationOptions } from './options';
 
 /** The interpolation figure. @category model */
 export interface InterpolationResult {
@@ -54,15 +55,17 @@ export const runInterpolation = async (
   sde: SDE,
   score: ScoreFn,
   test: MnistData,
-  o: { readonly frames: number; readonly tol: number; readonly key: Key; readonly out: string; readonly log: (line: string) => void },
-): Promise<E.Either<EvalError, InterpolationResult>> => {
+  o: InterpolationOptions & { readonly key: Key; readonly out: string; readonly log: (line: string) => void; readonly dataRange: readonly [number, number] },
+): Promise<E.Either<ExperimentError, InterpolationResult>> => {
   if (o.frames < 2) return fail(`--frames: need at least 2 frames (the two ends), got ${o.frames}`);
   if (test.count < 2) return fail('interpolation: needs at least 2 test images (raise --test-subset)');
   const started = Date.now();
   const [a, b] = pickPair(test, o.key);
   const x = imageBatch(test, [a, b]);
   const opts = { rtol: o.tol, atol: o.tol, eps: DEFAULT_EPS };
-  const z = encode(sde, score, x, opts);
+  const inModel = imagesToRange(o.dataRange, x);
+  const z = encode(sde, score, inModel, opts);
+  if (inModel !== x) inModel.dispose();
   if (E.isLeft(z)) {
     x.dispose();
     return fail(`interpolation: encoding failed (${z.left._tag} at t = ${z.left.t}); raise --ode-tol`);
@@ -78,7 +81,7 @@ export const runInterpolation = async (
     x.dispose();
     return fail(`interpolation: decoding failed (${decoded.left._tag} at t = ${decoded.left.t}); raise --ode-tol`);
   }
-  const strip = tf.tidy(() => tf.concat([tf.slice(x, 0, 1), tf.clipByValue(decoded.right.x, 0, 1), tf.slice(x, 1, 1)], 0));
+  const strip = tf.tidy(() => tf.concat([tf.slice(x, 0, 1), rangeToImages(o.dataRange, decoded.right.x), tf.slice(x, 1, 1)], 0));
   const reconstructionMaxAbs = tf.tidy(() => {
     const ends = tf.concat([tf.slice(strip, 1, 1), tf.slice(strip, o.frames, 1)], 0);
     const m = tf.max(tf.reshape(tf.abs(tf.sub(ends, x)), [2, -1]), 1).dataSync();

@@ -11,8 +11,8 @@ import { codec } from '@score-sde/tensor-fp';
 import { SDE } from '@score-sde/sde-math';
 import { ScoreNetConfig, classifier } from '@score-sde/models';
 import { report } from '../lib';
-import { ClassifierTraining } from './store';
-import { EVAL_PARTS } from './flags';
+import { EvalPart, SamplerName } from '../pipeline';
+import { EvaluationOptions, MaskKind, ConditionalSampler, Estimator } from './options';
 
 // -------------------------------------------------------------------------------------
 // codec
@@ -20,17 +20,16 @@ import { EVAL_PARTS } from './flags';
 
 const nullable = <C extends t.Mixed>(c: C) => t.union([c, t.null]);
 const list = <C extends t.Mixed>(c: C) => t.readonlyArray(c);
-const EvalPart = t.keyof(Object.fromEntries(EVAL_PARTS.map((p) => [p, null])) as Record<(typeof EVAL_PARTS)[number], null>, 'EvalPart');
 
 /** The clean classifier's verdict on a set of images. @category codec */
 export const ClassesRecord = codec.strict(
-  { histogram: list(codec.NonNegativeInt), meanMaxProb: codec.UnitInterval, entropyBits: codec.NonNegativeFinite },
+  { histogram: list(codec.NonNegativeInt), meanMaxProb: codec.UnitInterval, confidentRate: codec.UnitInterval, entropyBits: codec.NonNegativeFinite },
   'ClassesRecord',
 );
 
 /** A classifier used by the run: its name (architecture + weights fingerprint), where it is, whether it was reused, how it was trained. @category codec */
 export const ClassifierRecord = codec.strict(
-  { name: t.string, dir: t.string, reused: t.boolean, sha256: t.string, config: classifier.ClassifierConfig, training: ClassifierTraining },
+  { name: t.string, dir: t.string, reused: t.boolean, sha256: t.string, config: classifier.ClassifierConfig, training: classifier.ClassifierTraining },
   'ClassifierRecord',
 );
 export type ClassifierRecord = t.TypeOf<typeof ClassifierRecord>;
@@ -55,7 +54,7 @@ export const FidSetup = codec.strict(
 export const SamplerRecord = codec.strict(
   {
     id: t.string,
-    family: t.keyof({ em: null, pc: null, ode: null, edm: null, dpm: null }),
+    family: SamplerName,
     label: t.string,
     spec: t.unknown,
     n: codec.PositiveInt,
@@ -78,7 +77,7 @@ export const BpdSection = codec.strict(
   {
     images: codec.PositiveInt,
     batch: codec.PositiveInt,
-    estimator: t.keyof({ rademacher: null, gaussian: null }),
+    estimator: Estimator,
     tol: codec.PositiveFinite,
     eps: codec.PositiveFinite,
     mean: codec.Finite,
@@ -95,7 +94,7 @@ export const BpdSection = codec.strict(
 /** One class-conditional run. @category codec */
 export const ConditionalRunRecord = codec.strict(
   {
-    sampler: t.keyof({ pc: null, ode: null }),
+    sampler: ConditionalSampler,
     n: codec.PositiveInt,
     accuracy: codec.UnitInterval,
     perClassAccuracy: list(codec.UnitInterval),
@@ -116,7 +115,7 @@ export const ConditionalSection = codec.strict(
 /** Inpainting. @category codec */
 export const InpaintingSection = codec.strict(
   {
-    mask: t.keyof({ lower: null, right: null }),
+    mask: MaskKind,
     digits: codec.PositiveInt,
     completions: codec.PositiveInt,
     sampler: t.string,
@@ -168,7 +167,7 @@ export const EvalReport = codec.strict(
     inpainting: nullable(InpaintingSection),
     interpolation: nullable(InterpolationSection),
     skipped: list(EvalPart),
-    flags: t.UnknownRecord,
+    options: EvaluationOptions,
   },
   'EvalReport',
 );
@@ -200,6 +199,7 @@ const samplersSection = (r: EvalReport): ReadonlyArray<string> => {
     'cov term': s.covTerm,
     'class entropy (bits)': s.classes?.entropyBits ?? null,
     'mean max-prob': s.classes?.meanMaxProb ?? null,
+    'confident (p ≥ 0.9)': s.classes?.confidentRate ?? null,
   }));
   rows.push({
     sampler: `real vs real (train n = ${fid.floor.n})`,
@@ -210,6 +210,7 @@ const samplersSection = (r: EvalReport): ReadonlyArray<string> => {
     'cov term': fid.floor.covTerm,
     'class entropy (bits)': fid.floor.classes.entropyBits,
     'mean max-prob': fid.floor.classes.meanMaxProb,
+    'confident (p ≥ 0.9)': fid.floor.classes.confidentRate,
   });
   const hist = [
     ...r.samplers.results.filter((s) => s.classes !== null).map((s) => ({ sampler: s.label, ...Object.fromEntries(s.classes!.histogram.map((h, k) => [String(k), h])) })),
@@ -342,9 +343,9 @@ export const evalMarkdown = (r: EvalReport): string =>
     ...conditionalSection(r),
     ...inpaintingSection(r),
     ...interpolationSection(r),
-    '## Flags',
+    '## Options',
     '',
     '```json',
-    JSON.stringify(r.flags, null, 2),
+    JSON.stringify(r.options, null, 2),
     '```',
   ].join('\n');

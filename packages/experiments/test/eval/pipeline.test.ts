@@ -9,7 +9,7 @@ import * as E from 'fp-ts/Either';
 import { codec, initBackend, liveTensors, currentBackend } from '@score-sde/tensor-fp';
 import type { MnistData } from '@score-sde/models';
 import { png } from '../../src/lib';
-import { EvalReport, runMnistEval, type EvalContext } from '../../src/eval';
+import { EvalReport, runEvaluation, type EvalContext } from '../../src/eval';
 import { parse, smallMnist, tempDir, tinyArgs, tinyCheckpoint } from './helpers';
 
 let mnist: { readonly train: MnistData; readonly test: MnistData };
@@ -46,7 +46,7 @@ describe('mnist-eval pipeline (tiny model, tiny sizes)', () => {
   test('a full tiny run writes every artefact; eval.json decodes with the EvalReport codec and every number is finite; no tensor leaks', async () => {
     const out = path.join(root, 'run1');
     const before = liveTensors();
-    const r = await runMnistEval(parse(tinyArgs(checkpoint)), ctx, out);
+    const r = await runEvaluation(parse(tinyArgs(checkpoint)), ctx, out);
     expect(liveTensors()).toBe(before);
     if (E.isLeft(r)) throw new Error(r.left.message);
 
@@ -100,7 +100,7 @@ describe('mnist-eval pipeline (tiny model, tiny sizes)', () => {
 
     // A second run with --classifier and --noisy-classifier pointing at the first run's reuses both (same names).
     const out2 = path.join(root, 'run2');
-    const again = await runMnistEval(
+    const again = await runEvaluation(
       parse(
         tinyArgs(checkpoint, {
           classifier: path.join(out, 'classifier'),
@@ -125,13 +125,13 @@ describe('mnist-eval pipeline (tiny model, tiny sizes)', () => {
 describe('mnist-eval errors name the flag', () => {
   test('a missing checkpoint directory → "--checkpoint: …", nothing written', async () => {
     const out = path.join(root, 'missing');
-    const r = await runMnistEval(parse(tinyArgs(path.join(root, 'no-such-checkpoint'))), ctx, out);
+    const r = await runEvaluation(parse(tinyArgs(path.join(root, 'no-such-checkpoint'))), ctx, out);
     expect(E.isLeft(r) && r.left.message).toMatch(/^--checkpoint: checkpoint .*no-such-checkpoint: no such directory/);
     expect(fs.existsSync(out)).toBe(false);
   });
 
   test('flag combinations the codecs cannot see: --samples 1, --frames 1, wrong --classifier-channels, empty lists', async () => {
-    const r = await runMnistEval(parse(tinyArgs(checkpoint, { samples: '1', frames: '1', 'classifier-channels': '4,8', compare: '' })), ctx, path.join(root, 'bad'));
+    const r = await runEvaluation(parse(tinyArgs(checkpoint, { samples: '1', frames: '1', 'classifier-channels': '4,8', compare: '' })), ctx, path.join(root, 'bad'));
     expect(E.isLeft(r)).toBe(true);
     if (E.isRight(r)) return;
     expect(r.left.message.split('\n')).toEqual([
@@ -151,7 +151,7 @@ describe('mnist-eval errors name the flag', () => {
     const m = JSON.parse(fs.readFileSync(path.join(other, 'manifest.json'), 'utf8')) as { training: { sde: unknown } };
     m.training.sde = { kind: 've', sigmaMin: 0.01, sigmaMax: 50, T: 1 };
     fs.writeFileSync(path.join(other, 'manifest.json'), JSON.stringify(m));
-    const r = await runMnistEval(
+    const r = await runEvaluation(
       parse(tinyArgs(checkpoint, { classifier: path.join(out, 'classifier'), 'noisy-classifier': other, skip: 'samplers,bpd,inpainting,interpolation' })),
       ctx,
       path.join(root, 'run3'),

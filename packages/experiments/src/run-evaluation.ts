@@ -1,0 +1,32 @@
+/**
+ * `experiments:mnist --eval <parts>`: the evaluation of `experiments:mnist-eval` on the checkpoint the run just wrote,
+ * into `<out>/eval`, with the run's sampler settings and seed carried over. The options are built directly (no
+ * command line in between): the evaluation's defaults, and from the run `--eval` (the parts), `--eval-samples` (the
+ * comparison's n), the recipe's em/pc steps and snr (every em/pc sampler), `--seed` and `--quiet`.
+ *
+ * @module run-evaluation
+ */
+import * as path from 'node:path';
+import type { MnistFlags } from './mnist/flags';
+import type { Recipe } from './pipeline';
+import { type EvaluationOptions, DEFAULT_EVALUATION } from './eval/options';
+
+/** Where the evaluation of a run writes: `<out>/eval`. @category config */
+export const evalDirOf = (out: string): string => path.join(out, 'eval');
+
+/** The evaluation options of a run with flags `f` and output folder `out` (see the module comment). @category config */
+export const evaluationOptionsOfRun = (f: MnistFlags, recipe: Recipe, out: string): EvaluationOptions => {
+  const D = DEFAULT_EVALUATION;
+  const { steps, snr } = recipe.sampling;
+  const sampler = { ...D.conditional.sampler, steps, snr };
+  return {
+    ...D,
+    checkpoint: path.join(out, 'checkpoint'),
+    parts: D.parts.filter((p) => f.eval.includes(p)),
+    seed: f.seed,
+    quiet: f.quiet,
+    samplers: { ...D.samplers, samples: f.evalSamples, steps, snr },
+    conditional: { ...D.conditional, sampler },
+    inpainting: { ...D.inpainting, sampler },
+  };
+};

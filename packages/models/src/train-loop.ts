@@ -1,0 +1,123 @@
+/**
+ * The training loop: {@link trainStep} over the epochs of a data set, the one loop every caller uses
+ * (`experiments:mnist`, the tests, the benchmarks).
+ *
+ * Step s trains on the batch `batchIndices(dataKey, n, B, s)`, epoch e = ⌊s / ⌈n/B⌉⌋ visiting the images in the order
+ * permutation(foldIn(dataKey, e)) (computed once per epoch). Between steps the loop yields to the event loop and
+ * asks `shouldStop` (a Ctrl-C handler), so a step is never interrupted halfway. With a checkpoint directory it
+ * saves at the end of every epoch, every `every` steps, and when stopped, with the losses so far in the manifest's
+ * `meta`. Because every random choice is a function of the root key and the step, and the state is saved exactly,
+ * k steps + save + load + (n − k) steps ≡ n steps, bit for bit.
+ *
+ * A non-finite loss or gradient ends the loop with the last good state (the weights before the failed step,
+ * unchanged), and the checkpoint on disk is the last one saved.
+ *
+ * @module train-loop
+ */
+import * as E from 'fp-ts/Either';
+import { macrotask } from '@score-sde/tensor-fp';
+import { type TrainConfig, type TrainState, type TrainError, trainStep, batchForStep, runKeys, renderTrainError } from './train';
+import { type CheckpointError, saveCheckpoint, renderCheckpointError } from './checkpoint';
+import { type MnistData, batchesPerEpoch, epochOrder } from './mnist';
+
+// -------------------------------------------------------------------------------------
+// model
+// -------------------------------------------------------------------------------------
+
+/** Where to save while training: the directory and the step cadence (0 or absent: at epoch ends and on stop only). @category model */
+export interface CheckpointCadence {
+  readonly dir: string;
+  readonly every?: number;
+}
+
+/** Options of {@link trainLoop}. @category model */
+export interface TrainLoopOptions {
+  /** Train until the state's step count reaches this. */
+  readonly untilStep: number;
+  /** Losses of the steps taken before this state (a resumed run), kept in the checkpoints' `meta.losses`. */
+  readonly losses?: ReadonlyArray<number>;
+  readonly checkpoint?: CheckpointCadence;
+  /** Asked after every step; true ends training there (the state is saved when a checkpoint directory is given). */
+  readonly shouldStop?: () => boolean;
+  /** Before the first step of an epoch in this run: epoch e (0-based) spans steps [start, end); `step` is where this run enters it. */
+  readonly onEpochStart?: (e: { readonly epoch: number; readonly start: number; readonly end: number; readonly step: number }) => void;
+  /** After each step: the steps taken, its loss, and the mean loss of this epoch's steps so far in this run. */
+  readonly onStep?: (s: { readonly step: number; readonly loss: number; readonly epochMeanLoss: number }) => void;
+  /** After an epoch ends (or training stops) and its checkpoint is saved: its mean loss over the steps of this run (undefined: none). */
+  readonly onEpochEnd?: (e: { readonly epoch: number; readonly step: number; readonly meanLoss: number | undefined }) => void;
+}
+
+/** A loop that ran to `untilStep` or was stopped: the state, every loss (those given first), and whether it was stopped. @category model */
+export interface TrainLoopResult {
+  readonly state: TrainState;
+  readonly losses: ReadonlyArray<number>;
+  readonly stopped: boolean;
+}
+
+/**
+ * Why the loop ended early: a non-finite loss or gradient, or a checkpoint that could not be saved. `state` is the
+ * last good state (the caller owns and disposes it), `losses` every loss up to it.
+ * @category model
+ */
+export type TrainLoopFailure =
+  | { readonly _tag: 'Diverged'; readonly error: TrainError; readonly state: TrainState; readonly losses: ReadonlyArray<number> }
+  | { readonly _tag: 'SaveFailed'; readonly error: CheckpointError; readonly state: TrainState; readonly losses: ReadonlyArray<number> };
+
+/** A one-line message for a {@link TrainLoopFailure}. @category model */
+export const renderTrainLoopFailure = (f: TrainLoopFailure): string =>
+  f._tag === 'Diverged' ? renderTrainError(f.error) : `could not save the checkpoint: ${renderCheckpointError(f.error)}`;
+
+// -------------------------------------------------------------------------------------
+// the loop
+// -------------------------------------------------------------------------------------
+
+/**
+ * Trains from `state` until `o.untilStep` steps (see the module comment). The input state is consumed (used
+ * linearly, as {@link trainStep} does); the result, Right or Left, holds the state to continue with or dispose.
+ * @category training
+ */
+export const trainLoop =
+  (config: TrainConfig) =>
+  async (state: TrainState, data: MnistData, o: TrainLoopOptions): Promise<E.Either<TrainLoopFailure, TrainLoopResult>> => {
+    const step = trainStep(config);
+    const perEpoch = batchesPerEpoch(data.count, config.batchSize);
+    const dataKey = runKeys(state.key).data;
+    const losses: number[] = [...(o.losses ?? [])];
+    const every = o.checkpoint?.every ?? 0;
+    const save = async (s: TrainState): Promise<E.Either<CheckpointError, void>> =>
+      o.checkpoint === undefined ? E.right(undefined) : saveCheckpoint(o.checkpoint.dir, config, s, { losses: [...losses] })();
+    let s = state;
+    let stopped = false;
+    while (s.step < o.untilStep && !stopped) {
+      const epoch = Math.floor(s.step / perEpoch);
+      const end = Math.min(o.untilStep, (epoch + 1) * perEpoch);
+      const order = epochOrder(dataKey, data.count, epoch);
+      o.onEpochStart?.({ epoch, start: epoch * perEpoch, end, step: s.step });
+      let sum = 0;
+      let count = 0;
+      while (s.step < end) {
+        const x0 = batchForStep(config, s, data, order);
+        const r = step(s, x0);
+        x0.dispose();
+        if (E.isLeft(r)) return E.left({ _tag: 'Diverged', error: r.left, state: s, losses });
+        s = r.right.state;
+        losses.push(r.right.loss);
+        sum += r.right.loss;
+        count += 1;
+        o.onStep?.({ step: s.step, loss: r.right.loss, epochMeanLoss: sum / count });
+        if (every > 0 && s.step % every === 0 && s.step < end) {
+          const saved = await save(s);
+          if (E.isLeft(saved)) return E.left({ _tag: 'SaveFailed', error: saved.left, state: s, losses });
+        }
+        await macrotask();
+        if (o.shouldStop?.() === true) {
+          stopped = true;
+          break;
+        }
+      }
+      const saved = await save(s);
+      if (E.isLeft(saved)) return E.left({ _tag: 'SaveFailed', error: saved.left, state: s, losses });
+      o.onEpochEnd?.({ epoch, step: s.step, meanLoss: count > 0 ? sum / count : undefined });
+    }
+    return E.right({ state: s, losses, stopped });
+  };

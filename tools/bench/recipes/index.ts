@@ -1,0 +1,418 @@
+/**
+ * The recipe study (`npm run bench -- recipes`): which training recipe gives the best digits per CPU-minute.
+ *
+ * Every candidate recipe trains on the real 60,000 MNIST training images for the same wall-clock budget on this
+ * machine, and is judged with the project's own extractor (the clean MNIST classifier of `experiments:mnist-eval`,
+ * whose 128 penultimate features are the FID space):
+ *
+ * 1. Calibration (first, all candidates, alternating rounds, after one untimed warm-up of the backend): seconds per
+ *    training step of each recipe, the median of `--calibration-steps` timed steps per round after 3 warm-up steps. A candidate then trains for
+ *    ⌊budget / (seconds per step)⌋ steps, so its budget is wall-clock on the machine as it was during calibration
+ *    — pause other work then (the study prints when it starts and ends); the long training and evaluation after it may
+ *    share the machine without changing any result.
+ * 2. Training, with its cosine decay (when the recipe has one) spanning exactly those steps, evaluated at `--points`
+ *    equally spaced fractions of the budget: n = `--samples` samples from each fast sampler of the recipe (EDM Heun
+ *    and DPM-Solver++(2M) at ≤ 40 score evaluations, Tweedie's final step included), FID against the 10,000 test
+ *    images and the extractor's confident-class rate (max p ≥ 0.9).
+ * 3. At the end of the budget also the recipe's `pc` sampler (EM ∘ Langevin, 1000 evaluations) at n = `--pc-samples`,
+ *    and bits/dim of the first `--bpd-images` test images (PF-ODE, RK45 at 1e-5, ε = `--bpd-eps`).
+ *
+ * Beside every figure: the real-vs-real floor, n training images against the same test images (what a perfect
+ * sampler scores at that n) and their confident-class rate. Output: `--out`/recipes.json, recipes.md (table with the
+ * command), recipes.png (FID of the best fast sampler against training minutes), and one grid of samples per
+ * candidate.
+ *
+ * @module bench/recipes
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as E from 'fp-ts/Either';
+import { tf, codec, random, initBackend, describeBackend, BACKEND_CHOICES } from '@score-sde/tensor-fp';
+import { type SDE, vp } from '@score-sde/sde-math';
+import { type MnistData, type TrainState, loadMnist, initTrainState, disposeTrainState, trainLoop, batchesPerEpoch, parameterCount, renderIdxError, renderTrainLoopFailure } from '@score-sde/models';
+import * as t from 'io-ts';
+import { cli, plot, png, progress, report, pipeline, mnistEval } from '@score-sde/experiments';
+
+type Recipe = pipeline.Recipe;
+
+// -------------------------------------------------------------------------------------
+// the candidates
+// -------------------------------------------------------------------------------------
+
+const variant = (base: Recipe, name: string, description: string, change: Partial<Recipe>): Recipe => ({ ...base, ...change, name, description });
+const edm = pipeline.edmRecipe;
+
+/**
+ * The candidates of the study: the earlier default (the tutorial's recipe), EDM preconditioning, VP with ε-prediction,
+ * and one-factor changes of the EDM recipe: width (the full tutorial width, fewer steps in the budget), a constant
+ * learning rate, the reference warm-up EMA, batch 128, and data in [0, 1].
+ */
+export const CANDIDATES: ReadonlyArray<Recipe> = [
+  pipeline.tutorialRecipe,
+  edm,
+  variant(pipeline.tutorialRecipe, 'vp-eps', 'VP SDE (β ∈ [0.1, 20]) with ε-prediction (tutorial parameterisation, σ² weighting = ε-MSE), t ~ U(ε, T), data in [−1, 1]', {
+    sde: vp() as SDE,
+    dataRange: [-1, 1],
+    samplers: ['edm', 'dpm', 'pc'],
+    sampling: { ...edm.sampling },
+  }),
+  variant(edm, 'edm-full-width', 'EDM recipe at the tutorial width (channels 32/64/128/256, embedding 256)', { model: { channels: [32, 64, 128, 256], embedDim: 256, fourierScale: 16 } }),
+  variant(edm, 'edm-constant-lr', 'EDM recipe with a constant learning rate after the warm-up', { lrDecay: 'constant' }),
+  variant(edm, 'edm-ema-0.999', 'EDM recipe with the reference warm-up EMA (decay 0.999) instead of the power EMA', { ema: 0.999 }),
+  variant(edm, 'edm-batch-128', 'EDM recipe with batch 128', { batchSize: 128 }),
+  variant(edm, 'edm-data-01', 'EDM recipe with data in [0, 1] (σ_d = 0.5 and the noise levels unchanged)', { dataRange: [0, 1] }),
+];
+
+// -------------------------------------------------------------------------------------
+// flags
+// -------------------------------------------------------------------------------------
+
+const flags = {
+  budget: cli.numberFlag(codec.PositiveFinite, { default: 6, description: 'training budget per candidate, wall-clock minutes on this machine (calibrated)' }),
+  candidates: cli.optional(cli.listFlag(t.string, { description: `candidates to run, comma-separated (default: all of ${CANDIDATES.map((c) => c.name).join(',')})` })),
+  points: cli.numberFlag(codec.PositiveInt, { default: 3, description: 'evaluations of the fast samplers along the budget (at k/points of it)' }),
+  samples: cli.numberFlag(codec.PositiveInt, { default: 1000, description: 'FID n of the fast samplers (and of the floor)' }),
+  pcSamples: cli.numberFlag(codec.NonNegativeInt, { default: 1000, description: 'FID n of the pc sampler at the end of the budget (0: skip pc)' }),
+  bpdImages: cli.numberFlag(codec.NonNegativeInt, { default: 256, description: 'test images of the bits/dim figure (0: skip)' }),
+  bpdEps: cli.numberFlag(codec.PositiveFinite, { default: 1e-5, description: 'start time ε of the likelihood solve' }),
+  calibrationSteps: cli.numberFlag(codec.PositiveInt, { default: 20, description: 'timed training steps per candidate and calibration round' }),
+  calibrationRounds: cli.numberFlag(codec.PositiveInt, { default: 2, description: 'alternating calibration rounds (the median of all timed steps is used)' }),
+  classifier: cli.optional(cli.stringFlag({ description: 'the clean classifier directory of experiments:mnist-eval (trained there and saved when missing)' })),
+  out: cli.stringFlag({ default: path.join('tools', 'bench', 'out'), description: 'output folder' }),
+  seed: cli.numberFlag(codec.SafeInt, { default: 0, description: 'seed of every random choice' }),
+  backend: cli.oneOfFlag(BACKEND_CHOICES, { default: 'auto', description: 'TensorFlow.js backend' }),
+  quick: cli.booleanFlag({ description: 'a smoke run: 2,000 training images, 40 s budget, n = 64, 2 points, pc n 16, 8 bpd images' }),
+  quiet: cli.booleanFlag({ description: 'no progress bars' }),
+} as const;
+type Flags = cli.Flags<typeof flags>;
+
+// -------------------------------------------------------------------------------------
+// results
+// -------------------------------------------------------------------------------------
+
+/** One sampler's figures at one point of a candidate's budget. */
+interface SamplerFigure {
+  readonly sampler: pipeline.SamplerName;
+  readonly label: string;
+  readonly nfe: number;
+  readonly n: number;
+  readonly fid: number | null;
+  readonly confidentRate: number | null;
+  readonly seconds: number;
+  readonly error?: string;
+}
+
+interface PointResult {
+  readonly step: number;
+  readonly trainMinutes: number;
+  readonly figures: ReadonlyArray<SamplerFigure>;
+}
+
+interface CandidateResult {
+  readonly recipe: Recipe;
+  readonly parameters: number;
+  readonly secondsPerStep: number;
+  readonly steps: number;
+  readonly epochs: number;
+  readonly trainWallSeconds: number;
+  readonly points: ReadonlyArray<PointResult>;
+  readonly pc: SamplerFigure | null;
+  readonly bpd: { readonly images: number; readonly eps: number; readonly mean: number; readonly standardError: number } | null;
+  readonly grid: string | null;
+  readonly error?: string;
+}
+
+/** The best fast sampler of a point: the lowest FID among its ≤ 40-NFE samplers. */
+const bestFast = (p: PointResult): SamplerFigure | undefined =>
+  p.figures.filter((f) => f.fid !== null).reduce<SamplerFigure | undefined>((best, f) => (best === undefined || f.fid! < best.fid! ? f : best), undefined);
+
+// -------------------------------------------------------------------------------------
+// the study
+// -------------------------------------------------------------------------------------
+
+const FAST: ReadonlyArray<pipeline.SamplerName> = ['edm', 'dpm'];
+
+/** The fast samplers' settings at ≤ 40 evaluations: EDM Heun 2·19 + 1 = 39, DPM-Solver++(2M) 39 + 1 = 40. */
+const fastSettings = (r: Recipe, name: pipeline.SamplerName): pipeline.SamplerSettings => ({ ...r.sampling, fastSteps: name === 'edm' ? 19 : 39 });
+
+const median = (xs: ReadonlyArray<number>): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/** Seconds per training step of a recipe: `steps` timed steps after 3 warm-up steps, each step timed alone. */
+const timeSteps = async (r: Recipe, data: MnistData, steps: number, seed: number): Promise<ReadonlyArray<number>> => {
+  const config = pipeline.trainConfigOfRecipe(r, 1000);
+  let state = initTrainState(config, random.key(seed));
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < steps + 3; i++) {
+      const t0 = process.hrtime.bigint();
+      const out = await trainLoop(config)(state, data, { untilStep: state.step + 1 });
+      if (E.isLeft(out)) throw new Error(renderTrainLoopFailure(out.left));
+      state = out.right.state;
+      if (i >= 3) times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+  } finally {
+    disposeTrainState(state);
+  }
+  return times;
+};
+
+interface Judge {
+  readonly handle: mnistEval.ClassifierHandle;
+  readonly fast: mnistEval.FidReference;
+  readonly pc: mnistEval.FidReference | null;
+}
+
+/** Draws n samples with a named sampler of the recipe and scores them. */
+const figure = async (
+  name: pipeline.SamplerName,
+  settings: pipeline.SamplerSettings,
+  r: Recipe,
+  state: TrainState,
+  config: ReturnType<typeof pipeline.trainConfigOfRecipe>,
+  n: number,
+  judge: Judge,
+  reference: mnistEval.FidReference,
+  f: Flags,
+): Promise<{ readonly figure: SamplerFigure; readonly samples?: Float32Array }> => {
+  const spec = pipeline.namedSamplerSpec(name, settings);
+  const label = `${pipeline.SAMPLER_LABELS[name]} (${JSON.stringify(spec)})`;
+  const sampler = pipeline.namedSampler(r.sde, name, settings);
+  if (E.isLeft(sampler)) return { figure: { sampler: name, label, nfe: 0, n, fid: null, confidentRate: null, seconds: 0, error: sampler.left.problems.join('; ') } };
+  const drawn = await pipeline.drawWithBar(
+    pipeline.sampleKeys(f.seed, 0, n),
+    () => ({ sampler: sampler.right, score: pipeline.scoreOfState(config, state) }),
+    { batch: 64, sampleShape: pipeline.IMAGE_SHAPE, dataRange: r.dataRange, quiet: f.quiet },
+    `${r.name}: ${name}`,
+  );
+  if (E.isLeft(drawn)) return { figure: { sampler: name, label, nfe: 0, n, fid: null, confidentRate: null, seconds: 0, error: drawn.left.message } };
+  const x = tf.tensor(drawn.right.samples, [n, ...pipeline.IMAGE_SHAPE]);
+  const fid = mnistEval.fidOfImages(judge.handle.config, judge.handle.params, x, reference.reference);
+  const classes = mnistEval.classRecord(judge.handle.config, judge.handle.params, x);
+  x.dispose();
+  return {
+    figure: { sampler: name, label, nfe: drawn.right.nfe, n, fid: E.isRight(fid) ? fid.right.fid : null, confidentRate: classes.confidentRate, seconds: drawn.right.seconds },
+    samples: drawn.right.samples,
+  };
+};
+
+const runCandidate = async (r: Recipe, secondsPerStep: number, data: { train: MnistData; test: MnistData }, judge: Judge, f: Flags, budgetSeconds: number, log: (l: string) => void): Promise<CandidateResult> => {
+  const steps = Math.max(1, Math.floor(budgetSeconds / secondsPerStep));
+  const config = pipeline.trainConfigOfRecipe(r, steps);
+  const perEpoch = batchesPerEpoch(data.train.count, r.batchSize);
+  log(`${r.name}: ${parameterCount(r.model).toLocaleString('en')} parameters, ${secondsPerStep.toFixed(3)} s/step → ${steps} steps (${(steps / perEpoch).toFixed(2)} epochs) in ${(budgetSeconds / 60).toFixed(1)} min`);
+  let state = initTrainState(config, random.key(f.seed));
+  const points: PointResult[] = [];
+  let trainWall = 0;
+  let lastSamples: Float32Array | undefined;
+  try {
+    for (let k = 1; k <= f.points; k++) {
+      const until = Math.round((k * steps) / f.points);
+      const t0 = Date.now();
+      const bar = progress.withProgress(`${r.name} training ${k}/${f.points}`, until - state.step, { quiet: f.quiet });
+      const out = await trainLoop(config)(state, data.train, { untilStep: until, onStep: (s) => bar.tick(1, { loss: s.epochMeanLoss.toPrecision(4) }) });
+      bar.stop();
+      trainWall += (Date.now() - t0) / 1000;
+      if (E.isLeft(out)) {
+        state = out.left.state;
+        throw new Error(renderTrainLoopFailure(out.left));
+      }
+      state = out.right.state;
+      const figures: SamplerFigure[] = [];
+      for (const name of FAST) {
+        const got = await figure(name, fastSettings(r, name), r, state, config, f.samples, judge, judge.fast, f);
+        figures.push(got.figure);
+        if (k === f.points && got.samples !== undefined && (lastSamples === undefined || name === bestFast({ step: 0, trainMinutes: 0, figures })?.sampler)) lastSamples = got.samples;
+      }
+      const p: PointResult = { step: until, trainMinutes: (until * secondsPerStep) / 60, figures };
+      points.push(p);
+      const b = bestFast(p);
+      log(`${r.name} @ ${p.trainMinutes.toFixed(1)} min (step ${until}): ${figures.map((x) => `${x.sampler} NFE ${x.nfe} FID ${x.fid?.toFixed(2) ?? 'failed'} confident ${x.confidentRate !== null ? (100 * x.confidentRate).toFixed(1) : '–'}%`).join('; ')}${b !== undefined ? ` → best ${b.sampler}` : ''}`);
+    }
+    let pc: SamplerFigure | null = null;
+    if (f.pcSamples > 0 && judge.pc !== null) {
+      pc = (await figure('pc', r.sampling, r, state, config, f.pcSamples, judge, judge.pc, f)).figure;
+      log(`${r.name}: pc NFE ${pc.nfe} FID ${pc.fid?.toFixed(2) ?? 'failed'} (n = ${pc.n}) confident ${pc.confidentRate !== null ? (100 * pc.confidentRate).toFixed(1) : '–'}%`);
+    }
+    let bpd: CandidateResult['bpd'] = null;
+    if (f.bpdImages > 0) {
+      const n = Math.min(f.bpdImages, data.test.count);
+      const b = await mnistEval.bitsPerDimOf(r.sde, pipeline.scoreOfState(config, state), data.test, { start: 0, end: n }, {
+        images: n,
+        batch: 64,
+        estimator: 'rademacher',
+        tol: 1e-5,
+        eps: f.bpdEps,
+        key: pipeline.partKey(f.seed, pipeline.STREAMS.bpd),
+        quiet: f.quiet,
+        dataRange: r.dataRange,
+      });
+      if (E.isRight(b)) {
+        const s = mnistEval.bpdResult([b.right], { images: n, batch: 64, estimator: 'rademacher', tol: 1e-5, eps: f.bpdEps });
+        bpd = { images: n, eps: f.bpdEps, mean: s.mean, standardError: s.standardError };
+        log(`${r.name}: ${s.mean.toFixed(3)} ± ${s.standardError.toFixed(3)} bits/dim (${n} test images, ε = ${f.bpdEps})`);
+      } else log(`${r.name}: bits/dim failed: ${b.left.message}`);
+    }
+    let grid: string | null = null;
+    if (lastSamples !== undefined) {
+      const g = png.imageGrid(lastSamples.subarray(0, 64 * 784), 8, { scale: 2, height: 28, width: 28 });
+      if (E.isRight(g)) {
+        grid = `recipes-${r.name}.png`;
+        fs.writeFileSync(path.join(f.out, grid), g.right);
+      }
+    }
+    return { recipe: r, parameters: parameterCount(r.model), secondsPerStep, steps, epochs: steps / perEpoch, trainWallSeconds: trainWall, points, pc, bpd, grid };
+  } catch (e) {
+    log(`${r.name}: failed: ${(e as Error).message}`);
+    return { recipe: r, parameters: parameterCount(r.model), secondsPerStep, steps, epochs: steps / perEpoch, trainWallSeconds: trainWall, points, pc: null, bpd: null, grid: null, error: (e as Error).message };
+  } finally {
+    disposeTrainState(state);
+  }
+};
+
+// -------------------------------------------------------------------------------------
+// report
+// -------------------------------------------------------------------------------------
+
+const fmt = (v: number | null | undefined, d = 2): string => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(d));
+const pct = (v: number | null | undefined): string => (v === null || v === undefined ? '–' : `${(100 * v).toFixed(1)}%`);
+
+const markdown = (results: ReadonlyArray<CandidateResult>, judge: Judge, f: Flags, command: string, backend: string, budgetSeconds: number): string => {
+  const floor = judge.fast.floor.fid;
+  const rows = results.map((c) => {
+    const last = c.points[c.points.length - 1];
+    const b = last !== undefined ? bestFast(last) : undefined;
+    return {
+      recipe: c.recipe.name,
+      parameters: c.parameters,
+      's/step': fmt(c.secondsPerStep, 3),
+      steps: c.steps,
+      epochs: fmt(c.epochs, 2),
+      ...Object.fromEntries(c.points.map((p, i) => [`FID ≤40 NFE @ ${fmt(p.trainMinutes, 1)} min`.replace(/@ .* min/, `@ ${i + 1}/${f.points}`), fmt(bestFast(p)?.fid)])),
+      'best ≤40-NFE sampler': b !== undefined ? `${b.sampler} (${b.nfe})` : '–',
+      'FID / floor': b?.fid !== undefined && b.fid !== null ? fmt(b.fid / floor, 2) : '–',
+      confident: pct(b?.confidentRate),
+      'pc FID': fmt(c.pc?.fid),
+      'pc confident': pct(c.pc?.confidentRate),
+      'bits/dim': c.bpd !== null ? `${fmt(c.bpd.mean, 3)} ± ${fmt(c.bpd.standardError, 3)}` : '–',
+      note: c.error ?? '',
+    };
+  });
+  return [
+    '# Recipe study',
+    '',
+    `Command: \`${command}\``,
+    '',
+    report.markdownKeyValue({
+      backend,
+      'training budget per candidate': `${(budgetSeconds / 60).toFixed(2)} min (wall-clock on this machine, via calibrated seconds per step)`,
+      'FID extractor': `${judge.handle.name} (test accuracy ${(100 * judge.handle.manifest.training.testAccuracy).toFixed(2)}%)`,
+      'FID reference': 'MNIST test, n = 10000',
+      [`real-vs-real floor, n = ${judge.fast.floor.n}`]: `FID ${fmt(floor)}, confident ${pct(judge.fast.floorClasses.confidentRate)}`,
+      ...(judge.pc !== null ? { [`real-vs-real floor, n = ${judge.pc.floor.n} (pc)`]: `FID ${fmt(judge.pc.floor.fid)}` } : {}),
+      'fast samplers': 'EDM Heun 19 steps (39 NFE) and DPM-Solver++(2M) 39 steps (40 NFE), Tweedie final step included; the better per point',
+      seed: f.seed,
+    }),
+    '',
+    report.markdownTable(rows),
+    '',
+    '![FID of the best ≤ 40-NFE sampler against training minutes](recipes.png)',
+    '',
+    '## Candidates',
+    '',
+    ...results.map((c) => `- **${c.recipe.name}**: ${c.recipe.description}${c.grid !== null ? ` — [samples](${c.grid})` : ''}`),
+    '',
+  ].join('\n');
+};
+
+// -------------------------------------------------------------------------------------
+// main
+// -------------------------------------------------------------------------------------
+
+const main = async (): Promise<number> => {
+  const f = cli.parseFlagsOrExit(flags, process.argv.slice(2).filter((a) => a !== '--'), 'npm run bench -- recipes [flags]', 'The recipe study: candidate training recipes at equal wall-clock budgets, judged by FID, confident-class rate and bits/dim.');
+  const quick = f.quick;
+  const o: Flags = quick ? { ...f, budget: 40 / 60, samples: 64, points: 2, pcSamples: 16, bpdImages: 8, calibrationSteps: 3, calibrationRounds: 1 } : f;
+  const log = (l: string): void => void process.stderr.write(`${l}\n`);
+  const candidates = o.candidates === undefined ? CANDIDATES : CANDIDATES.filter((c) => o.candidates!.includes(c.name));
+  const unknown = (o.candidates ?? []).filter((n) => !CANDIDATES.some((c) => c.name === n));
+  if (unknown.length > 0) {
+    log(`--candidates: unknown ${unknown.join(', ')} (known: ${CANDIDATES.map((c) => c.name).join(', ')})`);
+    return 2;
+  }
+  const backend = describeBackend(await initBackend({ prefer: o.backend }));
+  fs.mkdirSync(o.out, { recursive: true });
+  const train = await loadMnist({ split: 'train', ...(quick ? { subset: 2000 } : {}) })();
+  const test = await loadMnist({ split: 'test', ...(quick ? { subset: 1000 } : {}) })();
+  if (E.isLeft(train) || E.isLeft(test)) {
+    log(`MNIST: ${renderIdxError(E.isLeft(train) ? train.left : (test as E.Left<Parameters<typeof renderIdxError>[0]>).left)}`);
+    return 1;
+  }
+  const data = { train: train.right, test: test.right };
+
+  const handle = await mnistEval.obtainClassifier({
+    kind: 'clean',
+    dir: o.classifier ?? path.join(o.out, 'recipes-classifier'),
+    flag: '--classifier',
+    sde: vp(),
+    dataRange: [0, 1],
+    train: data.train,
+    test: data.test,
+    options: mnistEval.DEFAULT_EVALUATION.classifiers,
+    seed: o.seed,
+    quiet: o.quiet,
+    key: pipeline.partKey(o.seed, pipeline.STREAMS.cleanClassifier),
+    log,
+  });
+  if (E.isLeft(handle)) {
+    log(handle.left.message);
+    return 1;
+  }
+  const fast = mnistEval.fidSetup(handle.right, data.train, data.test, o.samples, pipeline.partKey(o.seed, pipeline.STREAMS.floor));
+  const pcRef = o.pcSamples > 0 ? mnistEval.fidSetup(handle.right, data.train, data.test, o.pcSamples, pipeline.partKey(o.seed, pipeline.STREAMS.floor)) : undefined;
+  if (E.isLeft(fast) || (pcRef !== undefined && E.isLeft(pcRef))) {
+    log(`FID reference: ${E.isLeft(fast) ? fast.left.message : (pcRef as E.Left<{ message: string }>).left.message}`);
+    return 1;
+  }
+  const judge: Judge = { handle: handle.right, fast: fast.right, pc: pcRef !== undefined && E.isRight(pcRef) ? pcRef.right : null };
+  log(`floor (n = ${o.samples}): FID ${fast.right.floor.fid.toFixed(2)}, confident ${(100 * fast.right.floorClasses.confidentRate).toFixed(1)}%`);
+
+  // 1. Calibration, all candidates, alternating rounds.
+  log(`calibration: ${candidates.length} candidates × ${o.calibrationRounds} rounds × ${o.calibrationSteps} steps — keep the machine quiet until "calibration done"`);
+  // One untimed warm-up of the backend (kernel compilation, thread pool, heap growth) before any timed step.
+  await timeSteps(candidates[0]!, data.train, 5, o.seed);
+  const times = new Map<string, number[]>(candidates.map((c) => [c.name, []]));
+  for (let round = 0; round < o.calibrationRounds; round++)
+    for (const c of candidates) times.get(c.name)!.push(...(await timeSteps(c, data.train, o.calibrationSteps, o.seed)));
+  const secondsPerStep = new Map(candidates.map((c) => [c.name, median(times.get(c.name)!)]));
+  log(`calibration done: ${candidates.map((c) => `${c.name} ${secondsPerStep.get(c.name)!.toFixed(3)} s/step`).join(', ')}`);
+
+  // 2–3. Training and evaluation.
+  const budgetSeconds = o.budget * 60;
+  const results: CandidateResult[] = [];
+  const command = `npm run bench -- recipes ${process.argv.slice(2).filter((a) => a !== '--').join(' ')}`.trim();
+  for (const c of candidates) {
+    results.push(await runCandidate(c, secondsPerStep.get(c.name)!, data, judge, o, budgetSeconds, log));
+    // Written after every candidate, so a stopped study keeps what it measured.
+    fs.writeFileSync(path.join(o.out, 'recipes.json'), report.toReportJson({ command, backend, budgetMinutes: o.budget, flags: o, floor: { fast: { n: judge.fast.floor.n, fid: judge.fast.floor.fid, confidentRate: judge.fast.floorClasses.confidentRate }, pc: judge.pc !== null ? { n: judge.pc.floor.n, fid: judge.pc.floor.fid } : null }, extractor: handle.right.name, results }));
+    fs.writeFileSync(path.join(o.out, 'recipes.md'), markdown(results, judge, o, command, backend, budgetSeconds));
+    const series = results.map((r, i) => ({ name: r.recipe.name, color: plot.PALETTE[i % plot.PALETTE.length], points: r.points.map((p) => [p.trainMinutes, bestFast(p)?.fid ?? NaN] as const) }));
+    const floorSeries = { name: `real vs real (n = ${judge.fast.floor.n})`, color: '#444', dashed: true, markers: false, points: [[0.01, judge.fast.floor.fid], [budgetSeconds / 60, judge.fast.floor.fid]] as const };
+    fs.writeFileSync(
+      path.join(o.out, 'recipes.png'),
+      plot.linePlotPng({ title: `FID of the best ≤ 40-NFE sampler (n = ${o.samples}) against training minutes`, xLabel: 'training minutes (calibrated wall clock)', yLabel: 'FID', logY: true, series: [...series, floorSeries] }),
+    );
+  }
+  log(`done: ${path.join(o.out, 'recipes.md')}`);
+  return 0;
+};
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`recipes: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  },
+);
