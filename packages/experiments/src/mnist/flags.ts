@@ -10,7 +10,7 @@
  */
 import { codec, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { cli } from '../lib';
-import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, DEFAULT_SAMPLER_SETTINGS } from '../pipeline';
+import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, DEFAULT_SAMPLER_SETTINGS, ShardFlag, type ShardSpec } from '../pipeline';
 
 /** The SDEs a run may train under (the paper's and the tutorial's defaults). @category flags */
 export const SDE_NAMES = ['tutorial', 've', 'vp', 'subvp'] as const;
@@ -29,6 +29,15 @@ export const mnistFlags = {
   snr: cli.numberFlag(codec.PositiveFinite, { default: DEFAULT_SAMPLER_SETTINGS.snr, description: 'signal-to-noise ratio of the Langevin corrector (pc)' }),
   odeTol: cli.numberFlag(codec.PositiveFinite, { default: DEFAULT_SAMPLER_SETTINGS.odeTol, description: 'rtol = atol of the adaptive probability-flow ODE sampler (ode)' }),
   numSamples: cli.numberFlag(codec.PositiveInt, { default: 64, description: 'samples drawn per sampler' }),
+  sampleBatch: cli.optional(cli.numberFlag(codec.PositiveInt, { description: 'samples per sampler call (default: all --num-samples at once); the unit --shard splits by, and the coupling unit of the ode sampler' })),
+  shard: cli.optional(
+    cli.stringFlag<ShardSpec>({
+      codec: ShardFlag,
+      placeholder: 'i/n',
+      description:
+        'with --sample-only: draw only shard i of n (0-based) of every sampler\'s samples (whole --sample-batch chunks) and write them with a manifest into --out; experiments:merge assembles the n shard folders into the files of one unsharded run, bit for bit',
+    }),
+  ),
   seed: cli.numberFlag(codec.SafeInt, { default: 0, description: 'seed of every random choice (weights, data order, noise, samples)' }),
   subset: cli.numberFlag(codec.PositiveInt, { default: 60000, description: 'train on the first N training images (≤ 60000)' }),
   channels: cli.listFlag(codec.PositiveInt, { default: [16, 32, 64, 128], description: "ScoreNet channels of the 4 levels (the tutorial's: 32,64,128,256)" }),

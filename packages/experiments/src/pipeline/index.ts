@@ -12,3 +12,4 @@ export * from './samplers';
 export * from './model';
 export * from './draw';
 export * from './workers';
+export * from './shards';
