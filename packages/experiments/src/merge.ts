@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import { initBackend, BACKEND_CHOICES } from '@score-sde/tensor-fp';
-import { cli } from './lib';
+import { cli, command } from './lib';
 import { mergeShardFolders } from './run-merge';
 
 const USAGE = 'npx nx run experiments:merge -- --shards <dir>,<dir>,... --out <dir> [--checkpoint <dir>]';
@@ -56,10 +56,4 @@ const main = async (): Promise<number> => {
   return 0;
 };
 
-main().then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    process.stderr.write(`merge: ${(e as Error).stack ?? String(e)}\n`);
-    process.exit(1);
-  },
-);
+command.runMain('merge', main);

@@ -8,7 +8,7 @@
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { initBackend } from '@score-sde/tensor-fp';
-import { cli, report } from './lib';
+import { cli, report, command } from './lib';
 import { mnistEvalFlags, evaluationOptionsOf, USAGE, DESCRIPTION } from './eval/flags';
 import { runEvaluation } from './eval/run';
 import { runEvaluationShard } from './eval/shard';
@@ -36,10 +36,4 @@ const main = async (): Promise<number> => {
   return 0;
 };
 
-main().then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    process.stderr.write(`mnist-eval: ${(e as Error).stack ?? String(e)}\n`);
-    process.exit(1);
-  },
-);
+command.runMain('mnist-eval', main);

@@ -9,7 +9,7 @@
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { initBackend } from '@score-sde/tensor-fp';
-import { cli, report } from './lib';
+import { cli, report, command } from './lib';
 import { mnistFlags } from './mnist/flags';
 import { runMnist, runMnistShard } from './mnist/run';
 import { runEvaluation } from './eval/run';
@@ -78,10 +78,4 @@ const main = async (): Promise<number> => {
   return 0;
 };
 
-main().then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    process.stderr.write(`mnist: ${(e as Error).stack ?? String(e)}\n`);
-    process.exit(1);
-  },
-);
+command.runMain('mnist', main);

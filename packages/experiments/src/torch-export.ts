@@ -6,7 +6,7 @@
  */
 import * as E from 'fp-ts/Either';
 import { initBackend } from '@score-sde/tensor-fp';
-import { cli } from './lib';
+import { cli, command } from './lib';
 import { WEIGHTS } from './pipeline';
 import { exportCheckpoint } from './run-torch';
 
@@ -37,10 +37,4 @@ const main = async (): Promise<number> => {
   return 0;
 };
 
-main().then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    process.stderr.write(`torch-export: ${(e as Error).stack ?? String(e)}\n`);
-    process.exit(1);
-  },
-);
+command.runMain('torch-export', main);

@@ -6,7 +6,7 @@
  */
 import * as E from 'fp-ts/Either';
 import { codec, initBackend } from '@score-sde/tensor-fp';
-import { cli } from './lib';
+import { cli, command } from './lib';
 import { importWeights } from './run-torch';
 import { SDE_NAMES } from './mnist/flags';
 import { sdeOfFlag } from './mnist/train';
@@ -38,10 +38,4 @@ const main = async (): Promise<number> => {
   return 0;
 };
 
-main().then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    process.stderr.write(`torch-import: ${(e as Error).stack ?? String(e)}\n`);
-    process.exit(1);
-  },
-);
+command.runMain('torch-import', main);

@@ -23,7 +23,6 @@ import {
   type ShardSpec,
   DrawnSet,
   ItemRangeC,
-  ShardSpec as ShardSpecC,
   checkShardSet,
   disposeScoreModel,
   encodeDrawn,
@@ -32,6 +31,7 @@ import {
   loadScoreModel,
   logOf,
   readDrawn,
+  shardManifestFields,
   shardRange,
   writeShardFolder,
 } from '../pipeline';
@@ -55,12 +55,7 @@ export const EntryShard = codec.strict({ id: t.string, set: nullable(DrawnSet), 
 /** The manifest of a shard folder of `experiments:mnist-eval`. @category model */
 export const EvalShardManifest = codec.strict(
   {
-    format: t.literal('score-sde-ts/shard'),
-    version: t.literal(1),
-    command: t.literal('mnist-eval'),
-    shard: ShardSpecC,
-    checkpoint: codec.strict({ dir: t.string, sha256: tensorFiles.Sha256Hex }, 'ShardCheckpoint'),
-    backend: t.string,
+    ...shardManifestFields('mnist-eval'),
     options: EvaluationOptions,
     samplers: nullable(codec.strict({ range: ItemRangeC, entries: t.array(EntryShard) }, 'SamplersShard')),
     bpd: nullable(

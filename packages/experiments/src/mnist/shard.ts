@@ -11,22 +11,16 @@ import * as E from 'fp-ts/Either';
 import { codec } from '@score-sde/tensor-fp';
 import { SamplerSpec } from '@score-sde/solvers';
 import { TrainConfig, CheckpointManifest, renderStoreError, tensorFiles } from '@score-sde/models';
-import { type Drawn, type ExperimentError, type ItemRange, type SamplerName as SamplerNameT, type ShardSpec, DrawnSet, ItemRangeC, SamplerName, ShardSpec as ShardSpecC, encodeDrawn, fail, writeShardFolder } from '../pipeline';
+import { type Drawn, type ExperimentError, type ItemRange, type SamplerName as SamplerNameT, type ShardSpec, DrawnSet, ItemRangeC, SamplerName, encodeDrawn, fail, shardManifestFields, writeShardFolder } from '../pipeline';
 import type { RunFacts } from './run';
 
 /** The manifest of a shard folder of `experiments:mnist`. @category model */
 export const MnistShardManifest = codec.strict(
   {
-    format: t.literal('score-sde-ts/shard'),
-    version: t.literal(1),
-    command: t.literal('mnist'),
-    shard: ShardSpecC,
-    /** The checkpoint sampled: where it was and the sha256 of its params.bin (shards of one merge must agree). */
-    checkpoint: codec.strict({ dir: t.string, sha256: tensorFiles.Sha256Hex }, 'ShardCheckpoint'),
+    ...shardManifestFields('mnist'),
     numSamples: codec.PositiveInt,
     sampleBatch: codec.PositiveInt,
     range: ItemRangeC,
-    backend: t.string,
     facts: codec.strict(
       {
         flags: t.UnknownRecord,

@@ -15,11 +15,11 @@
  *
  * @module pipeline/shards
  */
+import * as path from 'node:path';
 import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import { codec } from '@score-sde/tensor-fp';
 import { tensorFiles } from '@score-sde/models';
-import * as path from 'node:path';
 import { memory, report } from '../lib';
 import { type Drawn, type ItemRange, chunkAlignedRange } from './draw';
 import { type ExperimentError, fail } from './messages';
@@ -163,6 +163,20 @@ export const writeShardFolder = async (out: string, files: ReadonlyArray<readonl
   const m = await report.atomicWriteFile(path.join(out, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`)();
   return E.isLeft(m) ? fail(`--out: ${report.renderIoError(m.left)}`) : E.right(undefined);
 };
+
+/**
+ * The fields every shard manifest starts with: the format and version, the command, which shard, the checkpoint
+ * sampled (its folder and the sha256 of its params.bin: the shards of one merge must agree), and the backend.
+ * @category folders
+ */
+export const shardManifestFields = <C extends string>(command: C) => ({
+  format: t.literal('score-sde-ts/shard'),
+  version: t.literal(1),
+  command: t.literal(command),
+  shard: ShardSpec,
+  checkpoint: codec.strict({ dir: t.string, sha256: tensorFiles.Sha256Hex }, 'ShardCheckpoint'),
+  backend: t.string,
+});
 
 /**
  * The command a shard folder belongs to, read from its manifest before the rest (a peek: the other keys are left to
