@@ -8,15 +8,25 @@
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { initBackend } from '@score-sde/tensor-fp';
-import { cli, report } from './lib';
+import { cli, report, command } from './lib';
 import { mnistEvalFlags, evaluationOptionsOf, USAGE, DESCRIPTION } from './eval/flags';
 import { runEvaluation } from './eval/run';
+import { runEvaluationShard } from './eval/shard';
 
 const main = async (): Promise<number> => {
   const flags = cli.parseFlagsOrExit(mnistEvalFlags, process.argv.slice(2), USAGE, DESCRIPTION);
   const backend = await initBackend({ prefer: flags.backend, quiet: flags.quiet });
   const out = path.resolve(flags.out ?? path.join('packages', 'experiments', 'out', 'mnist-eval', report.runId()));
   process.stderr.write(`[score-sde] output: ${out}\n`);
+  if (flags.shard !== undefined) {
+    const shard = await runEvaluationShard(evaluationOptionsOf(flags), flags.shard, { backend }, out);
+    if (E.isLeft(shard)) {
+      process.stderr.write(`mnist-eval: ${shard.left.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`shard ${flags.shard.index}/${flags.shard.count} written: ${out} (merge the shards with nx run experiments:merge)\n`);
+    return 0;
+  }
   const r = await runEvaluation(evaluationOptionsOf(flags), { backend }, out);
   if (E.isLeft(r)) {
     process.stderr.write(`mnist-eval: ${r.left.message}\n`);
@@ -26,10 +36,4 @@ const main = async (): Promise<number> => {
   return 0;
 };
 
-main().then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    process.stderr.write(`mnist-eval: ${(e as Error).stack ?? String(e)}\n`);
-    process.exit(1);
-  },
-);
+command.runMain('mnist-eval', main);

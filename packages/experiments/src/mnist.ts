@@ -9,9 +9,9 @@
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { initBackend } from '@score-sde/tensor-fp';
-import { cli, report } from './lib';
+import { cli, report, command } from './lib';
 import { mnistFlags } from './mnist/flags';
-import { runMnist } from './mnist/run';
+import { runMnist, runMnistShard } from './mnist/run';
 import { runEvaluation } from './eval/run';
 import { evaluationOptionsOfRun, evalDirOf } from './run-evaluation';
 
@@ -23,6 +23,8 @@ const DESCRIPTION = [
   'Ctrl-C during training saves a checkpoint and goes on to sampling.',
   '--eval samplers,bpd,... then evaluates the new checkpoint into <out>/eval as experiments:mnist-eval does',
   '(FID with a self-trained classifier, bits/dim, guidance, inpainting, interpolation; see its --help).',
+  'Past one machine: --sample-only <checkpoint> --shard i/n draws one shard of the samples into --out;',
+  'experiments:merge -- --shards <dir>,<dir>,... --out <dir> writes the files of the unsharded run.',
   '',
   'The default trains a half-width ScoreNet (280k parameters) for 3 epochs (about 7 minutes on 2 quiet cores, 8.5 with sampling).',
   "The tutorial's full setting: --epochs 50 --channels 32,64,128,256 --embed-dim 256 --lr 1e-4 --batch-size 32",
@@ -38,6 +40,15 @@ const main = async (): Promise<number> => {
   const backend = await initBackend({ prefer: flags.backend });
   const out = path.resolve(flags.out ?? path.join('packages', 'experiments', 'out', 'mnist', report.runId()));
   process.stderr.write(`[score-sde] output: ${out}\n`);
+  if (flags.shard !== undefined) {
+    const shard = await runMnistShard(flags, { backend }, out);
+    if (E.isLeft(shard)) {
+      process.stderr.write(`mnist: ${shard.left.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`shard ${flags.shard.index}/${flags.shard.count} written: ${out} (merge the shards with nx run experiments:merge)\n`);
+    return 0;
+  }
 
   const stop = { requested: false };
   const onSigint = (): void => {
@@ -67,10 +78,4 @@ const main = async (): Promise<number> => {
   return 0;
 };
 
-main().then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    process.stderr.write(`mnist: ${(e as Error).stack ?? String(e)}\n`);
-    process.exit(1);
-  },
-);
+command.runMain('mnist', main);

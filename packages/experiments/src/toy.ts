@@ -21,7 +21,7 @@ import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import { codec, initBackend, describeBackend, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { exampleSpecs } from '@score-sde/solvers';
-import { cli, report } from './lib';
+import { cli, command, report } from './lib';
 import { ToySpec, EXAMPLE_SPEC } from './toy/spec';
 import { type ToyError, runToy, renderToyError } from './toy/run';
 
@@ -115,12 +115,4 @@ export const toyMain = async (argv: ReadonlyArray<string>, io: { readonly log: (
   return 0;
 };
 
-if (require.main === module) {
-  toyMain(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e: unknown) => {
-      process.stderr.write(`toy: ${(e as Error).stack ?? String(e)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) command.runMain('toy', () => toyMain(process.argv.slice(2)));

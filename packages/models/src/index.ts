@@ -11,6 +11,8 @@ export * from './train-loop';
 export * from './weights-store';
 export * from './checkpoint';
 export * from './mnist';
+export * as safetensors from './safetensors';
+export * from './torch-twin';
 export * as fid from './fid';
 export * as classifier from './classifier/index';
 export * as tensorFiles from './tensor-files';

@@ -6,7 +6,8 @@
  * whose 128 penultimate features are the FID space):
  *
  * 1. Calibration (first, all candidates, alternating rounds, after one untimed warm-up of the backend): seconds per
- *    training step of each recipe, the median of `--calibration-steps` timed steps per round after 3 warm-up steps. A candidate then trains for
+ *    training step of each recipe, the median of `--calibration-steps` timed steps per round after 3 warm-up steps,
+ *    pooled over the candidates that share a network and a batch size (the same computation). A candidate then trains for
  *    ⌊budget / (seconds per step)⌋ steps, so its budget is wall-clock on the machine as it was during calibration
  *    — pause other work then (the study prints when it starts and ends); the long training and evaluation after it may
  *    share the machine without changing any result.
@@ -19,8 +20,8 @@
  *
  * Beside every figure: the real-vs-real floor, n training images against the same test images (what a perfect
  * sampler scores at that n) and their confident-class rate. Output: `--out`/recipes.json, recipes.md (table with the
- * command), recipes.png (FID of the best fast sampler against training minutes), and one grid of samples per
- * candidate.
+ * command), recipes.png (FID of the best fast sampler against training minutes), one grid of samples per candidate,
+ * and each candidate's final checkpoint (`recipes-<name>/checkpoint`, for `experiments:mnist-eval`).
  *
  * @module bench/recipes
  */
@@ -29,7 +30,20 @@ import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { tf, codec, random, initBackend, describeBackend, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { type SDE, vp } from '@score-sde/sde-math';
-import { type MnistData, type TrainState, loadMnist, initTrainState, disposeTrainState, trainLoop, batchesPerEpoch, parameterCount, renderIdxError, renderTrainLoopFailure } from '@score-sde/models';
+import {
+  type MnistData,
+  type TrainState,
+  loadMnist,
+  initTrainState,
+  disposeTrainState,
+  trainLoop,
+  batchesPerEpoch,
+  parameterCount,
+  saveCheckpoint,
+  renderCheckpointError,
+  renderIdxError,
+  renderTrainLoopFailure,
+} from '@score-sde/models';
 import * as t from 'io-ts';
 import { cli, plot, png, progress, report, pipeline, mnistEval } from '@score-sde/experiments';
 
@@ -77,10 +91,16 @@ const flags = {
   bpdEps: cli.numberFlag(codec.PositiveFinite, { default: 1e-5, description: 'start time ε of the likelihood solve' }),
   calibrationSteps: cli.numberFlag(codec.PositiveInt, { default: 20, description: 'timed training steps per candidate and calibration round' }),
   calibrationRounds: cli.numberFlag(codec.PositiveInt, { default: 2, description: 'alternating calibration rounds (the median of all timed steps is used)' }),
+  secondsPerStep: cli.optional(
+    cli.listFlag(t.string, {
+      description: 'name=seconds for every candidate: the seconds per step of an earlier calibration (its log line "calibration done"), instead of calibrating now',
+    }),
+  ),
   classifier: cli.optional(cli.stringFlag({ description: 'the clean classifier directory of experiments:mnist-eval (trained there and saved when missing)' })),
   out: cli.stringFlag({ default: path.join('tools', 'bench', 'out'), description: 'output folder' }),
   seed: cli.numberFlag(codec.SafeInt, { default: 0, description: 'seed of every random choice' }),
   backend: cli.oneOfFlag(BACKEND_CHOICES, { default: 'auto', description: 'TensorFlow.js backend' }),
+  merge: cli.optional(cli.listFlag(t.string, { description: 'render one study from the recipes.json of these folders (candidates run in several processes) into --out, and stop' })),
   quick: cli.booleanFlag({ description: 'a smoke run: 2,000 training images, 40 s budget, n = 64, 2 points, pc n 16, 8 bpd images' }),
   quiet: cli.booleanFlag({ description: 'no progress bars' }),
 } as const;
@@ -231,6 +251,9 @@ const runCandidate = async (r: Recipe, secondsPerStep: number, data: { train: Mn
       const b = bestFast(p);
       log(`${r.name} @ ${p.trainMinutes.toFixed(1)} min (step ${until}): ${figures.map((x) => `${x.sampler} NFE ${x.nfe} FID ${x.fid?.toFixed(2) ?? 'failed'} confident ${x.confidentRate !== null ? (100 * x.confidentRate).toFixed(1) : '–'}%`).join('; ')}${b !== undefined ? ` → best ${b.sampler}` : ''}`);
     }
+    const ckpt = path.join(f.out, `recipes-${r.name}`, 'checkpoint');
+    const saved = await saveCheckpoint(ckpt, config, state, { recipe: r })();
+    if (E.isLeft(saved)) log(`${r.name}: checkpoint not saved: ${renderCheckpointError(saved.left)}`);
     let pc: SamplerFigure | null = null;
     if (f.pcSamples > 0 && judge.pc !== null) {
       pc = (await figure('pc', r.sampling, r, state, config, f.pcSamples, judge, judge.pc, f)).figure;
@@ -279,9 +302,21 @@ const runCandidate = async (r: Recipe, secondsPerStep: number, data: { train: Mn
 const fmt = (v: number | null | undefined, d = 2): string => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(d));
 const pct = (v: number | null | undefined): string => (v === null || v === undefined ? '–' : `${(100 * v).toFixed(1)}%`);
 
-const markdown = (results: ReadonlyArray<CandidateResult>, judge: Judge, f: Flags, command: string, backend: string, budgetSeconds: number): string => {
-  const floor = judge.fast.floor.fid;
-  const rows = results.map((c) => {
+/** What recipes.json holds: everything the table and the plot are made of. */
+interface Study {
+  readonly commands: ReadonlyArray<string>;
+  readonly backend: string;
+  readonly budgetMinutes: number;
+  readonly points: number;
+  readonly seed: number;
+  readonly extractor: { readonly name: string; readonly testAccuracy: number };
+  readonly floor: { readonly fast: { readonly n: number; readonly fid: number; readonly confidentRate: number }; readonly pc: { readonly n: number; readonly fid: number } | null };
+  readonly results: ReadonlyArray<CandidateResult>;
+}
+
+const markdown = (study: Study): string => {
+  const floor = study.floor.fast.fid;
+  const rows = study.results.map((c) => {
     const last = c.points[c.points.length - 1];
     const b = last !== undefined ? bestFast(last) : undefined;
     return {
@@ -290,7 +325,7 @@ const markdown = (results: ReadonlyArray<CandidateResult>, judge: Judge, f: Flag
       's/step': fmt(c.secondsPerStep, 3),
       steps: c.steps,
       epochs: fmt(c.epochs, 2),
-      ...Object.fromEntries(c.points.map((p, i) => [`FID ≤40 NFE @ ${fmt(p.trainMinutes, 1)} min`.replace(/@ .* min/, `@ ${i + 1}/${f.points}`), fmt(bestFast(p)?.fid)])),
+      ...Object.fromEntries(c.points.map((p, i) => [`FID ≤40 NFE @ ${i + 1}/${study.points}`, fmt(bestFast(p)?.fid)])),
       'best ≤40-NFE sampler': b !== undefined ? `${b.sampler} (${b.nfe})` : '–',
       'FID / floor': b?.fid !== undefined && b.fid !== null ? fmt(b.fid / floor, 2) : '–',
       confident: pct(b?.confidentRate),
@@ -303,17 +338,17 @@ const markdown = (results: ReadonlyArray<CandidateResult>, judge: Judge, f: Flag
   return [
     '# Recipe study',
     '',
-    `Command: \`${command}\``,
+    `Command${study.commands.length > 1 ? 's' : ''}: ${study.commands.map((c) => `\`${c}\``).join(', then ')}`,
     '',
     report.markdownKeyValue({
-      backend,
-      'training budget per candidate': `${(budgetSeconds / 60).toFixed(2)} min (wall-clock on this machine, via calibrated seconds per step)`,
-      'FID extractor': `${judge.handle.name} (test accuracy ${(100 * judge.handle.manifest.training.testAccuracy).toFixed(2)}%)`,
+      backend: study.backend,
+      'training budget per candidate': `${study.budgetMinutes.toFixed(2)} min (wall-clock on this machine, via calibrated seconds per step)`,
+      'FID extractor': `${study.extractor.name} (test accuracy ${(100 * study.extractor.testAccuracy).toFixed(2)}%)`,
       'FID reference': 'MNIST test, n = 10000',
-      [`real-vs-real floor, n = ${judge.fast.floor.n}`]: `FID ${fmt(floor)}, confident ${pct(judge.fast.floorClasses.confidentRate)}`,
-      ...(judge.pc !== null ? { [`real-vs-real floor, n = ${judge.pc.floor.n} (pc)`]: `FID ${fmt(judge.pc.floor.fid)}` } : {}),
+      [`real-vs-real floor, n = ${study.floor.fast.n}`]: `FID ${fmt(floor)}, confident ${pct(study.floor.fast.confidentRate)}`,
+      ...(study.floor.pc !== null ? { [`real-vs-real floor, n = ${study.floor.pc.n} (pc)`]: `FID ${fmt(study.floor.pc.fid)}` } : {}),
       'fast samplers': 'EDM Heun 19 steps (39 NFE) and DPM-Solver++(2M) 39 steps (40 NFE), Tweedie final step included; the better per point',
-      seed: f.seed,
+      seed: study.seed,
     }),
     '',
     report.markdownTable(rows),
@@ -322,20 +357,89 @@ const markdown = (results: ReadonlyArray<CandidateResult>, judge: Judge, f: Flag
     '',
     '## Candidates',
     '',
-    ...results.map((c) => `- **${c.recipe.name}**: ${c.recipe.description}${c.grid !== null ? ` — [samples](${c.grid})` : ''}`),
+    ...study.results.map((c) => `- **${c.recipe.name}**: ${c.recipe.description}${c.grid !== null ? ` — [samples](${c.grid})` : ''}`),
     '',
   ].join('\n');
+};
+
+/** FID of the best fast sampler against training minutes, one line per candidate, the floor dashed. */
+const studyPlot = (study: Study): Buffer =>
+  plot.linePlotPng({
+    title: `FID of the best ≤ 40-NFE sampler (n = ${study.floor.fast.n}) against training minutes`,
+    xLabel: 'training minutes (calibrated wall clock)',
+    yLabel: 'FID',
+    logY: true,
+    series: [
+      ...study.results.map((r, i) => ({ name: r.recipe.name, color: plot.PALETTE[i % plot.PALETTE.length], points: r.points.map((p) => [p.trainMinutes, bestFast(p)?.fid ?? NaN] as const) })),
+      { name: `real vs real (n = ${study.floor.fast.n})`, color: '#444', dashed: true, markers: false, points: [[0.01, study.floor.fast.fid], [study.budgetMinutes, study.floor.fast.fid]] as const },
+    ],
+  });
+
+/** Writes recipes.json, recipes.md and recipes.png of a study into `out`. */
+const writeStudy = (out: string, study: Study): void => {
+  fs.writeFileSync(path.join(out, 'recipes.json'), report.toReportJson(study));
+  fs.writeFileSync(path.join(out, 'recipes.md'), markdown(study));
+  fs.writeFileSync(path.join(out, 'recipes.png'), studyPlot(study));
+};
+
+/**
+ * The studies of several runs (each a folder with a recipes.json, e.g. candidates run in two processes) as one: their
+ * results in the order of {@link CANDIDATES}; they must share the budget, the points, the extractor and the floor.
+ */
+const mergeStudies = (dirs: ReadonlyArray<string>): E.Either<string, Study> => {
+  const studies = dirs.map((d) => JSON.parse(fs.readFileSync(path.join(d, 'recipes.json'), 'utf8')) as Study);
+  const first = studies[0];
+  if (first === undefined) return E.left('--merge: no folders');
+  const same = (s: Study): boolean =>
+    s.budgetMinutes === first.budgetMinutes && s.points === first.points && s.extractor.name === first.extractor.name && s.floor.fast.fid === first.floor.fast.fid;
+  const odd = studies.findIndex((s) => !same(s));
+  if (odd >= 0) return E.left(`--merge: ${dirs[odd]} has another budget, number of points, extractor or floor than ${dirs[0]}`);
+  const order = (name: string): number => CANDIDATES.findIndex((c) => c.name === name);
+  const results = studies.flatMap((s) => s.results).sort((a, b) => order(a.recipe.name) - order(b.recipe.name));
+  return E.right({ ...first, commands: studies.flatMap((s) => s.commands), results });
 };
 
 // -------------------------------------------------------------------------------------
 // main
 // -------------------------------------------------------------------------------------
 
+/** Seconds per step of every candidate: alternating rounds of timed steps after one untimed warm-up of the backend. */
+const calibrate = async (candidates: ReadonlyArray<Recipe>, train: MnistData, o: Flags, log: (l: string) => void): Promise<ReadonlyMap<string, number>> => {
+  log(`calibration: ${candidates.length} candidates × ${o.calibrationRounds} rounds × ${o.calibrationSteps} steps — keep the machine quiet until the calibration is done`);
+  // One untimed warm-up of the backend (kernel compilation, thread pool, heap growth) before any timed step.
+  await timeSteps(candidates[0]!, train, 5, o.seed);
+  const times = new Map<string, number[]>(candidates.map((c) => [c.name, []]));
+  for (let round = 0; round < o.calibrationRounds; round++)
+    for (const c of candidates) times.get(c.name)!.push(...(await timeSteps(c, train, o.calibrationSteps, o.seed)));
+  // A step's cost depends only on the network and the batch size: candidates that share both share one figure, the
+  // median of all their timed steps (their differences are timing noise, and would hand some of them more steps).
+  const costKey = (c: Recipe): string => JSON.stringify([c.model.channels, c.model.embedDim, c.batchSize]);
+  const pooled = new Map<string, number[]>();
+  for (const c of candidates) pooled.set(costKey(c), [...(pooled.get(costKey(c)) ?? []), ...times.get(c.name)!]);
+  const secondsPerStep = new Map(candidates.map((c) => [c.name, median(pooled.get(costKey(c))!)]));
+  log(`calibration done: --seconds-per-step ${candidates.map((c) => `${c.name}=${secondsPerStep.get(c.name)!.toFixed(4)}`).join(',')}`);
+  return secondsPerStep;
+};
+
 const main = async (): Promise<number> => {
   const f = cli.parseFlagsOrExit(flags, process.argv.slice(2).filter((a) => a !== '--'), 'npm run bench -- recipes [flags]', 'The recipe study: candidate training recipes at equal wall-clock budgets, judged by FID, confident-class rate and bits/dim.');
   const quick = f.quick;
   const o: Flags = quick ? { ...f, budget: 40 / 60, samples: 64, points: 2, pcSamples: 16, bpdImages: 8, calibrationSteps: 3, calibrationRounds: 1 } : f;
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
+  if (o.merge !== undefined) {
+    const merged = mergeStudies(o.merge);
+    if (E.isLeft(merged)) {
+      log(merged.left);
+      return 2;
+    }
+    fs.mkdirSync(o.out, { recursive: true });
+    // The sample grids travel with the table.
+    for (const dir of o.merge)
+      for (const file of fs.readdirSync(dir).filter((x) => /^recipes-.*\.png$/.test(x))) if (path.resolve(dir) !== path.resolve(o.out)) fs.copyFileSync(path.join(dir, file), path.join(o.out, file));
+    writeStudy(o.out, merged.right);
+    log(`merged ${o.merge.length} studies: ${path.join(o.out, 'recipes.md')}`);
+    return 0;
+  }
   const candidates = o.candidates === undefined ? CANDIDATES : CANDIDATES.filter((c) => o.candidates!.includes(c.name));
   const unknown = (o.candidates ?? []).filter((n) => !CANDIDATES.some((c) => c.name === n));
   if (unknown.length > 0) {
@@ -379,15 +483,14 @@ const main = async (): Promise<number> => {
   const judge: Judge = { handle: handle.right, fast: fast.right, pc: pcRef !== undefined && E.isRight(pcRef) ? pcRef.right : null };
   log(`floor (n = ${o.samples}): FID ${fast.right.floor.fid.toFixed(2)}, confident ${(100 * fast.right.floorClasses.confidentRate).toFixed(1)}%`);
 
-  // 1. Calibration, all candidates, alternating rounds.
-  log(`calibration: ${candidates.length} candidates × ${o.calibrationRounds} rounds × ${o.calibrationSteps} steps — keep the machine quiet until "calibration done"`);
-  // One untimed warm-up of the backend (kernel compilation, thread pool, heap growth) before any timed step.
-  await timeSteps(candidates[0]!, data.train, 5, o.seed);
-  const times = new Map<string, number[]>(candidates.map((c) => [c.name, []]));
-  for (let round = 0; round < o.calibrationRounds; round++)
-    for (const c of candidates) times.get(c.name)!.push(...(await timeSteps(c, data.train, o.calibrationSteps, o.seed)));
-  const secondsPerStep = new Map(candidates.map((c) => [c.name, median(times.get(c.name)!)]));
-  log(`calibration done: ${candidates.map((c) => `${c.name} ${secondsPerStep.get(c.name)!.toFixed(3)} s/step`).join(', ')}`);
+  // 1. Calibration, all candidates, alternating rounds (or the figures of an earlier one).
+  const given = new Map((o.secondsPerStep ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), Number(kv.slice(kv.indexOf('=') + 1))] as const));
+  const missing = candidates.filter((c) => !(given.get(c.name)! > 0));
+  if (o.secondsPerStep !== undefined && missing.length > 0) {
+    log(`--seconds-per-step: no positive figure for ${missing.map((c) => c.name).join(', ')}`);
+    return 2;
+  }
+  const secondsPerStep = o.secondsPerStep !== undefined ? given : await calibrate(candidates, data.train, o, log);
 
   // 2–3. Training and evaluation.
   const budgetSeconds = o.budget * 60;
@@ -396,14 +499,19 @@ const main = async (): Promise<number> => {
   for (const c of candidates) {
     results.push(await runCandidate(c, secondsPerStep.get(c.name)!, data, judge, o, budgetSeconds, log));
     // Written after every candidate, so a stopped study keeps what it measured.
-    fs.writeFileSync(path.join(o.out, 'recipes.json'), report.toReportJson({ command, backend, budgetMinutes: o.budget, flags: o, floor: { fast: { n: judge.fast.floor.n, fid: judge.fast.floor.fid, confidentRate: judge.fast.floorClasses.confidentRate }, pc: judge.pc !== null ? { n: judge.pc.floor.n, fid: judge.pc.floor.fid } : null }, extractor: handle.right.name, results }));
-    fs.writeFileSync(path.join(o.out, 'recipes.md'), markdown(results, judge, o, command, backend, budgetSeconds));
-    const series = results.map((r, i) => ({ name: r.recipe.name, color: plot.PALETTE[i % plot.PALETTE.length], points: r.points.map((p) => [p.trainMinutes, bestFast(p)?.fid ?? NaN] as const) }));
-    const floorSeries = { name: `real vs real (n = ${judge.fast.floor.n})`, color: '#444', dashed: true, markers: false, points: [[0.01, judge.fast.floor.fid], [budgetSeconds / 60, judge.fast.floor.fid]] as const };
-    fs.writeFileSync(
-      path.join(o.out, 'recipes.png'),
-      plot.linePlotPng({ title: `FID of the best ≤ 40-NFE sampler (n = ${o.samples}) against training minutes`, xLabel: 'training minutes (calibrated wall clock)', yLabel: 'FID', logY: true, series: [...series, floorSeries] }),
-    );
+    writeStudy(o.out, {
+      commands: [command],
+      backend,
+      budgetMinutes: o.budget,
+      points: o.points,
+      seed: o.seed,
+      extractor: { name: handle.right.name, testAccuracy: handle.right.manifest.training.testAccuracy },
+      floor: {
+        fast: { n: judge.fast.floor.n, fid: judge.fast.floor.fid, confidentRate: judge.fast.floorClasses.confidentRate },
+        pc: judge.pc !== null ? { n: judge.pc.floor.n, fid: judge.pc.floor.fid } : null,
+      },
+      results,
+    });
   }
   log(`done: ${path.join(o.out, 'recipes.md')}`);
   return 0;

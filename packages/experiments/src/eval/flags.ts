@@ -7,7 +7,7 @@
  */
 import { codec, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { cli } from '../lib';
-import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName } from '../pipeline';
+import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, ShardFlag, type ShardSpec } from '../pipeline';
 import { type EvaluationOptions, CONDITIONAL_SAMPLERS, ConditionalSampler, DEFAULT_EVALUATION, ESTIMATORS, MASKS } from './options';
 
 const D = DEFAULT_EVALUATION;
@@ -21,6 +21,14 @@ export const mnistEvalFlags = {
   skip: cli.listFlag<EvalPart>(EvalPart, { default: [], description: `parts to leave out, comma-separated, of ${EVAL_PARTS.join(',')}` }),
   backend: cli.oneOfFlag(BACKEND_CHOICES, { default: 'auto', description: 'TensorFlow.js backend (overrides SCORE_SDE_BACKEND)' }),
   quiet: cli.booleanFlag({ description: 'no progress output', default: false }),
+  shard: cli.optional(
+    cli.stringFlag<ShardSpec>({
+      codec: ShardFlag,
+      placeholder: 'i/n',
+      description:
+        'draw only shard i of n (0-based) of every sampling part (whole --sample-batch / --bpd-batch chunks of its items) and write the draws with a manifest into --out; experiments:merge joins the n shard folders and scores them into the files of one unsharded run',
+    }),
+  ),
   sampleBatch: cli.numberFlag(codec.PositiveInt, { default: D.samplers.batch, description: 'images per sampler call (memory); sample b always starts from the same prior draw and noise stream, whatever the batching' }),
 
   // classifiers

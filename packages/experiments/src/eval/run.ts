@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { describeBackend } from '@score-sde/tensor-fp';
 import type { SDE, ScoreFn } from '@score-sde/sde-math';
-import { type MnistData, renderCheckpointError, renderIdxError, loadMnist, dataRangeOf } from '@score-sde/models';
+import { type MnistData, type DataRange, renderCheckpointError, renderIdxError, loadMnist, dataRangeOf } from '@score-sde/models';
 import { report } from '../lib';
 import {
   type Drawn,
@@ -70,7 +70,8 @@ export const loadSplits = async (o: EvaluationOptions, ctx: EvalContext): Promis
   return E.right({ train: train.right, test: test.right });
 };
 
-const classifierRecord = (h: ClassifierHandle): ClassifierRecord => ({
+/** The report's record of a classifier. @category data */
+export const classifierRecord = (h: ClassifierHandle): ClassifierRecord => ({
   name: h.name,
   dir: h.dir,
   reused: h.reused,
@@ -78,6 +79,31 @@ const classifierRecord = (h: ClassifierHandle): ClassifierRecord => ({
   config: h.manifest.config,
   training: h.manifest.training,
 });
+
+/**
+ * The evaluation's classifier of a kind: reused from the options' directory (default `<out>/classifier`,
+ * `<out>/noisy-classifier`) when it holds one, else trained there (obtainClassifier).
+ * @category data
+ */
+export const obtainEvalClassifier = (
+  kind: 'clean' | 'noisy',
+  o: EvaluationOptions,
+  c: { readonly sde: SDE; readonly dataRange: DataRange; readonly train: MnistData; readonly test: MnistData; readonly out: string; readonly log: (line: string) => void },
+): Promise<E.Either<ExperimentError, ClassifierHandle>> =>
+  obtainClassifier({
+    kind,
+    dir: (kind === 'clean' ? o.classifiers.clean : o.classifiers.noisy) ?? path.join(c.out, kind === 'clean' ? 'classifier' : 'noisy-classifier'),
+    flag: kind === 'clean' ? '--classifier' : '--noisy-classifier',
+    sde: c.sde,
+    dataRange: c.dataRange,
+    train: c.train,
+    test: c.test,
+    options: o.classifiers,
+    seed: o.seed,
+    quiet: o.quiet,
+    key: partKey(o.seed, kind === 'clean' ? STREAMS.cleanClassifier : STREAMS.noisyClassifier),
+    log: c.log,
+  });
 
 // -------------------------------------------------------------------------------------
 // parts: what they draw over a range of their items
@@ -94,11 +120,10 @@ export interface DrawSetting {
   readonly log: (line: string) => void;
 }
 
-/** The item counts and chunk sizes of the sampling parts (their key spaces). @category drawing */
-export const partSizes = (o: EvaluationOptions, test: MnistData, numClasses: number): Readonly<Record<'samplers' | 'bpd' | 'conditional' | 'inpainting', { readonly n: number; readonly batch: number }>> => ({
+/** The item counts and chunk sizes of the sampling parts (their key spaces; the conditional part's is numClasses · perClass, the guide's). @category drawing */
+export const partSizes = (o: EvaluationOptions, test: MnistData): Readonly<Record<'samplers' | 'bpd' | 'inpainting', { readonly n: number; readonly batch: number }>> => ({
   samplers: { n: o.samplers.samples, batch: o.samplers.batch },
   bpd: { n: bpdCount(test, o.bpd), batch: o.bpd.batch },
-  conditional: { n: numClasses * o.conditional.perClass, batch: o.conditional.batch },
   inpainting: { n: inpaintingCount(test, o.inpainting), batch: o.inpainting.batch },
 });
 
@@ -129,7 +154,11 @@ export const drawInpaintingPart = (s: DrawSetting, r: ItemRange): Promise<E.Eith
 export interface PartDraws {
   readonly samplers: (s: DrawSetting) => Promise<E.Either<ExperimentError, ReadonlyArray<EntryDraw>>>;
   readonly bpd: (s: DrawSetting) => Promise<E.Either<ExperimentError, ReadonlyArray<BpdPart>>>;
-  readonly conditional: (s: DrawSetting, guide: ClassifierHandle) => Promise<E.Either<ExperimentError, ReadonlyArray<Drawn>>>;
+  /** The guide's record and every conditional sampler's samples; `obtainGuide` gives the guide when one is needed. */
+  readonly conditional: (
+    s: DrawSetting,
+    obtainGuide: () => Promise<E.Either<ExperimentError, ClassifierHandle>>,
+  ) => Promise<E.Either<ExperimentError, { readonly guide: ClassifierRecord; readonly numClasses: number; readonly draws: ReadonlyArray<Drawn> }>>;
   readonly inpainting: (s: DrawSetting) => Promise<E.Either<ExperimentError, Drawn>>;
 }
 
@@ -137,7 +166,13 @@ export interface PartDraws {
 export const drawHere: PartDraws = {
   samplers: (s) => drawSamplersPart(s, { start: 0, end: s.o.samplers.samples }),
   bpd: async (s) => E.map((p: BpdPart) => [p])(await drawBpdPart(s, { start: 0, end: bpdCount(s.test, s.o.bpd) })),
-  conditional: (s, guide) => drawConditionalPart(s, guide, { start: 0, end: guide.config.numClasses * s.o.conditional.perClass }),
+  conditional: async (s, obtainGuide) => {
+    const guide = await obtainGuide();
+    if (E.isLeft(guide)) return guide;
+    const g = guide.right;
+    const drawn = await drawConditionalPart(s, g, { start: 0, end: g.config.numClasses * s.o.conditional.perClass });
+    return E.map((draws: ReadonlyArray<Drawn>) => ({ guide: classifierRecord(g), numClasses: g.config.numClasses, draws }))(drawn);
+  },
   inpainting: (s) => drawInpaintingPart(s, { start: 0, end: inpaintingCount(s.test, s.o.inpainting) }),
 };
 
@@ -195,21 +230,7 @@ export const runEvaluation = async (o: EvaluationOptions, ctx: EvalContext, out:
       const w = await report.writeReport(out, r, evalMarkdown(r), 'eval')();
       return E.isLeft(w) ? fail(`eval.json: ${report.renderIoError(w.left)}`) : E.right(r);
     };
-    const obtain = (kind: 'clean' | 'noisy'): Promise<E.Either<ExperimentError, ClassifierHandle>> =>
-      obtainClassifier({
-        kind,
-        dir: (kind === 'clean' ? o.classifiers.clean : o.classifiers.noisy) ?? path.join(out, kind === 'clean' ? 'classifier' : 'noisy-classifier'),
-        flag: kind === 'clean' ? '--classifier' : '--noisy-classifier',
-        sde,
-        dataRange: setting.dataRange,
-        train,
-        test,
-        options: o.classifiers,
-        seed: o.seed,
-        quiet: o.quiet,
-        key: partKey(o.seed, kind === 'clean' ? STREAMS.cleanClassifier : STREAMS.noisyClassifier),
-        log,
-      });
+    const obtain = (kind: 'clean' | 'noisy'): Promise<E.Either<ExperimentError, ClassifierHandle>> => obtainEvalClassifier(kind, o, { sde, dataRange: setting.dataRange, train, test, out, log });
 
     // The clean classifier: FID features and judge of conditional samples and inpaintings.
     let judge: ClassifierHandle | undefined;
@@ -248,14 +269,16 @@ export const runEvaluation = async (o: EvaluationOptions, ctx: EvalContext, out:
     }
 
     if (runs('conditional') && judge !== undefined) {
-      const g = await obtain('noisy');
-      if (E.isLeft(g)) return g;
-      owned.push(g.right);
-      const drawn = await draws.conditional(setting, g.right);
+      const obtainGuide = async (): Promise<E.Either<ExperimentError, ClassifierHandle>> => {
+        const g = await obtain('noisy');
+        if (E.isRight(g)) owned.push(g.right);
+        return g;
+      };
+      const drawn = await draws.conditional(setting, obtainGuide);
       if (E.isLeft(drawn)) return drawn;
-      const c = await scoreConditional(judge, g.right.config.numClasses, drawn.right, { ...o.conditional, out, log });
+      const c = await scoreConditional(judge, drawn.right.numClasses, drawn.right.draws, { ...o.conditional, out, log });
       if (E.isLeft(c)) return c;
-      const s = await save({ ...rep, conditional: { guide: classifierRecord(g.right), guidanceScale: o.conditional.guidanceScale, perClass: o.conditional.perClass, runs: c.right } });
+      const s = await save({ ...rep, conditional: { guide: drawn.right.guide, guidanceScale: o.conditional.guidanceScale, perClass: o.conditional.perClass, runs: c.right } });
       if (E.isLeft(s)) return s;
       rep = s.right;
     }

@@ -8,3 +8,4 @@ export * as progress from './progress';
 export * as cli from './cli';
 export * as report from './report';
 export * as memory from './memory';
+export * as command from './command';

@@ -12,7 +12,7 @@ import * as fs from 'node:fs/promises';
 import * as E from 'fp-ts/Either';
 import { codec, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { cli } from '../lib';
-import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, type Recipe, Recipe as RecipeCodec, type ExperimentError, PRESETS, PRESET_NAMES, SDE_NAMES, fail, sdeOfName } from '../pipeline';
+import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, type Recipe, Recipe as RecipeCodec, type ExperimentError, PRESETS, PRESET_NAMES, SDE_NAMES, ShardFlag, type ShardSpec, fail, sdeOfName } from '../pipeline';
 
 const fromPreset = 'default: the preset’s';
 
@@ -37,6 +37,15 @@ export const mnistFlags = {
   snr: cli.optional(cli.numberFlag(codec.PositiveFinite, { description: `signal-to-noise ratio of the Langevin corrector of pc (${fromPreset})` })),
   odeTol: cli.optional(cli.numberFlag(codec.PositiveFinite, { description: `rtol = atol of the adaptive probability-flow ODE sampler ode (${fromPreset})` })),
   numSamples: cli.numberFlag(codec.PositiveInt, { default: 64, description: 'samples drawn per sampler' }),
+  sampleBatch: cli.optional(cli.numberFlag(codec.PositiveInt, { description: 'samples per sampler call (default: all --num-samples at once); the unit --shard splits by, and the coupling unit of the ode sampler' })),
+  shard: cli.optional(
+    cli.stringFlag<ShardSpec>({
+      codec: ShardFlag,
+      placeholder: 'i/n',
+      description:
+        'with --sample-only: draw only shard i of n (0-based) of every sampler\'s samples (whole --sample-batch chunks) and write them with a manifest into --out; experiments:merge assembles the n shard folders into the files of one unsharded run, bit for bit',
+    }),
+  ),
   seed: cli.numberFlag(codec.SafeInt, { default: 0, description: 'seed of every random choice (weights, data order, noise, samples)' }),
   subset: cli.numberFlag(codec.PositiveInt, { default: 60000, description: 'train on the first N training images (≤ 60000)' }),
   channels: cli.optional(cli.listFlag(codec.PositiveInt, { description: `ScoreNet channels of the 4 levels; the tutorial's: 32,64,128,256 (${fromPreset})` })),

@@ -19,7 +19,8 @@ import { describeBackend } from '@score-sde/tensor-fp';
 import type { SamplerSpec } from '@score-sde/solvers';
 import { type TrainConfig, disposeTrainState, parameterCount, dataRangeOf } from '@score-sde/models';
 import { plot, report, memory } from '../lib';
-import { type ExperimentError, type SamplerName, type Recipe, fail, logOf, sampleKeys, scoreOfState, samplerSettingsOf } from '../pipeline';
+import { type Drawn, type ExperimentError, type ItemRange, type SamplerName, type Recipe, fail, logOf, sampleKeys, scoreOfState, shardRange, samplerSettingsOf } from '../pipeline';
+import { type MnistShardManifest, writeMnistShard } from './shard';
 import { type MnistFlags, recipeOfFlags } from './flags';
 import { type EpochMemory, type MnistContext, type Trained, loadTrained, trainMnist } from './train';
 import { drawNamed, writeSamples } from './sample';
@@ -55,7 +56,8 @@ export interface MnistReport {
   readonly epochMemory: ReadonlyArray<EpochMemory>;
   /** The process's peak RSS over the whole run (MiB). */
   readonly peakRssMb: number;
-  readonly config: { readonly flags: MnistFlags; readonly recipe: Recipe; readonly train: TrainConfig };
+  /** The flags of the run (a merged run: those of its shards, `shard` left out). */
+  readonly config: { readonly flags: Readonly<Record<string, unknown>>; readonly recipe: Recipe; readonly train: TrainConfig };
   readonly out: string;
 }
 
@@ -112,72 +114,153 @@ const finalLoss = (losses: ReadonlyArray<number>, epochs: number): number | null
   return tail.length > 0 ? tail.reduce((a, b) => a + b, 0) / tail.length : null;
 };
 
+/** What a run's report says about the model and how it was obtained. @category model */
+export interface RunFacts {
+  readonly flags: Readonly<Record<string, unknown>>;
+  /** The recipe of the run (the preset, `--recipe` and the flags that override it). */
+  readonly recipe: Recipe;
+  readonly seed: number;
+  readonly epochs: number;
+  readonly numSamples: number;
+  readonly config: TrainConfig;
+  readonly losses: ReadonlyArray<number>;
+  readonly trainSteps: number;
+  readonly trainSeconds: number;
+  readonly interrupted: boolean;
+  readonly epochMemory: ReadonlyArray<EpochMemory>;
+}
+
 /**
- * Trains (or loads) and samples, writing every artefact into `out`. A Left carries a message that says what
- * failed and what was kept; nothing already on disk is overwritten by a failed write.
+ * Writes one sampler's samples (all `--num-samples` of them) as PNG and IDX into `out` and logs them; returns its
+ * report record.
  * @category running
  */
-export const runMnist = async (f: MnistFlags, ctx: MnistContext, out: string): Promise<E.Either<ExperimentError, MnistReport>> => {
-  const log = logOf(ctx);
-  const mk = await report.ensureDir(out)();
-  if (E.isLeft(mk)) return fail(`--out: ${report.renderIoError(mk.left)}`);
+export const writeSamplerOutput = async (out: string, name: SamplerName, spec: SamplerSpec, drawn: Drawn, log: (line: string) => void): Promise<E.Either<ExperimentError, SamplerRecord>> => {
+  const n = drawn.shape[0] ?? 0;
+  const files = await writeSamples(out, name, drawn.samples, n);
+  if (E.isLeft(files)) return files;
+  const after = memory.readMemory();
+  log(`${name}: ${n} samples, ${drawn.nfe} score evaluations, ${drawn.seconds.toFixed(1)} s → ${path.join(out, files.right.png)}; ${memory.describeMemory(after)}`);
+  return E.right({ sampler: name, spec, nfe: drawn.nfe, seconds: drawn.seconds, png: files.right.png, idx: files.right.idx, memory: after });
+};
 
-  const recipe = await recipeOfFlags(f);
-  if (E.isLeft(recipe)) return recipe;
-  log(`recipe: ${recipe.right.name} — ${recipe.right.description}`);
-  const got = f.sampleOnly !== undefined ? await loadTrained(f.sampleOnly, '--sample-only') : await trainMnist(f, recipe.right, ctx, out);
-  if (E.isLeft(got)) return got;
-  const trained: Trained = got.right;
-  const { state, config, losses } = trained;
-
-  // Workers load the checkpoint of this state: the one training saved in this run, else the one loaded.
-  const checkpoint = f.sampleOnly ?? (trained.epochMemory.length > 0 ? path.join(out, 'checkpoint') : f.resume);
-  const src = { sde: config.sde, score: scoreOfState(config, state), dataRange: dataRangeOf(config), checkpoint, workers: f.workers, backend: ctx.backend, quiet: f.quiet, log };
-  const settings = samplerSettingsOf(recipe.right);
-  const keys = sampleKeys(f.seed, 0, f.numSamples);
-  const records: SamplerRecord[] = [];
-  let problem: ExperimentError | undefined;
-  for (const name of recipe.right.samplers) {
-    const drawn = await drawNamed(name, settings, keys, src);
-    if (E.isLeft(drawn)) {
-      problem = drawn.left;
-      break;
-    }
-    const { samples, nfe, seconds, spec } = drawn.right;
-    const files = await writeSamples(out, name, samples, f.numSamples);
-    if (E.isLeft(files)) {
-      problem = files.left;
-      break;
-    }
-    const after = memory.readMemory();
-    records.push({ sampler: name, spec, nfe, seconds, png: files.right.png, idx: files.right.idx, memory: after });
-    log(`${name}: ${f.numSamples} samples, ${nfe} score evaluations, ${seconds.toFixed(1)} s → ${path.join(out, files.right.png)}; ${memory.describeMemory(after)}`);
-  }
-  // emaParams overlays the EMA tensors on the fixed parameters: both belong to the state, disposed with it.
-  disposeTrainState(state);
-  if (problem !== undefined) return E.left(problem);
-
+/** Writes loss.png (when there are losses) and report.json / report.md of a run into `out`. @category running */
+export const writeRunReport = async (out: string, facts: RunFacts, records: ReadonlyArray<SamplerRecord>, backend: string): Promise<E.Either<ExperimentError, MnistReport>> => {
+  const { config, losses } = facts;
   if (losses.length > 0) {
     const lossPng = plot.linePlotPng(plot.lossCurveSpec(losses, { title: `denoising score matching loss (${config.sde.kind} SDE)` }));
     const w = await report.atomicWriteFile(path.join(out, 'loss.png'), lossPng)();
     if (E.isLeft(w)) return fail(`loss.png: ${report.renderIoError(w.left)}`);
   }
   const result: MnistReport = {
-    backend: describeBackend(ctx.backend),
-    seed: f.seed,
-    trainSteps: state.step,
-    trainSeconds: trained.seconds,
-    finalLoss: finalLoss(losses, recipe.right.epochs),
-    interrupted: trained.interrupted,
+    backend,
+    seed: facts.seed,
+    trainSteps: facts.trainSteps,
+    trainSeconds: facts.trainSeconds,
+    finalLoss: finalLoss(losses, facts.epochs),
+    interrupted: facts.interrupted,
     parameterCount: parameterCount(config.model),
-    numSamples: f.numSamples,
+    numSamples: facts.numSamples,
     samplers: records,
-    epochMemory: trained.epochMemory,
+    epochMemory: facts.epochMemory,
     peakRssMb: memory.readMemory().peakRssMb,
-    config: { flags: f, recipe: recipe.right, train: config },
+    config: { flags: facts.flags, recipe: facts.recipe, train: config },
     out,
   };
   const wr = await report.writeReport(out, result, markdownReport(result))();
   if (E.isLeft(wr)) return fail(`report: ${report.renderIoError(wr.left)}`);
   return E.right(result);
+};
+
+/** Every sampler's samples of a key range, drawn from a trained (or loaded) state; each handed to `onDrawn` in turn. */
+const drawSamplers = async (
+  f: MnistFlags,
+  recipe: Recipe,
+  ctx: MnistContext,
+  out: string,
+  trained: Trained,
+  range: ItemRange,
+  onDrawn: (name: SamplerName, spec: SamplerSpec, drawn: Drawn) => Promise<E.Either<ExperimentError, void>>,
+): Promise<E.Either<ExperimentError, void>> => {
+  const { state, config } = trained;
+  // Workers load the checkpoint of this state: the one training saved in this run, else the one loaded.
+  const checkpoint = f.sampleOnly ?? (trained.epochMemory.length > 0 ? path.join(out, 'checkpoint') : f.resume);
+  const src = { sde: config.sde, score: scoreOfState(config, state), dataRange: dataRangeOf(config), checkpoint, workers: f.workers, backend: ctx.backend, quiet: f.quiet, log: logOf(ctx) };
+  const settings = samplerSettingsOf(recipe);
+  const keys = sampleKeys(f.seed, range.start, range.end - range.start);
+  try {
+    for (const name of recipe.samplers) {
+      const drawn = await drawNamed(name, settings, keys, f.sampleBatch ?? f.numSamples, src);
+      if (E.isLeft(drawn)) return drawn;
+      const done = await onDrawn(name, drawn.right.spec, drawn.right);
+      if (E.isLeft(done)) return done;
+    }
+    return E.right(undefined);
+  } finally {
+    // emaParams overlays the EMA tensors on the fixed parameters: both belong to the state, disposed with it.
+    disposeTrainState(state);
+  }
+};
+
+const factsOf = (f: MnistFlags, recipe: Recipe, t: Trained): RunFacts => ({
+  flags: f,
+  recipe,
+  seed: f.seed,
+  epochs: recipe.epochs,
+  numSamples: f.numSamples,
+  config: t.config,
+  losses: t.losses,
+  trainSteps: t.state.step,
+  trainSeconds: t.seconds,
+  interrupted: t.interrupted,
+  epochMemory: t.epochMemory,
+});
+
+/**
+ * Trains (or loads) and samples, writing every artefact into `out`. A Left carries a message that says what
+ * failed and what was kept; nothing already on disk is overwritten by a failed write.
+ * @category running
+ */
+export const runMnist = async (f: MnistFlags, ctx: MnistContext, out: string): Promise<E.Either<ExperimentError, MnistReport>> => {
+  if (f.shard !== undefined) return fail('--shard: a shard is drawn by runMnistShard');
+  const mk = await report.ensureDir(out)();
+  if (E.isLeft(mk)) return fail(`--out: ${report.renderIoError(mk.left)}`);
+  const recipe = await recipeOfFlags(f);
+  if (E.isLeft(recipe)) return recipe;
+  logOf(ctx)(`recipe: ${recipe.right.name} — ${recipe.right.description}`);
+  const got = f.sampleOnly !== undefined ? await loadTrained(f.sampleOnly, '--sample-only') : await trainMnist(f, recipe.right, ctx, out);
+  if (E.isLeft(got)) return got;
+  const facts = factsOf(f, recipe.right, got.right);
+  const records: SamplerRecord[] = [];
+  const drawn = await drawSamplers(f, recipe.right, ctx, out, got.right, { start: 0, end: f.numSamples }, async (name, spec, d) =>
+    E.map((r: SamplerRecord) => void records.push(r))(await writeSamplerOutput(out, name, spec, d, logOf(ctx))),
+  );
+  if (E.isLeft(drawn)) return drawn;
+  return writeRunReport(out, facts, records, describeBackend(ctx.backend));
+};
+
+/**
+ * `--sample-only <checkpoint> --shard i/n`: draws shard i of n of every sampler's samples (whole `--sample-batch`
+ * chunks) and writes them with a manifest into `out` (mnist/shard); `experiments:merge` assembles the shards.
+ * @category running
+ */
+export const runMnistShard = async (f: MnistFlags, ctx: MnistContext, out: string): Promise<E.Either<ExperimentError, MnistShardManifest>> => {
+  const shard = f.shard;
+  if (shard === undefined) return fail('--shard: no shard given');
+  if (f.sampleOnly === undefined) return fail('--shard: shards sample a trained model: give --sample-only <checkpoint> (training runs on one machine)');
+  const recipe = await recipeOfFlags(f);
+  if (E.isLeft(recipe)) return recipe;
+  const got = await loadTrained(f.sampleOnly, '--sample-only');
+  if (E.isLeft(got)) return got;
+  const facts = factsOf(f, recipe.right, got.right);
+  const batch = f.sampleBatch ?? f.numSamples;
+  const range = shardRange(f.numSamples, batch, shard);
+  const draws: Array<{ readonly name: SamplerName; readonly spec: SamplerSpec; readonly drawn: Drawn }> = [];
+  const drawn = await drawSamplers(f, recipe.right, ctx, out, got.right, range, async (name, spec, d) => {
+    draws.push({ name, spec, drawn: d });
+    logOf(ctx)(`${name}: samples ${range.start}…${range.end - 1} of ${f.numSamples} (shard ${shard.index}/${shard.count}), ${d.seconds.toFixed(1)} s`);
+    return E.right(undefined);
+  });
+  if (E.isLeft(drawn)) return drawn;
+  return writeMnistShard(out, { shard, checkpoint: f.sampleOnly, sampleBatch: batch, range, facts, backend: describeBackend(ctx.backend), draws });
 };

@@ -62,13 +62,14 @@ export interface DrawSource {
 /**
  * Draws one sample per key with the named sampler, as images in [0, 1] (from the model's data range): over `workers` worker threads when more than
  * one is asked for, a checkpoint is at hand and the sampler is batch-separable (the same samples, bit for bit);
- * otherwise in this process, in one batch (saying why, when workers were asked for).
+ * otherwise in this process, in chunks of `batch` (saying why, when workers were asked for).
  * @category sampling
  */
 export const drawNamed = async (
   name: SamplerName,
   settings: SamplerSettings,
   keys: ReadonlyArray<Key>,
+  batch: number,
   src: DrawSource,
 ): Promise<E.Either<ExperimentError, Drawn & { readonly spec: SamplerSpec }>> => {
   const spec = namedSamplerSpec(name, settings);
@@ -77,7 +78,7 @@ export const drawNamed = async (
   const label = `sampling ${name}`;
   const coupled = src.workers > 1 ? couplingOf(src.sde, spec) : undefined;
   if (coupled !== undefined) src.log(`${name}: sampled in this process, not in ${src.workers} workers: ${coupled}`);
-  if (src.workers > 1 && coupled === undefined && src.checkpoint !== undefined) {
+  if (src.workers > 1 && coupled === undefined && src.checkpoint !== undefined && keys.length > 0) {
     const bar = progress.withProgress(`${label} (${src.workers} workers)`, stepCount(sampler.right), { quiet: src.quiet });
     // The bar shows the slowest worker.
     const done = new Map<number, number>();
@@ -104,6 +105,6 @@ export const drawNamed = async (
     const { samples, shape, nfe, nfeTotal, seconds } = r.right;
     return E.right({ samples, shape, nfe, nfeTotal, seconds, memory: memory.readMemory(), spec });
   }
-  const drawn = await drawWithBar(keys, () => ({ sampler: sampler.right, score: src.score }), { batch: keys.length, sampleShape: IMAGE_SHAPE, dataRange: src.dataRange, quiet: src.quiet }, label);
+  const drawn = await drawWithBar(keys, () => ({ sampler: sampler.right, score: src.score }), { batch, sampleShape: IMAGE_SHAPE, dataRange: src.dataRange, quiet: src.quiet }, label);
   return E.map((d: Drawn) => ({ ...d, spec }))(drawn);
 };

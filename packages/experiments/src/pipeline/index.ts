@@ -13,3 +13,4 @@ export * from './model';
 export * from './draw';
 export * from './workers';
 export * from './recipe';
+export * from './shards';

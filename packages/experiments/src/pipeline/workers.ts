@@ -36,7 +36,7 @@ import { codec, random, BACKEND_CHOICES, type BackendChoice, type Key } from '@s
 import type { SDE } from '@score-sde/sde-math';
 import { SamplerSpec, samplerFromSpec } from '@score-sde/solvers';
 import { Weights } from './model';
-import type { DrawProgress, ItemRange } from './draw';
+import type { DrawProgress, Drawn, ItemRange } from './draw';
 
 // -------------------------------------------------------------------------------------
 // model
@@ -134,12 +134,7 @@ export interface WorkerOptions {
  * the shards'), wall seconds, and each shard's work.
  * @category model
  */
-export interface WorkerSamples {
-  readonly samples: Float32Array;
-  readonly shape: ReadonlyArray<number>;
-  readonly nfe: number;
-  readonly nfeTotal: number;
-  readonly seconds: number;
+export interface WorkerSamples extends Omit<Drawn, 'memory'> {
   readonly shards: ReadonlyArray<ItemRange & { readonly nfe: number; readonly seconds: number; readonly backend: string }>;
 }
 
