@@ -7,6 +7,9 @@
  *              the same network in PyTorch when python3-torch is installed → tools/bench/out/scorenet.{md,json}
  *   overhead   per-step overhead of every sampler over the bare ScoreNet evaluations (MNIST ScoreNet, batch 64),
  *              reads to JavaScript per step and tensor growth → tools/bench/out/overhead.{md,json}
+ *   e2e        the default recipe of `nx run experiments:mnist` trained for the same steps on the same batches and
+ *              sampled with the same sampler in the project and in PyTorch, alternating rounds: seconds per step,
+ *              ms per score evaluation, peak RSS and memory per phase → tools/bench/out/e2e.{md,json}
  *
  * Each benchmark takes `--help`.
  */
@@ -18,6 +21,7 @@ const BENCHES: Readonly<Record<string, string>> = {
   samplers: 'error versus NFE of every sampler on Gaussian mixtures with exact scores',
   scorenet: 'ScoreNet forward / training-step milliseconds per backend, beside PyTorch when installed',
   overhead: 'per-step overhead of every sampler over the bare score evaluations, syncs per step, tensor growth',
+  e2e: 'the default MNIST recipe trained and sampled end to end, beside the same recipe in PyTorch when installed',
 };
 
 const usage = (): string =>

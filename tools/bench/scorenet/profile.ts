@@ -41,7 +41,8 @@ const main = async (): Promise<void> => {
   const info = await initBackend({ prefer: arg('backend', 'wasm') as 'wasm', quiet: true });
   const batch = Number(arg('batch', '64'));
   const steps = Number(arg('steps', '3'));
-  const config: TrainConfig = { model: tutorialScoreNetConfig, sde: tutorial(), loss: defaultLossConfig, optim: adamConfig(), emaDecay: 0.999, batchSize: batch };
+  const model = arg('net', 'tutorial') === 'mnist' ? { channels: [16, 32, 64, 128] as [number, number, number, number], embedDim: 128, fourierScale: 30 } : tutorialScoreNetConfig;
+  const config: TrainConfig = { model, sde: tutorial(), loss: defaultLossConfig, optim: adamConfig(), emaDecay: 0.999, batchSize: batch };
   let state: TrainState = initTrainState(config, random.key(0));
   const x0 = random.uniform(random.key(1), [batch, 28, 28, 1]);
   const step = trainStep(config);
