@@ -171,13 +171,13 @@ const transposeFewOutputs = (x: tf.Tensor4D, f: tf.Tensor4D, outShape: Shape4, p
         for (let c = 0; c < cz; c++) e[((i * kw + j) * taps + ((kh - 1 - i) * kw + (kw - 1 - j)) * cz + c) * cz + c] = 1;
     // full length L = H_in + k − 1; rows up to top + H_out are needed.
     const [extraH, extraW] = [Math.max(0, gh.before + outShape[1] - (hIn + kh - 1)), Math.max(0, gw.before + outShape[2] - (wIn + kw - 1))];
-    const Tp = tf.pad(T, [
+    // T zero-padded by k − 1 (+ the extra rows) as the conv's own explicit padding: no padded copy of T.
+    const full = tf.conv2d(T as tf.Tensor4D, tf.tensor4d(e, [kh, kw, taps, cz]), 1, [
       [0, 0],
       [kh - 1, kh - 1 + extraH],
       [kw - 1, kw - 1 + extraW],
       [0, 0],
     ]);
-    const full = tf.conv2d(Tp as tf.Tensor4D, tf.tensor4d(e, [kh, kw, taps, cz]), 1, 'valid');
     return tf.slice(full, [0, gh.before, gw.before, 0], [b, outShape[1], outShape[2], cz]);
   });
 
@@ -207,15 +207,15 @@ export const transposeByPhases = (x: tf.Tensor4D, f: tf.Tensor4D, outShape: Shap
     const phase = (g: tf.Tensor4D | undefined): tf.Tensor4D => {
       if (g === undefined) return tf.zeros([b, rowsH, rowsW, cz]);
       const [th, tw] = [g.shape[0], g.shape[1]];
-      // valid conv of x padded by (M − 1, rows − H_in): H_in + rows − H_in = rows outputs.
-      const padding: Array<[number, number]> = [
+      // valid conv of x padded by (M − 1, rows − H_in): H_in + rows − H_in = rows outputs. The padding is the
+      // conv's own (XNNPACK reads zeros for it): a tf.pad would copy x once per phase.
+      const padding: [[number, number], [number, number], [number, number], [number, number]] = [
         [0, 0],
         [th - 1, rowsH - hIn],
         [tw - 1, rowsW - wIn],
         [0, 0],
       ];
-      const xp = padding.some(([u, v]) => u + v > 0) ? tf.pad(x, padding) : x;
-      return tf.conv2d(xp, g, 1, 'valid');
+      return padding.some(([u, v]) => u + v > 0) ? tf.conv2d(x, g, 1, padding) : tf.conv2d(x, g, 1, 'valid');
     };
     // Interleave: columns by concatenating phases along channels ([…, a', (q, C)] → reshape […, s·a' + q, C]),
     // rows likewise one level up. (A 6-D transpose instead is ~15× slower on wasm: only ranks ≤ 4 are fast.)

@@ -1,0 +1,200 @@
+/**
+ * Fused kernels of our own for the wasm backend: SIMD WebAssembly (`fused-kernels.wat`, assembled at start-up with
+ * the `wabt` package) that runs over tfjs-backend-wasm's own heap, registered as tfjs kernels of the wasm backend.
+ *
+ * Why (issue 11): at the default MNIST width the ScoreNet's element-wise work is many small passes, each a kernel
+ * call with its bookkeeping and a freshly allocated output; GroupNorm + bias + swish took ~22 kernels forward and
+ * ~30 backward per block. Here each direction is one kernel, two to three passes over the activations:
+ * - `ScoreSdeGroupNorm`: x [B, H, W, C] ↦ channel means m[b, c] and centred second moments (two passes), the group
+ *   coefficients r = 1/√(σ_g² + ε), k = (bias − μ_g) r, scale = γ r, shift = γ k + β, then y = x·scale + shift and
+ *   z = y·σ(y) if `swish` (one pass);
+ * - `ScoreSdeGroupNormGrad`: dy = dz·(σ + z(1 − σ)) through the swish (y recomputed from x: nothing but x and the
+ *   [B, C] coefficients is saved), S1 = Σ_hw dy and S3 = Σ_hw dy·x (one pass), the coefficients A, B, C and
+ *   dbias = Σ_hw dx, then dx = dy·A + x·B + C (one pass, in place).
+ * σ is 1/(1 + e^{−y}) with e^x by Cephes' expf polynomial (relative error ~1e-7, like the backend's own Sigmoid).
+ * Every kernel is sequential per sample, so sample b's results never depend on the batch.
+ *
+ * The module imports the backend's WebAssembly.Memory (shared in the threaded build), so a kernel reads and writes
+ * tensors in place by their heap offsets, and sees the heap grow. {@link prepareFusedKernels} assembles and
+ * registers everything once the wasm backend is up (`initBackend` calls it); {@link fusedKernelsReady} says whether
+ * they can be used — on other backends, or if anything failed, callers keep their tfjs-op formulation (the reference
+ * the tests compare these kernels with, on the cpu backend).
+ *
+ * @module fused-kernels
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { tf } from './tf';
+
+type Info = tf.TensorInfo;
+
+/** The few WebAssembly JS-API types used here (the project's TypeScript lib has no DOM/WebAssembly typings). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
+}
+interface WebAssemblyApi {
+  instantiate(bytes: Uint8Array, imports: Record<string, Record<string, unknown>>): Promise<{ instance: { exports: Record<string, unknown> } }>;
+}
+const wasmApi = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
+
+interface WasmBackend {
+  getMemoryOffset(dataId: unknown): number;
+  makeOutput(shape: number[], dtype: tf.DataType): Info;
+  wasm: { wasmMemory?: WasmMemory; asm?: { memory?: WasmMemory } };
+}
+
+/** The exports of fused-kernels.wat (pointers are byte offsets into the backend's heap). */
+interface FusedExports {
+  gn_stats(x: number, b: number, hw: number, c: number, mc: number, vc: number): void;
+  gn_coeffs(mc: number, vc: number, bias: number, hasBias: number, gamma: number, beta: number, b: number, c: number, groups: number, eps: number, r: number, k: number, scale: number, shift: number): void;
+  gn_apply(x: number, b: number, hw: number, c: number, scale: number, shift: number, swish: number, out: number): void;
+  gn_backward_sums(dz: number, x: number, b: number, hw: number, c: number, scale: number, shift: number, swish: number, dy: number, s1: number, s3: number): void;
+  gn_backward_coeffs(s1: number, s3: number, r: number, k: number, mc: number, gamma: number, b: number, c: number, groups: number, n: number, s2: number, ca: number, cb: number, cc: number, dbias: number): void;
+  gn_backward_dx(dy: number, x: number, b: number, hw: number, c: number, ca: number, cb: number, cc: number, dx: number): void;
+}
+
+let exportsOf: FusedExports | undefined;
+let failure: string | undefined;
+
+/** The kernel names registered for the wasm backend. @category kernels */
+export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad'] as const;
+
+/** Whether the fused kernels can run now: assembled, and the wasm backend active. @category queries */
+export const fusedKernelsReady = (): boolean => exportsOf !== undefined && tf.getBackend() === 'wasm';
+
+/** Why the fused kernels are not available (undefined if they are, or were never asked for). @category queries */
+export const fusedKernelsFailure = (): string | undefined => failure;
+
+const backendMemory = (backend: WasmBackend): WasmMemory | undefined => backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
+
+/** The module's text with the memory import declared like the backend's memory (shared needs a maximum). */
+const watSource = (shared: boolean): string =>
+  fs.readFileSync(path.join(__dirname, 'fused-kernels.wat'), 'utf8').replace('__MEMORY__', shared ? '(memory 1 65536 shared)' : '(memory 1)');
+
+const assemble = async (source: string): Promise<Uint8Array> => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const wabtFactory = require('wabt') as () => Promise<{
+    parseWat(name: string, text: string, features: Record<string, boolean>): { toBinary(o: Record<string, boolean>): { buffer: Uint8Array }; destroy(): void };
+  }>;
+  const wabt = await wabtFactory();
+  const parsed = wabt.parseWat('fused-kernels.wat', source, { simd: true, threads: true, bulk_memory: true });
+  try {
+    return parsed.toBinary({}).buffer;
+  } finally {
+    parsed.destroy();
+  }
+};
+
+// -------------------------------------------------------------------------------------
+// kernels
+// -------------------------------------------------------------------------------------
+
+interface WasmBackendData extends WasmBackend {
+  disposeData(dataId: unknown): boolean;
+}
+
+type KernelFunc = tf.KernelConfig['kernelFunc'];
+
+/** [B, H·W, C] of an NHWC tensor. */
+const dims = (x: Info): [number, number, number] => {
+  const [b, h, w, c] = x.shape as [number, number, number, number];
+  return [b, h * w, c];
+};
+
+const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports) => KernelFunc>> = {
+  // (x, γ, β[, bias]) ↦ [z, mc, r, k, scale, shift]: statistics, coefficients, then the affine map (and swish).
+  ScoreSdeGroupNorm: (k) => (args) => {
+    const { x, gamma, beta, bias } = args.inputs as { x: Info; gamma: Info; beta: Info; bias?: Info };
+    const { groups, eps, swish } = args.attrs as { groups: number; eps: number; swish: boolean };
+    const backend = args.backend as unknown as WasmBackendData;
+    const [b, hw, c] = dims(x);
+    const stat = (): Info => backend.makeOutput([b, 1, 1, c], 'float32');
+    const [out, mc, vc, r, kk, scale, shift] = [backend.makeOutput([...x.shape], 'float32'), stat(), stat(), stat(), stat(), stat(), stat()];
+    const off = (t: Info): number => backend.getMemoryOffset(t.dataId);
+    k.gn_stats(off(x), b, hw, c, off(mc), off(vc));
+    k.gn_coeffs(off(mc), off(vc), bias === undefined ? 0 : off(bias), bias === undefined ? 0 : 1, off(gamma), off(beta), b, c, groups, eps, off(r), off(kk), off(scale), off(shift));
+    k.gn_apply(off(x), b, hw, c, off(scale), off(shift), swish ? 1 : 0, off(out));
+    backend.disposeData(vc.dataId);
+    return [out, mc, r, kk, scale, shift];
+  },
+  // (dz, x, γ, mc, r, k, scale, shift) ↦ [dx, S1, s2, dbias]: dy and its sums, the coefficients, dx (in place of dy).
+  ScoreSdeGroupNormGrad: (k) => (args) => {
+    const { dz, x, gamma, mc, r, k: kk, scale, shift } = args.inputs as Record<'dz' | 'x' | 'gamma' | 'mc' | 'r' | 'k' | 'scale' | 'shift', Info>;
+    const { groups, swish } = args.attrs as { groups: number; swish: boolean };
+    const backend = args.backend as unknown as WasmBackendData;
+    const [b, hw, c] = dims(x);
+    const stat = (): Info => backend.makeOutput([b, 1, 1, c], 'float32');
+    const [dx, s1, s2, dbias, s3, ca, cb, cc] = [backend.makeOutput([...x.shape], 'float32'), stat(), stat(), stat(), stat(), stat(), stat(), stat()];
+    const off = (t: Info): number => backend.getMemoryOffset(t.dataId);
+    k.gn_backward_sums(off(dz), off(x), b, hw, c, off(scale), off(shift), swish ? 1 : 0, off(dx), off(s1), off(s3));
+    k.gn_backward_coeffs(off(s1), off(s3), off(r), off(kk), off(mc), off(gamma), b, c, groups, hw, off(s2), off(ca), off(cb), off(cc), off(dbias));
+    k.gn_backward_dx(off(dx), off(x), b, hw, c, off(ca), off(cb), off(cc), off(dx));
+    [s3, ca, cb, cc].forEach((t) => backend.disposeData(t.dataId));
+    return [dx, s1, s2, dbias];
+  },
+};
+
+/**
+ * Assembles fused-kernels.wat against the active wasm backend's memory and registers the kernels (once; later calls
+ * return the first outcome). Returns whether they are ready; on failure the reason is kept
+ * ({@link fusedKernelsFailure}) and callers use their tfjs-op formulations.
+ * @category setup
+ */
+export const prepareFusedKernels = async (): Promise<boolean> => {
+  if (exportsOf !== undefined || failure !== undefined) return exportsOf !== undefined;
+  try {
+    if (tf.getBackend() !== 'wasm') throw new Error(`the active backend is ${tf.getBackend()}, not wasm`);
+    const memory = backendMemory(tf.backend() as unknown as WasmBackend);
+    if (memory === undefined) throw new Error("the wasm backend's memory is not reachable");
+    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    const binary = await assemble(watSource(shared));
+    const { instance } = await wasmApi.instantiate(binary, { env: { memory } });
+    const k = instance.exports as unknown as FusedExports;
+    for (const name of FUSED_KERNELS) {
+      if (tf.getKernel(name, 'wasm') === undefined) tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: kernels[name](k) });
+    }
+    exportsOf = k;
+    return true;
+  } catch (e) {
+    failure = (e as Error).message;
+    return false;
+  }
+};
+
+// -------------------------------------------------------------------------------------
+// calls
+// -------------------------------------------------------------------------------------
+
+const run = (name: (typeof FUSED_KERNELS)[number], inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown> = {}): tf.Tensor | tf.Tensor[] =>
+  tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+
+/** What {@link groupNormForward} returns: the output and what its gradient needs ([B, 1, 1, C] each but z). @category fused */
+export interface GroupNormForward {
+  readonly z: tf.Tensor4D;
+  readonly mc: tf.Tensor4D;
+  readonly r: tf.Tensor4D;
+  readonly k: tf.Tensor4D;
+  readonly scale: tf.Tensor4D;
+  readonly shift: tf.Tensor4D;
+}
+
+/**
+ * z = [swish](GN_{γ,β}(x + bias)) for x [B, H, W, C] (C a multiple of 4, G | C), with the channel means mc, r = 1/σ_g,
+ * k = (bias − μ_g)·r, scale = γ r and shift = γ k + β (see group-norm.ts for the formulas): one kernel.
+ * @category fused
+ */
+export const groupNormForward = (x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, bias: tf.Tensor | undefined, groups: number, eps: number, swish: boolean): GroupNormForward => {
+  const [z, mc, r, k, scale, shift] = run('ScoreSdeGroupNorm', bias === undefined ? { x, gamma, beta } : { x, gamma, beta, bias }, { groups, eps, swish }) as tf.Tensor4D[];
+  return { z: z!, mc: mc!, r: r!, k: k!, scale: scale!, shift: shift! };
+};
+
+/**
+ * The gradient of {@link groupNormForward} given dz: [dx, S1 = Σ_hw dy, s2 = Σ_hw dy·x̂, dbias = Σ_hw dx] (dy = dz through
+ * the swish), so dβ = Σ_b S1 and dγ = Σ_b s2: one kernel.
+ * @category fused
+ */
+export const groupNormBackward = (dz: tf.Tensor, x: tf.Tensor4D, gamma: tf.Tensor, f: Omit<GroupNormForward, 'z'>, groups: number, swish: boolean): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] =>
+  run('ScoreSdeGroupNormGrad', { dz, x, gamma, mc: f.mc, r: f.r, k: f.k, scale: f.scale, shift: f.shift }, { groups, swish }) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+
+/** Whether the fused GroupNorm kernels apply to a [B, H, W, C] tensor now: wasm, ready, C a multiple of 4. @category fused */
+export const fusedGroupNormApplies = (x: tf.Tensor): boolean => fusedKernelsReady() && x.rank === 4 && x.shape[3]! % 4 === 0 && x.dtype === 'float32' && x.size > 0;

@@ -1,0 +1,258 @@
+;; Fused element-wise kernels over tfjs-backend-wasm's heap (see fused-kernels.ts). Every pointer is a byte offset
+;; into the imported memory (the backend's own), every array float32; channel counts are multiples of 4 (one v128
+;; holds 4 channels of one pixel, NHWC). Pure loops: each output element depends only on its own sample's inputs.
+(module
+  ;; The memory import (placeholder below) is written by the loader with the backend memory's shape (shared for the threaded build).
+  (import "env" "memory" __MEMORY__)
+
+  ;; e^x for 4 lanes (Cephes expf): x clamped to [-87, 88], x = n ln2 + f with |f| ≤ ln2/2 (ln2 split in two),
+  ;; e^f by its degree-7 polynomial (relative error ~1e-7), times 2^n made in the exponent bits.
+  (func $exp (param $x v128) (result v128)
+    (local $n v128) (local $f v128) (local $p v128)
+    (local.set $x (f32x4.min (f32x4.max (local.get $x) (v128.const f32x4 -87 -87 -87 -87)) (v128.const f32x4 88 88 88 88)))
+    (local.set $n (f32x4.nearest (f32x4.mul (local.get $x) (v128.const f32x4 1.44269504088896341 1.44269504088896341 1.44269504088896341 1.44269504088896341))))
+    (local.set $f (f32x4.sub (local.get $x) (f32x4.mul (local.get $n) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))))
+    (local.set $f (f32x4.sub (local.get $f) (f32x4.mul (local.get $n) (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
+    (local.set $p (v128.const f32x4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $f)) (v128.const f32x4 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $f)) (v128.const f32x4 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $f)) (v128.const f32x4 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $f)) (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $f)) (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1)))
+    (local.set $p (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $p) (local.get $f)) (local.get $f)) (local.get $f)) (v128.const f32x4 1 1 1 1)))
+    (f32x4.mul (local.get $p)
+      (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $n)) (v128.const i32x4 127 127 127 127)) (i32.const 23))))
+
+  ;; σ(y) = 1 / (1 + e^{−y})
+  (func $sigmoid (param $y v128) (result v128)
+    (f32x4.div (v128.const f32x4 1 1 1 1) (f32x4.add (v128.const f32x4 1 1 1 1) (call $exp (f32x4.neg (local.get $y))))))
+
+  ;; Channel statistics of x [B, HW, C]: mc[b, c] = Σ_hw x / HW, vc[b, c] = Σ_hw (x − mc)² / HW (two passes).
+  (func (export "gn_stats") (param $x i32) (param $b i32) (param $hw i32) (param $c i32) (param $mc i32) (param $vc i32)
+    (local $s i32) (local $p i32) (local $j i32) (local $row i32) (local $m i32) (local $v i32) (local $n v128) (local $d v128)
+    (local.set $n (f32x4.splat (f32.convert_i32_u (local.get $hw))))
+    (local.set $s (i32.const 0))
+    (loop $samples
+      (local.set $m (i32.add (local.get $mc) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (local.set $v (i32.add (local.get $vc) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (memory.fill (local.get $m) (i32.const 0) (i32.shl (local.get $c) (i32.const 2)))
+      (memory.fill (local.get $v) (i32.const 0) (i32.shl (local.get $c) (i32.const 2)))
+      ;; sums
+      (local.set $row (local.get $x))
+      (local.set $p (i32.const 0))
+      (loop $pixels
+        (local.set $j (i32.const 0))
+        (loop $channels
+          (v128.store (i32.add (local.get $m) (local.get $j))
+            (f32x4.add (v128.load (i32.add (local.get $m) (local.get $j))) (v128.load (i32.add (local.get $row) (local.get $j)))))
+          (br_if $channels (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (i32.shl (local.get $c) (i32.const 2)))))
+        (local.set $row (i32.add (local.get $row) (i32.shl (local.get $c) (i32.const 2))))
+        (br_if $pixels (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 1))) (local.get $hw))))
+      (local.set $j (i32.const 0))
+      (loop $means
+        (v128.store (i32.add (local.get $m) (local.get $j)) (f32x4.div (v128.load (i32.add (local.get $m) (local.get $j))) (local.get $n)))
+        (br_if $means (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (i32.shl (local.get $c) (i32.const 2)))))
+      ;; centred second moments
+      (local.set $row (local.get $x))
+      (local.set $p (i32.const 0))
+      (loop $pixels2
+        (local.set $j (i32.const 0))
+        (loop $channels2
+          (local.set $d (f32x4.sub (v128.load (i32.add (local.get $row) (local.get $j))) (v128.load (i32.add (local.get $m) (local.get $j)))))
+          (v128.store (i32.add (local.get $v) (local.get $j))
+            (f32x4.add (v128.load (i32.add (local.get $v) (local.get $j))) (f32x4.mul (local.get $d) (local.get $d))))
+          (br_if $channels2 (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (i32.shl (local.get $c) (i32.const 2)))))
+        (local.set $row (i32.add (local.get $row) (i32.shl (local.get $c) (i32.const 2))))
+        (br_if $pixels2 (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 1))) (local.get $hw))))
+      (local.set $j (i32.const 0))
+      (loop $vars
+        (v128.store (i32.add (local.get $v) (local.get $j)) (f32x4.div (v128.load (i32.add (local.get $v) (local.get $j))) (local.get $n)))
+        (br_if $vars (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (i32.shl (local.get $c) (i32.const 2)))))
+      (local.set $x (local.get $row))
+      (br_if $samples (i32.lt_u (local.tee $s (i32.add (local.get $s) (i32.const 1))) (local.get $b)))))
+
+  ;; y = x·scale[b, c] + shift[b, c]; out = swish ? y·σ(y) : y.
+  (func (export "gn_apply") (param $x i32) (param $b i32) (param $hw i32) (param $c i32) (param $scale i32) (param $shift i32) (param $swish i32) (param $out i32)
+    (local $s i32) (local $p i32) (local $j i32) (local $row i32) (local $o i32) (local $sc i32) (local $sh i32) (local $y v128)
+    (local.set $row (local.get $x))
+    (local.set $o (local.get $out))
+    (local.set $s (i32.const 0))
+    (loop $samples
+      (local.set $sc (i32.add (local.get $scale) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (local.set $sh (i32.add (local.get $shift) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (local.set $p (i32.const 0))
+      (loop $pixels
+        (local.set $j (i32.const 0))
+        (loop $channels
+          (local.set $y (f32x4.add (f32x4.mul (v128.load (i32.add (local.get $row) (local.get $j))) (v128.load (i32.add (local.get $sc) (local.get $j))))
+            (v128.load (i32.add (local.get $sh) (local.get $j)))))
+          (if (local.get $swish) (then (local.set $y (f32x4.mul (local.get $y) (call $sigmoid (local.get $y))))))
+          (v128.store (i32.add (local.get $o) (local.get $j)) (local.get $y))
+          (br_if $channels (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (i32.shl (local.get $c) (i32.const 2)))))
+        (local.set $row (i32.add (local.get $row) (i32.shl (local.get $c) (i32.const 2))))
+        (local.set $o (i32.add (local.get $o) (i32.shl (local.get $c) (i32.const 2))))
+        (br_if $pixels (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 1))) (local.get $hw))))
+      (br_if $samples (i32.lt_u (local.tee $s (i32.add (local.get $s) (i32.const 1))) (local.get $b)))))
+
+  ;; The backward pass's first half: with y = x·scale + shift recomputed, dy = dz·(σ + z(1 − σ)) (z = yσ) through the
+  ;; swish (dy = dz without it), written to dy; s1[b, c] = Σ_hw dy, s3[b, c] = Σ_hw dy·x.
+  (func (export "gn_backward_sums") (param $dz i32) (param $x i32) (param $b i32) (param $hw i32) (param $c i32) (param $scale i32) (param $shift i32)
+    (param $swish i32) (param $dy i32) (param $s1 i32) (param $s3 i32)
+    (local $s i32) (local $p i32) (local $j i32) (local $a1 i32) (local $a3 i32) (local $sc i32) (local $sh i32)
+    (local $xv v128) (local $y v128) (local $g v128) (local $d v128)
+    (local.set $s (i32.const 0))
+    (loop $samples
+      (local.set $a1 (i32.add (local.get $s1) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (local.set $a3 (i32.add (local.get $s3) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (local.set $sc (i32.add (local.get $scale) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (local.set $sh (i32.add (local.get $shift) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (memory.fill (local.get $a1) (i32.const 0) (i32.shl (local.get $c) (i32.const 2)))
+      (memory.fill (local.get $a3) (i32.const 0) (i32.shl (local.get $c) (i32.const 2)))
+      (local.set $p (i32.const 0))
+      (loop $pixels
+        (local.set $j (i32.const 0))
+        (loop $channels
+          (local.set $xv (v128.load (i32.add (local.get $x) (local.get $j))))
+          (local.set $d (v128.load (i32.add (local.get $dz) (local.get $j))))
+          (if (local.get $swish)
+            (then
+              (local.set $y (f32x4.add (f32x4.mul (local.get $xv) (v128.load (i32.add (local.get $sc) (local.get $j)))) (v128.load (i32.add (local.get $sh) (local.get $j)))))
+              (local.set $g (call $sigmoid (local.get $y)))
+              (local.set $d (f32x4.mul (local.get $d)
+                (f32x4.add (local.get $g) (f32x4.mul (f32x4.mul (local.get $y) (local.get $g)) (f32x4.sub (v128.const f32x4 1 1 1 1) (local.get $g))))))))
+          (v128.store (i32.add (local.get $dy) (local.get $j)) (local.get $d))
+          (v128.store (i32.add (local.get $a1) (local.get $j)) (f32x4.add (v128.load (i32.add (local.get $a1) (local.get $j))) (local.get $d)))
+          (v128.store (i32.add (local.get $a3) (local.get $j))
+            (f32x4.add (v128.load (i32.add (local.get $a3) (local.get $j))) (f32x4.mul (local.get $d) (local.get $xv))))
+          (br_if $channels (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (i32.shl (local.get $c) (i32.const 2)))))
+        (local.set $x (i32.add (local.get $x) (i32.shl (local.get $c) (i32.const 2))))
+        (local.set $dz (i32.add (local.get $dz) (i32.shl (local.get $c) (i32.const 2))))
+        (local.set $dy (i32.add (local.get $dy) (i32.shl (local.get $c) (i32.const 2))))
+        (br_if $pixels (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 1))) (local.get $hw))))
+      (br_if $samples (i32.lt_u (local.tee $s (i32.add (local.get $s) (i32.const 1))) (local.get $b)))))
+
+  ;; dx = dy·A[b, c] + x·B[b, c] + C[b, c].
+  (func (export "gn_backward_dx") (param $dy i32) (param $x i32) (param $b i32) (param $hw i32) (param $c i32) (param $ca i32) (param $cb i32) (param $cc i32) (param $dx i32)
+    (local $s i32) (local $p i32) (local $j i32) (local $a i32) (local $bb i32) (local $k i32)
+    (local.set $s (i32.const 0))
+    (loop $samples
+      (local.set $a (i32.add (local.get $ca) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (local.set $bb (i32.add (local.get $cb) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (local.set $k (i32.add (local.get $cc) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (local.set $p (i32.const 0))
+      (loop $pixels
+        (local.set $j (i32.const 0))
+        (loop $channels
+          (v128.store (i32.add (local.get $dx) (local.get $j))
+            (f32x4.add
+              (f32x4.add
+                (f32x4.mul (v128.load (i32.add (local.get $dy) (local.get $j))) (v128.load (i32.add (local.get $a) (local.get $j))))
+                (f32x4.mul (v128.load (i32.add (local.get $x) (local.get $j))) (v128.load (i32.add (local.get $bb) (local.get $j)))))
+              (v128.load (i32.add (local.get $k) (local.get $j)))))
+          (br_if $channels (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (i32.shl (local.get $c) (i32.const 2)))))
+        (local.set $x (i32.add (local.get $x) (i32.shl (local.get $c) (i32.const 2))))
+        (local.set $dy (i32.add (local.get $dy) (i32.shl (local.get $c) (i32.const 2))))
+        (local.set $dx (i32.add (local.get $dx) (i32.shl (local.get $c) (i32.const 2))))
+        (br_if $pixels (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 1))) (local.get $hw))))
+      (br_if $samples (i32.lt_u (local.tee $s (i32.add (local.get $s) (i32.const 1))) (local.get $b)))))
+
+  ;; The per-(sample, channel) coefficients of the group normalisation, from the channel statistics mc, vc [B, C]
+  ;; (gn_stats), an optional per-sample channel bias [B, C] (hasBias = 0: none), γ, β [C], G groups, ε:
+  ;;   μ_g = mean_{c∈g} (mc + bias),  σ_g² = mean_{c∈g} [vc + (mc + bias − μ_g)²],  r = 1/√(σ_g² + ε),
+  ;;   k = (bias − μ_g)·r,  scale = γ·r,  shift = γ·k + β       (outputs r, k, scale, shift [B, C]).
+  (func (export "gn_coeffs") (param $mc i32) (param $vc i32) (param $bias i32) (param $hasBias i32) (param $gamma i32) (param $beta i32)
+    (param $b i32) (param $c i32) (param $groups i32) (param $eps f32) (param $r i32) (param $k i32) (param $scale i32) (param $shift i32)
+    (local $s i32) (local $g i32) (local $j i32) (local $per i32) (local $i i32) (local $mu f32) (local $var f32) (local $d f32) (local $rr f32)
+    (local $bi f32) (local $kk f32) (local $gm f32)
+    (local.set $per (i32.div_u (local.get $c) (local.get $groups)))
+    (local.set $s (i32.const 0))
+    (loop $samples
+      (local.set $g (i32.const 0))
+      (loop $grp
+        ;; μ_g
+        (local.set $mu (f32.const 0))
+        (local.set $j (i32.const 0))
+        (loop $m1
+          (local.set $i (i32.shl (i32.add (i32.mul (local.get $s) (local.get $c)) (i32.add (i32.mul (local.get $g) (local.get $per)) (local.get $j))) (i32.const 2)))
+          (local.set $mu (f32.add (local.get $mu)
+            (f32.add (f32.load (i32.add (local.get $mc) (local.get $i))) (if (result f32) (local.get $hasBias) (then (f32.load (i32.add (local.get $bias) (local.get $i)))) (else (f32.const 0))))))
+          (br_if $m1 (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $per))))
+        (local.set $mu (f32.div (local.get $mu) (f32.convert_i32_u (local.get $per))))
+        ;; σ_g²
+        (local.set $var (f32.const 0))
+        (local.set $j (i32.const 0))
+        (loop $v1
+          (local.set $i (i32.shl (i32.add (i32.mul (local.get $s) (local.get $c)) (i32.add (i32.mul (local.get $g) (local.get $per)) (local.get $j))) (i32.const 2)))
+          (local.set $d (f32.sub
+            (f32.add (f32.load (i32.add (local.get $mc) (local.get $i))) (if (result f32) (local.get $hasBias) (then (f32.load (i32.add (local.get $bias) (local.get $i)))) (else (f32.const 0))))
+            (local.get $mu)))
+          (local.set $var (f32.add (local.get $var) (f32.add (f32.load (i32.add (local.get $vc) (local.get $i))) (f32.mul (local.get $d) (local.get $d)))))
+          (br_if $v1 (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $per))))
+        (local.set $var (f32.div (local.get $var) (f32.convert_i32_u (local.get $per))))
+        (local.set $rr (f32.div (f32.const 1) (f32.sqrt (f32.add (local.get $var) (local.get $eps)))))
+        ;; per channel
+        (local.set $j (i32.const 0))
+        (loop $ch
+          (local.set $i (i32.shl (i32.add (i32.mul (local.get $s) (local.get $c)) (i32.add (i32.mul (local.get $g) (local.get $per)) (local.get $j))) (i32.const 2)))
+          (local.set $bi (if (result f32) (local.get $hasBias) (then (f32.load (i32.add (local.get $bias) (local.get $i)))) (else (f32.const 0))))
+          (local.set $kk (f32.mul (f32.sub (local.get $bi) (local.get $mu)) (local.get $rr)))
+          (local.set $gm (f32.load (i32.add (local.get $gamma) (i32.shl (i32.add (i32.mul (local.get $g) (local.get $per)) (local.get $j)) (i32.const 2)))))
+          (f32.store (i32.add (local.get $r) (local.get $i)) (local.get $rr))
+          (f32.store (i32.add (local.get $k) (local.get $i)) (local.get $kk))
+          (f32.store (i32.add (local.get $scale) (local.get $i)) (f32.mul (local.get $gm) (local.get $rr)))
+          (f32.store (i32.add (local.get $shift) (local.get $i))
+            (f32.add (f32.mul (local.get $gm) (local.get $kk))
+              (f32.load (i32.add (local.get $beta) (i32.shl (i32.add (i32.mul (local.get $g) (local.get $per)) (local.get $j)) (i32.const 2))))))
+          (br_if $ch (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $per))))
+        (br_if $grp (i32.lt_u (local.tee $g (i32.add (local.get $g) (i32.const 1))) (local.get $groups))))
+      (br_if $samples (i32.lt_u (local.tee $s (i32.add (local.get $s) (i32.const 1))) (local.get $b)))))
+
+  ;; The backward pass's coefficients from the sums S1 = Σ_hw dy, S3 = Σ_hw dy·x [B, C] (gn_backward_sums), r, k, mc
+  ;; [B, C], γ [C], G groups, n = HW:
+  ;;   s2 = r·S3 + k·S1 (= Σ_hw dy·x̂),  m1 = mean_g(γ S1)/n,  m2 = mean_g(γ s2)/n,
+  ;;   A = rγ,  B = −r² m2,  C = −r(k m2 + m1)          (dx = dy·A + x·B + C)
+  ;;   dbias = A·S1 + B·n·mc + n·C                       (= Σ_hw dx)
+  ;; outputs s2, A, B, C, dbias [B, C].
+  (func (export "gn_backward_coeffs") (param $s1 i32) (param $s3 i32) (param $r i32) (param $k i32) (param $mc i32) (param $gamma i32)
+    (param $b i32) (param $c i32) (param $groups i32) (param $n f32) (param $s2 i32) (param $ca i32) (param $cb i32) (param $cc i32) (param $dbias i32)
+    (local $s i32) (local $g i32) (local $j i32) (local $per i32) (local $i i32) (local $gi i32) (local $m1 f32) (local $m2 f32) (local $v f32)
+    (local $rr f32) (local $kk f32) (local $a f32) (local $bb f32) (local $cv f32)
+    (local.set $per (i32.div_u (local.get $c) (local.get $groups)))
+    (local.set $s (i32.const 0))
+    (loop $samples
+      (local.set $g (i32.const 0))
+      (loop $grp
+        (local.set $m1 (f32.const 0))
+        (local.set $m2 (f32.const 0))
+        (local.set $j (i32.const 0))
+        (loop $sums
+          (local.set $gi (i32.shl (i32.add (i32.mul (local.get $g) (local.get $per)) (local.get $j)) (i32.const 2)))
+          (local.set $i (i32.add (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2)) (local.get $gi)))
+          (local.set $v (f32.add (f32.mul (f32.load (i32.add (local.get $r) (local.get $i))) (f32.load (i32.add (local.get $s3) (local.get $i))))
+            (f32.mul (f32.load (i32.add (local.get $k) (local.get $i))) (f32.load (i32.add (local.get $s1) (local.get $i))))))
+          (f32.store (i32.add (local.get $s2) (local.get $i)) (local.get $v))
+          (local.set $m1 (f32.add (local.get $m1) (f32.mul (f32.load (i32.add (local.get $gamma) (local.get $gi))) (f32.load (i32.add (local.get $s1) (local.get $i))))))
+          (local.set $m2 (f32.add (local.get $m2) (f32.mul (f32.load (i32.add (local.get $gamma) (local.get $gi))) (local.get $v))))
+          (br_if $sums (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $per))))
+        (local.set $m1 (f32.div (f32.div (local.get $m1) (f32.convert_i32_u (local.get $per))) (local.get $n)))
+        (local.set $m2 (f32.div (f32.div (local.get $m2) (f32.convert_i32_u (local.get $per))) (local.get $n)))
+        (local.set $j (i32.const 0))
+        (loop $ch
+          (local.set $gi (i32.shl (i32.add (i32.mul (local.get $g) (local.get $per)) (local.get $j)) (i32.const 2)))
+          (local.set $i (i32.add (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2)) (local.get $gi)))
+          (local.set $rr (f32.load (i32.add (local.get $r) (local.get $i))))
+          (local.set $kk (f32.load (i32.add (local.get $k) (local.get $i))))
+          (local.set $a (f32.mul (local.get $rr) (f32.load (i32.add (local.get $gamma) (local.get $gi)))))
+          (local.set $bb (f32.neg (f32.mul (f32.mul (local.get $rr) (local.get $rr)) (local.get $m2))))
+          (local.set $cv (f32.neg (f32.mul (local.get $rr) (f32.add (f32.mul (local.get $kk) (local.get $m2)) (local.get $m1)))))
+          (f32.store (i32.add (local.get $ca) (local.get $i)) (local.get $a))
+          (f32.store (i32.add (local.get $cb) (local.get $i)) (local.get $bb))
+          (f32.store (i32.add (local.get $cc) (local.get $i)) (local.get $cv))
+          (f32.store (i32.add (local.get $dbias) (local.get $i))
+            (f32.add (f32.add (f32.mul (local.get $a) (f32.load (i32.add (local.get $s1) (local.get $i))))
+                (f32.mul (local.get $bb) (f32.mul (f32.load (i32.add (local.get $mc) (local.get $i))) (local.get $n))))
+              (f32.mul (local.get $cv) (local.get $n))))
+          (br_if $ch (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $per))))
+        (br_if $grp (i32.lt_u (local.tee $g (i32.add (local.get $g) (i32.const 1))) (local.get $groups))))
+      (br_if $samples (i32.lt_u (local.tee $s (i32.add (local.get $s) (i32.const 1))) (local.get $b)))))
+)
