@@ -51,13 +51,16 @@ interface FusedExports {
   gn_backward_sums(dz: number, x: number, b: number, hw: number, c: number, scale: number, shift: number, swish: number, dy: number, s1: number, s3: number): void;
   gn_backward_coeffs(s1: number, s3: number, r: number, k: number, mc: number, gamma: number, b: number, c: number, groups: number, n: number, s2: number, ca: number, cb: number, cc: number, dbias: number): void;
   gn_backward_dx(dy: number, x: number, b: number, hw: number, c: number, ca: number, cb: number, cc: number, dx: number): void;
+  sum_squares(g: number, n: number): number;
+  adam_ema(g: number, p: number, m: number, v: number, e: number, n: number, clip: number, useClip: number, b1: number, c1: number, b2: number, c2: number,
+    bc2: number, eps: number, step: number, d: number, cd: number, hasEma: number, op: number, om: number, ov: number, oe: number): void;
 }
 
 let exportsOf: FusedExports | undefined;
 let failure: string | undefined;
 
 /** The kernel names registered for the wasm backend. @category kernels */
-export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad'] as const;
+export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad', 'ScoreSdeAdamEma'] as const;
 
 /** Whether the fused kernels can run now: assembled, and the wasm backend active. @category queries */
 export const fusedKernelsReady = (): boolean => exportsOf !== undefined && tf.getBackend() === 'wasm';
@@ -132,6 +135,19 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     [s3, ca, cb, cc].forEach((t) => backend.disposeData(t.dataId));
     return [dx, s1, s2, dbias];
   },
+  // (g, θ, m, v[, e]) ↦ [θ', m', v'[, e']]: one Adam step and the EMA update (see adamEmaStep).
+  ScoreSdeAdamEma: (k) => (args) => {
+    const { g, p, m, v, e } = args.inputs as { g: Info; p: Info; m: Info; v: Info; e?: Info };
+    const a = args.attrs as unknown as AdamEmaScalars;
+    const backend = args.backend as unknown as WasmBackendData;
+    const outs = [p, m, v, ...(e !== undefined ? [e] : [])].map((t) => backend.makeOutput([...t.shape], 'float32'));
+    const off = (t: Info): number => backend.getMemoryOffset(t.dataId);
+    const [op, om, ov, oe] = outs.map(off);
+    const n = p.shape.reduce((x, y) => x * y, 1);
+    k.adam_ema(off(g), off(p), off(m), off(v), e === undefined ? 0 : off(e), n, a.clip, a.clip === 1 ? 0 : 1, a.beta1, a.oneMinusBeta1, a.beta2, a.oneMinusBeta2,
+      a.bc2, a.eps, a.step, a.decay, a.oneMinusDecay, e === undefined ? 0 : 1, op!, om!, ov!, oe ?? 0);
+    return outs;
+  },
 };
 
 /**
@@ -195,6 +211,45 @@ export const groupNormForward = (x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tens
  */
 export const groupNormBackward = (dz: tf.Tensor, x: tf.Tensor4D, gamma: tf.Tensor, f: Omit<GroupNormForward, 'z'>, groups: number, swish: boolean): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] =>
   run('ScoreSdeGroupNormGrad', { dz, x, gamma, mc: f.mc, r: f.r, k: f.k, scale: f.scale, shift: f.shift }, { groups, swish }) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+
+/**
+ * The scalars of one Adam + EMA step, each used as a float32 (as tfjs turns a number operand into a float32 scalar):
+ *   g ← g·clip (skipped when clip = 1),  m ← m·β₁ + g·(1 − β₁),  v ← v·β₂ + g²·(1 − β₂),
+ *   θ ← θ − (m / (√(v / bc₂) + ε))·step,  e ← e·decay + θ·(1 − decay),
+ * with step = lr_n / bc₁, bc_i = 1 − β_iⁿ (the caller's formulas, optim.ts and ema.ts).
+ * @category fused
+ */
+export interface AdamEmaScalars {
+  readonly clip: number;
+  readonly beta1: number;
+  readonly oneMinusBeta1: number;
+  readonly beta2: number;
+  readonly oneMinusBeta2: number;
+  readonly bc2: number;
+  readonly eps: number;
+  readonly step: number;
+  readonly decay: number;
+  readonly oneMinusDecay: number;
+}
+
+/**
+ * One Adam step (and the EMA update, when `e` is given) of one parameter tensor, element-wise in one pass:
+ * [θ', m', v'] or [θ', m', v', e'] (see {@link AdamEmaScalars}). New tensors; the inputs are untouched.
+ * @category fused
+ */
+export const adamEmaStep = (g: tf.Tensor, p: tf.Tensor, m: tf.Tensor, v: tf.Tensor, e: tf.Tensor | undefined, scalars: AdamEmaScalars): tf.Tensor[] =>
+  run('ScoreSdeAdamEma', e === undefined ? { g, p, m, v } : { g, p, m, v, e }, { ...scalars }) as tf.Tensor[];
+
+/**
+ * Σ_k Σ t_k² over float32 tensors on the wasm backend, read straight from the heap (4 float32 partial sums per
+ * tensor, the tensors' sums added in float64): the squared global norm, with no kernel and no copy.
+ * @category fused
+ */
+export const sumOfSquares = (ts: ReadonlyArray<tf.Tensor>): number => {
+  if (exportsOf === undefined) throw new Error('sumOfSquares: the fused kernels are not ready');
+  const backend = tf.backend() as unknown as WasmBackend;
+  return ts.reduce((acc, t) => acc + exportsOf!.sum_squares(backend.getMemoryOffset(t.dataId), t.size), 0);
+};
 
 /** Whether the fused GroupNorm kernels apply to a [B, H, W, C] tensor now: wasm, ready, C a multiple of 4. @category fused */
 export const fusedGroupNormApplies = (x: tf.Tensor): boolean => fusedKernelsReady() && x.rank === 4 && x.shape[3]! % 4 === 0 && x.dtype === 'float32' && x.size > 0;

@@ -18,3 +18,4 @@ export * from './shape';
 export { customGradLazy } from './custom-grad';
 export type { CustomOp, GradThunks } from './custom-grad';
 export * as noisePrefetch from './noise-prefetch';
+export * as fused from './fused-kernels';
