@@ -52,6 +52,7 @@ interface FusedExports {
   gn_backward_coeffs(s1: number, s3: number, r: number, k: number, mc: number, gamma: number, b: number, c: number, groups: number, n: number, s2: number, ca: number, cb: number, cc: number, dbias: number): void;
   gn_backward_dx(dy: number, x: number, b: number, hw: number, c: number, ca: number, cb: number, cc: number, dx: number): void;
   sum_squares(g: number, n: number): number;
+  normals_rows(keys: number, b: number, n: number, out: number): void;
   adam_ema(g: number, p: number, m: number, v: number, e: number, n: number, clip: number, useClip: number, b1: number, c1: number, b2: number, c2: number,
     bc2: number, eps: number, step: number, d: number, cd: number, hasEma: number, op: number, om: number, ov: number, oe: number): void;
 }
@@ -60,7 +61,7 @@ let exportsOf: FusedExports | undefined;
 let failure: string | undefined;
 
 /** The kernel names registered for the wasm backend. @category kernels */
-export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad', 'ScoreSdeAdamEma'] as const;
+export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad', 'ScoreSdeAdamEma', 'ScoreSdeNormals'] as const;
 
 /** Whether the fused kernels can run now: assembled, and the wasm backend active. @category queries */
 export const fusedKernelsReady = (): boolean => exportsOf !== undefined && tf.getBackend() === 'wasm';
@@ -72,7 +73,11 @@ const backendMemory = (backend: WasmBackend): WasmMemory | undefined => backend.
 
 /** The module's text with the memory import declared like the backend's memory (shared needs a maximum). */
 const watSource = (shared: boolean): string =>
-  fs.readFileSync(path.join(__dirname, 'fused-kernels.wat'), 'utf8').replace('__MEMORY__', shared ? '(memory 1 65536 shared)' : '(memory 1)');
+  fs
+    .readFileSync(path.join(__dirname, 'fused-kernels.wat'), 'utf8')
+    .replace('__MEMORY__', shared ? '(memory 1 65536 shared)' : '(memory 1)')
+    // wabt's parser miscounts multi-byte characters (seen in comments): the maths in comments goes as '?'.
+    .replace(/[^\x00-\x7f]/g, '?');
 
 const assemble = async (source: string): Promise<Uint8Array> => {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -134,6 +139,19 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     k.gn_backward_dx(off(dx), off(x), b, hw, c, off(ca), off(cb), off(cc), off(dx));
     [s3, ca, cb, cc].forEach((t) => backend.disposeData(t.dataId));
     return [dx, s1, s2, dbias];
+  },
+  // () ↦ z [B, ...shape]: row b = the normals of key b (attrs: keys as 2B uint32 words, shape).
+  ScoreSdeNormals: (k) => (args) => {
+    const { keys, shape } = args.attrs as { keys: ReadonlyArray<number>; shape: ReadonlyArray<number> };
+    const backend = args.backend as unknown as WasmBackendData & { typedArrayFromHeap(t: Info): Int32Array };
+    const b = keys.length / 2;
+    const n = shape.reduce((x, y) => x * y, 1);
+    const words = backend.makeOutput([keys.length], 'int32');
+    const out = backend.makeOutput([b, ...shape], 'float32');
+    backend.typedArrayFromHeap(words).set(keys);
+    k.normals_rows(backend.getMemoryOffset(words.dataId), b, n, backend.getMemoryOffset(out.dataId));
+    backend.disposeData(words.dataId);
+    return out;
   },
   // (g, θ, m, v[, e]) ↦ [θ', m', v'[, e']]: one Adam step and the EMA update (see adamEmaStep).
   ScoreSdeAdamEma: (k) => (args) => {
@@ -239,6 +257,21 @@ export interface AdamEmaScalars {
  */
 export const adamEmaStep = (g: tf.Tensor, p: tf.Tensor, m: tf.Tensor, v: tf.Tensor, e: tf.Tensor | undefined, scalars: AdamEmaScalars): tf.Tensor[] =>
   run('ScoreSdeAdamEma', e === undefined ? { g, p, m, v } : { g, p, m, v, e }, { ...scalars }) as tf.Tensor[];
+
+/**
+ * N(0, I) noise [B, ...shape], row b the normals of keys[b] — bit for bit `random.normalPerSample` (the SIMD wasm kernel
+ * runs random.ts's Threefry-2x32 and float64 Box–Muller, 4 counters at a time), made in place on the heap. Needs
+ * ∏ shape to be a multiple of 8 ({@link fusedNormalsApply}).
+ * @category fused
+ */
+export const normalsPerSample = (keys: ReadonlyArray<readonly [number, number]>, shape: ReadonlyArray<number>): tf.Tensor =>
+  run('ScoreSdeNormals', {}, { keys: keys.flatMap((k) => [k[0] | 0, k[1] | 0]), shape: [...shape] }) as tf.Tensor;
+
+/** Whether {@link normalsPerSample} can make a batch of this sample shape now: wasm, ready, ∏ shape a positive multiple of 8. @category fused */
+export const fusedNormalsApply = (shape: ReadonlyArray<number>): boolean => {
+  const n = shape.reduce((x, y) => x * y, 1);
+  return fusedKernelsReady() && n > 0 && n % 8 === 0;
+};
 
 /**
  * Σ_k Σ t_k² over float32 tensors on the wasm backend, read straight from the heap (4 float32 partial sums per

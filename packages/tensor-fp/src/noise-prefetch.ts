@@ -12,7 +12,7 @@
  * array they are given, such as cpu.)
  *
  * The worker is plain JavaScript (no TypeScript loader) around the source text of random.ts's own unrolled
- * Threefry-2x32 + Box–Muller loop (`normalsInto.toString()`), run on the same V8 (same Math.log/cos/sin), checked
+ * Threefry-2x32 + Box–Muller loop (`normalsInto.toString()`, `boxMullerInto.toString()`: float64 arithmetic only), checked
  * bit for bit against `random.normalArray` by the tests. Any failure (the worker cannot start or throws) switches the prefetch off for the process and
  * falls back to the synchronous draw, so results never depend on it.
  *
@@ -43,8 +43,8 @@ import type { Key } from './random';
 export const WORKER_SOURCE = `
 'use strict';
 const { parentPort } = require('node:worker_threads');
-const { sqrt, log, cos, sin, PI } = Math;
-const TWO_PI = 2 * PI;
+const { sqrt, clz32 } = Math;
+const boxMuller = ${random.boxMullerInto.toString()};
 const normalsInto = ${random.normalsInto.toString()};
 // Linux: a lower priority (nice 10) for this thread alone, so that waking it does not preempt the sampler's thread
 // on a busy machine (measured: a post cost ~1 ms of the poster's wall time at nice 0 with the other core busy, ~50 µs

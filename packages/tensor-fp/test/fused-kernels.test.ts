@@ -3,7 +3,8 @@
  * within float32 rounding bounds; and the whole fused GroupNorm + swish against the cpu backend at a ScoreNet shape.
  */
 import { tf, initBackend, random, nn } from '@score-sde/tensor-fp';
-import { FUSED_KERNELS, fusedKernelsReady, groupNormBackward, groupNormForward } from '../src/fused-kernels';
+import fc from 'fast-check';
+import { FUSED_KERNELS, fusedKernelsReady, fusedNormalsApply, groupNormBackward, groupNormForward, normalsPerSample } from '../src/fused-kernels';
 import { U32, gamma32, onCpu, readScoped, worstExcess } from './helpers';
 
 beforeAll(async () => {
@@ -165,5 +166,34 @@ test('groupNormSwish at a ScoreNet shape ([4, 26, 26, 16], 4 groups) through the
   ours.forEach((o, i) => {
     const scale = Float64Array.from(ref[i]!, (v) => 1 + Math.abs(v));
     expect({ output: i, excess: Math.max(0, worstExcess(o, ref[i]!, scale, tol[i]!).excess) }).toEqual({ output: i, excess: 0 });
+  });
+});
+
+describe('normals on the heap (normals_rows)', () => {
+  test('the kernel ≡ random.normalsInto bit for bit, for any keys, batch sizes and sample sizes (multiples of 8)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat({ max: 0xffffffff }), fc.nat({ max: 0xffffffff })), { minLength: 1, maxLength: 9 }), fc.integer({ min: 1, max: 40 }), (keys, m) => {
+        const n = 8 * m;
+        const [z] = readScoped(() => [normalsPerSample(keys, [n])]);
+        const want = new Float32Array(keys.length * n);
+        keys.forEach((k, b) => random.normalsInto(k, n, want, b * n));
+        return Array.from(z!).every((v, i) => Object.is(v, want[i]));
+      }),
+      { seed: 5, numRuns: 60 },
+    );
+  });
+
+  test('normalPerSample uses the kernel for sample sizes that are multiples of 8, and the JS loop otherwise, with the same values', () => {
+    expect([fusedNormalsApply([28, 28, 1]), fusedNormalsApply([3, 3]), fusedNormalsApply([0])]).toEqual([true, false, false]);
+    const keys = random.split(random.key(8), 3);
+    const [a, b] = readScoped(() => [random.normalPerSample(keys, [2, 4]), random.normalPerSample(keys, [9])]);
+    const want8 = new Float32Array(24);
+    const want9 = new Float32Array(27);
+    keys.forEach((k, i) => {
+      random.normalsInto(k, 8, want8, 8 * i);
+      random.normalsInto(k, 9, want9, 9 * i);
+    });
+    expect(Array.from(a!)).toEqual(Array.from(want8));
+    expect(Array.from(b!)).toEqual(Array.from(want9));
   });
 });
