@@ -5,27 +5,10 @@
   ;; The memory import (placeholder below) is written by the loader with the backend memory's shape (shared for the threaded build).
   (import "env" "memory" __MEMORY__)
 
-  ;; e^x for 4 lanes (Cephes expf): x clamped to [-87, 88], x = n ln2 + f with |f| ≤ ln2/2 (ln2 split in two),
+  ;; sigma(y) = 1 / (1 + e^-y), written out where it is used (V8 does not inline wasm calls): e^x for 4 lanes as in
+  ;; Cephes' expf: x clamped to [-87, 88] (pmin/pmax: one instruction each), n = round(x log2 e) by adding and
+  ;; subtracting 1.5*2^23 (whose low mantissa bits then hold n), x = n ln2 + f with |f| <= ln2/2 (ln2 split in two),
   ;; e^f by its degree-7 polynomial (relative error ~1e-7), times 2^n made in the exponent bits.
-  (func $exp (param $x v128) (result v128)
-    (local $n v128) (local $f v128) (local $p v128)
-    (local.set $x (f32x4.min (f32x4.max (local.get $x) (v128.const f32x4 -87 -87 -87 -87)) (v128.const f32x4 88 88 88 88)))
-    (local.set $n (f32x4.nearest (f32x4.mul (local.get $x) (v128.const f32x4 1.44269504088896341 1.44269504088896341 1.44269504088896341 1.44269504088896341))))
-    (local.set $f (f32x4.sub (local.get $x) (f32x4.mul (local.get $n) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))))
-    (local.set $f (f32x4.sub (local.get $f) (f32x4.mul (local.get $n) (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
-    (local.set $p (v128.const f32x4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4))
-    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $f)) (v128.const f32x4 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3)))
-    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $f)) (v128.const f32x4 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3)))
-    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $f)) (v128.const f32x4 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2)))
-    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $f)) (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1)))
-    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $f)) (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1)))
-    (local.set $p (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $p) (local.get $f)) (local.get $f)) (local.get $f)) (v128.const f32x4 1 1 1 1)))
-    (f32x4.mul (local.get $p)
-      (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $n)) (v128.const i32x4 127 127 127 127)) (i32.const 23))))
-
-  ;; σ(y) = 1 / (1 + e^{−y})
-  (func $sigmoid (param $y v128) (result v128)
-    (f32x4.div (v128.const f32x4 1 1 1 1) (f32x4.add (v128.const f32x4 1 1 1 1) (call $exp (f32x4.neg (local.get $y))))))
 
   ;; Channel statistics of x [B, HW, C]: mc[b, c] = Σ_hw x / HW, vc[b, c] = Σ_hw (x − mc)² / HW (two passes).
   (func (export "gn_stats") (param $x i32) (param $b i32) (param $hw i32) (param $c i32) (param $mc i32) (param $vc i32)
@@ -74,6 +57,7 @@
   ;; y = x·scale[b, c] + shift[b, c]; out = swish ? y·σ(y) : y.
   (func (export "gn_apply") (param $x i32) (param $b i32) (param $hw i32) (param $c i32) (param $scale i32) (param $shift i32) (param $swish i32) (param $out i32)
     (local $s i32) (local $p i32) (local $j i32) (local $row i32) (local $o i32) (local $sc i32) (local $sh i32) (local $y v128)
+    (local $g v128) (local $sx v128) (local $sn v128) (local $sf v128) (local $sp v128) (local $st v128)
     (local.set $row (local.get $x))
     (local.set $o (local.get $out))
     (local.set $s (i32.const 0))
@@ -86,7 +70,19 @@
         (loop $channels
           (local.set $y (f32x4.add (f32x4.mul (v128.load (i32.add (local.get $row) (local.get $j))) (v128.load (i32.add (local.get $sc) (local.get $j))))
             (v128.load (i32.add (local.get $sh) (local.get $j)))))
-          (if (local.get $swish) (then (local.set $y (f32x4.mul (local.get $y) (call $sigmoid (local.get $y))))))
+          (if (local.get $swish) (then
+            (local.set $sx (f32x4.pmin (f32x4.pmax (f32x4.neg (local.get $y)) (v128.const f32x4 -87 -87 -87 -87)) (v128.const f32x4 88 88 88 88)))
+            (local.set $st (f32x4.add (f32x4.mul (local.get $sx) (v128.const f32x4 1.44269504088896341 1.44269504088896341 1.44269504088896341 1.44269504088896341)) (v128.const f32x4 12582912 12582912 12582912 12582912))) (local.set $sn (f32x4.sub (local.get $st) (v128.const f32x4 12582912 12582912 12582912 12582912)))
+            (local.set $sf (f32x4.sub (f32x4.sub (local.get $sx) (f32x4.mul (local.get $sn) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))) (f32x4.mul (local.get $sn) (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
+            (local.set $sp (f32x4.add (f32x4.mul (v128.const f32x4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4) (local.get $sf)) (v128.const f32x4 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3)))
+            (local.set $sp (f32x4.add (f32x4.mul (local.get $sp) (local.get $sf)) (v128.const f32x4 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3)))
+            (local.set $sp (f32x4.add (f32x4.mul (local.get $sp) (local.get $sf)) (v128.const f32x4 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2)))
+            (local.set $sp (f32x4.add (f32x4.mul (local.get $sp) (local.get $sf)) (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1)))
+            (local.set $sp (f32x4.add (f32x4.mul (local.get $sp) (local.get $sf)) (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1)))
+            (local.set $sp (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $sp) (local.get $sf)) (local.get $sf)) (local.get $sf)) (v128.const f32x4 1 1 1 1)))
+            (local.set $sp (f32x4.mul (local.get $sp) (i32x4.shl (i32x4.add (local.get $st) (v128.const i32x4 -1262485377 -1262485377 -1262485377 -1262485377)) (i32.const 23))))
+            (local.set $g (f32x4.div (v128.const f32x4 1 1 1 1) (f32x4.add (v128.const f32x4 1 1 1 1) (local.get $sp))))
+            (local.set $y (f32x4.mul (local.get $y) (local.get $g)))))
           (v128.store (i32.add (local.get $o) (local.get $j)) (local.get $y))
           (br_if $channels (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (i32.shl (local.get $c) (i32.const 2)))))
         (local.set $row (i32.add (local.get $row) (i32.shl (local.get $c) (i32.const 2))))
@@ -99,7 +95,7 @@
   (func (export "gn_backward_sums") (param $dz i32) (param $x i32) (param $b i32) (param $hw i32) (param $c i32) (param $scale i32) (param $shift i32)
     (param $swish i32) (param $dy i32) (param $s1 i32) (param $s3 i32)
     (local $s i32) (local $p i32) (local $j i32) (local $a1 i32) (local $a3 i32) (local $sc i32) (local $sh i32)
-    (local $xv v128) (local $y v128) (local $g v128) (local $d v128)
+    (local $xv v128) (local $y v128) (local $g v128) (local $d v128) (local $sx v128) (local $sn v128) (local $sf v128) (local $sp v128) (local $st v128)
     (local.set $s (i32.const 0))
     (loop $samples
       (local.set $a1 (i32.add (local.get $s1) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
@@ -117,7 +113,17 @@
           (if (local.get $swish)
             (then
               (local.set $y (f32x4.add (f32x4.mul (local.get $xv) (v128.load (i32.add (local.get $sc) (local.get $j)))) (v128.load (i32.add (local.get $sh) (local.get $j)))))
-              (local.set $g (call $sigmoid (local.get $y)))
+              (local.set $sx (f32x4.pmin (f32x4.pmax (f32x4.neg (local.get $y)) (v128.const f32x4 -87 -87 -87 -87)) (v128.const f32x4 88 88 88 88)))
+              (local.set $st (f32x4.add (f32x4.mul (local.get $sx) (v128.const f32x4 1.44269504088896341 1.44269504088896341 1.44269504088896341 1.44269504088896341)) (v128.const f32x4 12582912 12582912 12582912 12582912))) (local.set $sn (f32x4.sub (local.get $st) (v128.const f32x4 12582912 12582912 12582912 12582912)))
+              (local.set $sf (f32x4.sub (f32x4.sub (local.get $sx) (f32x4.mul (local.get $sn) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))) (f32x4.mul (local.get $sn) (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
+              (local.set $sp (f32x4.add (f32x4.mul (v128.const f32x4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4) (local.get $sf)) (v128.const f32x4 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3)))
+              (local.set $sp (f32x4.add (f32x4.mul (local.get $sp) (local.get $sf)) (v128.const f32x4 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3)))
+              (local.set $sp (f32x4.add (f32x4.mul (local.get $sp) (local.get $sf)) (v128.const f32x4 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2)))
+              (local.set $sp (f32x4.add (f32x4.mul (local.get $sp) (local.get $sf)) (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1)))
+              (local.set $sp (f32x4.add (f32x4.mul (local.get $sp) (local.get $sf)) (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1)))
+              (local.set $sp (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $sp) (local.get $sf)) (local.get $sf)) (local.get $sf)) (v128.const f32x4 1 1 1 1)))
+              (local.set $sp (f32x4.mul (local.get $sp) (i32x4.shl (i32x4.add (local.get $st) (v128.const i32x4 -1262485377 -1262485377 -1262485377 -1262485377)) (i32.const 23))))
+              (local.set $g (f32x4.div (v128.const f32x4 1 1 1 1) (f32x4.add (v128.const f32x4 1 1 1 1) (local.get $sp))))
               (local.set $d (f32x4.mul (local.get $d)
                 (f32x4.add (local.get $g) (f32x4.mul (f32x4.mul (local.get $y) (local.get $g)) (f32x4.sub (v128.const f32x4 1 1 1 1) (local.get $g))))))))
           (v128.store (i32.add (local.get $dy) (local.get $j)) (local.get $d))
