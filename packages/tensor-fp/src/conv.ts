@@ -290,11 +290,13 @@ export type FilterGradientMethod = 'dilated' | 'im2col';
  * The GEMM's second operand dy [B·H_o·W_o, O] is repacked by XNNPACK on every call and its first one transposed
  * (wasm has no transposed GEMM), which costs more than the dilated conv saves once the reduction is long: the
  * 12×12 → 5×5 and 5×5 → 2×2 levels (reduction 1600 and 256) are 35–45% faster as GEMMs, the 28×28 and 26×26
- * ones (43264 and 9216) slower.
+ * ones (43264 and 9216) slower — except with one or two input channels (the first layer, and the last transposed
+ * conv's filter gradient): the dilated conv then has only k_h·k_w·C output rows, XNNPACK's worst shape, and the GEMM
+ * was 2–6× faster at batch 64 (issue 11: 3.3 → 1.6–2.0 ms and 5.4–7.2 → 0.9–2.4 ms, min of 15, 2 threads).
  * @category configuration
  */
 export const filterGradientMethod = (filterShape: Shape4, dyShape: Shape4): FilterGradientMethod =>
-  dyShape[0] * dyShape[1] * dyShape[2] <= 4096 ? 'im2col' : 'dilated';
+  dyShape[0] * dyShape[1] * dyShape[2] <= 4096 || filterShape[2] <= 2 ? 'im2col' : 'dilated';
 
 /** ∂L/∂f of y = conv2d(x, f, s, pad) given dy, by the method {@link filterGradientMethod} picks. */
 const filterGradient = (x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: Shape4, s: number, pad: Padding): tf.Tensor4D =>
