@@ -28,6 +28,7 @@ import * as path from 'node:path';
 import { random } from '@score-sde/tensor-fp';
 import { batchIndices, batchesPerEpoch, mnistFiles, parameterCount, runKeys } from '@score-sde/models';
 import { defaultRecipe } from './recipe';
+import { torchEnv } from './torch-env';
 
 // -------------------------------------------------------------------------------------
 // flags
@@ -124,17 +125,6 @@ const findTorch = (): { readonly python: string } | { readonly missing: string }
     if (r.status === 0) return { python };
   }
   return { missing: 'no python with torch (apt-get install python3-torch libopenblas0-openmp; the peer uses /usr/bin/python3)' };
-};
-
-/**
- * The PyTorch child's environment: this process's, less OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (set on this machine
- * for old OpenBLAS builds; with them torch's convolutions run 20–40% slower). Only the child's: never tests or CI.
- */
-export const torchEnv = (): NodeJS.ProcessEnv => {
-  const env = { ...process.env };
-  delete env['OPENBLAS_CORETYPE'];
-  delete env['OPENBLAS_L2_SIZE'];
-  return env;
 };
 
 interface Files {

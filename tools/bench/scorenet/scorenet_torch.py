@@ -173,6 +173,7 @@ def main():
                 "trainCpu": [c for _, c in trn],
                 "peakRssMb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
                 "params": params,
+                "parallelInfo": torch.__config__.parallel_info(),
             }
         )
     )
