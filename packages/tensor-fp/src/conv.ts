@@ -32,6 +32,7 @@
  */
 import { tf } from './tf';
 import { customGradLazy } from './custom-grad';
+import { fusedKernelsReady, overlapAdd } from './fused-kernels';
 
 // -------------------------------------------------------------------------------------
 // geometry
@@ -165,6 +166,8 @@ const transposeFewOutputs = (x: tf.Tensor4D, f: tf.Tensor4D, outShape: Shape4, p
     const taps = kh * kw * cz;
     const F = tf.reshape(tf.transpose(f, [3, 0, 1, 2]), [cx, taps]);
     const T = tf.reshape(tf.matMul(tf.reshape(x, [b * hIn * wIn, cx]), F), [b, hIn, wIn, taps]);
+    // On wasm the overlap-add is one pass of our own kernel (fused-kernels.ts); elsewhere the 0/1-filter conv below.
+    if (fusedKernelsReady()) return overlapAdd(T as tf.Tensor4D, kh, kw, outShape[1], outShape[2], gh.before, gw.before);
     const e = new Float32Array(kh * kw * taps * cz);
     for (let i = 0; i < kh; i++)
       for (let j = 0; j < kw; j++)

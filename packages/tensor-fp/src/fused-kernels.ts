@@ -53,6 +53,7 @@ interface FusedExports {
   gn_backward_dx(dy: number, x: number, b: number, hw: number, c: number, ca: number, cb: number, cc: number, dx: number): void;
   sum_squares(g: number, n: number): number;
   normals_rows(keys: number, b: number, n: number, out: number): void;
+  overlap_add(t: number, b: number, hin: number, win: number, kh: number, kw: number, cz: number, hout: number, wout: number, top: number, left: number, z: number): void;
   adam_ema(g: number, p: number, m: number, v: number, e: number, n: number, clip: number, useClip: number, b1: number, c1: number, b2: number, c2: number,
     bc2: number, eps: number, step: number, d: number, cd: number, hasEma: number, op: number, om: number, ov: number, oe: number): void;
 }
@@ -61,7 +62,7 @@ let exportsOf: FusedExports | undefined;
 let failure: string | undefined;
 
 /** The kernel names registered for the wasm backend. @category kernels */
-export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad', 'ScoreSdeAdamEma', 'ScoreSdeNormals'] as const;
+export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad', 'ScoreSdeAdamEma', 'ScoreSdeNormals', 'ScoreSdeOverlapAdd'] as const;
 
 /** Whether the fused kernels can run now: assembled, and the wasm backend active. @category queries */
 export const fusedKernelsReady = (): boolean => exportsOf !== undefined && tf.getBackend() === 'wasm';
@@ -139,6 +140,17 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     k.gn_backward_dx(off(dx), off(x), b, hw, c, off(ca), off(cb), off(cc), off(dx));
     [s3, ca, cb, cc].forEach((t) => backend.disposeData(t.dataId));
     return [dx, s1, s2, dbias];
+  },
+  // T [B, hIn, wIn, kh·kw·cz] ↦ z [B, hOut, wOut, cz] (attrs kh, kw, hOut, wOut, top, left): see overlapAdd.
+  ScoreSdeOverlapAdd: (k) => (args) => {
+    const { t } = args.inputs as { t: Info };
+    const a = args.attrs as { kh: number; kw: number; hOut: number; wOut: number; top: number; left: number };
+    const backend = args.backend as unknown as WasmBackendData;
+    const [b, hin, win, taps] = t.shape as [number, number, number, number];
+    const cz = taps / (a.kh * a.kw);
+    const z = backend.makeOutput([b, a.hOut, a.wOut, cz], 'float32');
+    k.overlap_add(backend.getMemoryOffset(t.dataId), b, hin, win, a.kh, a.kw, cz, a.hOut, a.wOut, a.top, a.left, backend.getMemoryOffset(z.dataId));
+    return z;
   },
   // () ↦ z [B, ...shape]: row b = the normals of key b (attrs: keys as 2B uint32 words, shape).
   ScoreSdeNormals: (k) => (args) => {
@@ -272,6 +284,16 @@ export const fusedNormalsApply = (shape: ReadonlyArray<number>): boolean => {
   const n = shape.reduce((x, y) => x * y, 1);
   return fusedKernelsReady() && n > 0 && n % 8 === 0;
 };
+
+/**
+ * The overlap-add of a stride-1 transposed conv's per-pixel contributions T [B, H_in, W_in, k_h·k_w·C_z] (T = x·F, see
+ * conv.ts): z[b, u, v, c] = Σ_{p, q} T[b, u + top − p, v + left − q, (p·k_w + q)·C_z + c] over the taps that land inside
+ * T, for z [B, H_out, W_out, C_z] — one pass, where a conv with a 0/1 filter and C_z outputs ran XNNPACK at its worst.
+ * Forward only (the transposed conv has its own gradients).
+ * @category fused
+ */
+export const overlapAdd = (t: tf.Tensor4D, kh: number, kw: number, hOut: number, wOut: number, top: number, left: number): tf.Tensor4D =>
+  run('ScoreSdeOverlapAdd', { t }, { kh, kw, hOut, wOut, top, left }) as tf.Tensor4D;
 
 /**
  * Σ_k Σ t_k² over float32 tensors on the wasm backend, read straight from the heap (4 float32 partial sums per

@@ -457,4 +457,45 @@
         (local.set $out (i32.add (local.get $out) (i32.const 32)))
         (br_if $counters (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 4))) (local.get $half))))
       (br_if $rows (i32.lt_u (local.tee $row (i32.add (local.get $row) (i32.const 1))) (local.get $b)))))
+
+  ;; Overlap-add of a stride-1 transposed convolution's per-pixel contributions T [B, hIn, wIn, kh*kw*cz]:
+  ;;   z[b, u, v, c] = sum over taps (p, q) with 0 <= u + top - p < hIn, 0 <= v + left - q < wIn of
+  ;;                   T[b, u + top - p, v + left - q, (p*kw + q)*cz + c]        (z [B, hOut, wOut, cz]; taps in order)
+  (func (export "overlap_add") (param $t i32) (param $b i32) (param $hin i32) (param $win i32) (param $kh i32) (param $kw i32) (param $cz i32)
+    (param $hout i32) (param $wout i32) (param $top i32) (param $left i32) (param $z i32)
+    (local $s i32) (local $u i32) (local $v i32) (local $c i32) (local $p i32) (local $q i32) (local $i i32) (local $j i32)
+    (local $acc f32) (local $taps i32) (local $sample i32) (local $at i32)
+    (local.set $taps (i32.mul (i32.mul (local.get $kh) (local.get $kw)) (local.get $cz)))
+    (local.set $s (i32.const 0))
+    (loop $samples
+      (local.set $sample (i32.add (local.get $t) (i32.shl (i32.mul (local.get $s) (i32.mul (i32.mul (local.get $hin) (local.get $win)) (local.get $taps))) (i32.const 2))))
+      (local.set $u (i32.const 0))
+      (loop $rows
+        (local.set $v (i32.const 0))
+        (loop $cols
+          (local.set $c (i32.const 0))
+          (loop $chans
+            (local.set $acc (f32.const 0))
+            (local.set $p (i32.const 0))
+            (loop $tp
+              (local.set $i (i32.sub (i32.add (local.get $u) (local.get $top)) (local.get $p)))
+              (local.set $q (i32.const 0))
+              (loop $tq
+                (local.set $j (i32.sub (i32.add (local.get $v) (local.get $left)) (local.get $q)))
+                (if (i32.and
+                      (i32.and (i32.ge_s (local.get $i) (i32.const 0)) (i32.lt_s (local.get $i) (local.get $hin)))
+                      (i32.and (i32.ge_s (local.get $j) (i32.const 0)) (i32.lt_s (local.get $j) (local.get $win))))
+                  (then
+                    ;; element (i, j, (p kw + q) cz + c) of this sample's T
+                    (local.set $at (i32.add (i32.mul (i32.add (i32.mul (local.get $i) (local.get $win)) (local.get $j)) (local.get $taps))
+                      (i32.add (i32.mul (i32.add (i32.mul (local.get $p) (local.get $kw)) (local.get $q)) (local.get $cz)) (local.get $c))))
+                    (local.set $acc (f32.add (local.get $acc) (f32.load (i32.add (local.get $sample) (i32.shl (local.get $at) (i32.const 2))))))))
+                (br_if $tq (i32.lt_u (local.tee $q (i32.add (local.get $q) (i32.const 1))) (local.get $kw))))
+              (br_if $tp (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 1))) (local.get $kh))))
+            (f32.store (local.get $z) (local.get $acc))
+            (local.set $z (i32.add (local.get $z) (i32.const 4)))
+            (br_if $chans (i32.lt_u (local.tee $c (i32.add (local.get $c) (i32.const 1))) (local.get $cz))))
+          (br_if $cols (i32.lt_u (local.tee $v (i32.add (local.get $v) (i32.const 1))) (local.get $wout))))
+        (br_if $rows (i32.lt_u (local.tee $u (i32.add (local.get $u) (i32.const 1))) (local.get $hout))))
+      (br_if $samples (i32.lt_u (local.tee $s (i32.add (local.get $s) (i32.const 1))) (local.get $b)))))
 )
