@@ -14,9 +14,10 @@
  * environment (this machine sets them for old OpenBLAS builds; they slow torch's convolutions by 20–40%); nothing
  * else is changed, and the kernels and threads torch reports are recorded.
  *
- * Reported (medians over all timed steps of all rounds): training seconds per step and the projection to the
- * default run's step count, sampling milliseconds per score evaluation per 64 samples, peak RSS (and the
- * project's per-phase memory), and the ratios project / PyTorch. Writes DIR/e2e.json and DIR/e2e.md
+ * Reported (medians over all timed steps of all rounds, and per round): training milliseconds per step and the
+ * projection to the default run's step count, sampling milliseconds per score evaluation per 64 samples, peak RSS (and
+ * the project's per-phase memory), and the ratios project / PyTorch — the median of the per-round ratios (each round's
+ * two processes ran back to back: the paired ratio is the robust one on a shared machine) and of the pooled medians. Writes DIR/e2e.json and DIR/e2e.md
  * (DIR = tools/bench/out). PyTorch is optional: without it the project's figures are still reported.
  *
  * @module bench/e2e
@@ -233,6 +234,26 @@ const summarise = (ms: ReadonlyArray<Measurement>, defaultSteps: number, detail:
 
 const fmt = (x: number | undefined, digits = 1): string => (x === undefined || !Number.isFinite(x) ? '—' : x.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
 
+/**
+ * Ratios project / PyTorch: of the medians over all timed steps of all rounds, and per round (the two processes of a
+ * round ran back to back, so a paired ratio cancels most of the load's drift on a shared machine); `train`/`sample`
+ * are the medians of the per-round ratios.
+ */
+const ratiosOf = (project: Side, peer: Side): Ratios => {
+  const paired = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): number[] => a.slice(0, Math.min(a.length, b.length)).map((v, i) => v / b[i]!);
+  const trainByRound = paired(project.trainStepMsByRound, peer.trainStepMsByRound);
+  const sampleByRound = paired(project.sampleEvalMsByRound, peer.sampleEvalMsByRound);
+  return {
+    train: median(trainByRound),
+    sample: median(sampleByRound),
+    trainByRound,
+    sampleByRound,
+    trainPooled: project.trainStepMs / peer.trainStepMs,
+    samplePooled: project.sampleEvalMs / peer.sampleEvalMs,
+    peakRss: project.peakRssMb / peer.peakRssMb,
+  };
+};
+
 const markdown = (o: Options, f: Files, sides: ReadonlyArray<Side>, ratios: Ratios | undefined, phases: Measurement['phases'], torchNote: string, torchInfo: string | undefined): string => {
   const { train } = defaultRecipe();
   return [
@@ -252,7 +273,13 @@ const markdown = (o: Options, f: Files, sides: ReadonlyArray<Side>, ratios: Rati
         `${fmt(s.sampleEvalMs, 2)} | ${s.sampleEvalMsByRound.map((v) => fmt(v, 2)).join(' / ')} | ${fmt(s.peakRssMb, 0)} |`,
     ),
     ...(ratios !== undefined
-      ? ['', `Ratios project / PyTorch: training **${fmt(ratios.train, 2)}×**, sampling **${fmt(ratios.sample, 2)}×**, peak RSS ${fmt(ratios.peakRss, 2)}× (targets ≤ 1.5, ≤ 1.5, peak ≤ 1 GB).`]
+      ? [
+          '',
+          `Ratios project / PyTorch, the median of the per-round (paired) ratios: training **${fmt(ratios.train, 2)}×** ` +
+            `(rounds: ${ratios.trainByRound.map((r) => fmt(r, 2)).join(', ')}), sampling **${fmt(ratios.sample, 2)}×** ` +
+            `(rounds: ${ratios.sampleByRound.map((r) => fmt(r, 2)).join(', ')}); of the pooled medians: ${fmt(ratios.trainPooled, 2)}× and ` +
+            `${fmt(ratios.samplePooled, 2)}×; peak RSS ${fmt(ratios.peakRss, 2)}× (targets: ≤ 1.5, ≤ 1.5, the project's peak ≤ 1 GB).`,
+        ]
       : []),
     '',
     '## The project\'s memory by phase (last round)',
@@ -268,6 +295,10 @@ const markdown = (o: Options, f: Files, sides: ReadonlyArray<Side>, ratios: Rati
 interface Ratios {
   readonly train: number;
   readonly sample: number;
+  readonly trainByRound: ReadonlyArray<number>;
+  readonly sampleByRound: ReadonlyArray<number>;
+  readonly trainPooled: number;
+  readonly samplePooled: number;
   readonly peakRss: number;
 }
 
@@ -308,7 +339,7 @@ const main = (): number => {
   const sides: Side[] = [summarise(project, files.defaultSteps, project[0]!.backend ?? 'tfjs')];
   const last = peer[peer.length - 1];
   if (peer.length > 0) sides.push(summarise(peer, files.defaultSteps, `torch ${last!.version}, ${last!.threads} threads`));
-  const ratios = sides.length === 2 ? { train: sides[0]!.trainStepMs / sides[1]!.trainStepMs, sample: sides[0]!.sampleEvalMs / sides[1]!.sampleEvalMs, peakRss: sides[0]!.peakRssMb / sides[1]!.peakRssMb } : undefined;
+  const ratios = sides.length === 2 ? ratiosOf(sides[0]!, sides[1]!) : undefined;
   const note = peerError !== undefined ? `PyTorch peer failed: ${peerError}.` : torchNote;
   const torchInfo = last !== undefined ? `${last.parallelInfo ?? ''}\n${last.config ?? ''}\nenvironment of the child: ${JSON.stringify(last.env)}` : undefined;
   const phases = project[project.length - 1]!.phases;
