@@ -30,6 +30,7 @@ import { random } from '@score-sde/tensor-fp';
 import { batchIndices, batchesPerEpoch, mnistFiles, parameterCount, runKeys } from '@score-sde/models';
 import { defaultRecipe } from './recipe';
 import { torchEnv } from './torch-env';
+import { median, runMain } from '../args';
 
 // -------------------------------------------------------------------------------------
 // flags
@@ -195,11 +196,6 @@ const runTorch = (python: string, o: Options, f: Files): Measurement =>
 // report
 // -------------------------------------------------------------------------------------
 
-const median = (xs: ReadonlyArray<number>): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 /** One side's figures over all its rounds. */
 export interface Side {
@@ -352,9 +348,4 @@ const main = (): number => {
   return 0;
 };
 
-try {
-  process.exit(main());
-} catch (e) {
-  process.stderr.write(`${(e as Error).message}\n${USAGE}`);
-  process.exit(2);
-}
+runMain(main, USAGE);

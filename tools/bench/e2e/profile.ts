@@ -41,13 +41,9 @@ import {
 } from '@score-sde/models';
 import { mnistSampler } from '../../../packages/experiments/src/mnist/samplers';
 import { defaultRecipe } from './recipe';
+import { arg, median as med } from '../args';
 
-const arg = (name: string, fallback: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-};
 
-const med = (xs: ReadonlyArray<number>): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 const clock = (f: () => void): number => {
   const t0 = performance.now();

@@ -25,6 +25,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { VARIANTS, type Variant } from './variants';
 import { torchEnv } from '../e2e/torch-env';
+import { median, runMain } from '../args';
 
 // -------------------------------------------------------------------------------------
 // flags
@@ -163,11 +164,6 @@ export interface Row {
   readonly detail?: string;
 }
 
-const median = (xs: ReadonlyArray<number>): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 interface Merged {
   readonly forward: number;
@@ -310,9 +306,4 @@ const main = (): number => {
   return 0;
 };
 
-try {
-  process.exit(main());
-} catch (e) {
-  process.stderr.write(`${(e as Error).message}\n${USAGE}`);
-  process.exit(2);
-}
+runMain(main, USAGE);

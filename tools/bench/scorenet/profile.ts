@@ -31,18 +31,14 @@ import {
   type TrainState,
   type TensorRecord,
 } from '@score-sde/models';
+import { arg } from '../args';
 
-const arg = (name: string, fallback: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-};
 
 const main = async (): Promise<void> => {
   const info = await initBackend({ prefer: arg('backend', 'wasm') as 'wasm', quiet: true });
   const batch = Number(arg('batch', '64'));
   const steps = Number(arg('steps', '3'));
-  const model = arg('net', 'tutorial') === 'mnist' ? { channels: [16, 32, 64, 128] as [number, number, number, number], embedDim: 128, fourierScale: 30 } : tutorialScoreNetConfig;
-  const config: TrainConfig = { model, sde: tutorial(), loss: defaultLossConfig, optim: adamConfig(), emaDecay: 0.999, batchSize: batch };
+  const config: TrainConfig = { model: tutorialScoreNetConfig, sde: tutorial(), loss: defaultLossConfig, optim: adamConfig(), emaDecay: 0.999, batchSize: batch };
   let state: TrainState = initTrainState(config, random.key(0));
   const x0 = random.uniform(random.key(1), [batch, 28, 28, 1]);
   const step = trainStep(config);
