@@ -152,23 +152,25 @@ export const clipFactorOf = (maxNorm: number, norm: number): number =>
   maxNorm > 0 ? Math.min(1, Math.fround(Math.fround(maxNorm) / Math.fround(Math.fround(norm) + Math.fround(1e-6)))) : 1;
 
 /**
- * {@link adamStep} followed by the EMA update ema ← d_n·ema + (1 − d_n)·θ_new (`ema.ts`) in one pass per parameter
- * tensor (the wasm backend's fused kernel: the same float32 operations per element as the tensor formulas, without
- * concatenating ~40 tensors into flat vectors and splitting them back), given the gradient's global norm already read
- * back (for the clipping factor). Use it when `fused.fusedKernelsReady()`; pure: new tensors, inputs untouched.
+ * {@link adamStep} followed by the EMA update ema ← d·ema + (1 − d)·θ_new (`ema.ts`, d = the EMA's decay for this
+ * step, e.g. `emaDecayAt(decay, n)`) in one pass per parameter tensor (the wasm backend's fused kernel: the same
+ * float32 operations per element as the tensor formulas, without concatenating ~40 tensors into flat vectors and
+ * splitting them back), given the gradient's global norm already read back (for the clipping factor). The learning
+ * rate is {@link learningRate}'s, as in {@link adamStep}. Use it when `fused.fusedKernelsReady()`; pure: new tensors,
+ * inputs untouched.
  * @category optimiser
  */
 export const adamEmaStep =
-  (config: AdamConfig, decay: number) =>
+  (config: AdamConfig) =>
   (
     params: TensorRecord,
     grads: TensorRecord,
     state: AdamState,
     ema: TensorRecord,
     norm: number,
+    d: number,
   ): { readonly params: TensorRecord; readonly state: AdamState; readonly ema: TensorRecord } => {
     const n = state.step + 1;
-    const d = Math.min(decay, (1 + n) / (10 + n));
     const scalars: fused.AdamEmaScalars = {
       clip: clipFactorOf(config.gradClip, norm),
       beta1: config.beta1,

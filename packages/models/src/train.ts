@@ -20,7 +20,7 @@ import { SDE } from '@score-sde/sde-math';
 import { ScoreNetConfig, scoreNet, scoreNetSpec } from './scorenet';
 import { LossConfig, type LossConfigError, lossFn } from './loss';
 import { AdamConfig, type AdamState, adamStep, adamEmaStep, initAdam, disposeAdam, globalNorm } from './optim';
-import { emaUpdate } from './ema';
+import { emaUpdate, emaDecayAt } from './ema';
 import { type Params, type TensorRecord, initParams, cloneRecord, assignParams, disposeRecord, overlay } from './params';
 import { type MnistData, batchIndices, batchesPerEpoch, epochOrder, imageBatch } from './mnist';
 
@@ -122,7 +122,7 @@ export const trainStep =
           );
         }
         if (fast) {
-          const step = adamEmaStep(config.optim, config.emaDecay)(state.params, grads, state.adam, state.ema, norm);
+          const step = adamEmaStep(config.optim)(state.params, grads, state.adam, state.ema, norm, emaDecayAt(config.emaDecay, state.adam.step + 1));
           disposeRecord(grads);
           assignParams(state.params, step.params);
           disposeRecord(state.ema);

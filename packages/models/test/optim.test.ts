@@ -205,7 +205,7 @@ describe('the fused Adam + EMA step (wasm)', () => {
           const v = Object.fromEntries(Object.entries(draw(5, 0.01)).map(([k, t]) => [k, tf.square(t)]));
           const state = { step, m, v };
           const norm = tf.tidy(() => globalNorm(grads).dataSync()[0]!);
-          const a = adamEmaStep(cfg, 0.999)(params, grads, state, ema, norm);
+          const a = adamEmaStep(cfg)(params, grads, state, ema, norm, emaDecayAt(0.999, step + 1));
           const b = adamStep(cfg)(params, grads, state);
           const e = emaUpdate(0.999)(ema, b.params, b.state.step);
           const same = (x: TensorRecord, y: TensorRecord): boolean =>
