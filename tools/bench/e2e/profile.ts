@@ -5,9 +5,9 @@
  *   npx tsx tools/bench/e2e/profile.ts [--steps 10] [--profiles 3] [--top 40] [--out FILE.md]
  *
  * Training, phase by phase (wall medians over `--steps` steps, each phase read back so its kernels have run):
- * the batch (`batchForStep`), the loss's draws (per-sample times and N(0, I) noise in JavaScript), forward +
- * backward (`tf.variableGrads` of the loss), the gradient norm, Adam, the EMA; then the whole `trainStep` as the
- * experiment calls it. Sampling: the score evaluation alone, the noise of one step, and one whole `em` step.
+ * the batch (`batchForStep`), the loss's draws (per-sample times and N(0, I) noise), forward + backward
+ * (`tf.variableGrads` of the loss), the gradient norm, Adam and the EMA (on wasm: trainStep's fused Adam + EMA pass,
+ * reported under "adam"); then the whole `trainStep` as the experiment calls it. Sampling: the score evaluation alone, the noise of one step, and one whole `em` step.
  * Then `tf.profile`'s kernel times (each call's minimum over `--profiles` runs, which filters out preemption on a
  * shared machine) summed by kernel, for one training step and one sampler step: the kernel count, the summed kernel
  * time and the rest of the wall time (JavaScript: tfjs' bookkeeping per kernel, the tape, our own code).
@@ -16,7 +16,7 @@
  */
 import * as fs from 'node:fs';
 import * as E from 'fp-ts/Either';
-import { tf, random, initBackend, describeBackend } from '@score-sde/tensor-fp';
+import { tf, random, initBackend, describeBackend, fused } from '@score-sde/tensor-fp';
 import { type Sampler, run } from '@score-sde/solvers';
 import {
   initTrainState,
@@ -28,6 +28,8 @@ import {
   lossFn,
   stepKey,
   adamStep,
+  adamEmaStep,
+  emaDecayAt,
   emaUpdate,
   globalNorm,
   dsmDraws,
@@ -152,7 +154,28 @@ const main = async (): Promise<void> => {
         value.dispose();
       }),
     );
-    phase['gradient norm'].push(clock(() => void tf.tidy(() => globalNorm(grads).dataSync())));
+    let norm = 0;
+    phase['gradient norm'].push(
+      clock(() => {
+        norm = fused.fusedKernelsReady() ? Math.sqrt(fused.sumOfSquares(names.map((n) => grads[n]!))) : tf.tidy(() => globalNorm(grads).dataSync()[0]!);
+      }),
+    );
+    if (fused.fusedKernelsReady()) {
+      // trainStep's path on wasm: Adam + clipping + EMA in one fused pass per parameter ("adam" below; "ema" 0).
+      phase.adam.push(
+        clock(() => {
+          const u = adamEmaStep(config.optim)(state.params, grads, state.adam, state.ema, norm, emaDecayAt(config.emaDecay, state.adam.step + 1));
+          u.ema[names[names.length - 1]!]!.dataSync();
+          [u.params, u.ema].forEach(disposeRecord);
+          disposeAdam(u.state);
+        }),
+      );
+      phase.ema.push(0);
+      disposeRecord(grads);
+      x0!.dispose();
+      phase['trainStep (whole, with its batch)'].push(clock(advance));
+      continue;
+    }
     let upd: ReturnType<ReturnType<typeof adamStep>> | undefined;
     phase.adam.push(
       clock(() => {
