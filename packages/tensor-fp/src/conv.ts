@@ -32,7 +32,7 @@
  */
 import { tf } from './tf';
 import { customGradLazy } from './custom-grad';
-import { fusedKernelsReady, overlapAdd } from './fused-kernels';
+import { fusedKernelsReady, interleavePhases, overlapAdd } from './fused-kernels';
 
 // -------------------------------------------------------------------------------------
 // geometry
@@ -207,8 +207,7 @@ export const transposeByPhases = (x: tf.Tensor4D, f: tf.Tensor4D, outShape: Shap
     const rowsH = Math.max(Math.ceil((gh.before + outShape[1]) / s), hIn);
     const rowsW = Math.max(Math.ceil((gw.before + outShape[2]) / s), wIn);
     const filters = phaseFilters(f, s);
-    const phase = (g: tf.Tensor4D | undefined): tf.Tensor4D => {
-      if (g === undefined) return tf.zeros([b, rowsH, rowsW, cz]);
+    const phaseConv = (g: tf.Tensor4D): tf.Tensor4D => {
       const [th, tw] = [g.shape[0], g.shape[1]];
       // valid conv of x padded by (M − 1, rows − H_in): H_in + rows − H_in = rows outputs. The padding is the
       // conv's own (XNNPACK reads zeros for it): a tf.pad would copy x once per phase.
@@ -220,6 +219,11 @@ export const transposeByPhases = (x: tf.Tensor4D, f: tf.Tensor4D, outShape: Shap
       ];
       return padding.some(([u, v]) => u + v > 0) ? tf.conv2d(x, g, 1, padding) : tf.conv2d(x, g, 1, 'valid');
     };
+    // On wasm the interleaving (and the window) is one pass of our own kernel (fused-kernels.ts).
+    if (fusedKernelsReady()) {
+      return interleavePhases(filters.map((g) => (g === undefined ? undefined : phaseConv(g))), s, rowsH, rowsW, outShape, gh.before, gw.before);
+    }
+    const phase = (g: tf.Tensor4D | undefined): tf.Tensor4D => (g === undefined ? tf.zeros([b, rowsH, rowsW, cz]) : phaseConv(g));
     // Interleave: columns by concatenating phases along channels ([…, a', (q, C)] → reshape […, s·a' + q, C]),
     // rows likewise one level up. (A 6-D transpose instead is ~15× slower on wasm: only ranks ≤ 4 are fast.)
     const rowsOfPhase = (r: number): tf.Tensor => {

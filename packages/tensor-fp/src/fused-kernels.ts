@@ -53,6 +53,7 @@ interface FusedExports {
   gn_backward_dx(dy: number, x: number, b: number, hw: number, c: number, ca: number, cb: number, cc: number, dx: number): void;
   sum_squares(g: number, n: number): number;
   normals_rows(keys: number, b: number, n: number, out: number): void;
+  interleave_phases(ptrs: number, s: number, b: number, rows: number, cols: number, cz: number, hout: number, wout: number, top: number, left: number, out: number): void;
   overlap_add(t: number, b: number, hin: number, win: number, kh: number, kw: number, cz: number, hout: number, wout: number, top: number, left: number, z: number): void;
   adam_ema(g: number, p: number, m: number, v: number, e: number, n: number, clip: number, useClip: number, b1: number, c1: number, b2: number, c2: number,
     bc2: number, eps: number, step: number, d: number, cd: number, hasEma: number, op: number, om: number, ov: number, oe: number): void;
@@ -62,7 +63,7 @@ let exportsOf: FusedExports | undefined;
 let failure: string | undefined;
 
 /** The kernel names registered for the wasm backend. @category kernels */
-export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad', 'ScoreSdeAdamEma', 'ScoreSdeNormals', 'ScoreSdeOverlapAdd'] as const;
+export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad', 'ScoreSdeAdamEma', 'ScoreSdeNormals', 'ScoreSdeOverlapAdd', 'ScoreSdeInterleavePhases'] as const;
 
 /** Whether the fused kernels can run now: assembled, and the wasm backend active. @category queries */
 export const fusedKernelsReady = (): boolean => exportsOf !== undefined && tf.getBackend() === 'wasm';
@@ -150,6 +151,21 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     const cz = taps / (a.kh * a.kw);
     const z = backend.makeOutput([b, a.hOut, a.wOut, cz], 'float32');
     k.overlap_add(backend.getMemoryOffset(t.dataId), b, hin, win, a.kh, a.kw, cz, a.hOut, a.wOut, a.top, a.left, backend.getMemoryOffset(z.dataId));
+    return z;
+  },
+  // the s² phases (inputs p0 … p{s²−1}, a missing one = zeros) ↦ z [B, hOut, wOut, cz] (attrs: s, present, shape, top, left).
+  ScoreSdeInterleavePhases: (k) => (args) => {
+    const inputs = args.inputs as Record<string, Info>;
+    const a = args.attrs as { s: number; present: ReadonlyArray<boolean>; rows: number; cols: number; out: ReadonlyArray<number>; top: number; left: number };
+    const backend = args.backend as unknown as WasmBackendData & { typedArrayFromHeap(t: Info): Int32Array };
+    const [b, hOut, wOut, cz] = a.out as [number, number, number, number];
+    const table = backend.makeOutput([a.s * a.s], 'int32');
+    const z = backend.makeOutput([b, hOut, wOut, cz], 'float32');
+    let next = 0;
+    const ptrs = a.present.map((here) => (here ? backend.getMemoryOffset(inputs[`p${next++}`]!.dataId) : 0));
+    backend.typedArrayFromHeap(table).set(ptrs);
+    k.interleave_phases(backend.getMemoryOffset(table.dataId), a.s, b, a.rows, a.cols, cz, hOut, wOut, a.top, a.left, backend.getMemoryOffset(z.dataId));
+    backend.disposeData(table.dataId);
     return z;
   },
   // () ↦ z [B, ...shape]: row b = the normals of key b (attrs: keys as 2B uint32 words, shape).
@@ -283,6 +299,28 @@ export const normalsPerSample = (keys: ReadonlyArray<readonly [number, number]>,
 export const fusedNormalsApply = (shape: ReadonlyArray<number>): boolean => {
   const n = shape.reduce((x, y) => x * y, 1);
   return fusedKernelsReady() && n > 0 && n % 8 === 0;
+};
+
+/**
+ * The output of a stride-s transposed conv from its s² sub-pixel phases (conv.ts, `transposeByPhases`): phase r·s + q
+ * ([B, rows, cols, C_z], or undefined for a phase no tap reaches: zeros) fills the pixels U ≡ r, V ≡ q (mod s) of the
+ * padded output, z[b, u, v, c] = phase[(U mod s)·s + (V mod s)][b, ⌊U/s⌋, ⌊V/s⌋, c] with U = u + top, V = v + left —
+ * one pass, instead of concatenating phases along channels twice and cutting the window out. Forward only.
+ * @category fused
+ */
+export const interleavePhases = (
+  phases: ReadonlyArray<tf.Tensor4D | undefined>,
+  s: number,
+  rows: number,
+  cols: number,
+  out: readonly [number, number, number, number],
+  top: number,
+  left: number,
+): tf.Tensor4D => {
+  const present = phases.map((p) => p !== undefined);
+  const inputs: Record<string, tf.Tensor> = {};
+  phases.filter((p): p is tf.Tensor4D => p !== undefined).forEach((p, i) => (inputs[`p${i}`] = p));
+  return run('ScoreSdeInterleavePhases', inputs, { s, present, rows, cols, out: [...out], top, left }) as tf.Tensor4D;
 };
 
 /**

@@ -498,4 +498,39 @@
           (br_if $cols (i32.lt_u (local.tee $v (i32.add (local.get $v) (i32.const 1))) (local.get $wout))))
         (br_if $rows (i32.lt_u (local.tee $u (i32.add (local.get $u) (i32.const 1))) (local.get $hout))))
       (br_if $samples (i32.lt_u (local.tee $s (i32.add (local.get $s) (i32.const 1))) (local.get $b)))))
+
+  ;; Interleaves the s*s sub-pixel phases of a strided transposed convolution (conv.ts, transposeByPhases): phase
+  ;; (r, q) [B, rows, cols, cz] at offset ptrs[r*s + q] (0: a phase no tap reaches, all zeros) lands on the output
+  ;; pixels U = s*a + r, V = s*b + q of the padded grid; out [B, hOut, wOut, cz] is the window U = u + top, V = v + left.
+  (func (export "interleave_phases") (param $ptrs i32) (param $s i32) (param $b i32) (param $rows i32) (param $cols i32) (param $cz i32)
+    (param $hout i32) (param $wout i32) (param $top i32) (param $left i32) (param $out i32)
+    (local $n i32) (local $u i32) (local $v i32) (local $uu i32) (local $vv i32) (local $src i32) (local $c i32) (local $bytes i32) (local $sample i32)
+    (local.set $bytes (i32.shl (local.get $cz) (i32.const 2)))
+    (local.set $n (i32.const 0))
+    (loop $samples
+      (local.set $sample (i32.mul (i32.mul (i32.mul (local.get $n) (local.get $rows)) (local.get $cols)) (local.get $bytes)))
+      (local.set $u (i32.const 0))
+      (loop $rowsl
+        (local.set $uu (i32.add (local.get $u) (local.get $top)))
+        (local.set $v (i32.const 0))
+        (loop $colsl
+          (local.set $vv (i32.add (local.get $v) (local.get $left)))
+          (local.set $src (i32.load (i32.add (local.get $ptrs)
+            (i32.shl (i32.add (i32.mul (i32.rem_u (local.get $uu) (local.get $s)) (local.get $s)) (i32.rem_u (local.get $vv) (local.get $s))) (i32.const 2)))))
+          (if (i32.eqz (local.get $src))
+            (then (memory.fill (local.get $out) (i32.const 0) (local.get $bytes)))
+            (else
+              (local.set $src (i32.add (i32.add (local.get $src) (local.get $sample))
+                (i32.mul (i32.add (i32.mul (i32.div_u (local.get $uu) (local.get $s)) (local.get $cols)) (i32.div_u (local.get $vv) (local.get $s))) (local.get $bytes))))
+              (if (i32.eqz (i32.and (local.get $cz) (i32.const 3)))
+                (then
+                  (local.set $c (i32.const 0))
+                  (loop $vec
+                    (v128.store (i32.add (local.get $out) (local.get $c)) (v128.load (i32.add (local.get $src) (local.get $c))))
+                    (br_if $vec (i32.lt_u (local.tee $c (i32.add (local.get $c) (i32.const 16))) (local.get $bytes)))))
+                (else (memory.copy (local.get $out) (local.get $src) (local.get $bytes))))))
+          (local.set $out (i32.add (local.get $out) (local.get $bytes)))
+          (br_if $colsl (i32.lt_u (local.tee $v (i32.add (local.get $v) (i32.const 1))) (local.get $wout))))
+        (br_if $rowsl (i32.lt_u (local.tee $u (i32.add (local.get $u) (i32.const 1))) (local.get $hout))))
+      (br_if $samples (i32.lt_u (local.tee $n (i32.add (local.get $n) (i32.const 1))) (local.get $b)))))
 )
