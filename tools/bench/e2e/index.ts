@@ -53,7 +53,8 @@ const USAGE = `usage: npm run bench -- e2e [--steps 100] [--warmup 5] [--sample-
 Trains the default recipe of nx run experiments:mnist for --steps timed steps (after --warmup untimed ones) and
 samples --samples digits with its em sampler for --sample-steps steps, in the project and in PyTorch
 (/usr/bin/python3 with torch, optional), alternating over --rounds rounds; writes e2e.json and e2e.md into DIR
-(default tools/bench/out). --threads: PyTorch's threads (default: one per core, as the project's wasm backend).
+(default tools/bench/out). --threads N: threads of both sides (PyTorch's, and SCORE_SDE_WASM_THREADS for the project;
+default: one per core). On a busy machine, --threads 1 and the CPU ms columns give the steadier comparison.
 `;
 
 const flag = (argv: ReadonlyArray<string>, name: string): string | undefined => {
@@ -176,7 +177,7 @@ const runProject = (o: Options): Measurement =>
     '--warmup', String(o.warmup),
     '--sample-steps', String(o.sampleSteps),
     '--samples', String(o.samples),
-  ], process.env);
+  ], { ...process.env, SCORE_SDE_WASM_THREADS: String(o.threads) });
 
 const runTorch = (python: string, o: Options, f: Files): Measurement =>
   runJson('the PyTorch peer (tools/bench/e2e/e2e_torch.py)', python, [
@@ -261,13 +262,16 @@ const markdown = (o: Options, f: Files, sides: ReadonlyArray<Side>, ratios: Rati
     '',
     `Recipe (the defaults of \`nx run experiments:mnist\`): \`${JSON.stringify(train)}\`; ${f.params.toLocaleString('en')} parameters; the default run is ${f.defaultSteps} steps.`,
     '',
-    '| | train ms/step | train CPU ms/step | per round | default run, projected s | sampling ms / eval / 64 samples | per round | peak RSS MB |',
+    '| | train ms/step | train CPU ms/step | per round (ms/step) | default run, projected s | sampling ms / eval / 64 samples | per round | peak RSS MB |',
     '|---|---:|---:|---|---:|---:|---|---:|',
     ...sides.map(
       (s) =>
         `| ${s.framework} (${s.detail}) | ${fmt(s.trainStepMs)} | ${fmt(s.trainCpuMs)} | ${s.trainStepMsByRound.map((v) => fmt(v)).join(' / ')} | ${fmt(s.projectedTrainSeconds, 0)} | ` +
         `${fmt(s.sampleEvalMs, 2)} | ${s.sampleEvalMsByRound.map((v) => fmt(v, 2)).join(' / ')} | ${fmt(s.peakRssMb, 0)} |`,
     ),
+    ...(os.loadavg()[0]! > os.cpus().length
+      ? ['', `**The machine was busy** (load average ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} cores): PyTorch's OpenMP threads spin-wait under contention, so its wall times and these ratios are unreliable; compare the CPU columns, or rerun on a quiet machine (or with --threads 1).`]
+      : []),
     ...(ratios !== undefined
       ? [
           '',
