@@ -44,6 +44,7 @@ import {
 import { mnistSampler } from '../../../packages/experiments/src/mnist/samplers';
 import { defaultRecipe } from './recipe';
 import { arg, median as med } from '../args';
+import { kernelCalls, type KernelCall } from '../kernel-profile';
 
 
 
@@ -53,29 +54,6 @@ const clock = (f: () => void): number => {
   return performance.now() - t0;
 };
 
-interface KernelCall {
-  readonly name: string;
-  readonly shapes: string;
-  readonly ms: number;
-}
-
-/** Kernel calls of `f` (its minimum per call over `n` profiled runs; the sequence of calls is the same each run). */
-const kernelCalls = async (f: () => void, n: number): Promise<{ calls: ReadonlyArray<KernelCall>; wall: number }> => {
-  const runs: Array<ReadonlyArray<KernelCall>> = [];
-  const walls: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const prof = await tf.profile(() => {
-      walls.push(clock(f));
-    });
-    runs.push(
-      prof.kernels
-        .filter((k) => k.name !== 'unnamed scope')
-        .map((k) => ({ name: k.name, shapes: k.inputShapes.map((sh) => `[${(sh ?? []).join(',')}]`).join(' '), ms: typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0 })),
-    );
-  }
-  const calls = runs[0]!.map((k, i) => ({ ...k, ms: Math.min(...runs.map((r) => r[i]?.ms ?? Infinity)) }));
-  return { calls, wall: med(walls) };
-};
 
 const kernelTable = (title: string, calls: ReadonlyArray<KernelCall>, wall: number, plainWall: number, top: number): string[] => {
   const by = new Map<string, { n: number; ms: number }>();
@@ -250,8 +228,8 @@ const main = async (): Promise<void> => {
     '',
     '## Kernels',
     '',
-    ...kernelTable('one training step (trainStep with its batch)', trainKernels.calls, trainKernels.wall, trainWall, top),
-    ...kernelTable('one score evaluation (batch 64)', sampleKernels.calls, sampleKernels.wall, med(samplePhase['score evaluation']), top),
+    ...kernelTable('one training step (trainStep with its batch)', trainKernels.calls, med(trainKernels.walls), trainWall, top),
+    ...kernelTable('one score evaluation (batch 64)', sampleKernels.calls, med(sampleKernels.walls), med(samplePhase['score evaluation']), top),
   ].join('\n');
   const out = arg('out', '');
   if (out !== '') fs.writeFileSync(out, md + '\n');
