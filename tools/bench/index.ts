@@ -9,6 +9,9 @@
  *              reads to JavaScript per step and tensor growth → tools/bench/out/overhead.{md,json}
  *   recipes    the recipe study: candidate training recipes trained for the same wall-clock budget on the real
  *              MNIST images, FID / confident-class rate / bits/dim → tools/bench/out/recipes.{md,json,png}
+ *   e2e        the default recipe of `nx run experiments:mnist` trained for the same steps on the same batches and
+ *              sampled with the same sampler in the project and in PyTorch, alternating rounds: seconds per step,
+ *              ms per score evaluation, peak RSS and memory per phase → tools/bench/out/e2e.{md,json}
  *
  * Each benchmark takes `--help`.
  */
@@ -21,6 +24,7 @@ const BENCHES: Readonly<Record<string, string>> = {
   scorenet: 'ScoreNet forward / training-step milliseconds per backend, beside PyTorch when installed',
   overhead: 'per-step overhead of every sampler over the bare score evaluations, syncs per step, tensor growth',
   recipes: 'the recipe study: candidate training recipes at equal wall-clock budgets, judged by FID, confident-class rate and bits/dim',
+  e2e: 'the default MNIST recipe trained and sampled end to end, beside the same recipe in PyTorch when installed',
 };
 
 const usage = (): string =>

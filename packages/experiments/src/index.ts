@@ -8,3 +8,4 @@ export * from './lib';
 export * as pipeline from './pipeline';
 export * as mnistEval from './eval';
 export * as toy from './toy/index';
+export { mnistFlags, recipeOfFlags, type MnistFlags } from './mnist/flags';

@@ -5,7 +5,7 @@ import * as crypto from 'node:crypto';
 import * as E from 'fp-ts/Either';
 import { PNG } from 'pngjs';
 import { tf, initBackend, type BackendInfo } from '@score-sde/tensor-fp';
-import { type MnistData, loadMnist, readIdxImages, loadCheckpoint } from '@score-sde/models';
+import { type MnistData, loadMnist, readIdxImages, loadCheckpoint, pixelsToUnit } from '@score-sde/models';
 import { cli } from '../src/lib';
 import { mnistFlags, type MnistFlags, recipeOfFlags } from '../src/mnist/flags';
 import { runMnist } from '../src/mnist/run';
@@ -118,7 +118,7 @@ describe('experiments:mnist on a few hundred images', () => {
     const files = fs.readdirSync(path.join(out, 'checkpoint')).sort();
     const hashes = files.map((f) => sha(path.join(out, 'checkpoint', f)));
     // The same run resumed for a second epoch on data with a NaN pixel in every image: the first step's loss is NaN.
-    const poisoned: MnistData = { ...data, images: Float32Array.from(data.images, (v, i) => (i % 784 === 400 ? NaN : v)) };
+    const poisoned: MnistData = { ...data, images: Float32Array.from(pixelsToUnit(data.images as Uint8Array), (v, i) => (i % 784 === 400 ? NaN : v)) };
     const second = await runMnist(tinyArgs(['--resume', path.join(out, 'checkpoint')], 'em', 2), { backend, data: poisoned, log: quietLog }, out);
     expect(E.isLeft(second) && second.left.message).toMatch(/loss is NaN at step 4: training stopped.*last good checkpoint.*kept/);
     expect(fs.readdirSync(path.join(out, 'checkpoint')).sort()).toEqual(files);

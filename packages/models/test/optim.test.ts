@@ -1,5 +1,5 @@
 import { fc } from '@fast-check/jest';
-import { tf, initBackend, leakedBy } from '@score-sde/tensor-fp';
+import { tf, initBackend, leakedBy, fused, random } from '@score-sde/tensor-fp';
 import {
   adamConfig,
   adamStep,
@@ -10,6 +10,8 @@ import {
   globalNorm,
   emaDecayAt,
   emaUpdate,
+  adamEmaStep,
+  clipFactorOf,
   DEFAULT_EMA_DECAY,
   disposeRecord,
   type AdamConfig,
@@ -293,5 +295,53 @@ describe('cosine learning-rate schedule', () => {
       }),
       { seed: 8, numRuns: 100 },
     );
+  });
+});
+
+describe('the fused Adam + EMA step (wasm)', () => {
+  test('adamEmaStep ≡ adamStep then emaUpdate, bit for bit, given the tensor global norm (any sizes, clipping or not, any step)', () => {
+    expect(fused.fusedKernelsReady()).toBe(true);
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 11 }), { minLength: 1, maxLength: 4 }),
+        fc.constantFrom(0, 0.05, 100),
+        fc.integer({ min: 0, max: 300 }),
+        fc.nat(1000),
+        (sizes, clip, step, seed) => {
+          const cfg = adamConfig({ lr: 3e-3, warmup: 100, gradClip: clip });
+          const draw = (k: number, scale: number): TensorRecord =>
+            Object.fromEntries(sizes.map((n, i) => [`p${i}`, tf.mul(random.normal(random.key(seed * 97 + k * 13 + i), [n]), scale)]));
+          const [params, grads, m, ema] = [draw(1, 1), draw(2, 0.3), draw(3, 0.01), draw(4, 1)];
+          const v = Object.fromEntries(Object.entries(draw(5, 0.01)).map(([k, t]) => [k, tf.square(t)]));
+          const state = { step, m, v };
+          const norm = tf.tidy(() => globalNorm(grads).dataSync()[0]!);
+          const a = adamEmaStep(cfg)(params, grads, state, ema, norm, emaDecayAt(0.999, step + 1));
+          const b = adamStep(cfg)(params, grads, state);
+          const e = emaUpdate(0.999)(ema, b.params, b.state.step);
+          const same = (x: TensorRecord, y: TensorRecord): boolean =>
+            Object.keys(y).every((k) => Array.from(x[k]!.dataSync()).join() === Array.from(y[k]!.dataSync()).join());
+          const ok = a.state.step === b.state.step && same(a.params, b.params) && same(a.state.m, b.state.m) && same(a.state.v, b.state.v) && same(a.ema, e);
+          [params, grads, m, v, ema, a.params, a.ema, b.params, e].forEach(disposeRecord);
+          disposeAdam(a.state);
+          disposeAdam(b.state);
+          return ok;
+        },
+      ),
+      { seed: 11, numRuns: 40 },
+    );
+  });
+
+  test('clipFactorOf(c, ‖g‖) = min(1, c / (‖g‖ + 1e-6)) in float32, 1 without clipping', () => {
+    expect(clipFactorOf(0, 5)).toBe(1);
+    expect(clipFactorOf(1, 0.5)).toBe(1);
+    expect(clipFactorOf(1, 4)).toBe(Math.fround(1 / Math.fround(4 + Math.fround(1e-6))));
+  });
+
+  test('the sum of squares off the heap is Σ g² within the float32 summation bound', () => {
+    const ts = [random.normal(random.key(1), [1001]), random.normal(random.key(2), [3])];
+    const exact = ts.reduce((s, t) => s + Array.from(t.dataSync()).reduce((a, x) => a + x * x, 0), 0);
+    // 4 partial sums of ≤ 251 terms, then 4 more additions: γ_256 relative (every term is positive).
+    expect(Math.abs(fused.sumOfSquares(ts) - exact)).toBeLessThanOrEqual(((256 * U32) / (1 - 256 * U32)) * exact);
+    tf.dispose(ts);
   });
 });

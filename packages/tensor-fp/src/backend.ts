@@ -18,6 +18,7 @@ import { pipe } from 'fp-ts/function';
 import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { tf } from './tf';
+import { prepareFusedKernels } from './fused-kernels';
 
 // -------------------------------------------------------------------------------------
 // model
@@ -106,6 +107,10 @@ const tryWasm = async (): Promise<E.Either<BackendError, BackendInfo>> => {
     const threads = wasmSetup !== undefined ? await wasmSetup() : 1;
     if (!(await tf.setBackend('wasm'))) return E.left(backendError('wasm backend failed to initialise'));
     await tf.ready();
+    // Our fused SIMD kernels over the backend's heap (fused-kernels.ts); SCORE_SDE_FUSED=off keeps tfjs' ops only.
+    if (process.env['SCORE_SDE_FUSED'] !== 'off' && !(await prepareFusedKernels())) {
+      process.stderr.write('[score-sde] fused wasm kernels unavailable; using tfjs ops\n');
+    }
     return E.right({ name: 'wasm', simd: tf.env().getBool('WASM_HAS_SIMD_SUPPORT'), threads });
   } catch (e) {
     return E.left(backendError(`wasm backend failed: ${(e as Error).message}`));

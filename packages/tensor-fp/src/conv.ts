@@ -32,6 +32,7 @@
  */
 import { tf } from './tf';
 import { customGradLazy } from './custom-grad';
+import { fusedKernelsReady, interleavePhases, overlapAdd } from './fused-kernels';
 
 // -------------------------------------------------------------------------------------
 // geometry
@@ -165,19 +166,21 @@ const transposeFewOutputs = (x: tf.Tensor4D, f: tf.Tensor4D, outShape: Shape4, p
     const taps = kh * kw * cz;
     const F = tf.reshape(tf.transpose(f, [3, 0, 1, 2]), [cx, taps]);
     const T = tf.reshape(tf.matMul(tf.reshape(x, [b * hIn * wIn, cx]), F), [b, hIn, wIn, taps]);
+    // On wasm the overlap-add is one pass of our own kernel (fused-kernels.ts); elsewhere the 0/1-filter conv below.
+    if (fusedKernelsReady()) return overlapAdd(T as tf.Tensor4D, kh, kw, outShape[1], outShape[2], gh.before, gw.before);
     const e = new Float32Array(kh * kw * taps * cz);
     for (let i = 0; i < kh; i++)
       for (let j = 0; j < kw; j++)
         for (let c = 0; c < cz; c++) e[((i * kw + j) * taps + ((kh - 1 - i) * kw + (kw - 1 - j)) * cz + c) * cz + c] = 1;
     // full length L = H_in + k − 1; rows up to top + H_out are needed.
     const [extraH, extraW] = [Math.max(0, gh.before + outShape[1] - (hIn + kh - 1)), Math.max(0, gw.before + outShape[2] - (wIn + kw - 1))];
-    const Tp = tf.pad(T, [
+    // T zero-padded by k − 1 (+ the extra rows) as the conv's own explicit padding: no padded copy of T.
+    const full = tf.conv2d(T as tf.Tensor4D, tf.tensor4d(e, [kh, kw, taps, cz]), 1, [
       [0, 0],
       [kh - 1, kh - 1 + extraH],
       [kw - 1, kw - 1 + extraW],
       [0, 0],
     ]);
-    const full = tf.conv2d(Tp as tf.Tensor4D, tf.tensor4d(e, [kh, kw, taps, cz]), 1, 'valid');
     return tf.slice(full, [0, gh.before, gw.before, 0], [b, outShape[1], outShape[2], cz]);
   });
 
@@ -204,19 +207,23 @@ export const transposeByPhases = (x: tf.Tensor4D, f: tf.Tensor4D, outShape: Shap
     const rowsH = Math.max(Math.ceil((gh.before + outShape[1]) / s), hIn);
     const rowsW = Math.max(Math.ceil((gw.before + outShape[2]) / s), wIn);
     const filters = phaseFilters(f, s);
-    const phase = (g: tf.Tensor4D | undefined): tf.Tensor4D => {
-      if (g === undefined) return tf.zeros([b, rowsH, rowsW, cz]);
+    const phaseConv = (g: tf.Tensor4D): tf.Tensor4D => {
       const [th, tw] = [g.shape[0], g.shape[1]];
-      // valid conv of x padded by (M − 1, rows − H_in): H_in + rows − H_in = rows outputs.
-      const padding: Array<[number, number]> = [
+      // valid conv of x padded by (M − 1, rows − H_in): H_in + rows − H_in = rows outputs. The padding is the
+      // conv's own (XNNPACK reads zeros for it): a tf.pad would copy x once per phase.
+      const padding: [[number, number], [number, number], [number, number], [number, number]] = [
         [0, 0],
         [th - 1, rowsH - hIn],
         [tw - 1, rowsW - wIn],
         [0, 0],
       ];
-      const xp = padding.some(([u, v]) => u + v > 0) ? tf.pad(x, padding) : x;
-      return tf.conv2d(xp, g, 1, 'valid');
+      return padding.some(([u, v]) => u + v > 0) ? tf.conv2d(x, g, 1, padding) : tf.conv2d(x, g, 1, 'valid');
     };
+    // On wasm the interleaving (and the window) is one pass of our own kernel (fused-kernels.ts).
+    if (fusedKernelsReady()) {
+      return interleavePhases(filters.map((g) => (g === undefined ? undefined : phaseConv(g))), s, rowsH, rowsW, outShape, gh.before, gw.before);
+    }
+    const phase = (g: tf.Tensor4D | undefined): tf.Tensor4D => (g === undefined ? tf.zeros([b, rowsH, rowsW, cz]) : phaseConv(g));
     // Interleave: columns by concatenating phases along channels ([…, a', (q, C)] → reshape […, s·a' + q, C]),
     // rows likewise one level up. (A 6-D transpose instead is ~15× slower on wasm: only ranks ≤ 4 are fast.)
     const rowsOfPhase = (r: number): tf.Tensor => {
@@ -290,11 +297,13 @@ export type FilterGradientMethod = 'dilated' | 'im2col';
  * The GEMM's second operand dy [B·H_o·W_o, O] is repacked by XNNPACK on every call and its first one transposed
  * (wasm has no transposed GEMM), which costs more than the dilated conv saves once the reduction is long: the
  * 12×12 → 5×5 and 5×5 → 2×2 levels (reduction 1600 and 256) are 35–45% faster as GEMMs, the 28×28 and 26×26
- * ones (43264 and 9216) slower.
+ * ones (43264 and 9216) slower — except with one or two input channels (the first layer, and the last transposed
+ * conv's filter gradient): the dilated conv then has only k_h·k_w·C output rows, XNNPACK's worst shape, and the GEMM
+ * was 2–6× faster at batch 64 (issue 11: 3.3 → 1.6–2.0 ms and 5.4–7.2 → 0.9–2.4 ms, min of 15, 2 threads).
  * @category configuration
  */
 export const filterGradientMethod = (filterShape: Shape4, dyShape: Shape4): FilterGradientMethod =>
-  dyShape[0] * dyShape[1] * dyShape[2] <= 4096 ? 'im2col' : 'dilated';
+  dyShape[0] * dyShape[1] * dyShape[2] <= 4096 || filterShape[2] <= 2 ? 'im2col' : 'dilated';
 
 /** ∂L/∂f of y = conv2d(x, f, s, pad) given dy, by the method {@link filterGradientMethod} picks. */
 const filterGradient = (x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: Shape4, s: number, pad: Padding): tf.Tensor4D =>

@@ -16,11 +16,16 @@
  *   written as dx = dy·A_c + x·B_c + C_c from the channel sums S1 = Σ_hw dy and S3 = Σ_hw dy·x
  *   (Σ_hw dy·x̂ = r·S3 + k·S1): 3 passes for the sums and 4 for dx, each per-input gradient computed only
  *   when asked for ({@link customGradLazy}).
+ * On wasm (channels a multiple of 4) the passes over the activations are our own fused kernels
+ * (`fused-kernels.ts`): the channel statistics in one kernel, the affine map and swish in one, and backwards
+ * dy with S1, S3 in one and dx in one; only x is saved (y and σ(y) are recomputed from it). The small per-channel
+ * algebra in between stays in tfjs ops, the same formulas as the tfjs-op path used on other backends.
  *
  * @module group-norm
  */
 import { tf } from './tf';
 import { customGradLazy } from './custom-grad';
+import { fusedGroupNormApplies, groupNormBackward, groupNormForward } from './fused-kernels';
 
 /**
  * Channel means of [B, H, W, C] as a global average pool: [B, 1, 1, C]. (XNNPACK's pooling is ~10× faster on
@@ -55,6 +60,7 @@ export const groupNormFused = (x: tf.Tensor4D, groups: number, gamma: tf.Tensor,
   if (opts.bias !== undefined && opts.bias.size !== b * c) throw new Error(`groupNorm: the bias needs [${b}, ${c}] values, got shape [${opts.bias.shape.join(', ')}]`);
   const [n, perGroup, eps, withSwish] = [h * w, c / groups, opts.eps ?? 1e-5, opts.swish === true];
   const inputs = opts.bias === undefined ? [x, gamma, beta] : [x, gamma, beta, opts.bias];
+  if (fusedGroupNormApplies(x)) return groupNormByKernels(inputs, groups, eps, withSwish, opts.bias);
   return customGradLazy(([xi, gi, bi, biasIn], save) => {
     const x4 = xi as tf.Tensor4D;
     const g4 = tf.reshape(gi!, [1, 1, 1, c]);
@@ -97,6 +103,27 @@ export const groupNormFused = (x: tf.Tensor4D, groups: number, gamma: tf.Tensor,
     };
   })(...inputs) as tf.Tensor4D;
 };
+
+/**
+ * {@link groupNormFused} by the fused wasm kernels: one kernel forwards (statistics, coefficients, affine map, swish),
+ * one backwards (dx and the sums of dγ, dβ, dbias); the same formulas (module note). Only x and the [B, 1, 1, C]
+ * coefficients are saved. The backward kernel runs once for all inputs' gradients; the thunks pick its outputs.
+ */
+const groupNormByKernels = (inputs: ReadonlyArray<tf.Tensor>, groups: number, eps: number, withSwish: boolean, bias: tf.Tensor | undefined): tf.Tensor4D =>
+  customGradLazy(([xi, gi, bi, biasIn], save) => {
+    const f = groupNormForward(xi as tf.Tensor4D, gi!, bi!, biasIn, groups, eps, withSwish);
+    save([xi!, gi!, f.mc, f.r, f.k, f.scale, f.shift]);
+    return {
+      value: f.z,
+      gradFunc: (dz, saved) => {
+        const [xs, gs, mc, r, k, scale, shift] = saved as tf.Tensor4D[];
+        const [dx, s1, s2, dbias] = groupNormBackward(dz, xs!, gs!, { mc: mc!, r: r!, k: k!, scale: scale!, shift: shift! }, groups, withSwish);
+        const dGamma = (): tf.Tensor => tf.reshape(tf.sum(s2, [0, 1, 2]), gi!.shape);
+        const dBeta = (): tf.Tensor => tf.reshape(tf.sum(s1, [0, 1, 2]), bi!.shape);
+        return biasIn === undefined ? [() => dx, dGamma, dBeta] : [() => dx, dGamma, dBeta, () => tf.reshape(dbias, bias!.shape)];
+      },
+    };
+  })(...inputs) as tf.Tensor4D;
 
 /**
  * swish(x) = x·σ(x) with the analytic gradient dx = dy·(σ + z·(1 − σ)), z = swish(x) (4 passes instead of

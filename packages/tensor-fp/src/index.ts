@@ -18,3 +18,4 @@ export * as conv from './conv';
 export * from './shape';
 export { customGradLazy } from './custom-grad';
 export type { CustomOp, GradThunks } from './custom-grad';
+export * as fused from './fused-kernels';

@@ -14,6 +14,7 @@
  */
 import * as t from 'io-ts';
 import { tf } from './tf';
+import { fusedNormalsApply, normalsPerSample } from './fused-kernels';
 
 // -------------------------------------------------------------------------------------
 // model
@@ -127,8 +128,62 @@ export const bits = (k: Key, n: number): Uint32Array => {
 };
 
 // Module-level bindings: inside Jest's sandbox, property look-ups on the global `Math` are ~10× slower.
-const { sqrt, log, cos, sin, floor, min, PI } = Math;
-const TWO_PI = 2 * PI;
+const { sqrt, clz32, floor, min } = Math;
+
+/**
+ * Box–Muller from two Threefry words, in float64 operations of our own (no Math.log/cos/sin), so the SIMD wasm kernel
+ * `normals_rows` of fused-kernels.wat computes the very same numbers, bit for bit:
+ *   u₁ = k₁·2⁻²⁵, u₂ = k₂·2⁻²⁵ with k = 2⌊w / 2⁸⌋ + 1 (odd, < 2²⁵: the open interval (0, 1)),
+ *   z₀ = √(−2 ln u₁)·cos 2πu₂,  z₁ = √(−2 ln u₁)·sin 2πu₂,
+ * written to out[i] and out[i + 1] (the latter only if i + 1 < n).
+ * ln u₁ = (e − 25) ln 2 + ln m with k₁ = 2ᵉ m, m ∈ [√½, √2) (e from the integer k₁, exact), and
+ * ln m = f − (½f² − s(½f² + R(s²))), f = m − 1, s = f/(2 + f), R the minimax series of fdlibm's log (~1 ulp).
+ * 2πu₂ = (q + r)·π/2 with the quadrant q = ⌊k₂/2²³⌋ and r = (k₂ mod 2²³)·2⁻²³ (exact); sin and cos of φ = ρ·π/2,
+ * ρ = min(r, 1 − r) ≤ ½, by fdlibm's kernel polynomials on |φ| ≤ π/4, then swapped and signed by r > ½ and q.
+ * Self-contained but for `sqrt` and `clz32` (the noise-prefetch worker runs its source text).
+ * @internal
+ */
+const boxMuller = (w0: number, w1: number, out: Float64Array | Float32Array, i: number, n: number): void => {
+  // ln u₁
+  const k1 = (((w0 >>> 8) << 1) | 1) >>> 0;
+  let e = 31 - clz32(k1);
+  let m = k1 / (1 << e);
+  if (m > 1.4142135623730951) {
+    m *= 0.5;
+    e += 1;
+  }
+  const E = e - 25;
+  const f = m - 1;
+  const s = f / (2 + f);
+  const z = s * s;
+  const w = z * z;
+  const t1 = w * (0.3999999999940942 + w * (0.22222198432149784 + w * 0.15313837699209373));
+  const t2 = z * (0.6666666666666735 + w * (0.2857142874366239 + w * (0.1818357216161805 + w * 0.14798198605116586)));
+  const R = t2 + t1;
+  const hfsq = 0.5 * f * f;
+  const lnU = E * 0.6931471803691238 - (hfsq - (s * (hfsq + R) + E * 1.9082149292705877e-10) - f);
+  const radius = sqrt(-2 * lnU);
+  // sin, cos of 2πu₂
+  const k2 = (((w1 >>> 8) << 1) | 1) >>> 0;
+  const q = k2 >>> 23;
+  const low = k2 & 0x7fffff;
+  const swap = low > 0x400000;
+  const phi = (swap ? 0x800000 - low : low) * 1.8725351414619643e-7;
+  const p2 = phi * phi;
+  const sinP = phi + phi * p2 * (-0.16666666666666632 + p2 * (0.008333333333322489 + p2 * (-0.00019841269829857949 + p2 * (0.0000027557313707070068 + p2 * (-2.5050760253406863e-8 + p2 * 1.58969099521155e-10)))));
+  const cosP = 1 - 0.5 * p2 + p2 * p2 * (0.041666666666666602 + p2 * (-0.001388888888887411 + p2 * (0.00002480158728947673 + p2 * (-2.7557314351390663e-7 + p2 * (2.087572321298175e-9 + p2 * -1.1359647557788195e-11)))));
+  const sr = swap ? cosP : sinP;
+  const cr = swap ? sinP : cosP;
+  const a = (q & 1) === 1 ? cr : sr;
+  const b = (q & 1) === 1 ? sr : cr;
+  const sinT = (q & 2) === 2 ? -a : a;
+  const cosT = ((q ^ (q >>> 1)) & 1) === 1 ? -b : b;
+  out[i] = radius * cosT;
+  if (i + 1 < n) out[i + 1] = radius * sinT;
+};
+
+/** {@link boxMuller}, exported for the noise-prefetch worker's source (a local name, so normalsInto's text calls it as is). @internal */
+export const boxMullerInto = boxMuller;
 
 /** A uint32 word to a float in the open interval (0, 1): u = (⌊w / 2⁸⌋ + ½) / 2²⁴. */
 const toOpenUnit = (w: number): number => ((w >>> 8) + 0.5) / 16777216;
@@ -143,9 +198,9 @@ export const uniformArray = (k: Key, n: number): Float64Array => {
 
 /**
  * Writes n standard normals of key k into out[offset…offset+n) (a Float64Array, or a Float32Array, which rounds each
- * value as `Float32Array.from` would): normal 2j and 2j+1 by Box–Muller from the words Threefry(k, (1, j)).
- * The 20 rounds of {@link threefry2x32} are unrolled here on local integers (no array per block: 2–3× faster,
- * bit-identical; the known-answer tests of `normalArray` check that).
+ * value as `Float32Array.from` would): normal 2j and 2j+1 by Box–Muller ({@link boxMuller}) from the words
+ * Threefry(k, (1, j)). The 20 rounds of {@link threefry2x32} are unrolled here on local integers (no array per block:
+ * 2–3× faster, bit-identical; the known-answer tests of `normalArray` check that).
  * @internal
  */
 export const normalsInto = (k: Key, n: number, out: Float64Array | Float32Array, offset: number): void => {
@@ -181,10 +236,7 @@ export const normalsInto = (k: Key, n: number, out: Float64Array | Float32Array,
     x0 = (x0 + x1) | 0; x1 = ((x1 << 26) | (x1 >>> 6)) ^ x0;
     x0 = (x0 + x1) | 0; x1 = ((x1 << 6) | (x1 >>> 26)) ^ x0;
     x0 = (x0 + k2) | 0; x1 = (x1 + k0 + 5) | 0;
-    const r = sqrt(-2 * log(((x0 >>> 8) + 0.5) / 16777216));
-    const theta = TWO_PI * (((x1 >>> 8) + 0.5) / 16777216);
-    out[offset + 2 * j] = r * cos(theta);
-    if (2 * j + 1 < n) out[offset + 2 * j + 1] = r * sin(theta);
+    boxMuller(x0, x1, out, offset + 2 * j, offset + n);
   }
 };
 
@@ -248,8 +300,13 @@ const perSample = (
   return tf.tensor(out, [keys.length, ...sampleShape], 'float32');
 };
 
-/** N(0, I) noise of shape [B, ...sampleShape], sample b drawn from keys[b] alone (written straight into float32). @category tensors */
+/**
+ * N(0, I) noise of shape [B, ...sampleShape], sample b drawn from keys[b] alone (written straight into float32). On
+ * wasm the fused SIMD kernel makes the same numbers, bit for bit, in place on the heap (sample sizes a multiple of 8).
+ * @category tensors
+ */
 export const normalPerSample = (keys: ReadonlyArray<Key>, sampleShape: ReadonlyArray<number>): tf.Tensor => {
+  if (keys.length > 0 && fusedNormalsApply(sampleShape)) return normalsPerSample(keys, sampleShape);
   const n = sizeOf(sampleShape);
   const out = new Float32Array(keys.length * n);
   keys.forEach((k, b) => normalsInto(k, n, out, b * n));

@@ -276,3 +276,32 @@ describe('distributions', () => {
     permutation.withinSE(chi2, n - 1, Math.sqrt(2 * (n - 1)), { z: 5, strict: true, oneSided: true });
   });
 });
+
+describe('Box–Muller in float64 arithmetic of our own (so the wasm kernel can match it bit for bit)', () => {
+  /** The textbook formula with Math.log/cos/sin on the same uniforms u = (⌊w/2⁸⌋ + ½)/2²⁴. */
+  const textbook = (w0: number, w1: number): [number, number] => {
+    const u1 = ((w0 >>> 8) + 0.5) / 16777216;
+    const u2 = ((w1 >>> 8) + 0.5) / 16777216;
+    const r = Math.sqrt(-2 * Math.log(u1));
+    return [r * Math.cos(2 * Math.PI * u2), r * Math.sin(2 * Math.PI * u2)];
+  };
+  // ln, sin, cos each within ~1 ulp (fdlibm's minimax series), 2πu₂ within 1 ulp in both: a few 1e-16 relative to the
+  // radius (≤ √(2·25 ln 2) ≈ 5.9), far below float32's 6e-8.
+  const close = (w0: number, w1: number): boolean => {
+    const got = new Float64Array(2);
+    random.boxMullerInto(w0, w1, got, 0, 2);
+    const [c, s] = textbook(w0, w1);
+    return Math.abs(got[0]! - c) <= 1e-14 * (1 + Math.abs(c)) && Math.abs(got[1]! - s) <= 1e-14 * (1 + Math.abs(s));
+  };
+
+  test('equals √(−2 ln u₁)·(cos 2πu₂, sin 2πu₂) within 1e-14 for any words', () => {
+    fc.assert(fc.property(fc.nat({ max: 0xffffffff }), fc.nat({ max: 0xffffffff }), close), { seed: 3, numRuns: 20000 });
+  });
+
+  test('at the edges: u₁ and u₂ at their extremes, every quadrant and both sides of each octant boundary', () => {
+    const words = [0, 0xff, 0x100, 0xffffffff, 0x7fffffff, 0x80000000];
+    // k₂ = 2⌊w/2⁸⌋ + 1 = (q << 23) | low (odd): w = ((k₂ − 1)/2)·2⁸, for low just around 0, ½ and 1 of the quadrant.
+    const quadrants = [0, 1, 2, 3].flatMap((q) => [1, 0x3fffff, 0x400001, 0x7fffff].map((low) => ((((q << 23) | low) - 1) / 2) * 256));
+    words.forEach((w0) => [...words, ...quadrants].forEach((w1) => expect([w0, w1, close(w0, w1)]).toEqual([w0, w1, true])));
+  });
+});

@@ -24,6 +24,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { VARIANTS, type Variant } from './variants';
+import { torchEnv } from '../e2e/torch-env';
+import { median, runMain } from '../args';
 
 // -------------------------------------------------------------------------------------
 // flags
@@ -101,6 +103,8 @@ interface Measurement {
   readonly trainError?: string;
   readonly peakRssMb: number;
   readonly params: number;
+  /** PyTorch only: `torch.__config__.parallel_info()` of the child. */
+  readonly parallelInfo?: string;
 }
 
 const PYTHON = '/usr/bin/python3';
@@ -115,7 +119,7 @@ const runJson = (cmd: string, args: ReadonlyArray<string>, env: NodeJS.ProcessEn
 
 const torchAvailable = (): string | undefined => {
   if (!fs.existsSync(PYTHON)) return `${PYTHON} not found`;
-  const r = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+  const r = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', env: torchEnv() });
   return r.status === 0 ? undefined : 'python3-torch is not installed (apt-get install python3-torch libopenblas0-openmp)';
 };
 
@@ -129,8 +133,9 @@ const runTfjs = (variant: Variant, batch: number, o: Options): Measurement => {
   return runJson(process.execPath, [require.resolve('tsx/cli'), path.join(__dirname, 'worker.ts'), '--variant', variant, '--batch', String(batch), '--iterations', String(b.iterations), '--warmup', String(b.warmup)], env);
 };
 
+/** PyTorch's child process runs without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (see `torchEnv`); it reports its kernels and threads. */
 const runTorch = (batch: number, threads: number, o: Options): Measurement =>
-  runJson(PYTHON, [path.join(__dirname, 'scorenet_torch.py'), '--batch', String(batch), '--iterations', String(o.iterations), '--threads', String(threads)], process.env);
+  runJson(PYTHON, [path.join(__dirname, 'scorenet_torch.py'), '--batch', String(batch), '--iterations', String(o.iterations), '--threads', String(threads)], torchEnv());
 
 /** PyTorch with one thread per core (the reference of the ratios) and with one thread (for CPU-time ratios). */
 const TORCH_THREADS = [os.availableParallelism(), 1] as const;
@@ -159,11 +164,6 @@ export interface Row {
   readonly detail?: string;
 }
 
-const median = (xs: ReadonlyArray<number>): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 interface Merged {
   readonly forward: number;
@@ -256,7 +256,7 @@ const main = (): number => {
         trainCpuMs: m.trainCpu,
         iterations: m.iterations,
         peakRssMb: m.peakRssMb,
-        detail: `torch ${m.last.version}, ${m.last.threads} thread${threads === 1 ? '' : 's'}`,
+        detail: `torch ${m.last.version}, ${m.last.threads} thread${threads === 1 ? '' : 's'}, OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset${m.last.parallelInfo !== undefined ? `; ${m.last.parallelInfo.replace(/\s+/g, ' ').trim()}` : ''}`,
       });
     });
     for (const v of o.variants) {
@@ -306,9 +306,4 @@ const main = (): number => {
   return 0;
 };
 
-try {
-  process.exit(main());
-} catch (e) {
-  process.stderr.write(`${(e as Error).message}\n${USAGE}`);
-  process.exit(2);
-}
+runMain(main, USAGE);

@@ -31,11 +31,9 @@ import {
   type TrainState,
   type TensorRecord,
 } from '@score-sde/models';
+import { arg } from '../args';
+import { kernelCalls } from '../kernel-profile';
 
-const arg = (name: string, fallback: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-};
 
 const main = async (): Promise<void> => {
   const info = await initBackend({ prefer: arg('backend', 'wasm') as 'wasm', quiet: true });
@@ -101,16 +99,7 @@ const main = async (): Promise<void> => {
   // Kernel times: the minimum over `--profiles` profiled steps of each kernel call (the sequence of calls is the
   // same every step), which filters out preemption by other processes on a shared machine.
   const profiles = Number(arg('profiles', '3'));
-  const runs: Array<ReadonlyArray<{ name: string; shapes: string; ms: number }>> = [];
-  for (let i = 0; i < profiles; i++) {
-    const prof = await tf.profile(() => run());
-    runs.push(
-      prof.kernels
-        .filter((k) => k.name !== 'unnamed scope')
-        .map((k) => ({ name: k.name, shapes: k.inputShapes.map((sh) => `[${(sh ?? []).join(',')}]`).join(' '), ms: typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0 })),
-    );
-  }
-  const calls = runs[0]!.map((k, i) => ({ ...k, ms: Math.min(...runs.map((r) => r[i]?.ms ?? Infinity)) }));
+  const { calls } = await kernelCalls(run, profiles);
   const group = (key: (k: { name: string; shapes: string }) => string): Array<[string, { n: number; ms: number }]> => {
     const m = new Map<string, { n: number; ms: number }>();
     for (const k of calls) {

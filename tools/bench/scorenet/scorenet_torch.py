@@ -58,32 +58,37 @@ def swish(x):
     return x * torch.sigmoid(x)
 
 
+def gn(groups, ch):
+    """GroupNorm with the tutorial's group count reduced to gcd(groups, channels), as `groupCounts` of scorenet.ts."""
+    return nn.GroupNorm(math.gcd(groups, ch), ch)
+
+
 class ScoreNet(nn.Module):
-    def __init__(self, channels=(32, 64, 128, 256), embed_dim=256):
+    def __init__(self, channels=(32, 64, 128, 256), embed_dim=256, fourier_scale=30.0):
         super().__init__()
         c1, c2, c3, c4 = channels
-        self.embed = nn.Sequential(FourierFeatures(embed_dim), nn.Linear(embed_dim, embed_dim))
+        self.embed = nn.Sequential(FourierFeatures(embed_dim, fourier_scale), nn.Linear(embed_dim, embed_dim))
         self.conv1 = nn.Conv2d(1, c1, 3, stride=1, bias=False)
         self.dense1 = Dense(embed_dim, c1)
-        self.gnorm1 = nn.GroupNorm(4, c1)
+        self.gnorm1 = gn(4, c1)
         self.conv2 = nn.Conv2d(c1, c2, 3, stride=2, bias=False)
         self.dense2 = Dense(embed_dim, c2)
-        self.gnorm2 = nn.GroupNorm(32, c2)
+        self.gnorm2 = gn(32, c2)
         self.conv3 = nn.Conv2d(c2, c3, 3, stride=2, bias=False)
         self.dense3 = Dense(embed_dim, c3)
-        self.gnorm3 = nn.GroupNorm(32, c3)
+        self.gnorm3 = gn(32, c3)
         self.conv4 = nn.Conv2d(c3, c4, 3, stride=2, bias=False)
         self.dense4 = Dense(embed_dim, c4)
-        self.gnorm4 = nn.GroupNorm(32, c4)
+        self.gnorm4 = gn(32, c4)
         self.tconv4 = nn.ConvTranspose2d(c4, c3, 3, stride=2, bias=False)
         self.dense5 = Dense(embed_dim, c3)
-        self.tgnorm4 = nn.GroupNorm(32, c3)
+        self.tgnorm4 = gn(32, c3)
         self.tconv3 = nn.ConvTranspose2d(c3 + c3, c2, 3, stride=2, bias=False, output_padding=1)
         self.dense6 = Dense(embed_dim, c2)
-        self.tgnorm3 = nn.GroupNorm(32, c2)
+        self.tgnorm3 = gn(32, c2)
         self.tconv2 = nn.ConvTranspose2d(c2 + c2, c1, 3, stride=2, bias=False, output_padding=1)
         self.dense7 = Dense(embed_dim, c1)
-        self.tgnorm2 = nn.GroupNorm(32, c1)
+        self.tgnorm2 = gn(32, c1)
         self.tconv1 = nn.ConvTranspose2d(c1 + c1, 1, 3, stride=1)
 
     def forward(self, x, t):
@@ -168,6 +173,7 @@ def main():
                 "trainCpu": [c for _, c in trn],
                 "peakRssMb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
                 "params": params,
+                "parallelInfo": torch.__config__.parallel_info(),
             }
         )
     )

@@ -28,11 +28,8 @@ import {
   type TrainState,
 } from '@score-sde/models';
 import { VARIANTS, type Variant } from './variants';
+import { arg } from '../args';
 
-const arg = (name: string, fallback: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-};
 
 /** Wall and CPU milliseconds of one call (CPU = user + system of the whole process, all threads). */
 const timeIt = (f: () => void): { wall: number; cpu: number } => {

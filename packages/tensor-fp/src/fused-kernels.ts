@@ -1,0 +1,348 @@
+/**
+ * Fused kernels of our own for the wasm backend: SIMD WebAssembly (`fused-kernels.wat`, assembled at start-up with
+ * the `wabt` package) that runs over tfjs-backend-wasm's own heap, registered as tfjs kernels of the wasm backend.
+ *
+ * Why (issue 11): at the default MNIST width the ScoreNet's element-wise work is many small passes, each a kernel
+ * call with its bookkeeping and a freshly allocated output; GroupNorm + bias + swish took ~22 kernels forward and
+ * ~30 backward per block. Here each direction is one kernel, two to three passes over the activations:
+ * - `ScoreSdeGroupNorm`: x [B, H, W, C] ↦ channel means m[b, c] and centred second moments (two passes), the group
+ *   coefficients r = 1/√(σ_g² + ε), k = (bias − μ_g) r, scale = γ r, shift = γ k + β, then y = x·scale + shift and
+ *   z = y·σ(y) if `swish` (one pass);
+ * - `ScoreSdeGroupNormGrad`: dy = dz·(σ + z(1 − σ)) through the swish (y recomputed from x: nothing but x and the
+ *   [B, C] coefficients is saved), S1 = Σ_hw dy and S3 = Σ_hw dy·x (one pass), the coefficients A, B, C and
+ *   dbias = Σ_hw dx, then dx = dy·A + x·B + C (one pass, in place).
+ * σ is 1/(1 + e^{−y}) with e^x by Cephes' expf polynomial (relative error ~1e-7, like the backend's own Sigmoid).
+ * Every kernel is sequential per sample, so sample b's results never depend on the batch.
+ *
+ * The module imports the backend's WebAssembly.Memory (shared in the threaded build), so a kernel reads and writes
+ * tensors in place by their heap offsets, and sees the heap grow. {@link prepareFusedKernels} assembles and
+ * registers everything once the wasm backend is up (`initBackend` calls it); {@link fusedKernelsReady} says whether
+ * they can be used — on other backends, or if anything failed, callers keep their tfjs-op formulation (the reference
+ * the tests compare these kernels with, on the cpu backend).
+ *
+ * @module fused-kernels
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { tf } from './tf';
+
+type Info = tf.TensorInfo;
+
+/** The few WebAssembly JS-API types used here (the project's TypeScript lib has no DOM/WebAssembly typings). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
+}
+interface WebAssemblyApi {
+  instantiate(bytes: Uint8Array, imports: Record<string, Record<string, unknown>>): Promise<{ instance: { exports: Record<string, unknown> } }>;
+}
+const wasmApi = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
+
+interface WasmBackend {
+  getMemoryOffset(dataId: unknown): number;
+  makeOutput(shape: number[], dtype: tf.DataType): Info;
+  wasm: { wasmMemory?: WasmMemory; asm?: { memory?: WasmMemory } };
+}
+
+/** The exports of fused-kernels.wat (pointers are byte offsets into the backend's heap). */
+interface FusedExports {
+  gn_stats(x: number, b: number, hw: number, c: number, mc: number, vc: number): void;
+  gn_coeffs(mc: number, vc: number, bias: number, hasBias: number, gamma: number, beta: number, b: number, c: number, groups: number, eps: number, r: number, k: number, scale: number, shift: number): void;
+  gn_apply(x: number, b: number, hw: number, c: number, scale: number, shift: number, swish: number, out: number): void;
+  gn_backward_sums(dz: number, x: number, b: number, hw: number, c: number, scale: number, shift: number, swish: number, dy: number, s1: number, s3: number): void;
+  gn_backward_coeffs(s1: number, s3: number, r: number, k: number, mc: number, gamma: number, b: number, c: number, groups: number, n: number, s2: number, ca: number, cb: number, cc: number, dbias: number): void;
+  gn_backward_dx(dy: number, x: number, b: number, hw: number, c: number, ca: number, cb: number, cc: number, dx: number): void;
+  sum_squares(g: number, n: number): number;
+  normals_rows(keys: number, b: number, n: number, out: number): void;
+  interleave_phases(ptrs: number, s: number, b: number, rows: number, cols: number, cz: number, hout: number, wout: number, top: number, left: number, out: number): void;
+  overlap_add(t: number, b: number, hin: number, win: number, kh: number, kw: number, cz: number, hout: number, wout: number, top: number, left: number, z: number): void;
+  adam_ema(g: number, p: number, m: number, v: number, e: number, n: number, clip: number, useClip: number, b1: number, c1: number, b2: number, c2: number,
+    bc2: number, eps: number, step: number, d: number, cd: number, hasEma: number, op: number, om: number, ov: number, oe: number): void;
+}
+
+let exportsOf: FusedExports | undefined;
+let failure: string | undefined;
+
+/** The kernel names registered for the wasm backend. @category kernels */
+export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad', 'ScoreSdeAdamEma', 'ScoreSdeNormals', 'ScoreSdeOverlapAdd', 'ScoreSdeInterleavePhases'] as const;
+
+/** Whether the fused kernels can run now: assembled, and the wasm backend active. @category queries */
+export const fusedKernelsReady = (): boolean => exportsOf !== undefined && tf.getBackend() === 'wasm';
+
+/** Why the fused kernels are not available (undefined if they are, or were never asked for). @category queries */
+export const fusedKernelsFailure = (): string | undefined => failure;
+
+const backendMemory = (backend: WasmBackend): WasmMemory | undefined => backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
+
+/** The module's text with the memory import declared like the backend's memory (shared needs a maximum). */
+const watSource = (shared: boolean): string =>
+  fs
+    .readFileSync(path.join(__dirname, 'fused-kernels.wat'), 'utf8')
+    .replace('__MEMORY__', shared ? '(memory 1 65536 shared)' : '(memory 1)')
+    // wabt's parser miscounts multi-byte characters (seen in comments): the maths in comments goes as '?'.
+    .replace(/[^\x00-\x7f]/g, '?');
+
+const assemble = async (source: string): Promise<Uint8Array> => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const wabtFactory = require('wabt') as () => Promise<{
+    parseWat(name: string, text: string, features: Record<string, boolean>): { toBinary(o: Record<string, boolean>): { buffer: Uint8Array }; destroy(): void };
+  }>;
+  const wabt = await wabtFactory();
+  const parsed = wabt.parseWat('fused-kernels.wat', source, { simd: true, threads: true, bulk_memory: true });
+  try {
+    return parsed.toBinary({}).buffer;
+  } finally {
+    parsed.destroy();
+  }
+};
+
+// -------------------------------------------------------------------------------------
+// kernels
+// -------------------------------------------------------------------------------------
+
+interface WasmBackendData extends WasmBackend {
+  disposeData(dataId: unknown): boolean;
+}
+
+type KernelFunc = tf.KernelConfig['kernelFunc'];
+
+/** [B, H·W, C] of an NHWC tensor. */
+const dims = (x: Info): [number, number, number] => {
+  const [b, h, w, c] = x.shape as [number, number, number, number];
+  return [b, h * w, c];
+};
+
+const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports) => KernelFunc>> = {
+  // (x, γ, β[, bias]) ↦ [z, mc, r, k, scale, shift]: statistics, coefficients, then the affine map (and swish).
+  ScoreSdeGroupNorm: (k) => (args) => {
+    const { x, gamma, beta, bias } = args.inputs as { x: Info; gamma: Info; beta: Info; bias?: Info };
+    const { groups, eps, swish } = args.attrs as { groups: number; eps: number; swish: boolean };
+    const backend = args.backend as unknown as WasmBackendData;
+    const [b, hw, c] = dims(x);
+    const stat = (): Info => backend.makeOutput([b, 1, 1, c], 'float32');
+    const [out, mc, vc, r, kk, scale, shift] = [backend.makeOutput([...x.shape], 'float32'), stat(), stat(), stat(), stat(), stat(), stat()];
+    const off = (t: Info): number => backend.getMemoryOffset(t.dataId);
+    k.gn_stats(off(x), b, hw, c, off(mc), off(vc));
+    k.gn_coeffs(off(mc), off(vc), bias === undefined ? 0 : off(bias), bias === undefined ? 0 : 1, off(gamma), off(beta), b, c, groups, eps, off(r), off(kk), off(scale), off(shift));
+    k.gn_apply(off(x), b, hw, c, off(scale), off(shift), swish ? 1 : 0, off(out));
+    backend.disposeData(vc.dataId);
+    return [out, mc, r, kk, scale, shift];
+  },
+  // (dz, x, γ, mc, r, k, scale, shift) ↦ [dx, S1, s2, dbias]: dy and its sums, the coefficients, dx (in place of dy).
+  ScoreSdeGroupNormGrad: (k) => (args) => {
+    const { dz, x, gamma, mc, r, k: kk, scale, shift } = args.inputs as Record<'dz' | 'x' | 'gamma' | 'mc' | 'r' | 'k' | 'scale' | 'shift', Info>;
+    const { groups, swish } = args.attrs as { groups: number; swish: boolean };
+    const backend = args.backend as unknown as WasmBackendData;
+    const [b, hw, c] = dims(x);
+    const stat = (): Info => backend.makeOutput([b, 1, 1, c], 'float32');
+    const [dx, s1, s2, dbias, s3, ca, cb, cc] = [backend.makeOutput([...x.shape], 'float32'), stat(), stat(), stat(), stat(), stat(), stat(), stat()];
+    const off = (t: Info): number => backend.getMemoryOffset(t.dataId);
+    k.gn_backward_sums(off(dz), off(x), b, hw, c, off(scale), off(shift), swish ? 1 : 0, off(dx), off(s1), off(s3));
+    k.gn_backward_coeffs(off(s1), off(s3), off(r), off(kk), off(mc), off(gamma), b, c, groups, hw, off(s2), off(ca), off(cb), off(cc), off(dbias));
+    k.gn_backward_dx(off(dx), off(x), b, hw, c, off(ca), off(cb), off(cc), off(dx));
+    [s3, ca, cb, cc].forEach((t) => backend.disposeData(t.dataId));
+    return [dx, s1, s2, dbias];
+  },
+  // T [B, hIn, wIn, kh·kw·cz] ↦ z [B, hOut, wOut, cz] (attrs kh, kw, hOut, wOut, top, left): see overlapAdd.
+  ScoreSdeOverlapAdd: (k) => (args) => {
+    const { t } = args.inputs as { t: Info };
+    const a = args.attrs as { kh: number; kw: number; hOut: number; wOut: number; top: number; left: number };
+    const backend = args.backend as unknown as WasmBackendData;
+    const [b, hin, win, taps] = t.shape as [number, number, number, number];
+    const cz = taps / (a.kh * a.kw);
+    const z = backend.makeOutput([b, a.hOut, a.wOut, cz], 'float32');
+    k.overlap_add(backend.getMemoryOffset(t.dataId), b, hin, win, a.kh, a.kw, cz, a.hOut, a.wOut, a.top, a.left, backend.getMemoryOffset(z.dataId));
+    return z;
+  },
+  // the s² phases (inputs p0 … p{s²−1}, a missing one = zeros) ↦ z [B, hOut, wOut, cz] (attrs: s, present, shape, top, left).
+  ScoreSdeInterleavePhases: (k) => (args) => {
+    const inputs = args.inputs as Record<string, Info>;
+    const a = args.attrs as { s: number; present: ReadonlyArray<boolean>; rows: number; cols: number; out: ReadonlyArray<number>; top: number; left: number };
+    const backend = args.backend as unknown as WasmBackendData & { typedArrayFromHeap(t: Info): Int32Array };
+    const [b, hOut, wOut, cz] = a.out as [number, number, number, number];
+    const table = backend.makeOutput([a.s * a.s], 'int32');
+    const z = backend.makeOutput([b, hOut, wOut, cz], 'float32');
+    let next = 0;
+    const ptrs = a.present.map((here) => (here ? backend.getMemoryOffset(inputs[`p${next++}`]!.dataId) : 0));
+    backend.typedArrayFromHeap(table).set(ptrs);
+    k.interleave_phases(backend.getMemoryOffset(table.dataId), a.s, b, a.rows, a.cols, cz, hOut, wOut, a.top, a.left, backend.getMemoryOffset(z.dataId));
+    backend.disposeData(table.dataId);
+    return z;
+  },
+  // () ↦ z [B, ...shape]: row b = the normals of key b (attrs: keys as 2B uint32 words, shape).
+  ScoreSdeNormals: (k) => (args) => {
+    const { keys, shape } = args.attrs as { keys: ReadonlyArray<number>; shape: ReadonlyArray<number> };
+    const backend = args.backend as unknown as WasmBackendData & { typedArrayFromHeap(t: Info): Int32Array };
+    const b = keys.length / 2;
+    const n = shape.reduce((x, y) => x * y, 1);
+    const words = backend.makeOutput([keys.length], 'int32');
+    const out = backend.makeOutput([b, ...shape], 'float32');
+    backend.typedArrayFromHeap(words).set(keys);
+    k.normals_rows(backend.getMemoryOffset(words.dataId), b, n, backend.getMemoryOffset(out.dataId));
+    backend.disposeData(words.dataId);
+    return out;
+  },
+  // (g, θ, m, v[, e]) ↦ [θ', m', v'[, e']]: one Adam step and the EMA update (see adamEmaStep).
+  ScoreSdeAdamEma: (k) => (args) => {
+    const { g, p, m, v, e } = args.inputs as { g: Info; p: Info; m: Info; v: Info; e?: Info };
+    const a = args.attrs as unknown as AdamEmaScalars;
+    const backend = args.backend as unknown as WasmBackendData;
+    const outs = [p, m, v, ...(e !== undefined ? [e] : [])].map((t) => backend.makeOutput([...t.shape], 'float32'));
+    const off = (t: Info): number => backend.getMemoryOffset(t.dataId);
+    const [op, om, ov, oe] = outs.map(off);
+    const n = p.shape.reduce((x, y) => x * y, 1);
+    k.adam_ema(off(g), off(p), off(m), off(v), e === undefined ? 0 : off(e), n, a.clip, a.clip === 1 ? 0 : 1, a.beta1, a.oneMinusBeta1, a.beta2, a.oneMinusBeta2,
+      a.bc2, a.eps, a.step, a.decay, a.oneMinusDecay, e === undefined ? 0 : 1, op!, om!, ov!, oe ?? 0);
+    return outs;
+  },
+};
+
+/**
+ * Assembles fused-kernels.wat against the active wasm backend's memory and registers the kernels (once; later calls
+ * return the first outcome). Returns whether they are ready; on failure the reason is kept
+ * ({@link fusedKernelsFailure}) and callers use their tfjs-op formulations.
+ * @category setup
+ */
+export const prepareFusedKernels = async (): Promise<boolean> => {
+  if (exportsOf !== undefined || failure !== undefined) return exportsOf !== undefined;
+  try {
+    if (tf.getBackend() !== 'wasm') throw new Error(`the active backend is ${tf.getBackend()}, not wasm`);
+    const memory = backendMemory(tf.backend() as unknown as WasmBackend);
+    if (memory === undefined) throw new Error("the wasm backend's memory is not reachable");
+    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    const binary = await assemble(watSource(shared));
+    const { instance } = await wasmApi.instantiate(binary, { env: { memory } });
+    const k = instance.exports as unknown as FusedExports;
+    for (const name of FUSED_KERNELS) {
+      if (tf.getKernel(name, 'wasm') === undefined) tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: kernels[name](k) });
+    }
+    exportsOf = k;
+    return true;
+  } catch (e) {
+    failure = (e as Error).message;
+    return false;
+  }
+};
+
+// -------------------------------------------------------------------------------------
+// calls
+// -------------------------------------------------------------------------------------
+
+const run = (name: (typeof FUSED_KERNELS)[number], inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown> = {}): tf.Tensor | tf.Tensor[] =>
+  tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+
+/** What {@link groupNormForward} returns: the output and what its gradient needs ([B, 1, 1, C] each but z). @category fused */
+export interface GroupNormForward {
+  readonly z: tf.Tensor4D;
+  readonly mc: tf.Tensor4D;
+  readonly r: tf.Tensor4D;
+  readonly k: tf.Tensor4D;
+  readonly scale: tf.Tensor4D;
+  readonly shift: tf.Tensor4D;
+}
+
+/**
+ * z = [swish](GN_{γ,β}(x + bias)) for x [B, H, W, C] (C a multiple of 4, G | C), with the channel means mc, r = 1/σ_g,
+ * k = (bias − μ_g)·r, scale = γ r and shift = γ k + β (see group-norm.ts for the formulas): one kernel.
+ * @category fused
+ */
+export const groupNormForward = (x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, bias: tf.Tensor | undefined, groups: number, eps: number, swish: boolean): GroupNormForward => {
+  const [z, mc, r, k, scale, shift] = run('ScoreSdeGroupNorm', bias === undefined ? { x, gamma, beta } : { x, gamma, beta, bias }, { groups, eps, swish }) as tf.Tensor4D[];
+  return { z: z!, mc: mc!, r: r!, k: k!, scale: scale!, shift: shift! };
+};
+
+/**
+ * The gradient of {@link groupNormForward} given dz: [dx, S1 = Σ_hw dy, s2 = Σ_hw dy·x̂, dbias = Σ_hw dx] (dy = dz through
+ * the swish), so dβ = Σ_b S1 and dγ = Σ_b s2: one kernel.
+ * @category fused
+ */
+export const groupNormBackward = (dz: tf.Tensor, x: tf.Tensor4D, gamma: tf.Tensor, f: Omit<GroupNormForward, 'z'>, groups: number, swish: boolean): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] =>
+  run('ScoreSdeGroupNormGrad', { dz, x, gamma, mc: f.mc, r: f.r, k: f.k, scale: f.scale, shift: f.shift }, { groups, swish }) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+
+/**
+ * The scalars of one Adam + EMA step, each used as a float32 (as tfjs turns a number operand into a float32 scalar):
+ *   g ← g·clip (skipped when clip = 1),  m ← m·β₁ + g·(1 − β₁),  v ← v·β₂ + g²·(1 − β₂),
+ *   θ ← θ − (m / (√(v / bc₂) + ε))·step,  e ← e·decay + θ·(1 − decay),
+ * with step = lr_n / bc₁, bc_i = 1 − β_iⁿ (the caller's formulas, optim.ts and ema.ts).
+ * @category fused
+ */
+export interface AdamEmaScalars {
+  readonly clip: number;
+  readonly beta1: number;
+  readonly oneMinusBeta1: number;
+  readonly beta2: number;
+  readonly oneMinusBeta2: number;
+  readonly bc2: number;
+  readonly eps: number;
+  readonly step: number;
+  readonly decay: number;
+  readonly oneMinusDecay: number;
+}
+
+/**
+ * One Adam step (and the EMA update, when `e` is given) of one parameter tensor, element-wise in one pass:
+ * [θ', m', v'] or [θ', m', v', e'] (see {@link AdamEmaScalars}). New tensors; the inputs are untouched.
+ * @category fused
+ */
+export const adamEmaStep = (g: tf.Tensor, p: tf.Tensor, m: tf.Tensor, v: tf.Tensor, e: tf.Tensor | undefined, scalars: AdamEmaScalars): tf.Tensor[] =>
+  run('ScoreSdeAdamEma', e === undefined ? { g, p, m, v } : { g, p, m, v, e }, { ...scalars }) as tf.Tensor[];
+
+/**
+ * N(0, I) noise [B, ...shape], row b the normals of keys[b] — bit for bit `random.normalPerSample` (the SIMD wasm kernel
+ * runs random.ts's Threefry-2x32 and float64 Box–Muller, 4 counters at a time), made in place on the heap. Needs
+ * ∏ shape to be a multiple of 8 ({@link fusedNormalsApply}).
+ * @category fused
+ */
+export const normalsPerSample = (keys: ReadonlyArray<readonly [number, number]>, shape: ReadonlyArray<number>): tf.Tensor =>
+  run('ScoreSdeNormals', {}, { keys: keys.flatMap((k) => [k[0] | 0, k[1] | 0]), shape: [...shape] }) as tf.Tensor;
+
+/** Whether {@link normalsPerSample} can make a batch of this sample shape now: wasm, ready, ∏ shape a positive multiple of 8. @category fused */
+export const fusedNormalsApply = (shape: ReadonlyArray<number>): boolean => {
+  const n = shape.reduce((x, y) => x * y, 1);
+  return fusedKernelsReady() && n > 0 && n % 8 === 0;
+};
+
+/**
+ * The output of a stride-s transposed conv from its s² sub-pixel phases (conv.ts, `transposeByPhases`): phase r·s + q
+ * ([B, rows, cols, C_z], or undefined for a phase no tap reaches: zeros) fills the pixels U ≡ r, V ≡ q (mod s) of the
+ * padded output, z[b, u, v, c] = phase[(U mod s)·s + (V mod s)][b, ⌊U/s⌋, ⌊V/s⌋, c] with U = u + top, V = v + left —
+ * one pass, instead of concatenating phases along channels twice and cutting the window out. Forward only.
+ * @category fused
+ */
+export const interleavePhases = (
+  phases: ReadonlyArray<tf.Tensor4D | undefined>,
+  s: number,
+  rows: number,
+  cols: number,
+  out: readonly [number, number, number, number],
+  top: number,
+  left: number,
+): tf.Tensor4D => {
+  const present = phases.map((p) => p !== undefined);
+  const inputs: Record<string, tf.Tensor> = {};
+  phases.filter((p): p is tf.Tensor4D => p !== undefined).forEach((p, i) => (inputs[`p${i}`] = p));
+  return run('ScoreSdeInterleavePhases', inputs, { s, present, rows, cols, out: [...out], top, left }) as tf.Tensor4D;
+};
+
+/**
+ * The overlap-add of a stride-1 transposed conv's per-pixel contributions T [B, H_in, W_in, k_h·k_w·C_z] (T = x·F, see
+ * conv.ts): z[b, u, v, c] = Σ_{p, q} T[b, u + top − p, v + left − q, (p·k_w + q)·C_z + c] over the taps that land inside
+ * T, for z [B, H_out, W_out, C_z] — one pass, where a conv with a 0/1 filter and C_z outputs ran XNNPACK at its worst.
+ * Forward only (the transposed conv has its own gradients).
+ * @category fused
+ */
+export const overlapAdd = (t: tf.Tensor4D, kh: number, kw: number, hOut: number, wOut: number, top: number, left: number): tf.Tensor4D =>
+  run('ScoreSdeOverlapAdd', { t }, { kh, kw, hOut, wOut, top, left }) as tf.Tensor4D;
+
+/**
+ * Σ_k Σ t_k² over float32 tensors on the wasm backend, read straight from the heap (4 float32 partial sums per
+ * tensor, the tensors' sums added in float64): the squared global norm, with no kernel and no copy.
+ * @category fused
+ */
+export const sumOfSquares = (ts: ReadonlyArray<tf.Tensor>): number => {
+  if (exportsOf === undefined) throw new Error('sumOfSquares: the fused kernels are not ready');
+  const backend = tf.backend() as unknown as WasmBackend;
+  return ts.reduce((acc, t) => acc + exportsOf!.sum_squares(backend.getMemoryOffset(t.dataId), t.size), 0);
+};
+
+/** Whether the fused GroupNorm kernels apply to a [B, H, W, C] tensor now: wasm, ready, C a multiple of 4. @category fused */
+export const fusedGroupNormApplies = (x: tf.Tensor): boolean => fusedKernelsReady() && x.rank === 4 && x.shape[3]! % 4 === 0 && x.dtype === 'float32' && x.size > 0;

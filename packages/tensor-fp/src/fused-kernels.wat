@@ -1,0 +1,536 @@
+;; Fused element-wise kernels over tfjs-backend-wasm's heap (see fused-kernels.ts). Every pointer is a byte offset
+;; into the imported memory (the backend's own), every array float32; channel counts are multiples of 4 (one v128
+;; holds 4 channels of one pixel, NHWC). Pure loops: each output element depends only on its own sample's inputs.
+(module
+  ;; The memory import (placeholder below) is written by the loader with the backend memory's shape (shared for the threaded build).
+  (import "env" "memory" __MEMORY__)
+
+  ;; sigma(y) = 1 / (1 + e^-y), written out where it is used (V8 does not inline wasm calls): e^x for 4 lanes as in
+  ;; Cephes' expf: x clamped to [-87, 88] (pmin/pmax: one instruction each), n = round(x log2 e) by adding and
+  ;; subtracting 1.5*2^23 (whose low mantissa bits then hold n), x = n ln2 + f with |f| <= ln2/2 (ln2 split in two),
+  ;; e^f by its degree-7 polynomial (relative error ~1e-7), times 2^n made in the exponent bits.
+
+  ;; Channel statistics of x [B, HW, C]: mc[b, c] = Σ_hw x / HW, vc[b, c] = Σ_hw (x − mc)² / HW (two passes).
+  (func (export "gn_stats") (param $x i32) (param $b i32) (param $hw i32) (param $c i32) (param $mc i32) (param $vc i32)
+    (local $s i32) (local $p i32) (local $j i32) (local $row i32) (local $m i32) (local $v i32) (local $n v128) (local $d v128)
+    (local.set $n (f32x4.splat (f32.convert_i32_u (local.get $hw))))
+    (local.set $s (i32.const 0))
+    (loop $samples
+      (local.set $m (i32.add (local.get $mc) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (local.set $v (i32.add (local.get $vc) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (memory.fill (local.get $m) (i32.const 0) (i32.shl (local.get $c) (i32.const 2)))
+      (memory.fill (local.get $v) (i32.const 0) (i32.shl (local.get $c) (i32.const 2)))
+      ;; sums
+      (local.set $row (local.get $x))
+      (local.set $p (i32.const 0))
+      (loop $pixels
+        (local.set $j (i32.const 0))
+        (loop $channels
+          (v128.store (i32.add (local.get $m) (local.get $j))
+            (f32x4.add (v128.load (i32.add (local.get $m) (local.get $j))) (v128.load (i32.add (local.get $row) (local.get $j)))))
+          (br_if $channels (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (i32.shl (local.get $c) (i32.const 2)))))
+        (local.set $row (i32.add (local.get $row) (i32.shl (local.get $c) (i32.const 2))))
+        (br_if $pixels (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 1))) (local.get $hw))))
+      (local.set $j (i32.const 0))
+      (loop $means
+        (v128.store (i32.add (local.get $m) (local.get $j)) (f32x4.div (v128.load (i32.add (local.get $m) (local.get $j))) (local.get $n)))
+        (br_if $means (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (i32.shl (local.get $c) (i32.const 2)))))
+      ;; centred second moments
+      (local.set $row (local.get $x))
+      (local.set $p (i32.const 0))
+      (loop $pixels2
+        (local.set $j (i32.const 0))
+        (loop $channels2
+          (local.set $d (f32x4.sub (v128.load (i32.add (local.get $row) (local.get $j))) (v128.load (i32.add (local.get $m) (local.get $j)))))
+          (v128.store (i32.add (local.get $v) (local.get $j))
+            (f32x4.add (v128.load (i32.add (local.get $v) (local.get $j))) (f32x4.mul (local.get $d) (local.get $d))))
+          (br_if $channels2 (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (i32.shl (local.get $c) (i32.const 2)))))
+        (local.set $row (i32.add (local.get $row) (i32.shl (local.get $c) (i32.const 2))))
+        (br_if $pixels2 (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 1))) (local.get $hw))))
+      (local.set $j (i32.const 0))
+      (loop $vars
+        (v128.store (i32.add (local.get $v) (local.get $j)) (f32x4.div (v128.load (i32.add (local.get $v) (local.get $j))) (local.get $n)))
+        (br_if $vars (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (i32.shl (local.get $c) (i32.const 2)))))
+      (local.set $x (local.get $row))
+      (br_if $samples (i32.lt_u (local.tee $s (i32.add (local.get $s) (i32.const 1))) (local.get $b)))))
+
+  ;; y = x·scale[b, c] + shift[b, c]; out = swish ? y·σ(y) : y.
+  (func (export "gn_apply") (param $x i32) (param $b i32) (param $hw i32) (param $c i32) (param $scale i32) (param $shift i32) (param $swish i32) (param $out i32)
+    (local $s i32) (local $p i32) (local $j i32) (local $row i32) (local $o i32) (local $sc i32) (local $sh i32) (local $y v128)
+    (local $g v128) (local $sx v128) (local $sn v128) (local $sf v128) (local $sp v128) (local $st v128)
+    (local.set $row (local.get $x))
+    (local.set $o (local.get $out))
+    (local.set $s (i32.const 0))
+    (loop $samples
+      (local.set $sc (i32.add (local.get $scale) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (local.set $sh (i32.add (local.get $shift) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (local.set $p (i32.const 0))
+      (loop $pixels
+        (local.set $j (i32.const 0))
+        (loop $channels
+          (local.set $y (f32x4.add (f32x4.mul (v128.load (i32.add (local.get $row) (local.get $j))) (v128.load (i32.add (local.get $sc) (local.get $j))))
+            (v128.load (i32.add (local.get $sh) (local.get $j)))))
+          (if (local.get $swish) (then
+            (local.set $sx (f32x4.pmin (f32x4.pmax (f32x4.neg (local.get $y)) (v128.const f32x4 -87 -87 -87 -87)) (v128.const f32x4 88 88 88 88)))
+            (local.set $st (f32x4.add (f32x4.mul (local.get $sx) (v128.const f32x4 1.44269504088896341 1.44269504088896341 1.44269504088896341 1.44269504088896341)) (v128.const f32x4 12582912 12582912 12582912 12582912))) (local.set $sn (f32x4.sub (local.get $st) (v128.const f32x4 12582912 12582912 12582912 12582912)))
+            (local.set $sf (f32x4.sub (f32x4.sub (local.get $sx) (f32x4.mul (local.get $sn) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))) (f32x4.mul (local.get $sn) (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
+            (local.set $sp (f32x4.add (f32x4.mul (v128.const f32x4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4) (local.get $sf)) (v128.const f32x4 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3)))
+            (local.set $sp (f32x4.add (f32x4.mul (local.get $sp) (local.get $sf)) (v128.const f32x4 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3)))
+            (local.set $sp (f32x4.add (f32x4.mul (local.get $sp) (local.get $sf)) (v128.const f32x4 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2)))
+            (local.set $sp (f32x4.add (f32x4.mul (local.get $sp) (local.get $sf)) (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1)))
+            (local.set $sp (f32x4.add (f32x4.mul (local.get $sp) (local.get $sf)) (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1)))
+            (local.set $sp (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $sp) (local.get $sf)) (local.get $sf)) (local.get $sf)) (v128.const f32x4 1 1 1 1)))
+            (local.set $sp (f32x4.mul (local.get $sp) (i32x4.shl (i32x4.add (local.get $st) (v128.const i32x4 -1262485377 -1262485377 -1262485377 -1262485377)) (i32.const 23))))
+            (local.set $g (f32x4.div (v128.const f32x4 1 1 1 1) (f32x4.add (v128.const f32x4 1 1 1 1) (local.get $sp))))
+            (local.set $y (f32x4.mul (local.get $y) (local.get $g)))))
+          (v128.store (i32.add (local.get $o) (local.get $j)) (local.get $y))
+          (br_if $channels (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (i32.shl (local.get $c) (i32.const 2)))))
+        (local.set $row (i32.add (local.get $row) (i32.shl (local.get $c) (i32.const 2))))
+        (local.set $o (i32.add (local.get $o) (i32.shl (local.get $c) (i32.const 2))))
+        (br_if $pixels (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 1))) (local.get $hw))))
+      (br_if $samples (i32.lt_u (local.tee $s (i32.add (local.get $s) (i32.const 1))) (local.get $b)))))
+
+  ;; The backward pass's first half: with y = x·scale + shift recomputed, dy = dz·(σ + z(1 − σ)) (z = yσ) through the
+  ;; swish (dy = dz without it), written to dy; s1[b, c] = Σ_hw dy, s3[b, c] = Σ_hw dy·x.
+  (func (export "gn_backward_sums") (param $dz i32) (param $x i32) (param $b i32) (param $hw i32) (param $c i32) (param $scale i32) (param $shift i32)
+    (param $swish i32) (param $dy i32) (param $s1 i32) (param $s3 i32)
+    (local $s i32) (local $p i32) (local $j i32) (local $a1 i32) (local $a3 i32) (local $sc i32) (local $sh i32)
+    (local $xv v128) (local $y v128) (local $g v128) (local $d v128) (local $sx v128) (local $sn v128) (local $sf v128) (local $sp v128) (local $st v128)
+    (local.set $s (i32.const 0))
+    (loop $samples
+      (local.set $a1 (i32.add (local.get $s1) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (local.set $a3 (i32.add (local.get $s3) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (local.set $sc (i32.add (local.get $scale) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (local.set $sh (i32.add (local.get $shift) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (memory.fill (local.get $a1) (i32.const 0) (i32.shl (local.get $c) (i32.const 2)))
+      (memory.fill (local.get $a3) (i32.const 0) (i32.shl (local.get $c) (i32.const 2)))
+      (local.set $p (i32.const 0))
+      (loop $pixels
+        (local.set $j (i32.const 0))
+        (loop $channels
+          (local.set $xv (v128.load (i32.add (local.get $x) (local.get $j))))
+          (local.set $d (v128.load (i32.add (local.get $dz) (local.get $j))))
+          (if (local.get $swish)
+            (then
+              (local.set $y (f32x4.add (f32x4.mul (local.get $xv) (v128.load (i32.add (local.get $sc) (local.get $j)))) (v128.load (i32.add (local.get $sh) (local.get $j)))))
+              (local.set $sx (f32x4.pmin (f32x4.pmax (f32x4.neg (local.get $y)) (v128.const f32x4 -87 -87 -87 -87)) (v128.const f32x4 88 88 88 88)))
+              (local.set $st (f32x4.add (f32x4.mul (local.get $sx) (v128.const f32x4 1.44269504088896341 1.44269504088896341 1.44269504088896341 1.44269504088896341)) (v128.const f32x4 12582912 12582912 12582912 12582912))) (local.set $sn (f32x4.sub (local.get $st) (v128.const f32x4 12582912 12582912 12582912 12582912)))
+              (local.set $sf (f32x4.sub (f32x4.sub (local.get $sx) (f32x4.mul (local.get $sn) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))) (f32x4.mul (local.get $sn) (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
+              (local.set $sp (f32x4.add (f32x4.mul (v128.const f32x4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4) (local.get $sf)) (v128.const f32x4 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3)))
+              (local.set $sp (f32x4.add (f32x4.mul (local.get $sp) (local.get $sf)) (v128.const f32x4 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3)))
+              (local.set $sp (f32x4.add (f32x4.mul (local.get $sp) (local.get $sf)) (v128.const f32x4 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2)))
+              (local.set $sp (f32x4.add (f32x4.mul (local.get $sp) (local.get $sf)) (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1)))
+              (local.set $sp (f32x4.add (f32x4.mul (local.get $sp) (local.get $sf)) (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1)))
+              (local.set $sp (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $sp) (local.get $sf)) (local.get $sf)) (local.get $sf)) (v128.const f32x4 1 1 1 1)))
+              (local.set $sp (f32x4.mul (local.get $sp) (i32x4.shl (i32x4.add (local.get $st) (v128.const i32x4 -1262485377 -1262485377 -1262485377 -1262485377)) (i32.const 23))))
+              (local.set $g (f32x4.div (v128.const f32x4 1 1 1 1) (f32x4.add (v128.const f32x4 1 1 1 1) (local.get $sp))))
+              (local.set $d (f32x4.mul (local.get $d)
+                (f32x4.add (local.get $g) (f32x4.mul (f32x4.mul (local.get $y) (local.get $g)) (f32x4.sub (v128.const f32x4 1 1 1 1) (local.get $g))))))))
+          (v128.store (i32.add (local.get $dy) (local.get $j)) (local.get $d))
+          (v128.store (i32.add (local.get $a1) (local.get $j)) (f32x4.add (v128.load (i32.add (local.get $a1) (local.get $j))) (local.get $d)))
+          (v128.store (i32.add (local.get $a3) (local.get $j))
+            (f32x4.add (v128.load (i32.add (local.get $a3) (local.get $j))) (f32x4.mul (local.get $d) (local.get $xv))))
+          (br_if $channels (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (i32.shl (local.get $c) (i32.const 2)))))
+        (local.set $x (i32.add (local.get $x) (i32.shl (local.get $c) (i32.const 2))))
+        (local.set $dz (i32.add (local.get $dz) (i32.shl (local.get $c) (i32.const 2))))
+        (local.set $dy (i32.add (local.get $dy) (i32.shl (local.get $c) (i32.const 2))))
+        (br_if $pixels (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 1))) (local.get $hw))))
+      (br_if $samples (i32.lt_u (local.tee $s (i32.add (local.get $s) (i32.const 1))) (local.get $b)))))
+
+  ;; dx = dy·A[b, c] + x·B[b, c] + C[b, c].
+  (func (export "gn_backward_dx") (param $dy i32) (param $x i32) (param $b i32) (param $hw i32) (param $c i32) (param $ca i32) (param $cb i32) (param $cc i32) (param $dx i32)
+    (local $s i32) (local $p i32) (local $j i32) (local $a i32) (local $bb i32) (local $k i32)
+    (local.set $s (i32.const 0))
+    (loop $samples
+      (local.set $a (i32.add (local.get $ca) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (local.set $bb (i32.add (local.get $cb) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (local.set $k (i32.add (local.get $cc) (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2))))
+      (local.set $p (i32.const 0))
+      (loop $pixels
+        (local.set $j (i32.const 0))
+        (loop $channels
+          (v128.store (i32.add (local.get $dx) (local.get $j))
+            (f32x4.add
+              (f32x4.add
+                (f32x4.mul (v128.load (i32.add (local.get $dy) (local.get $j))) (v128.load (i32.add (local.get $a) (local.get $j))))
+                (f32x4.mul (v128.load (i32.add (local.get $x) (local.get $j))) (v128.load (i32.add (local.get $bb) (local.get $j)))))
+              (v128.load (i32.add (local.get $k) (local.get $j)))))
+          (br_if $channels (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (i32.shl (local.get $c) (i32.const 2)))))
+        (local.set $x (i32.add (local.get $x) (i32.shl (local.get $c) (i32.const 2))))
+        (local.set $dy (i32.add (local.get $dy) (i32.shl (local.get $c) (i32.const 2))))
+        (local.set $dx (i32.add (local.get $dx) (i32.shl (local.get $c) (i32.const 2))))
+        (br_if $pixels (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 1))) (local.get $hw))))
+      (br_if $samples (i32.lt_u (local.tee $s (i32.add (local.get $s) (i32.const 1))) (local.get $b)))))
+
+  ;; The per-(sample, channel) coefficients of the group normalisation, from the channel statistics mc, vc [B, C]
+  ;; (gn_stats), an optional per-sample channel bias [B, C] (hasBias = 0: none), γ, β [C], G groups, ε:
+  ;;   μ_g = mean_{c∈g} (mc + bias),  σ_g² = mean_{c∈g} [vc + (mc + bias − μ_g)²],  r = 1/√(σ_g² + ε),
+  ;;   k = (bias − μ_g)·r,  scale = γ·r,  shift = γ·k + β       (outputs r, k, scale, shift [B, C]).
+  (func (export "gn_coeffs") (param $mc i32) (param $vc i32) (param $bias i32) (param $hasBias i32) (param $gamma i32) (param $beta i32)
+    (param $b i32) (param $c i32) (param $groups i32) (param $eps f32) (param $r i32) (param $k i32) (param $scale i32) (param $shift i32)
+    (local $s i32) (local $g i32) (local $j i32) (local $per i32) (local $i i32) (local $mu f32) (local $var f32) (local $d f32) (local $rr f32)
+    (local $bi f32) (local $kk f32) (local $gm f32)
+    (local.set $per (i32.div_u (local.get $c) (local.get $groups)))
+    (local.set $s (i32.const 0))
+    (loop $samples
+      (local.set $g (i32.const 0))
+      (loop $grp
+        ;; μ_g
+        (local.set $mu (f32.const 0))
+        (local.set $j (i32.const 0))
+        (loop $m1
+          (local.set $i (i32.shl (i32.add (i32.mul (local.get $s) (local.get $c)) (i32.add (i32.mul (local.get $g) (local.get $per)) (local.get $j))) (i32.const 2)))
+          (local.set $mu (f32.add (local.get $mu)
+            (f32.add (f32.load (i32.add (local.get $mc) (local.get $i))) (if (result f32) (local.get $hasBias) (then (f32.load (i32.add (local.get $bias) (local.get $i)))) (else (f32.const 0))))))
+          (br_if $m1 (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $per))))
+        (local.set $mu (f32.div (local.get $mu) (f32.convert_i32_u (local.get $per))))
+        ;; σ_g²
+        (local.set $var (f32.const 0))
+        (local.set $j (i32.const 0))
+        (loop $v1
+          (local.set $i (i32.shl (i32.add (i32.mul (local.get $s) (local.get $c)) (i32.add (i32.mul (local.get $g) (local.get $per)) (local.get $j))) (i32.const 2)))
+          (local.set $d (f32.sub
+            (f32.add (f32.load (i32.add (local.get $mc) (local.get $i))) (if (result f32) (local.get $hasBias) (then (f32.load (i32.add (local.get $bias) (local.get $i)))) (else (f32.const 0))))
+            (local.get $mu)))
+          (local.set $var (f32.add (local.get $var) (f32.add (f32.load (i32.add (local.get $vc) (local.get $i))) (f32.mul (local.get $d) (local.get $d)))))
+          (br_if $v1 (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $per))))
+        (local.set $var (f32.div (local.get $var) (f32.convert_i32_u (local.get $per))))
+        (local.set $rr (f32.div (f32.const 1) (f32.sqrt (f32.add (local.get $var) (local.get $eps)))))
+        ;; per channel
+        (local.set $j (i32.const 0))
+        (loop $ch
+          (local.set $i (i32.shl (i32.add (i32.mul (local.get $s) (local.get $c)) (i32.add (i32.mul (local.get $g) (local.get $per)) (local.get $j))) (i32.const 2)))
+          (local.set $bi (if (result f32) (local.get $hasBias) (then (f32.load (i32.add (local.get $bias) (local.get $i)))) (else (f32.const 0))))
+          (local.set $kk (f32.mul (f32.sub (local.get $bi) (local.get $mu)) (local.get $rr)))
+          (local.set $gm (f32.load (i32.add (local.get $gamma) (i32.shl (i32.add (i32.mul (local.get $g) (local.get $per)) (local.get $j)) (i32.const 2)))))
+          (f32.store (i32.add (local.get $r) (local.get $i)) (local.get $rr))
+          (f32.store (i32.add (local.get $k) (local.get $i)) (local.get $kk))
+          (f32.store (i32.add (local.get $scale) (local.get $i)) (f32.mul (local.get $gm) (local.get $rr)))
+          (f32.store (i32.add (local.get $shift) (local.get $i))
+            (f32.add (f32.mul (local.get $gm) (local.get $kk))
+              (f32.load (i32.add (local.get $beta) (i32.shl (i32.add (i32.mul (local.get $g) (local.get $per)) (local.get $j)) (i32.const 2))))))
+          (br_if $ch (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $per))))
+        (br_if $grp (i32.lt_u (local.tee $g (i32.add (local.get $g) (i32.const 1))) (local.get $groups))))
+      (br_if $samples (i32.lt_u (local.tee $s (i32.add (local.get $s) (i32.const 1))) (local.get $b)))))
+
+  ;; The backward pass's coefficients from the sums S1 = Σ_hw dy, S3 = Σ_hw dy·x [B, C] (gn_backward_sums), r, k, mc
+  ;; [B, C], γ [C], G groups, n = HW:
+  ;;   s2 = r·S3 + k·S1 (= Σ_hw dy·x̂),  m1 = mean_g(γ S1)/n,  m2 = mean_g(γ s2)/n,
+  ;;   A = rγ,  B = −r² m2,  C = −r(k m2 + m1)          (dx = dy·A + x·B + C)
+  ;;   dbias = A·S1 + B·n·mc + n·C                       (= Σ_hw dx)
+  ;; outputs s2, A, B, C, dbias [B, C].
+  (func (export "gn_backward_coeffs") (param $s1 i32) (param $s3 i32) (param $r i32) (param $k i32) (param $mc i32) (param $gamma i32)
+    (param $b i32) (param $c i32) (param $groups i32) (param $n f32) (param $s2 i32) (param $ca i32) (param $cb i32) (param $cc i32) (param $dbias i32)
+    (local $s i32) (local $g i32) (local $j i32) (local $per i32) (local $i i32) (local $gi i32) (local $m1 f32) (local $m2 f32) (local $v f32)
+    (local $rr f32) (local $kk f32) (local $a f32) (local $bb f32) (local $cv f32)
+    (local.set $per (i32.div_u (local.get $c) (local.get $groups)))
+    (local.set $s (i32.const 0))
+    (loop $samples
+      (local.set $g (i32.const 0))
+      (loop $grp
+        (local.set $m1 (f32.const 0))
+        (local.set $m2 (f32.const 0))
+        (local.set $j (i32.const 0))
+        (loop $sums
+          (local.set $gi (i32.shl (i32.add (i32.mul (local.get $g) (local.get $per)) (local.get $j)) (i32.const 2)))
+          (local.set $i (i32.add (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2)) (local.get $gi)))
+          (local.set $v (f32.add (f32.mul (f32.load (i32.add (local.get $r) (local.get $i))) (f32.load (i32.add (local.get $s3) (local.get $i))))
+            (f32.mul (f32.load (i32.add (local.get $k) (local.get $i))) (f32.load (i32.add (local.get $s1) (local.get $i))))))
+          (f32.store (i32.add (local.get $s2) (local.get $i)) (local.get $v))
+          (local.set $m1 (f32.add (local.get $m1) (f32.mul (f32.load (i32.add (local.get $gamma) (local.get $gi))) (f32.load (i32.add (local.get $s1) (local.get $i))))))
+          (local.set $m2 (f32.add (local.get $m2) (f32.mul (f32.load (i32.add (local.get $gamma) (local.get $gi))) (local.get $v))))
+          (br_if $sums (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $per))))
+        (local.set $m1 (f32.div (f32.div (local.get $m1) (f32.convert_i32_u (local.get $per))) (local.get $n)))
+        (local.set $m2 (f32.div (f32.div (local.get $m2) (f32.convert_i32_u (local.get $per))) (local.get $n)))
+        (local.set $j (i32.const 0))
+        (loop $ch
+          (local.set $gi (i32.shl (i32.add (i32.mul (local.get $g) (local.get $per)) (local.get $j)) (i32.const 2)))
+          (local.set $i (i32.add (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2)) (local.get $gi)))
+          (local.set $rr (f32.load (i32.add (local.get $r) (local.get $i))))
+          (local.set $kk (f32.load (i32.add (local.get $k) (local.get $i))))
+          (local.set $a (f32.mul (local.get $rr) (f32.load (i32.add (local.get $gamma) (local.get $gi)))))
+          (local.set $bb (f32.neg (f32.mul (f32.mul (local.get $rr) (local.get $rr)) (local.get $m2))))
+          (local.set $cv (f32.neg (f32.mul (local.get $rr) (f32.add (f32.mul (local.get $kk) (local.get $m2)) (local.get $m1)))))
+          (f32.store (i32.add (local.get $ca) (local.get $i)) (local.get $a))
+          (f32.store (i32.add (local.get $cb) (local.get $i)) (local.get $bb))
+          (f32.store (i32.add (local.get $cc) (local.get $i)) (local.get $cv))
+          (f32.store (i32.add (local.get $dbias) (local.get $i))
+            (f32.add (f32.add (f32.mul (local.get $a) (f32.load (i32.add (local.get $s1) (local.get $i))))
+                (f32.mul (local.get $bb) (f32.mul (f32.load (i32.add (local.get $mc) (local.get $i))) (local.get $n))))
+              (f32.mul (local.get $cv) (local.get $n))))
+          (br_if $ch (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $per))))
+        (br_if $grp (i32.lt_u (local.tee $g (i32.add (local.get $g) (i32.const 1))) (local.get $groups))))
+      (br_if $samples (i32.lt_u (local.tee $s (i32.add (local.get $s) (i32.const 1))) (local.get $b)))))
+
+  ;; Σ g² of n floats (4 float32 partial sums, then their sum; a scalar tail).
+  (func (export "sum_squares") (param $g i32) (param $n i32) (result f32)
+    (local $i i32) (local $acc v128) (local $v v128) (local $end i32) (local $t f32)
+    (local.set $end (i32.and (local.get $n) (i32.const -4)))
+    (local.set $i (i32.const 0))
+    (block $done (loop $vec
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (local.set $v (v128.load (i32.add (local.get $g) (i32.shl (local.get $i) (i32.const 2)))))
+      (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $v) (local.get $v))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $vec)))
+    (local.set $t (f32.add (f32.add (f32x4.extract_lane 0 (local.get $acc)) (f32x4.extract_lane 1 (local.get $acc)))
+      (f32.add (f32x4.extract_lane 2 (local.get $acc)) (f32x4.extract_lane 3 (local.get $acc)))))
+    (block $tdone (loop $tail
+      (br_if $tdone (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $t (f32.add (local.get $t) (f32.mul (f32.load (i32.add (local.get $g) (i32.shl (local.get $i) (i32.const 2))))
+        (f32.load (i32.add (local.get $g) (i32.shl (local.get $i) (i32.const 2)))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $tail)))
+    (local.get $t))
+
+  ;; One Adam step and the EMA update on n floats, element by element, with the float32 operations of optim.ts/ema.ts:
+  ;;   g ← g·clip,  m ← m·β₁ + g·(1 − β₁),  v ← v·β₂ + g²·(1 − β₂),  θ ← θ − (m / (√(v / bc₂) + ε))·(lr / bc₁),
+  ;;   e ← e·d + θ·(1 − d)          (clip = 1 and hasEma = 0 skip those parts; the scalars come as float32).
+  (func $adam_one (param $g f32) (param $p i32) (param $m i32) (param $v i32) (param $e i32) (param $o i32)
+    (param $clip f32) (param $useClip i32) (param $b1 f32) (param $c1 f32) (param $b2 f32) (param $c2 f32) (param $bc2 f32) (param $eps f32)
+    (param $step f32) (param $d f32) (param $cd f32) (param $hasEma i32) (param $op i32) (param $om i32) (param $ov i32) (param $oe i32)
+    (local $mm f32) (local $vv f32) (local $th f32)
+    (if (local.get $useClip) (then (local.set $g (f32.mul (local.get $g) (local.get $clip)))))
+    (local.set $mm (f32.add (f32.mul (f32.load (i32.add (local.get $m) (local.get $o))) (local.get $b1)) (f32.mul (local.get $g) (local.get $c1))))
+    (local.set $vv (f32.add (f32.mul (f32.load (i32.add (local.get $v) (local.get $o))) (local.get $b2)) (f32.mul (f32.mul (local.get $g) (local.get $g)) (local.get $c2))))
+    (local.set $th (f32.sub (f32.load (i32.add (local.get $p) (local.get $o)))
+      (f32.mul (f32.div (local.get $mm) (f32.add (f32.sqrt (f32.div (local.get $vv) (local.get $bc2))) (local.get $eps))) (local.get $step))))
+    (f32.store (i32.add (local.get $om) (local.get $o)) (local.get $mm))
+    (f32.store (i32.add (local.get $ov) (local.get $o)) (local.get $vv))
+    (f32.store (i32.add (local.get $op) (local.get $o)) (local.get $th))
+    (if (local.get $hasEma) (then
+      (f32.store (i32.add (local.get $oe) (local.get $o))
+        (f32.add (f32.mul (f32.load (i32.add (local.get $e) (local.get $o))) (local.get $d)) (f32.mul (local.get $th) (local.get $cd)))))))
+
+  (func (export "adam_ema") (param $g i32) (param $p i32) (param $m i32) (param $v i32) (param $e i32) (param $n i32)
+    (param $clip f32) (param $useClip i32) (param $b1 f32) (param $c1 f32) (param $b2 f32) (param $c2 f32) (param $bc2 f32) (param $eps f32)
+    (param $step f32) (param $d f32) (param $cd f32) (param $hasEma i32) (param $op i32) (param $om i32) (param $ov i32) (param $oe i32)
+    (local $i i32) (local $o i32) (local $end i32) (local $gv v128) (local $mv v128) (local $vv v128) (local $th v128)
+    (local.set $end (i32.and (local.get $n) (i32.const -4)))
+    (local.set $i (i32.const 0))
+    (block $done (loop $vec
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (local.set $o (i32.shl (local.get $i) (i32.const 2)))
+      (local.set $gv (v128.load (i32.add (local.get $g) (local.get $o))))
+      (if (local.get $useClip) (then (local.set $gv (f32x4.mul (local.get $gv) (f32x4.splat (local.get $clip))))))
+      (local.set $mv (f32x4.add (f32x4.mul (v128.load (i32.add (local.get $m) (local.get $o))) (f32x4.splat (local.get $b1))) (f32x4.mul (local.get $gv) (f32x4.splat (local.get $c1)))))
+      (local.set $vv (f32x4.add (f32x4.mul (v128.load (i32.add (local.get $v) (local.get $o))) (f32x4.splat (local.get $b2)))
+        (f32x4.mul (f32x4.mul (local.get $gv) (local.get $gv)) (f32x4.splat (local.get $c2)))))
+      (local.set $th (f32x4.sub (v128.load (i32.add (local.get $p) (local.get $o)))
+        (f32x4.mul (f32x4.div (local.get $mv) (f32x4.add (f32x4.sqrt (f32x4.div (local.get $vv) (f32x4.splat (local.get $bc2)))) (f32x4.splat (local.get $eps))))
+          (f32x4.splat (local.get $step)))))
+      (v128.store (i32.add (local.get $om) (local.get $o)) (local.get $mv))
+      (v128.store (i32.add (local.get $ov) (local.get $o)) (local.get $vv))
+      (v128.store (i32.add (local.get $op) (local.get $o)) (local.get $th))
+      (if (local.get $hasEma) (then
+        (v128.store (i32.add (local.get $oe) (local.get $o))
+          (f32x4.add (f32x4.mul (v128.load (i32.add (local.get $e) (local.get $o))) (f32x4.splat (local.get $d))) (f32x4.mul (local.get $th) (f32x4.splat (local.get $cd)))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $vec)))
+    (block $tdone (loop $tail
+      (br_if $tdone (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $o (i32.shl (local.get $i) (i32.const 2)))
+      (call $adam_one (f32.load (i32.add (local.get $g) (local.get $o))) (local.get $p) (local.get $m) (local.get $v) (local.get $e) (local.get $o)
+        (local.get $clip) (local.get $useClip) (local.get $b1) (local.get $c1) (local.get $b2) (local.get $c2) (local.get $bc2) (local.get $eps)
+        (local.get $step) (local.get $d) (local.get $cd) (local.get $hasEma) (local.get $op) (local.get $om) (local.get $ov) (local.get $oe))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $tail))))
+
+  ;; Box–Muller of two counters' Threefry words (the low two i32 lanes of w0, w1) in float64x2, the same operations in
+  ;; the same order as boxMuller of random.ts (see there), giving [z0, z1] of counter a and of counter b as float32.
+  (func $box_muller2 (param $w0 v128) (param $w1 v128) (result v128)
+    (local $k v128) (local $d v128) (local $e v128) (local $m v128) (local $big v128) (local $f v128) (local $s v128) (local $z v128)
+    (local $w v128) (local $r v128) (local $hfsq v128) (local $ln v128) (local $radius v128) (local $q v128) (local $low v128) (local $swap v128)
+    (local $phi v128) (local $p2 v128) (local $sinp v128) (local $cosp v128) (local $sr v128) (local $cr v128) (local $a v128) (local $b v128) (local $mask v128)
+    ;; ln u1, u1 = k·2^-25 with k = 2⌊w0/2^8⌋ + 1
+    (local.set $k (v128.or (i32x4.shl (i32x4.shr_u (local.get $w0) (i32.const 8)) (i32.const 1)) (v128.const i32x4 1 1 1 1)))
+    (local.set $d (f64x2.convert_low_i32x4_u (local.get $k)))
+    (local.set $e (f64x2.sub
+      (f64x2.convert_low_i32x4_s (i8x16.shuffle 4 5 6 7 12 13 14 15 0 1 2 3 0 1 2 3 (i32x4.shr_u (local.get $d) (i32.const 20)) (local.get $d)))
+      (v128.const f64x2 1023 1023)))
+    (local.set $m (v128.or (v128.and (local.get $d) (v128.const i64x2 0x000fffffffffffff 0x000fffffffffffff)) (v128.const i64x2 0x3ff0000000000000 0x3ff0000000000000)))
+    (local.set $big (f64x2.gt (local.get $m) (v128.const f64x2 1.4142135623730951 1.4142135623730951)))
+    (local.set $m (v128.bitselect (f64x2.mul (local.get $m) (v128.const f64x2 0.5 0.5)) (local.get $m) (local.get $big)))
+    (local.set $e (f64x2.sub (f64x2.add (local.get $e) (v128.and (local.get $big) (v128.const f64x2 1 1))) (v128.const f64x2 25 25)))
+    (local.set $f (f64x2.sub (local.get $m) (v128.const f64x2 1 1)))
+    (local.set $s (f64x2.div (local.get $f) (f64x2.add (v128.const f64x2 2 2) (local.get $f))))
+    (local.set $z (f64x2.mul (local.get $s) (local.get $s)))
+    (local.set $w (f64x2.mul (local.get $z) (local.get $z)))
+    (local.set $r (f64x2.add
+      (f64x2.mul (local.get $z) (f64x2.add (v128.const f64x2 0.6666666666666735 0.6666666666666735) (f64x2.mul (local.get $w)
+        (f64x2.add (v128.const f64x2 0.2857142874366239 0.2857142874366239) (f64x2.mul (local.get $w)
+          (f64x2.add (v128.const f64x2 0.1818357216161805 0.1818357216161805) (f64x2.mul (local.get $w) (v128.const f64x2 0.14798198605116586 0.14798198605116586))))))))
+      (f64x2.mul (local.get $w) (f64x2.add (v128.const f64x2 0.3999999999940942 0.3999999999940942) (f64x2.mul (local.get $w)
+        (f64x2.add (v128.const f64x2 0.22222198432149784 0.22222198432149784) (f64x2.mul (local.get $w) (v128.const f64x2 0.15313837699209373 0.15313837699209373))))))))
+    (local.set $hfsq (f64x2.mul (f64x2.mul (v128.const f64x2 0.5 0.5) (local.get $f)) (local.get $f)))
+    (local.set $ln (f64x2.sub
+      (f64x2.mul (local.get $e) (v128.const f64x2 0.6931471803691238 0.6931471803691238))
+      (f64x2.sub
+        (f64x2.sub (local.get $hfsq) (f64x2.add (f64x2.mul (local.get $s) (f64x2.add (local.get $hfsq) (local.get $r)))
+          (f64x2.mul (local.get $e) (v128.const f64x2 1.9082149292705877e-10 1.9082149292705877e-10))))
+        (local.get $f))))
+    (local.set $radius (f64x2.sqrt (f64x2.mul (v128.const f64x2 -2 -2) (local.get $ln))))
+    ;; sin, cos of 2π·u2: quadrant q, remainder ρ = min(r, 1 − r), φ = ρ·π/2
+    (local.set $k (v128.or (i32x4.shl (i32x4.shr_u (local.get $w1) (i32.const 8)) (i32.const 1)) (v128.const i32x4 1 1 1 1)))
+    (local.set $q (i32x4.shr_u (local.get $k) (i32.const 23)))
+    (local.set $low (v128.and (local.get $k) (v128.const i32x4 0x7fffff 0x7fffff 0x7fffff 0x7fffff)))
+    (local.set $swap (i32x4.gt_u (local.get $low) (v128.const i32x4 0x400000 0x400000 0x400000 0x400000)))
+    (local.set $phi (f64x2.mul
+      (f64x2.convert_low_i32x4_u (v128.bitselect (i32x4.sub (v128.const i32x4 0x800000 0x800000 0x800000 0x800000) (local.get $low)) (local.get $low) (local.get $swap)))
+      (v128.const f64x2 1.8725351414619643e-7 1.8725351414619643e-7)))
+    (local.set $p2 (f64x2.mul (local.get $phi) (local.get $phi)))
+    (local.set $sinp (f64x2.add (local.get $phi) (f64x2.mul (f64x2.mul (local.get $phi) (local.get $p2))
+      (f64x2.add (v128.const f64x2 -0.16666666666666632 -0.16666666666666632) (f64x2.mul (local.get $p2)
+        (f64x2.add (v128.const f64x2 0.008333333333322489 0.008333333333322489) (f64x2.mul (local.get $p2)
+          (f64x2.add (v128.const f64x2 -0.00019841269829857949 -0.00019841269829857949) (f64x2.mul (local.get $p2)
+            (f64x2.add (v128.const f64x2 0.0000027557313707070068 0.0000027557313707070068) (f64x2.mul (local.get $p2)
+              (f64x2.add (v128.const f64x2 -2.5050760253406863e-8 -2.5050760253406863e-8) (f64x2.mul (local.get $p2) (v128.const f64x2 1.58969099521155e-10 1.58969099521155e-10))))))))))))))
+    (local.set $cosp (f64x2.add (f64x2.sub (v128.const f64x2 1 1) (f64x2.mul (v128.const f64x2 0.5 0.5) (local.get $p2)))
+      (f64x2.mul (f64x2.mul (local.get $p2) (local.get $p2))
+        (f64x2.add (v128.const f64x2 0.041666666666666602 0.041666666666666602) (f64x2.mul (local.get $p2)
+          (f64x2.add (v128.const f64x2 -0.001388888888887411 -0.001388888888887411) (f64x2.mul (local.get $p2)
+            (f64x2.add (v128.const f64x2 0.00002480158728947673 0.00002480158728947673) (f64x2.mul (local.get $p2)
+              (f64x2.add (v128.const f64x2 -2.7557314351390663e-7 -2.7557314351390663e-7) (f64x2.mul (local.get $p2)
+                (f64x2.add (v128.const f64x2 2.087572321298175e-9 2.087572321298175e-9) (f64x2.mul (local.get $p2) (v128.const f64x2 -1.1359647557788195e-11 -1.1359647557788195e-11))))))))))))))
+    (local.set $mask (i64x2.extend_low_i32x4_s (local.get $swap)))
+    (local.set $sr (v128.bitselect (local.get $cosp) (local.get $sinp) (local.get $mask)))
+    (local.set $cr (v128.bitselect (local.get $sinp) (local.get $cosp) (local.get $mask)))
+    (local.set $mask (i64x2.extend_low_i32x4_s (i32x4.eq (v128.and (local.get $q) (v128.const i32x4 1 1 1 1)) (v128.const i32x4 1 1 1 1))))
+    (local.set $a (v128.bitselect (local.get $cr) (local.get $sr) (local.get $mask)))
+    (local.set $b (v128.bitselect (local.get $sr) (local.get $cr) (local.get $mask)))
+    (local.set $mask (i64x2.extend_low_i32x4_s (i32x4.eq (v128.and (local.get $q) (v128.const i32x4 2 2 2 2)) (v128.const i32x4 2 2 2 2))))
+    (local.set $a (v128.bitselect (f64x2.neg (local.get $a)) (local.get $a) (local.get $mask)))
+    (local.set $mask (i64x2.extend_low_i32x4_s (i32x4.eq (v128.and (v128.xor (local.get $q) (i32x4.shr_u (local.get $q) (i32.const 1))) (v128.const i32x4 1 1 1 1)) (v128.const i32x4 1 1 1 1))))
+    (local.set $b (v128.bitselect (f64x2.neg (local.get $b)) (local.get $b) (local.get $mask)))
+    ;; [radius·cos, radius·sin] per counter, as float32, interleaved
+    (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23
+      (f32x4.demote_f64x2_zero (f64x2.mul (local.get $radius) (local.get $b)))
+      (f32x4.demote_f64x2_zero (f64x2.mul (local.get $radius) (local.get $a)))))
+
+  ;; Row b of out [B, n] (float32, n a multiple of 8) gets the n standard normals of key (keys[2b], keys[2b + 1]):
+  ;; normals 2j, 2j + 1 from the words Threefry-2x32-20(key, (1, j)) (random.ts's normalsInto), 4 counters at a time.
+  (func (export "normals_rows") (param $keys i32) (param $b i32) (param $n i32) (param $out i32)
+    (local $row i32) (local $j i32) (local $half i32) (local $k0 i32) (local $k1 i32) (local $k2 i32)
+    (local $x0 v128) (local $x1 v128) (local $K0 v128) (local $K1 v128) (local $K2 v128)
+    (local.set $half (i32.shr_u (local.get $n) (i32.const 1)))
+    (local.set $row (i32.const 0))
+    (loop $rows
+      (local.set $k0 (i32.load (i32.add (local.get $keys) (i32.shl (local.get $row) (i32.const 3)))))
+      (local.set $k1 (i32.load (i32.add (local.get $keys) (i32.add (i32.shl (local.get $row) (i32.const 3)) (i32.const 4)))))
+      (local.set $k2 (i32.xor (i32.xor (i32.const 0x1bd11bda) (local.get $k0)) (local.get $k1)))
+      (local.set $K0 (i32x4.splat (local.get $k0)))
+      (local.set $K1 (i32x4.splat (local.get $k1)))
+      (local.set $K2 (i32x4.splat (local.get $k2)))
+      (local.set $j (i32.const 0))
+      (loop $counters
+        (local.set $x0 (i32x4.splat (i32.add (i32.const 1) (local.get $k0))))
+        (local.set $x1 (i32x4.add (i32x4.add (i32x4.splat (local.get $j)) (v128.const i32x4 0 1 2 3)) (local.get $K1)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 13)) (i32x4.shr_u (local.get $x1) (i32.const 19))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 15)) (i32x4.shr_u (local.get $x1) (i32.const 17))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 26)) (i32x4.shr_u (local.get $x1) (i32.const 6))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 6)) (i32x4.shr_u (local.get $x1) (i32.const 26))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $K1))) (local.set $x1 (i32x4.add (i32x4.add (local.get $x1) (local.get $K2)) (v128.const i32x4 1 1 1 1)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 17)) (i32x4.shr_u (local.get $x1) (i32.const 15))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 29)) (i32x4.shr_u (local.get $x1) (i32.const 3))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 16)) (i32x4.shr_u (local.get $x1) (i32.const 16))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 24)) (i32x4.shr_u (local.get $x1) (i32.const 8))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $K2))) (local.set $x1 (i32x4.add (i32x4.add (local.get $x1) (local.get $K0)) (v128.const i32x4 2 2 2 2)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 13)) (i32x4.shr_u (local.get $x1) (i32.const 19))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 15)) (i32x4.shr_u (local.get $x1) (i32.const 17))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 26)) (i32x4.shr_u (local.get $x1) (i32.const 6))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 6)) (i32x4.shr_u (local.get $x1) (i32.const 26))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $K0))) (local.set $x1 (i32x4.add (i32x4.add (local.get $x1) (local.get $K1)) (v128.const i32x4 3 3 3 3)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 17)) (i32x4.shr_u (local.get $x1) (i32.const 15))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 29)) (i32x4.shr_u (local.get $x1) (i32.const 3))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 16)) (i32x4.shr_u (local.get $x1) (i32.const 16))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 24)) (i32x4.shr_u (local.get $x1) (i32.const 8))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $K1))) (local.set $x1 (i32x4.add (i32x4.add (local.get $x1) (local.get $K2)) (v128.const i32x4 4 4 4 4)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 13)) (i32x4.shr_u (local.get $x1) (i32.const 19))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 15)) (i32x4.shr_u (local.get $x1) (i32.const 17))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 26)) (i32x4.shr_u (local.get $x1) (i32.const 6))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $x1))) (local.set $x1 (v128.xor (v128.or (i32x4.shl (local.get $x1) (i32.const 6)) (i32x4.shr_u (local.get $x1) (i32.const 26))) (local.get $x0)))
+        (local.set $x0 (i32x4.add (local.get $x0) (local.get $K2))) (local.set $x1 (i32x4.add (i32x4.add (local.get $x1) (local.get $K0)) (v128.const i32x4 5 5 5 5)))
+        (v128.store (local.get $out) (call $box_muller2 (local.get $x0) (local.get $x1)))
+        (v128.store offset=16 (local.get $out) (call $box_muller2
+          (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x0) (local.get $x0))
+          (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x1) (local.get $x1))))
+        (local.set $out (i32.add (local.get $out) (i32.const 32)))
+        (br_if $counters (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 4))) (local.get $half))))
+      (br_if $rows (i32.lt_u (local.tee $row (i32.add (local.get $row) (i32.const 1))) (local.get $b)))))
+
+  ;; Overlap-add of a stride-1 transposed convolution's per-pixel contributions T [B, hIn, wIn, kh*kw*cz]:
+  ;;   z[b, u, v, c] = sum over taps (p, q) with 0 <= u + top - p < hIn, 0 <= v + left - q < wIn of
+  ;;                   T[b, u + top - p, v + left - q, (p*kw + q)*cz + c]        (z [B, hOut, wOut, cz]; taps in order)
+  (func (export "overlap_add") (param $t i32) (param $b i32) (param $hin i32) (param $win i32) (param $kh i32) (param $kw i32) (param $cz i32)
+    (param $hout i32) (param $wout i32) (param $top i32) (param $left i32) (param $z i32)
+    (local $s i32) (local $u i32) (local $v i32) (local $c i32) (local $p i32) (local $q i32) (local $i i32) (local $j i32)
+    (local $acc f32) (local $taps i32) (local $sample i32) (local $at i32)
+    (local.set $taps (i32.mul (i32.mul (local.get $kh) (local.get $kw)) (local.get $cz)))
+    (local.set $s (i32.const 0))
+    (loop $samples
+      (local.set $sample (i32.add (local.get $t) (i32.shl (i32.mul (local.get $s) (i32.mul (i32.mul (local.get $hin) (local.get $win)) (local.get $taps))) (i32.const 2))))
+      (local.set $u (i32.const 0))
+      (loop $rows
+        (local.set $v (i32.const 0))
+        (loop $cols
+          (local.set $c (i32.const 0))
+          (loop $chans
+            (local.set $acc (f32.const 0))
+            (local.set $p (i32.const 0))
+            (loop $tp
+              (local.set $i (i32.sub (i32.add (local.get $u) (local.get $top)) (local.get $p)))
+              (local.set $q (i32.const 0))
+              (loop $tq
+                (local.set $j (i32.sub (i32.add (local.get $v) (local.get $left)) (local.get $q)))
+                (if (i32.and
+                      (i32.and (i32.ge_s (local.get $i) (i32.const 0)) (i32.lt_s (local.get $i) (local.get $hin)))
+                      (i32.and (i32.ge_s (local.get $j) (i32.const 0)) (i32.lt_s (local.get $j) (local.get $win))))
+                  (then
+                    ;; element (i, j, (p kw + q) cz + c) of this sample's T
+                    (local.set $at (i32.add (i32.mul (i32.add (i32.mul (local.get $i) (local.get $win)) (local.get $j)) (local.get $taps))
+                      (i32.add (i32.mul (i32.add (i32.mul (local.get $p) (local.get $kw)) (local.get $q)) (local.get $cz)) (local.get $c))))
+                    (local.set $acc (f32.add (local.get $acc) (f32.load (i32.add (local.get $sample) (i32.shl (local.get $at) (i32.const 2))))))))
+                (br_if $tq (i32.lt_u (local.tee $q (i32.add (local.get $q) (i32.const 1))) (local.get $kw))))
+              (br_if $tp (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 1))) (local.get $kh))))
+            (f32.store (local.get $z) (local.get $acc))
+            (local.set $z (i32.add (local.get $z) (i32.const 4)))
+            (br_if $chans (i32.lt_u (local.tee $c (i32.add (local.get $c) (i32.const 1))) (local.get $cz))))
+          (br_if $cols (i32.lt_u (local.tee $v (i32.add (local.get $v) (i32.const 1))) (local.get $wout))))
+        (br_if $rows (i32.lt_u (local.tee $u (i32.add (local.get $u) (i32.const 1))) (local.get $hout))))
+      (br_if $samples (i32.lt_u (local.tee $s (i32.add (local.get $s) (i32.const 1))) (local.get $b)))))
+
+  ;; Interleaves the s*s sub-pixel phases of a strided transposed convolution (conv.ts, transposeByPhases): phase
+  ;; (r, q) [B, rows, cols, cz] at offset ptrs[r*s + q] (0: a phase no tap reaches, all zeros) lands on the output
+  ;; pixels U = s*a + r, V = s*b + q of the padded grid; out [B, hOut, wOut, cz] is the window U = u + top, V = v + left.
+  (func (export "interleave_phases") (param $ptrs i32) (param $s i32) (param $b i32) (param $rows i32) (param $cols i32) (param $cz i32)
+    (param $hout i32) (param $wout i32) (param $top i32) (param $left i32) (param $out i32)
+    (local $n i32) (local $u i32) (local $v i32) (local $uu i32) (local $vv i32) (local $src i32) (local $c i32) (local $bytes i32) (local $sample i32)
+    (local.set $bytes (i32.shl (local.get $cz) (i32.const 2)))
+    (local.set $n (i32.const 0))
+    (loop $samples
+      (local.set $sample (i32.mul (i32.mul (i32.mul (local.get $n) (local.get $rows)) (local.get $cols)) (local.get $bytes)))
+      (local.set $u (i32.const 0))
+      (loop $rowsl
+        (local.set $uu (i32.add (local.get $u) (local.get $top)))
+        (local.set $v (i32.const 0))
+        (loop $colsl
+          (local.set $vv (i32.add (local.get $v) (local.get $left)))
+          (local.set $src (i32.load (i32.add (local.get $ptrs)
+            (i32.shl (i32.add (i32.mul (i32.rem_u (local.get $uu) (local.get $s)) (local.get $s)) (i32.rem_u (local.get $vv) (local.get $s))) (i32.const 2)))))
+          (if (i32.eqz (local.get $src))
+            (then (memory.fill (local.get $out) (i32.const 0) (local.get $bytes)))
+            (else
+              (local.set $src (i32.add (i32.add (local.get $src) (local.get $sample))
+                (i32.mul (i32.add (i32.mul (i32.div_u (local.get $uu) (local.get $s)) (local.get $cols)) (i32.div_u (local.get $vv) (local.get $s))) (local.get $bytes))))
+              (if (i32.eqz (i32.and (local.get $cz) (i32.const 3)))
+                (then
+                  (local.set $c (i32.const 0))
+                  (loop $vec
+                    (v128.store (i32.add (local.get $out) (local.get $c)) (v128.load (i32.add (local.get $src) (local.get $c))))
+                    (br_if $vec (i32.lt_u (local.tee $c (i32.add (local.get $c) (i32.const 16))) (local.get $bytes)))))
+                (else (memory.copy (local.get $out) (local.get $src) (local.get $bytes))))))
+          (local.set $out (i32.add (local.get $out) (local.get $bytes)))
+          (br_if $colsl (i32.lt_u (local.tee $v (i32.add (local.get $v) (i32.const 1))) (local.get $wout))))
+        (br_if $rowsl (i32.lt_u (local.tee $u (i32.add (local.get $u) (i32.const 1))) (local.get $hout))))
+      (br_if $samples (i32.lt_u (local.tee $n (i32.add (local.get $n) (i32.const 1))) (local.get $b)))))
+)

