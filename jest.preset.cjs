@@ -13,6 +13,8 @@ module.exports = (name) => ({
   moduleNameMapper: {
     '^@score-sde/(tensor-fp|sde-math|solvers|models|experiments)$': path.join(__dirname, 'packages/$1/src/index.ts'),
   },
+  // One fast-check configuration: seed FC_SEED (default 42), FC_NUM_RUNS cases per property when set.
+  setupFiles: [path.join(__dirname, 'tools/test-support/fast-check-setup.ts')],
   testTimeout: 120000,
   slowTestThreshold: 30,
 });

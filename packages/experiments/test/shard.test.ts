@@ -16,6 +16,7 @@ import { cli } from '../src/lib';
 import { mnistFlags } from '../src/mnist/flags';
 import { runMnist } from '../src/mnist/run';
 import { tempDir, tinyCheckpoint } from './eval/helpers';
+import { runs } from '../../../tools/test-support/fast-check';
 
 const SHAPE = [28, 28, 1] as const;
 const EM: SamplerSpec = { kind: 'pc', predictor: 'euler-maruyama', corrector: 'none', steps: 3 };
@@ -73,7 +74,7 @@ describe('shardRanges', () => {
         expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(1);
         expect(Math.min(...sizes)).toBeGreaterThanOrEqual(1);
       }),
-      { seed: 42, numRuns: 200 },
+      runs(200),
     );
   });
 });

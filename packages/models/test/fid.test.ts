@@ -12,6 +12,7 @@ import {
   frechetDistance,
   frechetTerms,
 } from '../src/fid';
+import { runs } from '../../../tools/test-support/fast-check';
 
 const EPS = Number.EPSILON; // 2.2e-16, float64 unit roundoff ×2
 
@@ -119,7 +120,7 @@ describe('symmetricEigen (cyclic Jacobi)', () => {
         // 1992); 64·d·ε·‖A‖_F leaves a wide margin and is still ~1e-12 for d = 12.
         expect(err).toBeLessThanOrEqual(64 * d * EPS * frob(A));
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -134,7 +135,7 @@ describe('symmetricEigen (cyclic Jacobi)', () => {
         // column)·ε ≲ sweeps·d·ε; 64·d·ε covers up to 64 sweeps.
         expect(err).toBeLessThanOrEqual(64 * d * EPS);
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -148,7 +149,7 @@ describe('symmetricEigen (cyclic Jacobi)', () => {
         expect(Math.abs(sum - trace(A, d))).toBeLessThanOrEqual(64 * d * EPS * frob(A));
         for (let i = 1; i < d; i++) expect(values[i]!).toBeGreaterThanOrEqual(values[i - 1]!);
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -176,7 +177,7 @@ describe('sqrtmPSD', () => {
         // two products, each ≲ d·ε·‖A‖_F; 256·d·ε·‖A‖_F is a wide bound.
         expect(err).toBeLessThanOrEqual(256 * d * EPS * frob(A));
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -210,7 +211,7 @@ describe('frechetDistance on Gaussians with a known distance', () => {
         const expected = commutingFid(m1, m2, l1, l2);
         expect(Math.abs(right(frechetDistance(a, b)) - expected)).toBeLessThanOrEqual(fidTolerance(a, b));
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 
@@ -223,7 +224,7 @@ describe('frechetDistance on Gaussians with a known distance', () => {
         const expected = commutingFid(m1, m2, l1, l2);
         expect(Math.abs(right(frechetDistance(a, b)) - expected)).toBeLessThanOrEqual(fidTolerance(a, b));
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 
@@ -241,7 +242,7 @@ describe('frechetDistance on Gaussians with a known distance', () => {
         for (let i = 0; i < d; i++) scale += l1[i]! + l2[i]! + (m1[i]! - m2[i]!) ** 2;
         expect(Math.abs(right(frechetDistance(a, b)) - expected)).toBeLessThanOrEqual(4 * d * Math.sqrt(64 * d * EPS) * scale);
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 
@@ -259,7 +260,7 @@ describe('frechetDistance on Gaussians with a known distance', () => {
         const b = stats(m2, B, 2);
         expect(Math.abs(right(frechetDistance(a, b)) - Math.max(0, expected))).toBeLessThanOrEqual(fidTolerance(a, b));
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 
@@ -272,7 +273,7 @@ describe('frechetDistance on Gaussians with a known distance', () => {
         expect(right(frechetDistance(a, a))).toBeLessThanOrEqual(fidTolerance(a, a));
         expect(Math.abs(right(frechetDistance(a, b)) - right(frechetDistance(b, a)))).toBeLessThanOrEqual(fidTolerance(a, b));
       }),
-      { seed: 42, numRuns: 30 },
+      runs(30),
     );
   });
 

@@ -16,6 +16,7 @@ import {
   type TensorRecord,
 } from '../src';
 import { U32 } from './helpers';
+import { runs } from '../../../tools/test-support/fast-check';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -95,7 +96,7 @@ describe('Adam', () => {
           disposeAdam(state);
         },
       ),
-      { seed: 42, numRuns: 25 },
+      runs(25),
     );
   });
 
@@ -148,7 +149,7 @@ describe('gradient clipping', () => {
           n2.dispose();
         },
       ),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 });
@@ -181,7 +182,7 @@ describe('EMA', () => {
           [ema, params, out].forEach(disposeRecord);
         },
       ),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 });

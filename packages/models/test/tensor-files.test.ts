@@ -2,6 +2,7 @@ import * as E from 'fp-ts/Either';
 import fc from 'fast-check';
 import { float32Bytes, float32FromBytes, sha256Hex, splitBySpecs, checkTensorLayout, type FileEntry } from '../src/tensor-files';
 import type { ParamSpec } from '../src/params';
+import { runs } from '../../../tools/test-support/fast-check';
 
 const spec = (name: string, shape: number[]): ParamSpec => ({ name, shape, init: { kind: 'zeros' }, trainable: true });
 
@@ -14,7 +15,7 @@ describe('tensor files', () => {
         const expected = Uint32Array.from(words.flat());
         expect(Array.from(new Uint32Array(back.buffer))).toEqual(Array.from(expected));
       }),
-      { seed: 42, numRuns: 100 },
+      runs(100),
     );
   });
 

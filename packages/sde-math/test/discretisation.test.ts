@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import { tf, initBackend } from '@score-sde/tensor-fp';
 import { type SDE, vp, subvp, ve, discretize, marginalMeanCoef, marginalVariance, smldSigmas } from '@score-sde/sde-math';
 import { EPS32, EPS64, vpArb, timeArb } from './helpers';
+import { runs } from '../../../tools/test-support/fast-check';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -105,7 +106,7 @@ describe('discretisation (group 6)', () => {
         // And they share the mean coefficient.
         expect(marginalMeanCoef(sub, t)).toBe(marginalMeanCoef(p, t));
       }),
-      { seed: 42, numRuns: 200 },
+      runs(200),
     );
   });
 });

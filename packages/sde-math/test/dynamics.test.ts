@@ -23,6 +23,7 @@ import {
   exactScore,
 } from '@score-sde/sde-math';
 import { EPS32, EPS64, sdeArb, timeArb } from './helpers';
+import { runs } from '../../../tools/test-support/fast-check';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -47,7 +48,7 @@ describe('prior and kernel', () => {
           expect(Math.abs(got[b]! - want)).toBeLessThanOrEqual(8 * EPS32 * (Math.abs(c) + sq / (2 * sp * sp)));
         }
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 
@@ -93,7 +94,7 @@ describe('prior and kernel', () => {
           expect(Math.abs(got[j]! - fd)).toBeLessThanOrEqual(tol);
         }
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 

@@ -23,6 +23,7 @@ import {
   marginalMeanCoef,
 } from '@score-sde/sde-math';
 import { EPS32, EPS64, columnMoments, gaussianStandardErrors, sdeArb } from './helpers';
+import { runs } from '../../../tools/test-support/fast-check';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -148,7 +149,7 @@ describe('Gaussian data: probability-flow ODE (group 4)', () => {
         },
       ),
       // endOnFailure: shrinking re-runs two 100–200-step RK4 integrations per candidate (≈ 1 min when failing).
-      { seed: 42, numRuns: 8, endOnFailure: true },
+      runs(8, { endOnFailure: true }),
     );
   });
 
@@ -173,7 +174,7 @@ describe('Gaussian data: probability-flow ODE (group 4)', () => {
           expect(Math.abs(z1 - z)).toBeLessThanOrEqual(64 * EPS64 * 400);
         },
       ),
-      { seed: 42, numRuns: 100 },
+      runs(100),
     );
   });
 });

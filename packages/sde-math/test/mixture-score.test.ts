@@ -31,6 +31,7 @@ import {
   gaussian,
 } from '@score-sde/sde-math';
 import { EPS32, EPS64, TINY32, mixtureArb, sdeArb, timeArb } from './helpers';
+import { runs } from '../../../tools/test-support/fast-check';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -84,7 +85,7 @@ describe('mixture scores (group 5)', () => {
           expect(Math.abs(score[j]! - fd)).toBeLessThanOrEqual(tol);
         }
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 
@@ -127,7 +128,7 @@ describe('mixture scores (group 5)', () => {
           expect(Math.abs(got[j]! - want[j]!)).toBeLessThanOrEqual(tol);
         }
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 
@@ -150,7 +151,7 @@ describe('mixture scores (group 5)', () => {
         // Σ_k r_k = 1 up to K roundings of the softmax normalisation.
         expect(Math.abs(Array.from(post).reduce((a, b) => a + b, 0) - 1)).toBeLessThanOrEqual(8 * EPS32);
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -183,7 +184,7 @@ describe('mixture scores (group 5)', () => {
           expect(Math.abs(vart[j]! - (a * a * var0[j]! + v))).toBeLessThanOrEqual(64 * EPS64 * (13 + v));
         });
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 
@@ -273,7 +274,7 @@ describe('sampling and conditioning', () => {
           expect(Math.abs(lhs - rhs)).toBeLessThanOrEqual(256 * EPS64 * 40);
         },
       ),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 });

@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import { type SDE, driftCoef, diffusionCoef, marginalMeanCoef, marginalVariance } from '@score-sde/sde-math';
 import { EPS64, arbsByKind, timeArb } from './helpers';
+import { runs } from '../../../tools/test-support/fast-check';
 
 /**
  * Checks F'(t) = rhs(t) by central differences D_h = (F(t+h) − F(t−h))/2h, with a tolerance made of:
@@ -32,7 +33,7 @@ describe.each(Object.entries(arbsByKind))('moment ODEs (group 1): %s', (_kind, a
       fc.property(arb, timeArb, (sde: SDE, t) => {
         checkDerivative((s) => marginalMeanCoef(sde, s), driftCoef(sde, t) * marginalMeanCoef(sde, t), t);
       }),
-      { seed: 42, numRuns: 200 },
+      runs(200),
     );
   });
 
@@ -41,7 +42,7 @@ describe.each(Object.entries(arbsByKind))('moment ODEs (group 1): %s', (_kind, a
       fc.property(arb, timeArb, (sde: SDE, t) => {
         checkDerivative((s) => marginalVariance(sde, s), 2 * driftCoef(sde, t) * marginalVariance(sde, t) + diffusionCoef(sde, t) ** 2, t);
       }),
-      { seed: 42, numRuns: 200 },
+      runs(200),
     );
   });
 
@@ -51,7 +52,7 @@ describe.each(Object.entries(arbsByKind))('moment ODEs (group 1): %s', (_kind, a
         expect(marginalMeanCoef(sde, 0)).toBe(1);
         expect(marginalVariance(sde, 0)).toBe(0);
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 });

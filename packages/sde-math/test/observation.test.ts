@@ -31,6 +31,7 @@ import {
   observationLogLikelihoodAt,
 } from '@score-sde/sde-math';
 import { EPS32, EPS64, TINY32, mixtureArb, sdeArb, timeArb } from './helpers';
+import { runs } from '../../../tools/test-support/fast-check';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -125,7 +126,7 @@ describe('observation likelihood of a mixture', () => {
         const scale = Math.abs(logPt) + Math.abs(logLik) + Math.abs(logPy) + Math.abs(rhs) + 20 * observed.length;
         expect(Math.abs(logPt + logLik - logPy - rhs)).toBeLessThanOrEqual(256 * EPS64 * scale);
       }),
-      { seed: 42, numRuns: 80 },
+      runs(80),
     );
   });
 
@@ -159,7 +160,7 @@ describe('observation likelihood of a mixture', () => {
           expect(Math.abs(sPt[j]! + fd - want[j]!)).toBeLessThanOrEqual(tol);
         }
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 
@@ -236,7 +237,7 @@ describe('observation likelihood of a mixture', () => {
           expect(Math.abs(guided[j]! - want[j]!)).toBeLessThanOrEqual(tol);
         }
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 
@@ -369,7 +370,7 @@ describe('observation likelihood of a mixture', () => {
           if (t === 1e-5) expect(bound).toBeLessThan(0.1);
         },
       ),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 

@@ -19,6 +19,7 @@ import {
   gaussian,
 } from '@score-sde/sde-math';
 import { EPS32, DENORM32, columnMoments, gaussianStandardErrors, mixtureArb, sdeArb, timeArb, vpArb } from './helpers';
+import { runs } from '../../../tools/test-support/fast-check';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -60,7 +61,7 @@ describe('reverse-time identities (group 3)', () => {
           );
         });
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -77,7 +78,7 @@ describe('reverse-time identities (group 3)', () => {
           );
         });
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -92,7 +93,7 @@ describe('reverse-time identities (group 3)', () => {
         // The score is (0 − x)/1 computed in float32: exact up to one rounding of 1/s² ≈ 1.
         got.forEach((v, i) => expect(Math.abs(v + x32[i]!)).toBeLessThanOrEqual(2 * EPS32 * Math.abs(x32[i]!)));
       }),
-      { seed: 42, numRuns: 30 },
+      runs(30),
     );
   });
 

@@ -9,6 +9,7 @@ import { type SDE, vp, subvp, ve, exactScore, exactLogProb, gaussian, probabilit
 import { exactDivergence, hutchinsonDivergence, logLikelihood, bitsPerDim, uniformDequantize } from '@score-sde/solvers';
 import { mixtures, mixtures as M } from './conformance';
 import { isotropicMixture } from './helpers';
+import { runs } from '../../../tools/test-support/fast-check';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -37,7 +38,7 @@ describe('divergence estimators', () => {
         tf.dispose([A, x, probe, exT, huT]);
         expect(liveTensors()).toBe(before);
       }),
-      { seed: 42, numRuns: 20 },
+      runs(20),
     );
   });
 
@@ -134,7 +135,7 @@ describe('bits per dimension', () => {
         // The same uniform law on [−1, 1]^D has log p = −D log 2 and is still 8 bits/dim.
         expect(bitsPerDim(-D * Math.LN2, D, [-1, 1])).toBeCloseTo(8, 12);
       }),
-      { seed: 42, numRuns: 20 },
+      runs(20),
     );
   });
 

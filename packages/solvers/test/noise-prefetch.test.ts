@@ -58,7 +58,7 @@ const run = async (spec: SamplerSpec, prefetch: '0' | '1'): Promise<{ readonly b
 const specs: ReadonlyArray<readonly [string, SamplerSpec, number]> = [
   // [name, spec, noise draws per run]: EM draws once per step; EM + Langevin twice (predictor, corrector).
   ['euler-maruyama', { kind: 'pc', predictor: 'euler-maruyama', steps: N }, N],
-  ['pc: euler-maruyama + langevin', { kind: 'pc', predictor: 'euler-maruyama', corrector: 'langevin', steps: N }, 2 * N],
+  ['pc: euler-maruyama + langevin', { kind: 'pc', predictor: 'euler-maruyama', corrector: 'langevin', alpha: 'one', steps: N }, 2 * N],
 ];
 
 describe('perSampleNoise with the noise prefetch', () => {

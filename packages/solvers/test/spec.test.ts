@@ -3,9 +3,9 @@
  * that samples the 1-D test mixture correctly; impossible combinations are Lefts naming the field.
  */
 import * as E from 'fp-ts/Either';
-import { codec, initBackend, random } from '@score-sde/tensor-fp';
-import { vp, subvp, ve, exactScore } from '@score-sde/sde-math';
-import { SamplerSpec, exampleSpecs, samplerFromSpec, sample } from '@score-sde/solvers';
+import { tf, codec, initBackend, random } from '@score-sde/tensor-fp';
+import { vp, subvp, ve, exactScore, ddpmBetas, discreteIndex, marginalStd } from '@score-sde/sde-math';
+import { SamplerSpec, exampleSpecs, samplerFromSpec, sample, stateAt, type Sampler } from '@score-sde/solvers';
 import { mixtures } from './conformance';
 import { mixtureChecks, failures } from './helpers';
 
@@ -50,4 +50,67 @@ test.each(exampleSpecs.map((s) => [s.kind, s] as const))('example %s builds a sa
   if (E.isLeft(r)) return;
   expect(failures(mixtureChecks(mixtures['1-D'], r.right.x, { perCoordinate: true }), 5)).toEqual([]);
   r.right.x.dispose();
+});
+
+describe("Langevin's α from a pc spec (score_sde: α_i = 1 − β_i on VP)", () => {
+  const D = 2048;
+  const r = 0.16;
+  const sde = vp();
+  /**
+   * One corrector call of a corrector-only pc sampler (predictor none, so the corrector acts at grid[i + 1]) from
+   * x = 0 with the constant score s = 1, and the α it used, recovered from its output:
+   *   annealed:  x̄ = ε s with ε = 2α (r σ_t)²                       ⇒ α = ε / (2 (r σ_t)²);
+   *   snr rule:  x̄ = ε s, x' − x̄ = √(2ε) z, ε = 2α (r ‖z‖/‖s‖)²   ⇒ α = ε² ‖s‖² / (r² ‖x' − x̄‖²).
+   */
+  const alphaUsed = (sampler: Sampler, i: number, annealed: boolean): { readonly alpha: number; readonly t: number } => {
+    const t = sampler.grid[i + 1]!;
+    const x = tf.zeros([1, D]);
+    const out = sampler.step.step((y) => tf.onesLike(y), stateAt(x, sampler.grid[i]!, [random.key(3)]), t);
+    const xMean = Array.from(out.xMean.dataSync());
+    const xNew = Array.from(out.x.dataSync());
+    const eps = xMean.reduce((a, v) => a + v, 0) / D;
+    const noise2 = xNew.reduce((a, v, j) => a + (v - xMean[j]!) ** 2, 0);
+    tf.dispose([x, out.x, out.xMean]);
+    return { t, alpha: annealed ? eps / (2 * (r * marginalStd(sde, t)) ** 2) : (eps * eps * D) / (r * r * noise2) };
+  };
+  // α is recovered through float32 values of size ≤ 1 summed over D = 2048 entries: a relative error below 1e-4
+  // (γ_D ≈ 1.2e-4 is the worst case; the sums here are of same-sign terms) — far below the gap 1.9e-3 between
+  // neighbouring β_i of the 100-step chain and the gap ≥ 1e-3 between 1 − β_i and 1.
+  const TOL = 1e-4;
+
+  test.each([
+    ['langevin', false],
+    ['annealed-langevin', true],
+  ] as const)('%s on VP, uniform grid, by default: α = 1 − β_i, β_i of the 100-step DDPM chain at the step\'s time', (corrector, annealed) => {
+    const N = 100;
+    const built = samplerFromSpec(sde, { kind: 'pc', predictor: 'none', corrector, steps: N, snr: r });
+    if (E.isLeft(built)) throw new Error(built.left.problems.join('; '));
+    const betas = ddpmBetas(sde, N);
+    for (const i of [0, 1, 37, 98, 99]) {
+      const { alpha, t } = alphaUsed(built.right, i, annealed);
+      const want = 1 - betas[discreteIndex(sde, N, t)]!;
+      expect({ i, rel: Math.abs(alpha - want) / want <= TOL }).toEqual({ i, rel: true });
+    }
+  });
+
+  test('"alpha": "one" gives α = 1; VE and non-uniform grids give α = 1 by default', () => {
+    const cases: ReadonlyArray<readonly [typeof sde | ReturnType<typeof ve>, SamplerSpec]> = [
+      [sde, { kind: 'pc', predictor: 'none', corrector: 'langevin', steps: 100, snr: r, alpha: 'one' }],
+      [sde, { kind: 'pc', predictor: 'none', corrector: 'langevin', steps: 100, snr: r, grid: 'karras' }],
+    ];
+    for (const [s, spec] of cases) {
+      const built = samplerFromSpec(s, spec);
+      if (E.isLeft(built)) throw new Error(built.left.problems.join('; '));
+      expect(Math.abs(alphaUsed(built.right, 10, false).alpha - 1)).toBeLessThanOrEqual(TOL);
+    }
+  });
+
+  test('"ddpm" is refused off VP or off the uniform grid, and with steps ≤ β_max (α_i ≤ 0), naming the field', () => {
+    const first = (e: ReturnType<typeof samplerFromSpec>) => (E.isLeft(e) ? e.left.problems[0] : 'built');
+    expect(first(samplerFromSpec(ve(), { kind: 'pc', predictor: 'none', corrector: 'langevin', steps: 100, alpha: 'ddpm' }))).toMatch(/^alpha: .*VP/);
+    expect(first(samplerFromSpec(sde, { kind: 'pc', predictor: 'none', corrector: 'langevin', steps: 100, alpha: 'ddpm', grid: 'karras' }))).toMatch(/^alpha: .*uniform grid/);
+    expect(first(samplerFromSpec(sde, { kind: 'pc', predictor: 'euler-maruyama', corrector: 'langevin', steps: 20 }))).toMatch(/^steps: .*β_max = 20/);
+    expect(first(samplerFromSpec(sde, { kind: 'pc', predictor: 'euler-maruyama', corrector: 'langevin', steps: 20, alpha: 'one' }))).toBe('built');
+    expect(first(samplerFromSpec(sde, { kind: 'pc', predictor: 'euler-maruyama', corrector: 'none', steps: 20 }))).toBe('built');
+  });
 });

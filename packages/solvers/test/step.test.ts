@@ -31,6 +31,7 @@ import {
   sample,
 } from '@score-sde/solvers';
 import { mixtures } from './conformance';
+import { runs } from '../../../tools/test-support/fast-check';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -83,7 +84,7 @@ describe('combinator laws', () => {
         expect(observe(andThen(none, s), keys)).toEqual(ref);
         expect(observe(andThen(s, none), keys)).toEqual(ref);
       }),
-      { seed: 42, numRuns: 12 },
+      runs(12),
     );
   });
 
@@ -92,7 +93,7 @@ describe('combinator laws', () => {
       fc.property(stepArb, stepArb, stepArb, keysArb, (a, b, c, keys) => {
         expect(observe(andThen(andThen(a, b), c), keys)).toEqual(observe(andThen(a, andThen(b, c)), keys));
       }),
-      { seed: 42, numRuns: 15 },
+      runs(15),
     );
   });
 
@@ -101,7 +102,7 @@ describe('combinator laws', () => {
       fc.property(fc.constantFrom(...predictors), fc.integer({ min: 0, max: 3 }), fc.constantFrom('predictor-first', 'corrector-first' as const), keysArb, (p, n, order, keys) => {
         expect(observe(pc(p, none, n, { order: order as 'predictor-first' | 'corrector-first' }), keys)).toEqual(observe(p, keys));
       }),
-      { seed: 42, numRuns: 12 },
+      runs(12),
     );
   });
 
@@ -111,7 +112,7 @@ describe('combinator laws', () => {
         expect(observe(pc(p, c, n), keys)).toEqual(observe(sequence(p, ...new Array<Step>(n).fill(c)), keys));
         expect(observe(pc(p, c, n, { order: 'corrector-first' }), keys)).toEqual(observe(sequence(...new Array<Step>(n).fill(c), p), keys));
       }),
-      { seed: 42, numRuns: 10 },
+      runs(10),
     );
   });
 
@@ -145,7 +146,7 @@ describe('ownership', () => {
         releaseReplaced(s0, s1);
         disposeState(s1);
       }),
-      { seed: 42, numRuns: 20 },
+      runs(20),
     );
   });
 });
@@ -161,7 +162,7 @@ describe('score evaluations', () => {
         releaseReplaced(s0, s1);
         disposeState(s1);
       }),
-      { seed: 42, numRuns: 12 },
+      runs(12),
     );
   });
 

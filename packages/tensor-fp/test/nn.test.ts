@@ -5,6 +5,7 @@
 import fc from 'fast-check';
 import { tf, initBackend, random, nn } from '@score-sde/tensor-fp';
 import { U32, gamma32, moments, onCpu, readScoped, worstExcess } from './helpers';
+import { runs } from '../../../tools/test-support/fast-check';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -59,7 +60,7 @@ describe('nn.groupNorm', () => {
           expect(Math.abs(variance - v / (v + eps))).toBeLessThan(4 * tol);
         });
       }),
-      { seed: 42, numRuns: 25 },
+      runs(25),
     );
   });
 
@@ -216,7 +217,7 @@ describe('nn.fourierFeatures', () => {
           }
         }
       }),
-      { seed: 42, numRuns: 20 },
+      runs(20),
     );
   });
 

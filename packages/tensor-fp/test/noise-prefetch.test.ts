@@ -7,6 +7,7 @@
  */
 import fc from 'fast-check';
 import { tf, initBackend, random, noisePrefetch, liveTensors, type Key } from '@score-sde/tensor-fp';
+import { runs } from '../../../tools/test-support/fast-check';
 
 const ENV = 'SCORE_SDE_NOISE_PREFETCH';
 /** How long a test waits for a job it expects from the worker (a job takes milliseconds; this only bounds a hang). */
@@ -63,7 +64,7 @@ describe('noise prefetch', () => {
         expect(noisePrefetch.stats().hits).toBe(before.hits + 1);
         tf.dispose([fast, sync]);
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 

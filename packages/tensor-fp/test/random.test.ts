@@ -10,6 +10,7 @@
 import fc from 'fast-check';
 import { tf, initBackend, random, type Key } from '@score-sde/tensor-fp';
 import { moments } from './helpers';
+import { runs } from '../../../tools/test-support/fast-check';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -39,7 +40,7 @@ describe('keys', () => {
         expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()));
         tf.dispose([a, b]);
       }),
-      { seed: 42, numRuns: 30 },
+      runs(30),
     );
   });
 
@@ -50,7 +51,7 @@ describe('keys', () => {
         expect(new Set([keyId(k), ...children.map(keyId)]).size).toBe(n + 1);
         expect(random.split2(k)).toEqual([children[0], children[1]]);
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 
@@ -62,7 +63,7 @@ describe('keys', () => {
         const children = random.split(k, data.length).map(keyId);
         expect(new Set([...folded, ...children]).size).toBe(2 * data.length);
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 
@@ -73,7 +74,7 @@ describe('keys', () => {
         expect(new Set(keys.map(keyId)).size).toBe(seeds.length);
         expect(new Set(keys.map((k) => random.bits(k, 2).join(':'))).size).toBe(seeds.length);
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 
@@ -84,7 +85,7 @@ describe('keys', () => {
         expect(carry).toEqual(keys.map((k) => random.split(k, 2)[0]));
         expect(use).toEqual(keys.map((k) => random.split(k, 2)[1]));
       }),
-      { seed: 42, numRuns: 30 },
+      runs(30),
     );
   });
 
@@ -94,7 +95,7 @@ describe('keys', () => {
         const back = random.KeyCodec.decode(JSON.parse(JSON.stringify(k)));
         expect(back).toEqual({ _tag: 'Right', right: k });
       }),
-      { seed: 42, numRuns: 30 },
+      runs(30),
     );
     for (const bad of [[1], [1, 2, 3], [-1, 0], [0, 2 ** 32], [0.5, 1], ['1', 2], null]) {
       expect(random.KeyCodec.decode(bad)._tag).toBe('Left');
@@ -118,7 +119,7 @@ describe('per-sample draws are batch-invariant', () => {
         expect(row).toEqual(Array.from(one.dataSync()));
         tf.dispose([big, one]);
       }),
-      { seed: 42, numRuns: 20 },
+      runs(20),
     );
   });
 
@@ -129,7 +130,7 @@ describe('per-sample draws are batch-invariant', () => {
         expect(random.normalArray(k, n).subarray(0, m)).toEqual(random.normalArray(k, m));
         expect(random.uniformArray(k, n).subarray(0, m)).toEqual(random.uniformArray(k, m));
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 });
@@ -202,7 +203,7 @@ describe('distributions', () => {
       fc.property(keyArb, fc.integer({ min: 1, max: 200 }), (k, n) => {
         expect(Array.from(random.permutation(k, n)).sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
       }),
-      { seed: 42, numRuns: 30 },
+      runs(30),
     );
     const [n, trials] = [10, 20_000];
     const counts = new Array<number>(n).fill(0);

@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import { tf, initBackend, random, wasmKernelOverrides, leakedBy, liveTensors } from '@score-sde/tensor-fp';
 import { gamma32, onCpu, readScoped, worstExcess } from './helpers';
+import { runs } from '../../../tools/test-support/fast-check';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -71,7 +72,7 @@ describe('BatchMatMul with transposes', () => {
         });
         expect(Array.from(flagged!)).toEqual(Array.from(explicit!));
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -110,7 +111,7 @@ describe('Concat and SplitV', () => {
         const run = () => readScoped(() => [tf.concat(shapes.map((sh, i) => tf.tensor(data[i]!, sh, ints ? 'int32' : 'float32')), axis)])[0]!;
         expect(Array.from(run())).toEqual(Array.from(await onCpu(run)));
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 
@@ -126,7 +127,7 @@ describe('Concat and SplitV', () => {
         expect(ours.map((p) => Array.from(p))).toEqual(ref.map((p) => Array.from(p)));
         expect(Array.from(readScoped(() => [tf.concat(tf.split(tf.tensor(data, full), equal ? k : sizes, axis), axis)])[0]!)).toEqual(Array.from(data));
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 

@@ -1,0 +1,10 @@
+/**
+ * Jest set-up file (jest.preset.cjs `setupFiles`): every test file's fast-check runs with the seed FC_SEED
+ * (default 42) and, when FC_NUM_RUNS is set, that many cases per property. See `fast-check.ts`.
+ */
+import fc from 'fast-check';
+import { globalParameters, readFastCheckEnv, useFastCheckEnv } from './fast-check';
+
+const env = readFastCheckEnv(process.env);
+useFastCheckEnv(env);
+fc.configureGlobal(globalParameters(env));
