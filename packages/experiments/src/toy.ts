@@ -20,7 +20,7 @@ import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
-import { tf, codec, random, initBackend, describeBackend, type DecodeError, type Key } from '@score-sde/tensor-fp';
+import { tf, codec, random, describeBackend, type DecodeError, type Key } from '@score-sde/tensor-fp';
 import {
   SDE,
   GaussianMixture,
@@ -33,6 +33,7 @@ import {
 } from '@score-sde/sde-math';
 import { SamplerSpec, exampleSpecs, samplerFromSpec, sample, logLikelihood, type SamplerError } from '@score-sde/solvers';
 import { cli, report } from './lib';
+import * as command from './lib/command';
 
 // -------------------------------------------------------------------------------------
 // spec
@@ -402,37 +403,39 @@ const readSpec = (file: string): TE.TaskEither<ToyError, ToySpec> =>
   );
 
 /**
- * The command: parse flags, read and decode the spec, run, write the report (and samples). Returns the exit code:
- * 0 done, 1 failure while running, 2 bad flags or spec.
+ * The command: parse flags, read and decode the spec, run, write the report (and samples). Returns the exit code
+ * (lib/command): 0 done, 1 failure while running (backend, sampler, likelihood, writing), 2 bad flags or a spec
+ * file that cannot be read or decoded.
  * @category command line
  */
 export const toyMain = async (argv: ReadonlyArray<string>, io: { readonly log: (s: string) => void } = { log: (s) => process.stderr.write(`${s}\n`) }): Promise<number> => {
-  const parsed = cli.parseFlags(toyFlags, argv);
-  if (E.isLeft(parsed)) {
-    if (parsed.left._tag === 'HelpRequested') {
-      io.log(cli.renderHelp(toyFlags, USAGE, TOY_DESCRIPTION));
-      io.log(TOY_SCHEMA);
-      return 0;
-    }
-    io.log(cli.renderCliError(parsed.left));
-    return 2;
-  }
+  const parsed = command.parseCommandFlags(toyFlags, argv, { usage: USAGE, description: TOY_DESCRIPTION, extra: TOY_SCHEMA }, { err: io.log, out: (t) => io.log(t.replace(/\n$/, '')) });
+  if (E.isLeft(parsed)) return parsed.left;
   const flags = parsed.right;
-  const backend = await initBackend({ prefer: flags.backend, quiet: true });
-  io.log(`[score-sde] backend: ${describeBackend(backend)}`);
+  const env = command.checkEnvironment();
+  if (E.isLeft(env)) {
+    io.log(`error: ${env.left}`);
+    return command.EXIT.usage;
+  }
+  const backend = await command.chooseBackend({ prefer: flags.backend, quiet: true });
+  if (E.isLeft(backend)) {
+    io.log(`toy: --backend ${flags.backend}: ${backend.left}`);
+    return command.EXIT.failed;
+  }
+  io.log(`[score-sde] backend: ${describeBackend(backend.right)}`);
   const spec = await readSpec(flags.spec)();
   if (E.isLeft(spec)) {
     io.log(renderToyError(spec.left));
-    return 2;
+    return command.EXIT.usage;
   }
   const result = await pipe(
-    runToy(spec.right, describeBackend(backend)),
+    runToy(spec.right, describeBackend(backend.right)),
     TE.chainFirstW((r) => report.writeJson(path.resolve(flags.out), r.report)),
     TE.chainFirstW((r) => (flags.samplesOut === undefined ? TE.right(undefined) : report.writeJson(path.resolve(flags.samplesOut), r.samples))),
   )();
   if (E.isLeft(result)) {
     io.log(renderToyError(result.left));
-    return result.left._tag === 'DecodeError' ? 2 : 1;
+    return result.left._tag === 'DecodeError' ? command.EXIT.usage : command.EXIT.failed;
   }
   const rep = result.right.report;
   io.log(
@@ -440,15 +443,7 @@ export const toyMain = async (argv: ReadonlyArray<string>, io: { readonly log: (
       `component fractions [${rep.componentFractions.map((f) => f.toFixed(3)).join(', ')}] (weights [${spec.right.data.weights.join(', ')}])`,
   );
   io.log(`report: ${path.resolve(flags.out)}`);
-  return 0;
+  return command.EXIT.ok;
 };
 
-if (require.main === module) {
-  toyMain(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e: unknown) => {
-      process.stderr.write(`toy: ${(e as Error).stack ?? String(e)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) command.runCommand('toy', toyMain);

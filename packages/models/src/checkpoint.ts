@@ -8,10 +8,12 @@
  *   ema.bin         EMA weights of the trainable names
  *   adam-m.bin      Adam first moments        adam-v.bin   Adam second moments
  *
- * Saving is atomic: everything is written into a temporary directory next to the target and fsynced, then the
- * old checkpoint (if any) is renamed aside, the new one renamed into place, and the old one removed. A failed
- * save removes its temporary directory and leaves the existing checkpoint untouched; the target path never
- * holds a half-written checkpoint. Loading validates the manifest with io-ts and every file's length and
+ * These files live in a version directory `step-<n>.<8 hex>/` of the checkpoint directory, whose `CURRENT` file names
+ * the version that is the checkpoint (tensor-files): saving writes and fsyncs a complete new version, then replaces
+ * CURRENT atomically, then removes the old version. At every moment the checkpoint path holds a loadable checkpoint
+ * (the old or the new one; nothing before the first save), a crash or a failed save included; a failed save removes
+ * its own files and leaves the existing checkpoint untouched. A flat checkpoint (the files directly in the directory,
+ * as written before CURRENT existed) still loads. Loading validates the manifest with io-ts and every file's length and
  * checksum against it, and the tensor layout against the model config, before creating a single tensor.
  *
  * @module checkpoint
@@ -96,7 +98,7 @@ export const renderCheckpointError = (e: CheckpointError): string => {
     case 'NonFiniteWeights':
       return `${where}: not saved, ${e.file} tensor ${e.tensor} holds NaN or ±Infinity`;
     case 'NotACheckpoint':
-      return `${where}: exists and is not a checkpoint directory (no manifest.json); refusing to replace it`;
+      return `${where}: exists and is not a checkpoint directory (no CURRENT or manifest.json); refusing to replace it`;
     case 'IOError':
       return `${where}: ${e.message}`;
   }
@@ -169,7 +171,7 @@ export const saveCheckpoint = (dir: string, config: TrainConfig, state: TrainSta
       ...CHECKPOINT_FILES.map((f) => [f, encoded[f].bytes] as const),
       ['manifest.json', `${JSON.stringify(manifest, null, 2)}\n`],
     ];
-    const written = await writeDirectoryAtomically(target, files);
+    const written = await writeDirectoryAtomically(target, files, `step-${state.step}`);
     if (E.isLeft(written)) return E.left<CheckpointError>(written.left._tag === 'NotReplaceable' ? { _tag: 'NotACheckpoint', dir } : { _tag: 'IOError', dir, message: written.left.message });
     return E.right(undefined);
   };

@@ -11,3 +11,4 @@ export * from './mnist';
 export * as fid from './fid';
 export * as classifier from './classifier';
 export * as tensorFiles from './tensor-files';
+export * as faults from './faults';

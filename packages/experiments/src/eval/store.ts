@@ -6,14 +6,14 @@
  *                   and params.bin's byte length, sha256 and tensor list (name, shape) in storage order
  *   params.bin      every parameter (fixed Fourier frequencies included), float32 little-endian, concatenated
  *
- * Saving is atomic (temp directory next to the target, fsynced, renamed into place; an old classifier is renamed
- * aside first and removed after), and refuses to replace a directory that holds something else. Loading decodes
+ * (in a version directory named by the directory's CURRENT file: tensor-files). Saving is atomic (a complete new
+ * version, fsynced, then CURRENT replaced by a rename, then the old version removed: the path always holds a loadable
+ * classifier), and refuses to replace a directory that holds something else. Loading decodes
  * the manifest with io-ts (fields named), checks the tensor layout against the config, the length and the sha256
  * of params.bin, and only then creates tensors.
  *
  * @module eval/store
  */
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
@@ -108,7 +108,7 @@ export const renderStoreError = (e: StoreError): string => {
     case 'NonFiniteWeights':
       return `${where}: not saved, tensor ${e.tensor} holds NaN or ±Infinity`;
     case 'NotAClassifier':
-      return `${where}: exists and is not a classifier directory (no manifest.json); refusing to replace it`;
+      return `${where}: exists and is not a classifier directory (no CURRENT or manifest.json); refusing to replace it`;
     case 'IOError':
       return `${where}: ${e.message}`;
   }
@@ -169,11 +169,7 @@ export const saveClassifier = async (
 // -------------------------------------------------------------------------------------
 
 /** Whether `dir` holds a classifier manifest (the reuse test; loading then validates everything). @category loading */
-export const holdsClassifier = async (dir: string): Promise<boolean> =>
-  fs.stat(path.join(dir, 'manifest.json')).then(
-    (s) => s.isFile(),
-    () => false,
-  );
+export const holdsClassifier = (dir: string): Promise<boolean> => tensorFiles.holdsManifest(dir);
 
 const checkLayout = (dir: string, m: ClassifierManifest): E.Either<StoreError, ReadonlyArray<ParamSpec>> => {
   const want = classifier.classifierSpec(m.config);

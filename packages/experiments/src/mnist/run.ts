@@ -41,6 +41,7 @@ import {
   adamConfig,
   writeIdxImages,
   tensorToIdxImages,
+  faults,
 } from '@score-sde/models';
 import { png, plot, progress, report, memory } from '../lib';
 import { sampleSharded, shardRanges, batchCoupling, renderShardError } from '../lib/shard';
@@ -55,6 +56,8 @@ import { mnistSampler, mnistSamplerSpec } from './samplers';
 export interface MnistError {
   readonly _tag: 'MnistError';
   readonly message: string;
+  /** Ctrl-C stopped the sampling (the command then exits 130, not 1). */
+  readonly interrupted?: boolean;
 }
 const fail = (message: string): E.Either<MnistError, never> => E.left({ _tag: 'MnistError', message });
 
@@ -141,7 +144,7 @@ interface Trained {
 
 const save = async (dir: string, config: TrainConfig, state: TrainState, losses: ReadonlyArray<number>): Promise<E.Either<MnistError, void>> => {
   const r = await saveCheckpoint(dir, config, state, { losses: [...losses] })();
-  return E.isLeft(r) ? fail(`could not save the checkpoint to ${dir}: ${renderCheckpointError(r.left)}`) : E.right(undefined);
+  return E.isLeft(r) ? fail(`could not save the checkpoint to ${dir}: ${renderCheckpointError(r.left)}; the checkpoint saved there before, if any, is intact`) : E.right(undefined);
 };
 
 const train = async (f: MnistFlags, ctx: MnistContext, out: string): Promise<E.Either<MnistError, Trained>> => {
@@ -173,6 +176,9 @@ const train = async (f: MnistFlags, ctx: MnistContext, out: string): Promise<E.E
   const perEpoch = batchesPerEpoch(data.count, config.batchSize);
   const total = f.epochs * perEpoch;
   const ckpt = path.join(out, 'checkpoint');
+  // The step of the state held at `ckpt` (the checkpoint resumed from, when it is that path), so a failure does not
+  // rewrite the same state.
+  let savedStep = f.resume !== undefined && path.resolve(f.resume) === path.resolve(ckpt) ? state.step : -1;
   log(`training ${parameterCount(config.model).toLocaleString('en')} parameters on ${data.count} images: ${f.epochs} epochs × ${perEpoch} steps of batch ${config.batchSize}`);
 
   const step = trainStep(config);
@@ -193,8 +199,15 @@ const train = async (f: MnistFlags, ctx: MnistContext, out: string): Promise<E.E
       if (E.isLeft(r)) {
         bar.stop();
         const message = renderTrainError(r.left);
+        // Nothing changed on a Left: `state` is the last good state. Save it, so that it is on disk even when the
+        // very first step fails (no end-of-epoch checkpoint yet).
+        const kept = savedStep === state.step ? E.right(undefined) : await save(ckpt, config, state, losses);
         disposeTrainState(state);
-        return fail(`${message}. The last good checkpoint (if one was saved) is kept at ${ckpt}; lower --lr or raise --grad-clip and --resume from it.`);
+        return fail(
+          E.isRight(kept)
+            ? `${message}. The last good state (step ${state.step}) is saved at ${ckpt}; lower --lr or raise --grad-clip and --resume from it.`
+            : `${message}. The last good state could not be saved either (${kept.left.message}); the last checkpoint saved before, if any, is kept at ${ckpt}.`,
+        );
       }
       state = r.right.state;
       losses.push(r.right.loss);
@@ -203,7 +216,11 @@ const train = async (f: MnistFlags, ctx: MnistContext, out: string): Promise<E.E
       bar.tick(1, { loss: (sum / count).toPrecision(4) });
       if (f.checkpointEvery > 0 && state.step % f.checkpointEvery === 0 && state.step < epochEnd) {
         const s = await save(ckpt, config, state, losses);
-        if (E.isLeft(s)) return s;
+        if (E.isLeft(s)) {
+          disposeTrainState(state);
+          return s;
+        }
+        savedStep = state.step;
       }
       await macrotask();
       if (ctx.stop?.requested === true) {
@@ -217,6 +234,7 @@ const train = async (f: MnistFlags, ctx: MnistContext, out: string): Promise<E.E
       disposeTrainState(state);
       return s;
     }
+    savedStep = state.step;
     const reading = { epoch: epoch + 1, step: state.step, ...memory.readMemory() };
     epochMemory.push(reading);
     log(`epoch ${epoch + 1}/${f.epochs}: mean loss ${count > 0 ? (sum / count).toPrecision(4) : 'n/a'}; ${memory.describeMemory(reading)}`);
@@ -242,14 +260,22 @@ const drawSamples = async (
   keys: ReadonlyArray<Key>,
   label: string,
   quiet: boolean,
+  shouldStop: () => boolean = () => false,
 ): Promise<E.Either<MnistError, { readonly x: tf.Tensor; readonly nfe: number; readonly seconds: number }>> => {
   const started = Date.now();
   const bar = progress.withProgress(label, sampler.grid.length - 1, { quiet });
   let last: tf.Tensor | undefined;
   let nfe = 0;
   let first = true;
+  let i = 0;
   try {
     for await (const s of run(sampler, score, { keys, sampleShape: [28, 28, 1] })) {
+      if (shouldStop()) {
+        bar.stop();
+        last?.dispose();
+        return E.left({ _tag: 'MnistError', message: `${label}: stopped by Ctrl-C`, interrupted: true });
+      }
+      faults.pointSync(`${label.replace(/^sampling /, 'sample:')}:${++i}`);
       nfe = s.nfe;
       if (!first) bar.tick(1, { nfe });
       first = false;
@@ -389,7 +415,13 @@ export const runMnist = async (f: MnistFlags, ctx: MnistContext, out: string): P
   const settings = { steps: f.steps, fastSteps: f.fastSteps, snr: f.snr, odeTol: f.odeTol };
   const records: SamplerRecord[] = [];
   let problem: MnistError | undefined;
+  // A Ctrl-C that stopped training was answered (checkpoint, then sampling); one that comes during sampling stops it.
+  const stopSampling = (): boolean => ctx.stop?.requested === true && !trained.interrupted;
   for (const name of f.samplers) {
+    if (stopSampling()) {
+      problem = { _tag: 'MnistError', message: `sampling stopped by Ctrl-C before ${name}`, interrupted: true };
+      break;
+    }
     const sampler = mnistSampler(config.sde, name, settings);
     if (E.isLeft(sampler)) {
       problem = { _tag: 'MnistError', message: `--samplers ${name}: ${sampler.left.problems.join('; ')}` };
@@ -404,7 +436,7 @@ export const runMnist = async (f: MnistFlags, ctx: MnistContext, out: string): P
     const drawn =
       f.workers > 1 && coupled === undefined && source !== undefined
         ? await drawSharded(sampler.right, spec, source, keys, f.workers, ctx.backend, `sampling ${name}`, f.quiet)
-        : await drawSamples(sampler.right, score, keys, `sampling ${name}`, f.quiet);
+        : await drawSamples(sampler.right, score, keys, `sampling ${name}`, f.quiet, stopSampling);
     if (E.isLeft(drawn)) {
       problem = drawn.left;
       break;
@@ -432,6 +464,11 @@ export const runMnist = async (f: MnistFlags, ctx: MnistContext, out: string): P
   }
   // emaParams overlays the EMA tensors on the fixed parameters: both belong to the state, disposed with it.
   disposeTrainState(state);
+  if (problem?.interrupted === true) {
+    const drawn = records.length > 0 ? `the samples of ${records.map((r) => r.sampler).join(', ')}` : 'no samples';
+    const ckpt = f.sampleOnly === undefined ? ` and the checkpoint ${path.join(out, 'checkpoint')}` : '';
+    return E.left({ ...problem, message: `${problem.message}; ${drawn}${ckpt} are kept in ${out} (no report is written)` });
+  }
   if (problem !== undefined) return E.left(problem);
 
   if (losses.length > 0) {

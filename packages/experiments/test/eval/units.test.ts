@@ -32,7 +32,7 @@ import {
   classifierName,
   type ClassifierTraining,
 } from '../../src/eval';
-import { tempDir } from './helpers';
+import { storedPath, tempDir } from './helpers';
 
 let root: string;
 
@@ -228,14 +228,16 @@ describe('classifier store', () => {
     const dir = path.join(root, 'clf-bad');
     const saved = await saveClassifier(dir, config, params, training);
     if (E.isLeft(saved)) throw new Error(renderStoreError(saved.left));
-    const bin = fs.readFileSync(path.join(dir, 'params.bin'));
+    const binPath = await storedPath(dir, 'params.bin');
+    const bin = fs.readFileSync(binPath);
     bin[10] = bin[10]! ^ 0xff;
-    fs.writeFileSync(path.join(dir, 'params.bin'), bin);
+    fs.writeFileSync(binPath, bin);
     const corrupt = await loadClassifier(dir);
     expect(E.isLeft(corrupt) && renderStoreError(corrupt.left)).toMatch(/params\.bin has sha256 [0-9a-f]{64}, manifest says [0-9a-f]{64} \(the file is corrupt\)/);
 
-    const m = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Record<string, unknown>;
-    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ ...m, extra: 1 }));
+    const manifestPath = await storedPath(dir, 'manifest.json');
+    const m = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(manifestPath, JSON.stringify({ ...m, extra: 1 }));
     const bad = await loadClassifier(dir);
     expect(E.isLeft(bad) && renderStoreError(bad.left)).toMatch(/invalid manifest\.json:\n {2}extra: unknown key/);
 
