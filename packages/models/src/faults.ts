@@ -5,11 +5,13 @@
  *
  *   SCORE_SDE_FAULT_ENOSPC=<point>[@k]   the k-th arrival (default the first) at a `write:` point fails the way a full
  *                                        disk does: a Node error with code ENOSPC, errno −28, syscall "write"
- *   SCORE_SDE_FAULT_PAUSE=<point>[@k]    the k-th arrival at <point> writes the point's name into the file
+ *   SCORE_SDE_FAULT_PAUSE=<point>[@k],…  the k-th arrival at <point> writes the point's name into the file
  *                                        SCORE_SDE_FAULT_SIGNAL and waits until that file is removed (the test
- *                                        meanwhile sends a signal or kills the process)
+ *                                        meanwhile sends a signal or kills the process); several points, comma-separated,
+ *                                        pause one after the other
  *   SCORE_SDE_FAULT_SIGNAL=<file>        see above (required with PAUSE)
  *   SCORE_SDE_FAULT_NAN_STEP=<s>         the batch of training step s (1-based) is NaN, so that step's loss is NaN
+ *   SCORE_SDE_FAULT_INF_STEP=<s>         the batch of training step s is multiplied by +∞ (a non-finite loss or gradient)
  *
  * Points (exact names; `*` at the end of a pattern matches any rest):
  *   write:<file name>     before a file's bytes are written (its temporary file is open): every writer of the
@@ -39,8 +41,9 @@ export interface Trigger {
 /** The faults a process is asked to inject. @category model */
 export interface FaultPlan {
   readonly enospc?: Trigger;
-  readonly pause?: Trigger & { readonly signal: string };
+  readonly pause?: { readonly at: ReadonlyArray<Trigger>; readonly signal: string };
   readonly nanStep?: number;
+  readonly infStep?: number;
 }
 
 // -------------------------------------------------------------------------------------
@@ -59,7 +62,7 @@ const trigger = (name: string, raw: string): E.Either<string, Trigger> => {
  * @category parsing
  */
 export const faultsFromEnv = (env: Readonly<Record<string, string | undefined>>): E.Either<string, FaultPlan> => {
-  const plan: { enospc?: Trigger; pause?: Trigger & { signal: string }; nanStep?: number } = {};
+  const plan: { enospc?: Trigger; pause?: { at: ReadonlyArray<Trigger>; signal: string }; nanStep?: number; infStep?: number } = {};
   const enospc = env['SCORE_SDE_FAULT_ENOSPC'];
   if (enospc !== undefined && enospc !== '') {
     const t = trigger('SCORE_SDE_FAULT_ENOSPC', enospc);
@@ -69,16 +72,20 @@ export const faultsFromEnv = (env: Readonly<Record<string, string | undefined>>)
   }
   const pause = env['SCORE_SDE_FAULT_PAUSE'];
   if (pause !== undefined && pause !== '') {
-    const t = trigger('SCORE_SDE_FAULT_PAUSE', pause);
-    if (E.isLeft(t)) return t;
+    const at = E.sequenceArray(pause.split(',').map((p) => trigger('SCORE_SDE_FAULT_PAUSE', p)));
+    if (E.isLeft(at)) return at;
     const signal = env['SCORE_SDE_FAULT_SIGNAL'];
     if (signal === undefined || signal === '') return E.left('SCORE_SDE_FAULT_SIGNAL: required with SCORE_SDE_FAULT_PAUSE (the file the paused process writes and waits on)');
-    plan.pause = { ...t.right, signal };
+    plan.pause = { at: at.right, signal };
   }
-  const nan = env['SCORE_SDE_FAULT_NAN_STEP'];
-  if (nan !== undefined && nan !== '') {
-    if (!/^[1-9]\d*$/.test(nan.trim())) return E.left(`SCORE_SDE_FAULT_NAN_STEP: expected a step number ≥ 1, got "${nan}"`);
-    plan.nanStep = Number(nan.trim());
+  for (const [name, key] of [
+    ['SCORE_SDE_FAULT_NAN_STEP', 'nanStep'],
+    ['SCORE_SDE_FAULT_INF_STEP', 'infStep'],
+  ] as const) {
+    const raw = env[name];
+    if (raw === undefined || raw === '') continue;
+    if (!/^[1-9]\d*$/.test(raw.trim())) return E.left(`${name}: expected a step number ≥ 1, got "${raw}"`);
+    plan[key] = Number(raw.trim());
   }
   return E.right(plan);
 };
@@ -117,6 +124,9 @@ const fires = (kind: string, t: Trigger | undefined, point: string): boolean => 
   return n === t.occurrence;
 };
 
+/** Whether a pause trigger fires at `point` (each trigger counts its own arrivals). */
+const pausesAt = (p: FaultPlan, point: string): boolean => (p.pause?.at ?? []).map((t, i) => fires(`pause${i}`, t, point)).some((b) => b);
+
 /** A Node-shaped "no space left on device" error, as `write(2)` on a full file system gives it. */
 const enospcError = (point: string): NodeJS.ErrnoException =>
   Object.assign(new Error(`ENOSPC: no space left on device, write (injected at ${point})`), { code: 'ENOSPC', errno: -28, syscall: 'write' });
@@ -139,7 +149,7 @@ const sleepSync = (ms: number): void => {
 export const point = async (name: string): Promise<void> => {
   const p = plan();
   if (fires('enospc', p.enospc, name)) throw enospcError(name);
-  if (p.pause !== undefined && fires('pause', p.pause, name)) {
+  if (p.pause !== undefined && pausesAt(p, name)) {
     signalPaused(p.pause.signal, name);
     while (fs.existsSync(p.pause.signal)) await new Promise((resolve) => setTimeout(resolve, 10));
   }
@@ -153,11 +163,11 @@ export const point = async (name: string): Promise<void> => {
 export const pointSync = (name: string): void => {
   const p = plan();
   if (fires('enospc', p.enospc, name)) throw enospcError(name);
-  if (p.pause !== undefined && fires('pause', p.pause, name)) {
+  if (p.pause !== undefined && pausesAt(p, name)) {
     signalPaused(p.pause.signal, name);
     while (fs.existsSync(p.pause.signal)) sleepSync(10);
   }
 };
 
-/** Whether the batch of training step `s` (1-based) is to be NaN. @category points */
-export const nanAtStep = (s: number): boolean => plan().nanStep === s;
+/** The value the batch of training step `s` (1-based) is to be multiplied by: NaN or +∞ when a fault asks, else undefined. @category points */
+export const poisonAtStep = (s: number): number | undefined => (plan().nanStep === s ? Number.NaN : plan().infStep === s ? Number.POSITIVE_INFINITY : undefined);

@@ -23,7 +23,7 @@ import { AdamConfig, type AdamState, adamStep, initAdam, disposeAdam, globalNorm
 import { emaUpdate } from './ema';
 import { type Params, type TensorRecord, initParams, cloneRecord, assignParams, disposeRecord, overlay } from './params';
 import { type MnistData, batchIndices, batchesPerEpoch, epochOrder, imageBatch } from './mnist';
-import { nanAtStep, pointSync } from './faults';
+import { poisonAtStep, pointSync } from './faults';
 
 // -------------------------------------------------------------------------------------
 // config and state
@@ -136,14 +136,15 @@ export const trainStep =
 
 /**
  * The batch of step s of a run on `data`: `imageBatch(data, batchIndices(dataKey, n, B, s))`. The fault points of a
- * step sit here (faults.ts: `step:<s + 1>`, and a NaN batch when SCORE_SDE_FAULT_NAN_STEP asks for one).
+ * step sit here (faults.ts: `step:<s + 1>`, and a NaN or infinite batch when SCORE_SDE_FAULT_NAN_STEP/INF_STEP ask).
  * @category training
  */
 export const batchForStep = (config: TrainConfig, state: TrainState, data: MnistData, order?: Int32Array): tf.Tensor4D => {
   pointSync(`step:${state.step + 1}`);
   const x = imageBatch(data, batchIndices(runKeys(state.key).data, data.count, config.batchSize, state.step, order));
-  if (!nanAtStep(state.step + 1)) return x;
-  const poisoned = tf.tidy(() => tf.mul(x, Number.NaN)) as tf.Tensor4D;
+  const poison = poisonAtStep(state.step + 1);
+  if (poison === undefined) return x;
+  const poisoned = tf.tidy(() => tf.mul(x, poison)) as tf.Tensor4D;
   x.dispose();
   return poisoned;
 };
