@@ -425,7 +425,7 @@ export const toyMain = async (argv: ReadonlyArray<string>, io: { readonly log: (
   io.log(`[score-sde] backend: ${describeBackend(backend.right)}`);
   const spec = await readSpec(flags.spec)();
   if (E.isLeft(spec)) {
-    io.log(renderToyError(spec.left));
+    io.log(spec.left._tag === 'IoError' ? `error: --spec: cannot read ${renderToyError(spec.left)}` : renderToyError(spec.left));
     return command.EXIT.usage;
   }
   const result = await pipe(

@@ -131,6 +131,9 @@ export const gridOf = (sde: SDE, kind: GridKind, n: number, eps: number = DEFAUL
 
 const specError = (problem: string): DecodeError => ({ _tag: 'DecodeError', what: 'sampler', problems: [problem] });
 
+/** The most time steps a spec may ask for (10⁷: a grid of 80 MB of float64 times). @category building */
+export const MAX_STEPS = 10_000_000;
+
 /**
  * The α of a pc spec's Langevin corrector, as the DDPM chain length N the corrector reads it from (correctors.ts:
  * α_i = 1 − β_i of the N-step chain at the state's time on VP), or undefined for α = 1.
@@ -160,11 +163,13 @@ export const langevinAlphaSteps = (sde: SDE, spec: SamplerSpec & { readonly kind
 
 /**
  * The sampler a specification describes, for an SDE. Left (naming the field) when the combination is not defined:
- * ancestral sampling needs VP or VE, `eps` must be below T.
+ * ancestral sampling needs VP or VE, `eps` must be below T, `steps` at most {@link MAX_STEPS}.
  * @category building
  */
 export const samplerFromSpec = (sde: SDE, spec: SamplerSpec): E.Either<DecodeError, Sampler> => {
   const eps = spec.eps ?? DEFAULT_EPS;
+  // A grid is an array of steps + 1 times: beyond this it cannot be allocated (and no sampler needs it).
+  if ('steps' in spec && spec.steps > MAX_STEPS) return E.left(specError(`steps: at most ${MAX_STEPS.toLocaleString('en')} (got ${spec.steps})`));
   if (!(eps < sde.T)) return E.left(specError(`eps: must be below T = ${sde.T} (got ${eps})`));
   const denoise = spec.denoise ?? true;
   const make = (grid: TimeGrid, step: Step): E.Either<DecodeError, Sampler> => E.right({ sde, grid, step, denoise });

@@ -26,7 +26,8 @@ export interface IoError {
 export const ioError = (p: string, e: unknown): IoError => ({
   _tag: 'IoError',
   path: p,
-  message: e instanceof Error ? e.message : String(e),
+  // Not `instanceof Error`: Node's fs errors may come from another realm (a worker, a test sandbox).
+  message: typeof (e as { message?: unknown } | null)?.message === 'string' ? (e as Error).message : String(e),
 });
 
 /** `cannot write out/report.json: EACCES …`. @category errors */
