@@ -5,7 +5,7 @@
 import * as E from 'fp-ts/Either';
 import { tf, codec, initBackend, random } from '@score-sde/tensor-fp';
 import { vp, subvp, ve, exactScore, ddpmBetas, discreteIndex, marginalStd } from '@score-sde/sde-math';
-import { SamplerSpec, exampleSpecs, samplerFromSpec, sample, stateAt, type Sampler } from '@score-sde/solvers';
+import { SamplerSpec, exampleSpecs, samplerFromSpec, sample, stateAt, MAX_STEPS, type Sampler } from '@score-sde/solvers';
 import { mixtures } from './conformance';
 import { mixtureChecks, failures } from './helpers';
 
@@ -31,13 +31,18 @@ test('decoding errors name the field: a wrong kind, a bad number, an unknown key
   expect(problems({ kind: 'edm', steps: 10, gamma: Number.NaN })).toEqual([expect.stringMatching(/^gamma: expected NonNegativeFinite, got NaN/)]);
 });
 
-test('impossible combinations are Lefts naming the field', () => {
+test('impossible combinations are Lefts naming the field (ancestral off VP/VE, eps ≥ T, EDM γ > √2 − 1, steps > 10⁷)', () => {
   const anc = samplerFromSpec(subvp(), { kind: 'pc', predictor: 'ancestral', steps: 10 });
   expect(E.isLeft(anc) && anc.left.problems[0]).toMatch(/^predictor: ancestral sampling needs a VP or VE SDE/);
   const eps = samplerFromSpec(vp(), { kind: 'ode', method: 'heun', steps: 10, eps: 2 });
   expect(E.isLeft(eps) && eps.left.problems[0]).toMatch(/^eps: must be below T/);
   const gamma = samplerFromSpec(vp(), { kind: 'edm', steps: 10, gamma: 0.5 });
   expect(E.isLeft(gamma) && gamma.left.problems[0]).toMatch(/^gamma:/);
+  // A grid of more than MAX_STEPS + 1 times could not be allocated (2^53 steps threw RangeError: Invalid array length).
+  const huge = samplerFromSpec(ve(), { kind: 'ode', method: 'heun', steps: 2 ** 53 - 1 });
+  expect(E.isLeft(huge) && huge.left.problems[0]).toBe(`steps: at most 10,000,000 (got ${2 ** 53 - 1})`);
+  expect(E.isRight(samplerFromSpec(ve(), { kind: 'pc', predictor: 'euler-maruyama', steps: MAX_STEPS }))).toBe(true);
+  expect(E.isLeft(samplerFromSpec(ve(), { kind: 'pc', predictor: 'euler-maruyama', steps: MAX_STEPS + 1 }))).toBe(true);
 });
 
 test.each(exampleSpecs.map((s) => [s.kind, s] as const))('example %s builds a sampler that recovers the 1-D mixture under VE (5 SE, 1000 samples)', async (_k, spec) => {

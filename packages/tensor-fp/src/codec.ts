@@ -140,8 +140,9 @@ export const formatValidationError = (e: t.ValidationError): string => {
       const parentTag = (parent as unknown as { _tag?: string } | undefined)?._tag;
       return !(parentTag === 'UnionType' || parentTag === 'IntersectionType');
     })
-    .map((c) => c.key)
-    .filter((k) => k !== '');
+    // An empty key is io-ts's own for entries without one, except in an unknown-key entry (type never): a real "" key.
+    .filter((c) => c.key !== '' || c.type === t.never)
+    .map((c) => c.key);
   const where = keys.length === 0 ? '(root)' : keys.map(showKey).join('.');
   if (e.message !== undefined) return `${where}: ${e.message}`;
   const last = e.context[e.context.length - 1];

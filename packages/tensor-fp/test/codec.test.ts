@@ -145,3 +145,15 @@ describe('decodeJson never throws', () => {
     expect(E.isLeft(codec.Finite.decode(Number.NaN))).toBe(true);
   });
 });
+
+describe('paths of odd keys', () => {
+  test('a key that is not a plain name (empty, spaces, dots, quotes) is quoted, so the error still names it', () => {
+    const C = codec.strict({ data: codec.strict({ a: t.number }, 'Data') }, 'C');
+    expect(problems(codec.decodeWith(C, 'c')({ data: { a: 1, ' ': 2, 'x.y': 3, '"': 4, '': 5 } }))).toEqual([
+      'data." ": unknown key',
+      'data."x.y": unknown key',
+      'data."\\"": unknown key',
+      'data."": unknown key',
+    ]);
+  });
+});

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import * as E from 'fp-ts/Either';
 import { tensorFiles } from '@score-sde/models';
@@ -57,8 +57,22 @@ export const start = (name: CommandName, args: ReadonlyArray<string>, env: Reado
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const ended = new Promise<Ended>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+  live.add(child);
+  const ended = new Promise<Ended>((resolve) =>
+    child.on('close', (code, signal) => {
+      live.delete(child);
+      resolve({ code, signal, stdout, stderr });
+    }),
+  );
   return { child, output: () => stdout + stderr, ended };
+};
+
+const live = new Set<ChildProcess>();
+
+/** Kills every command this test file started that still runs (a failed test must not leave a paused run behind). */
+export const killStragglers = (): void => {
+  for (const c of live) c.kill('SIGKILL');
+  live.clear();
 };
 
 /** Runs a command to its end. */
@@ -124,3 +138,45 @@ export const snapshot = (dir: string): Readonly<Record<string, string>> => {
 
 /** A stack trace line (`    at fn (file:line:col)`): commands must never print one. */
 export const STACK_LINE = /^\s+at .+:\d+:\d+\)?$/m;
+
+// -------------------------------------------------------------------------------------
+// a real full disk
+// -------------------------------------------------------------------------------------
+
+/**
+ * Whether this machine lets an unprivileged process mount a tmpfs in its own user and mount namespace
+ * (`unshare -rm`): then a test can give a run a really full disk. Checked once.
+ */
+export const tmpfsAvailable = ((): (() => boolean) => {
+  let known: boolean | undefined;
+  return () => {
+    if (known === undefined) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tmpfs-probe-'));
+      const r = spawnSync('unshare', ['-rm', 'sh', '-c', 'mount -t tmpfs -o size=64k tmpfs "$0" && echo mounted', dir], { encoding: 'utf8' });
+      known = r.status === 0 && r.stdout.trim() === 'mounted';
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    return known;
+  };
+})();
+
+/**
+ * Runs a command with its working folder `mount` on a tmpfs of `size` (e.g. "160k"), in a user and mount namespace of
+ * its own: `setup` (shell, with $M the mount point) runs first, then the command; afterwards everything on the tmpfs
+ * is copied into `keep` (the tmpfs disappears with the namespace). The command's exit code is the result's.
+ */
+export const runOnTmpfs = (name: CommandName, size: string, mount: string, keep: string, setup: string, args: ReadonlyArray<string>): Promise<Ended> => {
+  fs.mkdirSync(mount, { recursive: true });
+  fs.mkdirSync(keep, { recursive: true });
+  const script = `M="$0"; K="$1"; shift 1; mount -t tmpfs -o size=${size} tmpfs "$M" || exit 99; ${setup}; "$@"; code=$?; cp -a "$M/." "$K/"; exit $code`;
+  const child = spawn('unshare', ['-rm', 'sh', '-c', script, mount, keep, process.execPath, '--import', TSX_LOADER, path.join(ROOT, SCRIPTS[name]), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, SCORE_SDE_WASM_THREADS: 'off', FORCE_COLOR: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+};
