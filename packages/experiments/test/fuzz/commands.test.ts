@@ -10,26 +10,18 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import * as E from 'fp-ts/Either';
-import { initBackend } from '@score-sde/tensor-fp';
 import { cli } from '../../src/lib';
 import { mnistMain } from '../../src/mnist';
 import { mnistEvalMain } from '../../src/mnist-eval';
 import { toyMain } from '../../src/toy';
 import { mnistFlags, type MnistFlags } from '../../src/mnist/flags';
 import { mnistEvalFlags } from '../../src/eval';
-import { tinyArgs, tinyCheckpoint } from '../eval/helpers';
+import { tinyArgs } from '../eval/helpers';
 import { runCommand, STACK_LINE } from '../process/helpers';
-import { type Line, SMALL_TOY, broken, invoke, lineOf, mutatedArgv, sandbox } from './harness';
+import { type Line, SMALL_TOY, checkCase, lineOf, mutatedArgv, sandbox, useCheckpointFixture } from './harness';
 import { runs } from '../../../../tools/test-support/fast-check';
 
-let fixtures: string;
-let checkpoint: string;
-beforeAll(async () => {
-  await initBackend({ prefer: 'wasm', quiet: true });
-  fixtures = sandbox('fixtures');
-  checkpoint = await tinyCheckpoint(fixtures);
-});
-afterAll(() => fs.rmSync(fixtures, { recursive: true, force: true }));
+const fixture = useCheckpointFixture();
 
 const kebab = (spec: Record<string, unknown>): ReadonlyArray<string> => Object.keys(spec).map(cli.toKebab);
 
@@ -52,31 +44,24 @@ const assertCheap = (f: MnistFlags): void => {
 const runMnistCase = async (argv: ReadonlyArray<string>): Promise<boolean> => {
   const parsed = cli.parseFlags(mnistFlags, argv);
   if (E.isRight(parsed)) assertCheap(parsed.right);
-  const cwd = sandbox('mnist');
-  try {
-    const o = await invoke(mnistMain, argv, cwd);
-    const problems = broken('mnist', o, cwd);
-    if (problems.length > 0) throw new Error(`argv ${JSON.stringify(argv)}:\n${problems.join('\n')}`);
-    // A run that succeeded wrote its report (or printed the help).
-    if (o.code === 0 && !o.stdout.startsWith('Usage:')) expect(o.stderr).toMatch(/^done: .*report\.md$/m);
-    return true;
-  } finally {
-    fs.rmSync(cwd, { recursive: true, force: true });
-  }
+  const o = await checkCase('mnist', mnistMain, argv);
+  // A run that succeeded wrote its report (or printed the help).
+  if (o.code === 0 && !o.stdout.startsWith('Usage:')) expect(o.stderr).toMatch(/^done: .*report\.md$/m);
+  return true;
 };
 
 test('experiments:mnist, training: any mutation of a tiny command line exits 0, 1 or 2 with a message naming the problem', async () => {
   const o = {
     flags: kebab(mnistFlags),
     cost: MNIST_COST,
-    alternatives: { samplers: ['em,dpm', 'ode', 'pc', 'edm', 'dpm'], sde: ['vp', 've', 'subvp'], backend: ['cpu', 'tensorflow', 'auto'], 'sample-only': [checkpoint, path.join(fixtures, 'nowhere')], resume: [checkpoint], workers: ['2'] },
+    alternatives: { samplers: ['em,dpm', 'ode', 'pc', 'edm', 'dpm'], sde: ['vp', 've', 'subvp'], backend: ['cpu', 'tensorflow', 'auto'], 'sample-only': [fixture.checkpoint(), path.join(fixture.dir(), 'nowhere')], resume: [fixture.checkpoint()], workers: ['2'] },
   };
   await fc.assert(fc.asyncProperty(mutatedArgv(mnistTraining, o), runMnistCase), runs(30));
 });
 
 test('experiments:mnist, --sample-only: any mutation exits 0, 1 or 2 with a message naming the problem', async () => {
-  const base = lineOf({ 'sample-only': checkpoint, samplers: 'em,dpm', steps: '3', 'fast-steps': '2', 'num-samples': '2', 'ode-tol': '0.1', channels: '4,8,8,8', 'embed-dim': '8', subset: '32', epochs: '1', backend: 'wasm', quiet: true, out: 'so' });
-  const o = { flags: kebab(mnistFlags), cost: MNIST_COST, alternatives: { samplers: ['ode', 'pc', 'edm'], 'sample-only': [path.join(fixtures, 'nowhere'), fixtures] } };
+  const base = lineOf({ 'sample-only': fixture.checkpoint(), samplers: 'em,dpm', steps: '3', 'fast-steps': '2', 'num-samples': '2', 'ode-tol': '0.1', channels: '4,8,8,8', 'embed-dim': '8', subset: '32', epochs: '1', backend: 'wasm', quiet: true, out: 'so' });
+  const o = { flags: kebab(mnistFlags), cost: MNIST_COST, alternatives: { samplers: ['ode', 'pc', 'edm'], 'sample-only': [path.join(fixture.dir(), 'nowhere'), fixture.dir()] } };
   await fc.assert(fc.asyncProperty(mutatedArgv(base, o), runMnistCase), runs(20));
 });
 
@@ -85,7 +70,7 @@ test('experiments:mnist, --sample-only: any mutation exits 0, 1 or 2 with a mess
 // -------------------------------------------------------------------------------------
 
 test('experiments:mnist-eval: any mutation of a tiny command line exits 0, 1 or 2 with a message naming the problem', async () => {
-  const argv = tinyArgs(checkpoint, { skip: 'samplers,bpd,conditional,inpainting,interpolation', backend: 'wasm', out: 'eval' });
+  const argv = tinyArgs(fixture.checkpoint(), { skip: 'samplers,bpd,conditional,inpainting,interpolation', backend: 'wasm', out: 'eval' });
   const base: Line = [];
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!.slice(2);
@@ -98,19 +83,9 @@ test('experiments:mnist-eval: any mutation of a tiny command line exits 0, 1 or 
   const cost = new Set(
     ['samples', 'sample-batch', 'classifier-epochs', 'noisy-classifier-epochs', 'train-subset', 'test-subset', 'steps', 'fast-steps', 'ode-tols', 'bpd-images', 'bpd-batch', 'bpd-eps', 'ode-tol', 'per-class', 'inpaint-digits', 'completions', 'frames', 'classifier-channels', 'feature-dim', 'skip', 'classifier-batch'],
   );
-  const o = { flags: kebab(mnistEvalFlags), cost, alternatives: { skip: ['samplers,bpd,conditional,inpainting', 'samplers,conditional,inpainting,interpolation'], checkpoint: [path.join(fixtures, 'nowhere'), fixtures] } };
+  const o = { flags: kebab(mnistEvalFlags), cost, alternatives: { skip: ['samplers,bpd,conditional,inpainting', 'samplers,conditional,inpainting,interpolation'], checkpoint: [path.join(fixture.dir(), 'nowhere'), fixture.dir()] } };
   await fc.assert(
-    fc.asyncProperty(mutatedArgv(base, o), async (args) => {
-      const cwd = sandbox('eval');
-      try {
-        const out = await invoke(mnistEvalMain, args, cwd);
-        const problems = broken('mnist-eval', out, cwd);
-        if (problems.length > 0) throw new Error(`argv ${JSON.stringify(args)}:\n${problems.join('\n')}`);
-        return true;
-      } finally {
-        fs.rmSync(cwd, { recursive: true, force: true });
-      }
-    }),
+    fc.asyncProperty(mutatedArgv(base, o), async (args) => (await checkCase('mnist-eval', mnistEvalMain, args), true)),
     runs(20),
   );
 });
@@ -127,17 +102,7 @@ test('experiments:toy: any mutation of a command line exits 0, 1 or 2 with a mes
   const o = { flags: ['spec', 'out', 'samples-out', 'backend'], cost: new Set<string>(), alternatives: { spec: [dir, path.join(dir, 'missing.json')], backend: ['cpu', 'tensorflow'] } };
   try {
     await fc.assert(
-      fc.asyncProperty(mutatedArgv(base, o), async (args) => {
-        const cwd = sandbox('toy');
-        try {
-          const out = await invoke((a) => toyMain(a), args, cwd);
-          const problems = broken('toy', out, cwd);
-          if (problems.length > 0) throw new Error(`argv ${JSON.stringify(args)}:\n${problems.join('\n')}`);
-          return true;
-        } finally {
-          fs.rmSync(cwd, { recursive: true, force: true });
-        }
-      }),
+      fc.asyncProperty(mutatedArgv(base, o), async (args) => (await checkCase('toy', (a) => toyMain(a), args), true)),
       runs(40),
     );
   } finally {

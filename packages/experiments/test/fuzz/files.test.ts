@@ -8,25 +8,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import * as E from 'fp-ts/Either';
-import { codec, initBackend, random } from '@score-sde/tensor-fp';
+import { codec, random } from '@score-sde/tensor-fp';
 import { vp, ve, subvp, tutorial } from '@score-sde/sde-math';
 import { SamplerSpec, samplerFromSpec, isDecreasing } from '@score-sde/solvers';
 import { tensorFiles, parseIdxImages, parseIdxLabels, encodeIdxImages, encodeIdxLabels, readIdxImages, classifier } from '@score-sde/models';
 import { mnistMain } from '../../src/mnist';
 import { toyMain } from '../../src/toy';
 import { loadClassifier, saveClassifier, renderStoreError, disposeParams, type ClassifierTraining } from '../../src/eval';
-import { tinyCheckpoint } from '../eval/helpers';
-import { FIELD_PROBLEM, SMALL_TOY, broken, invoke, sandbox } from './harness';
+import { FIELD_PROBLEM, SMALL_TOY, broken, invoke, sandbox, useCheckpointFixture } from './harness';
 import { runs } from '../../../../tools/test-support/fast-check';
 
-let fixtures: string;
-let checkpoint: string;
-beforeAll(async () => {
-  await initBackend({ prefer: 'wasm', quiet: true });
-  fixtures = sandbox('files');
-  checkpoint = await tinyCheckpoint(fixtures);
-});
-afterAll(() => fs.rmSync(fixtures, { recursive: true, force: true }));
+const fixture = useCheckpointFixture();
 
 // -------------------------------------------------------------------------------------
 // JSON mutations
@@ -206,7 +198,7 @@ const damaged = (dir: string, d: Damage): void => {
 };
 
 test('experiments:mnist --sample-only on a damaged checkpoint: samples (a harmless edit) or exit 1 naming the checkpoint and what is wrong', async () => {
-  const manifest = JSON.parse(fs.readFileSync(path.join(checkpoint, fs.readFileSync(path.join(checkpoint, 'CURRENT'), 'utf8').trim(), 'manifest.json'), 'utf8')) as Json;
+  const manifest = JSON.parse(fs.readFileSync(path.join(fixture.checkpoint(), fs.readFileSync(path.join(fixture.checkpoint(), 'CURRENT'), 'utf8').trim(), 'manifest.json'), 'utf8')) as Json;
   const damage: fc.Arbitrary<Damage> = fc.oneof(
     { weight: 4, arbitrary: mutatedJson(manifest).map((doc) => ({ kind: 'manifest' as const, doc })) },
     fc.record({ kind: fc.constant('manifest-text' as const), cut: fc.nat(), junk: fc.string({ maxLength: 4 }) }),
@@ -218,7 +210,7 @@ test('experiments:mnist --sample-only on a damaged checkpoint: samples (a harmle
       const cwd = sandbox('ckpt');
       try {
         const dir = path.join(cwd, 'checkpoint');
-        fs.cpSync(checkpoint, dir, { recursive: true });
+        fs.cpSync(fixture.checkpoint(), dir, { recursive: true });
         damaged(dir, d);
         const o = await invoke(mnistMain, ['--sample-only', dir, '--samplers', 'em', '--steps', '2', '--num-samples', '2', '--backend', 'wasm', '--quiet', '--out', 'so'], cwd);
         const problems = broken('mnist', o, cwd);
@@ -235,7 +227,7 @@ test('experiments:mnist --sample-only on a damaged checkpoint: samples (a harmle
 test('classifier directories with a mutated manifest or weights: loaded, or refused naming the directory and the problem', async () => {
   const config = classifier.classifierConfig({ imageSize: 8, channels: [2, 4, 4], featureDim: 4 });
   const training: ClassifierTraining = { steps: 3, epochs: 1, batchSize: 8, lr: 1e-3, trainImages: 24, seed: 0, seconds: 0.5, finalLoss: 2.3, testImages: 10, testAccuracy: 0.1 };
-  const dir = path.join(fixtures, 'clf');
+  const dir = path.join(fixture.dir(), 'clf');
   const params = classifier.initClassifier(config, random.key(1));
   const saved = await saveClassifier(dir, config, params, training);
   disposeParams(params);

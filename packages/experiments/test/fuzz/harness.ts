@@ -14,7 +14,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
+import { initBackend } from '@score-sde/tensor-fp';
 import { STACK_LINE } from '../process/helpers';
+import { tinyCheckpoint } from '../eval/helpers';
 import { LOCK_FILE } from '../../src/lib/lock';
 
 /** A valid toy spec of a few milliseconds: 1-D, two components, DPM-Solver++ with 4 steps, 20 samples. */
@@ -203,3 +205,32 @@ export const mutatedArgv = (base: Line, o: MutationOptions): fc.Arbitrary<Readon
 
 /** Base line from a record (`true` for a switch). */
 export const lineOf = (r: Readonly<Record<string, string | true>>): Line => Object.entries(r).map(([k, v]) => [k, v === true ? undefined : v] as const);
+
+/**
+ * Runs one fuzz case of a command in a fresh sandbox and throws (with the argv and what broke) unless the outcome
+ * keeps every promise ({@link broken}); returns the outcome for further checks.
+ */
+export const checkCase = async (name: string, main: (argv: ReadonlyArray<string>) => Promise<number>, argv: ReadonlyArray<string>): Promise<Outcome> => {
+  const cwd = sandbox(name);
+  try {
+    const o = await invoke(main, argv, cwd);
+    const problems = broken(name, o, cwd);
+    if (problems.length > 0) throw new Error(`argv ${JSON.stringify(argv)}:\n${problems.join('\n')}`);
+    return o;
+  } finally {
+    fs.rmSync(cwd, { recursive: true, force: true });
+  }
+};
+
+/** A tiny untrained checkpoint in a sandbox, made before a test file's cases and removed after them. */
+export const useCheckpointFixture = (): { readonly dir: () => string; readonly checkpoint: () => string } => {
+  let dir = '';
+  let checkpoint = '';
+  beforeAll(async () => {
+    await initBackend({ prefer: 'wasm', quiet: true });
+    dir = sandbox('fixtures');
+    checkpoint = await tinyCheckpoint(dir);
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return { dir: () => dir, checkpoint: () => checkpoint };
+};

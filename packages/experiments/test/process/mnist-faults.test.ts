@@ -65,15 +65,20 @@ afterAll(() => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
+/** Starts a tiny run in `<root>/<name>`, pauses it at `point`, sends it SIGINT there, lets it go on, and waits for its end. */
+const sigintAt = async (name: string, point: string): Promise<{ readonly out: string; readonly e: Ended }> => {
+  const out = path.join(root, name);
+  const signal = path.join(root, `${name}.signal`);
+  const p = start('mnist', tinyMnist(out), pauseAt(signal, point));
+  expect(await waitForPause(p, signal)).toBe(point);
+  p.child.kill('SIGINT');
+  resume(signal);
+  return { out, e: await p.ended };
+};
+
 describe('Ctrl-C (SIGINT)', () => {
   test('during training: the step finishes, a checkpoint is saved, samples are drawn, exit 0; --resume then ends as the uninterrupted run', async () => {
-    const out = path.join(root, 'sigint-train');
-    const signal = path.join(root, 'sigint-train.signal');
-    const p = start('mnist', tinyMnist(out), pauseAt(signal, 'step:3'));
-    expect(await waitForPause(p, signal)).toBe('step:3');
-    p.child.kill('SIGINT');
-    resume(signal);
-    const e = await p.ended;
+    const { out, e } = await sigintAt('sigint-train', 'step:3');
     expect([e.code, e.stderr]).toEqual([0, expect.stringMatching(/Ctrl-C: finishing this step/)]);
     expect(e.stderr).toMatch(/interrupted at step 3: checkpoint saved to .*checkpoint \(continue with --resume/);
     const rep = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as { interrupted: boolean; trainSteps: number };
@@ -85,13 +90,7 @@ describe('Ctrl-C (SIGINT)', () => {
   });
 
   test('during sampling: stops after the current step, exit 130; the checkpoint and the finished sampler\'s samples are kept, no report', async () => {
-    const out = path.join(root, 'sigint-sample');
-    const signal = path.join(root, 'sigint-sample.signal');
-    const p = start('mnist', tinyMnist(out), pauseAt(signal, 'sample:dpm:2'));
-    expect(await waitForPause(p, signal)).toBe('sample:dpm:2');
-    p.child.kill('SIGINT');
-    resume(signal);
-    const e = await p.ended;
+    const { out, e } = await sigintAt('sigint-sample', 'sample:dpm:2');
     expect(e.code).toBe(130);
     expect(e.stderr).toMatch(/mnist: sampling dpm: stopped by Ctrl-C; the samples of em and the checkpoint .*checkpoint are kept in .* \(no report is written\)/);
     expect(await loadedStep(path.join(out, 'checkpoint'))).toBe(8);
