@@ -1,4 +1,5 @@
 import * as fs from 'node:fs/promises';
+import { existsSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as t from 'io-ts';
@@ -90,13 +91,39 @@ describe('stored directories: CURRENT names a complete version, replaced atomica
     expect((await fs.readdir(dir)).sort()).toEqual(['CURRENT', expect.stringMatching(/^step-2\.[0-9a-f]{8}$/)]);
   });
 
-  test('a flat directory of the older layout loads, and is replaced without a moment of nothing (its files go last)', async () => {
+  /**
+   * Writes `v` into `dir`, pausing at `pointer:<dir>` (the new version complete, CURRENT not yet replaced) and at
+   * `cleanup:<dir>` (CURRENT replaced, old files not yet removed), and returns the value read at each pause.
+   */
+  const valuesAtPauses = async (dir: string, v: number): Promise<ReadonlyArray<number | string>> => {
+    const signal = path.join(root, 'signal');
+    const base = path.basename(dir);
+    setFaultPlan({ pause: { at: [{ pattern: `pointer:${base}`, occurrence: 1 }, { pattern: `cleanup:${base}`, occurrence: 1 }], signal } });
+    const seen: Array<number | string> = [];
+    const writing = writeDirectoryAtomically(dir, files(v));
+    for (let i = 0; i < 2; i++) {
+      while (!existsSync(signal)) await new Promise((r) => setTimeout(r, 2));
+      seen.push(await valueOf(dir));
+      rmSync(signal);
+    }
+    expect(E.isRight(await writing)).toBe(true);
+    return seen;
+  };
+
+  test('at the moments before and after CURRENT is replaced, the directory holds the old value, then the new one', async () => {
+    const dir = path.join(root, 'store');
+    await writeDirectoryAtomically(dir, files(1), 'step-1');
+    expect(await valuesAtPauses(dir, 2)).toEqual([1, 2]);
+    expect(await valueOf(dir)).toBe(2);
+  });
+
+  test('a flat directory of the older layout loads, and is replaced without a moment of nothing: old value, then new, its files removed last', async () => {
     const dir = path.join(root, 'flat');
     await fs.mkdir(dir);
     for (const [n, d] of files(7)) await fs.writeFile(path.join(dir, n), d);
     expect(await valueOf(dir)).toBe(7);
     expect(await holdsManifest(dir)).toBe(true);
-    expect(E.isRight(await writeDirectoryAtomically(dir, files(8)))).toBe(true);
+    expect(await valuesAtPauses(dir, 8)).toEqual([7, 8]);
     expect(await valueOf(dir)).toBe(8);
     expect((await fs.readdir(dir)).sort()).toEqual(['CURRENT', expect.stringMatching(/^v\.[0-9a-f]{8}$/)]);
   });
