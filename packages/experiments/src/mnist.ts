@@ -12,7 +12,7 @@ import * as E from 'fp-ts/Either';
 import { report } from './lib';
 import * as command from './lib/command';
 import * as lock from './lib/lock';
-import { mnistFlags } from './mnist/flags';
+import { mnistFlags, mnistFlagProblems } from './mnist/flags';
 import { runMnist } from './mnist/run';
 import { evaluateRun, evalDirOf } from './mnist/evaluate';
 
@@ -43,8 +43,9 @@ export const mnistMain = async (argv: ReadonlyArray<string>): Promise<number> =>
   const parsed = command.parseCommandFlags(mnistFlags, argv, { usage: USAGE, description: DESCRIPTION });
   if (E.isLeft(parsed)) return parsed.left;
   const flags = parsed.right;
-  if (flags.resume !== undefined && flags.sampleOnly !== undefined) {
-    process.stderr.write('error: --resume and --sample-only exclude each other: give one\n');
+  const problems = mnistFlagProblems(flags);
+  if (problems.length > 0) {
+    process.stderr.write(`${problems.map((p) => `error: ${p}`).join('\n')}\nRun with --help to see every flag.\n`);
     return command.EXIT.usage;
   }
   const env = command.checkEnvironment();

@@ -59,3 +59,15 @@ export const mnistFlags = {
 
 /** Parsed flags. @category flags */
 export type MnistFlags = cli.Flags<typeof mnistFlags>;
+
+/**
+ * Problems of flag values that each flag's codec cannot see, each naming its flag (all at once): the network has four
+ * levels (`--channels` gives exactly four counts) and an even time embedding (half sines, half cosines); `--resume`
+ * and `--sample-only` exclude each other.
+ * @category flags
+ */
+export const mnistFlagProblems = (f: MnistFlags): ReadonlyArray<string> => [
+  ...(f.channels.length === 4 ? [] : [`--channels: expected 4 channel counts (one per level of the ScoreNet), got ${f.channels.length}`]),
+  ...(f.embedDim % 2 === 0 ? [] : [`--embed-dim: must be even (half sines, half cosines), got ${f.embedDim}`]),
+  ...(f.resume !== undefined && f.sampleOnly !== undefined ? ['--resume and --sample-only exclude each other: give one'] : []),
+];
