@@ -36,7 +36,8 @@ test('ENOSPC fires at the k-th arrival at its point only, shaped like the error 
 });
 
 test('a pause writes the point into the signal file and waits until the file is removed', async () => {
-  const signal = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pause-')), 'signal');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pause-'));
+  const signal = path.join(dir, 'signal');
   setFaultPlan({ pause: { at: [{ pattern: 'cleanup:x', occurrence: 1 }], signal } });
   let done = false;
   const paused = point('cleanup:x').then(() => (done = true));
@@ -47,6 +48,7 @@ test('a pause writes the point into the signal file and waits until the file is 
   fs.rmSync(signal);
   await paused;
   expect(done).toBe(true);
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test('a poisoned step multiplies its batch by NaN or +∞; other steps are untouched', () => {
