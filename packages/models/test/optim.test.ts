@@ -16,7 +16,7 @@ import {
   type TensorRecord,
 } from '../src';
 import { U32 } from './helpers';
-import { identity } from '@score-sde/tensor-fp/testing';
+import { identity, runs } from '@score-sde/tensor-fp/testing';
 
 const warmup = identity({
   concept: 'training',
@@ -144,7 +144,7 @@ describe('Adam', () => {
           disposeAdam(state);
         },
       ),
-      { seed: 42, numRuns: 25 },
+      runs(25),
     );
   });
 
@@ -197,7 +197,7 @@ describe('gradient clipping', () => {
           n2.dispose();
         },
       ),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 });
@@ -230,7 +230,7 @@ describe('EMA', () => {
           [ema, params, out].forEach(disposeRecord);
         },
       ),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 });
