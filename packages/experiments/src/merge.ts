@@ -52,16 +52,11 @@ export const mergeMain = async (argv: ReadonlyArray<string>): Promise<number> =>
   if (E.isLeft(backend)) return backend.left;
   const out = path.resolve(flags.out);
   const shards = flags.shards.map((d) => path.resolve(d));
-  const held = lock.holdAll([
+  return command.withLocks('merge', [
     ['--out', () => lock.claimRunFolder(out, 'experiments:merge')],
     ...shards.map((d) => ['--shards: the shard folder', () => lock.lockExistingFolder(d, 'experiments:merge')] as const),
     ...(flags.checkpoint === undefined ? [] : [['--checkpoint: the folder of', () => lock.lockSourceFolder(flags.checkpoint!, 'experiments:merge')] as const]),
-  ]);
-  if (E.isLeft(held)) {
-    process.stderr.write(`merge: ${lock.renderLockError(held.left.error, held.left.what)}\n`);
-    return command.EXIT.failed;
-  }
-  try {
+  ], async () => {
     const r = await mergeShardFolders(shards, out, {
       backend: backend.right,
       log: (l) => void process.stderr.write(`${l}\n`),
@@ -73,9 +68,7 @@ export const mergeMain = async (argv: ReadonlyArray<string>): Promise<number> =>
     }
     process.stderr.write(`merged ${flags.shards.length} shards: ${out}\n`);
     return command.EXIT.ok;
-  } finally {
-    held.right();
-  }
+  });
 };
 
 if (require.main === module) command.runMain('merge', mergeMain);

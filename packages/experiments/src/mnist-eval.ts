@@ -25,15 +25,10 @@ export const mnistEvalMain = async (argv: ReadonlyArray<string>): Promise<number
   const backend = await command.prepare('mnist-eval', { prefer: flags.backend, quiet: flags.quiet });
   if (E.isLeft(backend)) return backend.left;
   const out = path.resolve(flags.out ?? path.join('packages', 'experiments', 'out', 'mnist-eval', report.runId()));
-  const held = lock.holdAll([
+  return command.withLocks('mnist-eval', [
     ['--out', () => lock.claimRunFolder(out, 'experiments:mnist-eval')],
     ['--checkpoint: the folder of', () => lock.lockSourceFolder(flags.checkpoint, 'experiments:mnist-eval')],
-  ]);
-  if (E.isLeft(held)) {
-    process.stderr.write(`mnist-eval: ${lock.renderLockError(held.left.error, held.left.what)}\n`);
-    return command.EXIT.failed;
-  }
-  try {
+  ], async () => {
     process.stderr.write(`[score-sde] output: ${out}\n`);
     if (flags.shard !== undefined) {
       const shard = await runEvaluationShard(evaluationOptionsOf(flags), flags.shard, { backend: backend.right }, out);
@@ -51,9 +46,7 @@ export const mnistEvalMain = async (argv: ReadonlyArray<string>): Promise<number
     }
     process.stderr.write(`done in ${report.formatNumber(r.right.seconds)} s: ${path.join(out, 'eval.md')}\n`);
     return command.EXIT.ok;
-  } finally {
-    held.right();
-  }
+  });
 };
 
 if (require.main === module) command.runMain('mnist-eval', mnistEvalMain);

@@ -60,15 +60,10 @@ export const mnistMain = async (argv: ReadonlyArray<string>): Promise<number> =>
   if (E.isLeft(backend)) return backend.left;
   const out = path.resolve(flags.out ?? path.join('packages', 'experiments', 'out', 'mnist', report.runId()));
   const source = flags.resume !== undefined ? (['--resume', flags.resume] as const) : flags.sampleOnly !== undefined ? (['--sample-only', flags.sampleOnly] as const) : undefined;
-  const held = lock.holdAll([
+  return command.withLocks('mnist', [
     ['--out', () => lock.claimRunFolder(out, 'experiments:mnist')],
     ...(source === undefined ? [] : [[`${source[0]}: the folder of`, () => lock.lockSourceFolder(source[1], 'experiments:mnist')] as const]),
-  ]);
-  if (E.isLeft(held)) {
-    process.stderr.write(`mnist: ${lock.renderLockError(held.left.error, held.left.what)}\n`);
-    return command.EXIT.failed;
-  }
-  try {
+  ], async () => {
     process.stderr.write(`[score-sde] output: ${out}\n`);
     if (flags.shard !== undefined) {
       const shard = await command.withCtrlC('Ctrl-C: stopping this shard after the current step (Ctrl-C again to exit now)', (stop) =>
@@ -98,9 +93,7 @@ export const mnistMain = async (argv: ReadonlyArray<string>): Promise<number> =>
       process.stderr.write(`evaluation: ${path.join(evalDirOf(out), 'eval.md')}\n`);
     }
     return command.EXIT.ok;
-  } finally {
-    held.right();
-  }
+  });
 };
 
 if (require.main === module) command.runMain('mnist', mnistMain);

@@ -35,12 +35,7 @@ export const torchExportMain = async (argv: ReadonlyArray<string>): Promise<numb
   const flags = parsed.right;
   const backend = await command.prepare('torch-export', { prefer: 'cpu', quiet: true });
   if (E.isLeft(backend)) return backend.left;
-  const held = lock.holdAll([['--checkpoint: the folder of', () => lock.lockSourceFolder(flags.checkpoint, 'experiments:torch-export')]]);
-  if (E.isLeft(held)) {
-    process.stderr.write(`torch-export: ${lock.renderLockError(held.left.error, held.left.what)}\n`);
-    return command.EXIT.failed;
-  }
-  try {
+  return command.withLocks('torch-export', [['--checkpoint: the folder of', () => lock.lockSourceFolder(flags.checkpoint, 'experiments:torch-export')]], async () => {
     const r = await exportCheckpoint(flags.checkpoint, flags.out, flags.weights);
     if (E.isLeft(r)) {
       process.stderr.write(`torch-export: ${r.left.message}\n`);
@@ -48,9 +43,7 @@ export const torchExportMain = async (argv: ReadonlyArray<string>): Promise<numb
     }
     process.stderr.write(`wrote ${flags.out} (${r.right.bytes} bytes)\n`);
     return command.EXIT.ok;
-  } finally {
-    held.right();
-  }
+  });
 };
 
 if (require.main === module) command.runMain('torch-export', torchExportMain);

@@ -36,12 +36,7 @@ export const torchImportMain = async (argv: ReadonlyArray<string>): Promise<numb
   const flags = parsed.right;
   const backend = await command.prepare('torch-import', { prefer: 'cpu', quiet: true });
   if (E.isLeft(backend)) return backend.left;
-  const held = lock.holdAll([['--out: the folder of', () => lock.lockSourceFolder(flags.out, 'experiments:torch-import')]]);
-  if (E.isLeft(held)) {
-    process.stderr.write(`torch-import: ${lock.renderLockError(held.left.error, held.left.what)}\n`);
-    return command.EXIT.failed;
-  }
-  try {
+  return command.withLocks('torch-import', [['--out: the folder of', () => lock.lockSourceFolder(flags.out, 'experiments:torch-import')]], async () => {
     const r = await importWeights(flags.weights, flags.out, { seed: flags.seed, ...(flags.sde !== undefined ? { sde: sdeOfName(flags.sde) } : {}) });
     if (E.isLeft(r)) {
       process.stderr.write(`torch-import: ${r.left.message}\n`);
@@ -49,9 +44,7 @@ export const torchImportMain = async (argv: ReadonlyArray<string>): Promise<numb
     }
     process.stderr.write(`wrote checkpoint ${flags.out} (${r.right.parameters.toLocaleString('en')} values)\n`);
     return command.EXIT.ok;
-  } finally {
-    held.right();
-  }
+  });
 };
 
 if (require.main === module) command.runMain('torch-import', torchImportMain);

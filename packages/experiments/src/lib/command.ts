@@ -18,6 +18,7 @@ import * as E from 'fp-ts/Either';
 import { initBackend, type BackendInfo } from '@score-sde/tensor-fp';
 import { faults } from '@score-sde/models';
 import { type FlagsSpec, type Flags, parseFlags, renderHelp, renderCliError } from './cli';
+import { type Claim, holdAll, renderLockError } from './lock';
 
 /** The exit codes of every command (see the module comment). @category exit codes */
 export const EXIT = { ok: 0, failed: 1, usage: 2, internal: 70, interrupted: 130 } as const;
@@ -83,6 +84,25 @@ export const prepare = async (name: string, prefer: Parameters<typeof initBacken
     return E.left(EXIT.failed);
   }
   return backend;
+};
+
+/**
+ * Runs `run` holding the command's locks (lib/lock's {@link holdAll}: its output folder, the folders it reads): a lock
+ * another run holds is a one-line message naming that run (exit 1) and nothing runs; the locks are released when
+ * `run` settles, whichever way.
+ * @category locks
+ */
+export const withLocks = async (name: string, claims: ReadonlyArray<Claim>, run: () => Promise<number>, io: CommandIO = processIO): Promise<number> => {
+  const held = holdAll(claims);
+  if (E.isLeft(held)) {
+    io.err(`${name}: ${renderLockError(held.left.error, held.left.what)}`);
+    return EXIT.failed;
+  }
+  try {
+    return await run();
+  } finally {
+    held.right();
+  }
 };
 
 // -------------------------------------------------------------------------------------
