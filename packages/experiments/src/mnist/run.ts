@@ -235,7 +235,9 @@ const factsOf = (f: MnistFlags, recipe: Recipe, t: Trained): RunFacts => ({
 
 /**
  * Trains (or loads) and samples, writing every artefact into `out`. A Left carries a message that says what
- * failed and what was kept; nothing already on disk is overwritten by a failed write.
+ * failed and what was kept; nothing already on disk is overwritten by a failed write. A stop request (`ctx.stop`)
+ * during training ends training, saves and samples (the report says `interrupted`); one during sampling ends the run
+ * at the next step with an `interrupted` Left: the finished samplers' files and the checkpoint stay, no report.
  * @category running
  */
 export const runMnist = async (f: MnistFlags, ctx: MnistContext, out: string): Promise<E.Either<ExperimentError, MnistReport>> => {
