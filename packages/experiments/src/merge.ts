@@ -8,8 +8,8 @@
 import * as path from 'node:path';
 import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
-import { initBackend, BACKEND_CHOICES } from '@score-sde/tensor-fp';
-import { cli, command } from './lib';
+import { BACKEND_CHOICES } from '@score-sde/tensor-fp';
+import { cli, command, lock } from './lib';
 import { mergeShardFolders } from './run-merge';
 
 const USAGE = 'npx nx run experiments:merge -- --shards <dir>,<dir>,... --out <dir> [--checkpoint <dir>]';
@@ -39,21 +39,36 @@ export const mergeFlags = {
   quiet: cli.booleanFlag({ description: 'no progress output', default: false }),
 } as const;
 
-const main = async (): Promise<number> => {
-  const flags = cli.parseFlagsOrExit(mergeFlags, process.argv.slice(2), USAGE, DESCRIPTION);
-  const backend = await initBackend({ prefer: flags.backend, quiet: flags.quiet });
+/**
+ * The command: flags, locks (--out, every shard folder and a --checkpoint's folder, so that no run writes them
+ * meanwhile), the merge. Returns the exit code (lib/command: 0 done, 1 failed, 2 bad flags or environment).
+ * @category command line
+ */
+export const mergeMain = async (argv: ReadonlyArray<string>): Promise<number> => {
+  const parsed = command.parseCommandFlags(mergeFlags, argv, { usage: USAGE, description: DESCRIPTION });
+  if (E.isLeft(parsed)) return parsed.left;
+  const flags = parsed.right;
+  const backend = await command.prepare('merge', { prefer: flags.backend, quiet: flags.quiet });
+  if (E.isLeft(backend)) return backend.left;
   const out = path.resolve(flags.out);
-  const r = await mergeShardFolders(
-    flags.shards.map((d) => path.resolve(d)),
-    out,
-    { backend, log: (l) => void process.stderr.write(`${l}\n`), ...(flags.checkpoint !== undefined ? { checkpoint: flags.checkpoint } : {}) },
-  );
-  if (E.isLeft(r)) {
-    process.stderr.write(`merge: ${r.left.message}\n`);
-    return 1;
-  }
-  process.stderr.write(`merged ${flags.shards.length} shards: ${out}\n`);
-  return 0;
+  const shards = flags.shards.map((d) => path.resolve(d));
+  return command.withLocks('merge', [
+    ['--out', () => lock.claimRunFolder(out, 'experiments:merge')],
+    ...shards.map((d) => ['--shards: the shard folder', () => lock.lockExistingFolder(d, 'experiments:merge')] as const),
+    ...(flags.checkpoint === undefined ? [] : [['--checkpoint: the folder of', () => lock.lockSourceFolder(flags.checkpoint!, 'experiments:merge')] as const]),
+  ], async () => {
+    const r = await mergeShardFolders(shards, out, {
+      backend: backend.right,
+      log: (l) => void process.stderr.write(`${l}\n`),
+      ...(flags.checkpoint !== undefined ? { checkpoint: flags.checkpoint } : {}),
+    });
+    if (E.isLeft(r)) {
+      process.stderr.write(`merge: ${r.left.message}\n`);
+      return command.EXIT.failed;
+    }
+    process.stderr.write(`merged ${flags.shards.length} shards: ${out}\n`);
+    return command.EXIT.ok;
+  });
 };
 
-command.runMain('merge', main);
+if (require.main === module) command.runMain('merge', mergeMain);

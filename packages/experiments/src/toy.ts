@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
-import { codec, initBackend, describeBackend, BACKEND_CHOICES } from '@score-sde/tensor-fp';
+import { codec, describeBackend, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { exampleSpecs } from '@score-sde/solvers';
 import { cli, command, report } from './lib';
 import { ToySpec, EXAMPLE_SPEC } from './toy/spec';
@@ -51,7 +51,9 @@ export const TOY_SCHEMA = [
   '  sampler: one of',
   ...exampleSpecs.map((s) => `    ${JSON.stringify(s)}`),
   '    (pc: predictor euler-maruyama|reverse-diffusion|ancestral|none, corrector langevin|annealed-langevin|none,',
-  '     correctorSteps, snr, norm batch-mean|per-sample, order predictor-first|corrector-first; every kind but',
+  '     correctorSteps, snr, norm batch-mean|per-sample, order predictor-first|corrector-first, alpha ddpm|one',
+  '     (Langevin\'s α: "ddpm" = 1 − β_i of the N-step DDPM chain as score_sde, the default on VP with the uniform',
+  '     grid, which then needs steps > betaMax; "one" = 1, the default elsewhere); every kind but',
   '     the adaptive ones takes grid uniform|quadratic|karras|log-snr; all take eps (default 1e-3) and denoise)',
   '  samples: number of samples; seed: integer',
   '  likelihoodPoints (optional): [[D numbers], …]; likelihood (optional): {estimator: exact|rademacher|gaussian,',
@@ -74,37 +76,32 @@ const readSpec = (file: string): TE.TaskEither<ToyError, ToySpec> =>
   );
 
 /**
- * The command: parse flags, read and decode the spec, run, write the report (and samples). Returns the exit code:
- * 0 done, 1 failure while running, 2 bad flags or spec.
+ * The command: parse flags, read and decode the spec, run, write the report (and samples). Returns the exit code
+ * (lib/command): 0 done, 1 failure while running (backend, sampler, likelihood, writing), 2 bad flags or a spec
+ * file that cannot be read or decoded.
  * @category command line
  */
 export const toyMain = async (argv: ReadonlyArray<string>, io: { readonly log: (s: string) => void } = { log: (s) => process.stderr.write(`${s}\n`) }): Promise<number> => {
-  const parsed = cli.parseFlags(toyFlags, argv);
-  if (E.isLeft(parsed)) {
-    if (parsed.left._tag === 'HelpRequested') {
-      io.log(cli.renderHelp(toyFlags, USAGE, TOY_DESCRIPTION));
-      io.log(TOY_SCHEMA);
-      return 0;
-    }
-    io.log(cli.renderCliError(parsed.left));
-    return 2;
-  }
+  const cio: command.CommandIO = { err: io.log, out: (t) => io.log(t.replace(/\n$/, '')) };
+  const parsed = command.parseCommandFlags(toyFlags, argv, { usage: USAGE, description: TOY_DESCRIPTION, extra: TOY_SCHEMA }, cio);
+  if (E.isLeft(parsed)) return parsed.left;
   const flags = parsed.right;
-  const backend = await initBackend({ prefer: flags.backend, quiet: true });
-  io.log(`[score-sde] backend: ${describeBackend(backend)}`);
+  const backend = await command.prepare('toy', { prefer: flags.backend, quiet: true }, cio);
+  if (E.isLeft(backend)) return backend.left;
+  io.log(`[score-sde] backend: ${describeBackend(backend.right)}`);
   const spec = await readSpec(flags.spec)();
   if (E.isLeft(spec)) {
-    io.log(renderToyError(spec.left));
-    return 2;
+    io.log(spec.left._tag === 'IoError' ? `error: --spec: cannot read ${renderToyError(spec.left)}` : renderToyError(spec.left));
+    return command.EXIT.usage;
   }
   const result = await pipe(
-    runToy(spec.right, describeBackend(backend)),
+    runToy(spec.right, describeBackend(backend.right)),
     TE.chainFirstW((r) => report.writeJson(path.resolve(flags.out), r.report)),
     TE.chainFirstW((r) => (flags.samplesOut === undefined ? TE.right(undefined) : report.writeJson(path.resolve(flags.samplesOut), r.samples))),
   )();
   if (E.isLeft(result)) {
     io.log(renderToyError(result.left));
-    return result.left._tag === 'DecodeError' ? 2 : 1;
+    return result.left._tag === 'DecodeError' ? command.EXIT.usage : command.EXIT.failed;
   }
   const rep = result.right.report;
   io.log(
@@ -112,7 +109,7 @@ export const toyMain = async (argv: ReadonlyArray<string>, io: { readonly log: (
       `component fractions [${rep.componentFractions.map((f) => f.toFixed(3)).join(', ')}] (weights [${spec.right.data.weights.join(', ')}])`,
   );
   io.log(`report: ${path.resolve(flags.out)}`);
-  return 0;
+  return command.EXIT.ok;
 };
 
-if (require.main === module) command.runMain('toy', () => toyMain(process.argv.slice(2)));
+if (require.main === module) command.runMain('toy', toyMain);

@@ -5,7 +5,7 @@ import * as crypto from 'node:crypto';
 import * as E from 'fp-ts/Either';
 import { PNG } from 'pngjs';
 import { tf, initBackend, type BackendInfo } from '@score-sde/tensor-fp';
-import { type MnistData, loadMnist, readIdxImages, loadCheckpoint, pixelsToUnit } from '@score-sde/models';
+import { type MnistData, loadMnist, readIdxImages, loadCheckpoint, pixelsToUnit, tensorFiles } from '@score-sde/models';
 import { cli } from '../src/lib';
 import { mnistFlags, type MnistFlags, recipeOfFlags } from '../src/mnist/flags';
 import { runMnist } from '../src/mnist/run';
@@ -113,16 +113,23 @@ describe('experiments:mnist on a few hundred images', () => {
 
   test('a non-finite loss stops training with a message and leaves the last good checkpoint byte-identical', async () => {
     const out = path.join(tmp, 'nan');
+    const ckpt = path.join(out, 'checkpoint');
     const first = await runMnist(tinyArgs([], 'em'), { backend, data, log: quietLog }, out);
     expect(E.isRight(first)).toBe(true);
-    const files = fs.readdirSync(path.join(out, 'checkpoint')).sort();
-    const hashes = files.map((f) => sha(path.join(out, 'checkpoint', f)));
+    const listing = fs.readdirSync(ckpt).sort();
+    const stored = async (): Promise<ReadonlyArray<readonly [string, string]>> => {
+      const at = await tensorFiles.storedDirectory(ckpt);
+      if (E.isLeft(at)) throw new Error(at.left.message);
+      return fs.readdirSync(at.right).sort().map((f) => [f, sha(path.join(at.right, f))] as const);
+    };
+    const before = await stored();
     // The same run resumed for a second epoch on data with a NaN pixel in every image: the first step's loss is NaN.
+    // Its last good state is the checkpoint it resumed from, at this very path: that checkpoint is kept as it was.
     const poisoned: MnistData = { ...data, images: Float32Array.from(pixelsToUnit(data.images as Uint8Array), (v, i) => (i % 784 === 400 ? NaN : v)) };
-    const second = await runMnist(tinyArgs(['--resume', path.join(out, 'checkpoint')], 'em', 2), { backend, data: poisoned, log: quietLog }, out);
-    expect(E.isLeft(second) && second.left.message).toMatch(/loss is NaN at step 4: training stopped.*last good checkpoint.*kept/);
-    expect(fs.readdirSync(path.join(out, 'checkpoint')).sort()).toEqual(files);
-    expect(files.map((f) => sha(path.join(out, 'checkpoint', f)))).toEqual(hashes);
+    const second = await runMnist(tinyArgs(['--resume', ckpt], 'em', 2), { backend, data: poisoned, log: quietLog }, out);
+    expect(E.isLeft(second) && second.left.message).toMatch(/loss is NaN at step 4: training stopped.*last good state \(step 3\) is saved at/);
+    expect(fs.readdirSync(ckpt).sort()).toEqual(listing);
+    expect(await stored()).toEqual(before);
   });
 
   test('bad flags name the flag and what was expected; unknown flags are rejected', () => {

@@ -17,6 +17,7 @@ import { cli } from '../src/lib';
 import { mnistFlags } from '../src/mnist/flags';
 import { runMnist } from '../src/mnist/run';
 import { tempDir, tinyCheckpoint } from './eval/helpers';
+import { runs } from '@score-sde/tensor-fp/testing';
 
 const SHAPE = [28, 28, 1] as const;
 const EM: SamplerSpec = { kind: 'pc', predictor: 'euler-maruyama', corrector: 'none', steps: 3 };
@@ -72,7 +73,7 @@ describe('shardRanges', () => {
         expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(1);
         expect(Math.min(...sizes)).toBeGreaterThanOrEqual(1);
       }),
-      { seed: 42, numRuns: 200 },
+      runs(200),
     );
   });
 });

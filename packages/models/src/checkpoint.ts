@@ -8,11 +8,14 @@
  *   ema.bin         EMA weights of the trainable names
  *   adam-m.bin      Adam first moments        adam-v.bin   Adam second moments
  *
- * Stored through the one weights store (weights-store.ts): saving is atomic (everything is written into a temporary
- * directory next to the target and fsynced, then swapped in; a failed save leaves the existing checkpoint
- * untouched, and the target path never holds a half-written checkpoint); loading validates the manifest with io-ts,
- * the tensor layout against the model config, and every file's length and checksum, before creating a single
- * tensor.
+ * Stored through the one weights store (weights-store.ts), in a version directory `step-<n>.<8 hex>/` of the
+ * checkpoint directory whose `CURRENT` file names the version that is the checkpoint (tensor-files): saving writes and
+ * fsyncs a complete new version, then replaces CURRENT atomically, then removes the old version. At every moment the
+ * checkpoint path holds a loadable checkpoint (the old or the new one; nothing before the first save), a crash or a
+ * failed save included; a failed save removes its own files and leaves the existing checkpoint untouched. A flat
+ * checkpoint (the files directly in the directory, as written before CURRENT existed) still loads. Loading validates
+ * the manifest with io-ts, the tensor layout against the model config, and every file's length and checksum, before
+ * creating a single tensor.
  *
  * @module checkpoint
  */
@@ -122,6 +125,7 @@ export const saveCheckpoint =
         files: { 'params.bin': entries['params.bin']!, 'ema.bin': entries['ema.bin']!, 'adam-m.bin': entries['adam-m.bin']!, 'adam-v.bin': entries['adam-v.bin']! },
         meta: { ...(meta ?? {}) },
       }),
+      `step-${state.step}`,
     );
     return E.map(() => undefined)(saved);
   };

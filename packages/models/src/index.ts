@@ -16,3 +16,4 @@ export * from './torch-twin';
 export * as fid from './fid';
 export * as classifier from './classifier/index';
 export * as tensorFiles from './tensor-files';
+export * as faults from './faults';

@@ -18,6 +18,7 @@ import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import { tf, random, type Key } from '@score-sde/tensor-fp';
+import { writeFileAtomically } from './tensor-files';
 
 // -------------------------------------------------------------------------------------
 // model
@@ -186,14 +187,10 @@ export const readIdxImages = (file: string): TE.TaskEither<IdxError, IdxImages> 
 export const readIdxLabels = (file: string): TE.TaskEither<IdxError, Uint8Array> =>
   pipe(readFile(file), TE.chainEitherK((b) => parseIdxLabels(b, file)));
 
-/** Writes IDX images to `file` (via a temporary file and a rename, so a reader never sees half a file). @category files */
+/** Writes IDX images to `file` atomically (tensor-files' writeFileAtomically: a reader never sees half a file, a failed write leaves the old one). @category files */
 export const writeIdxImages = (file: string, images: IdxImages): TE.TaskEither<IdxError, void> =>
   TE.tryCatch(
-    async () => {
-      const tmp = `${file}.tmp-${process.pid}`;
-      await fs.writeFile(tmp, encodeIdxImages(images));
-      await fs.rename(tmp, file);
-    },
+    () => writeFileAtomically(file, encodeIdxImages(images)),
     (e) => idxError(file, `cannot write (${(e as Error).message})`),
   );
 

@@ -3,10 +3,20 @@
  * states, classifiers): each binary file is its tensors' values, float32 little-endian, concatenated in a listed
  * order, and described in the directory's manifest by a {@link FileEntry} = {bytes, sha256, tensors [(name, shape)]}.
  *
- * Writing is atomic: every file goes into a temporary directory next to the target and is fsynced; then an existing
- * target is renamed aside, the new directory renamed into place (the old one renamed back if that fails) and the old
- * one removed. The target path never holds a half-written directory. Reading checks a file's length and sha256
- * against its entry before a single value is used.
+ * A stored directory `dir` is a pointer and complete versions:
+ *
+ *   dir/CURRENT          one line: the name of the version directory that is the stored value
+ *   dir/<label>.<8 hex>/ a complete version: manifest.json and the binary files
+ *
+ * Writing never leaves the path without a loadable value: the new version is written into a hidden temporary
+ * directory inside `dir`, every file fsynced, and renamed to its final name; then CURRENT is replaced atomically
+ * (a temporary file renamed over it); only then are older versions removed. A crash at any moment leaves `dir/CURRENT`
+ * naming a complete version (the old one or the new one), or, before the first save, no CURRENT at all. A directory
+ * written by an older version of this module (manifest.json and the files directly inside it) still loads, and is
+ * replaced the same way (its files are removed after the new CURRENT is in place).
+ *
+ * Reading resolves CURRENT (or takes `dir` itself when it has none) and checks a file's length and sha256 against
+ * its entry before a single value is used.
  *
  * @module tensor-files
  */
@@ -18,6 +28,7 @@ import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import { codec } from '@score-sde/tensor-fp';
 import { type ParamSpec, type TensorRecord, sizeOfShape, recordValues } from './params';
+import { point } from './faults';
 
 // -------------------------------------------------------------------------------------
 // codecs
@@ -150,9 +161,11 @@ const attempt = async <A>(f: () => Promise<A>): Promise<E.Either<FsProblem, A>> 
   }
 };
 
-const writeSynced = async (file: string, data: Uint8Array | string): Promise<void> => {
+/** Writes a file and fsyncs it; the `write:<name>` fault point (name: the file's final name) sits between opening and writing. */
+const writeSynced = async (file: string, data: Uint8Array | string, name = path.basename(file)): Promise<void> => {
   const fh = await fs.open(file, 'w');
   try {
+    await point(`write:${name}`);
     await fh.writeFile(data);
     await fh.sync();
   } finally {
@@ -174,63 +187,114 @@ const syncDir = async (dir: string): Promise<void> => {
   }
 };
 
-const exists = async (p: string): Promise<boolean> =>
-  fs.stat(p).then(
-    () => true,
-    () => false,
-  );
+let tempCounter = 0;
 
-/** Whether `dir` may be replaced: it does not exist, is an empty directory, or holds a manifest.json. */
+/**
+ * Writes `data` to the file `target` atomically: the bytes go to a temporary file `.<name>.tmp-<pid>-<n>` in the same
+ * directory, which is fsynced and renamed over `target`. On any failure (a full disk included) the temporary file is
+ * removed and `target` is left as it was; the promise rejects with the file system's error. The parent must exist.
+ * @category file system
+ */
+export const writeFileAtomically = async (target: string, data: Uint8Array | string): Promise<void> => {
+  const tmp = path.join(path.dirname(target), `.${path.basename(target)}.tmp-${process.pid}-${++tempCounter}`);
+  try {
+    await writeSynced(tmp, data, path.basename(target));
+    await fs.rename(tmp, target);
+  } catch (e) {
+    await fs.rm(tmp, { force: true }).catch(() => undefined);
+    throw e;
+  }
+};
+
+/** The pointer file of a stored directory. @category file system */
+export const CURRENT = 'CURRENT';
+
+/** A version directory's name: `<label>.<8 hex>` (label: letters, digits, `-`). */
+const VERSION = /^[A-Za-z0-9-]+\.[0-9a-f]{8}$/;
+/** Temporary entries of a writer: `.<version>.tmp` directories and `.CURRENT.tmp-<tag>` files. */
+const TEMPORARY = /^\.(?:[A-Za-z0-9-]+\.[0-9a-f]{8}\.tmp|CURRENT\.tmp-[0-9a-f-]+)$/;
+
+/**
+ * The directory holding a stored value's files: `dir/<CURRENT's version>` when `dir` has a CURRENT, else `dir`
+ * itself (a directory written before the pointer scheme). Left when CURRENT cannot be read or names no version.
+ * @category file system
+ */
+export const storedDirectory = async (dir: string): Promise<E.Either<FsProblem, string>> => {
+  const text = await attempt(() => fs.readFile(path.join(dir, CURRENT), 'utf8'));
+  if (E.isLeft(text)) return text.left.code === 'ENOENT' || text.left.code === 'ENOTDIR' ? E.right(dir) : text;
+  const name = text.right.trim();
+  return VERSION.test(name) ? E.right(path.join(dir, name)) : E.left({ code: undefined, message: `${CURRENT} names no version directory (it holds ${JSON.stringify(text.right.slice(0, 40))})` });
+};
+
+/** Whether `dir` holds a stored value: a CURRENT naming a version with a manifest, or a manifest.json of its own. @category file system */
+export const holdsManifest = async (dir: string): Promise<boolean> => {
+  const at = await storedDirectory(dir);
+  return E.isRight(at) && (await fs.stat(path.join(at.right, 'manifest.json')).then((s) => s.isFile(), () => false));
+};
+
+/**
+ * Whether `dir` may be written: it does not exist, or it is a directory that holds a stored value (CURRENT or
+ * manifest.json) or only entries a writer left behind (nothing a user put there).
+ */
 const replaceable = async (dir: string): Promise<boolean> => {
   const st = await fs.stat(dir).catch(() => undefined);
   if (st === undefined) return true;
   if (!st.isDirectory()) return false;
   const entries = await fs.readdir(dir);
-  return entries.length === 0 || entries.includes('manifest.json');
+  return entries.includes(CURRENT) || entries.includes('manifest.json') || entries.every((e) => TEMPORARY.test(e) || VERSION.test(e));
 };
 
 /** Why a directory was not written: the target holds something else, or the file system failed. @category file system */
-export type WriteProblem = { readonly _tag: 'NotReplaceable' } | { readonly _tag: 'IO'; readonly message: string };
+export type WriteProblem = { readonly _tag: 'NotReplaceable' } | { readonly _tag: 'IO'; readonly message: string; readonly code?: string };
+
+/** The entries of a stored directory that a completed write of `version` makes obsolete. */
+const obsolete = (entries: ReadonlyArray<string>, version: string, files: ReadonlyArray<string>): ReadonlyArray<string> =>
+  entries.filter((e) => e !== CURRENT && e !== version && (VERSION.test(e) || TEMPORARY.test(e) || files.includes(e)));
 
 /**
- * Writes `files` (name ↦ bytes or text, `manifest.json` among them) as the directory `target`, atomically (see the
- * module comment). Refuses to replace a target that exists and is neither empty nor holds a manifest.json.
+ * Writes `files` (name ↦ bytes or text, `manifest.json` among them) as a new version of the stored directory
+ * `target` and points CURRENT at it (see the module comment); `label` starts the version's name (e.g. `step-128`).
+ * Refuses a target that exists and holds something else than a stored value. On failure nothing the target held
+ * before is touched and the new version's files are removed.
  * @category file system
  */
-export const writeDirectoryAtomically = async (target: string, files: ReadonlyArray<readonly [string, Uint8Array | string]>): Promise<E.Either<WriteProblem, void>> => {
-  const io = (e: unknown): E.Either<WriteProblem, never> => E.left({ _tag: 'IO', message: String((e as Error).message) });
+export const writeDirectoryAtomically = async (
+  target: string,
+  files: ReadonlyArray<readonly [string, Uint8Array | string]>,
+  label = 'v',
+): Promise<E.Either<WriteProblem, void>> => {
+  const io = (e: unknown): E.Either<WriteProblem, never> => E.left({ _tag: 'IO', message: String((e as Error).message), code: (e as NodeJS.ErrnoException).code });
   const canReplace = await attempt(() => replaceable(target));
   if (E.isLeft(canReplace)) return io(canReplace.left);
   if (!canReplace.right) return E.left({ _tag: 'NotReplaceable' });
-  const parent = path.dirname(target);
-  const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
-  const tmp = path.join(parent, `.${path.basename(target)}.tmp-${tag}`);
-  const aside = path.join(parent, `.${path.basename(target)}.old-${tag}`);
+  const created = !(await fs.stat(target).then(() => true, () => false));
+  const tag = randomBytes(4).toString('hex');
+  const version = `${label.replace(/[^A-Za-z0-9-]/g, '-')}.${tag}`;
+  const tmp = path.join(target, `.${version}.tmp`);
+  const pointerTmp = path.join(target, `.${CURRENT}.tmp-${process.pid}-${tag}`);
+  const base = path.basename(target);
   try {
-    await fs.mkdir(parent, { recursive: true });
+    await fs.mkdir(target, { recursive: true });
     await fs.mkdir(tmp);
     for (const [name, data] of files) await writeSynced(path.join(tmp, name), data);
     await syncDir(tmp);
+    await fs.rename(tmp, path.join(target, version));
+    await writeSynced(pointerTmp, `${version}\n`, CURRENT);
+    await syncDir(target);
+    await point(`pointer:${base}`);
+    // The one step that changes what the directory holds: an atomic rename over the old pointer.
+    await fs.rename(pointerTmp, path.join(target, CURRENT));
+    await syncDir(target);
   } catch (e) {
-    await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    await Promise.all([tmp, pointerTmp, path.join(target, version)].map((p) => fs.rm(p, { recursive: true, force: true }).catch(() => undefined)));
+    if (created) await fs.rmdir(target).catch(() => undefined);
     return io(e);
   }
-  // Swap: the target path holds either the complete old directory, nothing, or the complete new one.
-  const hadOld = await exists(target);
-  try {
-    if (hadOld) await fs.rename(target, aside);
-    try {
-      await fs.rename(tmp, target);
-    } catch (e) {
-      if (hadOld) await fs.rename(aside, target);
-      throw e;
-    }
-    await syncDir(parent);
-  } catch (e) {
-    await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    return io(e);
-  }
-  if (hadOld) await fs.rm(aside, { recursive: true, force: true }).catch(() => undefined);
+  await point(`cleanup:${base}`);
+  const entries = await fs.readdir(target).catch(() => [] as string[]);
+  // The old manifest.json of a flat directory goes last, so a reader that ignores CURRENT sees its files to the end.
+  const old = [...obsolete(entries, version, files.map(([n]) => n))].sort((a, b) => Number(a === 'manifest.json') - Number(b === 'manifest.json'));
+  for (const e of old) await fs.rm(path.join(target, e), { recursive: true, force: true }).catch(() => undefined);
   return E.right(undefined);
 };
 
@@ -241,9 +305,11 @@ export type ReadProblem =
   | { readonly _tag: 'Size'; readonly actual: number; readonly expected: number }
   | { readonly _tag: 'Checksum'; readonly actual: string; readonly expected: string };
 
-/** Reads `dir/file` and checks its length and sha256 against `entry` before decoding the float32 values. @category file system */
+/** Reads `file` of the stored directory `dir` (through CURRENT) and checks its length and sha256 against `entry` before decoding the float32 values. @category file system */
 export const readVerifiedFile = async (dir: string, file: string, entry: FileEntry): Promise<E.Either<ReadProblem, Float32Array>> => {
-  const read = await attempt(() => fs.readFile(path.join(dir, file)));
+  const at = await storedDirectory(dir);
+  if (E.isLeft(at)) return E.left({ _tag: 'IO', message: at.left.message });
+  const read = await attempt(() => fs.readFile(path.join(at.right, file)));
   if (E.isLeft(read)) return E.left(read.left.code === 'ENOENT' ? { _tag: 'Missing' } : { _tag: 'IO', message: read.left.message });
   const b = read.right;
   if (b.byteLength !== entry.bytes) return E.left({ _tag: 'Size', actual: b.byteLength, expected: entry.bytes });
@@ -264,12 +330,14 @@ export type ManifestProblem =
   | { readonly _tag: 'BadManifest'; readonly dir: string; readonly problems: ReadonlyArray<string> }
   | { readonly _tag: 'IOError'; readonly dir: string; readonly message: string };
 
-/** Reads `dir/manifest.json` and decodes it with `manifest` (io-ts; unknown keys as the codec says). @category file system */
+/** Reads the manifest.json of the stored directory `dir` (through CURRENT) and decodes it with `manifest` (io-ts; unknown keys as the codec says). @category file system */
 export const readManifest = async <A, O>(dir: string, manifest: t.Type<A, O, unknown>): Promise<E.Either<ManifestProblem, A>> => {
   const st = await attempt(() => fs.stat(dir));
   if (E.isLeft(st)) return E.left({ _tag: 'NotFound', dir, message: st.left.code === 'ENOENT' ? 'no such directory' : st.left.message });
   if (!st.right.isDirectory()) return E.left({ _tag: 'NotFound', dir, message: 'not a directory' });
-  const text = await attempt(() => fs.readFile(path.join(dir, 'manifest.json'), 'utf8'));
+  const at = await storedDirectory(dir);
+  if (E.isLeft(at)) return E.left({ _tag: 'IOError', dir, message: at.left.message });
+  const text = await attempt(() => fs.readFile(path.join(at.right, 'manifest.json'), 'utf8'));
   if (E.isLeft(text)) return E.left(text.left.code === 'ENOENT' ? { _tag: 'MissingFile', dir, file: 'manifest.json' } : { _tag: 'IOError', dir, message: text.left.message });
   const decoded = codec.decodeJson(manifest, 'manifest.json')(text.right);
   return E.isLeft(decoded) ? E.left({ _tag: 'BadManifest', dir, problems: decoded.left.problems }) : E.right(decoded.right);

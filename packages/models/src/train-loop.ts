@@ -10,7 +10,9 @@
  * k steps + save + load + (n − k) steps ≡ n steps, bit for bit.
  *
  * A non-finite loss or gradient ends the loop with the last good state (the weights before the failed step,
- * unchanged), and the checkpoint on disk is the last one saved.
+ * unchanged); with a checkpoint directory that state is saved there first (unless it is the one stored there
+ * already), so the last good state is on disk even when the very first step fails. A save that fails ends the loop
+ * too; the checkpoint saved before it, if any, stays intact (checkpoints are written atomically).
  *
  * @module train-loop
  */
@@ -28,6 +30,8 @@ import { type MnistData, batchesPerEpoch, epochOrder } from './mnist';
 export interface CheckpointCadence {
   readonly dir: string;
   readonly every?: number;
+  /** The step of the state the directory holds already (a run resumed from it), so that it is not written again. */
+  readonly storedStep?: number;
 }
 
 /** Options of {@link trainLoop}. @category model */
@@ -54,18 +58,39 @@ export interface TrainLoopResult {
   readonly stopped: boolean;
 }
 
+/** What a diverged loop kept: the last good state stored in the checkpoint directory (saved now or already there), nothing (no directory), or the failed save of it. @category model */
+export type KeptState =
+  | { readonly _tag: 'stored'; readonly dir: string }
+  | { readonly _tag: 'none' }
+  | { readonly _tag: 'unsaved'; readonly error: CheckpointError };
+
 /**
  * Why the loop ended early: a non-finite loss or gradient, or a checkpoint that could not be saved. `state` is the
- * last good state (the caller owns and disposes it), `losses` every loss up to it.
+ * last good state (the caller owns and disposes it), `losses` every loss up to it; a divergence says what it `kept`.
  * @category model
  */
 export type TrainLoopFailure =
-  | { readonly _tag: 'Diverged'; readonly error: TrainError; readonly state: TrainState; readonly losses: ReadonlyArray<number> }
+  | { readonly _tag: 'Diverged'; readonly error: TrainError; readonly state: TrainState; readonly losses: ReadonlyArray<number>; readonly kept: KeptState }
   | { readonly _tag: 'SaveFailed'; readonly error: CheckpointError; readonly state: TrainState; readonly losses: ReadonlyArray<number> };
 
-/** A one-line message for a {@link TrainLoopFailure}. @category model */
-export const renderTrainLoopFailure = (f: TrainLoopFailure): string =>
-  f._tag === 'Diverged' ? renderTrainError(f.error) : `could not save the checkpoint: ${renderCheckpointError(f.error)}`;
+/**
+ * A message for a {@link TrainLoopFailure} that says what is kept, e.g. `loss is NaN at step 5: training stopped, the
+ * weights are those after step 4. The last good state (step 4) is saved at out/checkpoint`, or `could not save the
+ * checkpoint to out/checkpoint: …; the checkpoint saved there before, if any, is intact`.
+ * @category model
+ */
+export const renderTrainLoopFailure = (f: TrainLoopFailure): string => {
+  if (f._tag === 'SaveFailed') return `could not save the checkpoint to ${f.error.dir}: ${renderCheckpointError(f.error)}; the checkpoint saved there before, if any, is intact`;
+  const diverged = renderTrainError(f.error);
+  switch (f.kept._tag) {
+    case 'stored':
+      return `${diverged}. The last good state (step ${f.state.step}) is saved at ${f.kept.dir}`;
+    case 'unsaved':
+      return `${diverged}. The last good state could not be saved either (${renderCheckpointError(f.kept.error)}); the last checkpoint saved before, if any, is kept at ${f.kept.error.dir}`;
+    case 'none':
+      return diverged;
+  }
+};
 
 // -------------------------------------------------------------------------------------
 // the loop
@@ -84,8 +109,22 @@ export const trainLoop =
     const dataKey = runKeys(state.key).data;
     const losses: number[] = [...(o.losses ?? [])];
     const every = o.checkpoint?.every ?? 0;
-    const save = async (s: TrainState): Promise<E.Either<CheckpointError, void>> =>
-      o.checkpoint === undefined ? E.right(undefined) : saveCheckpoint(o.checkpoint.dir, config, s, { losses: [...losses] })();
+    // The step of the state the checkpoint directory holds (undefined: none known), so a failure does not rewrite it.
+    let storedStep = o.checkpoint?.storedStep;
+    const save = async (s: TrainState): Promise<E.Either<CheckpointError, void>> => {
+      if (o.checkpoint === undefined) return E.right(undefined);
+      const r = await saveCheckpoint(o.checkpoint.dir, config, s, { losses: [...losses] })();
+      if (E.isRight(r)) storedStep = s.step;
+      return r;
+    };
+    /** Saves the last good state of a diverged run (the state before the failed step), unless it is stored already. */
+    const keep = async (s: TrainState): Promise<KeptState> => {
+      if (o.checkpoint === undefined) return { _tag: 'none' };
+      const stored = { _tag: 'stored', dir: o.checkpoint.dir } as const;
+      if (storedStep === s.step) return stored;
+      const r = await save(s);
+      return E.isRight(r) ? stored : { _tag: 'unsaved', error: r.left };
+    };
     let s = state;
     let stopped = false;
     while (s.step < o.untilStep && !stopped) {
@@ -99,7 +138,7 @@ export const trainLoop =
         const x0 = batchForStep(config, s, data, order);
         const r = step(s, x0);
         x0.dispose();
-        if (E.isLeft(r)) return E.left({ _tag: 'Diverged', error: r.left, state: s, losses });
+        if (E.isLeft(r)) return E.left({ _tag: 'Diverged', error: r.left, state: s, losses, kept: await keep(s) });
         s = r.right.state;
         losses.push(r.right.loss);
         sum += r.right.loss;

@@ -25,6 +25,7 @@ import { EmaConfig, emaUpdate, emaDecayAt } from './ema';
 import { DataRange, imagesToRange, rangeToImages } from './data-range';
 import { type Params, type TensorRecord, initParams, cloneRecord, assignParams, disposeRecord, overlay } from './params';
 import { type MnistData, batchIndices, imageBatch } from './mnist';
+import { poisonAtStep, pointSync } from './faults';
 
 // -------------------------------------------------------------------------------------
 // config and state
@@ -172,6 +173,17 @@ export const trainStep =
 // batches
 // -------------------------------------------------------------------------------------
 
-/** The batch of step s of a run on `data`: `imageBatch(data, batchIndices(dataKey, n, B, s))`. @category training */
-export const batchForStep = (config: TrainConfig, state: TrainState, data: MnistData, order?: Int32Array): tf.Tensor4D =>
-  imageBatch(data, batchIndices(runKeys(state.key).data, data.count, config.batchSize, state.step, order));
+/**
+ * The batch of step s of a run on `data`: `imageBatch(data, batchIndices(dataKey, n, B, s))`. The fault points of a
+ * step sit here (faults.ts: `step:<s + 1>`, and a NaN or infinite batch when SCORE_SDE_FAULT_NAN_STEP/INF_STEP ask).
+ * @category training
+ */
+export const batchForStep = (config: TrainConfig, state: TrainState, data: MnistData, order?: Int32Array): tf.Tensor4D => {
+  pointSync(`step:${state.step + 1}`);
+  const x = imageBatch(data, batchIndices(runKeys(state.key).data, data.count, config.batchSize, state.step, order));
+  const poison = poisonAtStep(state.step + 1);
+  if (poison === undefined) return x;
+  const poisoned = tf.tidy(() => tf.mul(x, poison)) as tf.Tensor4D;
+  x.dispose();
+  return poisoned;
+};

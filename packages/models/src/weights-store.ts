@@ -1,8 +1,11 @@
 /**
  * One store for every kind of weights the project keeps on disk (ScoreNet training states, classifiers): a directory
- * of float32 tensor files (tensor-files.ts) described by a `manifest.json` whose codec the kind gives. Saving
- * encodes each file's tensors in the order of its specs (refusing NaN/±∞), builds the manifest from the files'
- * entries and writes the directory atomically, refusing to replace a directory that holds something else. Loading
+ * of float32 tensor files (tensor-files.ts) described by a `manifest.json` whose codec the kind gives, kept in a
+ * complete version directory that the store's one-line `CURRENT` file names. Saving encodes each file's tensors in
+ * the order of its specs (refusing NaN/±∞), builds the manifest from the files' entries, writes and fsyncs a new
+ * version, then replaces CURRENT atomically and removes the old version: at every moment, a crash included, the
+ * directory holds a loadable value (the old or the new one; nothing before the first save). It refuses to replace a
+ * directory that holds something else. A directory of the older flat layout (the files directly in it) still loads. Loading
  * decodes the manifest (io-ts, fields named), checks every file's tensor layout against the specs the manifest's
  * config implies, reads each file and checks its length and sha256, and only then hands back the values.
  *
@@ -10,12 +13,11 @@
  *
  * @module weights-store
  */
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import type { ParamSpec, TensorRecord } from './params';
-import { type FileEntry, checkTensorLayout, encodeTensorFile, readManifest, readVerifiedFile, splitBySpecs, writeDirectoryAtomically } from './tensor-files';
+import { type FileEntry, checkTensorLayout, encodeTensorFile, holdsManifest, readManifest, readVerifiedFile, splitBySpecs, writeDirectoryAtomically } from './tensor-files';
 
 // -------------------------------------------------------------------------------------
 // model
@@ -75,7 +77,7 @@ export const renderStoreError = (e: StoreError): string => {
     case 'NonFiniteWeights':
       return `${where}: not saved, ${e.file} tensor ${e.tensor} holds NaN or ±Infinity`;
     case 'NotReplaceable':
-      return `${where}: exists and is not a ${e.kind} directory (no manifest.json); refusing to replace it`;
+      return `${where}: exists and is not a ${e.kind} directory (no CURRENT or manifest.json); refusing to replace it`;
     case 'IOError':
       return `${where}: ${e.message}`;
   }
@@ -93,11 +95,17 @@ export interface FileToSave {
 }
 
 /**
- * Saves `files` and the manifest `manifestOf(entries)` atomically as the directory `dir` (see the module comment);
- * returns the manifest written.
+ * Saves `files` and the manifest `manifestOf(entries)` as a new version of the directory `dir` (see the module
+ * comment); `label` starts the version's name (e.g. `step-128`). Returns the manifest written.
  * @category saving
  */
-export const saveWeights = async <M>(kind: WeightsKind<M>, dir: string, files: ReadonlyArray<FileToSave>, manifestOf: (entries: Readonly<Record<string, FileEntry>>) => M): Promise<E.Either<StoreError, M>> => {
+export const saveWeights = async <M>(
+  kind: WeightsKind<M>,
+  dir: string,
+  files: ReadonlyArray<FileToSave>,
+  manifestOf: (entries: Readonly<Record<string, FileEntry>>) => M,
+  label = 'v',
+): Promise<E.Either<StoreError, M>> => {
   const at = { kind: kind.name, dir };
   const entries: Record<string, FileEntry> = {};
   const bytes: Array<readonly [string, Uint8Array | string]> = [];
@@ -116,7 +124,7 @@ export const saveWeights = async <M>(kind: WeightsKind<M>, dir: string, files: R
     return E.left({ _tag: 'IOError', ...at, message: (e as Error).message });
   }
   const manifest = manifestOf(entries);
-  const written = await writeDirectoryAtomically(path.resolve(dir), [...bytes, ['manifest.json', `${JSON.stringify(manifest, null, 2)}\n`]]);
+  const written = await writeDirectoryAtomically(path.resolve(dir), [...bytes, ['manifest.json', `${JSON.stringify(manifest, null, 2)}\n`]], label);
   if (E.isLeft(written)) return E.left(written.left._tag === 'NotReplaceable' ? { _tag: 'NotReplaceable', ...at } : { _tag: 'IOError', ...at, message: written.left.message });
   return E.right(manifest);
 };
@@ -125,12 +133,8 @@ export const saveWeights = async <M>(kind: WeightsKind<M>, dir: string, files: R
 // loading
 // -------------------------------------------------------------------------------------
 
-/** Whether `dir` holds a manifest.json (loading then validates everything). @category loading */
-export const holdsWeights = async (dir: string): Promise<boolean> =>
-  fs.stat(path.join(dir, 'manifest.json')).then(
-    (s) => s.isFile(),
-    () => false,
-  );
+/** Whether `dir` holds stored weights: a CURRENT naming a version with a manifest.json, or a flat manifest.json (loading then validates everything). @category loading */
+export const holdsWeights = (dir: string): Promise<boolean> => holdsManifest(dir);
 
 /** Loaded weights: the manifest, and for every file the values of its tensors by name (copies, no tensor). @category loading */
 export interface LoadedWeights<M> {
@@ -140,7 +144,7 @@ export interface LoadedWeights<M> {
 }
 
 /**
- * Loads weights: decodes manifest.json, runs `check` on it (e.g. a requested config), checks every file's layout,
+ * Loads weights (through CURRENT): decodes manifest.json, runs `check` on it (e.g. a requested config), checks every file's layout,
  * then reads and verifies every file (see the module comment).
  * @category loading
  */

@@ -19,6 +19,7 @@ import {
   disposeAdam,
   defaultLossConfig,
   CHECKPOINT_FILES,
+  tensorFiles,
   type TrainConfig,
   type TrainState,
   type CheckpointError,
@@ -67,11 +68,25 @@ afterEach(async () => {
 
 const message = (r: E.Either<CheckpointError, unknown>): string => (E.isLeft(r) ? renderCheckpointError(r.left) : 'no error');
 
-/** Every file's bytes under a directory, for "untouched" checks. */
+/** Every file's bytes under a directory, recursively (paths relative to it), for "untouched" checks. */
 const snapshot = async (dir: string): Promise<Record<string, string>> => {
   const out: Record<string, string> = {};
-  for (const f of (await fs.readdir(dir)).sort()) out[f] = (await fs.readFile(path.join(dir, f))).toString('base64');
+  const walk = async (sub: string): Promise<void> => {
+    for (const f of (await fs.readdir(path.join(dir, sub))).sort()) {
+      const rel = path.join(sub, f);
+      if ((await fs.stat(path.join(dir, rel))).isDirectory()) await walk(rel);
+      else out[rel] = (await fs.readFile(path.join(dir, rel))).toString('base64');
+    }
+  };
+  await walk('');
   return out;
+};
+
+/** The path of a stored file of the checkpoint in `dir` (through its CURRENT version). */
+const stored = async (dir: string, file: string): Promise<string> => {
+  const at = await tensorFiles.storedDirectory(dir);
+  if (E.isLeft(at)) throw new Error(at.left.message);
+  return path.join(at.right, file);
 };
 
 const loadOk = async (dir: string) => {
@@ -86,7 +101,11 @@ describe('checkpoint round trip', () => {
     const dir = path.join(root, 'ckpt');
     const saved = await saveCheckpoint(dir, config, s, { losses: [3.5, 2.25] })();
     expect(E.isRight(saved)).toBe(true);
-    expect((await fs.readdir(dir)).sort()).toEqual([...CHECKPOINT_FILES, 'manifest.json'].sort());
+    // dir/CURRENT names the one version directory step-2.<8 hex>, which holds the four files and the manifest.
+    const entries = (await fs.readdir(dir)).sort();
+    expect(entries).toEqual(['CURRENT', expect.stringMatching(/^step-2\.[0-9a-f]{8}$/)]);
+    expect((await fs.readFile(path.join(dir, 'CURRENT'), 'utf8')).trim()).toBe(entries[1]);
+    expect((await fs.readdir(path.join(dir, entries[1]!))).sort()).toEqual([...CHECKPOINT_FILES, 'manifest.json'].sort());
     const back = await loadOk(dir);
     expect(back.config).toEqual(config);
     expect(back.meta).toEqual({ losses: [3.5, 2.25] });
@@ -108,6 +127,7 @@ describe('checkpoint round trip', () => {
     expect(E.isRight(await saveCheckpoint(dir, config, a)())).toBe(true);
     expect(E.isRight(await saveCheckpoint(dir, config, b)())).toBe(true);
     expect(await fs.readdir(root)).toEqual(['ckpt']);
+    expect((await fs.readdir(dir)).length).toBe(2); // CURRENT and the new version only
     const back = await loadOk(dir);
     expect(bitEqual(back.state.params['conv2.weight']!, b.params['conv2.weight']!)).toBe(true);
     [a, b, back.state].forEach(disposeTrainState);
@@ -117,11 +137,11 @@ describe('checkpoint round trip', () => {
     const s = fakeTrained(4);
     const dir = path.join(root, 'ckpt');
     await saveCheckpoint(dir, config, s)();
-    const m = JSON.parse(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8'));
+    const m = JSON.parse(await fs.readFile(await stored(dir, 'manifest.json'), 'utf8'));
     expect([m.format, m.version, m.dtype, m.byteOrder]).toEqual(['score-sde-ts/checkpoint', 1, 'float32', 'little-endian']);
     expect(m.config.model).toEqual(config.model);
     expect(m.config.sde).toEqual(config.sde);
-    const bytes = (await fs.stat(path.join(dir, 'params.bin'))).size;
+    const bytes = (await fs.stat(await stored(dir, 'params.bin'))).size;
     expect(m.files['params.bin'].bytes).toBe(bytes);
     expect(m.files['params.bin'].sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(m.files['params.bin'].tensors[0]).toEqual({ name: 'embed.W', shape: [8] });
@@ -141,21 +161,21 @@ describe('corrupt or mismatched checkpoints give a clear Left', () => {
   // The edits reach into arbitrary JSON on purpose (that is what a corrupted manifest is).
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const editManifest = async (f: (m: Record<string, any>) => void) => {
-    const p = path.join(dir, 'manifest.json');
+    const p = await stored(dir, 'manifest.json');
     const m = JSON.parse(await fs.readFile(p, 'utf8'));
     f(m);
     await fs.writeFile(p, JSON.stringify(m));
   };
 
   test('truncated weights: "params.bin is N bytes, manifest says M"', async () => {
-    const p = path.join(dir, 'params.bin');
+    const p = await stored(dir, 'params.bin');
     const full = (await fs.stat(p)).size;
     await fs.truncate(p, 1200);
     expect(message(await loadCheckpoint(dir)())).toBe(`checkpoint ${dir}: params.bin is 1200 bytes, manifest says ${full}`);
   });
 
   test('one flipped byte: the sha256 does not match', async () => {
-    const p = path.join(dir, 'adam-v.bin');
+    const p = await stored(dir, 'adam-v.bin');
     const b = await fs.readFile(p);
     b[100] = b[100]! ^ 0x01;
     await fs.writeFile(p, b);
@@ -176,7 +196,7 @@ describe('corrupt or mismatched checkpoints give a clear Left', () => {
       m.stepp = 3;
     });
     expect(message(await loadCheckpoint(dir)())).toBe(`checkpoint ${dir}: invalid manifest.json:\n  stepp: unknown key`);
-    await fs.writeFile(path.join(dir, 'manifest.json'), '{"format": ');
+    await fs.writeFile(await stored(dir, 'manifest.json'), '{"format": ');
     expect(message(await loadCheckpoint(dir)())).toMatch(/invalid manifest\.json:\n {2}\(root\): not valid JSON/);
   });
 
@@ -188,9 +208,9 @@ describe('corrupt or mismatched checkpoints give a clear Left', () => {
   });
 
   test('a missing file, a missing manifest and a missing directory are each named', async () => {
-    await fs.rm(path.join(dir, 'ema.bin'));
+    await fs.rm(await stored(dir, 'ema.bin'));
     expect(message(await loadCheckpoint(dir)())).toBe(`checkpoint ${dir}: ema.bin is missing`);
-    await fs.rm(path.join(dir, 'manifest.json'));
+    await fs.rm(await stored(dir, 'manifest.json'));
     expect(message(await loadCheckpoint(dir)())).toBe(`checkpoint ${dir}: manifest.json is missing`);
     const nowhere = path.join(root, 'nowhere');
     expect(message(await loadCheckpoint(nowhere)())).toBe(`checkpoint ${nowhere}: no such directory`);
@@ -259,7 +279,7 @@ describe('a failed save never touches the existing checkpoint', () => {
     await fs.mkdir(dir);
     await fs.writeFile(path.join(dir, 'thesis.tex'), 'do not delete');
     const s = fakeTrained(10);
-    expect(message(await saveCheckpoint(dir, config, s)())).toBe(`checkpoint ${dir}: exists and is not a checkpoint directory (no manifest.json); refusing to replace it`);
+    expect(message(await saveCheckpoint(dir, config, s)())).toBe(`checkpoint ${dir}: exists and is not a checkpoint directory (no CURRENT or manifest.json); refusing to replace it`);
     expect(await snapshot(dir)).toEqual({ 'thesis.tex': Buffer.from('do not delete').toString('base64') });
     const underFile = path.join(dir, 'thesis.tex', 'ckpt');
     expect(message(await saveCheckpoint(underFile, config, s)())).toMatch(new RegExp(`^checkpoint ${underFile}: `));

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { initBackend, random } from '@score-sde/tensor-fp';
-import { renderStoreError } from '../src';
+import { renderStoreError, tensorFiles } from '../src';
 import { classifierConfig, initClassifier, classifierSpec, saveClassifier, loadClassifier, disposeParams, classifierName, type ClassifierTraining } from '../src/classifier/index';
 
 let root: string;
@@ -20,6 +20,13 @@ beforeAll(async () => {
 afterAll(() => {
   fs.rmSync(root, { recursive: true, force: true });
 });
+
+/** The path of `file` in the stored directory `dir` (through its CURRENT version). */
+const storedPath = async (dir: string, file: string): Promise<string> => {
+  const at = await tensorFiles.storedDirectory(dir);
+  if (E.isLeft(at)) throw new Error(at.left.message);
+  return path.join(at.right, file);
+};
 
 describe('classifier store', () => {
   const config = classifierConfig({ imageSize: 8, channels: [2, 4, 4], featureDim: 4 });
@@ -63,14 +70,16 @@ describe('classifier store', () => {
     const dir = path.join(root, 'clf-bad');
     const saved = await saveClassifier(dir, config, params, training);
     if (E.isLeft(saved)) throw new Error(renderStoreError(saved.left));
-    const bin = fs.readFileSync(path.join(dir, 'params.bin'));
+    const binPath = await storedPath(dir, 'params.bin');
+    const bin = fs.readFileSync(binPath);
     bin[10] = bin[10]! ^ 0xff;
-    fs.writeFileSync(path.join(dir, 'params.bin'), bin);
+    fs.writeFileSync(binPath, bin);
     const corrupt = await loadClassifier(dir);
     expect(E.isLeft(corrupt) && renderStoreError(corrupt.left)).toMatch(/params\.bin has sha256 [0-9a-f]{64}, manifest says [0-9a-f]{64} \(the file is corrupt\)/);
 
-    const m = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Record<string, unknown>;
-    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ ...m, extra: 1 }));
+    const manifestPath = await storedPath(dir, 'manifest.json');
+    const m = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(manifestPath, JSON.stringify({ ...m, extra: 1 }));
     const bad = await loadClassifier(dir);
     expect(E.isLeft(bad) && renderStoreError(bad.left)).toMatch(/invalid manifest\.json:\n {2}extra: unknown key/);
 

@@ -12,7 +12,7 @@ import {
   frechetDistance,
   frechetTerms,
 } from '../src/fid';
-import { identity } from '@score-sde/tensor-fp/testing';
+import { identity, runs } from '@score-sde/tensor-fp/testing';
 
 const eigen = identity({
   concept: 'evaluation',
@@ -144,7 +144,7 @@ describe('symmetricEigen (cyclic Jacobi)', () => {
         // 1992); 64·d·ε·‖A‖_F leaves a wide margin and is still ~1e-12 for d = 12.
         eigen.atMost(err, 64 * d * EPS * frob(A), 'A V = V Λ');
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -159,7 +159,7 @@ describe('symmetricEigen (cyclic Jacobi)', () => {
         // column)·ε ≲ sweeps·d·ε; 64·d·ε covers up to 64 sweeps.
         eigen.atMost(err, 64 * d * EPS, 'Vᵀ V = I');
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -173,7 +173,7 @@ describe('symmetricEigen (cyclic Jacobi)', () => {
         eigen.atMost(Math.abs(sum - trace(A, d)), 64 * d * EPS * frob(A), 'Σ λ = tr A');
         for (let i = 1; i < d; i++) expect(values[i]!).toBeGreaterThanOrEqual(values[i - 1]!);
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -201,7 +201,7 @@ describe('sqrtmPSD', () => {
         // two products, each ≲ d·ε·‖A‖_F; 256·d·ε·‖A‖_F is a wide bound.
         sqrtm.atMost(err, 256 * d * EPS * frob(A));
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -235,7 +235,7 @@ describe('frechetDistance on Gaussians with a known distance', () => {
         const expected = commutingFid(m1, m2, l1, l2);
         frechet.atMost(Math.abs(right(frechetDistance(a, b)) - expected), fidTolerance(a, b), 'closed form');
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 
@@ -248,7 +248,7 @@ describe('frechetDistance on Gaussians with a known distance', () => {
         const expected = commutingFid(m1, m2, l1, l2);
         frechet.atMost(Math.abs(right(frechetDistance(a, b)) - expected), fidTolerance(a, b), 'closed form');
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 
@@ -266,7 +266,7 @@ describe('frechetDistance on Gaussians with a known distance', () => {
         for (let i = 0; i < d; i++) scale += l1[i]! + l2[i]! + (m1[i]! - m2[i]!) ** 2;
         frechet.atMost(Math.abs(right(frechetDistance(a, b)) - expected), 4 * d * Math.sqrt(64 * d * EPS) * scale, 'rank-deficient');
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 
@@ -284,7 +284,7 @@ describe('frechetDistance on Gaussians with a known distance', () => {
         const b = stats(m2, B, 2);
         frechet.atMost(Math.abs(right(frechetDistance(a, b)) - Math.max(0, expected)), fidTolerance(a, b), '2×2 non-commuting');
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 
@@ -297,7 +297,7 @@ describe('frechetDistance on Gaussians with a known distance', () => {
         frechet.atMost(right(frechetDistance(a, a)), fidTolerance(a, a), 'FID(a, a) = 0');
         frechet.atMost(Math.abs(right(frechetDistance(a, b)) - right(frechetDistance(b, a))), fidTolerance(a, b), 'symmetry');
       }),
-      { seed: 42, numRuns: 30 },
+      runs(30),
     );
   });
 

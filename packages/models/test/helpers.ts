@@ -30,7 +30,7 @@ export const initTrainingBackend = async (): Promise<'wasm' | 'cpu'> => {
   return 'cpu';
 };
 
-/** Max |a − b| over two equally shaped tensors (as float64). */
+/** Max |a − b| over two equally shaped tensors (as float64); NaN if any entry is NaN (Math.max propagates it), so every bound check fails. */
 export const maxAbsDiff = (a: tf.Tensor, b: tf.Tensor): number => {
   const x = a.dataSync();
   const y = b.dataSync();
@@ -39,7 +39,7 @@ export const maxAbsDiff = (a: tf.Tensor, b: tf.Tensor): number => {
   return m;
 };
 
-/** Max |a| of a tensor. */
+/** Max |a| of a tensor; NaN if any entry is NaN. */
 export const maxAbs = (a: tf.Tensor): number => Array.from(a.dataSync()).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
 /** Bitwise equality of two float32 tensors' contents. */

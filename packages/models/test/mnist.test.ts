@@ -24,6 +24,7 @@ import {
   type IdxImages,
   type IdxError,
 } from '../src';
+import { runs } from '@score-sde/tensor-fp/testing';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -47,7 +48,7 @@ describe('IDX codec', () => {
         const lb = parseIdxLabels(encodeIdxLabels(labels));
         expect(E.isRight(lb) && Array.from(lb.right)).toEqual(Array.from(labels));
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 
@@ -142,7 +143,7 @@ describe('shuffling and batching', () => {
         }
         expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 

@@ -18,7 +18,7 @@ import {
   type TensorRecord,
 } from '../src';
 import { U32 } from './helpers';
-import { identity } from '@score-sde/tensor-fp/testing';
+import { identity, runs } from '@score-sde/tensor-fp/testing';
 
 const warmup = identity({
   concept: 'training',
@@ -146,7 +146,7 @@ describe('Adam', () => {
           disposeAdam(state);
         },
       ),
-      { seed: 42, numRuns: 25 },
+      runs(25),
     );
   });
 
@@ -199,7 +199,7 @@ describe('gradient clipping', () => {
           n2.dispose();
         },
       ),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 });
@@ -232,7 +232,7 @@ describe('EMA', () => {
           [ema, params, out].forEach(disposeRecord);
         },
       ),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 });

@@ -28,7 +28,7 @@ import { identity } from '@score-sde/tensor-fp/testing';
 const wrapperIsKernelScore = identity({
   concept: 'training',
   title: 'The wrapped exact point-mass network is the kernel score, for every parameterisation',
-  formula: String.raw`$F^*(u) = (x_0 - c_	ext{skip}	ilde x)/c_	ext{out}$, $	ilde x = u/c_	ext{in}$ $\Rightarrow$ $s_	heta(x, t) = -(x - m x_0)/s^2$, and the network sees $c_	ext{noise}(t)$`,
+  formula: String.raw`$F^*(u) = (x_0 - c_\text{skip}\tilde x)/c_\text{out}$, $\tilde x = u/c_\text{in}$ $\Rightarrow$ $s_\theta(x, t) = -(x - m x_0)/s^2$, and the network sees $c_\text{noise}(t)$`,
   source: 'data concentrated at x₀ has D = x₀ exactly; Tweedie solved for the score (sde-math parameterisation)',
   tolerance: 'float32: each side a sum of terms made with ≤ 8 roundings: 16u times the sum of the terms’ sizes',
 });
@@ -36,10 +36,7 @@ const wrapperIsKernelScore = identity({
 const lossIsWeightedDSM = identity({
   concept: 'training',
   title: 'The DSM loss in F-space is the weighted score-matching loss',
-  formula: String.raw`$\operatorname{mean}_b w(t_b) \sum \lVert F - F^* 
-Vert^2 = \operatorname{mean}_b \lambda(t_b) \sum \lVert s_	heta(x_t, t_b) - 
-abla \log p_{0t}(x_t \mid x_0)
-Vert^2$, $w = \lambda c_	ext{out}^2/(m^2\sigma^4)$, $\lambda \in \{s^2, g^2, m^2\sigma^4/c_	ext{out}^2\}$`,
+  formula: String.raw`$\operatorname{mean}_b w(t_b) \sum \lVert F - F^* \rVert^2 = \operatorname{mean}_b \lambda(t_b) \sum \lVert s_\theta(x_t, t_b) - \nabla \log p_{0t}(x_t \mid x_0)\rVert^2$, $w = \lambda c_\text{out}^2/(m^2\sigma^4)$, $\lambda \in \{s^2, g^2, m^2\sigma^4/c_\text{out}^2\}$`,
   source: 'Song et al. 2021 eq. 7 (λ = s², g²) and Karras et al. 2022 eq. 8 (λ_D = 1/c_out²), rewritten through s_θ = skip·x + F/outDivisor',
   tolerance: 'float32: ≤ 6 roundings per residual term (12u squared) plus a sum of B·n terms (B·n·u), relative to an upper bound of the loss',
 });

@@ -14,6 +14,7 @@ import {
   disposeRecord,
 } from '../src';
 import { maxAbs, maxAbsDiff, U32 } from './helpers';
+import { runs } from '@score-sde/tensor-fp/testing';
 
 /** γ_n = n·u/(1 − n·u): relative error bound of a float32 sum of n products (Higham §3.1). */
 const gamma = (n: number): number => (n * U32) / (1 - n * U32);
@@ -49,7 +50,7 @@ describe('ScoreNet parameters', () => {
       fc.property(fc.tuple(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 64 })), fc.integer({ min: 1, max: 64 }), (ch, half) => {
         expect(parameterCount(scoreNetConfig({ channels: ch, embedDim: 2 * half }))).toBe(torchCount(ch, 2 * half));
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 
@@ -105,7 +106,7 @@ describe('ScoreNet parameters', () => {
         g.enc.forEach((k, i) => expect(ch[i]! % k).toBe(0));
         [ch[2], ch[1], ch[0]].forEach((c, i) => expect(c! % g.dec[i]!).toBe(0));
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 });

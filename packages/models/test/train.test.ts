@@ -176,13 +176,32 @@ describe(`training (backend chosen by initTrainingBackend)`, () => {
     expect(r.left._tag).toBe('Diverged');
     const good = r.left.state;
     expect(good.step).toBe(1);
-    expect(renderTrainLoopFailure(r.left)).toBe(`loss is NaN at step ${good.step + 1}: training stopped, the weights are those after step ${good.step}`);
+    expect(renderTrainLoopFailure(r.left)).toBe(`loss is NaN at step ${good.step + 1}: training stopped, the weights are those after step ${good.step}. The last good state (step ${good.step}) is saved at ${ckpt}`);
     expect(r.left.losses).toHaveLength(good.step);
     const loaded = await loadCheckpoint(ckpt)();
     if (E.isLeft(loaded)) throw new Error(renderCheckpointError(loaded.left));
     expect(loaded.right.state.step).toBe(good.step);
     expect(allBitEqual(loaded.right.state.params, good.params)).toEqual([]);
     [good, loaded.right.state].forEach(disposeTrainState);
+    await fs.rm(dir, { recursive: true });
+  });
+
+  test('a non-finite loss at the very first step, with no checkpoint saved yet (epoch-end cadence), saves the initial state as the last good one', async () => {
+    const d = subset(4);
+    const root = random.key(11);
+    const first = epochOrder(runKeys(root).data, 4, 0)[0]!;
+    const poisoned: MnistData = { ...d, images: Float32Array.from(d.images, (v, i) => (i === first * 784 + 400 ? NaN : v)) };
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'diverge-first-'));
+    const ckpt = path.join(dir, 'ckpt');
+    const s0 = initTrainState(small, root);
+    const r = await trainLoop(small)(s0, poisoned, { untilStep: 2, checkpoint: { dir: ckpt } });
+    if (E.isRight(r)) throw new Error('expected the loop to stop at the poisoned batch');
+    expect([r.left._tag, r.left.state.step, r.left._tag === 'Diverged' && r.left.kept]).toEqual(['Diverged', 0, { _tag: 'stored', dir: ckpt }]);
+    const loaded = await loadCheckpoint(ckpt)();
+    if (E.isLeft(loaded)) throw new Error(renderCheckpointError(loaded.left));
+    expect(loaded.right.state.step).toBe(0);
+    expect(allBitEqual(loaded.right.state.params, r.left.state.params)).toEqual([]);
+    [r.left.state, loaded.right.state].forEach(disposeTrainState);
     await fs.rm(dir, { recursive: true });
   });
 

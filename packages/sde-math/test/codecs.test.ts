@@ -7,6 +7,7 @@ import * as E from 'fp-ts/Either';
 import { codec } from '@score-sde/tensor-fp';
 import { SDE, GaussianMixture, mixture, gaussian } from '@score-sde/sde-math';
 import { mixtureArb, sdeArb } from './helpers';
+import { runs } from '@score-sde/tensor-fp/testing';
 
 const decodeSDE = codec.decodeWith(SDE);
 const decodeMixture = codec.decodeWith(GaussianMixture);
@@ -34,7 +35,7 @@ describe('SDE codec (group 7)', () => {
         expect(decodeSDE(JSON.parse(JSON.stringify(sde)))).toEqual(E.right(sde));
         expect(SDE.is(sde)).toBe(true);
       }),
-      { seed: 42, numRuns: 200 },
+      runs(200),
     );
   });
 
@@ -45,7 +46,7 @@ describe('SDE codec (group 7)', () => {
         if (E.isRight(r)) expect(SDE.is(r.right)).toBe(true);
         else expect(r.left.problems.length).toBeGreaterThan(0);
       }),
-      { seed: 42, numRuns: 300 },
+      runs(300),
     );
   });
 
@@ -64,7 +65,7 @@ describe('SDE codec (group 7)', () => {
       fc.property(sdeArb, (sde) => {
         expect(problemsOf(decodeSDE(mutate({ ...sde })))).toContain(field(sde));
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -78,7 +79,7 @@ describe('SDE codec (group 7)', () => {
         if (v === undefined) delete mutated[field];
         expect(problemsOf(decodeSDE(mutated))).toContain(field);
       }),
-      { seed: 42, numRuns: 200 },
+      runs(200),
     );
   });
 
@@ -91,7 +92,7 @@ describe('SDE codec (group 7)', () => {
         expect(problemsOf(decodeSDE({ kind: 've', sigmaMin: hi, sigmaMax: lo, T: 1 }))).toMatch(/sigmaMax.*sigmaMin/);
         expect(problemsOf(decodeSDE({ kind: 'tutorial', sigma: Math.min(lo, 1), T: 1 }))).toContain('sigma');
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 });
@@ -107,7 +108,7 @@ describe('GaussianMixture codec (group 7)', () => {
         expect(mixture(m.weights, m.means, m.stds)).toEqual(E.right(m));
         expect(GaussianMixture.is(m)).toBe(true);
       }),
-      { seed: 42, numRuns: 100 },
+      runs(100),
     );
     expect(E.isRight(decodeMixture(gaussian([0, 1], [1, 2])))).toBe(true);
   });
@@ -119,7 +120,7 @@ describe('GaussianMixture codec (group 7)', () => {
         if (E.isRight(r)) expect(GaussianMixture.is(r.right)).toBe(true);
         else expect(r.left.problems.length).toBeGreaterThan(0);
       }),
-      { seed: 42, numRuns: 300 },
+      runs(300),
     );
   });
 
@@ -145,7 +146,7 @@ describe('GaussianMixture codec (group 7)', () => {
       fc.property(mixtureArb(), (m) => {
         expect(problemsOf(decodeMixture(mutate(clone(m))))).toMatch(pattern);
       }),
-      { seed: 42, numRuns: 30 },
+      runs(30),
     );
   });
 });

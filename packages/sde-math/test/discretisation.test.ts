@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { tf, initBackend } from '@score-sde/tensor-fp';
 import { type SDE, vp, subvp, ve, discretize, marginalMeanCoef, marginalVariance, smldSigmas } from '@score-sde/sde-math';
 import { EPS32, EPS64, vpArb, timeArb } from './helpers';
-import { identity } from '@score-sde/tensor-fp/testing';
+import { identity, runs } from '@score-sde/tensor-fp/testing';
 
 const firstOrder = identity({
   concept: 'discretisation',
@@ -139,7 +139,7 @@ describe('discretisation (group 6)', () => {
         // And they share the mean coefficient.
         subVpBelowVp.equal(marginalMeanCoef(sub, t), marginalMeanCoef(p, t));
       }),
-      { seed: 42, numRuns: 200 },
+      runs(200),
     );
   });
 });

@@ -23,7 +23,7 @@ import {
   exactScore,
 } from '@score-sde/sde-math';
 import { EPS32, EPS64, sdeArb, timeArb } from './helpers';
-import { identity } from '@score-sde/tensor-fp/testing';
+import { identity, runs } from '@score-sde/tensor-fp/testing';
 
 const priorDensity = identity({
   concept: 'sde',
@@ -80,7 +80,7 @@ describe('prior and kernel', () => {
           priorDensity.atMost(Math.abs(got[b]! - want), 8 * EPS32 * (Math.abs(c) + sq / (2 * sp * sp)));
         }
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 
@@ -126,7 +126,7 @@ describe('prior and kernel', () => {
           kernelGradient.atMost(Math.abs(got[j]! - fd), tol);
         }
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 

@@ -23,7 +23,7 @@ import {
   marginalMeanCoef,
 } from '@score-sde/sde-math';
 import { EPS32, EPS64, columnMoments, gaussianStandardErrors, sdeArb } from './helpers';
-import { identity } from '@score-sde/tensor-fp/testing';
+import { identity, runs } from '@score-sde/tensor-fp/testing';
 
 const reverseToData = identity({
   concept: 'reverse',
@@ -173,7 +173,7 @@ describe('Gaussian data: probability-flow ODE (group 4)', () => {
         },
       ),
       // endOnFailure: shrinking re-runs two 100–200-step RK4 integrations per candidate (≈ 1 min when failing).
-      { seed: 42, numRuns: 8, endOnFailure: true },
+      runs(8, { endOnFailure: true }),
     );
   });
 
@@ -198,7 +198,7 @@ describe('Gaussian data: probability-flow ODE (group 4)', () => {
           flowProperty.atMost(Math.abs(z1 - z), 64 * EPS64 * 400);
         },
       ),
-      { seed: 42, numRuns: 100 },
+      runs(100),
     );
   });
 });

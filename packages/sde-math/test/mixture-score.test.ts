@@ -31,7 +31,7 @@ import {
   gaussian,
 } from '@score-sde/sde-math';
 import { EPS32, EPS64, TINY32, mixtureArb, sdeArb, timeArb } from './helpers';
-import { identity } from '@score-sde/tensor-fp/testing';
+import { identity, runs } from '@score-sde/tensor-fp/testing';
 
 const scoreIsGradient = identity({
   concept: 'mixture',
@@ -149,7 +149,7 @@ describe('mixture scores (group 5)', () => {
           scoreIsGradient.atMost(Math.abs(score[j]! - fd), tol);
         }
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 
@@ -192,7 +192,7 @@ describe('mixture scores (group 5)', () => {
           scoreFloat32.atMost(Math.abs(got[j]! - want[j]!), tol);
         }
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 
@@ -215,7 +215,7 @@ describe('mixture scores (group 5)', () => {
         // Σ_k r_k = 1 up to K roundings of the softmax normalisation.
         logProbFloat32.atMost(Math.abs(Array.from(post).reduce((a, b) => a + b, 0) - 1), 8 * EPS32);
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -248,7 +248,7 @@ describe('mixture scores (group 5)', () => {
           marginalMoments.atMost(Math.abs(vart[j]! - (a * a * var0[j]! + v)), 64 * EPS64 * (13 + v));
         });
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 
@@ -338,7 +338,7 @@ describe('sampling and conditioning', () => {
           bayes.atMost(Math.abs(lhs - rhs), 256 * EPS64 * 40);
         },
       ),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 });

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { type SDE, driftCoef, diffusionCoef, marginalMeanCoef, marginalVariance } from '@score-sde/sde-math';
-import { identity, type Identity } from '@score-sde/tensor-fp/testing';
+import { identity, type Identity, runs } from '@score-sde/tensor-fp/testing';
 import { EPS64, arbsByKind, timeArb } from './helpers';
 
 const CENTRAL_DIFFERENCES =
@@ -60,7 +60,7 @@ describe.each(Object.entries(arbsByKind))('moment ODEs (group 1): %s', (_kind, a
       fc.property(arb, timeArb, (sde: SDE, t) => {
         checkDerivative(meanOde, (s) => marginalMeanCoef(sde, s), driftCoef(sde, t) * marginalMeanCoef(sde, t), t);
       }),
-      { seed: 42, numRuns: 200 },
+      runs(200),
     );
   });
 
@@ -69,7 +69,7 @@ describe.each(Object.entries(arbsByKind))('moment ODEs (group 1): %s', (_kind, a
       fc.property(arb, timeArb, (sde: SDE, t) => {
         checkDerivative(varianceOde, (s) => marginalVariance(sde, s), 2 * driftCoef(sde, t) * marginalVariance(sde, t) + diffusionCoef(sde, t) ** 2, t);
       }),
-      { seed: 42, numRuns: 200 },
+      runs(200),
     );
   });
 
@@ -79,7 +79,7 @@ describe.each(Object.entries(arbsByKind))('moment ODEs (group 1): %s', (_kind, a
         initialConditions.equal(marginalMeanCoef(sde, 0), 1);
         initialConditions.equal(marginalVariance(sde, 0), 0);
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 });

@@ -31,7 +31,7 @@ import {
   observationLogLikelihoodAt,
 } from '@score-sde/sde-math';
 import { EPS32, EPS64, TINY32, mixtureArb, sdeArb, timeArb } from './helpers';
-import { identity } from '@score-sde/tensor-fp/testing';
+import { identity, runs } from '@score-sde/tensor-fp/testing';
 
 const observationBayes = identity({
   concept: 'guidance',
@@ -182,7 +182,7 @@ describe('observation likelihood of a mixture', () => {
         const scale = Math.abs(logPt) + Math.abs(logLik) + Math.abs(logPy) + Math.abs(rhs) + 20 * observed.length;
         observationBayes.atMost(Math.abs(logPt + logLik - logPy - rhs), 256 * EPS64 * scale);
       }),
-      { seed: 42, numRuns: 80 },
+      runs(80),
     );
   });
 
@@ -216,7 +216,7 @@ describe('observation likelihood of a mixture', () => {
           conditionalScore.atMost(Math.abs(sPt[j]! + fd - want[j]!), tol);
         }
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 
@@ -293,7 +293,7 @@ describe('observation likelihood of a mixture', () => {
           observationFloat32.atMost(Math.abs(guided[j]! - want[j]!), tol);
         }
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 
@@ -426,7 +426,7 @@ describe('observation likelihood of a mixture', () => {
           if (t === 1e-5) expect(bound).toBeLessThan(0.1);
         },
       ),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 

@@ -24,7 +24,7 @@ import { identity } from '@score-sde/tensor-fp/testing';
 const tweedieScore = identity({
   concept: 'training',
   title: 'The score wrapper is Tweedie solved for the score',
-  formula: String.raw`$	ext{skip}\cdot x + F/	ext{outDivisor} = (m D - x)/s^2$ with $D = c_	ext{skip}\, x/m + c_	ext{out} F$, and the network input $c_	ext{in}\, x/m$`,
+  formula: String.raw`$\text{skip}\cdot x + F/\text{outDivisor} = (m D - x)/s^2$ with $D = c_\text{skip}\, x/m + c_\text{out} F$, and the network input $c_\text{in}\, x/m$`,
   source: 'Karras et al. 2022, §5 and Table 1, written through m(t), s(t) (σ = s/m); Tweedie: E[x₀ | x_t] = (x + s² ∇log p_t)/m',
   tolerance: 'float64, relative 1e−12 of the largest term',
 });
@@ -32,7 +32,7 @@ const tweedieScore = identity({
 const targetIdentity = identity({
   concept: 'training',
   title: 'The training target makes the denoiser the clean data',
-  formula: String.raw`$a x_0 - b z = ig(x_0 - c_	ext{skip}(x_0 + \sigma z)ig)/c_	ext{out}$, $a = (1 - c_	ext{skip})/c_	ext{out}$, $b = c_	ext{skip}\sigma/c_	ext{out}$`,
+  formula: String.raw`$a x_0 - b z = \big(x_0 - c_\text{skip}(x_0 + \sigma z)\big)/c_\text{out}$, $a = (1 - c_\text{skip})/c_\text{out}$, $b = c_\text{skip}\sigma/c_\text{out}$`,
   source: 'Karras et al. 2022, eq. 8 (the effective training target of F)',
   tolerance: 'float64, relative 1e−12 of the largest term',
 });
@@ -40,7 +40,7 @@ const targetIdentity = identity({
 const unitVariance = identity({
   concept: 'training',
   title: 'EDM preconditioning has unit-variance input and target',
-  formula: String.raw`$c_	ext{in}^2(\sigma_d^2 + \sigma^2) = 1$ and $a^2 \sigma_d^2 + b^2 = 1$, $c_	ext{noise} = 	frac14 \ln \sigma$`,
+  formula: String.raw`$c_\text{in}^2(\sigma_d^2 + \sigma^2) = 1$ and $a^2 \sigma_d^2 + b^2 = 1$, $c_\text{noise} = \tfrac14 \ln \sigma$`,
   source: 'Karras et al. 2022, App. B.6 (derivation of c_in and c_out)',
   tolerance: 'float64, 1e−12',
 });

@@ -19,7 +19,7 @@ import {
   gaussian,
 } from '@score-sde/sde-math';
 import { EPS32, DENORM32, columnMoments, gaussianStandardErrors, mixtureArb, sdeArb, timeArb, vpArb } from './helpers';
-import { identity } from '@score-sde/tensor-fp/testing';
+import { identity, runs } from '@score-sde/tensor-fp/testing';
 
 const driftDifference = identity({
   concept: 'reverse',
@@ -91,7 +91,7 @@ describe('reverse-time identities (group 3)', () => {
           driftDifference.atMost(Math.abs(fi - rev[i]! - g2 * s[i]!), 4 * EPS32 * (Math.abs(fi) + g2 * Math.abs(s[i]!)) + 4 * (1 + g2) * DENORM32);
         });
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -106,7 +106,7 @@ describe('reverse-time identities (group 3)', () => {
           flowDrift.atMost(Math.abs(pf[i]! - 0.5 * (fi + rev[i]!)), 8 * EPS32 * (Math.abs(fi) + g2 * Math.abs(s[i]!)) + 8 * (1 + g2) * DENORM32);
         });
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -121,7 +121,7 @@ describe('reverse-time identities (group 3)', () => {
         // The score is (0 − x)/1 computed in float32: exact up to one rounding of 1/s² ≈ 1.
         got.forEach((v, i) => vpStationary.atMost(Math.abs(v + x32[i]!), 2 * EPS32 * Math.abs(x32[i]!)));
       }),
-      { seed: 42, numRuns: 30 },
+      runs(30),
     );
   });
 

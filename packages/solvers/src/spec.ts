@@ -50,6 +50,7 @@ export const PCSpec = strictRecord(
     correctorSteps: codec.NonNegativeInt,
     snr: codec.PositiveFinite,
     norm: oneOf(['batch-mean', 'per-sample'] as const, 'LangevinNorm'),
+    alpha: oneOf(['ddpm', 'one'] as const, 'LangevinAlpha'),
     order: oneOf(['predictor-first', 'corrector-first'] as const, 'PCOrder'),
     grid: GridKind,
     ...common,
@@ -138,13 +139,45 @@ export const gridOf = (sde: SDE, kind: GridKind, n: number, eps: number = DEFAUL
 
 const specError = (problem: string): DecodeError => ({ _tag: 'DecodeError', what: 'sampler', problems: [problem] });
 
+/** The most time steps a spec may ask for (10⁷: a grid of 80 MB of float64 times). @category building */
+export const MAX_STEPS = 10_000_000;
+
+/**
+ * The α of a pc spec's Langevin corrector, as the DDPM chain length N the corrector reads it from (correctors.ts:
+ * α_i = 1 − β_i of the N-step chain at the state's time on VP), or undefined for α = 1.
+ *
+ * score_sde's Langevin and annealed-Langevin correctors take α_i = 1 − β_i on VP (β_i = β(t_i)/N, the DDPM
+ * discretisation of its N sampling steps) and α = 1 otherwise. A pc spec follows the reference by default where the
+ * two agree on what the steps are — VP on the uniform grid, whose N intervals are the chain's N steps — and uses
+ * α = 1 elsewhere; `"alpha": "one"` chooses α = 1 explicitly, `"alpha": "ddpm"` asks for the reference and is refused
+ * off VP or off the uniform grid. α_i > 0 needs every β_i < 1, i.e. N > β_max: fewer steps are refused (naming
+ * `steps`) rather than sampled with a negative step size.
+ * @category building
+ */
+export const langevinAlphaSteps = (sde: SDE, spec: SamplerSpec & { readonly kind: 'pc' }): E.Either<DecodeError, number | undefined> => {
+  const grid = spec.grid ?? 'uniform';
+  const corrects = spec.corrector !== undefined && spec.corrector !== 'none' && (spec.correctorSteps ?? 1) > 0;
+  const alpha = spec.alpha ?? (sde.kind === 'vp' && grid === 'uniform' ? 'ddpm' : 'one');
+  if (!corrects || alpha === 'one') return E.right(undefined);
+  if (sde.kind !== 'vp') return E.left(specError(`alpha: "ddpm" (α = 1 − β_i) needs a VP SDE (got ${sde.kind}); use "one"`));
+  if (grid !== 'uniform') return E.left(specError(`alpha: "ddpm" (α = 1 − β_i) needs the uniform grid, whose steps are the DDPM chain's (got ${grid}); use "one"`));
+  // The largest β_i is β_max/N (ddpmBetas): compared in closed form, not through its float64 rounding.
+  if (!(spec.steps > sde.betaMax))
+    return E.left(
+      specError(`steps: Langevin's α = 1 − β_i needs β_i = β(t)/N < 1, i.e. more than β_max = ${sde.betaMax} steps (got ${spec.steps}); give more steps or "alpha": "one"`),
+    );
+  return E.right(spec.steps);
+};
+
 /**
  * The sampler a specification describes, for an SDE. Left (naming the field) when the combination is not defined:
- * ancestral sampling needs VP or VE, `eps` must be below T.
+ * ancestral sampling needs VP or VE, `eps` must be below T, `steps` at most {@link MAX_STEPS}.
  * @category building
  */
 export const samplerFromSpec = (sde: SDE, spec: SamplerSpec): E.Either<DecodeError, Sampler> => {
   const eps = spec.eps ?? DEFAULT_EPS;
+  // A grid is an array of steps + 1 times: beyond this it cannot be allocated (and no sampler needs it).
+  if ('steps' in spec && spec.steps > MAX_STEPS) return E.left(specError(`steps: at most ${MAX_STEPS.toLocaleString('en')} (got ${spec.steps})`));
   if (!(eps < sde.T)) return E.left(specError(`eps: must be below T = ${sde.T} (got ${eps})`));
   // `denoise` (default true): end with Tweedie's denoiser from ε to t = 0; false stops at ε.
   const final = (spec.denoise ?? true) ? tweedieDenoise(sde) : none;
@@ -158,11 +191,14 @@ export const samplerFromSpec = (sde: SDE, spec: SamplerSpec): E.Either<DecodeErr
         predictor = ancestralSampling(sde);
       } else predictor = spec.predictor === 'euler-maruyama' ? eulerMaruyama(sde) : spec.predictor === 'reverse-diffusion' ? reverseDiffusion(sde, N) : nonePredictor;
       const snr = spec.snr ?? DEFAULT_SNR;
+      const alphaSteps = langevinAlphaSteps(sde, spec);
+      if (E.isLeft(alphaSteps)) return alphaSteps;
+      const alphaOf = alphaSteps.right === undefined ? {} : { N: alphaSteps.right };
       const corrector =
         spec.corrector === 'langevin'
-          ? langevin(sde, { snr, norm: spec.norm ?? 'batch-mean' })
+          ? langevin(sde, { snr, norm: spec.norm ?? 'batch-mean', ...alphaOf })
           : spec.corrector === 'annealed-langevin'
-            ? annealedLangevin(sde, { snr })
+            ? annealedLangevin(sde, { snr, ...alphaOf })
             : none;
       return make(gridOf(sde, spec.grid ?? 'uniform', N, eps), pc(predictor, corrector, corrector === none ? 0 : spec.correctorSteps ?? 1, { order: spec.order ?? 'predictor-first' }));
     }

@@ -28,8 +28,7 @@ import { identity } from '@score-sde/tensor-fp/testing';
 const separatedLaw = identity({
   concept: 'denoised',
   title: 'The denoised endpoint of separated components has the closed-form law',
-  formula: String.raw`$\hat x_0 = \mathbb E[x_0 \mid x_arepsilon] = ig(x_arepsilon + s^2 
-abla \log p_arepsilon(x_arepsilon)ig)/m$ and, given component $k$, $\hat x_0 \sim \mathcal Nig(\mu_k,\ m^2 \Sigma_k (m^2 \Sigma_k + s^2 I)^{-1} \Sigma_kig)$ with $m = m(arepsilon)$, $s = s(arepsilon)$`,
+  formula: String.raw`$\hat x_0 = \mathbb E[x_0 \mid x_\varepsilon] = \big(x_\varepsilon + s^2 \nabla \log p_\varepsilon(x_\varepsilon)\big)/m$ and, given component $k$, $\hat x_0 \sim \mathcal N\big(\mu_k,\ m^2 \Sigma_k (m^2 \Sigma_k + s^2 I)^{-1} \Sigma_k\big)$ with $m = m(\varepsilon)$, $s = s(\varepsilon)$`,
   source: 'Tweedie (Efron 2011); given k the denoiser is affine in the Gaussian x_ε | k; the responsibilities are 0 or 1 up to Φ(−6) ≈ 1e−9 for components ≥ 6 marginal sd from the midpoint',
   tolerance: 'Monte-Carlo: weights, per-component means and variances within 5 SE (2000 samples in 2-D per coordinate, 256 in 64-D coordinate-averaged), samplers stopped at σ(ε) = 0.5 then denoised',
 });
@@ -37,7 +36,7 @@ abla \log p_arepsilon(x_arepsilon)ig)/m$ and, given component $k$, $\hat x_0 
 const overlappingLaw = identity({
   concept: 'denoised',
   title: 'The denoised endpoint of overlapping components has the numerically integrated law',
-  formula: String.raw`$\mathbb E[g(\hat x_0)] = \int p_arepsilon(x)\, g\Big(\sum_k p(k \mid x)ig(\mu_k + m s_k^2 (m^2 s_k^2 + s^2)^{-1}(x - m\mu_k)ig)\Big)\,dx$ for $g(y) = y,\ y^2,\ \mathbb 1[y < c]$`,
+  formula: String.raw`$\mathbb E[g(\hat x_0)] = \int p_\varepsilon(x)\, g\Big(\sum_k p(k \mid x)\big(\mu_k + m s_k^2 (m^2 s_k^2 + s^2)^{-1}(x - m\mu_k)\big)\Big)\,dx$ for $g(y) = y,\ y^2,\ \mathbb 1[y < c]$`,
   source: 'the exact Tweedie map of the mixture (posteriorMeanAt), integrated by the trapezoid rule on 40,001 points over ±12 marginal sd',
   tolerance: 'Monte-Carlo: each expectation within 5 SE of its sample mean (2000 samples); the quadrature error is below 1e−9',
 });
@@ -45,7 +44,7 @@ const overlappingLaw = identity({
 const towerRule = identity({
   concept: 'denoised',
   title: 'The denoised endpoint has the data mean',
-  formula: String.raw`$\mathbb Eig[\mathbb E[x_0 \mid x_arepsilon]ig] = \mathbb E[x_0] = \sum_k w_k \mu_k$`,
+  formula: String.raw`$\mathbb E\big[\mathbb E[x_0 \mid x_\varepsilon]\big] = \mathbb E[x_0] = \sum_k w_k \mu_k$`,
   source: 'the tower rule of conditional expectation, for every mixture',
   tolerance: 'Monte-Carlo: within 5 SE (per coordinate in 1-D, coordinate-averaged in 64-D)',
 });
@@ -53,7 +52,7 @@ const towerRule = identity({
 const quadratureCheck = identity({
   concept: 'denoised',
   title: 'The quadrature oracle of the denoised law is normalised and has the data mean',
-  formula: String.raw`$\int p_arepsilon = 1$ and $\int p_arepsilon(x)\,\mathbb E[x_0 \mid x]\,dx = \mathbb E[x_0]$`,
+  formula: String.raw`$\int p_\varepsilon = 1$ and $\int p_\varepsilon(x)\,\mathbb E[x_0 \mid x]\,dx = \mathbb E[x_0]$`,
   source: 'a check of the oracle itself: both identities hold exactly',
   tolerance: 'trapezoid rule on a smooth integrand over ±12 sd: far below 1e−9',
 });

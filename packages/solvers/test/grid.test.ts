@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { type SDE, marginalMeanCoef, marginalStd, noiseLevel, timeOfNoiseLevel, logSnr } from '@score-sde/sde-math';
 import { uniformGrid, quadraticGrid, karrasGrid, logSnrGrid, isDecreasing } from '@score-sde/solvers';
-import { identity } from '@score-sde/tensor-fp/testing';
+import { identity, runs } from '@score-sde/tensor-fp/testing';
 
 const inverse = identity({
   concept: 'discretisation',
@@ -51,13 +51,30 @@ const epsArb = real(1e-5, 1e-2);
 /** Float64 round trips through exp/log/sqrt lose a few ulps per operation, amplified by the condition number of t(σ). */
 const REL = 1e-9;
 
+const tArb = real(1e-4, 1);
+
+/** "t(σ(t)) = t on (0, T]" of a pair (σ, t(σ)): the error and its bound, so it can be applied to a deliberately broken inverse. */
+const inversionError =
+  (sigmaOf: typeof noiseLevel, timeOf: typeof timeOfNoiseLevel) =>
+  (sde: SDE, t: number): { readonly error: number; readonly bound: number } => ({ error: Math.abs(timeOf(sde, sigmaOf(sde, t)) - t), bound: REL * Math.max(t, 1e-3) });
+
 test('timeOfNoiseLevel inverts noiseLevel: t(σ(t)) = t on (0, T]', () => {
   fc.assert(
-    fc.property(sdeArb, real(1e-4, 1), (sde, t) => {
-      inverse.atMost(Math.abs(timeOfNoiseLevel(sde, noiseLevel(sde, t)) - t), REL * Math.max(t, 1e-3));
+    fc.property(sdeArb, tArb, (sde, t) => {
+      const { error, bound } = inversionError(noiseLevel, timeOfNoiseLevel)(sde, t);
+      inverse.atMost(error, bound);
     }),
-    { seed: 42, numRuns: 200 },
+    runs(200),
   );
+});
+
+test('the inversion property fails for an inverse off by one part in a million in σ', () => {
+  const broken: typeof timeOfNoiseLevel = (sde, sigma) => timeOfNoiseLevel(sde, sigma * (1 + 1e-6));
+  const holds = fc.property(sdeArb, tArb, (sde, t) => {
+    const { error, bound } = inversionError(noiseLevel, broken)(sde, t);
+    return error <= bound;
+  });
+  expect(fc.check(holds, runs(200)).failed).toBe(true);
 });
 
 test('noiseLevel is σ = s(t)/m(t) and logSnr is −2 log σ', () => {
@@ -67,7 +84,7 @@ test('noiseLevel is σ = s(t)/m(t) and logSnr is −2 log σ', () => {
       noiseLevelLaw.lessThan(Math.abs(noiseLevel(sde, t) - s), 0.5e-12); // toBeCloseTo(s, 12)
       noiseLevelLaw.lessThan(Math.abs(logSnr(sde, t) + 2 * Math.log(s)), 0.5e-10); // toBeCloseTo(−2 log s, 10)
     }),
-    { seed: 42, numRuns: 100 },
+    runs(100),
   );
 });
 
@@ -81,29 +98,58 @@ test('every grid is strictly decreasing from T to ε with n + 1 points', () => {
         gridShape.equal(isDecreasing(grid), true);
       }
     }),
-    { seed: 42, numRuns: 100 },
+    runs(100),
   );
 });
 
-/** Second differences of a sequence (zero for an arithmetic one). */
+/** Second differences of a sequence (zero for an arithmetic one); n − 1 of them for n + 1 points. */
 const secondDifferences = (v: ReadonlyArray<number>): number[] => v.slice(2).map((x, i) => x - 2 * v[i + 1]! + v[i]!);
+
+/** The four grids, each with the variable in which it is uniform. */
+type GridOf = (sde: SDE, n: number, eps: number) => ReadonlyArray<number>;
+const gridsAndVariables = (quadratic: GridOf = quadraticGrid): ReadonlyArray<readonly [string, GridOf, (sde: SDE, eps: number) => (t: number) => number]> => [
+  ['uniform', uniformGrid, () => (t) => t],
+  ['quadratic', quadratic, (sde, eps) => (t) => Math.sqrt((t - eps) / (sde.T - eps))],
+  ['karras', karrasGrid, (sde) => (t) => noiseLevel(sde, t) ** (1 / 7)],
+  ['log-snr', logSnrGrid, (sde) => (t) => logSnr(sde, t)],
+];
+
+/**
+ * "Each grid is uniform in its own variable": all n − 1 ≥ 1 second differences of that variable over the n + 1
+ * points (end points included: they are pinned to T and ε exactly) vanish up to rounding. Rounding in each point's
+ * float64 evaluation (through t(σ) and back) is a few ulps of the scale, times the conditioning of the inverse map:
+ * 1e-7 relative leaves room for it and still catches any real curvature. Returns, per grid, the second differences
+ * and their bound.
+ */
+const secondDifferencesOfGrids = (grids: ReturnType<typeof gridsAndVariables>, sde: SDE, n: number, eps: number) =>
+  grids.map(([name, grid, variable]) => {
+    const v = grid(sde, n, eps).map(variable(sde, eps));
+    return { name, d: secondDifferences(v), bound: 1e-7 * Math.max(...v.map(Math.abs)) };
+  });
+
+const nGridArb = fc.integer({ min: 2, max: 100 });
 
 test('each grid is uniform in its own variable: t (uniform), √(t−ε) (quadratic), σ^{1/ρ} (Karras), λ (log-SNR)', () => {
   fc.assert(
-    fc.property(sdeArb, fc.integer({ min: 2, max: 100 }), epsArb, (sde, n, eps) => {
-      const sc = (v: ReadonlyArray<number>): number => Math.max(...v.map(Math.abs));
-      const check = (v: ReadonlyArray<number>): void => {
-        // Rounding in each point's float64 evaluation (through t(σ) and back) is a few ulps of the scale, times the
-        // conditioning of the inverse map: 1e-7 relative leaves room for it and still catches any real curvature.
-        secondDifferences(v.slice(1, -1)).forEach((d) => gridSpacing.atMost(Math.abs(d), 1e-7 * sc(v)));
-      };
-      check(uniformGrid(sde, n, eps));
-      check(quadraticGrid(sde, n, eps).map((t) => Math.sqrt((t - eps) / (sde.T - eps))));
-      check(karrasGrid(sde, n, eps).map((t) => noiseLevel(sde, t) ** (1 / 7)));
-      check(logSnrGrid(sde, n, eps).map((t) => logSnr(sde, t)));
+    fc.property(sdeArb, nGridArb, epsArb, (sde, n, eps) => {
+      for (const { name, d, bound } of secondDifferencesOfGrids(gridsAndVariables(), sde, n, eps)) {
+        gridSpacing.equal(d.length, n - 1, name);
+        d.forEach((x) => gridSpacing.atMost(Math.abs(x), bound, name));
+      }
     }),
-    { seed: 42, numRuns: 100 },
+    runs(100),
   );
+});
+
+test('the uniformity property fails for a quadratic grid with exponent 2.05 (checked already at n = 2)', () => {
+  const bent: GridOf = (sde, n, eps) => quadraticGrid(sde, n, eps).map((t, i) => (i === 0 || i === n ? t : eps + (sde.T - eps) * (1 - i / n) ** 2.05));
+  const holds = fc.property(sdeArb, nGridArb, epsArb, (sde, n, eps) =>
+    secondDifferencesOfGrids(gridsAndVariables(bent), sde, n, eps).every(({ d, bound }) => d.length === n - 1 && d.every((x) => Math.abs(x) <= bound)),
+  );
+  const r = fc.check(holds, runs(100));
+  expect(r.failed).toBe(true);
+  // Shrinking reaches the smallest grid with an interior point: the property is not vacuous at n = 2.
+  expect(r.counterexample?.[1]).toBe(2);
 });
 
 test('grids reject n < 1 and ε outside [0, T)', () => {

@@ -26,7 +26,7 @@ import {
 import { exactDivergence, hutchinsonDivergence, hutchinsonDriftAndDivergence, logLikelihood, bitsPerDim, uniformDequantize, imageBitsPerDim } from '@score-sde/solvers';
 import { mixtures, mixtures as M } from './conformance';
 import { isotropicMixture } from './helpers';
-import { identity } from '@score-sde/tensor-fp/testing';
+import { identity, runs } from '@score-sde/tensor-fp/testing';
 
 const linearDivergence = identity({
   concept: 'likelihood',
@@ -111,7 +111,7 @@ describe('divergence estimators', () => {
         tf.dispose([A, x, probe, exT, huT]);
         expect(liveTensors()).toBe(before);
       }),
-      { seed: 42, numRuns: 20 },
+      runs(20),
     );
   });
 
@@ -208,7 +208,7 @@ describe('bits per dimension', () => {
         // The same uniform law on [−1, 1]^D has log p = −D log 2 and is still 8 bits/dim.
         uniformBpd.lessThan(Math.abs(bitsPerDim(-D * Math.LN2, D, [-1, 1]) - 8), 0.5e-12);
       }),
-      { seed: 42, numRuns: 20 },
+      runs(20),
     );
   });
 

@@ -31,7 +31,7 @@ import {
   sample,
 } from '@score-sde/solvers';
 import { mixtures } from './conformance';
-import { identity } from '@score-sde/tensor-fp/testing';
+import { identity, runs } from '@score-sde/tensor-fp/testing';
 
 const STATES = 'exact: every observable of the state after two steps (x, x̄, t, nfe, keys) equal, from the same prior draw and keys';
 
@@ -134,7 +134,7 @@ describe('combinator laws', () => {
         unit.equal(observe(andThen(none, s), keys), ref);
         unit.equal(observe(andThen(s, none), keys), ref);
       }),
-      { seed: 42, numRuns: 12 },
+      runs(12),
     );
   });
 
@@ -143,7 +143,7 @@ describe('combinator laws', () => {
       fc.property(stepArb, stepArb, stepArb, keysArb, (a, b, c, keys) => {
         associative.equal(observe(andThen(andThen(a, b), c), keys), observe(andThen(a, andThen(b, c)), keys));
       }),
-      { seed: 42, numRuns: 15 },
+      runs(15),
     );
   });
 
@@ -152,7 +152,7 @@ describe('combinator laws', () => {
       fc.property(fc.constantFrom(...predictors), fc.integer({ min: 0, max: 3 }), fc.constantFrom('predictor-first', 'corrector-first' as const), keysArb, (p, n, order, keys) => {
         pcNone.equal(observe(pc(p, none, n, { order: order as 'predictor-first' | 'corrector-first' }), keys), observe(p, keys));
       }),
-      { seed: 42, numRuns: 12 },
+      runs(12),
     );
   });
 
@@ -162,7 +162,7 @@ describe('combinator laws', () => {
         pcSequence.equal(observe(pc(p, c, n), keys), observe(sequence(p, ...new Array<Step>(n).fill(c)), keys));
         pcSequence.equal(observe(pc(p, c, n, { order: 'corrector-first' }), keys), observe(sequence(...new Array<Step>(n).fill(c), p), keys));
       }),
-      { seed: 42, numRuns: 10 },
+      runs(10),
     );
   });
 
@@ -196,7 +196,7 @@ describe('ownership', () => {
         releaseReplaced(s0, s1);
         disposeState(s1);
       }),
-      { seed: 42, numRuns: 20 },
+      runs(20),
     );
   });
 });
@@ -212,7 +212,7 @@ describe('score evaluations', () => {
         releaseReplaced(s0, s1);
         disposeState(s1);
       }),
-      { seed: 42, numRuns: 12 },
+      runs(12),
     );
   });
 

@@ -164,8 +164,11 @@ const show = (u: unknown): string => {
   }
 };
 
+/** A path segment as written: a plain key or index as it is, anything else (empty, spaces, dots, quotes) as a JSON string. */
+const showKey = (k: string): string => (/^[A-Za-z_$][\w$]*$|^\d+$/.test(k) ? k : JSON.stringify(k));
+
 /**
- * Formats one io-ts error as `path.to.field: expected Type, got value`. Union alternatives and intersection
+ * Formats one io-ts error as `path.to.field: expected Type, got value` (odd keys quoted: `data." ": unknown key`). Union alternatives and intersection
  * members are dropped from the path so it reads as the user wrote the JSON.
  * @category errors
  */
@@ -177,9 +180,10 @@ export const formatValidationError = (e: t.ValidationError): string => {
       const parentTag = (parent as unknown as { _tag?: string } | undefined)?._tag;
       return !(parentTag === 'UnionType' || parentTag === 'IntersectionType');
     })
-    .map((c) => c.key)
-    .filter((k) => k !== '');
-  const where = keys.length === 0 ? '(root)' : keys.join('.');
+    // An empty key is io-ts's own for entries without one, except in an unknown-key entry (type never): a real "" key.
+    .filter((c) => c.key !== '' || c.type === t.never)
+    .map((c) => c.key);
+  const where = keys.length === 0 ? '(root)' : keys.map(showKey).join('.');
   if (e.message !== undefined) return `${where}: ${e.message}`;
   const last = e.context[e.context.length - 1];
   return `${where}: expected ${last?.type.name ?? 'unknown'}, got ${show(e.value)}`;

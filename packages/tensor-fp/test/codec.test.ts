@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import { codec } from '@score-sde/tensor-fp';
+import { runs } from '@score-sde/tensor-fp/testing';
 
 const problems = <A>(r: E.Either<codec.DecodeError, A>): ReadonlyArray<string> => (E.isLeft(r) ? r.left.problems : []);
 
@@ -18,7 +19,7 @@ describe('numbers', () => {
       fc.property(fc.double({ noNaN: true, noDefaultInfinity: true }), (x) => {
         expect(codec.Finite.decode(x)).toEqual(E.right(x));
       }),
-      { seed: 42, numRuns: 200 },
+      runs(200),
     );
   });
 
@@ -30,7 +31,7 @@ describe('numbers', () => {
         expect(E.isRight(codec.NonNegativeFinite.decode(x))).toBe(finite && x >= 0);
         expect(E.isRight(codec.UnitInterval.decode(x))).toBe(finite && x >= 0 && x <= 1);
       }),
-      { seed: 42, numRuns: 300 },
+      runs(300),
     );
   });
 
@@ -40,7 +41,7 @@ describe('numbers', () => {
         expect(E.isRight(codec.PositiveInt.decode(x))).toBe(Number.isSafeInteger(x) && x >= 1);
         expect(E.isRight(codec.NonNegativeInt.decode(x))).toBe(Number.isSafeInteger(x) && x >= 0);
       }),
-      { seed: 42, numRuns: 300 },
+      runs(300),
     );
     expect(E.isLeft(codec.PositiveInt.decode(2 ** 53))).toBe(true);
   });
@@ -84,7 +85,7 @@ describe('records', () => {
         const v = { snr, steps };
         expect(codec.decodeJson(Sampler)(JSON.stringify(Sampler.encode(v)))).toEqual(E.right(v));
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 });
@@ -104,7 +105,7 @@ describe('decodeJson never throws', () => {
         const r = codec.decodeJson(Sampler)(s);
         expect(E.isLeft(r) || E.isRight(r)).toBe(true);
       }),
-      { seed: 42, numRuns: 300 },
+      runs(300),
     );
   });
 
@@ -119,7 +120,7 @@ describe('decodeJson never throws', () => {
           expect(Sampler.is(r.right)).toBe(true);
         }
       }),
-      { seed: 42, numRuns: 300 },
+      runs(300),
     );
   });
 
@@ -135,12 +136,24 @@ describe('decodeJson never throws', () => {
           E.isRight(codec.PositiveInt.decode(JSON.parse(JSON.stringify(steps))));
         expect(E.isRight(r)).toBe(ok);
       }),
-      { seed: 42, numRuns: 200 },
+      runs(200),
     );
   });
 
   test('t.number would accept NaN (the trap Finite closes)', () => {
     expect(E.isRight(t.number.decode(Number.NaN))).toBe(true);
     expect(E.isLeft(codec.Finite.decode(Number.NaN))).toBe(true);
+  });
+});
+
+describe('paths of odd keys', () => {
+  test('a key that is not a plain name (empty, spaces, dots, quotes) is quoted, so the error still names it', () => {
+    const C = codec.strict({ data: codec.strict({ a: t.number }, 'Data') }, 'C');
+    expect(problems(codec.decodeWith(C, 'c')({ data: { a: 1, ' ': 2, 'x.y': 3, '"': 4, '': 5 } }))).toEqual([
+      'data." ": unknown key',
+      'data."x.y": unknown key',
+      'data."\\"": unknown key',
+      'data."": unknown key',
+    ]);
   });
 });

@@ -10,7 +10,7 @@
  */
 import fc from 'fast-check';
 import { tf, initBackend, random, conv, nn, customGradLazy, leakedBy, type Key } from '@score-sde/tensor-fp';
-import { identity, type Identity } from '@score-sde/tensor-fp/testing';
+import { identity, type Identity, runs } from '@score-sde/tensor-fp/testing';
 import { gamma32, onCpu, readScoped } from './helpers';
 
 const ROUNDING =
@@ -173,7 +173,7 @@ describe('the same identities over random geometries (kernel 1–4, stride 1–3
         const c = await compareConv(xs, fs, s, pad, random.key(seed));
         expectWithinRoundoff(convRounding, c, [kh * kw * cin, kh * kw * cout, ys[0] * ys[1] * ys[2]]);
       }),
-      { seed: 42, numRuns: 15 },
+      runs(15),
     );
   });
 
@@ -187,7 +187,7 @@ describe('the same identities over random geometries (kernel 1–4, stride 1–3
         const c = await compareTranspose(xs, fs, zs, s, pad, random.key(seed));
         expectWithinRoundoff(convRounding, c, [kh * kw * cout, kh * kw * cin, xs[0] * xs[1] * xs[2]]);
       }),
-      { seed: 42, numRuns: 15 },
+      runs(15),
     );
   });
 });
@@ -213,7 +213,7 @@ describe('stride-1 transposed convs with few output channels (matMul + overlap-a
           expectWithinRoundoff(convRounding, c, [k * k * cx, k * k * cz, xs[0] * xs[1] * xs[2]]);
         },
       ),
-      { seed: 42, numRuns: 20 },
+      runs(20),
     );
   });
 });
@@ -244,7 +244,7 @@ describe('the two filter-gradient kernels both equal tfjs (cpu) ∂/∂f, within
   test('over random geometries (kernel 1–4, stride 1–3, valid/same, 1–5 input channels)', async () => {
     const cases = fc.sample(
       fc.record({ k: fc.integer({ min: 1, max: 4 }), s: fc.integer({ min: 1, max: 3 }), h: fc.integer({ min: 4, max: 10 }), c: fc.integer({ min: 1, max: 5 }), pad: fc.constantFrom<Pad>('valid', 'same'), seed: fc.nat(1000) }),
-      { seed: 42, numRuns: 12 },
+      runs(12),
     );
     for (const { k, s, h, c, pad, seed } of cases) {
       const [xs, fs]: [S4, S4] = [[2, h, h + 1, c], [k, k + 1 > h ? k : k + 1, c, 3]];
@@ -390,7 +390,7 @@ describe("on the cpu backend (native transposed conv, dilated-conv filter gradie
           convRounding.closeEach(ours!, ref!, bound!.map((b) => tol * b), 'transposeByPhases');
         },
       ),
-      { seed: 42, numRuns: 20 },
+      runs(20),
     );
   });
 });

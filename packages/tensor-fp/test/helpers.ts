@@ -39,14 +39,18 @@ export const onCpu = async <A>(f: () => A): Promise<A> => {
 
 /**
  * Largest violation of |a − b| ≤ tol·bound elementwise (≤ 0 when every element is within its bound);
- * reported with the worst index so a failure says where.
+ * reported with the worst index so a failure says where. A NaN anywhere (in a, b or the bound) or lengths that
+ * differ are a violation of +∞ at that index: a comparison helper must never pass an output it cannot compare.
  */
 export const worstExcess = (a: ArrayLike<number>, b: ArrayLike<number>, bound: ArrayLike<number>, tol: number): { excess: number; at: number } => {
+  if (a.length !== b.length || a.length !== bound.length) return { excess: Infinity, at: Math.min(a.length, b.length, bound.length) };
   let excess = -Infinity;
   let at = -1;
   for (let i = 0; i < a.length; i++) {
     const e = Math.abs(a[i]! - b[i]!) - tol * bound[i]!;
-    if (e > excess) {
+    // `!(e <= excess)` rather than `e > excess`: NaN compares false both ways and must not be skipped.
+    if (Number.isNaN(e)) return { excess: Infinity, at: i };
+    if (!(e <= excess)) {
       excess = e;
       at = i;
     }

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { tf, initBackend, random, nn } from '@score-sde/tensor-fp';
 import { U32, gamma32, moments, onCpu, readScoped } from './helpers';
-import { identity } from '@score-sde/tensor-fp/testing';
+import { identity, runs } from '@score-sde/tensor-fp/testing';
 
 const groupNormMoments = identity({
   concept: 'kernels',
@@ -108,7 +108,7 @@ describe('nn.groupNorm', () => {
           groupNormMoments.lessThan(Math.abs(variance - v / (v + eps)), 4 * tol, 'variance');
         });
       }),
-      { seed: 42, numRuns: 25 },
+      runs(25),
     );
   });
 
@@ -265,7 +265,7 @@ describe('nn.fourierFeatures', () => {
           }
         }
       }),
-      { seed: 42, numRuns: 20 },
+      runs(20),
     );
   });
 

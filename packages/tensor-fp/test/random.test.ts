@@ -10,7 +10,7 @@
 import fc from 'fast-check';
 import { tf, initBackend, random, type Key } from '@score-sde/tensor-fp';
 import { moments } from './helpers';
-import { identity } from '@score-sde/tensor-fp/testing';
+import { identity, runs } from '@score-sde/tensor-fp/testing';
 
 const threefry = identity({
   concept: 'random',
@@ -104,7 +104,7 @@ describe('keys', () => {
         sameKey.equal(Array.from(a.dataSync()), Array.from(b.dataSync()));
         tf.dispose([a, b]);
       }),
-      { seed: 42, numRuns: 30 },
+      runs(30),
     );
   });
 
@@ -115,7 +115,7 @@ describe('keys', () => {
         distinctKeys.equal(new Set([keyId(k), ...children.map(keyId)]).size, n + 1);
         distinctKeys.equal(random.split2(k), [children[0], children[1]]);
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 
@@ -127,7 +127,7 @@ describe('keys', () => {
         const children = random.split(k, data.length).map(keyId);
         distinctKeys.equal(new Set([...folded, ...children]).size, 2 * data.length);
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 
@@ -138,7 +138,7 @@ describe('keys', () => {
         distinctKeys.equal(new Set(keys.map(keyId)).size, seeds.length);
         distinctKeys.equal(new Set(keys.map((k) => random.bits(k, 2).join(':'))).size, seeds.length);
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 
@@ -149,7 +149,7 @@ describe('keys', () => {
         distinctKeys.equal(carry, keys.map((k) => random.split(k, 2)[0]));
         distinctKeys.equal(use, keys.map((k) => random.split(k, 2)[1]));
       }),
-      { seed: 42, numRuns: 30 },
+      runs(30),
     );
   });
 
@@ -159,7 +159,7 @@ describe('keys', () => {
         const back = random.KeyCodec.decode(JSON.parse(JSON.stringify(k)));
         expect(back).toEqual({ _tag: 'Right', right: k });
       }),
-      { seed: 42, numRuns: 30 },
+      runs(30),
     );
     for (const bad of [[1], [1, 2, 3], [-1, 0], [0, 2 ** 32], [0.5, 1], ['1', 2], null]) {
       expect(random.KeyCodec.decode(bad)._tag).toBe('Left');
@@ -183,7 +183,7 @@ describe('per-sample draws are batch-invariant', () => {
         perSample.equal(row, Array.from(one.dataSync()));
         tf.dispose([big, one]);
       }),
-      { seed: 42, numRuns: 20 },
+      runs(20),
     );
   });
 
@@ -194,7 +194,7 @@ describe('per-sample draws are batch-invariant', () => {
         perSample.equal(random.normalArray(k, n).subarray(0, m), random.normalArray(k, m));
         perSample.equal(random.uniformArray(k, n).subarray(0, m), random.uniformArray(k, m));
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 });
@@ -267,7 +267,7 @@ describe('distributions', () => {
       fc.property(keyArb, fc.integer({ min: 1, max: 200 }), (k, n) => {
         permutation.equal(Array.from(random.permutation(k, n)).sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i));
       }),
-      { seed: 42, numRuns: 30 },
+      runs(30),
     );
     const [n, trials] = [10, 20_000];
     const counts = new Array<number>(n).fill(0);

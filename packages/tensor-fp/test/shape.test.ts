@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import * as E from 'fp-ts/Either';
 import { tf, initBackend, random, asBatch, batchSize, sampleShapeOf, column, mulPerSample, sumPerSample, flattenSamples, unflattenSamples, type Batch } from '@score-sde/tensor-fp';
 import { readScoped } from './helpers';
-import { identity } from '@score-sde/tensor-fp/testing';
+import { identity, runs } from '@score-sde/tensor-fp/testing';
 
 const perSampleProduct = identity({
   concept: 'kernels',
@@ -47,7 +47,7 @@ describe('asBatch', () => {
         expect(E.isRight(asBatch(x, other))).toBe(same);
         x.dispose();
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 
@@ -81,7 +81,7 @@ describe('per-sample scalars', () => {
         const per = xv!.length / b;
         xv!.forEach((v, i) => perSampleProduct.equal(yv![i], Math.fround(Math.fround(c[Math.floor(i / per)]!) * v)));
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -102,7 +102,7 @@ describe('per-sample scalars', () => {
         expect(Array.from(a.dataSync())).toEqual(Array.from(Float32Array.from(vals)));
         tf.dispose([a, t, b]);
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
     expect(() => column([1], 0)).toThrow(/rank must be an integer ≥ 1/);
   });
@@ -140,7 +140,7 @@ describe('flatten / unflatten', () => {
         }
         tf.dispose([x, flat]);
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 

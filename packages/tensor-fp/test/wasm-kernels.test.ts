@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { tf, initBackend, random, wasmKernelOverrides, leakedBy, liveTensors } from '@score-sde/tensor-fp';
-import { identity } from '@score-sde/tensor-fp/testing';
+import { identity, runs } from '@score-sde/tensor-fp/testing';
 import { gamma32, onCpu, readScoped } from './helpers';
 
 const matMulFlags = identity({
@@ -96,7 +96,7 @@ describe('BatchMatMul with transposes', () => {
         });
         matMulFlags.equal(Array.from(flagged!), Array.from(explicit!));
       }),
-      { seed: 42, numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -136,7 +136,7 @@ describe('Concat and SplitV', () => {
         const run = () => readScoped(() => [tf.concat(shapes.map((sh, i) => tf.tensor(data[i]!, sh, ints ? 'int32' : 'float32')), axis)])[0]!;
         concatSplit.equal(Array.from(run()), Array.from(await onCpu(run)));
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 
@@ -152,7 +152,7 @@ describe('Concat and SplitV', () => {
         concatSplit.equal(ours.map((p) => Array.from(p)), ref.map((p) => Array.from(p)));
         concatSplit.equal(Array.from(readScoped(() => [tf.concat(tf.split(tf.tensor(data, full), equal ? k : sizes, axis), axis)])[0]!), Array.from(data));
       }),
-      { seed: 42, numRuns: 60 },
+      runs(60),
     );
   });
 

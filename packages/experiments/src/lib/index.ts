@@ -1,5 +1,6 @@
 /**
- * What every experiment command uses: PNG grids, plots, progress bars, flag parsing, reports.
+ * What every experiment command uses: PNG grids, plots, progress bars, flag parsing, reports, the command tail
+ * (exit codes, Ctrl-C), folder locks.
  * @module lib
  */
 export * as png from './png';
@@ -9,3 +10,4 @@ export * as cli from './cli';
 export * as report from './report';
 export * as memory from './memory';
 export * as command from './command';
+export * as lock from './lock';

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
+import { tensorFiles } from '@score-sde/models';
 
 // -------------------------------------------------------------------------------------
 // errors
@@ -25,7 +26,8 @@ export interface IoError {
 export const ioError = (p: string, e: unknown): IoError => ({
   _tag: 'IoError',
   path: p,
-  message: e instanceof Error ? e.message : String(e),
+  // Not `instanceof Error`: Node's fs errors may come from another realm (a worker, a test sandbox).
+  message: typeof (e as { message?: unknown } | null)?.message === 'string' ? (e as Error).message : String(e),
 });
 
 /** `cannot write out/report.json: EACCES …`. @category errors */
@@ -50,12 +52,6 @@ export const runId = (date: Date = new Date()): string =>
 // atomic writes
 // -------------------------------------------------------------------------------------
 
-let tempCounter = 0;
-
-/** A temp name next to `target` (same directory, so rename is atomic): `.name.tmp-<pid>-<n>`. */
-const tempPathFor = (target: string): string =>
-  path.join(path.dirname(target), `.${path.basename(target)}.tmp-${process.pid}-${++tempCounter}`);
-
 /** mkdir -p. @category files */
 export const ensureDir = (dir: string): TE.TaskEither<IoError, void> =>
   TE.tryCatch(
@@ -67,8 +63,9 @@ export const ensureDir = (dir: string): TE.TaskEither<IoError, void> =>
 
 /**
  * Writes `data` to `target` atomically: parent directories are created, the bytes go to a temp file in the same
- * directory which is flushed (fsync) and renamed over `target`. On any failure the temp file is removed and
- * `target` is left as it was.
+ * directory which is flushed (fsync) and renamed over `target` (models' tensorFiles.writeFileAtomically, whose
+ * `write:<name>` fault point the process tests use). On any failure the temp file is removed and `target` is left
+ * as it was.
  * @category files
  */
 export const atomicWriteFile = (target: string, data: string | Uint8Array): TE.TaskEither<IoError, void> =>
@@ -76,22 +73,7 @@ export const atomicWriteFile = (target: string, data: string | Uint8Array): TE.T
     ensureDir(path.dirname(target)),
     TE.chain(() =>
       TE.tryCatch(
-        async () => {
-          const tmp = tempPathFor(target);
-          try {
-            const fh = await fs.promises.open(tmp, 'wx');
-            try {
-              await fh.writeFile(data);
-              await fh.sync();
-            } finally {
-              await fh.close();
-            }
-            await fs.promises.rename(tmp, target);
-          } catch (e) {
-            await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
-            throw e;
-          }
-        },
+        () => tensorFiles.writeFileAtomically(target, data),
         (e) => ioError(target, e),
       ),
     ),

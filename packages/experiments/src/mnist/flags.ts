@@ -72,6 +72,19 @@ export const mnistFlags = {
 /** Parsed flags. @category flags */
 export type MnistFlags = cli.Flags<typeof mnistFlags>;
 
+/**
+ * Problems of flag values that each flag's codec cannot see, each naming its flag (all at once): the network has four
+ * levels (`--channels` gives exactly four counts) and an even time embedding (half sines, half cosines); `--resume`
+ * and `--sample-only` exclude each other; `--shard` samples a trained model (`--sample-only`).
+ * @category flags
+ */
+export const mnistFlagProblems = (f: MnistFlags): ReadonlyArray<string> => [
+  ...(f.channels === undefined || f.channels.length === 4 ? [] : [`--channels: expected 4 channel counts (one per level of the ScoreNet), got ${f.channels.length}`]),
+  ...(f.embedDim === undefined || f.embedDim % 2 === 0 ? [] : [`--embed-dim: must be even (half sines, half cosines), got ${f.embedDim}`]),
+  ...(f.resume !== undefined && f.sampleOnly !== undefined ? ['--resume and --sample-only exclude each other: give one'] : []),
+  ...(f.shard !== undefined && f.sampleOnly === undefined ? ['--shard: shards sample a trained model: give --sample-only <checkpoint> (training runs on one machine)'] : []),
+];
+
 // -------------------------------------------------------------------------------------
 // the recipe of a run
 // -------------------------------------------------------------------------------------
@@ -96,8 +109,8 @@ export const recipeOfFlags = async (f: MnistFlags): Promise<E.Either<ExperimentE
   const base = f.recipe !== undefined ? await readRecipeFile(f.recipe) : E.right(PRESETS[f.preset]);
   if (E.isLeft(base)) return base;
   const r = base.right;
-  if (f.channels !== undefined && f.channels.length !== 4) return fail(`--channels: expected 4 channel counts, got ${f.channels.length}`);
-  if (f.embedDim !== undefined && f.embedDim % 2 !== 0) return fail(`--embed-dim: must be even (half sines, half cosines), got ${f.embedDim}`);
+  const problems = mnistFlagProblems(f);
+  if (problems.length > 0) return fail(problems.join('; '));
   const given = (['epochs', 'batchSize', 'lr', 'warmup', 'gradClip', 'sde', 'samplers', 'steps', 'fastSteps', 'snr', 'odeTol', 'channels', 'embedDim', 'emaDecay'] as const).filter(
     (k) => f[k] !== undefined,
   );

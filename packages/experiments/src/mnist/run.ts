@@ -19,7 +19,7 @@ import { describeBackend } from '@score-sde/tensor-fp';
 import type { SamplerSpec } from '@score-sde/solvers';
 import { type TrainConfig, disposeTrainState, parameterCount, dataRangeOf } from '@score-sde/models';
 import { plot, report, memory } from '../lib';
-import { type Drawn, type ExperimentError, type ItemRange, type SamplerName, type Recipe, fail, logOf, sampleKeys, scoreOfState, shardRange, samplerSettingsOf } from '../pipeline';
+import { type Drawn, type ExperimentError, type ItemRange, type SamplerName, type Recipe, fail, interrupted, logOf, sampleKeys, scoreOfState, shardRange, samplerSettingsOf } from '../pipeline';
 import { type MnistShardManifest, writeMnistShard } from './shard';
 import { type MnistFlags, recipeOfFlags } from './flags';
 import { type EpochMemory, type MnistContext, type Trained, loadTrained, trainMnist } from './train';
@@ -172,7 +172,11 @@ export const writeRunReport = async (out: string, facts: RunFacts, records: Read
   return E.right(result);
 };
 
-/** Every sampler's samples of a key range, drawn from a trained (or loaded) state; each handed to `onDrawn` in turn. */
+/**
+ * Every sampler's samples of a key range, drawn from a trained (or loaded) state; each handed to `onDrawn` in turn. A
+ * stop request that training did not answer (Ctrl-C while sampling, or before it) stops the sampling at the next step:
+ * a Left with `interrupted`, naming the sampler.
+ */
 const drawSamplers = async (
   f: MnistFlags,
   recipe: Recipe,
@@ -185,13 +189,26 @@ const drawSamplers = async (
   const { state, config } = trained;
   // Workers load the checkpoint of this state: the one training saved in this run, else the one loaded.
   const checkpoint = f.sampleOnly ?? (trained.epochMemory.length > 0 ? path.join(out, 'checkpoint') : f.resume);
-  const src = { sde: config.sde, score: scoreOfState(config, state), dataRange: dataRangeOf(config), checkpoint, workers: f.workers, backend: ctx.backend, quiet: f.quiet, log: logOf(ctx) };
+  // A Ctrl-C that stopped training was answered there (checkpoint, then sampling); only a later one stops sampling.
+  const signal = trained.interrupted ? undefined : ctx.stop?.signal;
+  const stopRequested = (): boolean => !trained.interrupted && ctx.stop?.requested === true;
+  const src = {
+    sde: config.sde,
+    score: scoreOfState(config, state),
+    dataRange: dataRangeOf(config),
+    checkpoint,
+    workers: f.workers,
+    backend: ctx.backend,
+    quiet: f.quiet,
+    log: logOf(ctx),
+    ...(signal !== undefined ? { signal } : {}),
+  };
   const settings = samplerSettingsOf(recipe);
   const keys = sampleKeys(f.seed, range.start, range.end - range.start);
   try {
     for (const name of recipe.samplers) {
-      const drawn = await drawNamed(name, settings, keys, f.sampleBatch ?? f.numSamples, src);
-      if (E.isLeft(drawn)) return drawn;
+      const drawn = stopRequested() ? interrupted(`sampling ${name}: not started`) : await drawNamed(name, settings, keys, f.sampleBatch ?? f.numSamples, src);
+      if (E.isLeft(drawn)) return drawn.left.interrupted === true ? interrupted(`sampling ${name}: stopped by Ctrl-C`) : drawn;
       const done = await onDrawn(name, drawn.right.spec, drawn.right);
       if (E.isLeft(done)) return done;
     }
@@ -218,14 +235,16 @@ const factsOf = (f: MnistFlags, recipe: Recipe, t: Trained): RunFacts => ({
 
 /**
  * Trains (or loads) and samples, writing every artefact into `out`. A Left carries a message that says what
- * failed and what was kept; nothing already on disk is overwritten by a failed write.
+ * failed and what was kept; nothing already on disk is overwritten by a failed write. A stop request (`ctx.stop`)
+ * during training ends training, saves and samples (the report says `interrupted`); one during sampling ends the run
+ * at the next step with an `interrupted` Left: the finished samplers' files and the checkpoint stay, no report.
  * @category running
  */
 export const runMnist = async (f: MnistFlags, ctx: MnistContext, out: string): Promise<E.Either<ExperimentError, MnistReport>> => {
   if (f.shard !== undefined) return fail('--shard: a shard is drawn by runMnistShard');
   const mk = await report.ensureDir(out)();
   if (E.isLeft(mk)) return fail(`--out: ${report.renderIoError(mk.left)}`);
-  const recipe = await recipeOfFlags(f);
+  const recipe = ctx.recipe !== undefined ? E.right(ctx.recipe) : await recipeOfFlags(f);
   if (E.isLeft(recipe)) return recipe;
   logOf(ctx)(`recipe: ${recipe.right.name} — ${recipe.right.description}`);
   const got = f.sampleOnly !== undefined ? await loadTrained(f.sampleOnly, '--sample-only') : await trainMnist(f, recipe.right, ctx, out);
@@ -235,6 +254,11 @@ export const runMnist = async (f: MnistFlags, ctx: MnistContext, out: string): P
   const drawn = await drawSamplers(f, recipe.right, ctx, out, got.right, { start: 0, end: f.numSamples }, async (name, spec, d) =>
     E.map((r: SamplerRecord) => void records.push(r))(await writeSamplerOutput(out, name, spec, d, logOf(ctx))),
   );
+  if (E.isLeft(drawn) && drawn.left.interrupted === true) {
+    const kept = records.length > 0 ? `the samples of ${records.map((r) => r.sampler).join(', ')}` : 'no samples';
+    const ckpt = f.sampleOnly === undefined ? ` and the checkpoint ${path.join(out, 'checkpoint')}` : '';
+    return interrupted(`${drawn.left.message}; ${kept}${ckpt} are kept in ${out} (no report is written)`);
+  }
   if (E.isLeft(drawn)) return drawn;
   return writeRunReport(out, facts, records, describeBackend(ctx.backend));
 };
@@ -248,7 +272,7 @@ export const runMnistShard = async (f: MnistFlags, ctx: MnistContext, out: strin
   const shard = f.shard;
   if (shard === undefined) return fail('--shard: no shard given');
   if (f.sampleOnly === undefined) return fail('--shard: shards sample a trained model: give --sample-only <checkpoint> (training runs on one machine)');
-  const recipe = await recipeOfFlags(f);
+  const recipe = ctx.recipe !== undefined ? E.right(ctx.recipe) : await recipeOfFlags(f);
   if (E.isLeft(recipe)) return recipe;
   const got = await loadTrained(f.sampleOnly, '--sample-only');
   if (E.isLeft(got)) return got;

@@ -18,6 +18,7 @@ import {
   type SamplerSettings,
   IMAGE_SHAPE,
   fail,
+  interrupted,
   namedSampler,
   namedSamplerSpec,
   couplingOf,
@@ -57,6 +58,8 @@ export interface DrawSource {
   readonly backend: BackendInfo;
   readonly quiet: boolean;
   readonly log: (line: string) => void;
+  /** Aborting it stops the draw at the next step (a Left with `interrupted`). */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -92,6 +95,7 @@ export const drawNamed = async (
       dataRange: src.dataRange,
       workers: src.workers,
       backend: src.backend.name,
+      ...(src.signal !== undefined ? { signal: src.signal } : {}),
       wasmThreads: Math.max(1, Math.floor((src.backend.threads ?? 1) / src.workers)),
       onProgress: (p) => {
         done.set(p.shard, p.done);
@@ -101,10 +105,15 @@ export const drawNamed = async (
       },
     })();
     bar.stop();
-    if (E.isLeft(r)) return fail(`${label}: ${renderWorkerError(r.left)}`);
+    if (E.isLeft(r)) return (r.left._tag === 'Cancelled' ? interrupted : fail)(`${label}: ${renderWorkerError(r.left)}`);
     const { samples, shape, nfe, nfeTotal, seconds } = r.right;
     return E.right({ samples, shape, nfe, nfeTotal, seconds, memory: memory.readMemory(), spec });
   }
-  const drawn = await drawWithBar(keys, () => ({ sampler: sampler.right, score: src.score }), { batch, sampleShape: IMAGE_SHAPE, dataRange: src.dataRange, quiet: src.quiet }, label);
+  const drawn = await drawWithBar(
+    keys,
+    () => ({ sampler: sampler.right, score: src.score }),
+    { batch, sampleShape: IMAGE_SHAPE, dataRange: src.dataRange, quiet: src.quiet, faultPoint: `sample:${name}`, ...(src.signal !== undefined ? { signal: src.signal } : {}) },
+    label,
+  );
   return E.map((d: Drawn) => ({ ...d, spec }))(drawn);
 };

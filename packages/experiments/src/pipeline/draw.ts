@@ -17,9 +17,9 @@ import * as E from 'fp-ts/Either';
 import { tf, type Key } from '@score-sde/tensor-fp';
 import type { ScoreFn } from '@score-sde/sde-math';
 import { type Sampler, type SamplerError, countingScore, sample, stepCount } from '@score-sde/solvers';
-import { rangeToImages } from '@score-sde/models';
+import { rangeToImages, faults } from '@score-sde/models';
 import { memory, progress } from '../lib';
-import { type ExperimentError, fail } from './messages';
+import { type ExperimentError, fail, interrupted } from './messages';
 
 // -------------------------------------------------------------------------------------
 // model
@@ -50,7 +50,13 @@ export interface DrawOptions {
    */
   readonly dataRange?: readonly [number, number];
   readonly onProgress?: (p: DrawProgress) => void;
+  /** Aborting it stops the draw at the next step: a Left with `interrupted`. */
   readonly signal?: AbortSignal;
+  /**
+   * The fault point of the draw's steps (models/faults, test-only): `<faultPoint>:<i>` is passed before step i,
+   * counted from 1 over all chunks (e.g. `sample:em:3`).
+   */
+  readonly faultPoint?: string;
 }
 
 /**
@@ -113,7 +119,8 @@ export const chunkAlignedRange = (n: number, batch: number, index: number, count
 
 /**
  * Draws keys.length samples, chunk by chunk: chunk [s, s + m) runs `setup(s, m)`'s sampler on its score from the
- * prior with keys[s … s + m). Left (naming `label`) when a run fails; nothing is left allocated either way.
+ * prior with keys[s … s + m). Left (naming `label`) when a run fails or the signal aborts it (then `interrupted`);
+ * nothing is left allocated either way.
  * @category drawing
  */
 export const draw = async (
@@ -136,7 +143,11 @@ export const draw = async (
     let done = c * steps;
     // Adaptive solvers take many evaluations per grid interval: report the running count between intervals.
     const counted = countingScore(s.score, (calls) => o.onProgress?.({ done, total, nfe: calls }));
+    const point = (i: number): void => {
+      if (o.faultPoint !== undefined) faults.pointSync(`${o.faultPoint}:${c * steps + i}`);
+    };
     try {
+      point(1);
       const r = await sample(s.sampler, counted.score, {
         keys: keys.slice(start, start + size),
         sampleShape: o.sampleShape,
@@ -144,9 +155,10 @@ export const draw = async (
         onStep: (p) => {
           done = c * steps + p.step;
           o.onProgress?.({ done, total, nfe: p.nfe });
+          if (p.step < steps) point(p.step + 1);
         },
       })();
-      if (E.isLeft(r)) return fail(`${label}: ${renderSamplerError(r.left)}`);
+      if (E.isLeft(r)) return (r.left._tag === 'Cancelled' ? interrupted : fail)(`${label}: ${renderSamplerError(r.left)}`);
       const x = o.dataRange === undefined ? r.right.x : rangeToImages(o.dataRange, r.right.x);
       samples.set(x.dataSync() as Float32Array, start * per);
       tf.dispose([r.right.x, x]);

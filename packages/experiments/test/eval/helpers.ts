@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { random } from '@score-sde/tensor-fp';
 import { tutorial } from '@score-sde/sde-math';
-import { type MnistData, type TrainConfig, initTrainState, saveCheckpoint, disposeTrainState, defaultLossConfig, adamConfig, loadMnist, renderCheckpointError } from '@score-sde/models';
+import { type MnistData, type TrainConfig, initTrainState, saveCheckpoint, disposeTrainState, defaultLossConfig, adamConfig, loadMnist, renderCheckpointError, tensorFiles } from '@score-sde/models';
 import { cli } from '../../src/lib';
 import { type EvaluationOptions, mnistEvalFlags, evaluationOptionsOf } from '../../src/eval';
 
@@ -24,6 +24,13 @@ export const tinyTrainConfig: TrainConfig = {
 
 /** A fresh temporary directory. */
 export const tempDir = (name: string): string => fs.mkdtempSync(path.join(os.tmpdir(), `score-sde-eval-${name}-`));
+
+/** The path of `file` in the stored directory `dir` (a checkpoint or classifier: through its CURRENT version). */
+export const storedPath = async (dir: string, file: string): Promise<string> => {
+  const at = await tensorFiles.storedDirectory(dir);
+  if (E.isLeft(at)) throw new Error(at.left.message);
+  return path.join(at.right, file);
+};
 
 /** Saves an untrained tiny checkpoint into `<dir>/checkpoint` and returns its path. */
 export const tinyCheckpoint = async (dir: string): Promise<string> => {

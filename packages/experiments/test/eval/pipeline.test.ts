@@ -10,7 +10,7 @@ import { codec, initBackend, liveTensors, currentBackend } from '@score-sde/tens
 import type { MnistData } from '@score-sde/models';
 import { png } from '../../src/lib';
 import { EvalReport, runEvaluation, type EvalContext } from '../../src/eval';
-import { parse, smallMnist, tempDir, tinyArgs, tinyCheckpoint } from './helpers';
+import { parse, smallMnist, storedPath, tempDir, tinyArgs, tinyCheckpoint } from './helpers';
 
 let mnist: { readonly train: MnistData; readonly test: MnistData };
 let ctx: EvalContext;
@@ -50,9 +50,11 @@ describe('mnist-eval pipeline (tiny model, tiny sizes)', () => {
     expect(liveTensors()).toBe(before);
     if (E.isLeft(r)) throw new Error(r.left.message);
 
-    for (const file of ['eval.json', 'eval.md', 'fid-vs-nfe.png', 'samplers.png', 'conditional-pc.png', 'conditional-ode.png', 'inpainting.png', 'interpolation.png', 'classifier/manifest.json', 'classifier/params.bin', 'noisy-classifier/manifest.json', 'noisy-classifier/params.bin']) {
+    for (const file of ['eval.json', 'eval.md', 'fid-vs-nfe.png', 'samplers.png', 'conditional-pc.png', 'conditional-ode.png', 'inpainting.png', 'interpolation.png']) {
       expect(fs.existsSync(path.join(out, file))).toBe(true);
     }
+    for (const store of ['classifier', 'noisy-classifier'])
+      for (const file of ['manifest.json', 'params.bin']) expect(fs.existsSync(await storedPath(path.join(out, store), file))).toBe(true);
     for (const file of ['fid-vs-nfe.png', 'samplers.png', 'conditional-pc.png', 'inpainting.png', 'interpolation.png']) {
       expect(E.isRight(png.pngSize(fs.readFileSync(path.join(out, file))))).toBe(true);
     }
@@ -144,19 +146,19 @@ describe('mnist-eval errors name the flag', () => {
 
   test('a --noisy-classifier trained under another SDE is refused, not overwritten', async () => {
     const out = path.join(root, 'run1');
-    const manifestPath = path.join(out, 'noisy-classifier', 'manifest.json');
-    if (!fs.existsSync(manifestPath)) throw new Error('needs the first test’s output');
+    if (!fs.existsSync(path.join(out, 'noisy-classifier'))) throw new Error('needs the first test’s output');
     const other = path.join(root, 'other-sde');
     fs.cpSync(path.join(out, 'noisy-classifier'), other, { recursive: true });
-    const m = JSON.parse(fs.readFileSync(path.join(other, 'manifest.json'), 'utf8')) as { training: { sde: unknown } };
+    const otherManifest = await storedPath(other, 'manifest.json');
+    const m = JSON.parse(fs.readFileSync(otherManifest, 'utf8')) as { training: { sde: unknown } };
     m.training.sde = { kind: 've', sigmaMin: 0.01, sigmaMax: 50, T: 1 };
-    fs.writeFileSync(path.join(other, 'manifest.json'), JSON.stringify(m));
+    fs.writeFileSync(otherManifest, JSON.stringify(m));
     const r = await runEvaluation(
       parse(tinyArgs(checkpoint, { classifier: path.join(out, 'classifier'), 'noisy-classifier': other, skip: 'samplers,bpd,inpainting,interpolation' })),
       ctx,
       path.join(root, 'run3'),
     );
     expect(E.isLeft(r) && r.left.message).toMatch(/^--noisy-classifier: .* trained under the SDE \{"kind":"ve".*give another directory/);
-    expect(JSON.parse(fs.readFileSync(path.join(other, 'manifest.json'), 'utf8'))).toEqual(m);
+    expect(JSON.parse(fs.readFileSync(await storedPath(other, 'manifest.json'), 'utf8'))).toEqual(m);
   });
 });

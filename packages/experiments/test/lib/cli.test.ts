@@ -3,6 +3,7 @@ import * as t from 'io-ts';
 import fc from 'fast-check';
 import { codec } from '@score-sde/tensor-fp';
 import { parseFlags, renderHelp, renderCliError, numberFlag, stringFlag, oneOfFlag, listFlag, booleanFlag, optional, toKebab, type CliError } from '../../src/lib/cli';
+import { runs } from '@score-sde/tensor-fp/testing';
 
 const spec = {
   epochs: numberFlag(codec.PositiveInt, { description: 'Training epochs.', default: 3 }),
@@ -40,7 +41,7 @@ describe('parseFlags', () => {
         const r = parseFlags(spec, ['--epochs', String(n), '--checkpoint', 'c']);
         expect(E.isRight(r) && r.right.epochs).toBe(n);
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { PNG } from 'pngjs';
 import { linePlotSvg, linePlotPng, lossCurveSpec, panelFigure, niceStep, linearAxis, logAxis, formatTick, movingAverage, svgToPng, fontConfig, escapeXml } from '../../src/lib/plot';
 import { imageGrid, pngSize } from '../../src/lib/png';
+import { runs } from '@score-sde/tensor-fp/testing';
 
 const right = <A>(e: E.Either<unknown, A>): A => {
   if (E.isLeft(e)) throw new Error(`expected Right, got ${JSON.stringify(e.left)}`);
@@ -29,7 +30,7 @@ describe('ticks', () => {
         const m = s / 10 ** Math.floor(Math.log10(s) + 1e-12);
         expect([1, 2, 5, 10].some((k) => Math.abs(m - k) < 1e-9)).toBe(true);
       }),
-      { seed: 42, numRuns: 100 },
+      runs(100),
     );
   });
 
@@ -46,7 +47,7 @@ describe('ticks', () => {
         // Ticks are k·step rounded to 12 significant digits: spacing equal to 1e-9 relative to the axis span.
         ax.ticks.forEach((t, i) => i > 0 && expect(Math.abs(t - ax.ticks[i - 1]! - step)).toBeLessThanOrEqual(1e-9 * (ax.hi - ax.lo)));
       }),
-      { seed: 42, numRuns: 100 },
+      runs(100),
     );
   });
 
@@ -62,7 +63,7 @@ describe('ticks', () => {
           expect([1, 2, 5].some((k) => Math.abs(m - k) < 1e-9)).toBe(true);
         }
       }),
-      { seed: 42, numRuns: 100 },
+      runs(100),
     );
   });
 
@@ -87,7 +88,7 @@ describe('movingAverage', () => {
           expect(Math.abs(m[i]! - s / (i + 1))).toBeLessThanOrEqual(tol);
         });
       }),
-      { seed: 42, numRuns: 50 },
+      runs(50),
     );
   });
 });
@@ -169,7 +170,7 @@ describe('log axes always label the range', () => {
           expect(v).toBeLessThanOrEqual(axis.hi * (1 + 1e-9));
         }
       }),
-      { seed: 42, numRuns: 300 },
+      runs(300),
     );
   });
 });

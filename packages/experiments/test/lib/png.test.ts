@@ -5,6 +5,7 @@ import * as E from 'fp-ts/Either';
 import fc from 'fast-check';
 import { tf, initBackend } from '@score-sde/tensor-fp';
 import { imageGrid, gridSize, decodeGrayPng, pngSize, writePng, toByte, toImageBatch } from '../../src/lib/png';
+import { runs } from '@score-sde/tensor-fp/testing';
 
 const right = <A>(e: E.Either<unknown, A>): A => {
   if (E.isLeft(e)) throw new Error(`expected Right, got ${JSON.stringify(e.left)}`);
@@ -44,7 +45,7 @@ describe('imageGrid', () => {
           if (pad > 0) expect(img.pixels[0]).toBe(toByte(0.5));
         },
       ),
-      { seed: 42, numRuns: 25 },
+      runs(25),
     );
   });
 

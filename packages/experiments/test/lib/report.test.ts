@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import fc from 'fast-check';
 import { atomicWriteFile, runId, markdownTable, markdownKeyValue, formatNumber, toReportJson, writeReport } from '../../src/lib/report';
+import { runs } from '@score-sde/tensor-fp/testing';
 
 let dir: string;
 beforeEach(() => {
@@ -54,7 +55,7 @@ describe('runId', () => {
         expect(x <= y).toBe(true);
         expect(x).toMatch(/^\d{8}-\d{6}-\d{3}$/);
       }),
-      { seed: 42, numRuns: 100 },
+      runs(100),
     );
   });
 });

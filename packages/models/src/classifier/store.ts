@@ -6,7 +6,9 @@
  *                   sha256 and tensor list (name, shape) in storage order
  *   params.bin      every parameter (fixed Fourier frequencies included), float32 little-endian, concatenated
  *
- * written atomically and read back only after the manifest, the layout, the length and the sha256 are checked.
+ * in a version directory that the directory's CURRENT file names (tensor-files): saving writes a complete new
+ * version, fsynced, then replaces CURRENT by a rename, then removes the old version, so the path always holds a
+ * loadable classifier; it is read back only after the manifest, the layout, the length and the sha256 are checked.
  *
  * @module classifier/store
  */
