@@ -72,10 +72,14 @@ export const AdaptiveODESpec = strictRecord(
   'AdaptiveODESpec',
 );
 
-/** EDM's Heun sampler. @category codecs */
+/**
+ * EDM's Heun sampler: deterministic, or stochastic with churn γ per step (at most √2 − 1) applied where the noise level
+ * lies in [sMin, sMax] (default: everywhere), the added noise scaled by sNoise (default 1; Karras et al. 2022, Alg. 2).
+ * @category codecs
+ */
 export const EDMSpec = strictRecord(
   { kind: t.literal('edm'), steps: codec.PositiveInt },
-  { gamma: codec.NonNegativeFinite, grid: GridKind, ...common },
+  { gamma: codec.NonNegativeFinite, sMin: codec.NonNegativeFinite, sMax: codec.PositiveFinite, sNoise: codec.PositiveFinite, grid: GridKind, ...common },
   'EDMSpec',
 );
 
@@ -208,7 +212,16 @@ export const samplerFromSpec = (sde: SDE, spec: SamplerSpec): E.Either<DecodeErr
       return make(uniformGrid(sde, spec.intervals ?? 1, eps), pfAdaptive(sde, { rtol: spec.rtol ?? 1e-5, atol: spec.atol ?? 1e-5 }));
     case 'edm':
       if ((spec.gamma ?? 0) > Math.SQRT2 - 1) return E.left(specError(`gamma: must be at most √2 − 1 ≈ 0.414 (got ${spec.gamma})`));
-      return make(gridOf(sde, spec.grid ?? 'karras', spec.steps, eps), edmHeun(sde, { gamma: spec.gamma ?? 0 }));
+      if (spec.sMin !== undefined && spec.sMax !== undefined && !(spec.sMin < spec.sMax)) return E.left(specError(`sMax: must be above sMin = ${spec.sMin} (got ${spec.sMax})`));
+      return make(
+        gridOf(sde, spec.grid ?? 'karras', spec.steps, eps),
+        edmHeun(sde, {
+          gamma: spec.gamma ?? 0,
+          ...(spec.sMin !== undefined ? { sMin: spec.sMin } : {}),
+          ...(spec.sMax !== undefined ? { sMax: spec.sMax } : {}),
+          ...(spec.sNoise !== undefined ? { sNoise: spec.sNoise } : {}),
+        }),
+      );
     case 'dpm-solver++2m':
       return make(gridOf(sde, spec.grid ?? 'log-snr', spec.steps, eps), dpmSolverPP2M(sde));
     case 'adaptive-sde': {

@@ -48,6 +48,8 @@ test('impossible combinations are Lefts naming the field (ancestral off VP/VE, e
   expect(E.isLeft(eps) && eps.left.problems[0]).toMatch(/^eps: must be below T/);
   const gamma = samplerFromSpec(vp(), { kind: 'edm', steps: 10, gamma: 0.5 });
   expect(E.isLeft(gamma) && gamma.left.problems[0]).toMatch(/^gamma:/);
+  const range = samplerFromSpec(vp(), { kind: 'edm', steps: 10, gamma: 0.2, sMin: 5, sMax: 1 });
+  expect(E.isLeft(range) && range.left.problems[0]).toMatch(/^sMax: must be above sMin/);
   // A grid of more than MAX_STEPS + 1 times could not be allocated (2^53 steps threw RangeError: Invalid array length).
   const huge = samplerFromSpec(ve(), { kind: 'ode', method: 'heun', steps: 2 ** 53 - 1 });
   expect(E.isLeft(huge) && huge.left.problems[0]).toBe(`steps: at most 10,000,000 (got ${2 ** 53 - 1})`);
@@ -166,3 +168,24 @@ describe("Langevin's α from a pc spec (score_sde: α_i = 1 − β_i on VP)", ()
     expect(first(samplerFromSpec(sde, { kind: 'pc', predictor: 'euler-maruyama', corrector: 'none', steps: 20 }))).toBe('built');
   });
 });
+
+test("EDM's churn acts only at noise levels in [sMin, sMax]: a range no grid point reaches gives the deterministic sampler bit for bit, one that holds every point the churned sampler", async () => {
+  const sde = ve();
+  const keys = random.split(random.key(12), 32);
+  const run = async (spec: SamplerSpec) => {
+    const s = samplerFromSpec(sde, spec);
+    if (E.isLeft(s)) throw new Error(s.left.problems.join('; '));
+    const r = await sample(s.right, exactScore(sde, mixtures['2-D']), { keys, sampleShape: [2] })();
+    if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
+    const v = Array.from(r.right.x.dataSync());
+    r.right.x.dispose();
+    return v;
+  };
+  const deterministic = await run({ kind: 'edm', steps: 12 });
+  const churned = await run({ kind: 'edm', steps: 12, gamma: 0.3 });
+  // σ of the VE grid lies in [σ(ε), σ(T) = 50]: a range above 100 is never met, one of [0, 100] always.
+  expect(await run({ kind: 'edm', steps: 12, gamma: 0.3, sMin: 100, sMax: 200 })).toEqual(deterministic);
+  expect(await run({ kind: 'edm', steps: 12, gamma: 0.3, sMin: 0, sMax: 100 })).toEqual(churned);
+  expect(churned).not.toEqual(deterministic);
+});
+

@@ -12,8 +12,8 @@
  *    — pause other work then (the study prints when it starts and ends); the long training and evaluation after it may
  *    share the machine without changing any result.
  * 2. Training, with its cosine decay (when the recipe has one) spanning exactly those steps, evaluated at `--points`
- *    equally spaced fractions of the budget: n = `--samples` samples from each fast sampler of the recipe (EDM Heun
- *    and DPM-Solver++(2M) at ≤ 40 score evaluations, Tweedie's final step included), FID against the 10,000 test
+ *    equally spaced fractions of the budget: n = `--samples` samples from each fast sampler (EDM Heun, deterministic
+ *    and stochastic, and DPM-Solver++(2M), at ≤ 40 score evaluations, Tweedie's final step included), FID against the 10,000 test
  *    images and the extractor's confident-class rate (max p ≥ 0.9).
  * 3. At the end of the budget also the recipe's `pc` sampler (EM ∘ Langevin, 1000 evaluations) at n = `--pc-samples`,
  *    and bits/dim of the first `--bpd-images` test images (PF-ODE, RK45 at 1e-5, ε = `--bpd-eps`).
@@ -67,7 +67,7 @@ export const CANDIDATES: ReadonlyArray<Recipe> = [
   variant(pipeline.tutorialRecipe, 'vp-eps', 'VP SDE (β ∈ [0.1, 20]) with ε-prediction (tutorial parameterisation, σ² weighting = ε-MSE), t ~ U(ε, T), data in [−1, 1]', {
     sde: vp() as SDE,
     dataRange: [-1, 1],
-    samplers: ['edm', 'dpm', 'pc'],
+    samplers: ['edm-sde', 'edm', 'dpm', 'pc'],
     sampling: { ...edm.sampling },
   }),
   variant(edm, 'edm-full-width', 'EDM recipe at the tutorial width (channels 32/64/128/256, embedding 256)', { model: { channels: [32, 64, 128, 256], embedDim: 256, fourierScale: 16 } }),
@@ -150,10 +150,10 @@ const bestFast = (p: PointResult): SamplerFigure | undefined =>
 // the study
 // -------------------------------------------------------------------------------------
 
-const FAST: ReadonlyArray<pipeline.SamplerName> = ['edm', 'dpm'];
+const FAST: ReadonlyArray<pipeline.SamplerName> = ['edm', 'edm-sde', 'dpm'];
 
-/** The fast samplers' settings at ≤ 40 evaluations: EDM Heun 2·19 + 1 = 39, DPM-Solver++(2M) 39 + 1 = 40. */
-const fastSettings = (r: Recipe, name: pipeline.SamplerName): pipeline.SamplerSettings => ({ ...r.sampling, fastSteps: name === 'edm' ? 19 : 39 });
+/** The fast samplers' settings at ≤ 40 evaluations: EDM Heun (deterministic or stochastic) 2·19 + 1 = 39, DPM-Solver++(2M) 39 + 1 = 40. */
+const fastSettings = (r: Recipe, name: pipeline.SamplerName): pipeline.SamplerSettings => ({ ...r.sampling, fastSteps: name === 'dpm' ? 39 : 19 });
 
 const median = (xs: ReadonlyArray<number>): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -347,7 +347,7 @@ const markdown = (study: Study): string => {
       'FID reference': 'MNIST test, n = 10000',
       [`real-vs-real floor, n = ${study.floor.fast.n}`]: `FID ${fmt(floor)}, confident ${pct(study.floor.fast.confidentRate)}`,
       ...(study.floor.pc !== null ? { [`real-vs-real floor, n = ${study.floor.pc.n} (pc)`]: `FID ${fmt(study.floor.pc.fid)}` } : {}),
-      'fast samplers': 'EDM Heun 19 steps (39 NFE) and DPM-Solver++(2M) 39 steps (40 NFE), Tweedie final step included; the better per point',
+      'fast samplers': 'EDM Heun 19 steps, deterministic and stochastic (39 NFE), and DPM-Solver++(2M) 39 steps (40 NFE), Tweedie final step included; the best per point',
       seed: study.seed,
     }),
     '',

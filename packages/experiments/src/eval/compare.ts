@@ -71,7 +71,7 @@ export const formatTol = (tol: number): string => {
 };
 
 /**
- * The samplers of the comparison, in the order of `samplers`, expanding `ode` over `odeTols` and `edm`, `dpm` over
+ * The samplers of the comparison, in the order of `samplers`, expanding `ode` over `odeTols` and `edm`, `edm-sde`, `dpm` over
  * `fastSteps`. Left (naming `--compare`) when a sampler is not defined for the SDE.
  * @category samplers
  */
@@ -87,6 +87,8 @@ export const comparisonEntries = (sde: SDE, o: Pick<ComparisonOptions, 'samplers
         return o.odeTols.map((tol) => ({ id: `ode-${formatTol(tol)}`, label: `RK45 tol ${formatTol(tol)}`, settings: { ...base, odeTol: tol } }));
       case 'edm':
         return o.fastSteps.map((k) => ({ id: `edm-${k}`, label: `EDM Heun ${k}`, settings: { ...base, fastSteps: k } }));
+      case 'edm-sde':
+        return o.fastSteps.map((k) => ({ id: `edm-sde-${k}`, label: `EDM Heun stochastic ${k}`, settings: { ...base, fastSteps: k } }));
       case 'dpm':
         return o.fastSteps.map((k) => ({ id: `dpm-${k}`, label: `DPM++ ${k}`, settings: { ...base, fastSteps: k } }));
     }

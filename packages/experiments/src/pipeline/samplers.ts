@@ -1,7 +1,7 @@
 /**
  * The named samplers of the MNIST experiments, declared once: a name and its settings give a sampler
  * specification of the solvers package that says everything (grid, step, denoising, the adaptive solver's
- * reporting intervals), so `em`, `pc`, `ode`, `edm` and `dpm` mean the same sampler in `experiments:mnist`, in
+ * reporting intervals), so `em`, `pc`, `ode`, `edm`, `edm-sde` and `dpm` mean the same sampler in `experiments:mnist`, in
  * `experiments:mnist-eval`, in a worker thread and on another machine.
  *
  * - `em`:  Euler–Maruyama on the reverse SDE, `steps` uniform steps;
@@ -12,7 +12,10 @@
  * - `ode`: the probability-flow ODE by adaptive Dormand–Prince 5(4) at rtol = atol = `odeTol`, integrated over
  *          {@link ODE_INTERVALS} uniform intervals of [ε, T] (the step size carried across them), so progress is
  *          reported per interval; its one shared step size per batch couples the samples of a batch;
- * - `edm`: EDM's Heun 2nd-order sampler on the Karras grid, `fastSteps` steps (Karras et al. 2022);
+ * - `edm`: EDM's Heun 2nd-order sampler on the Karras grid, `fastSteps` steps (Karras et al. 2022), deterministic;
+ * - `edm-sde`: the same with EDM's stochastic churn (Alg. 2): γ = √2 − 1 (the most Alg. 2 allows, S_churn/N capped)
+ *          at noise levels σ ∈ [0.05, 50], S_noise = 1.003 (EDM's settings), so every step re-injects noise that
+ *          corrects the model's errors, at the NFE of `edm`;
  * - `dpm`: DPM-Solver++(2M) on the log-SNR grid, `fastSteps` steps (Lu et al. 2022).
  *
  * @module pipeline/samplers
@@ -24,7 +27,7 @@ import type { SDE } from '@score-sde/sde-math';
 import { type Sampler, type SamplerSpec, DEFAULT_SNR, samplerFromSpec } from '@score-sde/solvers';
 
 /** The sampler names, in the order the experiments list them. @category vocabulary */
-export const SAMPLER_NAMES = ['em', 'pc', 'ode', 'edm', 'dpm'] as const;
+export const SAMPLER_NAMES = ['em', 'pc', 'ode', 'edm', 'edm-sde', 'dpm'] as const;
 export type SamplerName = (typeof SAMPLER_NAMES)[number];
 
 /** io-ts codec of a sampler name. @category vocabulary */
@@ -36,6 +39,7 @@ export const SAMPLER_LABELS: Readonly<Record<SamplerName, string>> = {
   pc: 'PC (EM ∘ Langevin)',
   ode: 'PF-ODE RK45',
   edm: 'EDM Heun',
+  'edm-sde': 'EDM Heun, stochastic',
   dpm: 'DPM-Solver++(2M)',
 };
 
@@ -67,6 +71,8 @@ export const namedSamplerSpec = (name: SamplerName, s: SamplerSettings): Sampler
       return { kind: 'ode-adaptive', rtol: s.odeTol, atol: s.odeTol, intervals: ODE_INTERVALS };
     case 'edm':
       return { kind: 'edm', steps: s.fastSteps };
+    case 'edm-sde':
+      return { kind: 'edm', steps: s.fastSteps, gamma: Math.SQRT2 - 1, sMin: 0.05, sMax: 50, sNoise: 1.003 };
     case 'dpm':
       return { kind: 'dpm-solver++2m', steps: s.fastSteps };
   }
