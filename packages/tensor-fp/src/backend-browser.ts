@@ -3,7 +3,8 @@
  * e.g. `?backend=wasm`), and why the ones before it were not taken.
  * - `webgpu`: `@tensorflow/tfjs-backend-webgpu`, where the browser has WebGPU and an adapter;
  * - `webgl`: tfjs' WebGL backend, taken only where it renders float32 textures (a float16-only context would change
- *   the samples far beyond float32 rounding);
+ *   the samples far beyond float32 rounding) and, when choosing automatically, only on a GPU: a software renderer
+ *   (SwiftShader, llvmpipe: a browser without a usable GPU) is many times slower than wasm, so `auto` skips it;
  * - `wasm`: `@tensorflow/tfjs-backend-wasm` with its binaries served by the site (`wasmPaths`), SIMD where the
  *   browser has it, and threaded when the page is cross-origin isolated (SharedArrayBuffer); the project's fused
  *   kernels when the site gives their binary;
@@ -68,11 +69,32 @@ const tryWebgpu = (): Promise<E.Either<BackendError, BackendInfo<BrowserBackendN
     return E.right({ name: 'webgpu' });
   });
 
-const tryWebgl = (): Promise<E.Either<BackendError, BackendInfo<BrowserBackendName>>> =>
+/** The few WebGL calls that read the renderer's name. */
+interface GlContext {
+  getExtension(name: 'WEBGL_debug_renderer_info'): { readonly UNMASKED_RENDERER_WEBGL: number } | null;
+  getParameter(p: number): unknown;
+}
+
+/** The name of the renderer behind tfjs' WebGL backend ('' when the browser does not say). */
+const webglRenderer = (): string => {
+  const gl = (tf.backend() as unknown as { gpgpu?: { gl?: GlContext } }).gpgpu?.gl;
+  const info = gl?.getExtension('WEBGL_debug_renderer_info');
+  return gl !== undefined && info !== null && info !== undefined ? String(gl.getParameter(info.UNMASKED_RENDERER_WEBGL)) : '';
+};
+
+/** Whether a WebGL renderer is a CPU emulation of a GPU. @category individual backends */
+export const isSoftwareRenderer = (renderer: string): boolean => /swiftshader|llvmpipe|softpipe|software/i.test(renderer);
+
+const tryWebgl = (onlyHardware: boolean): Promise<E.Either<BackendError, BackendInfo<BrowserBackendName>>> =>
   caught('webgl', async () => {
     if (!(await tf.setBackend('webgl'))) return E.left(backendError('webgl: no WebGL context'));
     await tf.ready();
     if (!tf.env().getBool('WEBGL_RENDER_FLOAT32_CAPABLE')) return E.left(backendError('webgl: renders float16 only'));
+    const renderer = webglRenderer();
+    if (onlyHardware && isSoftwareRenderer(renderer)) {
+      tf.removeBackend('webgl');
+      return E.left(backendError(`webgl: a software renderer (${renderer.slice(0, 80)}), slower than wasm`));
+    }
     return E.right({ name: 'webgl', webglVersion: tf.env().getNumber('WEBGL_VERSION') });
   });
 
@@ -104,12 +126,17 @@ export const parseBrowserBackend = (raw: string | null | undefined): E.Either<Ba
 };
 
 /**
- * Chooses and initialises a browser backend: `prefer`, else the first of webgpu → webgl → wasm → cpu that works. The
+ * Chooses and initialises a browser backend: `prefer`, else the first of webgpu → webgl (on a GPU) → wasm → cpu that works. The
  * result names the backend (and, for `auto`, why the ones before it were skipped); Left with every reason when none
  * works.
  * @category constructors
  */
 export const chooseBrowserBackend = (prefer: BrowserBackendChoice, o: BrowserBackendOptions): Promise<E.Either<BackendError, BackendInfo<BrowserBackendName>>> => {
-  const attempt: Record<BrowserBackendName, () => Promise<E.Either<BackendError, BackendInfo<BrowserBackendName>>>> = { webgpu: tryWebgpu, webgl: tryWebgl, wasm: () => tryWasm(o), cpu: tryCpu };
+  const attempt: Record<BrowserBackendName, () => Promise<E.Either<BackendError, BackendInfo<BrowserBackendName>>>> = {
+    webgpu: tryWebgpu,
+    webgl: () => tryWebgl(prefer === 'auto'),
+    wasm: () => tryWasm(o),
+    cpu: tryCpu,
+  };
   return chooseAmong(prefer, BROWSER_BACKEND_NAMES, (name) => attempt[name](), true);
 };
