@@ -98,12 +98,28 @@ const tryWebgl = (onlyHardware: boolean): Promise<E.Either<BackendError, Backend
     return E.right({ name: 'webgl', webglVersion: tf.env().getNumber('WEBGL_VERSION') });
   });
 
+/**
+ * Runs `f` while `navigator.hardwareConcurrency` reports 2n: tfjs' wasm module caps XNNPACK's pool at half the logical
+ * cores (it assumes two hyper-threads per core), so on a 2-core machine it would use 1 thread (as in Node:
+ * wasm-threads.ts).
+ */
+const withReportedCores = async <A>(n: number, f: () => Promise<A>): Promise<A> => {
+  const nav = browserNavigator();
+  if (nav === undefined) return f();
+  Object.defineProperty(nav, 'hardwareConcurrency', { value: 2 * n, configurable: true });
+  try {
+    return await f();
+  } finally {
+    delete (nav as { hardwareConcurrency?: number }).hardwareConcurrency;
+  }
+};
+
 const tryWasm = (o: BrowserBackendOptions): Promise<E.Either<BackendError, BackendInfo<BrowserBackendName>>> =>
   caught('wasm', async () => {
     setWasmPaths(o.wasmPaths);
     const wanted = Math.min(8, Math.max(1, o.threads ?? browserNavigator()?.hardwareConcurrency ?? 1));
     if (isolated()) setThreadsCount(wanted);
-    if (!(await tf.setBackend('wasm'))) return E.left(backendError('wasm: failed to initialise'));
+    if (!(await withReportedCores(wanted, () => tf.setBackend('wasm')))) return E.left(backendError('wasm: failed to initialise'));
     await tf.ready();
     if (o.fusedKernels !== undefined && !(await prepareFusedKernels(o.fusedKernels))) console.warn(`[score-sde] fused wasm kernels unavailable (${fusedKernelsFailure()}); using tfjs ops`);
     const threaded = (await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')) === true;

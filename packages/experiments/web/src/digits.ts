@@ -121,7 +121,7 @@ const load = async (source: StoreSource): Promise<void> => {
     `SDE: ${JSON.stringify(c.sde)}`,
     `parameterisation: ${JSON.stringify(parameterisationOf(c))}, data in [${dataRangeOf(c).join(', ')}]`,
   ].join('\n');
-  publish({ loading: undefined, checkpoint: { dir: source.dir, step: r.right.state.step, config: c } });
+  publish({ loading: undefined, checkpoint: { dir: source.dir, step: r.right.state.step, config: c }, liveTensors: tf.memory().numTensors });
   refresh();
 };
 

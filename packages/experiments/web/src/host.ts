@@ -27,18 +27,22 @@ export const fetchBytes = async (file: string): Promise<Uint8Array> => {
 
 /**
  * Chooses the page's backend: the `backend` query parameter, else webgpu → webgl → wasm → cpu; the wasm backend's
- * binaries and the fused kernels come from the site's `wasm/` folder. Shows `backend: …` in #backend (with why the
+ * binaries and the fused kernels come from the site's `wasm/` folder, its threads from `threads` (default: the
+ * browser's logical cores, on a cross-origin isolated page). Shows `backend: …` in #backend (with why the
  * backends before it were skipped, as its title). Left: the message, also shown.
  * @category backend
  */
 export const startBackend = async (): Promise<E.Either<string, BackendInfo<BrowserBackendName>>> => {
   const el = byId('backend');
-  const want = parseBrowserBackend(new URLSearchParams(location.search).get('backend'));
+  const params = new URLSearchParams(location.search);
+  const want = parseBrowserBackend(params.get('backend'));
+  const threads = Number(params.get('threads') ?? NaN);
   const r = E.isLeft(want)
     ? want
     : await chooseBrowserBackend(want.right, {
         wasmPaths: siteUrl('wasm/'),
         fusedKernels: (shared) => fetchBytes(shared ? 'wasm/fused-kernels-shared.wasm' : 'wasm/fused-kernels.wasm'),
+        ...(Number.isSafeInteger(threads) && threads >= 1 ? { threads } : {}),
       });
   if (E.isLeft(r)) {
     el.textContent = `backend: ${r.left.message}`;
