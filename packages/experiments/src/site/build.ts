@@ -63,6 +63,8 @@ export const bundlePages = async (o: { readonly outdir: string; readonly minify:
       outdir: o.outdir,
       write: o.write,
       metafile: true,
+      // The metafile's paths are relative to the workspace root (packages/…, node_modules/…).
+      absWorkingDir: path.resolve(WEB_ROOT, '..', '..', '..'),
       tsconfig: path.join(WEB_ROOT, 'tsconfig.json'),
       logLevel: 'silent',
       legalComments: 'none',

@@ -10,7 +10,7 @@
  *
  * @module toy/check
  */
-import type { Key } from '@score-sde/tensor-fp';
+import { random, type Key } from '@score-sde/tensor-fp';
 import {
   type GaussianMixture,
   type SDE,
@@ -29,6 +29,16 @@ import { type Sampler, denoises } from '@score-sde/solvers';
 // -------------------------------------------------------------------------------------
 // the target
 // -------------------------------------------------------------------------------------
+
+/**
+ * The key streams of a toy run with `seed`: [sampler, reference, likelihood] = split(key(seed), 3); sample i of the
+ * sampler uses split(sampler, n)[i], so the command and the playground draw the same samples for the same spec.
+ * @category target
+ */
+export const toyKeys = (seed: number): { readonly sampler: Key; readonly reference: Key; readonly likelihood: Key } => {
+  const [a, b, c] = random.split(random.key(seed), 3);
+  return { sampler: a!, reference: b!, likelihood: c! };
+};
 
 /**
  * The exact target of a sampler on a mixture: its end time ε, whether it denoises, the mixture whose responsibilities

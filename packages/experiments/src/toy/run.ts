@@ -14,7 +14,7 @@ import { exactScore, exactLogProb, mixtureDim, sampleMean, sampleCovariance, ene
 import { samplerFromSpec, sample, samplerName, logLikelihood, type SamplerError } from '@score-sde/solvers';
 import { report } from '../lib';
 import type { ToySpec } from './spec';
-import { toyTarget } from './check';
+import { toyTarget, toyKeys } from './check';
 
 // -------------------------------------------------------------------------------------
 // running
@@ -73,12 +73,6 @@ export const renderToyError = (e: ToyError): string =>
         ? `likelihood failed: ${e.message}`
         : report.renderIoError(e);
 
-/** Key streams of a run: samples, exact reference samples, likelihood probes. */
-const streams = (seed: number): { readonly sampler: Key; readonly reference: Key; readonly likelihood: Key } => {
-  const [a, b, c] = random.split(random.key(seed), 3);
-  return { sampler: a!, reference: b!, likelihood: c! };
-};
-
 /**
  * Runs a decoded spec: samples with the exact score, compares with exact samples of its target, estimates the
  * log-likelihoods. Leaves no tensor behind.
@@ -90,7 +84,7 @@ export const runToy = (spec: ToySpec, backend = 'unknown'): TE.TaskEither<ToyErr
     TE.chainW((sampler) => async () => {
       const m = spec.data;
       const D = mixtureDim(m);
-      const keys = streams(spec.seed);
+      const keys = toyKeys(spec.seed);
       const t0 = process.hrtime.bigint();
       const r = await sample(sampler, exactScore(spec.sde, m), { keys: random.split(keys.sampler, spec.samples), sampleShape: [D] })();
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
