@@ -108,7 +108,7 @@ describe('the digits page', () => {
     expect(message).toMatch(/params\.bin has sha256 [0-9a-f]{64}, manifest says [0-9a-f]{64} \(the file is corrupt\)$/);
     expect(s['loadError']).toBe(message.replace(corrupt, 'checkpoints/corrupt'));
     expect(await page.$eval('#load-errors', (e) => e.textContent)).toBe(s['loadError']);
-    expect(await page.$eval('#sample', (e) => (e as HTMLButtonElement).disabled)).toBe(true);
+    expect(await page.$eval('#sample', (e) => (e as unknown as { disabled: boolean }).disabled)).toBe(true);
     await screenshot(page, 'digits-corrupt');
     expect(errors).toEqual([]);
     await page.close();
@@ -119,13 +119,13 @@ describe('the digits page', () => {
     await page.select('#sampler', 'pc');
     await setField(page, 'steps', '5000');
     await page.click('#sample');
-    await page.waitForFunction(() => /^step [3-9]/.test(document.getElementById('status')?.textContent ?? ''), { timeout: 60_000 });
+    await page.waitForFunction(() => /^step [3-9]/.test((globalThis as unknown as { document: { getElementById(id: string): { textContent: string | null } | null } }).document.getElementById('status')?.textContent ?? ''), { timeout: 60_000 });
     await page.click('#cancel');
     const s = await runEnded(page);
     expect(s['status']).toBe('cancelled');
     expect(s['step']).toBeLessThan(5001);
     expect(await page.$eval('#status', (e) => e.textContent)).toMatch(/^cancelled at step \d+\/5001/);
-    expect(await page.$eval('#sample', (e) => (e as HTMLButtonElement).disabled)).toBe(false);
+    expect(await page.$eval('#sample', (e) => (e as unknown as { disabled: boolean }).disabled)).toBe(false);
     expect(errors).toEqual([]);
     await page.close();
   });

@@ -50,16 +50,16 @@ export const openPage = async (rig: WebRig, at: string): Promise<{ readonly page
   page.on('pageerror', (e) => errors.push(String((e as Error).message ?? e)));
   await page.setViewport({ width: 1280, height: 900 });
   await page.goto(`${rig.server.url}${at}`);
-  await page.waitForFunction(() => (window as unknown as { scoreSde?: { ready?: boolean; backendError?: string } }).scoreSde?.ready === true || (window as unknown as { scoreSde?: { backendError?: string } }).scoreSde?.backendError !== undefined, { timeout: 60_000 });
+  await page.waitForFunction(() => (globalThis as unknown as { scoreSde?: { ready?: boolean; backendError?: string } }).scoreSde?.ready === true || (globalThis as unknown as { scoreSde?: { backendError?: string } }).scoreSde?.backendError !== undefined, { timeout: 60_000 });
   return { page, errors };
 };
 
 /** The page's published state. */
-export const stateOf = (page: Page): Promise<PageState> => page.evaluate(() => (window as unknown as { scoreSde: PageState }).scoreSde);
+export const stateOf = (page: Page): Promise<PageState> => page.evaluate(() => (globalThis as unknown as { scoreSde: PageState }).scoreSde);
 
 /** Waits until the page's run has ended (done, cancelled or failed) and returns its state. */
 export const runEnded = async (page: Page, timeout = 120_000): Promise<PageState> => {
-  await page.waitForFunction(() => ['done', 'cancelled', 'failed'].includes(String((window as unknown as { scoreSde?: { status?: string } }).scoreSde?.status)), { timeout });
+  await page.waitForFunction(() => ['done', 'cancelled', 'failed'].includes(String((globalThis as unknown as { scoreSde?: { status?: string } }).scoreSde?.status)), { timeout });
   return stateOf(page);
 };
 
@@ -68,7 +68,7 @@ export const setField = (page: Page, id: string, value: string): Promise<void> =
   page.$eval(
     `#${id}`,
     (el, v) => {
-      (el as HTMLInputElement).value = v as string;
+      (el as unknown as { value: string }).value = v as string;
       el.dispatchEvent(new Event('input', { bubbles: true }));
     },
     value,

@@ -91,7 +91,7 @@ describe('the sampler playground', () => {
   test('bad JSON is refused under its editor, naming the field, and Sample is disabled', async () => {
     const problemsFor = async (id: string, value: string): Promise<{ readonly shown: string; readonly disabled: boolean }> => {
       await setField(page, id, value);
-      return { shown: (await page.$eval(`#${id.replace('-json', '')}-errors`, (e) => e.textContent)) ?? '', disabled: await page.$eval('#sample', (e) => (e as HTMLButtonElement).disabled) };
+      return { shown: (await page.$eval(`#${id.replace('-json', '')}-errors`, (e) => e.textContent)) ?? '', disabled: await page.$eval('#sample', (e) => (e as unknown as { disabled: boolean }).disabled) };
     };
     await setField(page, 'sde-json', JSON.stringify(SDE));
     await setField(page, 'data-json', JSON.stringify(DATA));
@@ -120,7 +120,7 @@ describe('the sampler playground', () => {
   test('Cancel stops a run after the step it is in', async () => {
     await setField(page, 'sampler-json', JSON.stringify({ kind: 'pc', predictor: 'euler-maruyama', corrector: 'langevin', steps: 100000 }));
     await page.click('#sample');
-    await page.waitForFunction(() => /^step [1-9]\d*\//.test(document.getElementById('status')?.textContent ?? ''), { timeout: 60_000 });
+    await page.waitForFunction(() => /^step [1-9]\d*\//.test((globalThis as unknown as { document: { getElementById(id: string): { textContent: string | null } | null } }).document.getElementById('status')?.textContent ?? ''), { timeout: 60_000 });
     await page.click('#cancel');
     const s = await runEnded(page);
     expect(s['status']).toBe('cancelled');
