@@ -106,9 +106,30 @@ const listFiles = async (dir: string, under = ''): Promise<Array<{ file: string;
   return out;
 };
 
+/** Writes the site into the empty folder `dir` (module comment). */
+const writeSite = async (dir: string, checkpoints: ReadonlyArray<BundledCheckpoint>, minify: boolean): Promise<E.Either<string, ReadonlyArray<string>>> => {
+  await fs.mkdir(path.join(dir, 'wasm'), { recursive: true });
+  await fs.writeFile(path.join(dir, SITE_MARKER), 'built by npx nx run experiments:web\n');
+  const bundled = await bundlePages({ outdir: dir, minify, write: true });
+  if (E.isLeft(bundled)) return E.left(`bundling the pages failed:\n${bundled.left.map((l) => `  ${l}`).join('\n')}`);
+  await fs.cp(path.join(WEB_ROOT, 'static'), dir, { recursive: true });
+  const wasmDist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
+  for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) await fs.copyFile(path.join(wasmDist, f), path.join(dir, 'wasm', f));
+  await fs.writeFile(path.join(dir, 'wasm', 'fused-kernels.wasm'), await fusedKernelsBinary(false));
+  await fs.writeFile(path.join(dir, 'wasm', 'fused-kernels-shared.wasm'), await fusedKernelsBinary(true));
+  await fs.mkdir(path.join(dir, 'checkpoints'), { recursive: true });
+  for (const c of checkpoints) {
+    const copied = await copyCheckpoint(path.resolve(c.dir), path.join(dir, 'checkpoints', c.name));
+    if (E.isLeft(copied)) return copied;
+  }
+  await fs.writeFile(path.join(dir, 'checkpoints', 'index.json'), `${JSON.stringify(checkpoints.map((c) => ({ name: c.name, url: `checkpoints/${c.name}` })), null, 2)}\n`);
+  return E.right((bundled.right.warnings ?? []).map((w) => w.text));
+};
+
 /**
- * Builds the site into `out` (module comment): refuses a folder that holds anything but an earlier build. Left: what
- * went wrong, in one message.
+ * Builds the site into `out` (module comment): written beside it into a temporary folder, which then replaces `out`,
+ * so a failed build leaves `out` as it was. Refuses a folder that holds anything but an earlier build. Left: what went
+ * wrong, in one message.
  * @category building
  */
 export const buildSite = async (o: { readonly out: string; readonly checkpoints: ReadonlyArray<BundledCheckpoint>; readonly minify?: boolean }): Promise<E.Either<string, SiteBuild>> => {
@@ -117,21 +138,16 @@ export const buildSite = async (o: { readonly out: string; readonly checkpoints:
   const names = o.checkpoints.map((c) => c.name);
   const bad = names.find((n, i) => !/^[A-Za-z0-9._-]+$/.test(n) || names.indexOf(n) !== i);
   if (bad !== undefined) return E.left(`--checkpoint: the name "${bad}" is repeated or not made of letters, digits, ".", "_" and "-"`);
-  await fs.rm(out, { recursive: true, force: true });
-  await fs.mkdir(path.join(out, 'wasm'), { recursive: true });
-  await fs.writeFile(path.join(out, SITE_MARKER), 'built by npx nx run experiments:web\n');
-  const bundled = await bundlePages({ outdir: out, minify: o.minify ?? true, write: true });
-  if (E.isLeft(bundled)) return E.left(`bundling the pages failed:\n${bundled.left.map((l) => `  ${l}`).join('\n')}`);
-  await fs.cp(path.join(WEB_ROOT, 'static'), out, { recursive: true });
-  const wasmDist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
-  for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) await fs.copyFile(path.join(wasmDist, f), path.join(out, 'wasm', f));
-  await fs.writeFile(path.join(out, 'wasm', 'fused-kernels.wasm'), await fusedKernelsBinary(false));
-  await fs.writeFile(path.join(out, 'wasm', 'fused-kernels-shared.wasm'), await fusedKernelsBinary(true));
-  await fs.mkdir(path.join(out, 'checkpoints'), { recursive: true });
-  for (const c of o.checkpoints) {
-    const copied = await copyCheckpoint(path.resolve(c.dir), path.join(out, 'checkpoints', c.name));
-    if (E.isLeft(copied)) return copied;
+  const tmp = `${out}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    const written = await writeSite(tmp, o.checkpoints, o.minify ?? true);
+    if (E.isLeft(written)) return written;
+    await fs.rm(out, { recursive: true, force: true });
+    await fs.rename(tmp, out);
+    return E.right({ out, files: await listFiles(out), warnings: written.right });
+  } catch (e) {
+    return E.left(`writing ${out}: ${(e as Error).message}`);
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
   }
-  await fs.writeFile(path.join(out, 'checkpoints', 'index.json'), `${JSON.stringify(names.map((name) => ({ name, url: `checkpoints/${name}` })), null, 2)}\n`);
-  return E.right({ out, files: await listFiles(out), warnings: (bundled.right.warnings ?? []).map((w) => w.text) });
 };
