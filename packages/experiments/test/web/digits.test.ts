@@ -114,6 +114,34 @@ describe('the digits page', () => {
     await page.close();
   });
 
+  test('a folder picked on this computer loads the same way: the fixture, and the corrupted copy refused with Node\'s message', async () => {
+    const { page, errors } = await openPage(rig, 'digits.html?backend=wasm&threads=1');
+    const pick = async (dir: string): Promise<Record<string, unknown>> => {
+      // Forget the last outcome, so that the wait below sees this pick's.
+      await page.evaluate(() => {
+        const s = (globalThis as unknown as { scoreSde: Record<string, unknown> }).scoreSde;
+        s['checkpoint'] = undefined;
+        s['loadError'] = undefined;
+      });
+      const input = await page.$('#checkpoint-folder');
+      await input!.uploadFile(dir);
+      await page.waitForFunction(() => {
+        const s = (globalThis as unknown as { scoreSde?: { loading?: string; checkpoint?: unknown; loadError?: string } }).scoreSde;
+        return s?.loading === undefined && (s?.checkpoint !== undefined || s?.loadError !== undefined);
+      }, { timeout: 60_000 });
+      return stateOf(page);
+    };
+    const good = await pick(FIXTURE);
+    expect(good['loadError']).toBeUndefined();
+    expect(good['checkpoint']).toMatchObject({ dir: 'tiny-edm-checkpoint', step: 16 });
+    const bad = await pick(corrupt);
+    const node = await loadCheckpoint(corrupt)();
+    if (E.isRight(node)) throw new Error('the corrupted copy loads in Node');
+    expect(bad['loadError']).toBe(renderCheckpointError(node.left).replace(corrupt, 'corrupt'));
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   test('Cancel stops a run after the step it is in', async () => {
     const { page, errors } = await openPage(rig, 'digits.html?backend=wasm&threads=1&checkpoint=checkpoints/tiny');
     await page.select('#sampler', 'pc');
