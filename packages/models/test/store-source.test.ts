@@ -14,7 +14,6 @@ import type { AddressInfo } from 'node:net';
 import * as E from 'fp-ts/Either';
 import fc from 'fast-check';
 import { random, initBackend } from '@score-sde/tensor-fp';
-import { tutorial } from '@score-sde/sde-math';
 import { runs } from '@score-sde/tensor-fp/testing';
 import {
   saveCheckpoint,
@@ -23,9 +22,6 @@ import {
   renderCheckpointError,
   initTrainState,
   disposeTrainState,
-  scoreNetConfig,
-  adamConfig,
-  defaultLossConfig,
   urlSource,
   filesSource,
   sha256HexJs,
@@ -35,6 +31,7 @@ import {
   type LoadedCheckpoint,
   type StoreSource,
 } from '../src';
+import { tinyTrainConfig } from './helpers';
 
 const nodeSha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -51,14 +48,7 @@ describe('sha256 of the browser sources', () => {
   });
 });
 
-const config: TrainConfig = {
-  model: scoreNetConfig({ channels: [4, 8, 8, 8], embedDim: 16 }),
-  sde: tutorial(),
-  loss: defaultLossConfig,
-  optim: adamConfig({ lr: 1e-3 }),
-  emaDecay: 0.999,
-  batchSize: 4,
-};
+const config: TrainConfig = tinyTrainConfig;
 
 /** Every file under `dir`, as paths relative to it. */
 const listFiles = async (dir: string, under = ''): Promise<string[]> => {
