@@ -147,7 +147,7 @@ const sampleNow = async (m: Model): Promise<void> => {
   let firstStep: number | undefined;
   let step = -1;
   let nfe = 0;
-  let images = new Float32Array(0);
+  let images: Float32Array = new Float32Array(0);
   // `?frames=none` draws only the samples (the benchmark's sampling-only figure); by default every step is drawn.
   const everyStep = new URLSearchParams(location.search).get('frames') !== 'none';
   publish({ status: 'running', sampler: samplerName(sampler), samples: undefined });
