@@ -23,9 +23,9 @@ const main = async (): Promise<number> => {
   const built = await site.buildSite({ out: path.join(tmp, 'site'), checkpoints: [{ name: 'mnist', dir: checkpoint }] });
   if (E.isLeft(built)) throw new Error(built.left);
   const server = await site.serveSite(built.right.out, { port: 0, host: '127.0.0.1' });
-  const browser = await site.launchChromium();
+  const chromium = await site.launchChromium();
   try {
-    const page = await browser.newPage();
+    const page = await chromium.browser.newPage();
     await page.setViewport({ width: 1180, height: 960 });
     await page.goto(`${server.url}playground.html`);
     await page.waitForFunction(ready, { timeout: 60_000 });
@@ -39,7 +39,7 @@ const main = async (): Promise<number> => {
     await page.waitForFunction(ended, { timeout: 300_000 });
     await page.screenshot({ path: path.join(DOCS, 'web-digits.png') });
   } finally {
-    await browser.close();
+    await chromium.close();
     await server.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -46,7 +46,7 @@ interface BrowserRun {
   readonly backend: string;
 }
 
-const browserRun = async (browser: Awaited<ReturnType<typeof site.launchChromium>>, url: string, samples: number): Promise<BrowserRun> => {
+const browserRun = async (browser: site.Chromium['browser'], url: string, samples: number): Promise<BrowserRun> => {
   const page = await browser.newPage();
   try {
     await page.goto(url);
@@ -94,7 +94,8 @@ const main = async (): Promise<number> => {
   const built = await site.buildSite({ out: path.join(tmp, 'site'), checkpoints: [{ name: 'bench', dir: checkpoint }] });
   if (E.isLeft(built)) throw new Error(built.left);
   const server = await site.serveSite(built.right.out, { port: 0, host: '127.0.0.1' });
-  const browser = await site.launchChromium();
+  const chromium = await site.launchChromium();
+  const browser = chromium.browser;
   const sampler = pipeline.quickPreset.samplers[0]!;
   const rows: Array<Record<string, unknown>> = [];
   try {
@@ -127,7 +128,7 @@ const main = async (): Promise<number> => {
       rows.push(row);
     }
   } finally {
-    await browser.close();
+    await chromium.close();
     await server.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   }

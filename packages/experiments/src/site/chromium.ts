@@ -87,12 +87,18 @@ export interface ChromiumOptions {
   readonly webgl?: boolean;
 }
 
+/** A running browser, and how to stop it (which also removes its temporary profile). @category launching */
+export interface Chromium {
+  readonly browser: Browser;
+  readonly close: () => Promise<void>;
+}
+
 /**
  * Launches headless Chromium (module comment) with a fresh profile, no background networking, as root without a
  * sandbox. Rejects with the reason when there is no browser to be had.
  * @category launching
  */
-export const launchChromium = async (o: ChromiumOptions = {}): Promise<Browser> => {
+export const launchChromium = async (o: ChromiumOptions = {}): Promise<Chromium> => {
   const puppeteer = (await import('puppeteer-core')).default;
   const given = process.env['SCORE_SDE_CHROMIUM'];
   const unpacked = given === undefined || given === '' ? await unpack() : undefined;
@@ -125,8 +131,13 @@ export const launchChromium = async (o: ChromiumOptions = {}): Promise<Browser> 
   };
   try {
     const browser = await puppeteer.launch(options);
-    browser.once('disconnected', () => void fs.rm(profile, { recursive: true, force: true }));
-    return browser;
+    return {
+      browser,
+      close: async () => {
+        await browser.close();
+        await fs.rm(profile, { recursive: true, force: true });
+      },
+    };
   } catch (e) {
     await fs.rm(profile, { recursive: true, force: true });
     throw new Error(`cannot start headless Chromium (${options.executablePath}): ${(e as Error).message.split('\n')[0]}`);

@@ -27,13 +27,13 @@ export const startRig = async (prepare: (tmp: string) => Promise<ReadonlyArray<B
   const built = await buildSite({ out: path.join(root, 'site'), checkpoints: await prepare(root) });
   if (E.isLeft(built)) throw new Error(built.left);
   const server = await serveSite(built.right.out, { port: 0, host: '127.0.0.1' });
-  const browser = await launchChromium();
+  const chromium = await launchChromium();
   return {
     root,
     server,
-    browser,
+    browser: chromium.browser,
     close: async () => {
-      await browser.close();
+      await chromium.close();
       await server.close();
       await fs.rm(root, { recursive: true, force: true });
     },
