@@ -12,6 +12,7 @@ module.exports = (name) => ({
   },
   moduleNameMapper: {
     '^@score-sde/tensor-fp/testing$': path.join(__dirname, 'packages/tensor-fp/src/testing/index.ts'),
+    '^@score-sde/(tensor-fp|sde-math|solvers|models)/(browser|node)$': path.join(__dirname, 'packages/$1/src/$2.ts'),
     '^@score-sde/(tensor-fp|sde-math|solvers|models|experiments)$': path.join(__dirname, 'packages/$1/src/index.ts'),
   },
   // One fast-check configuration: seed FC_SEED (default 42), FC_NUM_RUNS cases per property when set. After the

@@ -7,7 +7,7 @@
  * 2. Entry points only: a file under `tools/` imports a package by its name (`@score-sde/solvers`), never a path into
  *    a package (`../../packages/solvers/src/…`) nor a deep name (`@score-sde/solvers/src/…`); and no relative import
  *    in a package leaves that package.
- * 3. Layers inside experiments: `lib` ← `pipeline` ← {`mnist`, `eval`}, `lib` ← `toy`; the command files at the top
+ * 3. Layers inside experiments: `lib` ← `pipeline` ← {`mnist`, `eval`}, `lib` ← `toy`, `lib` ← `site`; the command files at the top
  *    (`src/*.ts`) may import any of them, and no folder imports a folder to its right or a sibling (so `mnist/` and
  *    `eval/` never import each other).
  * 4. dpdm over every package's and the tools' sources: no circular import anywhere.
@@ -34,6 +34,7 @@ export const EXPERIMENT_LAYERS: Readonly<Record<string, ReadonlyArray<string>>> 
   lib: [],
   pipeline: ['lib'],
   toy: ['lib'],
+  site: ['lib'],
   mnist: ['lib', 'pipeline'],
   eval: ['lib', 'pipeline'],
 };

@@ -12,6 +12,8 @@
  *   e2e        the default recipe of `nx run experiments:mnist` trained for the same steps on the same batches and
  *              sampled with the same sampler in the project and in PyTorch, alternating rounds: seconds per step,
  *              ms per score evaluation, peak RSS and memory per phase → tools/bench/out/e2e.{md,json}
+ *   web        64 digits with the default fast sampler in the digits page (headless Chromium) and in Node, alternating
+ *              rounds per thread count, and the page's time to its first frame → tools/bench/out/web.{md,json}
  *
  * Each benchmark takes `--help`.
  */
@@ -25,6 +27,7 @@ const BENCHES: Readonly<Record<string, string>> = {
   overhead: 'per-step overhead of every sampler over the bare score evaluations, syncs per step, tensor growth',
   recipes: 'the recipe study: candidate training recipes at equal wall-clock budgets, judged by FID, confident-class rate and bits/dim',
   e2e: 'the default MNIST recipe trained and sampled end to end, beside the same recipe in PyTorch when installed',
+  web: '64 digits with the default fast sampler in headless Chromium (the digits page) against Node, and the time to the first frame',
 };
 
 const usage = (): string =>

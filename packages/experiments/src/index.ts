@@ -8,4 +8,5 @@ export * from './lib';
 export * as pipeline from './pipeline';
 export * as mnistEval from './eval';
 export * as toy from './toy/index';
+export * as site from './site';
 export { mnistFlags, recipeOfFlags, type MnistFlags } from './mnist/flags';

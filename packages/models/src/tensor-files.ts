@@ -16,7 +16,8 @@
  * replaced the same way (its files are removed after the new CURRENT is in place).
  *
  * Reading resolves CURRENT (or takes `dir` itself when it has none) and checks a file's length and sha256 against
- * its entry before a single value is used.
+ * its entry before a single value is used: the format's reading (stored-format.ts, on any host) over a Node directory
+ * ({@link fsSource}). This module is Node's: writing, and the file system as a {@link StoreSource}.
  *
  * @module tensor-files
  */
@@ -24,30 +25,19 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import * as t from 'io-ts';
+import type * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
-import { codec } from '@score-sde/tensor-fp';
 import { type ParamSpec, type TensorRecord, sizeOfShape, recordValues } from './params';
 import { point } from './faults';
+import { type FileEntry, CURRENT, VERSION, type ManifestProblem, type ReadProblem, storedPrefix, readManifestFrom, readVerifiedFrom } from './stored-format';
+import type { FsProblem, StoreSource } from './store-source';
 
 // -------------------------------------------------------------------------------------
-// codecs
+// the format (stored-format.ts), re-exported
 // -------------------------------------------------------------------------------------
 
-/** A lowercase hexadecimal sha256 digest (64 digits). @category codecs */
-export const Sha256Hex = new t.Type<string, string, unknown>(
-  'Sha256Hex',
-  (u): u is string => typeof u === 'string' && /^[0-9a-f]{64}$/.test(u),
-  (u, c) => (typeof u === 'string' && /^[0-9a-f]{64}$/.test(u) ? t.success(u) : t.failure(u, c)),
-  t.identity,
-);
-
-/** One tensor of a file: its name and shape. @category codecs */
-export const TensorEntry = codec.strict({ name: t.string, shape: t.array(codec.NonNegativeInt) }, 'TensorEntry');
-
-/** A binary file's manifest entry: byte length, sha256, and its tensors in storage order. @category codecs */
-export const FileEntry = codec.strict({ bytes: codec.NonNegativeInt, sha256: Sha256Hex, tensors: t.array(TensorEntry) }, 'FileEntry');
-export type FileEntry = t.TypeOf<typeof FileEntry>;
+export { Sha256Hex, TensorEntry, FileEntry, float32FromBytes, splitBySpecs, checkTensorLayout, CURRENT, type ReadProblem, type ManifestProblem } from './stored-format';
+export type { FsProblem } from './store-source';
 
 // -------------------------------------------------------------------------------------
 // bytes
@@ -69,31 +59,8 @@ export const float32Bytes = (parts: ReadonlyArray<Float32Array>): Buffer => {
   return b;
 };
 
-/** Little-endian bytes as float32 values (a copy). @category bytes */
-export const float32FromBytes = (b: Uint8Array): Float32Array => {
-  const out = new Float32Array(b.byteLength / 4);
-  if (LE) new Uint8Array(out.buffer).set(b);
-  else {
-    const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
-    for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(4 * i, true);
-  }
-  return out;
-};
-
 /** sha256 of bytes, lowercase hex. @category bytes */
 export const sha256Hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
-/** Consecutive slices of a flat array, one per spec, sized by its shape: {name ↦ values}. @category bytes */
-export const splitBySpecs = (flat: Float32Array, specs: ReadonlyArray<ParamSpec>): Record<string, Float32Array> => {
-  const out: Record<string, Float32Array> = {};
-  let o = 0;
-  for (const s of specs) {
-    const n = sizeOfShape(s.shape);
-    out[s.name] = flat.subarray(o, o + n);
-    o += n;
-  }
-  return out;
-};
 
 // -------------------------------------------------------------------------------------
 // encoding and layout
@@ -124,33 +91,9 @@ export const encodeTensorFile = async (specs: ReadonlyArray<ParamSpec>, record: 
   return E.right({ bytes, entry: { bytes: bytes.byteLength, sha256: sha256Hex(bytes), tensors: specs.map((s) => ({ name: s.name, shape: [...s.shape] })) } });
 };
 
-/**
- * Checks a file entry against the specs a config implies: the same tensors (names, shapes) in the same order, and
- * a byte count of 4 Σ |shape|. Left: what differs, in words.
- * @category encoding
- */
-export const checkTensorLayout = (want: ReadonlyArray<ParamSpec>, entry: FileEntry): E.Either<{ readonly field: 'tensors' | 'bytes'; readonly message: string }, void> => {
-  const got = entry.tensors;
-  if (got.length !== want.length) return E.left({ field: 'tensors', message: `manifest lists ${got.length} tensors, the config has ${want.length}` });
-  for (let i = 0; i < want.length; i++) {
-    const w = want[i]!;
-    const g = got[i]!;
-    if (g.name !== w.name || JSON.stringify(g.shape) !== JSON.stringify(w.shape))
-      return E.left({ field: 'tensors', message: `tensor ${i} is ${g.name} [${g.shape.join(', ')}], the config needs ${w.name} [${w.shape.join(', ')}]` });
-  }
-  const need = 4 * want.reduce((a, s) => a + sizeOfShape(s.shape), 0);
-  return entry.bytes === need ? E.right(undefined) : E.left({ field: 'bytes', message: `${entry.bytes}, but its tensors need ${need} bytes of float32` });
-};
-
 // -------------------------------------------------------------------------------------
 // file system
 // -------------------------------------------------------------------------------------
-
-/** An fs failure: Node's error code (if any) and message. @category file system */
-export interface FsProblem {
-  readonly code: string | undefined;
-  readonly message: string;
-}
 
 /** Runs an fs call, turning a rejection into a Left of its code and message (no `instanceof`: Node's errors may come from another realm). */
 const attempt = async <A>(f: () => Promise<A>): Promise<E.Either<FsProblem, A>> => {
@@ -206,25 +149,29 @@ export const writeFileAtomically = async (target: string, data: Uint8Array | str
   }
 };
 
-/** The pointer file of a stored directory. @category file system */
-export const CURRENT = 'CURRENT';
-
-/** A version directory's name: `<label>.<8 hex>` (label: letters, digits, `-`). */
-const VERSION = /^[A-Za-z0-9-]+\.[0-9a-f]{8}$/;
 /** Temporary entries of a writer: `.<version>.tmp` directories and `.CURRENT.tmp-<tag>` files. */
 const TEMPORARY = /^\.(?:[A-Za-z0-9-]+\.[0-9a-f]{8}\.tmp|CURRENT\.tmp-[0-9a-f-]+)$/;
+
+/**
+ * A directory as a {@link StoreSource}: its files read with Node's file system, sha256 by Node's crypto, messages
+ * naming `dir` as given.
+ * @category file system
+ */
+export const fsSource = (dir: string): StoreSource => ({
+  dir,
+  isDirectory: async () => E.map((st: { isDirectory(): boolean }) => st.isDirectory())(await attempt(() => fs.stat(dir))),
+  readText: (file) => attempt(() => fs.readFile(path.join(dir, file), 'utf8')),
+  readBytes: (file) => attempt(() => fs.readFile(path.join(dir, file))),
+  sha256: async (b) => sha256Hex(b),
+});
 
 /**
  * The directory holding a stored value's files: `dir/<CURRENT's version>` when `dir` has a CURRENT, else `dir`
  * itself (a directory written before the pointer scheme). Left when CURRENT cannot be read or names no version.
  * @category file system
  */
-export const storedDirectory = async (dir: string): Promise<E.Either<FsProblem, string>> => {
-  const text = await attempt(() => fs.readFile(path.join(dir, CURRENT), 'utf8'));
-  if (E.isLeft(text)) return text.left.code === 'ENOENT' || text.left.code === 'ENOTDIR' ? E.right(dir) : text;
-  const name = text.right.trim();
-  return VERSION.test(name) ? E.right(path.join(dir, name)) : E.left({ code: undefined, message: `${CURRENT} names no version directory (it holds ${JSON.stringify(text.right.slice(0, 40))})` });
-};
+export const storedDirectory = async (dir: string): Promise<E.Either<FsProblem, string>> =>
+  E.map((prefix: string) => (prefix === '' ? dir : path.join(dir, prefix.slice(0, -1))))(await storedPrefix(fsSource(dir)));
 
 /** Whether `dir` holds a stored value: a CURRENT naming a version with a manifest, or a manifest.json of its own. @category file system */
 export const holdsManifest = async (dir: string): Promise<boolean> => {
@@ -298,47 +245,8 @@ export const writeDirectoryAtomically = async (
   return E.right(undefined);
 };
 
-/** Why a stored file could not be read. @category file system */
-export type ReadProblem =
-  | { readonly _tag: 'Missing' }
-  | { readonly _tag: 'IO'; readonly message: string }
-  | { readonly _tag: 'Size'; readonly actual: number; readonly expected: number }
-  | { readonly _tag: 'Checksum'; readonly actual: string; readonly expected: string };
-
 /** Reads `file` of the stored directory `dir` (through CURRENT) and checks its length and sha256 against `entry` before decoding the float32 values. @category file system */
-export const readVerifiedFile = async (dir: string, file: string, entry: FileEntry): Promise<E.Either<ReadProblem, Float32Array>> => {
-  const at = await storedDirectory(dir);
-  if (E.isLeft(at)) return E.left({ _tag: 'IO', message: at.left.message });
-  const read = await attempt(() => fs.readFile(path.join(at.right, file)));
-  if (E.isLeft(read)) return E.left(read.left.code === 'ENOENT' ? { _tag: 'Missing' } : { _tag: 'IO', message: read.left.message });
-  const b = read.right;
-  if (b.byteLength !== entry.bytes) return E.left({ _tag: 'Size', actual: b.byteLength, expected: entry.bytes });
-  const digest = sha256Hex(b);
-  if (digest !== entry.sha256) return E.left({ _tag: 'Checksum', actual: digest, expected: entry.sha256 });
-  return E.right(float32FromBytes(b));
-};
-
-/**
- * Why a directory's manifest could not be read: no such directory, no manifest.json, a manifest the codec refuses
- * (its problems name the fields), or a file-system error. Every case names the directory; the tags are those of the
- * weights store's `StoreError`, which adds the kind of weights to them.
- * @category file system
- */
-export type ManifestProblem =
-  | { readonly _tag: 'NotFound'; readonly dir: string; readonly message: string }
-  | { readonly _tag: 'MissingFile'; readonly dir: string; readonly file: string }
-  | { readonly _tag: 'BadManifest'; readonly dir: string; readonly problems: ReadonlyArray<string> }
-  | { readonly _tag: 'IOError'; readonly dir: string; readonly message: string };
+export const readVerifiedFile = (dir: string, file: string, entry: FileEntry): Promise<E.Either<ReadProblem, Float32Array>> => readVerifiedFrom(fsSource(dir), file, entry);
 
 /** Reads the manifest.json of the stored directory `dir` (through CURRENT) and decodes it with `manifest` (io-ts; unknown keys as the codec says). @category file system */
-export const readManifest = async <A, O>(dir: string, manifest: t.Type<A, O, unknown>): Promise<E.Either<ManifestProblem, A>> => {
-  const st = await attempt(() => fs.stat(dir));
-  if (E.isLeft(st)) return E.left({ _tag: 'NotFound', dir, message: st.left.code === 'ENOENT' ? 'no such directory' : st.left.message });
-  if (!st.right.isDirectory()) return E.left({ _tag: 'NotFound', dir, message: 'not a directory' });
-  const at = await storedDirectory(dir);
-  if (E.isLeft(at)) return E.left({ _tag: 'IOError', dir, message: at.left.message });
-  const text = await attempt(() => fs.readFile(path.join(at.right, 'manifest.json'), 'utf8'));
-  if (E.isLeft(text)) return E.left(text.left.code === 'ENOENT' ? { _tag: 'MissingFile', dir, file: 'manifest.json' } : { _tag: 'IOError', dir, message: text.left.message });
-  const decoded = codec.decodeJson(manifest, 'manifest.json')(text.right);
-  return E.isLeft(decoded) ? E.left({ _tag: 'BadManifest', dir, problems: decoded.left.problems }) : E.right(decoded.right);
-};
+export const readManifest = <A, O>(dir: string, manifest: t.Type<A, O, unknown>): Promise<E.Either<ManifestProblem, A>> => readManifestFrom(fsSource(dir), manifest);

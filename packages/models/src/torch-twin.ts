@@ -38,7 +38,7 @@ import { type ParamSpec, type TensorRecord, cloneRecord, paramsFromValues, recor
 import { initAdam, adamConfig } from './optim';
 import { type LossConfig, defaultLossConfig } from './loss';
 import { DataRange, UNIT_RANGE } from './data-range';
-import type { TrainConfig, TrainState } from './train';
+import type { TrainConfig, TrainState } from './train-config';
 import { type SafeTensor, decodeSafeTensors, encodeSafeTensors } from './safetensors';
 
 // -------------------------------------------------------------------------------------

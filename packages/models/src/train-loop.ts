@@ -18,8 +18,10 @@
  */
 import * as E from 'fp-ts/Either';
 import { macrotask } from '@score-sde/tensor-fp';
-import { type TrainConfig, type TrainState, type TrainError, trainStep, batchForStep, runKeys, renderTrainError } from './train';
-import { type CheckpointError, saveCheckpoint, renderCheckpointError } from './checkpoint';
+import type { TrainConfig, TrainState } from './train-config';
+import { type TrainError, trainStep, batchForStep, runKeys, renderTrainError } from './train';
+import { saveCheckpoint } from './checkpoint';
+import { type CheckpointError, renderCheckpointError } from './checkpoint-format';
 import { type MnistData, batchesPerEpoch, epochOrder } from './mnist';
 
 // -------------------------------------------------------------------------------------

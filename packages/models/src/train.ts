@@ -12,58 +12,21 @@
  *
  * @module train
  */
-import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import { pipe } from 'fp-ts/function';
-import { tf, random, codec, fused, type Key } from '@score-sde/tensor-fp';
-import { SDE, Parameterisation, tutorialParameterisation, type ScoreFn } from '@score-sde/sde-math';
-import { scoreFromNet } from './score';
-import { ScoreNetConfig, scoreNet, scoreNetSpec } from './scorenet';
-import { LossConfig, type LossConfigError, lossFn } from './loss';
-import { AdamConfig, type AdamState, adamStep, adamEmaStep, initAdam, disposeAdam, globalNorm } from './optim';
-import { EmaConfig, emaUpdate, emaDecayAt } from './ema';
-import { DataRange, imagesToRange, rangeToImages } from './data-range';
-import { type Params, type TensorRecord, initParams, cloneRecord, assignParams, disposeRecord, overlay } from './params';
+import { tf, random, fused, type Key } from '@score-sde/tensor-fp';
+import { scoreNet, scoreNetSpec } from './scorenet';
+import { type LossConfigError, lossFn } from './loss';
+import { adamStep, adamEmaStep, initAdam, disposeAdam, globalNorm } from './optim';
+import { emaUpdate, emaDecayAt } from './ema';
+import { type TensorRecord, initParams, cloneRecord, assignParams, disposeRecord } from './params';
 import { type MnistData, batchIndices, imageBatch } from './mnist';
+import { TrainConfig, type TrainState, parameterisationOf, toModelSpace } from './train-config';
 import { poisonAtStep, pointSync } from './faults';
 
 // -------------------------------------------------------------------------------------
 // config and state
 // -------------------------------------------------------------------------------------
-
-/**
- * Everything that defines a training run except the seed and the data: the network, the SDE, the loss, the
- * optimiser, the EMA, the batch size, and (optional, with the defaults every earlier checkpoint used) the
- * parameterisation (default tutorial: s = F/s(t)) and the data range (default [0, 1], the images as they are).
- * @category config
- */
-export const TrainConfig = codec.strictWithOptional(
-  { model: ScoreNetConfig, sde: SDE, loss: LossConfig, optim: AdamConfig, emaDecay: EmaConfig, batchSize: codec.PositiveInt },
-  { parameterisation: Parameterisation, dataRange: DataRange },
-  'TrainConfig',
-);
-export type TrainConfig = t.TypeOf<typeof TrainConfig>;
-
-/** The parameterisation of a run (tutorial when the config has none). @category config */
-export const parameterisationOf = (c: TrainConfig): Parameterisation => c.parameterisation ?? tutorialParameterisation;
-
-/** The data range of a run ([0, 1] when the config has none). @category config */
-export const dataRangeOf = (c: TrainConfig): DataRange => c.dataRange ?? [0, 1];
-
-/** Images in [0, 1] to the run's data space ({@link imagesToRange}). @category config */
-export const toModelSpace = (c: TrainConfig, images: tf.Tensor): tf.Tensor => imagesToRange(dataRangeOf(c), images);
-
-/** The run's data space back to images in [0, 1] ({@link rangeToImages}). @category config */
-export const toImageSpace = (c: TrainConfig, x: tf.Tensor): tf.Tensor => rangeToImages(dataRangeOf(c), x);
-
-/** The state of a run: weights, EMA weights (trainable names), Adam state, steps taken, root key. @category model */
-export interface TrainState {
-  readonly params: Params;
-  readonly ema: TensorRecord;
-  readonly adam: AdamState;
-  readonly step: number;
-  readonly key: Key;
-}
 
 /** Why a step was refused. @category errors */
 export type TrainError =
@@ -96,23 +59,6 @@ export const initTrainState = (config: TrainConfig, root: Key): TrainState => {
   const trainable = specs.filter((s) => s.trainable);
   return { params, ema: cloneRecord(params, trainable.map((s) => s.name)), adam: initAdam(trainable), step: 0, key: root };
 };
-
-/** Disposes every tensor and variable of a state. @category destructors */
-export const disposeTrainState = (s: TrainState): void => {
-  disposeRecord(s.params);
-  disposeRecord(s.ema);
-  disposeAdam(s.adam);
-};
-
-/** The weights to sample with: the EMA weights over the trainable names, the fixed ones as they are. @category queries */
-export const emaParams = (s: TrainState): TensorRecord => overlay(s.params, s.ema);
-
-/**
- * The score of a trained run with the given weights (e.g. {@link emaParams}): the run's network through its
- * parameterisation, s_θ(x, t) in the model's data space (`scoreFromNet`).
- * @category queries
- */
-export const scoreOfRun = (config: TrainConfig, weights: TensorRecord): ScoreFn => scoreFromNet(config.sde, scoreNet(config.model, weights), parameterisationOf(config));
 
 // -------------------------------------------------------------------------------------
 // one step

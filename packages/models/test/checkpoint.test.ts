@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { tf, random, initBackend } from '@score-sde/tensor-fp';
-import { tutorial, ve } from '@score-sde/sde-math';
+import { ve } from '@score-sde/sde-math';
 import {
   saveCheckpoint,
   loadCheckpoint,
@@ -11,33 +11,24 @@ import {
   initTrainState,
   disposeTrainState,
   scoreNetConfig,
-  adamConfig,
   adamStep,
   emaUpdate,
   assignParams,
   disposeRecord,
   disposeAdam,
-  defaultLossConfig,
   CHECKPOINT_FILES,
   tensorFiles,
   type TrainConfig,
   type TrainState,
   type CheckpointError,
 } from '../src';
-import { bitEqual } from './helpers';
+import { bitEqual, tinyTrainConfig } from './helpers';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
 });
 
-const config: TrainConfig = {
-  model: scoreNetConfig({ channels: [4, 8, 8, 8], embedDim: 16 }),
-  sde: tutorial(),
-  loss: defaultLossConfig,
-  optim: adamConfig({ lr: 1e-3 }),
-  emaDecay: 0.999,
-  batchSize: 4,
-};
+const config: TrainConfig = tinyTrainConfig;
 
 /**
  * Two optimiser steps with random gradients (no network needed), so that weights, EMA weights and both Adam

@@ -2,6 +2,8 @@
  * Shared helpers of the models tests (ScoreNet, losses, training, checkpoints, MNIST).
  */
 import { tf, nn, initBackend, random } from '@score-sde/tensor-fp';
+import { tutorial } from '@score-sde/sde-math';
+import { type TrainConfig, scoreNetConfig, adamConfig, defaultLossConfig } from '../src';
 
 /** float32 unit roundoff u = 2⁻²⁴. */
 export const U32 = 2 ** -24;
@@ -52,3 +54,13 @@ export const bitEqual = (a: tf.Tensor, b: tf.Tensor): boolean => {
 
 /** A batch of B images in [0, 1] from a key (uniform pixels). */
 export const uniformImages = (seed: number, B: number, size = 28): tf.Tensor4D => random.uniform(random.key(seed), [B, size, size, 1]) as tf.Tensor4D;
+
+/** A tiny run's configuration (the tutorial SDE, channels 4/8/8/8): checkpoints whose files take milliseconds to write. */
+export const tinyTrainConfig: TrainConfig = {
+  model: scoreNetConfig({ channels: [4, 8, 8, 8], embedDim: 16 }),
+  sde: tutorial(),
+  loss: defaultLossConfig,
+  optim: adamConfig({ lr: 1e-3 }),
+  emaDecay: 0.999,
+  batchSize: 4,
+};

@@ -1,30 +1,23 @@
 /**
- * The one place that chooses the TensorFlow.js backend.
- *
- * Order of preference, unless `SCORE_SDE_BACKEND` says otherwise:
- * 1. `tensorflow` — `@tensorflow/tfjs-node-gpu`, then `@tensorflow/tfjs-node`, if the user installed one
- *    (optional: they download libtensorflow at install time, so they are never hard dependencies);
- * 2. `wasm` — `@tensorflow/tfjs-backend-wasm`, its .wasm binaries loaded from `node_modules` (no network);
- * 3. `cpu` — `@tensorflow/tfjs-backend-cpu`, plain JavaScript, always available.
- *
- * `SCORE_SDE_BACKEND=wasm|cpu|tensorflow` forces one (and fails clearly if it cannot be had).
+ * Choosing the TensorFlow.js backend: the vocabulary, the description every program prints, and the one loop that
+ * tries backends in order and keeps the first that works. The hosts' own lists live beside it:
+ * - Node (`backend-node.ts`, the package index): `tensorflow` (tfjs-node, if the user installed it) → `wasm` (its
+ *   binaries from `node_modules`, threaded through `wasm-threads.ts`) → `cpu`; `SCORE_SDE_BACKEND` or `--backend`
+ *   forces one;
+ * - a browser (`backend-browser.ts`, the `browser` entry): `webgpu` → `webgl` → `wasm` (its binaries from the site)
+ *   → `cpu`.
  *
  * @module backend
  */
-import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
-import * as TE from 'fp-ts/TaskEither';
-import { pipe } from 'fp-ts/function';
 import '@tensorflow/tfjs-backend-cpu';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { tf } from './tf';
-import { prepareFusedKernels } from './fused-kernels';
 
 // -------------------------------------------------------------------------------------
 // model
 // -------------------------------------------------------------------------------------
 
-/** The backends this project knows how to choose, in the order `auto` tries them. @category model */
+/** The backends this project knows how to choose in Node, in the order `auto` tries them. @category model */
 export const BACKEND_NAMES = ['tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
@@ -32,15 +25,30 @@ export type BackendName = (typeof BACKEND_NAMES)[number];
 export const BACKEND_CHOICES = ['auto', ...BACKEND_NAMES] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
-/** What the chooser got: the backend, and its capabilities where they matter. @category model */
-export interface BackendInfo {
-  readonly name: BackendName;
+/** The backends of a browser, in the order `auto` tries them. @category model */
+export const BROWSER_BACKEND_NAMES = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
+export type BrowserBackendName = (typeof BROWSER_BACKEND_NAMES)[number];
+
+/** What a page may ask for (`?backend=`): a browser backend, or `auto`. @category model */
+export const BROWSER_BACKEND_CHOICES = ['auto', ...BROWSER_BACKEND_NAMES] as const;
+export type BrowserBackendChoice = (typeof BROWSER_BACKEND_CHOICES)[number];
+
+/** Any backend a chooser of this project can get (Node's or a browser's). @category model */
+export type AnyBackendName = BackendName | BrowserBackendName;
+
+/** What the chooser got: the backend (Node's by default), and its capabilities where they matter. @category model */
+export interface BackendInfo<N extends AnyBackendName = BackendName> {
+  readonly name: N;
   /** For `tensorflow`: which package supplied it. */
   readonly provider?: string;
   /** For `wasm`: whether the SIMD build is in use. */
   readonly simd?: boolean;
   /** For `wasm`: the number of threads the kernels may use. */
   readonly threads?: number;
+  /** For `webgl`: the WebGL version (1 or 2). */
+  readonly webglVersion?: number;
+  /** Why the backends tried before this one were not taken (a browser's `auto`). */
+  readonly skipped?: ReadonlyArray<string>;
 }
 
 /** Why a backend could not be had. @category model */
@@ -49,7 +57,8 @@ export interface BackendError {
   readonly message: string;
 }
 
-const backendError = (message: string): BackendError => ({ _tag: 'BackendError', message });
+/** A {@link BackendError}. @category constructors */
+export const backendError = (message: string): BackendError => ({ _tag: 'BackendError', message });
 
 /** Parses `SCORE_SDE_BACKEND`: undefined or empty means "choose automatically". @category parsing */
 export const parseBackendName = (raw: string | undefined): E.Either<BackendError, BackendChoice> => {
@@ -61,123 +70,65 @@ export const parseBackendName = (raw: string | undefined): E.Either<BackendError
 };
 
 // -------------------------------------------------------------------------------------
-// individual backends
+// display
 // -------------------------------------------------------------------------------------
 
-const TFJS_NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
-
-const tryTensorflow = async (): Promise<E.Either<BackendError, BackendInfo>> => {
-  const reasons: string[] = [];
-  for (const pkg of TFJS_NODE_PACKAGES) {
-    try {
-      // A dynamic require: these packages are optional peers and must not be resolved at build time.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      require(pkg);
-      if (tf.findBackend('tensorflow') !== undefined && (await tf.setBackend('tensorflow'))) {
-        await tf.ready();
-        return E.right({ name: 'tensorflow', provider: pkg });
-      }
-      reasons.push(`${pkg} loaded but registered no 'tensorflow' backend`);
-    } catch (e) {
-      reasons.push(`${pkg}: ${(e as Error).message.split('\n')[0]}`);
-    }
+/** A one-line description, e.g. `wasm (SIMD, 1 thread)`, `webgl (WebGL 2)`. @category display */
+export const describeBackend = (b: BackendInfo<AnyBackendName>): string => {
+  switch (b.name) {
+    case 'wasm':
+      return `wasm (${b.simd === true ? 'SIMD' : 'no SIMD'}, ${b.threads ?? 1} thread${(b.threads ?? 1) === 1 ? '' : 's'})`;
+    case 'tensorflow':
+      return `tensorflow (${b.provider ?? 'tfjs-node'})`;
+    case 'webgl':
+      return `webgl (WebGL ${b.webglVersion ?? '?'})`;
+    case 'webgpu':
+      return 'webgpu';
+    case 'cpu':
+      return 'cpu (plain JavaScript)';
   }
-  return E.left(backendError(`no tfjs-node backend available (${reasons.join('; ')})`));
-};
-
-/** Directory holding the wasm binaries shipped inside the npm package. */
-export const wasmDirectory = (): string =>
-  path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + path.sep;
-
-/** Hooks a faster setup of the wasm backend (e.g. threads) may install before initialisation. */
-let wasmSetup: (() => Promise<number>) | undefined;
-
-/**
- * Registers a function that prepares the wasm backend before it initialises (for instance the threaded
- * build) and returns the number of threads it enabled. Used by the performance layer; optional.
- * @category configuration
- */
-export const registerWasmSetup = (setup: () => Promise<number>): void => {
-  wasmSetup = setup;
-};
-
-const tryWasm = async (): Promise<E.Either<BackendError, BackendInfo>> => {
-  try {
-    setWasmPaths(wasmDirectory());
-    const threads = wasmSetup !== undefined ? await wasmSetup() : 1;
-    if (!(await tf.setBackend('wasm'))) return E.left(backendError('wasm backend failed to initialise'));
-    await tf.ready();
-    // Our fused SIMD kernels over the backend's heap (fused-kernels.ts); SCORE_SDE_FUSED=off keeps tfjs' ops only.
-    if (process.env['SCORE_SDE_FUSED'] !== 'off' && !(await prepareFusedKernels())) {
-      process.stderr.write('[score-sde] fused wasm kernels unavailable; using tfjs ops\n');
-    }
-    return E.right({ name: 'wasm', simd: tf.env().getBool('WASM_HAS_SIMD_SUPPORT'), threads });
-  } catch (e) {
-    return E.left(backendError(`wasm backend failed: ${(e as Error).message}`));
-  }
-};
-
-const tryCpu = async (): Promise<E.Either<BackendError, BackendInfo>> =>
-  (await tf.setBackend('cpu')) ? (await tf.ready(), E.right({ name: 'cpu' })) : E.left(backendError('cpu backend failed'));
-
-const attempt: Record<BackendName, () => Promise<E.Either<BackendError, BackendInfo>>> = {
-  tensorflow: tryTensorflow,
-  wasm: tryWasm,
-  cpu: tryCpu,
 };
 
 // -------------------------------------------------------------------------------------
 // the chooser
 // -------------------------------------------------------------------------------------
 
-/** A one-line description, e.g. `wasm (SIMD, 1 thread)`. @category display */
-export const describeBackend = (b: BackendInfo): string =>
-  b.name === 'wasm'
-    ? `wasm (${b.simd === true ? 'SIMD' : 'no SIMD'}, ${b.threads ?? 1} thread${(b.threads ?? 1) === 1 ? '' : 's'})`
-    : b.name === 'tensorflow'
-      ? `tensorflow (${b.provider ?? 'tfjs-node'})`
-      : 'cpu (plain JavaScript)';
+/** One backend's attempt: its description, or why it could not be had. @category model */
+export type BackendAttempt<N extends AnyBackendName = BackendName> = () => Promise<E.Either<BackendError, BackendInfo<N>>>;
 
-let chosen: BackendInfo | undefined;
+let chosen: BackendInfo<AnyBackendName> | undefined;
 
-/** The backend chosen so far, if any. @category queries */
-export const currentBackend = (): BackendInfo | undefined => chosen;
+/** The backend chosen so far by either host's chooser, if any. @category queries */
+export const chosenBackend = (): BackendInfo<AnyBackendName> | undefined => chosen;
 
 /**
- * Chooses and initialises the backend: `prefer` (or `SCORE_SDE_BACKEND`) if given, else the first of
- * tensorflow → wasm → cpu that works. Idempotent for the same request.
+ * Tries `order` with `attempt` and keeps the first backend that works (the one chosen before, when it is still active
+ * and `want` is `auto` or its name). Left with every reason when none works. Shared by the hosts' choosers; with
+ * `recordSkipped`, the result says why the backends before it were not taken.
  * @category constructors
  */
-export const chooseBackend = (prefer?: BackendChoice): TE.TaskEither<BackendError, BackendInfo> =>
-  pipe(
-    prefer !== undefined ? E.right(prefer) : parseBackendName(process.env['SCORE_SDE_BACKEND']),
-    TE.fromEither,
-    TE.chain((want) => async (): Promise<E.Either<BackendError, BackendInfo>> => {
-      if (chosen !== undefined && (want === 'auto' || want === chosen.name) && tf.getBackend() === chosen.name) {
-        return E.right(chosen);
-      }
-      const order: ReadonlyArray<BackendName> = want === 'auto' ? BACKEND_NAMES : [want];
-      const reasons: string[] = [];
-      for (const name of order) {
-        const r = await attempt[name]();
-        if (E.isRight(r)) {
-          chosen = r.right;
-          return r;
-        }
-        reasons.push(r.left.message);
-      }
-      return E.left(backendError(`could not initialise backend ${want}: ${reasons.join('; ')}`));
-    }),
-  );
-
-/**
- * Chooses the backend and prints which one it got (`[score-sde] backend: …`) to stderr; throws on failure.
- * For the top of every command-line program.
- * @category constructors
- */
-export const initBackend = async (opts: { readonly prefer?: BackendChoice; readonly quiet?: boolean } = {}): Promise<BackendInfo> => {
-  const r = await chooseBackend(opts.prefer)();
-  if (E.isLeft(r)) throw new Error(r.left.message);
-  if (opts.quiet !== true) process.stderr.write(`[score-sde] backend: ${describeBackend(r.right)}\n`);
-  return r.right;
+export const chooseAmong = async <N extends AnyBackendName>(
+  want: 'auto' | N,
+  order: ReadonlyArray<N>,
+  attempt: (name: N) => Promise<E.Either<BackendError, BackendInfo<N>>>,
+  recordSkipped = false,
+): Promise<E.Either<BackendError, BackendInfo<N>>> => {
+  const before = chosen;
+  if (before !== undefined && (order as ReadonlyArray<string>).includes(before.name) && (want === 'auto' || want === before.name) && tf.getBackend() === before.name)
+    return E.right(before as BackendInfo<N>);
+  const reasons: string[] = [];
+  for (const name of want === 'auto' ? order : [want]) {
+    const r = await attempt(name);
+    if (E.isRight(r)) {
+      const got: BackendInfo<N> = recordSkipped && reasons.length > 0 ? { ...r.right, skipped: reasons } : r.right;
+      chosen = got;
+      return E.right(got);
+    }
+    reasons.push(r.left.message);
+  }
+  return E.left(backendError(`could not initialise backend ${want}: ${reasons.join('; ')}`));
 };
+
+/** The cpu backend (plain JavaScript), available everywhere. @category individual backends */
+export const tryCpu: BackendAttempt<'cpu'> = async () =>
+  (await tf.setBackend('cpu')) ? (await tf.ready(), E.right({ name: 'cpu' })) : E.left(backendError('cpu backend failed'));

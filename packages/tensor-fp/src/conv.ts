@@ -32,6 +32,7 @@
  */
 import { tf } from './tf';
 import { customGradLazy } from './custom-grad';
+import { envVar } from './env';
 import { fusedKernelsReady, interleavePhases, overlapAdd } from './fused-kernels';
 
 // -------------------------------------------------------------------------------------
@@ -95,7 +96,7 @@ export type ConvKernels = 'native' | 'cpu' | 'plain-conv';
 /** The kernels {@link conv2d} and {@link conv2dTranspose} use now (see {@link ConvKernels}). @category configuration */
 export const convKernels = (): ConvKernels => {
   const backend = tf.getBackend();
-  if (backend === 'tensorflow' || process.env['SCORE_SDE_CONV'] === 'tfjs') return 'native';
+  if (backend === 'tensorflow' || envVar('SCORE_SDE_CONV') === 'tfjs') return 'native';
   return backend === 'cpu' ? 'cpu' : 'plain-conv';
 };
 

@@ -15,15 +15,15 @@
  * Every kernel is sequential per sample, so sample b's results never depend on the batch.
  *
  * The module imports the backend's WebAssembly.Memory (shared in the threaded build), so a kernel reads and writes
- * tensors in place by their heap offsets, and sees the heap grow. {@link prepareFusedKernels} assembles and
- * registers everything once the wasm backend is up (`initBackend` calls it); {@link fusedKernelsReady} says whether
+ * tensors in place by their heap offsets, and sees the heap grow. {@link prepareFusedKernels} instantiates the module
+ * and registers everything once the wasm backend is up (`initBackend` calls it); {@link fusedKernelsReady} says whether
  * they can be used — on other backends, or if anything failed, callers keep their tfjs-op formulation (the reference
- * the tests compare these kernels with, on the cpu backend).
+ * the tests compare these kernels with, on the cpu backend). The binary comes from the host: in Node, assembled from
+ * the text at start-up (`fused-wat.ts`, which registers itself as the default); in a browser, the two binaries the site
+ * build assembled the same way, fetched from the site (wabt does not ship to the page).
  *
  * @module fused-kernels
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { tf } from './tf';
 
 type Info = tf.TensorInfo;
@@ -73,26 +73,18 @@ export const fusedKernelsFailure = (): string | undefined => failure;
 
 const backendMemory = (backend: WasmBackend): WasmMemory | undefined => backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
 
-/** The module's text with the memory import declared like the backend's memory (shared needs a maximum). */
-const watSource = (shared: boolean): string =>
-  fs
-    .readFileSync(path.join(__dirname, 'fused-kernels.wat'), 'utf8')
-    .replace('__MEMORY__', shared ? '(memory 1 65536 shared)' : '(memory 1)')
-    // wabt's parser miscounts multi-byte characters (seen in comments): the maths in comments goes as '?'.
-    .replace(/[^\x00-\x7f]/g, '?');
+/**
+ * The fused kernels' WebAssembly binary, with its memory import declared like the backend's memory (`shared`: the
+ * threaded build's shared memory, which needs a maximum).
+ * @category setup
+ */
+export type FusedBinary = (shared: boolean) => Promise<Uint8Array>;
 
-const assemble = async (source: string): Promise<Uint8Array> => {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const wabtFactory = require('wabt') as () => Promise<{
-    parseWat(name: string, text: string, features: Record<string, boolean>): { toBinary(o: Record<string, boolean>): { buffer: Uint8Array }; destroy(): void };
-  }>;
-  const wabt = await wabtFactory();
-  const parsed = wabt.parseWat('fused-kernels.wat', source, { simd: true, threads: true, bulk_memory: true });
-  try {
-    return parsed.toBinary({}).buffer;
-  } finally {
-    parsed.destroy();
-  }
+let defaultBinary: FusedBinary | undefined;
+
+/** Registers where {@link prepareFusedKernels} gets the binary when it is given none (Node: `fused-wat.ts`). @category setup */
+export const registerFusedBinary = (binary: FusedBinary): void => {
+  defaultBinary = binary;
 };
 
 // -------------------------------------------------------------------------------------
@@ -197,20 +189,20 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
 };
 
 /**
- * Assembles fused-kernels.wat against the active wasm backend's memory and registers the kernels (once; later calls
- * return the first outcome). Returns whether they are ready; on failure the reason is kept
- * ({@link fusedKernelsFailure}) and callers use their tfjs-op formulations.
+ * Instantiates the fused kernels' binary (`binary`, or the registered default) against the active wasm backend's
+ * memory and registers the kernels (once; later calls return the first outcome). Returns whether they are ready; on
+ * failure the reason is kept ({@link fusedKernelsFailure}) and callers use their tfjs-op formulations.
  * @category setup
  */
-export const prepareFusedKernels = async (): Promise<boolean> => {
+export const prepareFusedKernels = async (binary: FusedBinary | undefined = defaultBinary): Promise<boolean> => {
   if (exportsOf !== undefined || failure !== undefined) return exportsOf !== undefined;
   try {
+    if (binary === undefined) throw new Error('no binary of the fused kernels was given');
     if (tf.getBackend() !== 'wasm') throw new Error(`the active backend is ${tf.getBackend()}, not wasm`);
     const memory = backendMemory(tf.backend() as unknown as WasmBackend);
     if (memory === undefined) throw new Error("the wasm backend's memory is not reachable");
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const binary = await assemble(watSource(shared));
-    const { instance } = await wasmApi.instantiate(binary, { env: { memory } });
+    const { instance } = await wasmApi.instantiate(await binary(shared), { env: { memory } });
     const k = instance.exports as unknown as FusedExports;
     for (const name of FUSED_KERNELS) {
       if (tf.getKernel(name, 'wasm') === undefined) tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: kernels[name](k) });

@@ -34,7 +34,7 @@ import * as vm from 'node:vm';
 import * as E from 'fp-ts/Either';
 import { setThreadsCount, getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { tf } from './tf';
-import { registerWasmSetup } from './backend';
+import { registerWasmSetup } from './backend-node';
 
 // The `os` module object itself (not an ES namespace copy): its `cpus` is what Emscripten reads.
 // eslint-disable-next-line @typescript-eslint/no-require-imports

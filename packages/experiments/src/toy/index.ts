@@ -5,3 +5,4 @@
  */
 export * from './spec';
 export * from './run';
+export * from './check';

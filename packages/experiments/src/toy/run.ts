@@ -10,22 +10,11 @@ import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import { tf, codec, random, type DecodeError, type Key } from '@score-sde/tensor-fp';
-import {
-  exactScore,
-  exactLogProb,
-  marginalMixture,
-  denoisedMixture,
-  posteriorMeanAt,
-  mixtureDim,
-  sampleMixtureAt,
-  sampleMean,
-  sampleCovariance,
-  energyDistance,
-  componentFractions,
-} from '@score-sde/sde-math';
-import { samplerFromSpec, sample, denoises, samplerName, logLikelihood, type SamplerError } from '@score-sde/solvers';
+import { exactScore, exactLogProb, mixtureDim, sampleMean, sampleCovariance, energyDistance, componentFractions } from '@score-sde/sde-math';
+import { samplerFromSpec, sample, samplerName, logLikelihood, type SamplerError } from '@score-sde/solvers';
 import { report } from '../lib';
 import type { ToySpec } from './spec';
+import { toyTarget, toyKeys } from './check';
 
 // -------------------------------------------------------------------------------------
 // running
@@ -84,19 +73,6 @@ export const renderToyError = (e: ToyError): string =>
         ? `likelihood failed: ${e.message}`
         : report.renderIoError(e);
 
-/** Key streams of a run: samples, exact reference samples, likelihood probes. */
-const streams = (seed: number): { readonly sampler: Key; readonly reference: Key; readonly likelihood: Key } => {
-  const [a, b, c] = random.split(random.key(seed), 3);
-  return { sampler: a!, reference: b!, likelihood: c! };
-};
-
-/** Each D-row of a row-major [B, D] array mapped by f. */
-const mapRows = (x: Float64Array, D: number, f: (row: Float64Array) => Float64Array): Float64Array => {
-  const out = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i += D) out.set(f(x.subarray(i, i + D)), i);
-  return out;
-};
-
 /**
  * Runs a decoded spec: samples with the exact score, compares with exact samples of its target, estimates the
  * log-likelihoods. Leaves no tensor behind.
@@ -108,7 +84,7 @@ export const runToy = (spec: ToySpec, backend = 'unknown'): TE.TaskEither<ToyErr
     TE.chainW((sampler) => async () => {
       const m = spec.data;
       const D = mixtureDim(m);
-      const keys = streams(spec.seed);
+      const keys = toyKeys(spec.seed);
       const t0 = process.hrtime.bigint();
       const r = await sample(sampler, exactScore(spec.sde, m), { keys: random.split(keys.sampler, spec.samples), sampleShape: [D] })();
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -116,11 +92,9 @@ export const runToy = (spec: ToySpec, backend = 'unknown'): TE.TaskEither<ToyErr
       const x = Float64Array.from(r.right.x.dataSync());
       r.right.x.dispose();
       // The target: p_ε at the grid's end ε, pushed through the exact Tweedie denoiser when the sampler denoises.
-      const eps = sampler.grid[sampler.grid.length - 1]!;
-      const atEps = sampleMixtureAt(marginalMixture(spec.sde, m, eps))(random.split(keys.reference, spec.samples)).x;
-      const denoised = denoises(sampler);
-      const reference = denoised ? mapRows(atEps, D, (row) => posteriorMeanAt(spec.sde, m)(row, eps)) : atEps;
-      const components = denoised ? denoisedMixture(spec.sde, m, eps) : marginalMixture(spec.sde, m, eps);
+      const target = toyTarget(spec.sde, m, sampler);
+      const reference = target.reference(random.split(keys.reference, spec.samples));
+      const components = target.components;
       const ed = energyDistance(x, reference, D);
       const lik = likelihoods(spec, keys.likelihood);
       if (E.isLeft(lik)) return lik;

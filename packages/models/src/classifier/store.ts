@@ -18,9 +18,10 @@ import * as E from 'fp-ts/Either';
 import { tf, codec } from '@score-sde/tensor-fp';
 import { SDE } from '@score-sde/sde-math';
 import { type Params, paramsFromValues } from '../params';
-import { FileEntry } from '../tensor-files';
+import { FileEntry } from '../stored-format';
 import { DataRange } from '../data-range';
-import { type StoreError, type WeightsKind, saveWeights, loadWeights, holdsWeights } from '../weights-store';
+import type { StoreError, WeightsKind } from '../weights-load';
+import { saveWeights, loadWeights, holdsWeights } from '../weights-store';
 import { ClassifierConfig, classifierSpec } from './architecture';
 
 // -------------------------------------------------------------------------------------

@@ -1,0 +1,73 @@
+/**
+ * A training run's configuration and state, and what sampling needs of them: the config codec (the network, the SDE,
+ * the loss, the optimiser, the EMA, the batch size, the parameterisation and the data range), the state's record, the
+ * weights to sample with and the score of a run. No training here (train.ts), so it runs on any host.
+ *
+ * @module train-config
+ */
+import * as t from 'io-ts';
+import { tf, codec } from '@score-sde/tensor-fp';
+import { SDE, Parameterisation, tutorialParameterisation, type ScoreFn } from '@score-sde/sde-math';
+import type { Key } from '@score-sde/tensor-fp';
+import { scoreFromNet } from './score';
+import { ScoreNetConfig, scoreNet } from './scorenet';
+import { LossConfig } from './loss';
+import { AdamConfig, type AdamState, disposeAdam } from './optim';
+import { EmaConfig } from './ema';
+import { DataRange, imagesToRange, rangeToImages } from './data-range';
+import { type Params, type TensorRecord, disposeRecord, overlay } from './params';
+
+// -------------------------------------------------------------------------------------
+// config and state
+// -------------------------------------------------------------------------------------
+
+/**
+ * Everything that defines a training run except the seed and the data: the network, the SDE, the loss, the
+ * optimiser, the EMA, the batch size, and (optional, with the defaults every earlier checkpoint used) the
+ * parameterisation (default tutorial: s = F/s(t)) and the data range (default [0, 1], the images as they are).
+ * @category config
+ */
+export const TrainConfig = codec.strictWithOptional(
+  { model: ScoreNetConfig, sde: SDE, loss: LossConfig, optim: AdamConfig, emaDecay: EmaConfig, batchSize: codec.PositiveInt },
+  { parameterisation: Parameterisation, dataRange: DataRange },
+  'TrainConfig',
+);
+export type TrainConfig = t.TypeOf<typeof TrainConfig>;
+
+/** The parameterisation of a run (tutorial when the config has none). @category config */
+export const parameterisationOf = (c: TrainConfig): Parameterisation => c.parameterisation ?? tutorialParameterisation;
+
+/** The data range of a run ([0, 1] when the config has none). @category config */
+export const dataRangeOf = (c: TrainConfig): DataRange => c.dataRange ?? [0, 1];
+
+/** Images in [0, 1] to the run's data space ({@link imagesToRange}). @category config */
+export const toModelSpace = (c: TrainConfig, images: tf.Tensor): tf.Tensor => imagesToRange(dataRangeOf(c), images);
+
+/** The run's data space back to images in [0, 1] ({@link rangeToImages}). @category config */
+export const toImageSpace = (c: TrainConfig, x: tf.Tensor): tf.Tensor => rangeToImages(dataRangeOf(c), x);
+
+/** The state of a run: weights, EMA weights (trainable names), Adam state, steps taken, root key. @category model */
+export interface TrainState {
+  readonly params: Params;
+  readonly ema: TensorRecord;
+  readonly adam: AdamState;
+  readonly step: number;
+  readonly key: Key;
+}
+
+/** Disposes every tensor and variable of a state. @category destructors */
+export const disposeTrainState = (s: TrainState): void => {
+  disposeRecord(s.params);
+  disposeRecord(s.ema);
+  disposeAdam(s.adam);
+};
+
+/** The weights to sample with: the EMA weights over the trainable names, the fixed ones as they are. @category queries */
+export const emaParams = (s: TrainState): TensorRecord => overlay(s.params, s.ema);
+
+/**
+ * The score of a trained run with the given weights (e.g. {@link emaParams}): the run's network through its
+ * parameterisation, s_θ(x, t) in the model's data space (`scoreFromNet`).
+ * @category queries
+ */
+export const scoreOfRun = (config: TrainConfig, weights: TensorRecord): ScoreFn => scoreFromNet(config.sde, scoreNet(config.model, weights), parameterisationOf(config));

@@ -1,0 +1,9 @@
+/**
+ * `@score-sde/tensor-fp/node` — the Node-only parts: the backend chooser of Node programs (tfjs-node → wasm from
+ * `node_modules` → cpu, `SCORE_SDE_BACKEND`), the threaded wasm build started from a file (`wasm-threads.ts`), and the
+ * fused kernels assembled from their text with wabt (`fused-wat.ts`). The package index re-exports it.
+ * @module node
+ */
+export * from './backend-node';
+export * from './wasm-threads';
+export { fusedKernelsBinary } from './fused-wat';
