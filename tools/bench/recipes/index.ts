@@ -75,6 +75,17 @@ export const CANDIDATES: ReadonlyArray<Recipe> = [
   variant(edm, 'edm-ema-0.999', 'EDM recipe with the reference warm-up EMA (decay 0.999) instead of the power EMA', { ema: 0.999 }),
   variant(edm, 'edm-batch-128', 'EDM recipe with batch 128', { batchSize: 128 }),
   variant(edm, 'edm-data-01', 'EDM recipe with data in [0, 1] (σ_d = 0.5 and the noise levels unchanged)', { dataRange: [0, 1] }),
+  // Follow-ups of the first study, around its best candidate (data in [0, 1]):
+  variant(edm, 'edm-data-01-sd033', 'EDM recipe, data in [0, 1], σ_d = 0.33 (the RMS of MNIST pixels in [0, 1])', { dataRange: [0, 1], parameterisation: { kind: 'edm', sigmaData: 0.33 } }),
+  variant(edm, 'edm-data-01-pmean-0.6', 'EDM recipe, data in [0, 1], log-normal noise levels centred higher: ln σ ~ N(−0.6, 1.2²)', {
+    dataRange: [0, 1],
+    loss: { kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean: -0.6, std: 1.2 } },
+  }),
+  variant(edm, 'edm-data-01-lr4e-3', 'EDM recipe, data in [0, 1], learning rate 4e-3', { dataRange: [0, 1], lr: 4e-3 }),
+  variant(edm, 'edm-data-01-full-width', 'EDM recipe, data in [0, 1], at the tutorial width (channels 32/64/128/256, embedding 256)', {
+    dataRange: [0, 1],
+    model: { channels: [32, 64, 128, 256], embedDim: 256, fourierScale: 16 },
+  }),
 ];
 
 // -------------------------------------------------------------------------------------
@@ -100,6 +111,7 @@ const flags = {
   out: cli.stringFlag({ default: path.join('tools', 'bench', 'out'), description: 'output folder' }),
   seed: cli.numberFlag(codec.SafeInt, { default: 0, description: 'seed of every random choice' }),
   backend: cli.oneOfFlag(BACKEND_CHOICES, { default: 'auto', description: 'TensorFlow.js backend' }),
+  calibrateOnly: cli.booleanFlag({ description: 'calibrate the candidates, print the --seconds-per-step line, and stop' }),
   merge: cli.optional(cli.listFlag(t.string, { description: 'render one study from the recipes.json of these folders (candidates run in several processes) into --out, and stop' })),
   quick: cli.booleanFlag({ description: 'a smoke run: 2,000 training images, 40 s budget, n = 64, 2 points, pc n 16, 8 bpd images' }),
   quiet: cli.booleanFlag({ description: 'no progress bars' }),
@@ -347,7 +359,7 @@ const markdown = (study: Study): string => {
       'FID reference': 'MNIST test, n = 10000',
       [`real-vs-real floor, n = ${study.floor.fast.n}`]: `FID ${fmt(floor)}, confident ${pct(study.floor.fast.confidentRate)}`,
       ...(study.floor.pc !== null ? { [`real-vs-real floor, n = ${study.floor.pc.n} (pc)`]: `FID ${fmt(study.floor.pc.fid)}` } : {}),
-      'fast samplers': 'EDM Heun 19 steps, deterministic and stochastic (39 NFE), and DPM-Solver++(2M) 39 steps (40 NFE), Tweedie final step included; the best per point',
+      'fast samplers (the best per point)': [...new Set(study.results.flatMap((c) => c.points.flatMap((p) => p.figures.map((f) => `${f.label}, ${f.nfe} NFE`))))].join('; '),
       seed: study.seed,
     }),
     '',
@@ -491,6 +503,7 @@ const main = async (): Promise<number> => {
     return 2;
   }
   const secondsPerStep = o.secondsPerStep !== undefined ? given : await calibrate(candidates, data.train, o, log);
+  if (o.calibrateOnly) return 0;
 
   // 2–3. Training and evaluation.
   const budgetSeconds = o.budget * 60;
