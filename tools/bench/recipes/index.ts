@@ -82,6 +82,34 @@ export const CANDIDATES: ReadonlyArray<Recipe> = [
     loss: { kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean: -0.6, std: 1.2 } },
   }),
   variant(edm, 'edm-data-01-lr4e-3', 'EDM recipe, data in [0, 1], learning rate 4e-3', { dataRange: [0, 1], lr: 4e-3 }),
+  // Follow-ups of the second study, around its best candidate (noise levels centred higher):
+  variant(edm, 'edm-data-01-pmean-0', 'EDM recipe, data in [0, 1], log-normal noise levels centred at σ = 1: ln σ ~ N(0, 1.2²)', {
+    dataRange: [0, 1],
+    loss: { kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean: 0, std: 1.2 } },
+  }),
+  variant(edm, 'edm-data-01-pmean-0.6-lr4e-3', 'EDM recipe, data in [0, 1], ln σ ~ N(−0.6, 1.2²), learning rate 4e-3', {
+    dataRange: [0, 1],
+    lr: 4e-3,
+    loss: { kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean: -0.6, std: 1.2 } },
+  }),
+  variant(edm, 'edm-data-01-pmean-0.6-sd033', 'EDM recipe, data in [0, 1], ln σ ~ N(−0.6, 1.2²), σ_d = 0.33', {
+    dataRange: [0, 1],
+    parameterisation: { kind: 'edm', sigmaData: 0.33 },
+    loss: { kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean: -0.6, std: 1.2 } },
+  }),
+  variant(edm, 'edm-data-01-pmean+0.6', 'EDM recipe, data in [0, 1], ln σ ~ N(0.6, 1.2²)', {
+    dataRange: [0, 1],
+    loss: { kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean: 0.6, std: 1.2 } },
+  }),
+  variant(edm, 'edm-data-01-pmean-0-std1.6', 'EDM recipe, data in [0, 1], ln σ ~ N(0, 1.6²)', {
+    dataRange: [0, 1],
+    loss: { kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean: 0, std: 1.6 } },
+  }),
+  variant(edm, 'edm-data-01-pmean-0-lr4e-3', 'EDM recipe, data in [0, 1], ln σ ~ N(0, 1.2²), learning rate 4e-3', {
+    dataRange: [0, 1],
+    lr: 4e-3,
+    loss: { kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean: 0, std: 1.2 } },
+  }),
   variant(edm, 'edm-data-01-full-width', 'EDM recipe, data in [0, 1], at the tutorial width (channels 32/64/128/256, embedding 256)', {
     dataRange: [0, 1],
     model: { channels: [32, 64, 128, 256], embedDim: 256, fourierScale: 16 },

@@ -2,7 +2,7 @@
  * The flags of `nx run experiments:mnist`, as data (each decoded with io-ts; errors name the flag).
  *
  * What a run learns and draws is a recipe (`pipeline/recipe`): `--preset quick` (the default, sized for at most 10
- * minutes on 2 cores) or `--preset quality` (at most 60), or a whole recipe as JSON (`--recipe file.json`); each of the
+ * minutes on 2 cores), `--preset quality` (at most 60) or `--preset tutorial` (the earlier default), or a whole recipe as JSON (`--recipe file.json`); each of the
  * recipe flags below (epochs, batch size, learning rate, …) overrides one field of it. The recipe a run used is
  * written into its report.
  *
@@ -20,7 +20,7 @@ const fromPreset = 'default: the preset’s';
 export const mnistFlags = {
   preset: cli.oneOfFlag(PRESET_NAMES, {
     default: 'quick',
-    description: 'the recipe: quick (at most 10 minutes on 2 cores, sampling included) or quality (at most 60); see README, "Presets"',
+    description: 'the recipe: quick (at most 10 minutes on 2 cores, sampling included), quality (at most 60), or tutorial (the earlier default: Song\'s tutorial recipe at half width); see README, "Presets"',
   }),
   recipe: cli.optional(cli.stringFlag({ description: 'a whole recipe as a JSON file (the "recipe" record of a report.json), instead of the preset' })),
   epochs: cli.optional(cli.numberFlag(codec.PositiveInt, { description: `training epochs over the (sub)set (${fromPreset})` })),
