@@ -424,14 +424,16 @@ const writeStudy = (out: string, study: Study): void => {
 
 /**
  * The studies of several runs (each a folder with a recipes.json, e.g. candidates run in two processes) as one: their
- * results in the order of {@link CANDIDATES}; they must share the budget, the points, the extractor and the floor.
+ * results in the order of {@link CANDIDATES}; they must share the budget, the points, the extractor (by its weights'
+ * hash) and the floor's n. The floor's FID may differ in its float32 rounding (another build of the kernels sums in
+ * another order): it must agree to 1e-4 relative, far below the 0.01 the table shows.
  */
 const mergeStudies = (dirs: ReadonlyArray<string>): E.Either<string, Study> => {
   const studies = dirs.map((d) => JSON.parse(fs.readFileSync(path.join(d, 'recipes.json'), 'utf8')) as Study);
   const first = studies[0];
   if (first === undefined) return E.left('--merge: no folders');
   const same = (s: Study): boolean =>
-    s.budgetMinutes === first.budgetMinutes && s.points === first.points && s.extractor.name === first.extractor.name && s.floor.fast.fid === first.floor.fast.fid;
+    s.budgetMinutes === first.budgetMinutes && s.points === first.points && s.extractor.name === first.extractor.name && s.floor.fast.n === first.floor.fast.n && Math.abs(s.floor.fast.fid - first.floor.fast.fid) <= 1e-4 * first.floor.fast.fid;
   const odd = studies.findIndex((s) => !same(s));
   if (odd >= 0) return E.left(`--merge: ${dirs[odd]} has another budget, number of points, extractor or floor than ${dirs[0]}`);
   const order = (name: string): number => CANDIDATES.findIndex((c) => c.name === name);
