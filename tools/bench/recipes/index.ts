@@ -56,10 +56,17 @@ type Recipe = pipeline.Recipe;
 const variant = (base: Recipe, name: string, description: string, change: Partial<Recipe>): Recipe => ({ ...base, ...change, name, description });
 const edm = pipeline.edmRecipe;
 
+/** EDM's DSM loss with ln σ ~ N(mean, std²). */
+const logNormal = (mean: number, std: number): Recipe['loss'] => ({ kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean, std } });
+
+/** A variant of the EDM recipe on data in [0, 1] (the first study's best), changed by `o`. */
+const unitData = (name: string, what: string, o: Partial<Recipe>): Recipe => variant(edm, name, `EDM recipe, data in [0, 1], ${what}`, { dataRange: [0, 1], ...o });
+
 /**
  * The candidates of the study: the earlier default (the tutorial's recipe), EDM preconditioning, VP with ε-prediction,
  * and one-factor changes of the EDM recipe: width (the full tutorial width, fewer steps in the budget), a constant
- * learning rate, the reference warm-up EMA, batch 128, and data in [0, 1].
+ * learning rate, the reference warm-up EMA, batch 128, and data in [0, 1]; then, round by round, changes of the best
+ * so far (σ_d, the centre and spread of the log-normal noise levels, the learning rate), and the quality preset.
  */
 export const CANDIDATES: ReadonlyArray<Recipe> = [
   pipeline.tutorialRecipe,
@@ -75,45 +82,19 @@ export const CANDIDATES: ReadonlyArray<Recipe> = [
   variant(edm, 'edm-ema-0.999', 'EDM recipe with the reference warm-up EMA (decay 0.999) instead of the power EMA', { ema: 0.999 }),
   variant(edm, 'edm-batch-128', 'EDM recipe with batch 128', { batchSize: 128 }),
   variant(edm, 'edm-data-01', 'EDM recipe with data in [0, 1] (σ_d = 0.5 and the noise levels unchanged)', { dataRange: [0, 1] }),
-  // Follow-ups of the first study, around its best candidate (data in [0, 1]):
-  variant(edm, 'edm-data-01-sd033', 'EDM recipe, data in [0, 1], σ_d = 0.33 (the RMS of MNIST pixels in [0, 1])', { dataRange: [0, 1], parameterisation: { kind: 'edm', sigmaData: 0.33 } }),
-  variant(edm, 'edm-data-01-pmean-0.6', 'EDM recipe, data in [0, 1], log-normal noise levels centred higher: ln σ ~ N(−0.6, 1.2²)', {
-    dataRange: [0, 1],
-    loss: { kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean: -0.6, std: 1.2 } },
-  }),
-  variant(edm, 'edm-data-01-lr4e-3', 'EDM recipe, data in [0, 1], learning rate 4e-3', { dataRange: [0, 1], lr: 4e-3 }),
-  // Follow-ups of the second study, around its best candidate (noise levels centred higher):
-  variant(edm, 'edm-data-01-pmean-0', 'EDM recipe, data in [0, 1], log-normal noise levels centred at σ = 1: ln σ ~ N(0, 1.2²)', {
-    dataRange: [0, 1],
-    loss: { kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean: 0, std: 1.2 } },
-  }),
-  variant(edm, 'edm-data-01-pmean-0.6-lr4e-3', 'EDM recipe, data in [0, 1], ln σ ~ N(−0.6, 1.2²), learning rate 4e-3', {
-    dataRange: [0, 1],
-    lr: 4e-3,
-    loss: { kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean: -0.6, std: 1.2 } },
-  }),
-  variant(edm, 'edm-data-01-pmean-0.6-sd033', 'EDM recipe, data in [0, 1], ln σ ~ N(−0.6, 1.2²), σ_d = 0.33', {
-    dataRange: [0, 1],
-    parameterisation: { kind: 'edm', sigmaData: 0.33 },
-    loss: { kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean: -0.6, std: 1.2 } },
-  }),
-  variant(edm, 'edm-data-01-pmean+0.6', 'EDM recipe, data in [0, 1], ln σ ~ N(0.6, 1.2²)', {
-    dataRange: [0, 1],
-    loss: { kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean: 0.6, std: 1.2 } },
-  }),
-  variant(edm, 'edm-data-01-pmean-0-std1.6', 'EDM recipe, data in [0, 1], ln σ ~ N(0, 1.6²)', {
-    dataRange: [0, 1],
-    loss: { kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean: 0, std: 1.6 } },
-  }),
-  variant(edm, 'edm-data-01-pmean-0-lr4e-3', 'EDM recipe, data in [0, 1], ln σ ~ N(0, 1.2²), learning rate 4e-3', {
-    dataRange: [0, 1],
-    lr: 4e-3,
-    loss: { kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean: 0, std: 1.2 } },
-  }),
-  variant(edm, 'edm-data-01-full-width', 'EDM recipe, data in [0, 1], at the tutorial width (channels 32/64/128/256, embedding 256)', {
-    dataRange: [0, 1],
-    model: { channels: [32, 64, 128, 256], embedDim: 256, fourierScale: 16 },
-  }),
+  // Follow-ups of the first study, around its best candidate (data in [0, 1]), then of the second (noise levels
+  // centred higher), then of the third:
+  unitData('edm-data-01-sd033', 'σ_d = 0.33 (the RMS of MNIST pixels in [0, 1])', { parameterisation: { kind: 'edm', sigmaData: 0.33 } }),
+  unitData('edm-data-01-pmean-0.6', 'log-normal noise levels centred higher: ln σ ~ N(−0.6, 1.2²)', { loss: logNormal(-0.6, 1.2) }),
+  unitData('edm-data-01-lr4e-3', 'learning rate 4e-3', { lr: 4e-3 }),
+  unitData('edm-data-01-pmean-0', 'log-normal noise levels centred at σ = 1: ln σ ~ N(0, 1.2²)', { loss: logNormal(0, 1.2) }),
+  unitData('edm-data-01-pmean-0.6-lr4e-3', 'ln σ ~ N(−0.6, 1.2²), learning rate 4e-3 (the quick preset)', { loss: logNormal(-0.6, 1.2), lr: 4e-3 }),
+  unitData('edm-data-01-pmean-0.6-sd033', 'ln σ ~ N(−0.6, 1.2²), σ_d = 0.33', { loss: logNormal(-0.6, 1.2), parameterisation: { kind: 'edm', sigmaData: 0.33 } }),
+  unitData('edm-data-01-pmean+0.6', 'ln σ ~ N(0.6, 1.2²)', { loss: logNormal(0.6, 1.2) }),
+  unitData('edm-data-01-pmean-0-std1.6', 'ln σ ~ N(0, 1.6²)', { loss: logNormal(0, 1.6) }),
+  unitData('edm-data-01-pmean-0-lr4e-3', 'ln σ ~ N(0, 1.2²), learning rate 4e-3', { loss: logNormal(0, 1.2), lr: 4e-3 }),
+  unitData('edm-data-01-full-width', 'at the tutorial width (channels 32/64/128/256, embedding 256)', { model: { channels: [32, 64, 128, 256], embedDim: 256, fourierScale: 16 } }),
+  pipeline.qualityPreset,
 ];
 
 // -------------------------------------------------------------------------------------
