@@ -12,10 +12,11 @@ entry point), so this script follows whatever the default is. It implements, fro
   D = c_skip x~ + c_out F(c_in x~, c_noise), score = (D - x~)/(m sigma^2));
 - the training noise levels (`uniform-t` t ~ U(eps, T), `log-normal` ln sigma ~ N(mean, std^2), t = sigma^-1(sigma)),
   the loss weightings (`sigma2`: mean_b sum ||F + z||^2; `likelihood`: g^2/s^2 times that; `edm`: mean_b sum
-  ||F - (x0 - c_skip x~)/c_out||^2) and the data scaling ([0, 1] or [-1, 1]);
-- Adam (PyTorch's) with the linear warm-up lr_n = lr min(1, n / warmup), global-norm clipping (clip_grad_norm_), the
-  loss and the gradient norm read back every step (as `trainStep` does, to refuse non-finite steps), and the EMA with
-  d_n = min(decay, (1 + n)/(10 + n));
+  ||F - (x0 - c_skip x~)/c_out||^2) and the data range [lo, hi] (x = lo + (hi - lo) pixel/255);
+- Adam (PyTorch's) with the linear warm-up lr_n = lr min(1, n / warmup) and the optional cosine decay to floor f,
+  global-norm clipping (clip_grad_norm_), the loss and the gradient norm read back every step (as `trainStep` does,
+  to refuse non-finite steps), and the EMA with d_n = min(decay, (1 + n)/(10 + n)) or the power EMA
+  d_n = (1 - 1/n)^(gamma + 1);
 - Euler-Maruyama on the reverse SDE on the uniform grid T -> eps (the experiment's `em` sampler) from the prior,
   with the EMA weights.
 
@@ -133,19 +134,31 @@ class SDE:
 
 class Recipe:
     def __init__(self, rec):
-        expect_keys(rec, ["model", "sde", "loss", "optim", "emaDecay", "batchSize", "parameterisation", "data", "ema", "schedule"], "recipe")
+        expect_keys(rec, ["model", "sde", "loss", "optim", "emaDecay", "batchSize", "parameterisation", "dataRange"], "recipe")
         m = rec["model"]
         expect_keys(m, ["channels", "embedDim", "fourierScale"], "model")
         self.channels, self.embed_dim, self.fourier_scale = tuple(m["channels"]), int(m["embedDim"]), float(m["fourierScale"])
         self.sde = SDE(rec["sde"])
         self.batch = int(rec["batchSize"])
         o = rec["optim"]
-        expect_keys(o, ["lr", "beta1", "beta2", "eps", "warmup", "gradClip"], "optim")
+        expect_keys(o, ["lr", "beta1", "beta2", "eps", "warmup", "gradClip", "schedule"], "optim")
         self.lr, self.betas, self.adam_eps = float(o["lr"]), (float(o["beta1"]), float(o["beta2"])), float(o["eps"])
         self.warmup, self.clip = int(o["warmup"]), float(o["gradClip"])
-        self.ema_decay = float(rec["emaDecay"])
-        if "ema" in rec or "schedule" in rec:
-            raise RecipeError("e2e_torch: recipe.ema / recipe.schedule are not implemented by the PyTorch peer yet")
+        self.schedule = o.get("schedule")
+        if self.schedule is not None:
+            expect_keys(self.schedule, ["kind", "steps", "floor"], "optim.schedule")
+            if self.schedule["kind"] != "cosine":
+                raise RecipeError(f"e2e_torch: optim.schedule.kind {self.schedule['kind']!r} is not implemented")
+        ema = rec["emaDecay"]
+        if isinstance(ema, dict):
+            expect_keys(ema, ["kind", "gamma"], "emaDecay")
+            if ema["kind"] != "power":
+                raise RecipeError(f"e2e_torch: emaDecay.kind {ema['kind']!r} is not implemented")
+            self.ema_power = float(ema["gamma"])
+            self.ema_decay = None
+        else:
+            self.ema_power = None
+            self.ema_decay = float(ema)
         p = rec.get("parameterisation", {"kind": "tutorial"})
         self.param = p["kind"]
         if self.param == "edm":
@@ -162,9 +175,18 @@ class Recipe:
         self.noise = noise
         if noise["kind"] not in ("uniform-t", "log-normal"):
             raise RecipeError(f"e2e_torch: loss.noise.kind {noise['kind']!r} is not implemented")
-        data = rec.get("data", {"range": "[0,1]"})
-        rng = data.get("range", data.get("scale", "[0,1]")) if isinstance(data, dict) else data
-        self.data_range = str(rng).replace(" ", "")
+        lo, hi = rec.get("dataRange", [0, 1])
+        self.data_range = (float(lo), float(hi))
+
+
+def learning_rate(r, n):
+    """lr_n = lr min(1, n / warmup) c_n, c_n the cosine decay to floor f over [warmup, S] (models/optim.ts learningRate)."""
+    warm = min(1.0, n / r.warmup) if r.warmup > 0 else 1.0
+    if r.schedule is None:
+        return r.lr * warm
+    steps, floor = int(r.schedule["steps"]), float(r.schedule["floor"])
+    u = min(1.0, max(0.0, (n - r.warmup) / max(1, steps - r.warmup)))
+    return r.lr * warm * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * u)))
 
 
 def network_input(r, x, t):
@@ -278,14 +300,15 @@ def main():
     def batch_of(step):
         idx = order[step * r.batch:(step + 1) * r.batch]
         x = images[idx].float() / 255.0
-        return x * 2 - 1 if r.data_range == "[-1,1]" else x
+        lo, hi = r.data_range
+        return lo + (hi - lo) * x
 
     losses = []
 
     def train(step):
         n = step + 1
         for g in opt.param_groups:
-            g["lr"] = r.lr * min(1.0, n / r.warmup) if r.warmup > 0 else r.lr
+            g["lr"] = learning_rate(r, n)
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(r, model, batch_of(step))
         loss.backward()
@@ -297,7 +320,7 @@ def main():
         if not (math.isfinite(value) and math.isfinite(norm)):
             raise SystemExit(f"e2e_torch: non-finite loss or gradient at step {n}")
         opt.step()
-        d = min(r.ema_decay, (1 + n) / (10 + n))
+        d = (1 - 1 / n) ** (r.ema_power + 1) if r.ema_power is not None else min(r.ema_decay, (1 + n) / (10 + n))
         with torch.no_grad():
             for e, q in zip(ema, trainable):
                 e.mul_(d).add_(q, alpha=1 - d)
