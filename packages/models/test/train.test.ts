@@ -3,7 +3,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { tf, random } from '@score-sde/tensor-fp';
-import { tutorial } from '@score-sde/sde-math';
 import {
   initTrainState,
   disposeTrainState,
@@ -18,7 +17,6 @@ import {
   renderTrainError,
   scoreNetConfig,
   adamConfig,
-  defaultLossConfig,
   dsmLoss,
   dsmDraws,
   scoreNet,
@@ -30,7 +28,7 @@ import {
   type TrainState,
   type TensorRecord,
 } from '../src';
-import { bitEqual, initTrainingBackend, U32 } from './helpers';
+import { bitEqual, initTrainingBackend, tinyTrainConfig, U32 } from './helpers';
 
 let backend: string;
 let data: MnistData;
@@ -46,14 +44,7 @@ beforeAll(async () => {
  * A narrow network (4/8/8/8 channels, 16-d embedding) at batch 2, with a large learning rate so that a couple of
  * dozen steps show learning: a training step is cheap even on the cpu backend.
  */
-const small: TrainConfig = {
-  model: scoreNetConfig({ channels: [4, 8, 8, 8], embedDim: 16 }),
-  sde: tutorial(),
-  loss: defaultLossConfig,
-  optim: adamConfig({ lr: 1e-2 }),
-  emaDecay: 0.999,
-  batchSize: 2,
-};
+const small: TrainConfig = { ...tinyTrainConfig, optim: adamConfig({ lr: 1e-2 }), batchSize: 2 };
 
 /** The first n images of the subset. */
 const subset = (n: number): MnistData => ({ ...data, count: n, images: data.images.subarray(0, n * 784), labels: data.labels.subarray(0, n) });
