@@ -29,9 +29,9 @@ const DESCRIPTION = [
   'experiments:merge -- --shards <dir>,<dir>,... --out <dir> writes the files of the unsharded run.',
   '',
   'The default (--preset quick) trains a half-width ScoreNet (280k parameters) with EDM preconditioning on data in',
-  '[0, 1] for 6 epochs (about 7 minutes on 2 quiet cores, under 10 with sampling) and draws with edm-sde, edm, dpm,',
-  'pc and ode; every sample ends with one Tweedie denoising step. --preset quality: the full tutorial width for 16',
-  'epochs (under 60 minutes). Any recipe flag overrides one field of the preset; --recipe file.json gives a whole one.',
+  '[0, 1] for 6 epochs (about 7 minutes on 2 quiet cores, under 10 with sampling) and draws with dpm-sde, edm-sde,',
+  'edm, dpm, pc and ode; every sample ends with one Tweedie denoising step. --preset quality: the full tutorial width',
+  'for 16 epochs (under 60 minutes). Any recipe flag overrides one field of the preset; --recipe file.json gives a whole one.',
   "--preset tutorial: the earlier default, Song's tutorial recipe at half width for 3 epochs; its full setting:",
   '  --preset tutorial --epochs 50 --channels 32,64,128,256 --embed-dim 256 --lr 1e-4 --batch-size 32 --warmup 0 --grad-clip 0',
 ].join('\n');

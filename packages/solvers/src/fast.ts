@@ -80,31 +80,52 @@ export const edmHeun = (sde: SDE, opts: EdmOptions = {}): Step => {
 // DPM-Solver++
 // -------------------------------------------------------------------------------------
 
+/** Options of DPM-Solver++(2M): η ≥ 0, the strength of the reverse SDE it solves (0: the probability-flow ODE, 1: the reverse SDE). @category model */
+export interface DpmOptions {
+  /** η ≥ 0 (default 0). */
+  readonly eta?: number;
+}
+
 /**
- * DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Alg. 2), with α_t = m(t), σ_t = s(t), λ_t = log(α_t/σ_t)
- * and the data prediction x̂₀(x, t) = (x + σ_t² s(x, t)) / α_t (Tweedie, `posteriorMean`). On a step t → t' with h = λ_{t'} − λ_t:
- *   first step (no history):  x' = (σ_{t'}/σ_t) x − α_{t'} (e^{−h} − 1) x̂₀,
- *   later steps, r = h_prev/h: D = (1 + 1/(2r)) x̂₀ − (1/(2r)) x̂₀_prev,  x' = (σ_{t'}/σ_t) x − α_{t'} (e^{−h} − 1) D.
+ * DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Alg. 2, and its SDE form), with α_t = m(t), σ_t = s(t),
+ * λ_t = log(α_t/σ_t) and the data prediction x̂₀(x, t) = (x + σ_t² s(x, t)) / α_t (Tweedie, `posteriorMean`). It solves
+ * the reverse SDE of strength η ≥ 0,
+ *   dx = [f(x, t) − ((1 + η)/2) g(t)² ∇log p_t(x)] dt + √η g(t) dw̄,
+ * which has the marginals p_t for every η (η = 0: the probability-flow ODE; η = 1: the reverse SDE; η > 1 adds
+ * Langevin-like mixing that corrects a learned score's errors). On a step t → t' with h = λ_{t'} − λ_t:
+ *   D = x̂₀ on the first step, later D = (1 + 1/(2r)) x̂₀ − (1/(2r)) x̂₀_prev with r = h_prev/h;
+ *   x' = (σ_{t'}/σ_t) e^{−ηh} x + α_{t'} (1 − e^{−(1+η)h}) D + σ_{t'} √(1 − e^{−2ηh}) z,  z ~ N(0, I),
+ * the exact solution of the SDE's linear part with D held fixed (η = 1 and D = x̂₀: ancestral sampling, the Gaussian
+ * posterior of x_{t'} given x_t and x₀ = D), second order through D's correction.
  * One evaluation per step; the previous data prediction is kept in the state's memory. Written for VP (the
  * paper's setting) and valid for every SDE here, whose kernels are all of the form α_t x₀ + σ_t n.
  * @category dpm-solver
  */
-export const dpmSolverPP2M = (sde: SDE): Step =>
-  defineStep({ name: 'dpm-solver++(2M)', kind: 'predictor', order: 2, stochastic: false, batchCoupling: [], nfePerStep: 1 }, (score, s, tNext) => {
-    const sg = marginalStd(sde, s.t);
-    const aN = marginalMeanCoef(sde, tNext);
-    const sgN = marginalStd(sde, tNext);
-    const lam = (t: number): number => Math.log(marginalMeanCoef(sde, t) / marginalStd(sde, t));
-    const h = lam(tNext) - lam(s.t);
-    const x0 = posteriorMean(sde, score)(s.x, s.t);
-    const prev = s.memory?.previous;
-    const D =
-      prev === undefined
-        ? x0
-        : (() => {
-            const r = (lam(s.t) - lam(prev.t)) / h;
-            return tf.sub(tf.mul(x0, 1 + 1 / (2 * r)), tf.mul(prev.x0, 1 / (2 * r)));
-          })();
-    const x = tf.sub(tf.mul(s.x, sgN / sg), tf.mul(D, aN * Math.expm1(-h)));
-    return { x, memory: { ...s.memory, previous: { t: s.t, x0 } } };
-  });
+export const dpmSolverPP2M = (sde: SDE, opts: DpmOptions = {}): Step => {
+  const eta = opts.eta ?? 0;
+  if (!(eta >= 0 && Number.isFinite(eta))) throw new RangeError(`dpmSolverPP2M: eta must be a finite number ≥ 0, got ${eta}`);
+  const lam = (t: number): number => Math.log(marginalMeanCoef(sde, t) / marginalStd(sde, t));
+  return defineStep(
+    { name: eta > 0 ? `dpm-solver++(2M, η=${eta})` : 'dpm-solver++(2M)', kind: 'predictor', order: 2, stochastic: eta > 0, batchCoupling: [], nfePerStep: 1 },
+    (score, s, tNext) => {
+      const sg = marginalStd(sde, s.t);
+      const aN = marginalMeanCoef(sde, tNext);
+      const sgN = marginalStd(sde, tNext);
+      const h = lam(tNext) - lam(s.t);
+      const x0 = posteriorMean(sde, score)(s.x, s.t);
+      const prev = s.memory?.previous;
+      const D =
+        prev === undefined
+          ? x0
+          : (() => {
+              const r = (lam(s.t) - lam(prev.t)) / h;
+              return tf.sub(tf.mul(x0, 1 + 1 / (2 * r)), tf.mul(prev.x0, 1 / (2 * r)));
+            })();
+      const memory = { ...s.memory, previous: { t: s.t, x0 } };
+      const mean = tf.sub(tf.mul(s.x, (sgN / sg) * Math.exp(-eta * h)), tf.mul(D, aN * Math.expm1(-(1 + eta) * h)));
+      if (eta === 0) return { x: mean, memory };
+      const noise = perSampleNoise(s);
+      return { x: tf.add(mean, tf.mul(noise.z, sgN * Math.sqrt(-Math.expm1(-2 * eta * h)))), keys: noise.keys, memory };
+    },
+  );
+};

@@ -83,8 +83,12 @@ export const EDMSpec = strictRecord(
   'EDMSpec',
 );
 
-/** DPM-Solver++(2M). @category codecs */
-export const DPMSolverSpec = strictRecord({ kind: t.literal('dpm-solver++2m'), steps: codec.PositiveInt }, { grid: GridKind, ...common }, 'DPMSolverSpec');
+/** DPM-Solver++(2M): the ODE solver, or with `eta` > 0 the SDE solver that re-draws that share of each step's noise. @category codecs */
+export const DPMSolverSpec = strictRecord(
+  { kind: t.literal('dpm-solver++2m'), steps: codec.PositiveInt },
+  { eta: codec.NonNegativeFinite, grid: GridKind, ...common },
+  'DPMSolverSpec',
+);
 
 /** Adaptive reverse SDE (or probability-flow ODE) with a PID controller. @category codecs */
 export const AdaptiveSDESpec = strictRecord(
@@ -223,7 +227,7 @@ export const samplerFromSpec = (sde: SDE, spec: SamplerSpec): E.Either<DecodeErr
         }),
       );
     case 'dpm-solver++2m':
-      return make(gridOf(sde, spec.grid ?? 'log-snr', spec.steps, eps), dpmSolverPP2M(sde));
+      return make(gridOf(sde, spec.grid ?? 'log-snr', spec.steps, eps), dpmSolverPP2M(sde, { eta: spec.eta ?? 0 }));
     case 'adaptive-sde': {
       const ode = spec.probabilityFlow ?? false;
       const gains = spec.pcoeff !== undefined || spec.icoeff !== undefined || spec.dcoeff !== undefined;

@@ -141,6 +141,18 @@ export const samplerCases: ReadonlyArray<SamplerCase> = [
     batchInvariant: true,
   },
   {
+    name: 'dpm-solver++(2M) SDE (η = 1)',
+    why: 'N = 100 Karras steps, the noise of every step re-drawn',
+    build: (sde, eps = EPS) => ({ sde, grid: karrasGrid(sde, 100, eps), step: dpmSolverPP2M(sde, { eta: 1 }) }),
+    batchInvariant: true,
+  },
+  {
+    name: 'dpm-solver++(2M) SDE (η = 3)',
+    why: 'N = 100 Karras steps of the reverse SDE with triple noise variance (the same marginals as η = 1)',
+    build: (sde, eps = EPS) => ({ sde, grid: karrasGrid(sde, 100, eps), step: dpmSolverPP2M(sde, { eta: 3 }) }),
+    batchInvariant: true,
+  },
+  {
     name: 'adaptive reverse SDE (PI controller, rtol = atol = 1e-2)',
     why: 'adaptive over [T, ε]',
     build: (sde, eps = EPS) => ({ sde, grid: uniformGrid(sde, 1, eps), step: adaptiveReverse(sde) }),

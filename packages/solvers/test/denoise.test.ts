@@ -90,6 +90,7 @@ const FAMILIES = [
   'pf-ode dopri5 (rtol = atol = 1e-5)',
   'edm heun',
   'dpm-solver++(2M)',
+  'dpm-solver++(2M) SDE (η = 1)',
   'adaptive reverse SDE (PI controller, rtol = atol = 1e-2)',
 ];
 const cases = samplerCases.filter((c) => FAMILIES.includes(c.name));

@@ -66,7 +66,8 @@ const unitData = (name: string, what: string, o: Partial<Recipe>): Recipe => var
  * The candidates of the study: the earlier default (the tutorial's recipe), EDM preconditioning, VP with ε-prediction,
  * and one-factor changes of the EDM recipe: width (the full tutorial width, fewer steps in the budget), a constant
  * learning rate, the reference warm-up EMA, batch 128, and data in [0, 1]; then, round by round, changes of the best
- * so far (σ_d, the centre and spread of the log-normal noise levels, the learning rate), and the quality preset.
+ * so far (σ_d, the centre and spread of the log-normal noise levels, the learning rate), the quality preset, and
+ * one-factor changes of the quick preset (σ_d, learning rate, batch).
  */
 export const CANDIDATES: ReadonlyArray<Recipe> = [
   pipeline.tutorialRecipe,
@@ -95,6 +96,10 @@ export const CANDIDATES: ReadonlyArray<Recipe> = [
   unitData('edm-data-01-pmean-0-lr4e-3', 'ln σ ~ N(0, 1.2²), learning rate 4e-3', { loss: logNormal(0, 1.2), lr: 4e-3 }),
   unitData('edm-data-01-full-width', 'at the tutorial width (channels 32/64/128/256, embedding 256)', { model: { channels: [32, 64, 128, 256], embedDim: 256, fourierScale: 16 } }),
   pipeline.qualityPreset,
+  // Round 5: one-factor changes of the quick preset.
+  variant(pipeline.quickPreset, 'quick-sd033', 'the quick preset with σ_d = 0.33 (the RMS of MNIST pixels in [0, 1])', { parameterisation: { kind: 'edm', sigmaData: 0.33 } }),
+  variant(pipeline.quickPreset, 'quick-lr8e-3', 'the quick preset with learning rate 8e-3', { lr: 8e-3 }),
+  variant(pipeline.quickPreset, 'quick-batch-32', 'the quick preset with batch 32 (more, noisier steps in the same minutes)', { batchSize: 32 }),
 ];
 
 // -------------------------------------------------------------------------------------
@@ -171,9 +176,9 @@ const bestFast = (p: PointResult): SamplerFigure | undefined =>
 // the study
 // -------------------------------------------------------------------------------------
 
-const FAST: ReadonlyArray<pipeline.SamplerName> = ['edm', 'edm-sde', 'dpm'];
+const FAST: ReadonlyArray<pipeline.SamplerName> = ['edm', 'edm-sde', 'dpm', 'dpm-sde'];
 
-/** The fast samplers' settings at ≤ 40 evaluations: EDM Heun (deterministic or stochastic) 2·19 + 1 = 39, DPM-Solver++(2M) 39 + 1 = 40. */
+/** The fast samplers' settings at ≤ 40 evaluations: EDM Heun (deterministic or stochastic) 2·19 + 1 = 39, DPM-Solver++(2M) 39 + 1 = 40, its SDE form 2·19 + 1 = 39. */
 const fastSettings = (r: Recipe, name: pipeline.SamplerName): pipeline.SamplerSettings => ({ ...r.sampling, fastSteps: name === 'dpm' ? 39 : 19 });
 
 const median = (xs: ReadonlyArray<number>): number => {

@@ -71,8 +71,8 @@ export const formatTol = (tol: number): string => {
 };
 
 /**
- * The samplers of the comparison, in the order of `samplers`, expanding `ode` over `odeTols` and `edm`, `edm-sde`, `dpm` over
- * `fastSteps`. Left (naming `--compare`) when a sampler is not defined for the SDE.
+ * The samplers of the comparison, in the order of `samplers`, expanding `ode` over `odeTols` and `edm`, `edm-sde`, `dpm`, `dpm-sde` over
+ * `fastSteps` (`dpm-sde` at k takes 2k steps, the NFE of `edm` at k). Left (naming `--compare`) when a sampler is not defined for the SDE.
  * @category samplers
  */
 export const comparisonEntries = (sde: SDE, o: Pick<ComparisonOptions, 'samplers' | 'steps' | 'snr' | 'odeTols' | 'fastSteps'>): E.Either<ExperimentError, ReadonlyArray<ComparisonEntry>> => {
@@ -91,6 +91,8 @@ export const comparisonEntries = (sde: SDE, o: Pick<ComparisonOptions, 'samplers
         return o.fastSteps.map((k) => ({ id: `edm-sde-${k}`, label: `EDM Heun stochastic ${k}`, settings: { ...base, fastSteps: k } }));
       case 'dpm':
         return o.fastSteps.map((k) => ({ id: `dpm-${k}`, label: `DPM++ ${k}`, settings: { ...base, fastSteps: k } }));
+      case 'dpm-sde':
+        return o.fastSteps.map((k) => ({ id: `dpm-sde-${k}`, label: `DPM++ SDE ${2 * k}`, settings: { ...base, fastSteps: k } }));
     }
   };
   const out: ComparisonEntry[] = [];

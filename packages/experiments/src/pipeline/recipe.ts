@@ -152,7 +152,7 @@ export const edmRecipe: Recipe = {
   batchSize: 64,
   dataRange: [-1, 1],
   epochs: 3,
-  samplers: ['edm-sde', 'edm', 'dpm', 'pc', 'ode'],
+  samplers: ['dpm-sde', 'edm-sde', 'edm', 'dpm', 'pc', 'ode'],
   sampling: { steps: 500, fastSteps: 19, snr: 0.16, odeTol: 1e-5 },
 };
 

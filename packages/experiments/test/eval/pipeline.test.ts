@@ -72,7 +72,7 @@ describe('mnist-eval pipeline (tiny model, tiny sizes)', () => {
     expect(rep.extractor?.name).toMatch(/^mnist-convnet\[4,8,8\]→8 sha256:[0-9a-f]{12}$/);
     expect(rep.fid).toMatchObject({ n: 8, reference: { set: 'MNIST test', n: 64 }, floor: { set: 'MNIST train', n: 8 } });
     // Every sampler of the comparison ran without error: EM, PC, one RK45 tolerance, EDM (deterministic and stochastic)
-    // and DPM at one step count.
+    // and DPM (ODE and SDE) at one step count.
     expect(rep.samplers?.results.map((s) => [s.id, s.error])).toEqual([
       ['em-3', null],
       ['pc-3', null],
@@ -80,11 +80,12 @@ describe('mnist-eval pipeline (tiny model, tiny sizes)', () => {
       ['edm-2', null],
       ['edm-sde-2', null],
       ['dpm-2', null],
+      ['dpm-sde-2', null],
     ]);
     // Fixed-step NFE per sample path: EM 3 steps = 3; PC = 3 predictor + 3 corrector evaluations; EDM Heun = 2 per
     // step (the grid ends at ε > 0, so the last step is corrected too), with or without churn; DPM-Solver++(2M) = 1 per
-    // step; each + 1 for the final Tweedie step from ε to 0.
-    expect(rep.samplers?.results.map((s) => s.nfe)).toEqual([3 + 1, 6 + 1, expect.any(Number), 4 + 1, 4 + 1, 2 + 1]);
+    // step, its SDE form taking 2k steps at k; each + 1 for the final Tweedie step from ε to 0.
+    expect(rep.samplers?.results.map((s) => s.nfe)).toEqual([3 + 1, 6 + 1, expect.any(Number), 4 + 1, 4 + 1, 2 + 1, 4 + 1]);
     for (const s of rep.samplers!.results) expect(s.classes!.histogram.reduce((a, b) => a + b, 0)).toBe(8);
     expect(rep.bpd).toMatchObject({ images: 2, batch: 2, estimator: 'rademacher', eps: 1e-3 });
     expect(rep.bpd!.perImage).toHaveLength(2);
