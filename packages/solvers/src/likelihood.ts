@@ -201,14 +201,27 @@ export const logLikelihood = (sde: SDE, score: ScoreFn, x: tf.Tensor, opts: Like
 
 /**
  * Bits per dimension of a log-likelihood (nats) of D-dimensional data scaled from 8-bit values to [lo, hi]
- * after uniform dequantisation (score_sde `likelihood.py`: bpd = −log p / (D ln 2) + 7 − inverse_scaler(−1)):
- *   bpd = −log p / (D ln 2) + 8 − log₂(hi − lo),
- * i.e. offset 8 for data in [0, 1] and 7 for data in [−1, 1]: the density of the 256-level cell of width
- * (hi − lo)/256 per coordinate.
+ * after uniform dequantisation into cells of width w·(hi − lo) (score_sde `likelihood.py`, w = 1/256:
+ * bpd = −log p / (D ln 2) + 7 − inverse_scaler(−1)):
+ *   bpd = −log p / (D ln 2) − log₂(w (hi − lo)),
+ * i.e. offset 8 for data in [0, 1] and 7 for data in [−1, 1] with w = 1/256, log₂ 255 with the centred cells (w = 1/255).
  * @category likelihood
  */
-export const bitsPerDim = (logp: number, D: number, range: readonly [number, number] = [0, 1]): number =>
-  -logp / (D * Math.LN2) + 8 - Math.log2(range[1] - range[0]);
+export const bitsPerDim = (logp: number, D: number, range: readonly [number, number] = [0, 1], cellWidth = 1 / 256): number =>
+  -logp / (D * Math.LN2) - Math.log2(cellWidth * (range[1] - range[0]));
+
+/**
+ * Where uniform dequantisation puts level k of 8-bit data x = k/255:
+ * - `score-sde`: the cell [k/256, (k+1)/256) (score_sde `run_lib.py`), width 1/256 — level 0 sits at its cell's
+ *   edge, so a model whose density peaks at the data (0 for an MNIST background) meets only half of its peak;
+ * - `centred`: the cell [(k − ½)/255, (k + ½)/255), width 1/255, centred on the data value the model was trained on.
+ * Both cell sets are disjoint, so by Jensen both bits/dim bound the same discrete negative log-likelihood.
+ * @category likelihood
+ */
+export type Dequantization = 'score-sde' | 'centred';
+
+/** Cell width of a {@link Dequantization}, in units of [0, 1] data: 1/256 or 1/255. @category likelihood */
+export const cellWidth = (d: Dequantization): number => (d === 'centred' ? 1 / 255 : 1 / 256);
 
 /**
  * Uniform dequantisation of 8-bit data given in [0, 1] as k/255 (score_sde `run_lib.py`):
@@ -219,12 +232,25 @@ export const bitsPerDim = (logp: number, D: number, range: readonly [number, num
 export const uniformDequantize = (keys: ReadonlyArray<Key>, x: tf.Tensor): tf.Tensor =>
   tf.tidy(() => tf.div(tf.add(tf.mul(x, 255), random.uniformPerSample(keys, x.shape.slice(1))), 256));
 
+/**
+ * Uniform dequantisation into cells centred on the data, x = k/255 ↦ x̃ = x + (u − ½)/255, u ~ U(0, 1) per
+ * coordinate: x̃ ∈ [(k − ½)/255, (k + ½)/255). One key per sample (the same u as {@link uniformDequantize}).
+ * @category likelihood
+ */
+export const centredDequantize = (keys: ReadonlyArray<Key>, x: tf.Tensor): tf.Tensor =>
+  tf.tidy(() => tf.add(x, tf.div(tf.sub(random.uniformPerSample(keys, x.shape.slice(1)), 0.5), 255)));
+
+/** The dequantisation map of a {@link Dequantization}. @category likelihood */
+export const dequantize = (d: Dequantization): ((keys: ReadonlyArray<Key>, x: tf.Tensor) => tf.Tensor) => (d === 'centred' ? centredDequantize : uniformDequantize);
+
 /** Options of {@link imageBitsPerDim}: the likelihood's, the dequantisation keys, and the model's data range. @category model */
 export interface BitsPerDimOptions extends LikelihoodOptions {
   /** One key per image for the dequantisation noise u. */
   readonly dequantizeKeys: ReadonlyArray<Key>;
   /** The interval [lo, hi] the model's data space maps [0, 1] images to (default [0, 1]). */
   readonly range?: readonly [number, number];
+  /** Where the dequantisation cells lie (default `score-sde`). */
+  readonly dequantization?: Dequantization;
 }
 
 /** Bits/dim per image (mean over passes), its standard error over passes, and the score evaluations. @category model */
@@ -236,10 +262,11 @@ export interface BitsPerDimResult {
 
 /**
  * Bits per dimension of 8-bit images x = k/255 ∈ [0, 1] through the whole pipeline (score_sde `run_lib.py`):
- *   x̃ = (255 x + u)/256, u ~ U(0, 1)^D                (dequantisation, {@link uniformDequantize})
+ *   x̃ = (255 x + u)/256, u ~ U(0, 1)^D                (dequantisation, {@link uniformDequantize}; or centred,
+ *                                                      x̃ = x + (u − ½)/255, {@link centredDequantize})
  *   y = lo + (hi − lo) x̃                               (the model's data space)
  *   log p_ε(y) = log p_T(y(T)) + ∫_ε^T ∇·F dt          (the PF-ODE from ε up to T, {@link logLikelihood})
- *   bpd = −log p_ε(y)/(D ln 2) + 8 − log₂(hi − lo)     ({@link bitsPerDim}; the affine map's log-determinant)
+ *   bpd = −log p_ε(y)/(D ln 2) − log₂(w (hi − lo))     ({@link bitsPerDim}; w = 1/256 or 1/255, the cell width)
  * By Jensen, E_u[bpd] bounds the model's discrete negative log-likelihood in bits for every ε > 0. Left when the
  * ODE solve fails.
  * @category likelihood
@@ -247,13 +274,13 @@ export interface BitsPerDimResult {
 export const imageBitsPerDim = (sde: SDE, score: ScoreFn, images: tf.Tensor, opts: BitsPerDimOptions): E.Either<IntegrationError, BitsPerDimResult> => {
   const [lo, hi] = opts.range ?? [0, 1];
   const y = tf.tidy(() => {
-    const x = uniformDequantize(opts.dequantizeKeys, images);
+    const x = dequantize(opts.dequantization ?? 'score-sde')(opts.dequantizeKeys, images);
     return lo === 0 && hi === 1 ? x : tf.add(tf.mul(x, hi - lo), lo);
   });
   try {
     const D = perSampleSize(images);
     return E.map((r: LikelihoodResult) => ({
-      bpd: r.logp.map((lp) => bitsPerDim(lp, D, [lo, hi])),
+      bpd: r.logp.map((lp) => bitsPerDim(lp, D, [lo, hi], cellWidth(opts.dequantization ?? 'score-sde'))),
       standardError: r.standardError.map((se) => se / (D * Math.LN2)),
       nfe: r.nfe,
     }))(logLikelihood(sde, score, y, opts));

@@ -23,7 +23,18 @@ import {
   gaussianMarginalStd,
   priorStd,
 } from '@score-sde/sde-math';
-import { exactDivergence, hutchinsonDivergence, hutchinsonDriftAndDivergence, logLikelihood, bitsPerDim, uniformDequantize, imageBitsPerDim } from '@score-sde/solvers';
+import {
+  exactDivergence,
+  hutchinsonDivergence,
+  hutchinsonDriftAndDivergence,
+  logLikelihood,
+  bitsPerDim,
+  uniformDequantize,
+  centredDequantize,
+  dequantize,
+  cellWidth,
+  imageBitsPerDim,
+} from '@score-sde/solvers';
 import { mixtures, mixtures as M } from './conformance';
 import { isotropicMixture } from './helpers';
 import { identity, runs } from '@score-sde/tensor-fp/testing';
@@ -82,6 +93,14 @@ const dequantise = identity({
   formula: String.raw`$x = k/255 \Rightarrow \lfloor 256\,\tilde x \rfloor = k$ for $\tilde x = (255 x + u)/256$, $u \sim U(0, 1)$`,
   source: 'Theis et al. 2016; Song et al. 2021, App. D.2',
   tolerance: 'exact',
+});
+
+const centredCell = identity({
+  concept: 'likelihood',
+  title: 'Centred dequantisation stays in the cell centred on its level',
+  formula: String.raw`$x = k/255 \Rightarrow |255\,\tilde x - k| \le \tfrac12$ for $\tilde x = x + (u - \tfrac12)/255$, $u \sim U(0, 1)$; a uniform density on the cells' hull $[-\tfrac1{510}, 1 + \tfrac1{510}]^D$ is 8 bits/dim`,
+  source: 'disjoint cells of width 1/255 centred on the data values: Jensen bounds the discrete likelihood as for any cells',
+  tolerance: 'exact up to float32 rounding of x̃ (1e-4 of a level); float64: 12 decimal places',
 });
 
 beforeAll(async () => {
@@ -226,6 +245,19 @@ describe('bits per dimension', () => {
     v.forEach((d, i) => dequantise.equal(Math.floor(256 * d), Math.round(255 * src[i]!)));
     tf.dispose([x, xt]);
   });
+
+  test('centred dequantisation stays in the cell centred on its level: |255 x̃ − k| ≤ ½, and a uniform density on the cells is 8 bits/dim', () => {
+    const k = Array.from({ length: 256 }, (_, i) => i);
+    const x = tf.tensor2d([k.map((v) => v / 255), k.map((v) => (255 - v) / 255)]);
+    const xt = centredDequantize(random.split(random.key(3), 2), x);
+    const v = xt.dataSync();
+    const src = x.dataSync();
+    // float32 x̃ is within 1 ulp (≤ 1.2e-7 in [−0.002, 1.002]) of the exact value, i.e. 3e-5 of a level.
+    v.forEach((d, i) => centredCell.lessThan(Math.abs(255 * d - Math.round(255 * src[i]!)), 0.5 + 1e-4));
+    tf.dispose([x, xt]);
+    // The uniform density on [−1/510, 1 + 1/510] is 255/256 per coordinate.
+    for (const D of [1, 784, 3072]) centredCell.lessThan(Math.abs(bitsPerDim(D * Math.log(255 / 256), D, [0, 1], cellWidth('centred')) - 8), 0.5e-12);
+  });
 });
 
 const bpdPipeline = identity({
@@ -265,34 +297,38 @@ describe('the bits/dim pipeline on a 784-dimensional Gaussian data model with it
     ['VE, data in [0, 1]', ve(), [0, 1]],
     ['tutorial, data in [−1, 1]', tutorial(), [-1, 1]],
   ] as const;
-  for (const [label, sde, range] of cases)
-    for (const eps of [1e-5, 1e-3])
-      test(`${label}, ε = ${eps}: bpd = −log p(y)/(D ln 2) + 8 − log₂(hi − lo) with log p(y) = log N(Φ(y); 0, σ_p²) + Σ log(σ_T/σ_ε), within the solver's bound (0.01)`, () => {
-        const [lo, hi] = range;
-        const mean = unitMean.map((mu) => lo + (hi - lo) * mu);
-        const std = unitStd.map((s) => (hi - lo) * s);
-        const B = 3;
-        // 8-bit images: k/255 with k from the data law in [0, 1], clipped.
-        const k = random.normalArray(random.key(61), B * D).map((z, i) => Math.round(255 * Math.min(1, Math.max(0, unitMean[i % D]! + unitStd[i % D]! * z))));
-        const images = tf.tensor2d(Float32Array.from(k, (v) => v / 255), [B, D]);
-        const dq = random.split(random.key(62), B);
-        const r = imageBitsPerDim(sde, exactScore(sde, gaussian(mean, std)), images, { estimator: 'rademacher', keys: random.split(random.key(63), B), dequantizeKeys: dq, range, eps });
-        if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
-        // The same y the pipeline made (same ops, same keys), then the exact model density in float64.
-        const y = tf.tidy(() => tf.add(tf.mul(uniformDequantize(dq, images), hi - lo), lo));
-        const yv = y.dataSync();
-        const phi = gaussianFlowMap(sde, mean, std)(yv, eps, sde.T);
-        const sp = priorStd(sde);
-        const logDet = std.reduce((a, s) => a + Math.log(gaussianMarginalStd(sde, s, sde.T) / gaussianMarginalStd(sde, s, eps)), 0);
-        for (let b = 0; b < B; b++) {
-          let q = 0;
-          for (let j = 0; j < D; j++) q += phi[b * D + j]! ** 2;
-          const logp = -0.5 * D * Math.log(2 * Math.PI * sp * sp) - q / (2 * sp * sp) + logDet;
-          const exact = -logp / (D * Math.LN2) + 8 - Math.log2(hi - lo);
-          bpdPipeline.close(r.right.bpd[b]!, exact, 0.01, { case: label, eps: String(eps) });
-        }
-        tf.dispose([images, y]);
-      });
+  const runs = [
+    ...cases.flatMap(([label, sde, range]) => [1e-5, 1e-3].map((eps) => ({ label, sde, range, eps, dq: 'score-sde' as const }))),
+    // the centred cells: offset log₂ 255 instead of 8, and x̃ = x + (u − ½)/255
+    ...cases.slice(0, 2).map(([label, sde, range]) => ({ label, sde, range, eps: 1e-5, dq: 'centred' as const })),
+  ];
+  for (const { label, sde, range, eps, dq: dequantization } of runs)
+    test(`${label}, ε = ${eps}, ${dequantization} cells: bpd = −log p(y)/(D ln 2) − log₂(w (hi − lo)) with log p(y) = log N(Φ(y); 0, σ_p²) + Σ log(σ_T/σ_ε), within the solver's bound (0.01)`, () => {
+      const [lo, hi] = range;
+      const mean = unitMean.map((mu) => lo + (hi - lo) * mu);
+      const std = unitStd.map((s) => (hi - lo) * s);
+      const B = 3;
+      // 8-bit images: k/255 with k from the data law in [0, 1], clipped.
+      const k = random.normalArray(random.key(61), B * D).map((z, i) => Math.round(255 * Math.min(1, Math.max(0, unitMean[i % D]! + unitStd[i % D]! * z))));
+      const images = tf.tensor2d(Float32Array.from(k, (v) => v / 255), [B, D]);
+      const dq = random.split(random.key(62), B);
+      const r = imageBitsPerDim(sde, exactScore(sde, gaussian(mean, std)), images, { estimator: 'rademacher', keys: random.split(random.key(63), B), dequantizeKeys: dq, range, eps, dequantization });
+      if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
+      // The same y the pipeline made (same ops, same keys), then the exact model density in float64.
+      const y = tf.tidy(() => tf.add(tf.mul(dequantize(dequantization)(dq, images), hi - lo), lo));
+      const yv = y.dataSync();
+      const phi = gaussianFlowMap(sde, mean, std)(yv, eps, sde.T);
+      const sp = priorStd(sde);
+      const logDet = std.reduce((a, s) => a + Math.log(gaussianMarginalStd(sde, s, sde.T) / gaussianMarginalStd(sde, s, eps)), 0);
+      for (let b = 0; b < B; b++) {
+        let q = 0;
+        for (let j = 0; j < D; j++) q += phi[b * D + j]! ** 2;
+        const logp = -0.5 * D * Math.log(2 * Math.PI * sp * sp) - q / (2 * sp * sp) + logDet;
+        const exact = -logp / (D * Math.LN2) - Math.log2((dequantization === 'centred' ? 1 / 255 : 1 / 256) * (hi - lo));
+        bpdPipeline.close(r.right.bpd[b]!, exact, 0.01, { case: label, eps: String(eps), cells: dequantization });
+      }
+      tf.dispose([images, y]);
+    });
 
   test('one score evaluation per stage with a Hutchinson probe: the drift and vᵀJv come from a single evaluation, the drift bit-identical to F(x, t)', () => {
     const sde = vp();

@@ -294,12 +294,13 @@ const runCandidate = async (r: Recipe, secondsPerStep: number, data: { train: Mn
         estimator: 'rademacher',
         tol: 1e-5,
         eps: f.bpdEps,
+        cells: 'score-sde',
         key: pipeline.partKey(f.seed, pipeline.STREAMS.bpd),
         quiet: f.quiet,
         dataRange: r.dataRange,
       });
       if (E.isRight(b)) {
-        const s = mnistEval.bpdResult([b.right], { images: n, batch: 64, estimator: 'rademacher', tol: 1e-5, eps: f.bpdEps });
+        const s = mnistEval.bpdResult([b.right], { images: n, batch: 64, estimator: 'rademacher', tol: 1e-5, eps: f.bpdEps, cells: 'score-sde' });
         bpd = { images: n, eps: f.bpdEps, mean: s.mean, standardError: s.standardError };
         log(`${r.name}: ${s.mean.toFixed(3)} ± ${s.standardError.toFixed(3)} bits/dim (${n} test images, ε = ${f.bpdEps})`);
       } else log(`${r.name}: bits/dim failed: ${b.left.message}`);

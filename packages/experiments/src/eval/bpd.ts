@@ -1,15 +1,16 @@
 /**
  * Test-set bits/dim through the probability-flow ODE (Song et al., ICLR 2021, §4.3, App. D.2):
  *
- *   x̃ = (255 x + u) / 256,  u ~ U(0, 1)^D                          (uniform dequantisation)
+ *   x̃ = (255 x + u) / 256,  u ~ U(0, 1)^D                          (uniform dequantisation; `--bpd-cells centred`:
+ *                                                                     x̃ = x + (u − ½)/255, cells centred on the levels)
  *   y = lo + (hi − lo) x̃                                             (the model's data range)
  *   log p_ε(y) = log p_T(y(T)) + ∫_ε^T ∇·F(y(t), t) dt              (PF-ODE, RK45 at rtol = atol = --ode-tol)
  *   ∇·F ≈ vᵀ (∂F/∂x) v,  v Rademacher or Gaussian, fixed per image   (Skilling–Hutchinson; one score evaluation a stage)
- *   bpd = −log p(y) / (D ln 2) + 8 − log₂(hi − lo)                   (256 levels; solvers' `imageBitsPerDim`)
+ *   bpd = −log p(y) / (D ln 2) − log₂(w (hi − lo))                   (cell width w = 1/256 or 1/255; solvers' `imageBitsPerDim`)
  *
  * reported as the mean over images ± its standard error s/√n (which covers the image-to-image spread, the
  * dequantisation noise and the Hutchinson noise together). p_ε is a density for every ε > 0, so by Jensen's
- * inequality E_u[−log₂ p_ε(x̃)]/D + 8 bounds the model's discrete negative log-likelihood for any ε (`--bpd-eps`).
+ * inequality E_u[−log₂ p_ε(x̃)]/D − log₂ w bounds the model's discrete negative log-likelihood for any ε (`--bpd-eps`).
  *
  * @module eval/bpd
  */
@@ -31,6 +32,8 @@ export interface BpdResult {
   readonly tol: number;
   /** Start time ε of the solve. */
   readonly eps: number;
+  /** The dequantisation cells. */
+  readonly cells: 'score-sde' | 'centred';
   readonly mean: number;
   readonly standardError: number;
   readonly min: number;
@@ -90,6 +93,7 @@ export const bitsPerDimOf = async (
           rtol: o.tol,
           atol: o.tol,
           eps: o.eps,
+          dequantization: o.cells,
         });
       } finally {
         x.dispose();
@@ -118,6 +122,7 @@ export const bpdResult = (parts: ReadonlyArray<BpdPart>, o: BpdOptions): BpdResu
     estimator: o.estimator,
     tol: o.tol,
     eps: o.eps,
+    cells: o.cells,
     mean,
     standardError,
     min: Math.min(...perImage),

@@ -8,7 +8,7 @@
 import { codec, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { cli } from '../lib';
 import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, ShardFlag, type ShardSpec } from '../pipeline';
-import { type EvaluationOptions, CONDITIONAL_SAMPLERS, ConditionalSampler, DEFAULT_EVALUATION, ESTIMATORS, MASKS } from './options';
+import { type EvaluationOptions, BPD_CELLS, CONDITIONAL_SAMPLERS, ConditionalSampler, DEFAULT_EVALUATION, ESTIMATORS, MASKS } from './options';
 
 const D = DEFAULT_EVALUATION;
 
@@ -57,6 +57,11 @@ export const mnistEvalFlags = {
     default: D.bpd.eps,
     description: "start time ε of the likelihood solve (score_sde's 1e-5); log p_ε is a density for every ε, so each ε gives a valid bits/dim bound, and a larger ε avoids the noise scales below the quantisation step that an undertrained model fits poorly",
   }),
+  bpdCells: cli.oneOfFlag(BPD_CELLS, {
+    default: D.bpd.cells,
+    description:
+      "dequantisation cells of the 256 levels: score-sde, [k/256, (k+1)/256) (score_sde's, comparable with published figures), or centred, [(k − ½)/255, (k + ½)/255) around the data value k/255 the model was trained on; both bound the same discrete likelihood, centred more tightly where the data sit on a level (MNIST's 0 and 255)",
+  }),
   bpdEstimator: cli.oneOfFlag(ESTIMATORS, { default: D.bpd.estimator, description: 'Hutchinson probe distribution of the divergence estimate' }),
   odeTol: cli.numberFlag(codec.PositiveFinite, { default: D.bpd.tol, description: 'rtol = atol of the probability-flow ODE solves of bits/dim, conditional ode sampling and latent interpolation' }),
 
@@ -102,7 +107,7 @@ export const evaluationOptionsOf = (f: MnistEvalFlags): EvaluationOptions => {
       ...(f.noisyClassifier !== undefined ? { noisy: f.noisyClassifier } : {}),
     },
     samplers: { samples: f.samples, samplers: f.compare, steps: f.steps, snr: f.snr, odeTols: f.odeTols, fastSteps: f.fastSteps, batch: f.sampleBatch },
-    bpd: { images: f.bpdImages, batch: f.bpdBatch, estimator: f.bpdEstimator, tol: f.odeTol, eps: f.bpdEps },
+    bpd: { images: f.bpdImages, batch: f.bpdBatch, estimator: f.bpdEstimator, tol: f.odeTol, eps: f.bpdEps, cells: f.bpdCells },
     conditional: { samplers: f.conditionalSamplers, guidanceScale: f.guidanceScale, perClass: f.perClass, sampler, batch: f.sampleBatch },
     inpainting: { mask: f.mask, digits: f.inpaintDigits, completions: f.completions, sampler, batch: f.sampleBatch },
     interpolation: { frames: f.frames, tol: f.odeTol },

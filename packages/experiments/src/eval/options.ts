@@ -26,6 +26,10 @@ export const MaskKind: t.Type<MaskKind, MaskKind, unknown> = codec.oneOf(MASKS, 
 export const ESTIMATORS = ['rademacher', 'gaussian'] as const;
 export const Estimator = codec.oneOf(ESTIMATORS, 'Estimator');
 
+/** Where bits/dim puts each 8-bit level's dequantisation cell (solvers' `Dequantization`): score_sde's [k/256, (k+1)/256) or centred on k/255. @category options */
+export const BPD_CELLS = ['score-sde', 'centred'] as const;
+export const BpdCells = codec.oneOf(BPD_CELLS, 'BpdCells');
+
 /** Steps of em/pc, the corrector's snr, as the named samplers take them. @category options */
 export const SamplerSettingsC = codec.strict(
   { steps: codec.PositiveInt, fastSteps: codec.PositiveInt, snr: codec.PositiveFinite, odeTol: codec.PositiveFinite },
@@ -76,7 +80,7 @@ export type ComparisonOptions = t.TypeOf<typeof ComparisonOptions>;
 
 /** Bits/dim of the first `images` test images, `batch` per likelihood solve, from ε = `eps`, RK45 at rtol = atol = `tol`. @category options */
 export const BpdOptions = codec.strict(
-  { images: codec.PositiveInt, batch: codec.PositiveInt, estimator: Estimator, tol: codec.PositiveFinite, eps: codec.PositiveFinite },
+  { images: codec.PositiveInt, batch: codec.PositiveInt, estimator: Estimator, tol: codec.PositiveFinite, eps: codec.PositiveFinite, cells: BpdCells },
   'BpdOptions',
 );
 export type BpdOptions = t.TypeOf<typeof BpdOptions>;
@@ -134,7 +138,7 @@ export const DEFAULT_EVALUATION: Omit<EvaluationOptions, 'checkpoint'> = {
   data: { trainSubset: 60000, testSubset: 10000 },
   classifiers: { epochs: 2, noisyEpochs: 3, batchSize: 128, lr: 2e-3, channels: [32, 64, 128], featureDim: 128 },
   samplers: { samples: 256, samplers: ['em', 'pc', 'ode', 'edm', 'edm-sde', 'dpm', 'dpm-sde'], steps: SAMPLER.steps, snr: SAMPLER.snr, odeTols: [1e-5, 1e-3], fastSteps: [10, 19, 39], batch: 128 },
-  bpd: { images: 64, batch: 16, estimator: 'rademacher', tol: SAMPLER.odeTol, eps: 1e-5 },
+  bpd: { images: 64, batch: 16, estimator: 'rademacher', tol: SAMPLER.odeTol, eps: 1e-5, cells: 'score-sde' },
   conditional: { samplers: [...CONDITIONAL_SAMPLERS], guidanceScale: 4, perClass: 10, sampler: SAMPLER, batch: 128 },
   inpainting: { mask: 'lower', digits: 10, completions: 4, sampler: SAMPLER, batch: 128 },
   interpolation: { frames: 9, tol: SAMPLER.odeTol },

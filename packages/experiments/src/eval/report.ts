@@ -12,7 +12,7 @@ import { SDE } from '@score-sde/sde-math';
 import { ScoreNetConfig, classifier } from '@score-sde/models';
 import { report } from '../lib';
 import { EvalPart, SamplerName } from '../pipeline';
-import { EvaluationOptions, MaskKind, ConditionalSampler, Estimator } from './options';
+import { EvaluationOptions, MaskKind, ConditionalSampler, Estimator, BpdCells } from './options';
 
 // -------------------------------------------------------------------------------------
 // codec
@@ -80,6 +80,7 @@ export const BpdSection = codec.strict(
     estimator: Estimator,
     tol: codec.PositiveFinite,
     eps: codec.PositiveFinite,
+    cells: BpdCells,
     mean: codec.Finite,
     standardError: codec.NonNegativeFinite,
     min: codec.Finite,
@@ -249,8 +250,8 @@ const bpdSection = (r: EvalReport): ReadonlyArray<string> => {
     '## Bits/dim',
     '',
     `**${report.formatNumber(b.mean, 5)} ± ${report.formatNumber(b.standardError, 3)} bits/dim** (mean ± standard error over the first ${b.images} MNIST test images; range ${report.formatNumber(b.min)} … ${report.formatNumber(b.max)}). ` +
-      `Likelihood log p_ε of the uniformly dequantised images (x̃ = (255x + u)/256) through the probability-flow ODE from ε = ${b.eps}, RK45 at rtol = atol = ${b.tol}, ` +
-      `divergence by a ${b.estimator} Hutchinson probe per image; bpd = −log p / (784 ln 2) + 8. ${report.formatNumber(b.nfePerSolve)} score evaluations (each with a vector–Jacobian product) per solve of ${b.batch} images, ${report.formatNumber(b.seconds)} s in all.`,
+      `Likelihood log p_ε of the uniformly dequantised images (${b.cells === 'centred' ? 'cells centred on the levels: x̃ = x + (u − ½)/255, width w = 1/255' : "score_sde's cells: x̃ = (255x + u)/256, width w = 1/256"}) through the probability-flow ODE from ε = ${b.eps}, RK45 at rtol = atol = ${b.tol}, ` +
+      `divergence by a ${b.estimator} Hutchinson probe per image; bpd = −log p / (784 ln 2) − log₂(w (hi − lo)) for the model's data range [lo, hi]. ${report.formatNumber(b.nfePerSolve)} score evaluations (each with a vector–Jacobian product) per solve of ${b.batch} images, ${report.formatNumber(b.seconds)} s in all.`,
     '',
   ];
 };

@@ -87,7 +87,7 @@ describe('mnist-eval pipeline (tiny model, tiny sizes)', () => {
     // step, its SDE form taking 2k steps at k; each + 1 for the final Tweedie step from ε to 0.
     expect(rep.samplers?.results.map((s) => s.nfe)).toEqual([3 + 1, 6 + 1, expect.any(Number), 4 + 1, 4 + 1, 2 + 1, 4 + 1]);
     for (const s of rep.samplers!.results) expect(s.classes!.histogram.reduce((a, b) => a + b, 0)).toBe(8);
-    expect(rep.bpd).toMatchObject({ images: 2, batch: 2, estimator: 'rademacher', eps: 1e-3 });
+    expect(rep.bpd).toMatchObject({ images: 2, batch: 2, estimator: 'rademacher', eps: 1e-3, cells: 'score-sde' });
     expect(rep.bpd!.perImage).toHaveLength(2);
     expect(rep.conditional?.runs.map((c) => [c.sampler, c.n])).toEqual([
       ['pc', 10],

@@ -9,7 +9,7 @@ import { tf, initBackend, liveTensors, random } from '@score-sde/tensor-fp';
 import { type ScoreFn, tutorial, marginalVariance } from '@score-sde/sde-math';
 import { fid } from '@score-sde/models';
 import { cli } from '../../src/lib';
-import { draw, namedSampler, itemKeys, ODE_INTERVALS } from '../../src/pipeline';
+import { draw, namedSampler, itemKeys, ODE_INTERVALS, DPM_SDE_ETA } from '../../src/pipeline';
 import {
   mnistEvalFlags,
   fidOfStats,
@@ -150,9 +150,12 @@ describe('drawing in chunks', () => {
 
 describe('sampler list and flags', () => {
   test('the comparison expands ode over --ode-tols and edm/dpm over --fast-steps; the ode is the named one, its reporting grid in its spec', () => {
-    const r = comparisonEntries(tutorial(), { samplers: ['em', 'ode', 'edm', 'dpm'], steps: 500, snr: 0.16, odeTols: [1e-5, 1e-3], fastSteps: [10, 20] });
+    const r = comparisonEntries(tutorial(), { samplers: ['em', 'ode', 'edm', 'dpm', 'dpm-sde'], steps: 500, snr: 0.16, odeTols: [1e-5, 1e-3], fastSteps: [10, 20] });
     if (E.isLeft(r)) throw new Error(r.left.message);
-    expect(r.right.map((e) => e.id)).toEqual(['em-500', 'ode-1e-5', 'ode-1e-3', 'edm-10', 'edm-20', 'dpm-10', 'dpm-20']);
+    expect(r.right.map((e) => e.id)).toEqual(['em-500', 'ode-1e-5', 'ode-1e-3', 'edm-10', 'edm-20', 'dpm-10', 'dpm-20', 'dpm-sde-10', 'dpm-sde-20']);
+    // dpm-sde at k takes 2k steps (edm's NFE at k), on the Karras grid
+    expect(r.right[7]!.sampler.grid).toHaveLength(21);
+    expect(r.right[7]!.spec).toEqual({ kind: 'dpm-solver++2m', steps: 20, eta: DPM_SDE_ETA, grid: 'karras' });
     expect(r.right[1]!.sampler.grid).toHaveLength(ODE_INTERVALS + 1);
     expect(r.right[1]!.spec).toEqual({ kind: 'ode-adaptive', rtol: 1e-5, atol: 1e-5, intervals: ODE_INTERVALS });
     expect(r.right[4]!.sampler.grid).toHaveLength(21);
@@ -160,12 +163,13 @@ describe('sampler list and flags', () => {
   });
 
   test('bad flags are reported naming the flag; --checkpoint is required', () => {
-    const r = cli.parseFlags(mnistEvalFlags, ['--samples', 'many', '--skip', 'bpd,fid', '--mask', 'upper', '--fast-steps', '10,0', '--guidance-scale', '-1']);
+    const r = cli.parseFlags(mnistEvalFlags, ['--samples', 'many', '--skip', 'bpd,fid', '--mask', 'upper', '--fast-steps', '10,0', '--guidance-scale', '-1', '--bpd-cells', 'middle']);
     expect(E.isLeft(r) && r.left._tag === 'InvalidFlags' && r.left.problems).toEqual([
       '--checkpoint: required (score-model checkpoint directory (from nx run experiments:mnist); its EMA weights are evaluated)',
       '--samples: expected PositiveInt, got "many"',
       '--skip: expected a comma-separated list of EvalPart, got "fid"',
       '--fast-steps: expected a comma-separated list of PositiveInt, got "0"',
+      '--bpd-cells: expected score-sde|centred, got "middle"',
       '--guidance-scale: expected NonNegativeFinite, got "-1"',
       '--mask: expected lower|right, got "upper"',
     ]);
