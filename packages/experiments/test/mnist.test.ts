@@ -11,7 +11,7 @@ import { mnistFlags, type MnistFlags, recipeOfFlags } from '../src/mnist/flags';
 import { runMnist } from '../src/mnist/run';
 import { evaluationOptionsOfRun } from '../src/run-evaluation';
 import { DEFAULT_EVALUATION } from '../src/eval/options';
-import { EVAL_PARTS } from '../src/pipeline';
+import { EVAL_PARTS, PRESETS, trainConfigOfRecipe } from '../src/pipeline';
 
 /** A few hundred real training images, and a tiny model, sampler and step count: checks the pipeline, not quality. */
 const tinyArgs = (extra: ReadonlyArray<string>, samplers = 'em,pc,ode,edm', epochs = 1): MnistFlags => {
@@ -100,6 +100,16 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(evaluationOptionsOfRun(tinyArgs(['--eval', 'interpolation,samplers,bpd,conditional,inpainting']), recipe.right, '/r').parts).toEqual([...EVAL_PARTS]);
     const bad = cli.parseFlags(mnistFlags, ['--eval', 'fid']);
     expect(E.isLeft(bad) && cli.renderCliError(bad.left)).toMatch(/--eval: expected .*EvalPart.*"fid"/);
+  });
+
+  test('--dequantize centred reaches the recipe (named as an override) and the training config; the presets leave the config without it', async () => {
+    const on = await recipeOfFlags(tinyArgs(['--dequantize', 'centred']));
+    if (E.isLeft(on)) throw new Error(on.left.message);
+    expect(on.right.name).toMatch(/\+ .*dequantize/);
+    expect(trainConfigOfRecipe(on.right, 10).dequantization).toBe('centred');
+    for (const preset of Object.values(PRESETS)) expect('dequantization' in trainConfigOfRecipe(preset, 10)).toBe(false);
+    const bad = cli.parseFlags(mnistFlags, ['--dequantize', 'yes']);
+    expect(E.isLeft(bad) && cli.renderCliError(bad.left)).toMatch(/--dequantize: expected none\|centred, got "yes"/);
   });
 
   test('a stop request (Ctrl-C) ends training after the current step, saves a checkpoint and still samples', async () => {

@@ -6,7 +6,7 @@
  * @module train-config
  */
 import * as t from 'io-ts';
-import { tf, codec } from '@score-sde/tensor-fp';
+import { tf, codec, random } from '@score-sde/tensor-fp';
 import { SDE, Parameterisation, tutorialParameterisation, type ScoreFn } from '@score-sde/sde-math';
 import type { Key } from '@score-sde/tensor-fp';
 import { scoreFromNet } from './score';
@@ -22,14 +22,25 @@ import { type Params, type TensorRecord, disposeRecord, overlay } from './params
 // -------------------------------------------------------------------------------------
 
 /**
+ * Dequantisation of the training images: `none` (the 256 levels k/255 as they are: the model learns atoms, and its
+ * density at small σ is a spike on each level) or `centred` (x̃ = x + (u − ½)/255, u ~ U(0, 1) per pixel and step:
+ * the model learns the density of the levels' cells, the continuous density whose cell averages are the discrete
+ * probabilities, which is what bits/dim with `centred` cells measures).
+ * @category config
+ */
+export const TrainDequantization = codec.oneOf(['none', 'centred'] as const, 'TrainDequantization');
+export type TrainDequantization = t.TypeOf<typeof TrainDequantization>;
+
+/**
  * Everything that defines a training run except the seed and the data: the network, the SDE, the loss, the
  * optimiser, the EMA, the batch size, and (optional, with the defaults every earlier checkpoint used) the
- * parameterisation (default tutorial: s = F/s(t)) and the data range (default [0, 1], the images as they are).
+ * parameterisation (default tutorial: s = F/s(t)), the data range (default [0, 1], the images as they are) and the
+ * training images' dequantisation (default none).
  * @category config
  */
 export const TrainConfig = codec.strictWithOptional(
   { model: ScoreNetConfig, sde: SDE, loss: LossConfig, optim: AdamConfig, emaDecay: EmaConfig, batchSize: codec.PositiveInt },
-  { parameterisation: Parameterisation, dataRange: DataRange },
+  { parameterisation: Parameterisation, dataRange: DataRange, dequantization: TrainDequantization },
   'TrainConfig',
 );
 export type TrainConfig = t.TypeOf<typeof TrainConfig>;
@@ -42,6 +53,23 @@ export const dataRangeOf = (c: TrainConfig): DataRange => c.dataRange ?? [0, 1];
 
 /** Images in [0, 1] to the run's data space ({@link imagesToRange}). @category config */
 export const toModelSpace = (c: TrainConfig, images: tf.Tensor): tf.Tensor => imagesToRange(dataRangeOf(c), images);
+
+/** The training images' dequantisation of a run (none when the config has none). @category config */
+export const dequantizationOf = (c: TrainConfig): TrainDequantization => c.dequantization ?? 'none';
+
+/**
+ * The batch the loss of a step sees, from images x₀ [B, ...] in [0, 1] and the step's key: with `centred`
+ * dequantisation x̃ = x₀ + (u − ½)/255, sample b's u ~ U(0, 1) drawn from split(foldIn(key, 1), B)[b] alone (the loss
+ * draws from split(key, B): another counter domain), then {@link toModelSpace}. Without, `toModelSpace(c, x₀)`.
+ * @category config
+ */
+export const trainingBatch = (c: TrainConfig, x0: tf.Tensor, key: Key): tf.Tensor =>
+  dequantizationOf(c) === 'none'
+    ? toModelSpace(c, x0)
+    : tf.tidy(() => {
+        const u = random.uniformPerSample(random.split(random.foldIn(key, 1), x0.shape[0]!), x0.shape.slice(1));
+        return toModelSpace(c, tf.add(x0, tf.div(tf.sub(u, 0.5), 255)));
+      });
 
 /** The run's data space back to images in [0, 1] ({@link rangeToImages}). @category config */
 export const toImageSpace = (c: TrainConfig, x: tf.Tensor): tf.Tensor => rangeToImages(dataRangeOf(c), x);

@@ -21,7 +21,7 @@ import { adamStep, adamEmaStep, initAdam, disposeAdam, globalNorm } from './opti
 import { emaUpdate, emaDecayAt } from './ema';
 import { type TensorRecord, initParams, cloneRecord, assignParams, disposeRecord } from './params';
 import { type MnistData, batchIndices, imageBatch } from './mnist';
-import { TrainConfig, type TrainState, parameterisationOf, toModelSpace } from './train-config';
+import { TrainConfig, type TrainState, parameterisationOf, trainingBatch } from './train-config';
 import { poisonAtStep, pointSync } from './faults';
 
 // -------------------------------------------------------------------------------------
@@ -65,7 +65,7 @@ export const initTrainState = (config: TrainConfig, root: Key): TrainState => {
 // -------------------------------------------------------------------------------------
 
 /**
- * One optimisation step on the batch of images x₀ [B, 28, 28, 1] in [0, 1] (mapped to the run's data range first): ∇_θ L(θ; x₀, key_s) by `tf.variableGrads` over the
+ * One optimisation step on the batch of images x₀ [B, 28, 28, 1] in [0, 1] (dequantised if the config says so and mapped to the run's data range first, {@link trainingBatch}): ∇_θ L(θ; x₀, key_s) by `tf.variableGrads` over the
  * trainable variables, an Adam step, and the EMA update with the new step count. Returns the loss (a number)
  * and the new state, or a Left (and no change at all) if the loss or the gradient norm is NaN/±∞.
  * @category training
@@ -82,7 +82,7 @@ export const trainStep =
         const vars = names.map((n) => state.params[n]!);
         const net = scoreNet(config.model, state.params);
         const key = stepKey(state.key, state.step);
-        const data = toModelSpace(config, x0);
+        const data = trainingBatch(config, x0, key);
         const { value, grads: byVar } = tf.variableGrads(() => loss(net, data, key), vars);
         if (data !== x0) data.dispose();
         const grads: TensorRecord = Object.fromEntries(names.map((n, i) => [n, byVar[vars[i]!.name]!]));

@@ -27,8 +27,19 @@ import {
   type TrainConfig,
   type TrainState,
   type TensorRecord,
+  trainingBatch,
+  toModelSpace,
 } from '../src';
 import { bitEqual, initTrainingBackend, tinyTrainConfig, U32 } from './helpers';
+import { identity } from '@score-sde/tensor-fp/testing';
+
+const centredTraining = identity({
+  concept: 'training',
+  title: 'Centred dequantisation of the training images is uniform on each level’s cell',
+  formula: String.raw`$\tilde x = x + (u - \tfrac12)/255$, $u \sim U(0, 1)$: $|255\,(\tilde x - x)| \le \tfrac12$, $\mathbb E[255(\tilde x - x)] = 0$, $\mathrm{Var}[255(\tilde x - x)] = \tfrac1{12}$`,
+  source: 'uniform dequantisation (Theis et al. 2016) with cells centred on the levels k/255, the cells of bits/dim with --bpd-cells centred',
+  tolerance: 'the cell: float32 rounding (1e−4 of a level); mean and variance: 5 SE of n draws, SE = √(1/(12n)) and √(1/(180n)) (Var[(u − ½)²] = 1/80 − 1/144)',
+});
 
 let backend: string;
 let data: MnistData;
@@ -209,5 +220,50 @@ describe(`training (backend chosen by initTrainingBackend)`, () => {
     const before = tf.memory().numTensors;
     disposeTrainState(initTrainState(small, random.key(9)));
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('the training batch', () => {
+  const levels = (B: number): tf.Tensor4D =>
+    tf.tensor4d(Float32Array.from(random.bits(random.key(21), B * 28 * 28), (w) => (w % 256) / 255), [B, 28, 28, 1]);
+
+  test('centred dequantisation keeps each pixel in its level’s cell, centred and uniform there (data in [0, 1] and in [−1, 1])', () => {
+    const B = 16;
+    const x = levels(B);
+    const xs = x.dataSync();
+    for (const range of [[0, 1], [-1, 1]] as const) {
+      const config: TrainConfig = { ...tinyTrainConfig, dataRange: range, dequantization: 'centred' };
+      const y = trainingBatch(config, x, random.key(5));
+      const ys = y.dataSync();
+      const [lo, hi] = range;
+      let sum = 0;
+      let sumSq = 0;
+      ys.forEach((v, i) => {
+        const d = (255 * (v - lo)) / (hi - lo) - 255 * xs[i]!; // 255 (x̃ − x) in image units
+        centredTraining.lessThan(Math.abs(d), 0.5 + 1e-4);
+        sum += d;
+        sumSq += d * d;
+      });
+      const n = ys.length;
+      const mean = sum / n;
+      centredTraining.lessThan(Math.abs(mean), 5 * Math.sqrt(1 / (12 * n)));
+      centredTraining.lessThan(Math.abs(sumSq / n - mean * mean - 1 / 12), 5 * Math.sqrt(1 / (180 * n)));
+      y.dispose();
+    }
+    x.dispose();
+  });
+
+  test('sample b’s dequantisation noise depends on its key alone (a batch of 4 is the first 4 of a batch of 16, bit for bit); without dequantisation the batch is the images mapped to the range', () => {
+    const config: TrainConfig = { ...tinyTrainConfig, dequantization: 'centred' };
+    const x = levels(16);
+    const whole = trainingBatch(config, x, random.key(7));
+    const first = tf.slice(x, [0, 0, 0, 0], [4, 28, 28, 1]);
+    const part = trainingBatch(config, first, random.key(7));
+    const wholeFirst = tf.slice(whole, [0, 0, 0, 0], [4, 28, 28, 1]);
+    expect(bitEqual(part, wholeFirst)).toBe(true);
+    const none = trainingBatch({ ...tinyTrainConfig, dataRange: [-1, 1] }, x, random.key(7));
+    const mapped = toModelSpace({ ...tinyTrainConfig, dataRange: [-1, 1] }, x);
+    expect(bitEqual(none, mapped)).toBe(true);
+    tf.dispose([x, whole, first, part, wholeFirst, none, mapped]);
   });
 });

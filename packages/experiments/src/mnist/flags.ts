@@ -50,6 +50,11 @@ export const mnistFlags = {
   subset: cli.numberFlag(codec.PositiveInt, { default: 60000, description: 'train on the first N training images (≤ 60000)' }),
   channels: cli.optional(cli.listFlag(codec.PositiveInt, { description: `ScoreNet channels of the 4 levels; the tutorial's: 32,64,128,256 (${fromPreset})` })),
   embedDim: cli.optional(cli.numberFlag(codec.PositiveInt, { description: `ScoreNet time-embedding size, even; the tutorial's: 256 (${fromPreset})` })),
+  dequantize: cli.optional(
+    cli.oneOfFlag(['none', 'centred'] as const, {
+      description: `dequantisation of the training images: none, or centred uniform noise x + (u − ½)/255, so the model learns the density whose cell averages are the 256 levels' probabilities (bits/dim with --bpd-cells centred) (${fromPreset})`,
+    }),
+  ),
   emaDecay: cli.optional(cli.numberFlag(codec.UnitInterval, { description: `EMA decay of the weights that sample, with the reference's warm-up (${fromPreset})` })),
   checkpointEvery: cli.numberFlag(codec.NonNegativeInt, { default: 0, description: 'also save a checkpoint every N steps (0: at the end of each epoch only)' }),
   resume: cli.optional(cli.stringFlag({ description: 'continue training from this checkpoint directory' })),
@@ -111,7 +116,7 @@ export const recipeOfFlags = async (f: MnistFlags): Promise<E.Either<ExperimentE
   const r = base.right;
   const problems = mnistFlagProblems(f);
   if (problems.length > 0) return fail(problems.join('; '));
-  const given = (['epochs', 'batchSize', 'lr', 'warmup', 'gradClip', 'sde', 'samplers', 'steps', 'fastSteps', 'snr', 'odeTol', 'channels', 'embedDim', 'emaDecay'] as const).filter(
+  const given = (['epochs', 'batchSize', 'lr', 'warmup', 'gradClip', 'sde', 'samplers', 'steps', 'fastSteps', 'snr', 'odeTol', 'channels', 'embedDim', 'emaDecay', 'dequantize'] as const).filter(
     (k) => f[k] !== undefined,
   );
   return E.right({
@@ -129,6 +134,7 @@ export const recipeOfFlags = async (f: MnistFlags): Promise<E.Either<ExperimentE
     ...(f.warmup !== undefined ? { warmup: f.warmup } : {}),
     ...(f.gradClip !== undefined ? { gradClip: f.gradClip } : {}),
     ...(f.emaDecay !== undefined ? { ema: f.emaDecay } : {}),
+    ...(f.dequantize !== undefined ? { dequantization: f.dequantize } : {}),
     ...(f.samplers !== undefined ? { samplers: [...f.samplers] } : {}),
     sampling: {
       steps: f.steps ?? r.sampling.steps,

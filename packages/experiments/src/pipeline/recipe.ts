@@ -10,7 +10,7 @@
 import * as t from 'io-ts';
 import { codec } from '@score-sde/tensor-fp';
 import { SDE, Parameterisation, edmParameterisation, tutorialParameterisation, ve, tutorial, vp } from '@score-sde/sde-math';
-import { type TrainConfig, ScoreNetConfig, LossConfig, EmaConfig, DataRange, adamConfig } from '@score-sde/models';
+import { type TrainConfig, ScoreNetConfig, LossConfig, EmaConfig, DataRange, TrainDequantization, adamConfig } from '@score-sde/models';
 import { SamplerName, type SamplerSettings } from './samplers';
 
 // -------------------------------------------------------------------------------------
@@ -29,10 +29,11 @@ export const SamplingSettings = codec.strict(
 
 /**
  * A recipe (module comment). `epochs` is the length of a run of the experiment; the study trains each candidate
- * for a wall-clock budget instead. `samplers` is the set a run draws with, in order.
+ * for a wall-clock budget instead. `samplers` is the set a run draws with, in order. `dequantization` (optional,
+ * default none) adds centred uniform noise to the training images (models' `TrainDequantization`).
  * @category model
  */
-export const Recipe = codec.strict(
+export const Recipe = codec.strictWithOptional(
   {
     name: t.string,
     description: t.string,
@@ -51,6 +52,7 @@ export const Recipe = codec.strict(
     samplers: t.array(SamplerName),
     sampling: SamplingSettings,
   },
+  { dequantization: TrainDequantization },
   'Recipe',
 );
 export type Recipe = t.TypeOf<typeof Recipe>;
@@ -78,6 +80,8 @@ export const trainConfigOfRecipe = (r: Recipe, totalSteps: number): TrainConfig 
   batchSize: r.batchSize,
   parameterisation: r.parameterisation,
   dataRange: r.dataRange,
+  // only when on, so the configs (and checkpoints) of the recipes without it stay as they were
+  ...(r.dequantization === 'centred' ? { dequantization: 'centred' as const } : {}),
 });
 
 /** A recipe's sampler settings in the form the named samplers take. @category training */
