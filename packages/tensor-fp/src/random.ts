@@ -140,7 +140,7 @@ const { sqrt, clz32, floor, min } = Math;
  * ln m = f − (½f² − s(½f² + R(s²))), f = m − 1, s = f/(2 + f), R the minimax series of fdlibm's log (~1 ulp).
  * 2πu₂ = (q + r)·π/2 with the quadrant q = ⌊k₂/2²³⌋ and r = (k₂ mod 2²³)·2⁻²³ (exact); sin and cos of φ = ρ·π/2,
  * ρ = min(r, 1 − r) ≤ ½, by fdlibm's kernel polynomials on |φ| ≤ π/4, then swapped and signed by r > ½ and q.
- * Self-contained but for `sqrt` and `clz32` (the noise-prefetch worker runs its source text).
+ * Self-contained but for `sqrt` and `clz32`.
  * @internal
  */
 const boxMuller = (w0: number, w1: number, out: Float64Array | Float32Array, i: number, n: number): void => {
@@ -182,7 +182,7 @@ const boxMuller = (w0: number, w1: number, out: Float64Array | Float32Array, i: 
   if (i + 1 < n) out[i + 1] = radius * sinT;
 };
 
-/** {@link boxMuller}, exported for the noise-prefetch worker's source (a local name, so normalsInto's text calls it as is). @internal */
+/** {@link boxMuller}, exported for the tests that check it against Math's log, cos and sin. @internal */
 export const boxMullerInto = boxMuller;
 
 /** A uint32 word to a float in the open interval (0, 1): u = (⌊w / 2⁸⌋ + ½) / 2²⁴. */
