@@ -33,7 +33,7 @@ export const mnistFlags = {
   ),
   samplers: cli.optional(cli.listFlag<SamplerName>(SamplerName, { description: `samplers to draw with, comma-separated, of ${SAMPLER_NAMES.join(',')} (${fromPreset})` })),
   steps: cli.optional(cli.numberFlag(codec.PositiveInt, { description: `time steps of the em and pc samplers (${fromPreset})` })),
-  fastSteps: cli.optional(cli.numberFlag(codec.PositiveInt, { description: `time steps of the edm and dpm samplers (${fromPreset})` })),
+  fastSteps: cli.optional(cli.numberFlag(codec.PositiveInt, { description: `time steps k of the edm and dpm samplers; dpm-sde takes 2k, the NFE of edm (${fromPreset})` })),
   snr: cli.optional(cli.numberFlag(codec.PositiveFinite, { description: `signal-to-noise ratio of the Langevin corrector of pc (${fromPreset})` })),
   odeTol: cli.optional(cli.numberFlag(codec.PositiveFinite, { description: `rtol = atol of the adaptive probability-flow ODE sampler ode (${fromPreset})` })),
   numSamples: cli.numberFlag(codec.PositiveInt, { default: 64, description: 'samples drawn per sampler' }),
