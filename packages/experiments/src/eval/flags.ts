@@ -60,7 +60,7 @@ export const mnistEvalFlags = {
   bpdCells: cli.oneOfFlag(BPD_CELLS, {
     default: D.bpd.cells,
     description:
-      "dequantisation cells of the 256 levels: score-sde, [k/256, (k+1)/256) (score_sde's, comparable with published figures), or centred, [(k − ½)/255, (k + ½)/255) around the data value k/255 the model was trained on; both bound the same discrete likelihood, centred more tightly where the data sit on a level (MNIST's 0 and 255)",
+      "dequantisation cells of the 256 levels: score-sde, [k/256, (k+1)/256) (score_sde's, comparable with published figures), or centred, [(k − ½)/255, (k + ½)/255) around the data value k/255 the model was trained on; both bound the same discrete likelihood; the centred cells are tighter for a density peaked on the levels (MNIST's 0 and 255), and equal for one smooth at the scale of a level (this project's models: README, \"Where the bits go\")",
   }),
   bpdEstimator: cli.oneOfFlag(ESTIMATORS, { default: D.bpd.estimator, description: 'Hutchinson probe distribution of the divergence estimate' }),
   odeTol: cli.numberFlag(codec.PositiveFinite, { default: D.bpd.tol, description: 'rtol = atol of the probability-flow ODE solves of bits/dim, conditional ode sampling and latent interpolation' }),
