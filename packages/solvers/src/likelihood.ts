@@ -11,7 +11,8 @@
  * @module likelihood
  */
 import * as E from 'fp-ts/Either';
-import { tf, random, type Key } from '@score-sde/tensor-fp';
+import type * as t from 'io-ts';
+import { tf, random, codec, type Key } from '@score-sde/tensor-fp';
 import { type SDE, type ScoreFn, priorLogProb, probabilityFlowDrift } from '@score-sde/sde-math';
 import type { VectorField } from './runge-kutta';
 import { type AdaptiveOptions, type IntegrationError, integrateAdaptive } from './adaptive';
@@ -218,7 +219,11 @@ export const bitsPerDim = (logp: number, D: number, range: readonly [number, num
  * Both cell sets are disjoint, so by Jensen both bits/dim bound the same discrete negative log-likelihood.
  * @category likelihood
  */
-export type Dequantization = 'score-sde' | 'centred';
+export const DEQUANTIZATIONS = ['score-sde', 'centred'] as const;
+
+/** io-ts codec of a {@link DEQUANTIZATIONS} name. @category likelihood */
+export const Dequantization = codec.oneOf(DEQUANTIZATIONS, 'Dequantization');
+export type Dequantization = t.TypeOf<typeof Dequantization>;
 
 /** Cell width of a {@link Dequantization}, in units of [0, 1] data: 1/256 or 1/255. @category likelihood */
 export const cellWidth = (d: Dequantization): number => (d === 'centred' ? 1 / 255 : 1 / 256);
@@ -273,14 +278,15 @@ export interface BitsPerDimResult {
  */
 export const imageBitsPerDim = (sde: SDE, score: ScoreFn, images: tf.Tensor, opts: BitsPerDimOptions): E.Either<IntegrationError, BitsPerDimResult> => {
   const [lo, hi] = opts.range ?? [0, 1];
+  const cells = opts.dequantization ?? 'score-sde';
   const y = tf.tidy(() => {
-    const x = dequantize(opts.dequantization ?? 'score-sde')(opts.dequantizeKeys, images);
+    const x = dequantize(cells)(opts.dequantizeKeys, images);
     return lo === 0 && hi === 1 ? x : tf.add(tf.mul(x, hi - lo), lo);
   });
   try {
     const D = perSampleSize(images);
     return E.map((r: LikelihoodResult) => ({
-      bpd: r.logp.map((lp) => bitsPerDim(lp, D, [lo, hi], cellWidth(opts.dequantization ?? 'score-sde'))),
+      bpd: r.logp.map((lp) => bitsPerDim(lp, D, [lo, hi], cellWidth(cells))),
       standardError: r.standardError.map((se) => se / (D * Math.LN2)),
       nfe: r.nfe,
     }))(logLikelihood(sde, score, y, opts));

@@ -83,7 +83,7 @@ export const EDMSpec = strictRecord(
   'EDMSpec',
 );
 
-/** DPM-Solver++(2M): the ODE solver, or with `eta` > 0 the SDE solver that re-draws that share of each step's noise. @category codecs */
+/** DPM-Solver++(2M): the probability-flow ODE solver, or with `eta` > 0 the solver of the reverse SDE of strength η (1: the reverse SDE itself; see `dpmSolverPP2M`). @category codecs */
 export const DPMSolverSpec = strictRecord(
   { kind: t.literal('dpm-solver++2m'), steps: codec.PositiveInt },
   { eta: codec.NonNegativeFinite, grid: GridKind, ...common },

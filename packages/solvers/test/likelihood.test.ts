@@ -236,25 +236,26 @@ describe('bits per dimension', () => {
     bpd.lessThan(Math.abs(bitsPerDim(-100 * Math.LN2, 10, [-1, 1]) - 17), 0.5e-12);
   });
 
-  test('uniform dequantisation stays in the level’s cell: ⌊256 x̃⌋ = 255 x for x = k/255', () => {
+  /** Every level k/255 (twice, in both orders) and its dequantised values under `f`: [levels k, x̃]. */
+  const dequantisedLevels = (f: typeof uniformDequantize): readonly [ReadonlyArray<number>, Float32Array] => {
     const k = Array.from({ length: 256 }, (_, i) => i);
+    const levels = [...k, ...k.map((v) => 255 - v)];
     const x = tf.tensor2d([k.map((v) => v / 255), k.map((v) => (255 - v) / 255)]);
-    const xt = uniformDequantize(random.split(random.key(3), 2), x);
-    const v = xt.dataSync();
-    const src = x.dataSync();
-    v.forEach((d, i) => dequantise.equal(Math.floor(256 * d), Math.round(255 * src[i]!)));
+    const xt = f(random.split(random.key(3), 2), x);
+    const v = xt.dataSync() as Float32Array;
     tf.dispose([x, xt]);
+    return [levels, v];
+  };
+
+  test('uniform dequantisation stays in the level’s cell: ⌊256 x̃⌋ = 255 x for x = k/255', () => {
+    const [levels, v] = dequantisedLevels(uniformDequantize);
+    v.forEach((d, i) => dequantise.equal(Math.floor(256 * d), levels[i]!));
   });
 
   test('centred dequantisation stays in the cell centred on its level: |255 x̃ − k| ≤ ½, and a uniform density on the cells is 8 bits/dim', () => {
-    const k = Array.from({ length: 256 }, (_, i) => i);
-    const x = tf.tensor2d([k.map((v) => v / 255), k.map((v) => (255 - v) / 255)]);
-    const xt = centredDequantize(random.split(random.key(3), 2), x);
-    const v = xt.dataSync();
-    const src = x.dataSync();
+    const [levels, v] = dequantisedLevels(centredDequantize);
     // float32 x̃ is within 1 ulp (≤ 1.2e-7 in [−0.002, 1.002]) of the exact value, i.e. 3e-5 of a level.
-    v.forEach((d, i) => centredCell.lessThan(Math.abs(255 * d - Math.round(255 * src[i]!)), 0.5 + 1e-4));
-    tf.dispose([x, xt]);
+    v.forEach((d, i) => centredCell.lessThan(Math.abs(255 * d - levels[i]!), 0.5 + 1e-4));
     // The uniform density on [−1/510, 1 + 1/510] is 255/256 per coordinate.
     for (const D of [1, 784, 3072]) centredCell.lessThan(Math.abs(bitsPerDim(D * Math.log(255 / 256), D, [0, 1], cellWidth('centred')) - 8), 0.5e-12);
   });

@@ -17,7 +17,7 @@
 import * as E from 'fp-ts/Either';
 import { random, macrotask, type Key } from '@score-sde/tensor-fp';
 import { type SDE, type ScoreFn, meanAndStandardError } from '@score-sde/sde-math';
-import { imageBitsPerDim, countingScore } from '@score-sde/solvers';
+import { type Dequantization, imageBitsPerDim, countingScore } from '@score-sde/solvers';
 import { type MnistData, imageBatch } from '@score-sde/models';
 import { progress } from '../lib';
 import { type ExperimentError, type ItemRange, fail, itemKeys } from '../pipeline';
@@ -33,7 +33,7 @@ export interface BpdResult {
   /** Start time ε of the solve. */
   readonly eps: number;
   /** The dequantisation cells. */
-  readonly cells: 'score-sde' | 'centred';
+  readonly cells: Dequantization;
   readonly mean: number;
   readonly standardError: number;
   readonly min: number;

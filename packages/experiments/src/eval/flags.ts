@@ -8,7 +8,8 @@
 import { codec, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { cli } from '../lib';
 import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, ShardFlag, type ShardSpec } from '../pipeline';
-import { type EvaluationOptions, BPD_CELLS, CONDITIONAL_SAMPLERS, ConditionalSampler, DEFAULT_EVALUATION, ESTIMATORS, MASKS } from './options';
+import { DEQUANTIZATIONS } from '@score-sde/solvers';
+import { type EvaluationOptions, CONDITIONAL_SAMPLERS, ConditionalSampler, DEFAULT_EVALUATION, ESTIMATORS, MASKS } from './options';
 
 const D = DEFAULT_EVALUATION;
 
@@ -57,7 +58,7 @@ export const mnistEvalFlags = {
     default: D.bpd.eps,
     description: "start time ε of the likelihood solve (score_sde's 1e-5); log p_ε is a density for every ε, so each ε gives a valid bits/dim bound, and a larger ε avoids the noise scales below the quantisation step that an undertrained model fits poorly",
   }),
-  bpdCells: cli.oneOfFlag(BPD_CELLS, {
+  bpdCells: cli.oneOfFlag(DEQUANTIZATIONS, {
     default: D.bpd.cells,
     description:
       "dequantisation cells of the 256 levels: score-sde, [k/256, (k+1)/256) (score_sde's, comparable with published figures), or centred, [(k − ½)/255, (k + ½)/255) around the data value k/255 the model was trained on; both bound the same discrete likelihood; the centred cells are tighter for a density peaked on the levels (MNIST's 0 and 255), and equal for one smooth at the scale of a level (this project's models: README, \"Where the bits go\")",

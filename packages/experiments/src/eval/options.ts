@@ -8,6 +8,7 @@
  */
 import * as t from 'io-ts';
 import { codec } from '@score-sde/tensor-fp';
+import { Dequantization } from '@score-sde/solvers';
 import { EVAL_PARTS, EvalPart, SamplerName, DEFAULT_SAMPLER_SETTINGS, type SamplerName as SamplerNameT } from '../pipeline';
 
 const list = <C extends t.Mixed>(c: C) => t.readonlyArray(c);
@@ -25,10 +26,6 @@ export const MaskKind: t.Type<MaskKind, MaskKind, unknown> = codec.oneOf(MASKS, 
 /** Hutchinson probe distributions. @category vocabulary */
 export const ESTIMATORS = ['rademacher', 'gaussian'] as const;
 export const Estimator = codec.oneOf(ESTIMATORS, 'Estimator');
-
-/** Where bits/dim puts each 8-bit level's dequantisation cell (solvers' `Dequantization`): score_sde's [k/256, (k+1)/256) or centred on k/255. @category options */
-export const BPD_CELLS = ['score-sde', 'centred'] as const;
-export const BpdCells = codec.oneOf(BPD_CELLS, 'BpdCells');
 
 /** Steps of em/pc, the corrector's snr, as the named samplers take them. @category options */
 export const SamplerSettingsC = codec.strict(
@@ -80,7 +77,7 @@ export type ComparisonOptions = t.TypeOf<typeof ComparisonOptions>;
 
 /** Bits/dim of the first `images` test images, `batch` per likelihood solve, from ε = `eps`, RK45 at rtol = atol = `tol`. @category options */
 export const BpdOptions = codec.strict(
-  { images: codec.PositiveInt, batch: codec.PositiveInt, estimator: Estimator, tol: codec.PositiveFinite, eps: codec.PositiveFinite, cells: BpdCells },
+  { images: codec.PositiveInt, batch: codec.PositiveInt, estimator: Estimator, tol: codec.PositiveFinite, eps: codec.PositiveFinite, cells: Dequantization },
   'BpdOptions',
 );
 export type BpdOptions = t.TypeOf<typeof BpdOptions>;

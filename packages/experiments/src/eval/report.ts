@@ -12,7 +12,8 @@ import { SDE } from '@score-sde/sde-math';
 import { ScoreNetConfig, classifier } from '@score-sde/models';
 import { report } from '../lib';
 import { EvalPart, SamplerName } from '../pipeline';
-import { EvaluationOptions, MaskKind, ConditionalSampler, Estimator, BpdCells } from './options';
+import { Dequantization } from '@score-sde/solvers';
+import { EvaluationOptions, MaskKind, ConditionalSampler, Estimator } from './options';
 
 // -------------------------------------------------------------------------------------
 // codec
@@ -80,7 +81,7 @@ export const BpdSection = codec.strict(
     estimator: Estimator,
     tol: codec.PositiveFinite,
     eps: codec.PositiveFinite,
-    cells: BpdCells,
+    cells: Dequantization,
     mean: codec.Finite,
     standardError: codec.NonNegativeFinite,
     min: codec.Finite,
