@@ -23,6 +23,38 @@ export const logLikelihoodGradient =
     tf.tidy(() => tf.grad((xx: tf.Tensor) => tf.sum(logLik(xx, t)))(x));
 
 /**
+ * Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"): a model's score
+ * extrapolated away from a weaker model of the same data (the same network earlier in its training, say),
+ *   s_w(x, t) = s_weak(x, t) + w (s(x, t) − s_weak(x, t)),
+ * w = 1 the model itself, w > 1 away from what the weaker model gets wrong more. Linear in the scores, so the same
+ * in denoiser form, D_w = D_weak + w (D − D_weak). Two network evaluations per call. For Gaussian models N(μ, v)
+ * and N(μ, v_weak) under a VE SDE it is the score of a Gaussian of precision w/(v + σ²) + (1 − w)/(v_weak + σ²), and
+ * the probability flow from σ_max² ≫ v, v_weak ends at variance v^w v_weak^(1 − w): a geometric extrapolation.
+ * @example
+ * ```ts
+ * import * as assert from 'node:assert';
+ * import { tf } from '@score-sde/tensor-fp';
+ * import { ve, exactScore, gaussian } from '@score-sde/sde-math';
+ * import { autoguidance } from '@score-sde/solvers';
+ *
+ * const sde = ve();
+ * const guided = autoguidance(exactScore(sde, gaussian([0], [0.5])), exactScore(sde, gaussian([0], [1])), 2);
+ * const x = tf.tensor2d([[1]]);
+ * // at t with σ_t² = 1 − σ_min² ≈ 1: 2 · (−1/1.25) − (−1/2) = −1.1
+ * const t = Math.log(1 / 0.01) / Math.log(50 / 0.01);
+ * assert.ok(Math.abs(guided(x, t).dataSync()[0]! + 1.1) < 1e-3);
+ * ```
+ * @category transforms
+ */
+export const autoguidance =
+  (score: ScoreFn, weaker: ScoreFn, w: number): ScoreFn =>
+  (x, t) =>
+    tf.tidy(() => {
+      const weak = weaker(x, t);
+      return tf.add(weak, tf.mul(tf.sub(score(x, t), weak), w));
+    });
+
+/**
  * Classifier guidance (Song et al. 2021, eq. 14; Dhariwal & Nichol 2021 with a scale w):
  *   s_y(x, t) = s(x, t) + w ∇ₓ log p_t(y | x).
  * With w = 1 and the exact p_t(y | x) this is the exact score of p_t(x | y).
