@@ -43,6 +43,11 @@ export interface TrainLoopOptions {
   /** Losses of the steps taken before this state (a resumed run), kept in the checkpoints' `meta.losses`. */
   readonly losses?: ReadonlyArray<number>;
   readonly checkpoint?: CheckpointCadence;
+  /**
+   * States also saved after a given step, each as a checkpoint of its own in `dir` (e.g. the earlier, weaker model
+   * that autoguidance extrapolates from). A run that starts past a snapshot's step leaves that snapshot as it is.
+   */
+  readonly snapshots?: ReadonlyArray<{ readonly step: number; readonly dir: string }>;
   /** Asked after every step; true ends training there (the state is saved when a checkpoint directory is given). */
   readonly shouldStop?: () => boolean;
   /** Before the first step of an epoch in this run: epoch e (0-based) spans steps [start, end); `step` is where this run enters it. */
@@ -146,6 +151,11 @@ export const trainLoop =
         sum += r.right.loss;
         count += 1;
         o.onStep?.({ step: s.step, loss: r.right.loss, epochMeanLoss: sum / count });
+        for (const snap of o.snapshots ?? []) {
+          if (snap.step !== s.step) continue;
+          const saved = await saveCheckpoint(snap.dir, config, s, { losses: [...losses] })();
+          if (E.isLeft(saved)) return E.left({ _tag: 'SaveFailed', error: saved.left, state: s, losses });
+        }
         if (every > 0 && s.step % every === 0 && s.step < end) {
           const saved = await save(s);
           if (E.isLeft(saved)) return E.left({ _tag: 'SaveFailed', error: saved.left, state: s, losses });

@@ -124,6 +124,23 @@ describe(`training (backend chosen by initTrainingBackend)`, () => {
     await fs.rm(dir, { recursive: true });
   });
 
+  test('a snapshot saved at step 2 of a 5-step run is the state of a 2-step run, bit for bit, and the run goes on unchanged', async () => {
+    const d = subset(4);
+    const short = await run(small, initTrainState(small, random.key(7)), d, 2);
+    const straight = await run(small, initTrainState(small, random.key(7)), d, 5);
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'snapshot-'));
+    const r = await trainLoop(small)(initTrainState(small, random.key(7)), d, { untilStep: 5, snapshots: [{ step: 2, dir: path.join(dir, 'guide') }] });
+    if (E.isLeft(r)) throw new Error(renderTrainLoopFailure(r.left));
+    const snap = await loadCheckpoint(path.join(dir, 'guide'), { model: small.model, sde: small.sde })();
+    if (E.isLeft(snap)) throw new Error(renderCheckpointError(snap.left));
+    expect(snap.right.state.step).toBe(2);
+    expect(allBitEqual(snap.right.state.params, short.state.params)).toEqual([]);
+    expect(allBitEqual(snap.right.state.ema, short.state.ema)).toEqual([]);
+    expect(allBitEqual(r.right.state.ema, straight.state.ema)).toEqual([]);
+    [short.state, straight.state, r.right.state, snap.right.state].forEach(disposeTrainState);
+    await fs.rm(dir, { recursive: true });
+  });
+
   test('after the first step the EMA is d₁·θ₀ + (1 − d₁)·θ₁ with d₁ = min(0.999, 2/11)', async () => {
     const s0 = initTrainState(small, random.key(6));
     const theta0 = await recordValues(s0.params);
