@@ -72,6 +72,33 @@ describe('experiments:mnist on a few hundred images', () => {
     if (E.isRight(ckpt)) tf.dispose([...Object.values(ckpt.right.state.params), ...Object.values(ckpt.right.state.ema), ...Object.values(ckpt.right.state.adam.m), ...Object.values(ckpt.right.state.adam.v)]);
   });
 
+  test('the recipe’s guide is the state after round(at · total) steps, saved as guide/ beside checkpoint/; autoguided samplers draw with it at two network evaluations per score evaluation, guided by the model itself equal their unguided sampler bit for bit, and without a guide fail naming it', async () => {
+    const out = path.join(tmp, 'guided');
+    const r = await runMnist(tinyArgs([], 'dpm-sde-ag,dpm-sde', 2), { backend, data, log: quietLog }, out);
+    expect(E.isRight(r)).toBe(true);
+    const guide = await loadCheckpoint(path.join(out, 'guide'))();
+    // the quick preset's guide.at = 1/6 of 2 epochs × 3 steps
+    expect(E.isRight(guide) && guide.right.state.step).toBe(1);
+    if (E.isRight(guide)) tf.dispose([...Object.values(guide.right.state.params), ...Object.values(guide.right.state.ema), ...Object.values(guide.right.state.adam.m), ...Object.values(guide.right.state.adam.v)]);
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
+    // DPM-Solver++(2M) at 2 · 3 steps + Tweedie: 7 score evaluations, each of the model and its guide when autoguided
+    expect(report.samplers.map((s: { nfe: number }) => s.nfe)).toEqual([14, 7]);
+    expect(sha(path.join(out, 'samples-dpm-sde-ag.idx'))).not.toBe(sha(path.join(out, 'samples-dpm-sde.idx')));
+
+    const self = path.join(tmp, 'self');
+    fs.cpSync(path.join(out, 'checkpoint'), path.join(self, 'checkpoint'), { recursive: true });
+    fs.cpSync(path.join(out, 'checkpoint'), path.join(self, 'guide'), { recursive: true });
+    const same = await runMnist(tinyArgs(['--sample-only', path.join(self, 'checkpoint')], 'dpm-sde-ag,dpm-sde'), { backend, data, log: quietLog }, path.join(tmp, 'self-out'));
+    expect(E.isRight(same)).toBe(true);
+    // s + w (s − s) = s exactly: the same samples
+    expect(sha(path.join(tmp, 'self-out', 'samples-dpm-sde-ag.idx'))).toBe(sha(path.join(tmp, 'self-out', 'samples-dpm-sde.idx')));
+
+    const lone = path.join(tmp, 'lone');
+    fs.cpSync(path.join(out, 'checkpoint'), path.join(lone, 'checkpoint'), { recursive: true });
+    const missing = await runMnist(tinyArgs(['--sample-only', path.join(lone, 'checkpoint')], 'dpm-sde-ag'), { backend, data, log: quietLog }, path.join(tmp, 'lone-out'));
+    expect(E.isLeft(missing) && missing.left.message).toMatch(/^--samplers dpm-sde-ag: dpm-sde-ag is autoguided and needs a guide: the guide .*lone\/guide/);
+  });
+
   test('no growth over epochs: the live tensor count is the same at the end of every epoch, and memory is reported per epoch and sampler', async () => {
     const out = path.join(tmp, 'epochs');
     const r = await runMnist(tinyArgs([], 'em', 3), { backend, data, log: quietLog }, out);

@@ -19,7 +19,7 @@ import type { SDE, ScoreFn } from '@score-sde/sde-math';
 import type { Sampler, SamplerSpec } from '@score-sde/solvers';
 import type { fid } from '@score-sde/models';
 import { png, plot, report } from '../lib';
-import { type Drawn, type ExperimentError, type SamplerName, type SamplerSettings, IMAGE_SHAPE, SAMPLER_LABELS, fail, namedSampler, namedSamplerSpec, drawWithBar } from '../pipeline';
+import { type Drawn, type ExperimentError, type SamplerName, type SamplerSettings, IMAGE_SHAPE, SAMPLER_LABELS, fail, namedSampler, namedSamplerSpec, drawWithBar, scoreOfNamed, networkEvaluations } from '../pipeline';
 import { type ClassRecord, type FidResult, classRecord, fidOfImages } from './fid';
 import type { ClassifierHandle } from './classifiers';
 import type { ComparisonOptions } from './options';
@@ -93,6 +93,10 @@ export const comparisonEntries = (sde: SDE, o: Pick<ComparisonOptions, 'samplers
         return o.fastSteps.map((k) => ({ id: `dpm-${k}`, label: `DPM++ ${k}`, settings: { ...base, fastSteps: k } }));
       case 'dpm-sde':
         return o.fastSteps.map((k) => ({ id: `dpm-sde-${k}`, label: `DPM++ SDE ${2 * k}`, settings: { ...base, fastSteps: k } }));
+      case 'dpm-ag':
+        return o.fastSteps.map((k) => ({ id: `dpm-ag-${k}`, label: `DPM++ ${k} autoguided`, settings: { ...base, fastSteps: k } }));
+      case 'dpm-sde-ag':
+        return o.fastSteps.map((k) => ({ id: `dpm-sde-ag-${k}`, label: `DPM++ SDE ${2 * k} autoguided`, settings: { ...base, fastSteps: k } }));
     }
   };
   const out: ComparisonEntry[] = [];
@@ -112,18 +116,24 @@ export const comparisonEntries = (sde: SDE, o: Pick<ComparisonOptions, 'samplers
 
 /**
  * Draws one sample per key with every entry (in chunks of `batch`, mapped from the model's data range to images in [0, 1]). An entry whose solve fails
- * keeps its error (the others still run).
+ * keeps its error (the others still run); an autoguided one draws with the autoguided score of `guide` (an error
+ * when there is none) and its NFE counts network evaluations.
  * @category drawing
  */
 export const drawComparison = async (
   entries: ReadonlyArray<ComparisonEntry>,
   score: ScoreFn,
   keys: ReadonlyArray<Key>,
-  o: { readonly batch: number; readonly quiet: boolean; readonly log: (line: string) => void; readonly dataRange: readonly [number, number] },
+  o: { readonly batch: number; readonly quiet: boolean; readonly log: (line: string) => void; readonly dataRange: readonly [number, number]; readonly guide?: E.Either<string, ScoreFn> },
 ): Promise<ReadonlyArray<EntryDraw>> => {
   const out: EntryDraw[] = [];
   for (const entry of entries) {
-    const drawn = await drawWithBar(keys, () => ({ sampler: entry.sampler, score }), { batch: o.batch, sampleShape: IMAGE_SHAPE, dataRange: o.dataRange, quiet: o.quiet }, `sampling ${entry.label}`);
+    const s = scoreOfNamed(entry.family, score, o.guide ?? E.left('no guide was loaded'));
+    const drawn: E.Either<ExperimentError, Drawn> = E.isLeft(s)
+      ? fail(s.left)
+      : E.map((d: Drawn) => networkEvaluations(entry.family)(d))(
+          await drawWithBar(keys, () => ({ sampler: entry.sampler, score: s.right }), { batch: o.batch, sampleShape: IMAGE_SHAPE, dataRange: o.dataRange, quiet: o.quiet }, `sampling ${entry.label}`),
+        );
     if (E.isLeft(drawn)) o.log(`${entry.label}: failed: ${drawn.left.message}`);
     out.push(E.mapLeft((e: ExperimentError) => e.message)(drawn));
   }

@@ -37,6 +37,7 @@ import {
   partKey,
   sampleKeys,
   loadScoreModel,
+  guideFor,
   disposeScoreModel,
 } from '../pipeline';
 import type { EvalContext } from './common';
@@ -118,6 +119,8 @@ export interface DrawSetting {
   readonly dataRange: readonly [number, number];
   readonly test: MnistData;
   readonly log: (line: string) => void;
+  /** The weaker model of the autoguided samplers (Left: why there is none). */
+  readonly guide?: E.Either<string, ScoreFn>;
 }
 
 /** The item counts and chunk sizes of the sampling parts (their key spaces; the conditional part's is numClasses · perClass, the guide's). @category drawing */
@@ -131,7 +134,7 @@ export const partSizes = (o: EvaluationOptions, test: MnistData): Readonly<Recor
 export const drawSamplersPart = async (s: DrawSetting, r: ItemRange): Promise<E.Either<ExperimentError, ReadonlyArray<EntryDraw>>> => {
   const entries = comparisonEntries(s.sde, s.o.samplers);
   if (E.isLeft(entries)) return entries;
-  return E.right(await drawComparison(entries.right, s.score, sampleKeys(s.o.seed, r.start, r.end - r.start), { batch: s.o.samplers.batch, quiet: s.o.quiet, log: s.log, dataRange: s.dataRange }));
+  return E.right(await drawComparison(entries.right, s.score, sampleKeys(s.o.seed, r.start, r.end - r.start), { batch: s.o.samplers.batch, quiet: s.o.quiet, log: s.log, dataRange: s.dataRange, ...(s.guide !== undefined ? { guide: s.guide } : {}) }));
 };
 
 /** bits/dim of test images `r`. @category drawing */
@@ -197,6 +200,7 @@ export const runEvaluation = async (o: EvaluationOptions, ctx: EvalContext, out:
   if (E.isLeft(model)) return fail(`--checkpoint: ${renderCheckpointError(model.left)}`);
   const { config, state, score } = model.right;
   const owned: ClassifierHandle[] = [];
+  const weaker = await guideFor(runs('samplers') ? o.samplers.samplers : [], config, o.checkpoint);
   try {
     const mk = await report.ensureDir(out)();
     if (E.isLeft(mk)) return fail(`--out: ${report.renderIoError(mk.left)}`);
@@ -204,7 +208,7 @@ export const runEvaluation = async (o: EvaluationOptions, ctx: EvalContext, out:
     if (E.isLeft(data)) return data;
     const { train, test } = data.right;
     const sde = config.sde;
-    const setting: DrawSetting = { o, sde, score, dataRange: dataRangeOf(config), test, log };
+    const setting: DrawSetting = { o, sde, score, dataRange: dataRangeOf(config), test, log, guide: weaker.guide };
     log(`evaluating ${path.resolve(o.checkpoint)} (step ${state.step}, ${sde.kind} SDE) on ${describeBackend(ctx.backend)}; parts: ${o.parts.join(', ') || 'none'}`);
 
     let rep: EvalReport = {
@@ -304,6 +308,7 @@ export const runEvaluation = async (o: EvaluationOptions, ctx: EvalContext, out:
     return fail(`mnist-eval: ${(e as Error).stack ?? String(e)}`);
   } finally {
     owned.forEach(disposeClassifier);
+    weaker.release();
     disposeScoreModel(model.right);
   }
 };

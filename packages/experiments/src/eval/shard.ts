@@ -29,6 +29,7 @@ import {
   fail,
   joinDrawn,
   loadScoreModel,
+  guideFor,
   logOf,
   readDrawn,
   shardManifestFields,
@@ -89,6 +90,7 @@ export const runEvaluationShard = async (o: EvaluationOptions, shard: ShardSpec,
   if (E.isLeft(digest)) return fail(`--checkpoint: ${renderStoreError({ ...digest.left, kind: 'checkpoint' })}`);
   const model = await loadScoreModel(o.checkpoint);
   if (E.isLeft(model)) return fail(`--checkpoint: ${renderCheckpointError(model.left)}`);
+  const weaker = await guideFor(runs('samplers') ? o.samplers.samplers : [], model.right.config, o.checkpoint);
   const files: Array<readonly [string, Uint8Array]> = [];
   const stored = (name: string, range: ItemRange, d: Drawn): t.TypeOf<typeof DrawnSet> => {
     const e = encodeDrawn(name, range, d);
@@ -99,7 +101,7 @@ export const runEvaluationShard = async (o: EvaluationOptions, shard: ShardSpec,
     const data = await loadSplits(o, ctx);
     if (E.isLeft(data)) return data;
     const { train, test } = data.right;
-    const s: DrawSetting = { o, sde: model.right.config.sde, score: model.right.score, dataRange: dataRangeOf(model.right.config), test, log };
+    const s: DrawSetting = { o, sde: model.right.config.sde, score: model.right.score, dataRange: dataRangeOf(model.right.config), test, log, guide: weaker.guide };
     const sizes = partSizes(o, test);
     const at = `shard ${shard.index}/${shard.count}`;
 
@@ -170,6 +172,7 @@ export const runEvaluationShard = async (o: EvaluationOptions, shard: ShardSpec,
     const w = await writeShardFolder(out, files, manifest);
     return E.map(() => manifest)(w);
   } finally {
+    weaker.release();
     disposeScoreModel(model.right);
   }
 };

@@ -19,7 +19,7 @@ import { describeBackend } from '@score-sde/tensor-fp';
 import type { SamplerSpec } from '@score-sde/solvers';
 import { type TrainConfig, disposeTrainState, parameterCount, dataRangeOf } from '@score-sde/models';
 import { plot, report, memory } from '../lib';
-import { type Drawn, type ExperimentError, type ItemRange, type SamplerName, type Recipe, fail, interrupted, logOf, sampleKeys, scoreOfState, shardRange, samplerSettingsOf } from '../pipeline';
+import { type Drawn, type ExperimentError, type ItemRange, type SamplerName, type Recipe, fail, interrupted, logOf, sampleKeys, scoreOfState, shardRange, samplerSettingsOf, guideFor } from '../pipeline';
 import { type MnistShardManifest, writeMnistShard } from './shard';
 import { type MnistFlags, recipeOfFlags } from './flags';
 import { type EpochMemory, type MnistContext, type Trained, loadTrained, trainMnist } from './train';
@@ -140,7 +140,7 @@ export const writeSamplerOutput = async (out: string, name: SamplerName, spec: S
   const files = await writeSamples(out, name, drawn.samples, n);
   if (E.isLeft(files)) return files;
   const after = memory.readMemory();
-  log(`${name}: ${n} samples, ${drawn.nfe} score evaluations, ${drawn.seconds.toFixed(1)} s → ${path.join(out, files.right.png)}; ${memory.describeMemory(after)}`);
+  log(`${name}: ${n} samples, ${drawn.nfe} network evaluations (NFE), ${drawn.seconds.toFixed(1)} s → ${path.join(out, files.right.png)}; ${memory.describeMemory(after)}`);
   return E.right({ sampler: name, spec, nfe: drawn.nfe, seconds: drawn.seconds, png: files.right.png, idx: files.right.idx, memory: after });
 };
 
@@ -205,9 +205,10 @@ const drawSamplers = async (
   };
   const settings = samplerSettingsOf(recipe);
   const keys = sampleKeys(f.seed, range.start, range.end - range.start);
+  const weaker = await guideFor(recipe.samplers, config, checkpoint);
   try {
     for (const name of recipe.samplers) {
-      const drawn = stopRequested() ? interrupted(`sampling ${name}: not started`) : await drawNamed(name, settings, keys, f.sampleBatch ?? f.numSamples, src);
+      const drawn = stopRequested() ? interrupted(`sampling ${name}: not started`) : await drawNamed(name, settings, keys, f.sampleBatch ?? f.numSamples, { ...src, guide: weaker.guide });
       if (E.isLeft(drawn)) return drawn.left.interrupted === true ? interrupted(`sampling ${name}: stopped by Ctrl-C`) : drawn;
       const done = await onDrawn(name, drawn.right.spec, drawn.right);
       if (E.isLeft(done)) return done;
@@ -215,6 +216,7 @@ const drawSamplers = async (
     return E.right(undefined);
   } finally {
     // emaParams overlays the EMA tensors on the fixed parameters: both belong to the state, disposed with it.
+    weaker.release();
     disposeTrainState(state);
   }
 };

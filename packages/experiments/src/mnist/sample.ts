@@ -25,6 +25,8 @@ import {
   drawWithBar,
   drawInWorkers,
   renderWorkerError,
+  scoreOfNamed,
+  networkEvaluations,
 } from '../pipeline';
 
 /** The files of one sampler's samples. @category files */
@@ -60,6 +62,8 @@ export interface DrawSource {
   readonly log: (line: string) => void;
   /** Aborting it stops the draw at the next step (a Left with `interrupted`). */
   readonly signal?: AbortSignal;
+  /** The weaker model of the autoguided samplers (Left: why there is none; used only by them). */
+  readonly guide?: E.Either<string, ScoreFn>;
 }
 
 /**
@@ -78,8 +82,11 @@ export const drawNamed = async (
   const spec = namedSamplerSpec(name, settings);
   const sampler = namedSampler(src.sde, name, settings);
   if (E.isLeft(sampler)) return fail(`--samplers ${name}: ${sampler.left.problems.join('; ')}`);
+  const score = scoreOfNamed(name, src.score, src.guide ?? E.left('no guide was loaded'));
+  if (E.isLeft(score)) return fail(`--samplers ${name}: ${score.left}`);
   const label = `sampling ${name}`;
-  const coupled = src.workers > 1 ? couplingOf(src.sde, spec) : undefined;
+  // Workers load one checkpoint: an autoguided sampler (two models) draws in this process.
+  const coupled = src.workers > 1 ? (score.right === src.score ? couplingOf(src.sde, spec) : 'autoguided: it evaluates the checkpoint and its guide') : undefined;
   if (coupled !== undefined) src.log(`${name}: sampled in this process, not in ${src.workers} workers: ${coupled}`);
   if (src.workers > 1 && coupled === undefined && src.checkpoint !== undefined && keys.length > 0) {
     const bar = progress.withProgress(`${label} (${src.workers} workers)`, stepCount(sampler.right), { quiet: src.quiet });
@@ -111,9 +118,9 @@ export const drawNamed = async (
   }
   const drawn = await drawWithBar(
     keys,
-    () => ({ sampler: sampler.right, score: src.score }),
+    () => ({ sampler: sampler.right, score: score.right }),
     { batch, sampleShape: IMAGE_SHAPE, dataRange: src.dataRange, quiet: src.quiet, faultPoint: `sample:${name}`, ...(src.signal !== undefined ? { signal: src.signal } : {}) },
     label,
   );
-  return E.map((d: Drawn) => ({ ...d, spec }))(drawn);
+  return E.map((d: Drawn) => ({ ...networkEvaluations(name)(d), spec }))(drawn);
 };

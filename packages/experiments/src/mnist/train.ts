@@ -24,7 +24,7 @@ import {
   parameterCount,
 } from '@score-sde/models';
 import { memory, progress } from '../lib';
-import { type ExperimentError, type Recipe, fail, logOf, trainConfigOfRecipe } from '../pipeline';
+import { type ExperimentError, type Recipe, fail, logOf, trainConfigOfRecipe, guideStep, guideDirOf } from '../pipeline';
 import type { MnistFlags } from './flags';
 
 // -------------------------------------------------------------------------------------
@@ -125,6 +125,8 @@ export const trainMnist = async (f: MnistFlags, recipe: Recipe, ctx: MnistContex
     losses: start.losses,
     // A run resumed from this very checkpoint holds its start state there already: a failure need not rewrite it.
     checkpoint: { dir: ckpt, every: f.checkpointEvery, ...(f.resume !== undefined && path.resolve(f.resume) === path.resolve(ckpt) ? { storedStep: start.state.step } : {}) },
+    // The guide of the autoguided samplers: the state at the recipe's fraction of the run, beside the checkpoint.
+    ...(recipe.guide !== undefined ? { snapshots: [{ step: guideStep(recipe.guide, epochs * perEpoch), dir: guideDirOf(ckpt) }] } : {}),
     shouldStop: () => ctx.stop?.requested === true,
     onEpochStart: (e) => {
       bar = progress.withProgress(`epoch ${e.epoch + 1}/${epochs}`, e.end - e.start, { quiet: f.quiet });

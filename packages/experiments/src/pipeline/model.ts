@@ -5,11 +5,13 @@
  *
  * @module pipeline/model
  */
+import * as path from 'node:path';
 import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import { codec } from '@score-sde/tensor-fp';
 import type { ScoreFn } from '@score-sde/sde-math';
-import { type TrainConfig, type TrainState, type CheckpointError, loadCheckpoint, emaParams, scoreOfRun, disposeTrainState } from '@score-sde/models';
+import { type SamplerName, autoguidanceWeightOf } from './samplers';
+import { type TrainConfig, type TrainState, type CheckpointError, loadCheckpoint, emaParams, scoreOfRun, disposeTrainState, renderCheckpointError } from '@score-sde/models';
 
 /** Which weights of a state sample: the EMA weights or the raw ones. @category model */
 export const WEIGHTS = ['ema', 'params'] as const;
@@ -41,3 +43,49 @@ export const loadScoreModel = async (dir: string, weights: Weights = 'ema'): Pro
 
 /** Releases a score model's variables (the EMA overlay belongs to the state and goes with it). @category model */
 export const disposeScoreModel = (m: ScoreModel): void => disposeTrainState(m.state);
+
+/**
+ * Where a run keeps its guide, the weaker model of the autoguided samplers (the EMA weights saved at the recipe's
+ * `guide.at` of the run): `guide/` beside the run's `checkpoint/`, i.e. `<dir of checkpoint>/guide`.
+ * @category guide
+ */
+export const guideDirOf = (checkpoint: string): string => path.join(path.dirname(path.resolve(checkpoint)), 'guide');
+
+/**
+ * The guide of a checkpoint, for the autoguided samplers: the score model at `dir` (default {@link guideDirOf}),
+ * which must be of the same SDE, parameterisation and data range as the model it guides. Left naming the
+ * directory and the problem.
+ * @category guide
+ */
+export const loadGuide = async (model: TrainConfig, dir: string): Promise<E.Either<string, ScoreModel>> => {
+  const loaded = await loadScoreModel(dir);
+  if (E.isLeft(loaded)) return E.left(`the guide ${dir} (the weaker model of the autoguided samplers, saved by training when the recipe has a guide): ${renderCheckpointError(loaded.left)}`);
+  const c = loaded.right.config;
+  const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+  if (!same(c.sde, model.sde) || !same(c.parameterisation, model.parameterisation) || !same(c.dataRange, model.dataRange)) {
+    disposeScoreModel(loaded.right);
+    return E.left(`the guide ${dir} is not a model of the same SDE, parameterisation and data range as the checkpoint it would guide`);
+  }
+  return loaded;
+};
+
+/** A run's guide as the samplers take it (Left: why there is none), and how to release it. @category guide */
+export interface LoadedGuide {
+  readonly guide: E.Either<string, ScoreFn>;
+  readonly release: () => void;
+}
+
+/**
+ * The guide for a set of named samplers: loaded from `dir` (default {@link guideDirOf} of `checkpoint`) only when
+ * one of them is autoguided; otherwise, or without a checkpoint, a Left that says so (used only by an autoguided
+ * sampler, whose draw then fails with it).
+ * @category guide
+ */
+export const guideFor = async (names: ReadonlyArray<SamplerName>, model: TrainConfig, checkpoint: string | undefined, dir?: string): Promise<LoadedGuide> => {
+  const none = (why: string): LoadedGuide => ({ guide: E.left(why), release: () => undefined });
+  if (!names.some((n) => autoguidanceWeightOf(n) !== undefined)) return none('no autoguided sampler was asked for');
+  const at = dir ?? (checkpoint !== undefined ? guideDirOf(checkpoint) : undefined);
+  if (at === undefined) return none('the model was not loaded from a checkpoint, so there is no guide beside it');
+  const g = await loadGuide(model, at);
+  return E.isLeft(g) ? none(g.left) : { guide: E.right(g.right.score), release: () => disposeScoreModel(g.right) };
+};

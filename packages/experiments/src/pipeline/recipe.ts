@@ -28,9 +28,21 @@ export const SamplingSettings = codec.strict(
 );
 
 /**
+ * The guide of a run: the EMA weights at fraction `at` of the run (step round(at · total)), saved as a checkpoint
+ * of their own (`guide/` beside `checkpoint/`): the weaker model the autoguided samplers extrapolate away from.
+ * @category model
+ */
+export const GuideSnapshot = codec.strict({ at: codec.UnitInterval }, 'GuideSnapshot');
+export type GuideSnapshot = t.TypeOf<typeof GuideSnapshot>;
+
+/** The step at which a run of `totalSteps` steps saves its guide: round(at · total), at least 1. @category model */
+export const guideStep = (g: GuideSnapshot, totalSteps: number): number => Math.max(1, Math.round(g.at * totalSteps));
+
+/**
  * A recipe (module comment). `epochs` is the length of a run of the experiment; the study trains each candidate
  * for a wall-clock budget instead. `samplers` is the set a run draws with, in order. `dequantization` (optional,
- * default none) adds centred uniform noise to the training images (models' `TrainDequantization`).
+ * default none) adds centred uniform noise to the training images (models' `TrainDequantization`); `guide` (optional)
+ * saves the run's guide for the autoguided samplers ({@link GuideSnapshot}).
  * @category model
  */
 export const Recipe = codec.strictWithOptional(
@@ -52,7 +64,7 @@ export const Recipe = codec.strictWithOptional(
     samplers: t.array(SamplerName),
     sampling: SamplingSettings,
   },
-  { dequantization: TrainDequantization },
+  { dequantization: TrainDequantization, guide: GuideSnapshot },
   'Recipe',
 );
 export type Recipe = t.TypeOf<typeof Recipe>;
@@ -177,6 +189,8 @@ export const quickPreset: Recipe = {
   lr: 4e-3,
   dataRange: [0, 1],
   epochs: 6,
+  samplers: ['dpm-ag', 'dpm-sde-ag', 'dpm-sde', 'edm-sde', 'edm', 'dpm', 'pc', 'ode'],
+  guide: { at: 1 / 6 },
 };
 
 /**
