@@ -139,6 +139,21 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(E.isLeft(bad) && cli.renderCliError(bad.left)).toMatch(/--dequantize: expected none\|centred, got "yes"/);
   });
 
+  test('--guide-at sets the recipe’s guide (0: none, and no guide/ is written); the presets save one at 1/6 of the run', async () => {
+    const at = async (extra: ReadonlyArray<string>) => {
+      const r = await recipeOfFlags(tinyArgs(extra));
+      if (E.isLeft(r)) throw new Error(r.left.message);
+      return r.right.guide;
+    };
+    expect(await at([])).toEqual({ at: 1 / 6 });
+    expect(await at(['--guide-at', '0.5'])).toEqual({ at: 0.5 });
+    expect(await at(['--guide-at', '0'])).toBeUndefined();
+    expect([PRESETS.quick.guide, PRESETS.quality.guide]).toEqual([{ at: 1 / 6 }, { at: 1 / 6 }]);
+    const out = path.join(tmp, 'unguided');
+    expect(E.isRight(await runMnist(tinyArgs(['--guide-at', '0'], 'em'), { backend, data, log: quietLog }, out))).toBe(true);
+    expect(fs.existsSync(path.join(out, 'guide'))).toBe(false);
+  });
+
   test('a stop request (Ctrl-C) ends training after the current step, saves a checkpoint and still samples', async () => {
     const out = path.join(tmp, 'interrupted');
     const r = await runMnist(tinyArgs([], 'em'), { backend, data, log: quietLog, stop: { requested: true } }, out);

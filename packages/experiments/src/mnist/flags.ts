@@ -55,6 +55,11 @@ export const mnistFlags = {
       description: `dequantisation of the training images: none, or centred uniform noise x + (u − ½)/255, so the model learns the density whose cell averages are the 256 levels' probabilities (bits/dim with --bpd-cells centred) (${fromPreset})`,
     }),
   ),
+  guideAt: cli.optional(
+    cli.numberFlag(codec.UnitInterval, {
+      description: `fraction of the run after which the EMA weights are saved as the guide of the autoguided samplers dpm-ag and dpm-sde-ag (guide/ beside checkpoint/); 0: no guide (${fromPreset})`,
+    }),
+  ),
   emaDecay: cli.optional(cli.numberFlag(codec.UnitInterval, { description: `EMA decay of the weights that sample, with the reference's warm-up (${fromPreset})` })),
   checkpointEvery: cli.numberFlag(codec.NonNegativeInt, { default: 0, description: 'also save a checkpoint every N steps (0: at the end of each epoch only)' }),
   resume: cli.optional(cli.stringFlag({ description: 'continue training from this checkpoint directory' })),
@@ -113,10 +118,11 @@ export const readRecipeFile = async (file: string): Promise<E.Either<ExperimentE
 export const recipeOfFlags = async (f: MnistFlags): Promise<E.Either<ExperimentError, Recipe>> => {
   const base = f.recipe !== undefined ? await readRecipeFile(f.recipe) : E.right(PRESETS[f.preset]);
   if (E.isLeft(base)) return base;
-  const r = base.right;
+  // --guide-at 0: a recipe without a guide
+  const { guide, ...r } = base.right;
   const problems = mnistFlagProblems(f);
   if (problems.length > 0) return fail(problems.join('; '));
-  const given = (['epochs', 'batchSize', 'lr', 'warmup', 'gradClip', 'sde', 'samplers', 'steps', 'fastSteps', 'snr', 'odeTol', 'channels', 'embedDim', 'emaDecay', 'dequantize'] as const).filter(
+  const given = (['epochs', 'batchSize', 'lr', 'warmup', 'gradClip', 'sde', 'samplers', 'steps', 'fastSteps', 'snr', 'odeTol', 'channels', 'embedDim', 'emaDecay', 'dequantize', 'guideAt'] as const).filter(
     (k) => f[k] !== undefined,
   );
   return E.right({
@@ -135,6 +141,7 @@ export const recipeOfFlags = async (f: MnistFlags): Promise<E.Either<ExperimentE
     ...(f.gradClip !== undefined ? { gradClip: f.gradClip } : {}),
     ...(f.emaDecay !== undefined ? { ema: f.emaDecay } : {}),
     ...(f.dequantize !== undefined ? { dequantization: f.dequantize } : {}),
+    ...(f.guideAt === undefined ? (guide !== undefined ? { guide } : {}) : f.guideAt > 0 ? { guide: { at: f.guideAt } } : {}),
     ...(f.samplers !== undefined ? { samplers: [...f.samplers] } : {}),
     sampling: {
       steps: f.steps ?? r.sampling.steps,
