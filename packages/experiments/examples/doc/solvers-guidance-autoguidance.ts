@@ -11,5 +11,7 @@ export const example = async (): Promise<void> => {
   const x = tf.tensor2d([[1]]);
   // at t with σ_t² = 1 − σ_min² ≈ 1: 2 · (−1/1.25) − (−1/2) = −1.1
   const t = Math.log(1 / 0.01) / Math.log(50 / 0.01);
-  assert.ok(Math.abs(guided(x, t).dataSync()[0]! + 1.1) < 1e-3);
+  const s = guided(x, t);
+  assert.ok(Math.abs(s.dataSync()[0]! + 1.1) < 1e-3);
+  tf.dispose([x, s]);
 };
