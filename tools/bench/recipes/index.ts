@@ -29,7 +29,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { tf, codec, random, initBackend, describeBackend, BACKEND_CHOICES } from '@score-sde/tensor-fp';
-import { type SDE, vp } from '@score-sde/sde-math';
+import { type SDE, type ScoreFn, vp } from '@score-sde/sde-math';
 import {
   type MnistData,
   type TrainState,
@@ -176,9 +176,12 @@ const bestFast = (p: PointResult): SamplerFigure | undefined =>
 // the study
 // -------------------------------------------------------------------------------------
 
-const FAST: ReadonlyArray<pipeline.SamplerName> = ['edm', 'edm-sde', 'dpm', 'dpm-sde'];
+const FAST: ReadonlyArray<pipeline.SamplerName> = ['edm', 'edm-sde', 'dpm', 'dpm-sde', 'dpm-ag'];
 
-/** The fast samplers' settings at ≤ 40 evaluations: EDM Heun (deterministic or stochastic) 2·19 + 1 = 39, DPM-Solver++(2M) 39 + 1 = 40, its SDE form 2·19 + 1 = 39. */
+/**
+ * The fast samplers' settings at ≤ 40 evaluations: EDM Heun (deterministic or stochastic) 2·19 + 1 = 39, DPM-Solver++(2M) 39 + 1 = 40, its SDE form 2·19 + 1 = 39,
+ * autoguided DPM-Solver++(2M) 2·(19 + 1) = 40 network evaluations (drawn only once the candidate's guide exists).
+ */
 const fastSettings = (r: Recipe, name: pipeline.SamplerName): pipeline.SamplerSettings => ({ ...r.sampling, fastSteps: name === 'dpm' ? 39 : 19 });
 
 const median = (xs: ReadonlyArray<number>): number => {
@@ -222,16 +225,21 @@ const figure = async (
   judge: Judge,
   reference: mnistEval.FidReference,
   f: Flags,
+  guide: E.Either<string, ScoreFn> = E.left('no guide'),
 ): Promise<{ readonly figure: SamplerFigure; readonly samples?: Float32Array }> => {
   const spec = pipeline.namedSamplerSpec(name, settings);
   const label = `${pipeline.SAMPLER_LABELS[name]} (${JSON.stringify(spec)})`;
   const sampler = pipeline.namedSampler(r.sde, name, settings);
   if (E.isLeft(sampler)) return { figure: { sampler: name, label, nfe: 0, n, fid: null, confidentRate: null, seconds: 0, error: sampler.left.problems.join('; ') } };
-  const drawn = await pipeline.drawWithBar(
-    pipeline.sampleKeys(f.seed, 0, n),
-    () => ({ sampler: sampler.right, score: pipeline.scoreOfState(config, state) }),
-    { batch: 64, sampleShape: pipeline.IMAGE_SHAPE, dataRange: r.dataRange, quiet: f.quiet },
-    `${r.name}: ${name}`,
+  const score = pipeline.scoreOfNamed(name, pipeline.scoreOfState(config, state), guide);
+  if (E.isLeft(score)) return { figure: { sampler: name, label, nfe: 0, n, fid: null, confidentRate: null, seconds: 0, error: score.left } };
+  const drawn = E.map(pipeline.networkEvaluations(name))(
+    await pipeline.drawWithBar(
+      pipeline.sampleKeys(f.seed, 0, n),
+      () => ({ sampler: sampler.right, score: score.right }),
+      { batch: 64, sampleShape: pipeline.IMAGE_SHAPE, dataRange: r.dataRange, quiet: f.quiet },
+      `${r.name}: ${name}`,
+    ),
   );
   if (E.isLeft(drawn)) return { figure: { sampler: name, label, nfe: 0, n, fid: null, confidentRate: null, seconds: 0, error: drawn.left.message } };
   const x = tf.tensor(drawn.right.samples, [n, ...pipeline.IMAGE_SHAPE]);
@@ -253,12 +261,20 @@ const runCandidate = async (r: Recipe, secondsPerStep: number, data: { train: Mn
   const points: PointResult[] = [];
   let trainWall = 0;
   let lastSamples: Float32Array | undefined;
+  // The guide of the autoguided samplers, as experiments:mnist saves it: the state at the recipe's fraction of the run.
+  const guideAt = r.guide !== undefined ? pipeline.guideStep(r.guide, steps) : undefined;
+  const guideDir = path.join(f.out, `recipes-${r.name}`, 'guide');
+  let guide: pipeline.LoadedGuide | undefined;
   try {
     for (let k = 1; k <= f.points; k++) {
       const until = Math.round((k * steps) / f.points);
       const t0 = Date.now();
       const bar = progress.withProgress(`${r.name} training ${k}/${f.points}`, until - state.step, { quiet: f.quiet });
-      const out = await trainLoop(config)(state, data.train, { untilStep: until, onStep: (s) => bar.tick(1, { loss: s.epochMeanLoss.toPrecision(4) }) });
+      const out = await trainLoop(config)(state, data.train, {
+        untilStep: until,
+        ...(guideAt !== undefined ? { snapshots: [{ step: guideAt, dir: guideDir }] } : {}),
+        onStep: (s) => bar.tick(1, { loss: s.epochMeanLoss.toPrecision(4) }),
+      });
       bar.stop();
       trainWall += (Date.now() - t0) / 1000;
       if (E.isLeft(out)) {
@@ -267,8 +283,10 @@ const runCandidate = async (r: Recipe, secondsPerStep: number, data: { train: Mn
       }
       state = out.right.state;
       const figures: SamplerFigure[] = [];
+      if (guide === undefined && guideAt !== undefined && state.step >= guideAt) guide = await pipeline.guideFor(FAST, config, undefined, guideDir);
       for (const name of FAST) {
-        const got = await figure(name, fastSettings(r, name), r, state, config, f.samples, judge, judge.fast, f);
+        if (pipeline.autoguidanceWeightOf(name) !== undefined && guide === undefined) continue;
+        const got = await figure(name, fastSettings(r, name), r, state, config, f.samples, judge, judge.fast, f, guide?.guide);
         figures.push(got.figure);
         if (k === f.points && got.samples !== undefined && (lastSamples === undefined || name === bestFast({ step: 0, trainMinutes: 0, figures })?.sampler)) lastSamples = got.samples;
       }
@@ -318,6 +336,7 @@ const runCandidate = async (r: Recipe, secondsPerStep: number, data: { train: Mn
     log(`${r.name}: failed: ${(e as Error).message}`);
     return { recipe: r, parameters: parameterCount(r.model), secondsPerStep, steps, epochs: steps / perEpoch, trainWallSeconds: trainWall, points, pc: null, bpd: null, grid: null, error: (e as Error).message };
   } finally {
+    guide?.release();
     disposeTrainState(state);
   }
 };

@@ -131,7 +131,7 @@ export const drawComparison = async (
     const s = scoreOfNamed(entry.family, score, o.guide ?? E.left('no guide was loaded'));
     const drawn: E.Either<ExperimentError, Drawn> = E.isLeft(s)
       ? fail(s.left)
-      : E.map((d: Drawn) => networkEvaluations(entry.family)(d))(
+      : E.map(networkEvaluations(entry.family))(
           await drawWithBar(keys, () => ({ sampler: entry.sampler, score: s.right }), { batch: o.batch, sampleShape: IMAGE_SHAPE, dataRange: o.dataRange, quiet: o.quiet }, `sampling ${entry.label}`),
         );
     if (E.isLeft(drawn)) o.log(`${entry.label}: failed: ${drawn.left.message}`);

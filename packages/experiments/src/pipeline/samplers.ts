@@ -31,6 +31,7 @@ import type * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import { codec, type DecodeError } from '@score-sde/tensor-fp';
 import type { SDE, ScoreFn } from '@score-sde/sde-math';
+import type { Drawn } from './draw';
 import { type Sampler, type SamplerSpec, DEFAULT_SNR, samplerFromSpec, autoguidance } from '@score-sde/solvers';
 
 /** The sampler names, in the order the experiments list them. @category vocabulary */
@@ -140,7 +141,7 @@ export const namedSampler = (sde: SDE, name: SamplerName, s: SamplerSettings): E
  */
 export const networkEvaluations =
   (name: SamplerName) =>
-  <D extends { readonly nfe: number; readonly nfeTotal: number }>(d: D): D => {
+  (d: Drawn): Drawn => {
     const k = networksPerScore(name);
     return k === 1 ? d : { ...d, nfe: d.nfe * k, nfeTotal: d.nfeTotal * k };
   };
