@@ -20,6 +20,7 @@ import { type Sampler, type SamplerError, countingScore, sample, stepCount } fro
 import { rangeToImages, faults } from '@score-sde/models';
 import { memory, progress } from '../lib';
 import { type ExperimentError, fail, interrupted } from './messages';
+import { type SamplerName, networksPerScore } from './samplers';
 
 // -------------------------------------------------------------------------------------
 // model
@@ -206,3 +207,15 @@ export const drawWithBar = async (
     bar.stop();
   }
 };
+
+/**
+ * A draw's NFE as network evaluations: × networksPerScore (an autoguided sampler evaluates the model and its
+ * guide at every score evaluation).
+ * @category samplers
+ */
+export const networkEvaluations =
+  (name: SamplerName) =>
+  (d: Drawn): Drawn => {
+    const k = networksPerScore(name);
+    return k === 1 ? d : { ...d, nfe: d.nfe * k, nfeTotal: d.nfeTotal * k };
+  };

@@ -31,7 +31,6 @@ import type * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import { codec, type DecodeError } from '@score-sde/tensor-fp';
 import type { SDE, ScoreFn } from '@score-sde/sde-math';
-import type { Drawn } from './draw';
 import { type Sampler, type SamplerSpec, DEFAULT_SNR, samplerFromSpec, autoguidance } from '@score-sde/solvers';
 
 /** The sampler names, in the order the experiments list them. @category vocabulary */
@@ -134,14 +133,3 @@ export const namedSamplerSpec = (name: SamplerName, s: SamplerSettings): Sampler
 /** The sampler a name stands for, for an SDE (Left naming the problem when the combination is not defined). @category samplers */
 export const namedSampler = (sde: SDE, name: SamplerName, s: SamplerSettings): E.Either<DecodeError, Sampler> => samplerFromSpec(sde, namedSamplerSpec(name, s));
 
-/**
- * A draw's NFE as network evaluations: × {@link networksPerScore} (an autoguided sampler evaluates the model and its
- * guide at every score evaluation).
- * @category samplers
- */
-export const networkEvaluations =
-  (name: SamplerName) =>
-  (d: Drawn): Drawn => {
-    const k = networksPerScore(name);
-    return k === 1 ? d : { ...d, nfe: d.nfe * k, nfeTotal: d.nfeTotal * k };
-  };
