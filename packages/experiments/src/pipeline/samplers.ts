@@ -20,10 +20,11 @@
  * - `dpm-sde`: DPM-Solver++(2M) solving the reverse SDE of strength η = {@link DPM_SDE_ETA} (every step re-draws
  *          noise, more than the reverse SDE's own, which mixes away the model's errors) on the Karras grid,
  *          2·`fastSteps` steps, at the NFE of `edm`;
- * - `dpm-ag`, `dpm-sde-ag`: `dpm` and `dpm-sde` on the autoguided score s_weak + w (s − s_weak) (Karras et al. 2024;
- *          solvers' `autoguidance`), the weaker model being the run's guide (the EMA weights saved early in training,
- *          the recipe's `guide`), w = {@link AUTOGUIDANCE_WEIGHTS}; two network evaluations per score evaluation,
- *          and their NFE counts network evaluations: `dpm-ag` takes 2·(`fastSteps` + 1), the NFE of `edm`.
+ * - `dpm-ag`: DPM-Solver++(2M) on the Karras grid, `fastSteps` steps, and `dpm-sde-ag`: `dpm-sde`, both on the
+ *          autoguided score s_weak + w (s − s_weak) (Karras et al. 2024; solvers' `autoguidance`), the weaker model
+ *          being the run's guide (the EMA weights saved early in training, the recipe's `guide`), w =
+ *          {@link AUTOGUIDANCE_WEIGHTS}; two network evaluations per score evaluation, and their NFE counts network
+ *          evaluations: `dpm-ag` takes 2·(`fastSteps` + 1), the NFE of `edm`, and `dpm-sde-ag` 2·(2·`fastSteps` + 1).
  *
  * @module pipeline/samplers
  */

@@ -26,7 +26,10 @@ import {
   disposeTrainState,
   rangeToImages,
 } from '@score-sde/models';
-import { SAMPLER_NAMES, SAMPLER_LABELS, IMAGE_SHAPE, type SamplerName, namedSampler, namedSamplerSpec } from '../../src/pipeline/samplers';
+import { SAMPLER_NAMES, SAMPLER_LABELS, IMAGE_SHAPE, type SamplerName, namedSampler, namedSamplerSpec, autoguidanceWeightOf } from '../../src/pipeline/samplers';
+
+/** The samplers the page offers: it loads one checkpoint, not its guide, so the autoguided ones are left out. */
+const PAGE_SAMPLERS: ReadonlyArray<SamplerName> = SAMPLER_NAMES.filter((s) => autoguidanceWeightOf(s) === undefined);
 import { sampleKeys } from '../../src/pipeline/keys';
 import { quickPreset } from '../../src/pipeline/recipe';
 import { byId, publish, seconds, startBackend } from './host';
@@ -81,6 +84,7 @@ const drawGrid = (images: Float32Array, n: number): void => {
 /** The sampler the controls ask for, for the loaded model's SDE (Left: why it cannot be built). */
 const chosenSampler = (m: Model): E.Either<string, { readonly name: SamplerName; readonly sampler: Sampler }> => {
   const name = byId<HTMLSelectElement>('sampler').value as SamplerName;
+  if (!PAGE_SAMPLERS.includes(name)) return E.left(`${name} is autoguided: it needs the run's guide, which this page does not load`);
   const steps = Number(input('steps').value);
   const fastSteps = Number(input('fast-steps').value);
   if (!Number.isSafeInteger(steps) || steps < 1) return E.left(`steps: expected a positive integer, got ${input('steps').value}`);
@@ -193,8 +197,8 @@ const finish = (): void => {
 
 const main = async (): Promise<void> => {
   const select = byId<HTMLSelectElement>('sampler');
-  select.innerHTML = SAMPLER_NAMES.map((s) => `<option value="${s}">${s}: ${SAMPLER_LABELS[s]}</option>`).join('');
-  select.value = quickPreset.samplers[0] ?? 'edm';
+  select.innerHTML = PAGE_SAMPLERS.map((s) => `<option value="${s}">${s}: ${SAMPLER_LABELS[s]}</option>`).join('');
+  select.value = quickPreset.samplers.find((s) => PAGE_SAMPLERS.includes(s)) ?? 'edm';
   input('steps').value = String(quickPreset.sampling.steps);
   input('fast-steps').value = String(quickPreset.sampling.fastSteps);
   for (const id of ['sampler', 'steps', 'fast-steps']) byId(id).addEventListener('input', refresh);
