@@ -134,7 +134,7 @@ export const DEFAULT_EVALUATION: Omit<EvaluationOptions, 'checkpoint'> = {
   quiet: false,
   data: { trainSubset: 60000, testSubset: 10000 },
   classifiers: { epochs: 2, noisyEpochs: 3, batchSize: 128, lr: 2e-3, channels: [32, 64, 128], featureDim: 128 },
-  samplers: { samples: 256, samplers: ['em', 'pc', 'ode', 'edm', 'edm-sde', 'dpm', 'dpm-sde'], steps: SAMPLER.steps, snr: SAMPLER.snr, odeTols: [1e-5, 1e-3], fastSteps: [10, 19, 39], batch: 128 },
+  samplers: { samples: 256, samplers: ['em', 'pc', 'ode', 'edm', 'edm-sde', 'dpm', 'dpm-sde', 'dpm-ag', 'dpm-sde-ag'], steps: SAMPLER.steps, snr: SAMPLER.snr, odeTols: [1e-5, 1e-3], fastSteps: [10, 19, 39], batch: 128 },
   bpd: { images: 64, batch: 16, estimator: 'rademacher', tol: SAMPLER.odeTol, eps: 1e-5, cells: 'score-sde' },
   conditional: { samplers: [...CONDITIONAL_SAMPLERS], guidanceScale: 4, perClass: 10, sampler: SAMPLER, batch: 128 },
   inpainting: { mask: 'lower', digits: 10, completions: 4, sampler: SAMPLER, batch: 128 },

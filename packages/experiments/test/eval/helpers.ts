@@ -32,14 +32,15 @@ export const storedPath = async (dir: string, file: string): Promise<string> => 
   return path.join(at.right, file);
 };
 
-/** Saves an untrained tiny checkpoint into `<dir>/checkpoint` and returns its path. */
+/** Saves an untrained tiny checkpoint into `<dir>/checkpoint`, and another as its guide into `<dir>/guide` (for the autoguided samplers); returns the checkpoint's path. */
 export const tinyCheckpoint = async (dir: string): Promise<string> => {
-  const state = initTrainState(tinyTrainConfig, random.key(7));
-  const ckpt = path.join(dir, 'checkpoint');
-  const r = await saveCheckpoint(ckpt, tinyTrainConfig, state)();
-  disposeTrainState(state);
-  if (E.isLeft(r)) throw new Error(renderCheckpointError(r.left));
-  return ckpt;
+  for (const [name, seed] of [['guide', 8], ['checkpoint', 7]] as const) {
+    const state = initTrainState(tinyTrainConfig, random.key(seed));
+    const r = await saveCheckpoint(path.join(dir, name), tinyTrainConfig, state)();
+    disposeTrainState(state);
+    if (E.isLeft(r)) throw new Error(renderCheckpointError(r.left));
+  }
+  return path.join(dir, 'checkpoint');
 };
 
 /** The first 256 training and 64 test images. */
