@@ -1,7 +1,7 @@
 /**
  * Fast samplers beyond the references: EDM's Heun sampler on the Karras grid (Karras et al. 2022, Alg. 2) and
- * DPM-Solver++(2M) (Lu et al. 2022, Alg. 2), both written for any SDE of this package through its Gaussian
- * kernel x_t = m(t) x₀ + s(t) n.
+ * DPM-Solver++(2M) (Lu et al. 2022, Alg. 2) with its third-order multistep form (3M), all written for any SDE of
+ * this package through its Gaussian kernel x_t = m(t) x₀ + s(t) n.
  *
  * @module fast
  */
@@ -123,6 +123,65 @@ export const dpmSolverPP2M = (sde: SDE, opts: DpmOptions = {}): Step => {
             })();
       const memory = { ...s.memory, previous: { t: s.t, x0 } };
       const mean = tf.sub(tf.mul(s.x, (sgN / sg) * Math.exp(-eta * h)), tf.mul(D, aN * Math.expm1(-(1 + eta) * h)));
+      if (eta === 0) return { x: mean, memory };
+      const noise = perSampleNoise(s);
+      return { x: tf.add(mean, tf.mul(noise.z, sgN * Math.sqrt(-Math.expm1(-2 * eta * h)))), keys: noise.keys, memory };
+    },
+  );
+};
+
+/**
+ * The weights of a data prediction's value, slope and curvature in λ over one step of the reverse SDE of strength η,
+ * k = 1 + η: with D(λ_t + u) = D + u D′ + ½u² D″ held in the step t → t′ (h = λ_{t′} − λ_t),
+ *   ∫₀ʰ k e^{−k(h−u)} D(λ_t + u) du = φ₁ D + φ₂ D′ + φ₃ D″,
+ *   φ₁ = 1 − e^{−kh},  φ₂ = h − φ₁/k,  φ₃ = ½h² − h/k + φ₁/k².
+ * @category dpm-solver
+ */
+export const dpmPhis = (h: number, eta: number): readonly [number, number, number] => {
+  const k = 1 + eta;
+  const p1 = -Math.expm1(-k * h);
+  return [p1, h - p1 / k, (h * h) / 2 - h / k + p1 / (k * k)];
+};
+
+/**
+ * DPM-Solver++(3M): the third-order multistep form of {@link dpmSolverPP2M} (Lu et al. 2022, "DPM-Solver++", §4;
+ * the same reverse SDE of strength η ≥ 0). The data predictions of the last three steps give D and its slope D′
+ * and curvature D″ in λ by the quadratic through them (Newton form, any spacing: with δ₁, δ₀ the newest and older
+ * divided differences and h₁, h₂ the newest and older λ-steps, D′ = δ₁ + h₁ (δ₁ − δ₀)/(h₁ + h₂),
+ * D″ = 2 (δ₁ − δ₀)/(h₁ + h₂)); the first step holds D fixed and the second takes the line through two. Then
+ *   x′ = (σ_{t′}/σ_t) e^{−ηh} x + α_{t′} (φ₁ D + φ₂ D′ + φ₃ D″) + σ_{t′} √(1 − e^{−2ηh}) z   ({@link dpmPhis}),
+ * exact when D is a quadratic in λ. One evaluation per step; the two previous predictions are kept in memory.
+ * @category dpm-solver
+ */
+export const dpmSolverPP3M = (sde: SDE, opts: DpmOptions = {}): Step => {
+  const eta = opts.eta ?? 0;
+  if (!(eta >= 0 && Number.isFinite(eta))) throw new RangeError(`dpmSolverPP3M: eta must be a finite number ≥ 0, got ${eta}`);
+  const lam = (t: number): number => Math.log(marginalMeanCoef(sde, t) / marginalStd(sde, t));
+  return defineStep(
+    { name: eta > 0 ? `dpm-solver++(3M, η=${eta})` : 'dpm-solver++(3M)', kind: 'predictor', order: 3, stochastic: eta > 0, batchCoupling: [], nfePerStep: 1 },
+    (score, s, tNext) => {
+      const sg = marginalStd(sde, s.t);
+      const aN = marginalMeanCoef(sde, tNext);
+      const sgN = marginalStd(sde, tNext);
+      const h = lam(tNext) - lam(s.t);
+      const [p1, p2, p3] = dpmPhis(h, eta);
+      const x0 = posteriorMean(sde, score)(s.x, s.t);
+      const prev = s.memory?.previous;
+      const older = s.memory?.older;
+      let weighted = tf.mul(x0, p1);
+      if (prev !== undefined) {
+        const h1 = lam(s.t) - lam(prev.t);
+        const d1 = tf.div(tf.sub(x0, prev.x0), h1);
+        if (older === undefined) weighted = tf.add(weighted, tf.mul(d1, p2));
+        else {
+          const h2 = lam(prev.t) - lam(older.t);
+          const curv = tf.div(tf.sub(d1, tf.div(tf.sub(prev.x0, older.x0), h2)), h1 + h2);
+          // D′ = δ₁ + h₁·curv, D″ = 2·curv
+          weighted = tf.add(weighted, tf.add(tf.mul(d1, p2), tf.mul(curv, p2 * h1 + 2 * p3)));
+        }
+      }
+      const memory = { ...s.memory, previous: { t: s.t, x0 }, ...(prev !== undefined ? { older: prev } : {}) };
+      const mean = tf.add(tf.mul(s.x, (sgN / sg) * Math.exp(-eta * h)), tf.mul(weighted, aN));
       if (eta === 0) return { x: mean, memory };
       const noise = perSampleNoise(s);
       return { x: tf.add(mean, tf.mul(noise.z, sgN * Math.sqrt(-Math.expm1(-2 * eta * h)))), keys: noise.keys, memory };

@@ -17,7 +17,7 @@ import { type Step, pc, none, nonePredictor } from './step';
 import { eulerMaruyama, reverseDiffusion, ancestralSampling } from './predictors';
 import { DEFAULT_SNR, langevin, annealedLangevin } from './correctors';
 import { pfEuler, pfHeun, pfRk4, pfAdaptive } from './ode';
-import { edmHeun, dpmSolverPP2M } from './fast';
+import { edmHeun, dpmSolverPP2M, dpmSolverPP3M } from './fast';
 import { adaptiveReverse } from './adaptive-sde';
 import { pid } from './controller';
 
@@ -90,6 +90,13 @@ export const DPMSolverSpec = strictRecord(
   'DPMSolverSpec',
 );
 
+/** DPM-Solver++(3M): the third-order multistep form, the same fields (see `dpmSolverPP3M`). @category codecs */
+export const DPMSolver3MSpec = strictRecord(
+  { kind: t.literal('dpm-solver++3m'), steps: codec.PositiveInt },
+  { eta: codec.NonNegativeFinite, grid: GridKind, ...common },
+  'DPMSolver3MSpec',
+);
+
 /** Adaptive reverse SDE (or probability-flow ODE) with a PID controller. @category codecs */
 export const AdaptiveSDESpec = strictRecord(
   { kind: t.literal('adaptive-sde') },
@@ -105,13 +112,13 @@ export const AdaptiveSDESpec = strictRecord(
   'AdaptiveSDESpec',
 );
 
-const members = { pc: PCSpec, ode: ODESpec, 'ode-adaptive': AdaptiveODESpec, edm: EDMSpec, 'dpm-solver++2m': DPMSolverSpec, 'adaptive-sde': AdaptiveSDESpec } as const;
-const SamplerSpecUnion = t.union([PCSpec, ODESpec, AdaptiveODESpec, EDMSpec, DPMSolverSpec, AdaptiveSDESpec], 'SamplerSpec');
+const members = { pc: PCSpec, ode: ODESpec, 'ode-adaptive': AdaptiveODESpec, edm: EDMSpec, 'dpm-solver++2m': DPMSolverSpec, 'dpm-solver++3m': DPMSolver3MSpec, 'adaptive-sde': AdaptiveSDESpec } as const;
+const SamplerSpecUnion = t.union([PCSpec, ODESpec, AdaptiveODESpec, EDMSpec, DPMSolverSpec, DPMSolver3MSpec, AdaptiveSDESpec], 'SamplerSpec');
 export type SamplerSpec = t.TypeOf<typeof SamplerSpecUnion>;
 
 /**
  * Any sampler specification, dispatched on `kind` (so errors name the fields of the kind the record says it is):
- * `pc`, `ode`, `ode-adaptive`, `edm`, `dpm-solver++2m`, `adaptive-sde`.
+ * `pc`, `ode`, `ode-adaptive`, `edm`, `dpm-solver++2m`, `dpm-solver++3m`, `adaptive-sde`.
  * @category codecs
  */
 export const SamplerSpec = new t.Type<SamplerSpec, unknown, unknown>(
@@ -134,6 +141,7 @@ export const exampleSpecs: ReadonlyArray<SamplerSpec> = [
   { kind: 'ode-adaptive', rtol: 1e-5, atol: 1e-5 },
   { kind: 'edm', steps: 40, gamma: 0 },
   { kind: 'dpm-solver++2m', steps: 30 },
+  { kind: 'dpm-solver++3m', steps: 30 },
   { kind: 'adaptive-sde', rtol: 0.01, atol: 0.01 },
 ];
 
@@ -228,6 +236,8 @@ export const samplerFromSpec = (sde: SDE, spec: SamplerSpec): E.Either<DecodeErr
       );
     case 'dpm-solver++2m':
       return make(gridOf(sde, spec.grid ?? 'log-snr', spec.steps, eps), dpmSolverPP2M(sde, { eta: spec.eta ?? 0 }));
+    case 'dpm-solver++3m':
+      return make(gridOf(sde, spec.grid ?? 'log-snr', spec.steps, eps), dpmSolverPP3M(sde, { eta: spec.eta ?? 0 }));
     case 'adaptive-sde': {
       const ode = spec.probabilityFlow ?? false;
       const gains = spec.pcoeff !== undefined || spec.icoeff !== undefined || spec.dcoeff !== undefined;

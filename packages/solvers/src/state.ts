@@ -29,6 +29,8 @@ export interface SolverMemory {
   readonly stepSize?: number;
   readonly inverseErrors?: readonly [number, number];
   readonly previous?: Denoised;
+  /** The data prediction before `previous` (a third-order multistep solver's). */
+  readonly older?: Denoised;
 }
 
 /**
@@ -78,12 +80,11 @@ export const keysFor = (seed: number, batch: number): ReadonlyArray<Key> => rand
 // memory management
 // -------------------------------------------------------------------------------------
 
-/** The tensors a state holds (x, xMean, and a remembered data prediction). @category memory */
+/** The tensors a state holds (x, xMean, and the remembered data predictions). @category memory */
 export const stateTensors = (s: SamplerState): ReadonlyArray<tf.Tensor> => {
   const out: tf.Tensor[] = [s.x];
   if (s.xMean !== s.x) out.push(s.xMean);
-  const p = s.memory?.previous?.x0;
-  if (p !== undefined && p !== s.x && p !== s.xMean) out.push(p);
+  for (const p of [s.memory?.previous?.x0, s.memory?.older?.x0]) if (p !== undefined && p !== s.x && p !== s.xMean && !out.includes(p)) out.push(p);
   return out;
 };
 

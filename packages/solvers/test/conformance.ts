@@ -35,6 +35,7 @@ import {
   pfAdaptive,
   edmHeun,
   dpmSolverPP2M,
+  dpmSolverPP3M,
   adaptiveReverse,
 } from '@score-sde/solvers';
 import { type Check, mixtureChecks, isotropicMixture, meanAndSE } from './helpers';
@@ -150,6 +151,18 @@ export const samplerCases: ReadonlyArray<SamplerCase> = [
     name: 'dpm-solver++(2M) SDE (η = 3)',
     why: 'N = 100 Karras steps of the reverse SDE with triple noise variance (the same marginals as η = 1)',
     build: (sde, eps = EPS) => ({ sde, grid: karrasGrid(sde, 100, eps), step: dpmSolverPP2M(sde, { eta: 3 }) }),
+    batchInvariant: true,
+  },
+  {
+    name: 'dpm-solver++(3M)',
+    why: 'N = 100 log-SNR-uniform steps, the third-order multistep form',
+    build: (sde, eps = EPS) => ({ sde, grid: logSnrGrid(sde, 100, eps), step: dpmSolverPP3M(sde) }),
+    batchInvariant: true,
+  },
+  {
+    name: 'dpm-solver++(3M) SDE (η = 1)',
+    why: 'N = 100 Karras steps, the noise of every step re-drawn',
+    build: (sde, eps = EPS) => ({ sde, grid: karrasGrid(sde, 100, eps), step: dpmSolverPP3M(sde, { eta: 1 }) }),
     batchInvariant: true,
   },
   {
