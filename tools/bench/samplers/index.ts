@@ -94,6 +94,7 @@ export const FAMILIES: ReadonlyArray<Family> = [
   { name: 'edm heun', ode: true, specs: (q) => sweep([5, 10, 20, 40, 80], [5, 20])(q).map((steps) => ({ kind: 'edm', steps })) },
   { name: 'edm heun, churn γ = 0.1', specs: (q) => sweep([10, 20, 40, 80], [10, 40])(q).map((steps) => ({ kind: 'edm', steps, gamma: 0.1 })) },
   { name: 'dpm-solver++(2M)', ode: true, specs: (q) => sweep([5, 10, 20, 40, 80], [5, 20])(q).map((steps) => ({ kind: 'dpm-solver++2m', steps })) },
+  { name: 'dpm-solver++(3M)', ode: true, specs: (q) => sweep([5, 10, 20, 40, 80], [5, 20])(q).map((steps) => ({ kind: 'dpm-solver++3m', steps })) },
   { name: 'adaptive sde (PI)', specs: (q) => sweep([0.1, 0.05, 0.02, 0.01], [0.1, 0.02])(q).map((tol) => ({ kind: 'adaptive-sde', rtol: tol, atol: tol })) },
   { name: 'adaptive pf-ode (heun–euler)', ode: true, specs: (q) => sweep([0.1, 0.03, 0.01, 0.001], [0.1, 0.01])(q).map((tol) => ({ kind: 'adaptive-sde', probabilityFlow: true, rtol: tol, atol: tol })) },
 ];
