@@ -88,8 +88,12 @@ describe('experiments:mnist on a few hundred images', () => {
     const self = path.join(tmp, 'self');
     fs.cpSync(path.join(out, 'checkpoint'), path.join(self, 'checkpoint'), { recursive: true });
     fs.cpSync(path.join(out, 'checkpoint'), path.join(self, 'guide'), { recursive: true });
-    const same = await runMnist(tinyArgs(['--sample-only', path.join(self, 'checkpoint')], 'dpm-sde-ag,dpm-sde'), { backend, data, log: quietLog }, path.join(tmp, 'self-out'));
+    // With workers asked for, the autoguided sampler (two models) draws in this process and says so; dpm-sde draws in
+    // the workers (bit-identical to this process by the workers' promise).
+    const lines: string[] = [];
+    const same = await runMnist(tinyArgs(['--sample-only', path.join(self, 'checkpoint'), '--workers', '2'], 'dpm-sde-ag,dpm-sde'), { backend, data, log: (l) => void lines.push(l) }, path.join(tmp, 'self-out'));
     expect(E.isRight(same)).toBe(true);
+    expect(lines.filter((l) => /sampled in this process/.test(l))).toEqual([expect.stringMatching(/^dpm-sde-ag: sampled in this process, not in 2 workers: autoguided/)]);
     // s + w (s − s) = s exactly: the same samples
     expect(sha(path.join(tmp, 'self-out', 'samples-dpm-sde-ag.idx'))).toBe(sha(path.join(tmp, 'self-out', 'samples-dpm-sde.idx')));
 

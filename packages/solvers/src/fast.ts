@@ -8,6 +8,7 @@
 import { tf } from '@score-sde/tensor-fp';
 import { type SDE, marginalMeanCoef, marginalStd, noiseLevel, timeOfNoiseLevel, posteriorMean } from '@score-sde/sde-math';
 import { type Step, defineStep, perSampleNoise } from './step';
+import type { Denoised } from './state';
 
 /** c·x, without an op when c = 1 (VE and the tutorial SDE have m(t) = 1: x·1 = x exactly). */
 const scaled = (x: tf.Tensor, c: number): tf.Tensor => (c === 1 ? x : tf.mul(x, c));
@@ -101,34 +102,7 @@ export interface DpmOptions {
  * paper's setting) and valid for every SDE here, whose kernels are all of the form α_t x₀ + σ_t n.
  * @category dpm-solver
  */
-export const dpmSolverPP2M = (sde: SDE, opts: DpmOptions = {}): Step => {
-  const eta = opts.eta ?? 0;
-  if (!(eta >= 0 && Number.isFinite(eta))) throw new RangeError(`dpmSolverPP2M: eta must be a finite number ≥ 0, got ${eta}`);
-  const lam = (t: number): number => Math.log(marginalMeanCoef(sde, t) / marginalStd(sde, t));
-  return defineStep(
-    { name: eta > 0 ? `dpm-solver++(2M, η=${eta})` : 'dpm-solver++(2M)', kind: 'predictor', order: 2, stochastic: eta > 0, batchCoupling: [], nfePerStep: 1 },
-    (score, s, tNext) => {
-      const sg = marginalStd(sde, s.t);
-      const aN = marginalMeanCoef(sde, tNext);
-      const sgN = marginalStd(sde, tNext);
-      const h = lam(tNext) - lam(s.t);
-      const x0 = posteriorMean(sde, score)(s.x, s.t);
-      const prev = s.memory?.previous;
-      const D =
-        prev === undefined
-          ? x0
-          : (() => {
-              const r = (lam(s.t) - lam(prev.t)) / h;
-              return tf.sub(tf.mul(x0, 1 + 1 / (2 * r)), tf.mul(prev.x0, 1 / (2 * r)));
-            })();
-      const memory = { ...s.memory, previous: { t: s.t, x0 } };
-      const mean = tf.sub(tf.mul(s.x, (sgN / sg) * Math.exp(-eta * h)), tf.mul(D, aN * Math.expm1(-(1 + eta) * h)));
-      if (eta === 0) return { x: mean, memory };
-      const noise = perSampleNoise(s);
-      return { x: tf.add(mean, tf.mul(noise.z, sgN * Math.sqrt(-Math.expm1(-2 * eta * h)))), keys: noise.keys, memory };
-    },
-  );
-};
+export const dpmSolverPP2M = (sde: SDE, opts: DpmOptions = {}): Step => dpmMultistep(sde, opts, 2);
 
 /**
  * The weights of a data prediction's value, slope and curvature in λ over one step of the reverse SDE of strength η,
@@ -153,35 +127,53 @@ export const dpmPhis = (h: number, eta: number): readonly [number, number, numbe
  * exact when D is a quadratic in λ. One evaluation per step; the two previous predictions are kept in memory.
  * @category dpm-solver
  */
-export const dpmSolverPP3M = (sde: SDE, opts: DpmOptions = {}): Step => {
+export const dpmSolverPP3M = (sde: SDE, opts: DpmOptions = {}): Step => dpmMultistep(sde, opts, 3);
+
+/**
+ * The step both DPM-Solver++ multistep orders share: η checked, h = λ_{t′} − λ_t, the data prediction x̂₀ remembered
+ * (with the one before it for order 3), x′ = (σ_{t′}/σ_t) e^{−ηh} x + (the order's data term) + σ_{t′} √(1 − e^{−2ηh}) z.
+ * The data term: order 2, −α_{t′} expm1(−(1+η)h) D with DPM-Solver++(2M)'s corrected D; order 3, α_{t′} (φ₁ D + φ₂ D′ + φ₃ D″).
+ */
+const dpmMultistep = (sde: SDE, opts: DpmOptions, order: 2 | 3): Step => {
   const eta = opts.eta ?? 0;
-  if (!(eta >= 0 && Number.isFinite(eta))) throw new RangeError(`dpmSolverPP3M: eta must be a finite number ≥ 0, got ${eta}`);
+  if (!(eta >= 0 && Number.isFinite(eta))) throw new RangeError(`dpmSolverPP${order}M: eta must be a finite number ≥ 0, got ${eta}`);
   const lam = (t: number): number => Math.log(marginalMeanCoef(sde, t) / marginalStd(sde, t));
+  /** DPM-Solver++(2M): D = (1 + 1/(2r)) x̂₀ − (1/(2r)) x̂₀_prev, r = h_prev/h, held over the step. */
+  const secondOrder = (x0: tf.Tensor, t: number, h: number, aN: number, prev: Denoised | undefined): tf.Tensor => {
+    const c = -(aN * Math.expm1(-(1 + eta) * h));
+    if (prev === undefined) return tf.mul(x0, c);
+    const r = (lam(t) - lam(prev.t)) / h;
+    return tf.mul(tf.sub(tf.mul(x0, 1 + 1 / (2 * r)), tf.mul(prev.x0, 1 / (2 * r))), c);
+  };
+  /** DPM-Solver++(3M): D′ and D″ from the Newton quadratic through the last three predictions ({@link dpmPhis}). */
+  const thirdOrder = (x0: tf.Tensor, t: number, h: number, aN: number, prev: Denoised | undefined, older: Denoised | undefined): tf.Tensor => {
+    const [p1, p2, p3] = dpmPhis(h, eta);
+    let weighted = tf.mul(x0, p1);
+    if (prev !== undefined) {
+      const h1 = lam(t) - lam(prev.t);
+      const d1 = tf.div(tf.sub(x0, prev.x0), h1);
+      if (older === undefined) weighted = tf.add(weighted, tf.mul(d1, p2));
+      else {
+        const h2 = lam(prev.t) - lam(older.t);
+        const curv = tf.div(tf.sub(d1, tf.div(tf.sub(prev.x0, older.x0), h2)), h1 + h2);
+        // D′ = δ₁ + h₁·curv, D″ = 2·curv
+        weighted = tf.add(weighted, tf.add(tf.mul(d1, p2), tf.mul(curv, p2 * h1 + 2 * p3)));
+      }
+    }
+    return tf.mul(weighted, aN);
+  };
   return defineStep(
-    { name: eta > 0 ? `dpm-solver++(3M, η=${eta})` : 'dpm-solver++(3M)', kind: 'predictor', order: 3, stochastic: eta > 0, batchCoupling: [], nfePerStep: 1 },
+    { name: eta > 0 ? `dpm-solver++(${order}M, η=${eta})` : `dpm-solver++(${order}M)`, kind: 'predictor', order, stochastic: eta > 0, batchCoupling: [], nfePerStep: 1 },
     (score, s, tNext) => {
       const sg = marginalStd(sde, s.t);
       const aN = marginalMeanCoef(sde, tNext);
       const sgN = marginalStd(sde, tNext);
       const h = lam(tNext) - lam(s.t);
-      const [p1, p2, p3] = dpmPhis(h, eta);
       const x0 = posteriorMean(sde, score)(s.x, s.t);
       const prev = s.memory?.previous;
-      const older = s.memory?.older;
-      let weighted = tf.mul(x0, p1);
-      if (prev !== undefined) {
-        const h1 = lam(s.t) - lam(prev.t);
-        const d1 = tf.div(tf.sub(x0, prev.x0), h1);
-        if (older === undefined) weighted = tf.add(weighted, tf.mul(d1, p2));
-        else {
-          const h2 = lam(prev.t) - lam(older.t);
-          const curv = tf.div(tf.sub(d1, tf.div(tf.sub(prev.x0, older.x0), h2)), h1 + h2);
-          // D′ = δ₁ + h₁·curv, D″ = 2·curv
-          weighted = tf.add(weighted, tf.add(tf.mul(d1, p2), tf.mul(curv, p2 * h1 + 2 * p3)));
-        }
-      }
-      const memory = { ...s.memory, previous: { t: s.t, x0 }, ...(prev !== undefined ? { older: prev } : {}) };
-      const mean = tf.add(tf.mul(s.x, (sgN / sg) * Math.exp(-eta * h)), tf.mul(weighted, aN));
+      const data = order === 2 ? secondOrder(x0, s.t, h, aN, prev) : thirdOrder(x0, s.t, h, aN, prev, s.memory?.older);
+      const memory = { ...s.memory, previous: { t: s.t, x0 }, ...(order === 3 && prev !== undefined ? { older: prev } : {}) };
+      const mean = tf.add(tf.mul(s.x, (sgN / sg) * Math.exp(-eta * h)), data);
       if (eta === 0) return { x: mean, memory };
       const noise = perSampleNoise(s);
       return { x: tf.add(mean, tf.mul(noise.z, sgN * Math.sqrt(-Math.expm1(-2 * eta * h)))), keys: noise.keys, memory };

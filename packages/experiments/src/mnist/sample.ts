@@ -27,6 +27,7 @@ import {
   renderWorkerError,
   scoreOfNamed,
   networkEvaluations,
+  networksPerScore,
 } from '../pipeline';
 
 /** The files of one sampler's samples. @category files */
@@ -86,7 +87,7 @@ export const drawNamed = async (
   if (E.isLeft(score)) return fail(`--samplers ${name}: ${score.left}`);
   const label = `sampling ${name}`;
   // Workers load one checkpoint: an autoguided sampler (two models) draws in this process.
-  const coupled = src.workers > 1 ? (score.right === src.score ? couplingOf(src.sde, spec) : 'autoguided: it evaluates the checkpoint and its guide') : undefined;
+  const coupled = src.workers > 1 ? (networksPerScore(name) === 1 ? couplingOf(src.sde, spec) : 'autoguided: it evaluates the checkpoint and its guide') : undefined;
   if (coupled !== undefined) src.log(`${name}: sampled in this process, not in ${src.workers} workers: ${coupled}`);
   if (src.workers > 1 && coupled === undefined && src.checkpoint !== undefined && keys.length > 0) {
     const bar = progress.withProgress(`${label} (${src.workers} workers)`, stepCount(sampler.right), { quiet: src.quiet });

@@ -28,8 +28,9 @@ export const SamplingSettings = codec.strict(
 );
 
 /**
- * The guide of a run: the EMA weights at fraction `at` of the run (step round(at · total)), saved as a checkpoint
- * of their own (`guide/` beside `checkpoint/`): the weaker model the autoguided samplers extrapolate away from.
+ * The guide of a run: its training state at fraction `at` of the run (step round(at · total)), saved as a checkpoint
+ * of its own (`guide/` beside `checkpoint/`), whose EMA weights are the weaker model the autoguided samplers
+ * extrapolate away from.
  * @category model
  */
 export const GuideSnapshot = codec.strict({ at: codec.UnitInterval }, 'GuideSnapshot');
