@@ -9,8 +9,9 @@
  * - `sigma2`: λ = s(t)² (the tutorial's; tutorial parameterisation: w = 1, L = mean_b Σ ‖net + z‖²);
  * - `likelihood`: λ = g(t)² (Song et al. 2021, "Maximum likelihood training of score-based diffusion models");
  * - `edm`: λ = 1/c_out² in D-space (Karras et al. 2022, eq. 8), i.e. w = 1: unit weight on F at every σ.
- * Noise levels: t ~ U(ε, T) (`uniform-t`, the default), or EDM's log-normal ln σ ~ N(P_mean, P_std²) mapped to
- * t = max(ε, σ⁻¹(σ)) (`log-normal`).
+ * Noise levels: t ~ U(ε, T) (`uniform-t`, the default), EDM's log-normal ln σ ~ N(P_mean, P_std²) (`log-normal`),
+ * ln σ ~ U(ln σ_lo, ln σ_hi) (`log-uniform`), each mapped to t = max(ε, σ⁻¹(σ)), or a weighted mixture of them
+ * (`mixture`).
  *
  * Discrete objectives (the reference code's `get_ddpm_loss_fn`, `get_smld_loss_fn`), label i ~ U{0..N−1}, tutorial
  * parameterisation only:
@@ -59,8 +60,51 @@ export type Weighting = t.TypeOf<typeof Weighting>;
 export const UniformTime = codec.strict({ kind: t.literal('uniform-t') }, 'UniformTime');
 /** ln σ ~ N(mean, std²) (EDM: mean −1.2, std 1.2), t = max(ε, σ⁻¹(σ)). @category config */
 export const LogNormalNoise = codec.strict({ kind: t.literal('log-normal'), mean: codec.Finite, std: codec.PositiveFinite }, 'LogNormalNoise');
+
+const LogUniformFields = codec.strict({ kind: t.literal('log-uniform'), min: codec.PositiveFinite, max: codec.PositiveFinite }, 'LogUniformNoise');
+/**
+ * ln σ ~ U(ln min, ln max), t = max(ε, σ⁻¹(σ)), min < max: every decade of noise levels drawn alike. Under EDM's
+ * weighting (λ_D ≈ 1/σ² for σ ≪ σ_d) this is the likelihood weighting of the small levels, where the bits/dim of a
+ * model are decided: ½∫ g² ‖s_θ − ∇log p‖² dt = ∫ ‖D_θ − D‖²/σ² d ln σ for the VE SDE (Song et al. 2021, "Maximum
+ * likelihood training of score-based diffusion models", rewritten in σ).
+ * @category config
+ */
+export const LogUniformNoise = new t.Type<t.TypeOf<typeof LogUniformFields>, t.OutputOf<typeof LogUniformFields>, unknown>(
+  'LogUniformNoise',
+  LogUniformFields.is,
+  (u, c) => {
+    const v = LogUniformFields.validate(u, c);
+    if (v._tag === 'Left' || v.right.min < v.right.max) return v;
+    return t.failure(v.right.max, [...c, { key: 'max', type: LogUniformFields, actual: v.right.max }], `must exceed min (${v.right.min}), got ${v.right.max}`);
+  },
+  LogUniformFields.encode,
+);
+
+/** One law of noise levels (not a mixture). @category config */
+export const SimpleNoiseLevels = codec.byKind('SimpleNoiseLevels', { 'uniform-t': UniformTime, 'log-normal': LogNormalNoise, 'log-uniform': LogUniformNoise });
+export type SimpleNoiseLevels = t.TypeOf<typeof SimpleNoiseLevels>;
+
+/** A part of a {@link NoiseMixture}: its law and its (unnormalised) weight. @category config */
+export const NoiseMixturePart = codec.strict({ weight: codec.PositiveFinite, noise: SimpleNoiseLevels }, 'NoiseMixturePart');
+
+/**
+ * A mixture of laws of noise levels, p(σ) = Σ_i w_i p_i(σ) / Σ_i w_i: each sample picks its part with probability
+ * w_i / Σ w and then draws from it (e.g. EDM's log-normal for sample quality, with a log-uniform share for the small
+ * levels the likelihood integrates over).
+ * @category config
+ */
+export const NoiseMixture = codec.strict(
+  { kind: t.literal('mixture'), parts: t.refinement(t.array(NoiseMixturePart), (ps) => ps.length > 0, 'NonEmptyArray<NoiseMixturePart>') },
+  'NoiseMixture',
+);
+
 /** The distribution of training noise levels. @category config */
-export const NoiseLevelDistribution = codec.byKind('NoiseLevelDistribution', { 'uniform-t': UniformTime, 'log-normal': LogNormalNoise });
+export const NoiseLevelDistribution = codec.byKind('NoiseLevelDistribution', {
+  'uniform-t': UniformTime,
+  'log-normal': LogNormalNoise,
+  'log-uniform': LogUniformNoise,
+  mixture: NoiseMixture,
+});
 export type NoiseLevelDistribution = t.TypeOf<typeof NoiseLevelDistribution>;
 
 /** Continuous DSM: noise levels from `noise` (default uniform in t over (eps, T)), weighting λ. @category config */
@@ -100,14 +144,37 @@ export interface DSMDraws {
   readonly noise: tf.Tensor;
 }
 
-/** One training time from a key: ε + (T − ε)u, u ~ U(0, 1); or σ = exp(mean + std·n), n ~ N(0, 1), t = max(ε, σ⁻¹(σ)). */
-const timeOf = (sde: SDE, eps: number, noise: NoiseLevelDistribution, key: Key): number =>
-  noise.kind === 'uniform-t'
-    ? eps + (sde.T - eps) * random.uniformArray(key, 1)[0]!
-    : Math.max(eps, timeOfNoiseLevel(sde, Math.exp(noise.mean + noise.std * random.normalArray(key, 1)[0]!)));
+/** t = max(ε, σ⁻¹(σ)): the time of a noise level, no earlier than ε. */
+const timeOfLevel = (sde: SDE, eps: number, sigma: number): number => Math.max(eps, timeOfNoiseLevel(sde, sigma));
 
 /**
- * Per-sample times t_b (uniform in (ε, T) by default, or from log-normal noise levels) and z_b ~ N(0, I), both from
+ * One training time from a key: ε + (T − ε)u, u ~ U(0, 1); or σ = exp(mean + std·n), n ~ N(0, 1); or
+ * σ = exp(ln min + (ln max − ln min)u); then t = max(ε, σ⁻¹(σ)). A mixture splits the key in two: u ~ U(0, 1) from the
+ * first picks part i with Σ_{j<i} w_j ≤ u Σ w < Σ_{j≤i} w_j, the second draws from it.
+ */
+const timeOf = (sde: SDE, eps: number, noise: NoiseLevelDistribution, key: Key): number => {
+  switch (noise.kind) {
+    case 'uniform-t':
+      return eps + (sde.T - eps) * random.uniformArray(key, 1)[0]!;
+    case 'log-normal':
+      return timeOfLevel(sde, eps, Math.exp(noise.mean + noise.std * random.normalArray(key, 1)[0]!));
+    case 'log-uniform': {
+      const [lo, hi] = [Math.log(noise.min), Math.log(noise.max)];
+      return timeOfLevel(sde, eps, Math.exp(lo + (hi - lo) * random.uniformArray(key, 1)[0]!));
+    }
+    case 'mixture': {
+      const [pick, draw] = random.split2(key);
+      const total = noise.parts.reduce((a, p) => a + p.weight, 0);
+      const u = random.uniformArray(pick, 1)[0]! * total;
+      let acc = 0;
+      const part = noise.parts.find((p) => (acc += p.weight) > u) ?? noise.parts[noise.parts.length - 1]!;
+      return timeOf(sde, eps, part.noise, draw);
+    }
+  }
+};
+
+/**
+ * Per-sample times t_b (uniform in (ε, T) by default, or from the noise levels' law) and z_b ~ N(0, I), both from
  * sample b's key `split(key, B)[b]` (split in two: time, noise). Sample b's draws do not depend on B.
  * @category draws
  */

@@ -11,6 +11,7 @@ import {
   diffusionCoef,
   perSampleColumn,
   ddpmBetas,
+  noiseLevel,
 } from '@score-sde/sde-math';
 import {
   LossConfig,
@@ -34,6 +35,14 @@ const lossDraws = identity({
   formula: String.raw`$t \sim U(\varepsilon, T)$: $\mathbb E t = (\varepsilon + T)/2$; discrete labels $i \sim U\{0..N-1\}$: $\mathbb E i = (N - 1)/2$`,
   source: 'the time sampling of denoising score matching (Song et al. 2021, eq. 7) and of DDPM/SMLD training',
   tolerance: 'Monte-Carlo: 5 SE with SE = (T − ε)/√(12n), resp. √((N² − 1)/12/n)',
+});
+
+const logLevelLaw = identity({
+  concept: 'training',
+  title: 'Log-uniform and mixed noise levels have their laws',
+  formula: String.raw`$\ln\sigma \sim U(\ln a, \ln b)$: $\mathbb E \ln\sigma = (\ln a + \ln b)/2$; a mixture $\sum_i w_i p_i / \sum_i w_i$ draws part $i$ with probability $w_i/\sum w$ and has $\mathbb E\ln\sigma = \sum_i w_i \mathbb E_i \ln\sigma / \sum w$`,
+  source: 'the training noise levels of the loss (log-uniform: the likelihood weighting of the small levels in σ)',
+  tolerance: 'Monte-Carlo: 5 SE, SE = (ln b − ln a)/√(12n), √(p(1 − p)/n) for the share, √(Var/n) with the mixture’s variance',
 });
 
 const ddpmLevelsLaw = identity({
@@ -133,6 +142,45 @@ describe('loss draws', () => {
     const mean = ts.reduce((a, t) => a + t, 0) / n;
     // Var U(ε, 1) = (1 − ε)²/12: SE = (1 − ε)/√(12 n).
     lossDraws.withinSE(mean, (1 + 1e-5) / 2, (1 - 1e-5) / Math.sqrt(12 * n), { z: 5, strict: true }, 't');
+  });
+
+  test('ln σ ~ U(ln a, ln b): every level lies in [a, b] and E ln σ = (ln a + ln b)/2 within 5 standard errors', () => {
+    const sde = ve();
+    const n = 4000;
+    const [a, b] = [0.02, 40];
+    const { ts, noise } = dsmDraws(sde, 1e-5, random.key(4), n, [1], { kind: 'log-uniform', min: a, max: b });
+    noise.dispose();
+    const logs = Array.from(ts, (t) => Math.log(noiseLevel(sde, t)));
+    // σ → t → σ in float64: 1e-9 relative covers the round trip.
+    expect(logs.every((l) => l >= Math.log(a) - 1e-9 && l <= Math.log(b) + 1e-9)).toBe(true);
+    const mean = logs.reduce((s, l) => s + l, 0) / n;
+    const width = Math.log(b) - Math.log(a);
+    logLevelLaw.withinSE(mean, (Math.log(a) + Math.log(b)) / 2, width / Math.sqrt(12 * n), { z: 5, strict: true }, 'log-uniform');
+  });
+
+  test('a mixture picks part i with probability w_i / Σ w: its share of levels and E ln σ = Σ w_i E_i ln σ / Σ w within 5 SE', () => {
+    const sde = ve();
+    const n = 4000;
+    const [a, b] = [0.01, 0.1];
+    const [mu, sd] = [1, 0.5];
+    const { ts, noise } = dsmDraws(sde, 1e-5, random.key(5), n, [1], {
+      kind: 'mixture',
+      parts: [
+        { weight: 1, noise: { kind: 'log-uniform', min: a, max: b } },
+        { weight: 3, noise: { kind: 'log-normal', mean: mu, std: sd } },
+      ],
+    });
+    noise.dispose();
+    const logs = Array.from(ts, (t) => Math.log(noiseLevel(sde, t)));
+    // The log-normal part puts P(ln σ ≤ ln b) = Φ((ln 0.1 − 1)/0.5) ≈ 2e−11 below b: the share below b is the first part's, 1/4.
+    const share = logs.filter((l) => l <= Math.log(b) + 1e-9).length / n;
+    logLevelLaw.withinSE(share, 1 / 4, Math.sqrt((1 / 4) * (3 / 4) / n), { z: 5, strict: true }, 'share of the log-uniform part');
+    // Moments of the mixture: m1 = Σ w_i μ_i, Var = Σ w_i (v_i + μ_i²) − m1² (w normalised).
+    const [m1, v1] = [(Math.log(a) + Math.log(b)) / 2, (Math.log(b) - Math.log(a)) ** 2 / 12];
+    const mean = 0.25 * m1 + 0.75 * mu;
+    const variance = 0.25 * (v1 + m1 * m1) + 0.75 * (sd * sd + mu * mu) - mean * mean;
+    const est = logs.reduce((s, l) => s + l, 0) / n;
+    logLevelLaw.withinSE(est, mean, Math.sqrt(variance / n), { z: 5, strict: true }, 'E ln σ');
   });
 
   test('discrete labels ~ U{0..N−1}: all in range, mean (N−1)/2 within 5 standard errors', () => {
@@ -282,6 +330,14 @@ describe('loss configs', () => {
     expect(E.isLeft(n) && n.left.problems).toEqual(['N: expected PositiveInt, got 0']);
     const k = decode({ kind: 'sliced' });
     expect(E.isLeft(k) && k.left.problems.join()).toMatch(/^kind: expected/);
+    const lu = decode({ kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-uniform', min: 80, max: 0.002 } });
+    expect(E.isLeft(lu) && lu.left.problems).toEqual(['noise.max: must exceed min (80), got 0.002']);
+    const empty = decode({ kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'mixture', parts: [] } });
+    expect(E.isLeft(empty) && empty.left.problems).toEqual(['noise.parts: expected NonEmptyArray<NoiseMixturePart>, got []']);
+    const w0 = decode({ kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'mixture', parts: [{ weight: 0, noise: { kind: 'uniform-t' } }] } });
+    expect(E.isLeft(w0) && w0.left.problems).toEqual(['noise.parts.0.weight: expected PositiveFinite, got 0']);
+    const nested = decode({ kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'mixture', parts: [{ weight: 1, noise: { kind: 'mixture', parts: [] } }] } });
+    expect(E.isLeft(nested) && nested.left.problems.join()).toMatch(/^noise\.parts\.0\.noise\.kind: expected/);
     const extra = decode({ kind: 'smld', N: 10, sigma: 1 });
     expect(E.isLeft(extra) && extra.left.problems).toEqual(['sigma: unknown key']);
   });

@@ -10,7 +10,8 @@ entry point), so this script follows whatever the default is. It implements, fro
 - the parameterisations: `tutorial` (score = F(x, t) / s(t), network time input t) and `edm` (Karras et al. 2022
   preconditioning written through m(t), s(t): sigma = s/m, x~ = x/m, c_skip, c_out, c_in, c_noise = ln(sigma)/4,
   D = c_skip x~ + c_out F(c_in x~, c_noise), score = (D - x~)/(m sigma^2));
-- the training noise levels (`uniform-t` t ~ U(eps, T), `log-normal` ln sigma ~ N(mean, std^2), t = sigma^-1(sigma)),
+- the training noise levels (`uniform-t` t ~ U(eps, T), `log-normal` ln sigma ~ N(mean, std^2), `log-uniform`
+  ln sigma ~ U(ln min, ln max), t = max(eps, sigma^-1(sigma)), and their `mixture`),
   the loss weightings (`sigma2`: mean_b sum ||F + z||^2; `likelihood`: g^2/s^2 times that; `edm`: mean_b sum
   ||F - (x0 - c_skip x~)/c_out||^2) and the data range [lo, hi] (x = lo + (hi - lo) pixel/255);
 - Adam (PyTorch's) with the linear warm-up lr_n = lr min(1, n / warmup) and the optional cosine decay to floor f,
@@ -171,10 +172,13 @@ class Recipe:
             raise RecipeError(f"e2e_torch: loss.kind {loss['kind']!r} is not implemented")
         expect_keys(loss, ["kind", "weighting", "eps", "noise"], "loss")
         self.weighting = loss.get("weighting", "sigma2")
-        noise = loss.get("noise", {"kind": "uniform-t", "eps": loss.get("eps", 1e-5)})
+        noise = loss.get("noise", {"kind": "uniform-t"})
         self.noise = noise
-        if noise["kind"] not in ("uniform-t", "log-normal"):
-            raise RecipeError(f"e2e_torch: loss.noise.kind {noise['kind']!r} is not implemented")
+        self.eps = float(loss.get("eps", 1e-5))
+        kinds = [p["noise"]["kind"] for p in noise["parts"]] if noise["kind"] == "mixture" else [noise["kind"]]
+        for kind in kinds:
+            if kind not in ("uniform-t", "log-normal", "log-uniform"):
+                raise RecipeError(f"e2e_torch: loss.noise.kind {kind!r} is not implemented")
         lo, hi = rec.get("dataRange", [0, 1])
         self.data_range = (float(lo), float(hi))
 
@@ -213,13 +217,27 @@ def score(r, model, x, t):
     return (d - xt) / (m * sigma * sigma)
 
 
-def training_times(r, batch):
-    n = r.noise
+def noise_times(r, n, batch):
+    """Training times of one law of noise levels (models/loss.ts timeOf): uniform in t, or ln sigma log-normal or
+    log-uniform mapped to t = max(eps, sigma^-1(sigma)); a mixture picks each sample's part with probability w_i / sum w."""
+    eps = r.eps
     if n["kind"] == "uniform-t":
-        eps = float(n["eps"])
         return torch.rand(batch, dtype=torch.float64) * (r.sde.T - eps) + eps
-    sigma = torch.exp(torch.randn(batch, dtype=torch.float64) * float(n["std"]) + float(n["mean"]))
-    return r.sde.t_of_sigma(sigma)
+    if n["kind"] == "mixture":
+        weights = torch.tensor([float(p["weight"]) for p in n["parts"]], dtype=torch.float64)
+        pick = torch.multinomial(weights / weights.sum(), batch, replacement=True)
+        parts = torch.stack([noise_times(r, p["noise"], batch) for p in n["parts"]])
+        return parts.gather(0, pick[None, :])[0]
+    if n["kind"] == "log-normal":
+        log_sigma = torch.randn(batch, dtype=torch.float64) * float(n["std"]) + float(n["mean"])
+    else:
+        lo, hi = math.log(float(n["min"])), math.log(float(n["max"]))
+        log_sigma = lo + (hi - lo) * torch.rand(batch, dtype=torch.float64)
+    return torch.clamp(r.sde.t_of_sigma(torch.exp(log_sigma)), min=eps)
+
+
+def training_times(r, batch):
+    return noise_times(r, r.noise, batch)
 
 
 def loss_fn(r, model, x0):

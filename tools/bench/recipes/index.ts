@@ -59,6 +59,20 @@ const edm = pipeline.edmRecipe;
 /** EDM's DSM loss with ln σ ~ N(mean, std²). */
 const logNormal = (mean: number, std: number): Recipe['loss'] => ({ kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean, std } });
 
+/** The quick preset's log-normal noise levels, ln σ ~ N(−0.6, 1.2²), with a share of ln σ ~ U(ln lo, ln hi). */
+const mixedLevels = (share: number, lo: number, hi: number): Recipe['loss'] => ({
+  kind: 'dsm',
+  weighting: 'edm',
+  eps: 1e-5,
+  noise: {
+    kind: 'mixture',
+    parts: [
+      { weight: 1 - share, noise: { kind: 'log-normal', mean: -0.6, std: 1.2 } },
+      { weight: share, noise: { kind: 'log-uniform', min: lo, max: hi } },
+    ],
+  },
+});
+
 /** A variant of the EDM recipe on data in [0, 1] (the first study's best), changed by `o`. */
 const unitData = (name: string, what: string, o: Partial<Recipe>): Recipe => variant(edm, name, `EDM recipe, data in [0, 1], ${what}`, { dataRange: [0, 1], ...o });
 
@@ -67,7 +81,7 @@ const unitData = (name: string, what: string, o: Partial<Recipe>): Recipe => var
  * and one-factor changes of the EDM recipe: width (the full tutorial width, fewer steps in the budget), a constant
  * learning rate, the reference warm-up EMA, batch 128, and data in [0, 1]; then, round by round, changes of the best
  * so far (σ_d, the centre and spread of the log-normal noise levels, the learning rate), the quality preset, and
- * one-factor changes of the quick preset (σ_d, learning rate, batch).
+ * one-factor changes of the quick preset (σ_d, learning rate, batch), and a share of log-uniform noise levels for bits/dim.
  */
 export const CANDIDATES: ReadonlyArray<Recipe> = [
   pipeline.tutorialRecipe,
@@ -100,6 +114,13 @@ export const CANDIDATES: ReadonlyArray<Recipe> = [
   variant(pipeline.quickPreset, 'quick-sd033', 'the quick preset with σ_d = 0.33 (the RMS of MNIST pixels in [0, 1])', { parameterisation: { kind: 'edm', sigmaData: 0.33 } }),
   variant(pipeline.quickPreset, 'quick-lr8e-3', 'the quick preset with learning rate 8e-3', { lr: 8e-3 }),
   variant(pipeline.quickPreset, 'quick-batch-32', 'the quick preset with batch 32 (more, noisier steps in the same minutes)', { batchSize: 32 }),
+  // Round 6: a share of log-uniform noise levels, the likelihood weighting of the small levels (bits/dim).
+  variant(pipeline.quickPreset, 'quick-mix20', 'the quick preset with 20% of the noise levels log-uniform over σ ∈ [0.002, 80]', {
+    loss: mixedLevels(0.2, 0.002, 80),
+  }),
+  variant(pipeline.quickPreset, 'quick-mix10-low', 'the quick preset with 10% of the noise levels log-uniform over σ ∈ [0.002, 0.2]', {
+    loss: mixedLevels(0.1, 0.002, 0.2),
+  }),
 ];
 
 // -------------------------------------------------------------------------------------
