@@ -16,7 +16,10 @@
  *   interleaved by concat + reshape (no zero-dilated input, no wasted MACs). With stride 1 and one or two
  *   output channels (the ScoreNet's last layer) it is a matMul and a small overlap-add conv instead, since a
  *   conv with a single output column runs XNNPACK at a fraction of its speed;
- * - the filter gradient ∂L/∂f[p,q,c,o] = Σ_{b,i,j} x̄[b,s·i+p,s·j+q,c] · dy[b,i,j,o] is either a conv of x̄ with
+ * - the filter gradient ∂L/∂f[p,q,c,o] = Σ_{b,i,j} x̄[b,s·i+p,s·j+q,c] · dy[b,i,j,o] is, on wasm where it is the
+ *   fastest (conv1, tconv1, conv2, tconv2 and conv3 of the half-width ScoreNet: 1.2–3.3× faster than the other two), one pass of
+ *   our own SIMD kernel straight from NHWC x and dy (fused-kernels.ts: no transposes, no padded or im2col copies);
+ *   otherwise either a conv of x̄ with
  *   batch and channels swapped (x̄ᵀ: [C, H, W, B]) by the filter dyᵀ: [H_o, W_o, B, O] dilated by s, or one
  *   matMul Xᵀ·dy with the im2col matrix X of x̄ made by a depthwise conv with a 0/1 filter — whichever is faster
  *   for the geometry ({@link filterGradientMethod});
@@ -33,7 +36,7 @@
 import { tf } from './tf';
 import { customGradLazy } from './custom-grad';
 import { envVar } from './env';
-import { fusedKernelsReady, interleavePhases, overlapAdd } from './fused-kernels';
+import { convFilterGradient, fusedConvFilterGradApplies, fusedKernelsReady, interleavePhases, overlapAdd } from './fused-kernels';
 
 // -------------------------------------------------------------------------------------
 // geometry
@@ -289,26 +292,74 @@ export const filterGradientIm2col = (x: tf.Tensor4D, dy: tf.Tensor4D, filterShap
     return tf.transpose(tf.reshape(df, [c, kh, kw, o]), [1, 2, 0, 3]) as tf.Tensor4D;
   });
 
-/** The two ways of computing a conv filter gradient ({@link filterGradientDilated}, {@link filterGradientIm2col}). @category configuration */
-export type FilterGradientMethod = 'dilated' | 'im2col';
+/**
+ * ∂L/∂f of y = conv2d(x, f, s, pad) in one pass of our own wasm SIMD kernel, straight from NHWC x and dy:
+ *   df[p,q,c,o] = Σ_{b,i,j} x̄[b, s·i+p, s·j+q, c] · dy[b,i,j,o]
+ * with x̄'s padding never materialised (the kernel visits, per tap, only the (i, j) whose input pixel lies inside x)
+ * and no transpose or im2col copy ({@link convFilterGradient} of fused-kernels.ts). Wasm only, O a multiple of 4
+ * ({@link fusedConvFilterGradApplies}); single-threaded. Every product is exact-input float32, so it equals
+ * {@link filterGradientDilated} and {@link filterGradientIm2col} up to summation order.
+ * @category kernels
+ */
+export const filterGradientFused = (x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: Shape4, s: number, pad: Padding): tf.Tensor4D => {
+  const xShape = shape4(x);
+  const [, h, w] = xShape;
+  const [kh, kw] = filterShape;
+  const expected = conv2dOutputShape(xShape, filterShape, s, pad);
+  if (xShape[3] !== filterShape[2] || shape4(dy).some((d, i) => d !== expected[i])) {
+    throw new Error(
+      `filterGradientFused: the conv of x [${xShape.join(',')}] by a filter [${filterShape.join(',')}] (stride ${s}, '${pad}') has output [${expected.join(',')}], ` +
+        `not dy's shape [${dy.shape.join(',')}]`,
+    );
+  }
+  return convFilterGradient(x, dy, kh, kw, s, axisGeometry(h, kh, s, pad).before, axisGeometry(w, kw, s, pad).before);
+};
 
 /**
- * The faster filter-gradient kernel for a geometry on wasm (measured per ScoreNet layer at batch 64 in a training
- * step, issue 6): the im2col GEMM when its reduction B·H_o·W_o is at most 4096, the dilated conv otherwise.
- * The GEMM's second operand dy [B·H_o·W_o, O] is repacked by XNNPACK on every call and its first one transposed
- * (wasm has no transposed GEMM), which costs more than the dilated conv saves once the reduction is long: the
- * 12×12 → 5×5 and 5×5 → 2×2 levels (reduction 1600 and 256) are 35–45% faster as GEMMs, the 28×28 and 26×26
- * ones (43264 and 9216) slower — except with one or two input channels (the first layer, and the last transposed
- * conv's filter gradient): the dilated conv then has only k_h·k_w·C output rows, XNNPACK's worst shape, and the GEMM
- * was 2–6× faster at batch 64 (issue 11: 3.3 → 1.6–2.0 ms and 5.4–7.2 → 0.9–2.4 ms, min of 15, 2 threads).
+ * The three ways of computing a conv filter gradient ({@link filterGradientDilated}, {@link filterGradientIm2col},
+ * {@link filterGradientFused}).
  * @category configuration
  */
-export const filterGradientMethod = (filterShape: Shape4, dyShape: Shape4): FilterGradientMethod =>
-  dyShape[0] * dyShape[1] * dyShape[2] <= 4096 || filterShape[2] <= 2 ? 'im2col' : 'dilated';
+export type FilterGradientMethod = 'dilated' | 'im2col' | 'fused';
+
+/**
+ * The fastest filter-gradient kernel for a geometry on wasm (measured per ScoreNet layer at batch 64, issues 6 and 11,
+ * and for the fused kernel below), with n = B·H_o·W_o the length of the reduction:
+ * - {@link filterGradientFused} when our fused kernels are ready (`fused`, by default {@link fusedKernelsReady}), O is a
+ *   multiple of 4, and n > 4096 or C·O ≤ 2048. Its single thread runs at ~25–30 GMAC/s whatever the shape; XNNPACK's two
+ *   threads run the dilated conv (9·C output rows, a long reduction) and the im2col GEMM (dy repacked, X transposed and
+ *   built by a depthwise conv on every call) far below that on the long reductions of the 28×28/26×26 level, and the GEMM
+ *   only overtakes it on the short reductions of the 12×12 → 5×5 and 5×5 → 2×2 levels once C·O reaches 4096. Measured,
+ *   batch 64, 2 threads, quiet machine, the best of 3 runs of min-of-15 calls, ms, dilated / im2col / fused (`npx tsx
+ *   packages/tensor-fp/test/filter-gradient.bench.ts --wide`), at the half-width ScoreNet's filter gradients:
+ *   conv1 [3,3,1,16] 2.20 / 0.67 / 0.24, tconv1 [3,3,1,32] 4.29 / 0.82 / 0.48, conv2 [3,3,16,32] 4.83 / 10.83 / 1.45,
+ *   tconv2 [3,3,16,64] 9.23 / 11.77 / 3.18, conv3 [3,3,32,64] 1.99 / 1.33 / 1.12 — fused; tconv3 [3,3,32,128]
+ *   3.36 / 1.96 / 2.40 and conv4, tconv4 [3,3,64,128] 0.81 / 0.99 / 0.87 — not. At full width (channels 32–256): conv1,
+ *   conv2, tconv2 1.6–2.2× faster fused, tconv1 1.15 / 1.10 (im2col / fused), and conv3, tconv3, conv4 1.3–1.6× slower
+ *   (C·O ≥ 8192); at the 26×26 level with O = 4, 8, 12, 20, 1.8–3.1× faster. (Under load from other processes the
+ *   single-threaded kernel wins everywhere, as XNNPACK loses its second thread; the rule follows the quiet figures.)
+ * - Otherwise: the im2col GEMM when n ≤ 4096, the dilated conv otherwise. The GEMM's second operand dy [n, O] is
+ *   repacked by XNNPACK on every call and its first one transposed (wasm has no transposed GEMM), which costs more than
+ *   the dilated conv saves once the reduction is long: the 12×12 → 5×5 and 5×5 → 2×2 levels (n = 1600 and 256) are
+ *   35–45% faster as GEMMs, the 28×28 and 26×26 ones (43264 and 9216) slower — except with one or two input channels
+ *   (the first layer, and the last transposed conv's filter gradient): the dilated conv then has only k_h·k_w·C output
+ *   rows, XNNPACK's worst shape, and the GEMM was 2–6× faster at batch 64 (issue 11: 3.3 → 1.6–2.0 ms and 5.4–7.2 →
+ *   0.9–2.4 ms, min of 15, 2 threads).
+ * @category configuration
+ */
+export const filterGradientMethod = (filterShape: Shape4, dyShape: Shape4, fused: boolean = fusedKernelsReady()): FilterGradientMethod => {
+  const n = dyShape[0] * dyShape[1] * dyShape[2];
+  const [, , c, o] = filterShape;
+  if (fused && o % 4 === 0 && (n > 4096 || c * o <= 2048)) return 'fused';
+  return n <= 4096 || c <= 2 ? 'im2col' : 'dilated';
+};
 
 /** ∂L/∂f of y = conv2d(x, f, s, pad) given dy, by the method {@link filterGradientMethod} picks. */
-const filterGradient = (x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: Shape4, s: number, pad: Padding): tf.Tensor4D =>
-  filterGradientMethod(filterShape, shape4(dy)) === 'im2col' ? filterGradientIm2col(x, dy, filterShape, s, pad) : filterGradientDilated(x, dy, filterShape, s, pad);
+const filterGradient = (x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: Shape4, s: number, pad: Padding): tf.Tensor4D => {
+  const method = filterGradientMethod(filterShape, shape4(dy), fusedConvFilterGradApplies(filterShape[3]));
+  if (method === 'fused') return filterGradientFused(x, dy, filterShape, s, pad);
+  return method === 'im2col' ? filterGradientIm2col(x, dy, filterShape, s, pad) : filterGradientDilated(x, dy, filterShape, s, pad);
+};
 
 // -------------------------------------------------------------------------------------
 // differentiable convolutions
@@ -317,7 +368,8 @@ const filterGradient = (x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: Shape4, s:
 /**
  * y = conv2d(x, f, s, pad) (NHWC, HWIO filter), the forward pass being tfjs' own `conv2d`; gradients:
  *   ∂L/∂x = conv2dTranspose(dy, f, shape(x), s, pad)  (sub-pixel phases, itself differentiable),
- *   ∂L/∂f = dilated conv of x̄ᵀ by dyᵀ (see the module note), each computed only when needed.
+ *   ∂L/∂f = Σ_{b,i,j} x̄[b,s·i+p,s·j+q,c] · dy[b,i,j,o] by the kernel {@link filterGradientMethod} picks (see the
+ *   module note), each computed only when needed.
  * Numerically equal to `tf.conv2d` and its gradients up to float32 summation order.
  * @category convolution
  */

@@ -12,7 +12,11 @@
  *   [B, C] coefficients is saved), S1 = Σ_hw dy and S3 = Σ_hw dy·x (one pass), the coefficients A, B, C and
  *   dbias = Σ_hw dx, then dx = dy·A + x·B + C (one pass, in place).
  * σ is 1/(1 + e^{−y}) with e^x by Cephes' expf polynomial (relative error ~1e-7, like the backend's own Sigmoid).
- * Every kernel is sequential per sample, so sample b's results never depend on the batch.
+ * Every kernel is sequential per sample, so sample b's results never depend on the batch — except
+ * `ScoreSdeConvFilterGrad`, a conv's filter gradient df[p,q,c,o] = Σ_{b,i,j} x̄[b, s·i+p, s·j+q, c]·dy[b,i,j,o] (a sum
+ * over the batch) straight from NHWC x and dy, where XNNPACK needed transposes or an im2col copy and ran a badly shaped
+ * conv or GEMM ({@link convFilterGradient}; conv.ts picks it per geometry). Its summation order is fixed, so its result
+ * is deterministic.
  *
  * The module imports the backend's WebAssembly.Memory (shared in the threaded build), so a kernel reads and writes
  * tensors in place by their heap offsets, and sees the heap grow. {@link prepareFusedKernels} instantiates the module
@@ -55,6 +59,8 @@ interface FusedExports {
   normals_rows(keys: number, b: number, n: number, out: number): void;
   interleave_phases(ptrs: number, s: number, b: number, rows: number, cols: number, cz: number, hout: number, wout: number, top: number, left: number, out: number): void;
   overlap_add(t: number, b: number, hin: number, win: number, kh: number, kw: number, cz: number, hout: number, wout: number, top: number, left: number, z: number): void;
+  conv_filter_grad(x: number, dy: number, b: number, h: number, w: number, c: number, ho: number, wo: number, o: number, kh: number, kw: number, s: number,
+    top: number, left: number, chunk: number, df: number): void;
   adam_ema(g: number, p: number, m: number, v: number, e: number, n: number, clip: number, useClip: number, b1: number, c1: number, b2: number, c2: number,
     bc2: number, eps: number, step: number, d: number, cd: number, hasEma: number, op: number, om: number, ov: number, oe: number): void;
 }
@@ -63,7 +69,7 @@ let exportsOf: FusedExports | undefined;
 let failure: string | undefined;
 
 /** The kernel names registered for the wasm backend. @category kernels */
-export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad', 'ScoreSdeAdamEma', 'ScoreSdeNormals', 'ScoreSdeOverlapAdd', 'ScoreSdeInterleavePhases'] as const;
+export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad', 'ScoreSdeAdamEma', 'ScoreSdeNormals', 'ScoreSdeOverlapAdd', 'ScoreSdeInterleavePhases', 'ScoreSdeConvFilterGrad'] as const;
 
 /** Whether the fused kernels can run now: assembled, and the wasm backend active. @category queries */
 export const fusedKernelsReady = (): boolean => exportsOf !== undefined && tf.getBackend() === 'wasm';
@@ -102,6 +108,14 @@ const dims = (x: Info): [number, number, number] => {
   const [b, h, w, c] = x.shape as [number, number, number, number];
   return [b, h * w, c];
 };
+
+/**
+ * Images per chunk of the fused filter gradient: about 128 output pixels (terms of the sum) per chunk, so the
+ * accumulators stay in registers over a long run while the chunk's x and dy stay in cache. At the ScoreNet's levels,
+ * batch 64: 1 image of 26×26 or 12×12 outputs, 5 of 5×5, 32 of 2×2, each within 6% of the best of 1–64 images per chunk
+ * (single runs, min of 15); one image of 2×2 per chunk was 1.9× slower, the whole batch of 12×12 1.7× slower.
+ */
+const filterGradChunk = (b: number, ho: number, wo: number): number => Math.max(1, Math.min(b, Math.floor(128 / Math.max(1, ho * wo))));
 
 const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports) => KernelFunc>> = {
   // (x, γ, β[, bias]) ↦ [z, mc, r, k, scale, shift]: statistics, coefficients, then the affine map (and swish).
@@ -159,6 +173,24 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     k.interleave_phases(backend.getMemoryOffset(table.dataId), a.s, b, a.rows, a.cols, cz, hOut, wOut, a.top, a.left, backend.getMemoryOffset(z.dataId));
     backend.disposeData(table.dataId);
     return z;
+  },
+  // (x [B, H, W, C], dy [B, H_o, W_o, O]) ↦ df [kh, kw, C, O] (attrs kh, kw, s, top, left): see convFilterGradient.
+  ScoreSdeConvFilterGrad: (k) => (args) => {
+    const { x, dy } = args.inputs as { x: Info; dy: Info };
+    const a = args.attrs as { kh: number; kw: number; s: number; top: number; left: number };
+    const backend = args.backend as unknown as WasmBackendData & { typedArrayFromHeap(t: Info): Float32Array };
+    const [b, h, w, c] = x.shape as [number, number, number, number];
+    const [, ho, wo, o] = dy.shape as [number, number, number, number];
+    const df = backend.makeOutput([a.kh, a.kw, c, o], 'float32');
+    if (a.kh * a.kw * c * o === 0) return df;
+    // No terms (an empty batch or output): df = 0. The kernel's loops run at least once, so it is not called.
+    if (b * ho * wo === 0) {
+      backend.typedArrayFromHeap(df).fill(0);
+      return df;
+    }
+    const off = (t: Info): number => backend.getMemoryOffset(t.dataId);
+    k.conv_filter_grad(off(x), off(dy), b, h, w, c, ho, wo, o, a.kh, a.kw, a.s, a.top, a.left, filterGradChunk(b, ho, wo), off(df));
+    return df;
   },
   // () ↦ z [B, ...shape]: row b = the normals of key b (attrs: keys as 2B uint32 words, shape).
   ScoreSdeNormals: (k) => (args) => {
@@ -324,6 +356,32 @@ export const interleavePhases = (
  */
 export const overlapAdd = (t: tf.Tensor4D, kh: number, kw: number, hOut: number, wOut: number, top: number, left: number): tf.Tensor4D =>
   run('ScoreSdeOverlapAdd', { t }, { kh, kw, hOut, wOut, top, left }) as tf.Tensor4D;
+
+/**
+ * The filter gradient of y = conv2d(x, f, s) for a kh × kw filter, x [B, H, W, C] padded by (top, left) before (and zeros
+ * wherever a tap falls outside x), dy = ∂L/∂y [B, H_o, W_o, O]:
+ *   df[p, q, c, o] = Σ_{b, i, j} x̄[b, s·i + p, s·j + q, c] · dy[b, i, j, o],   x̄[b, u, v, c] = x[b, u − top, v − left, c],
+ * as df [kh, kw, C, O] (HWIO), in one pass of our own SIMD kernel straight from NHWC x and dy (no transposes, no im2col
+ * copy): 4 outputs o per lane group, 2 channels × 16 outputs of one tap accumulated in registers over a chunk of images,
+ * only the (i, j) where the tap lands inside x visited. Single-threaded. Needs O a multiple of 4
+ * ({@link fusedConvFilterGradApplies}). The kernel only reads inside x and dy (i < H_o, j < W_o and the tap inside x);
+ * that dy has the conv's output size is the caller's to check (conv.ts's `filterGradientFused` does). Forward only (a
+ * gradient itself).
+ * @category fused
+ */
+export const convFilterGradient = (x: tf.Tensor4D, dy: tf.Tensor4D, kh: number, kw: number, s: number, top: number, left: number): tf.Tensor4D => {
+  const ints = [kh, kw, s, top, left].every(Number.isInteger);
+  if (!ints || kh < 1 || kw < 1 || s < 1 || x.rank !== 4 || dy.rank !== 4 || x.dtype !== 'float32' || dy.dtype !== 'float32' || dy.shape[0] !== x.shape[0] || dy.shape[3]! % 4 !== 0) {
+    throw new Error(
+      `convFilterGradient: expected float32 x [B,H,W,C] and dy [B,H_o,W_o,O] with O a multiple of 4, a kh × kw ≥ 1 × 1 filter and an integer stride ≥ 1; ` +
+        `got x [${x.shape.join(',')}] ${x.dtype}, dy [${dy.shape.join(',')}] ${dy.dtype}, ${kh} × ${kw}, stride ${s}, padding (${top}, ${left})`,
+    );
+  }
+  return run('ScoreSdeConvFilterGrad', { x, dy }, { kh, kw, s, top, left }) as tf.Tensor4D;
+};
+
+/** Whether {@link convFilterGradient} can make a filter gradient with O output channels now: wasm, ready, O a positive multiple of 4. @category fused */
+export const fusedConvFilterGradApplies = (o: number): boolean => fusedKernelsReady() && o > 0 && o % 4 === 0;
 
 /**
  * Σ_k Σ t_k² over float32 tensors on the wasm backend, read straight from the heap (4 float32 partial sums per

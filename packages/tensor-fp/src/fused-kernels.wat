@@ -1,6 +1,7 @@
 ;; Fused element-wise kernels over tfjs-backend-wasm's heap (see fused-kernels.ts). Every pointer is a byte offset
 ;; into the imported memory (the backend's own), every array float32; channel counts are multiples of 4 (one v128
 ;; holds 4 channels of one pixel, NHWC). Pure loops: each output element depends only on its own sample's inputs.
+;; At the end, a conv filter gradient (a reduction over the batch: vectorised over its output channels instead).
 (module
   ;; The memory import (placeholder below) is written by the loader with the backend memory's shape (shared for the threaded build).
   (import "env" "memory" __MEMORY__)
@@ -533,4 +534,254 @@
           (br_if $colsl (i32.lt_u (local.tee $v (i32.add (local.get $v) (i32.const 1))) (local.get $wout))))
         (br_if $rowsl (i32.lt_u (local.tee $u (i32.add (local.get $u) (i32.const 1))) (local.get $hout))))
       (br_if $samples (i32.lt_u (local.tee $n (i32.add (local.get $n) (i32.const 1))) (local.get $b)))))
+
+  ;; ---- conv filter gradient (conv.ts, filterGradientFused) ----
+  ;; df[p, q, c, o] = sum over (b, i, j) of xbar[b, s*i + p, s*j + q, c] * dy[b, i, j, o]     (df HWIO [kh, kw, C, O])
+  ;; with xbar = x [B, H, W, C] shifted by (top, left), zero outside; dy [B, Ho, Wo, O]; O a multiple of 4.
+  ;; The micro-kernels fg_RxV add to R consecutive rows of df (rows $dfs bytes apart, from $dfa; see conv_filter_grad)
+  ;; over 4V outputs, the R*V accumulators (4 outputs each) kept in locals across a window of $nimg images x $ni rows x
+  ;; $nj columns of (i, j): per (b, i, j), R x-values are splat (adjacent in x: 4 bytes apart) and the V dy vectors
+  ;; are streamed from the row dy[b, i, j, o ..]. $xa / $da: x and dy at the window's first (image, row, column), strides
+  ;; in bytes: x per image / window row / window column $xsb / $xsi / $xsj, dy likewise $dsb / $dsi / $dsj.
+  ;; 2 x 4 uses 8 accumulators + 2 splats + 1 dy vector: within the 15 xmm registers V8 allocates on x64 (3 x 4 spills
+  ;; and ran at half the speed). The window is never empty (the caller checks).
+  (func $fg_2x4 (param $xa i32) (param $da i32) (param $nimg i32) (param $ni i32) (param $nj i32) (param $xsb i32) (param $xsi i32) (param $xsj i32)
+    (param $dsb i32) (param $dsi i32) (param $dsj i32) (param $dfa i32) (param $dfs i32)
+    (local $i i32) (local $xr i32) (local $dr i32) (local $xp i32) (local $dp i32) (local $xe i32) (local $xlen i32)
+    (local $a00 v128) (local $a01 v128) (local $a02 v128) (local $a03 v128) (local $a10 v128) (local $a11 v128) (local $a12 v128) (local $a13 v128) (local $x0 v128) (local $x1 v128) (local $d v128)
+    (local.set $a00 (v128.load (local.get $dfa)))
+    (local.set $a01 (v128.load offset=16 (local.get $dfa)))
+    (local.set $a02 (v128.load offset=32 (local.get $dfa)))
+    (local.set $a03 (v128.load offset=48 (local.get $dfa)))
+    (local.set $a10 (v128.load (i32.add (local.get $dfa) (local.get $dfs))))
+    (local.set $a11 (v128.load offset=16 (i32.add (local.get $dfa) (local.get $dfs))))
+    (local.set $a12 (v128.load offset=32 (i32.add (local.get $dfa) (local.get $dfs))))
+    (local.set $a13 (v128.load offset=48 (i32.add (local.get $dfa) (local.get $dfs))))
+    (local.set $xlen (i32.mul (local.get $nj) (local.get $xsj)))
+    (loop $images
+      (local.set $xr (local.get $xa))
+      (local.set $dr (local.get $da))
+      (local.set $i (local.get $ni))
+      (loop $rows
+        (local.set $xp (local.get $xr))
+        (local.set $dp (local.get $dr))
+        (local.set $xe (i32.add (local.get $xr) (local.get $xlen)))
+        (loop $cols
+          (local.set $x0 (v128.load32_splat (local.get $xp)))
+          (local.set $x1 (v128.load32_splat offset=4 (local.get $xp)))
+          (local.set $d (v128.load (local.get $dp)))
+          (local.set $a00 (f32x4.add (local.get $a00) (f32x4.mul (local.get $x0) (local.get $d))))
+          (local.set $a10 (f32x4.add (local.get $a10) (f32x4.mul (local.get $x1) (local.get $d))))
+          (local.set $d (v128.load offset=16 (local.get $dp)))
+          (local.set $a01 (f32x4.add (local.get $a01) (f32x4.mul (local.get $x0) (local.get $d))))
+          (local.set $a11 (f32x4.add (local.get $a11) (f32x4.mul (local.get $x1) (local.get $d))))
+          (local.set $d (v128.load offset=32 (local.get $dp)))
+          (local.set $a02 (f32x4.add (local.get $a02) (f32x4.mul (local.get $x0) (local.get $d))))
+          (local.set $a12 (f32x4.add (local.get $a12) (f32x4.mul (local.get $x1) (local.get $d))))
+          (local.set $d (v128.load offset=48 (local.get $dp)))
+          (local.set $a03 (f32x4.add (local.get $a03) (f32x4.mul (local.get $x0) (local.get $d))))
+          (local.set $a13 (f32x4.add (local.get $a13) (f32x4.mul (local.get $x1) (local.get $d))))
+          (local.set $dp (i32.add (local.get $dp) (local.get $dsj)))
+          (br_if $cols (i32.ne (local.tee $xp (i32.add (local.get $xp) (local.get $xsj))) (local.get $xe))))
+        (local.set $xr (i32.add (local.get $xr) (local.get $xsi)))
+        (local.set $dr (i32.add (local.get $dr) (local.get $dsi)))
+        (br_if $rows (local.tee $i (i32.sub (local.get $i) (i32.const 1)))))
+      (local.set $xa (i32.add (local.get $xa) (local.get $xsb)))
+      (local.set $da (i32.add (local.get $da) (local.get $dsb)))
+      (br_if $images (local.tee $nimg (i32.sub (local.get $nimg) (i32.const 1)))))
+    (v128.store (local.get $dfa) (local.get $a00))
+    (v128.store offset=16 (local.get $dfa) (local.get $a01))
+    (v128.store offset=32 (local.get $dfa) (local.get $a02))
+    (v128.store offset=48 (local.get $dfa) (local.get $a03))
+    (v128.store (i32.add (local.get $dfa) (local.get $dfs)) (local.get $a10))
+    (v128.store offset=16 (i32.add (local.get $dfa) (local.get $dfs)) (local.get $a11))
+    (v128.store offset=32 (i32.add (local.get $dfa) (local.get $dfs)) (local.get $a12))
+    (v128.store offset=48 (i32.add (local.get $dfa) (local.get $dfs)) (local.get $a13)))
+  ;; 2 rows x 4 outputs (O mod 16 remainders)
+  (func $fg_2x1 (param $xa i32) (param $da i32) (param $nimg i32) (param $ni i32) (param $nj i32) (param $xsb i32) (param $xsi i32) (param $xsj i32)
+    (param $dsb i32) (param $dsi i32) (param $dsj i32) (param $dfa i32) (param $dfs i32)
+    (local $i i32) (local $xr i32) (local $dr i32) (local $xp i32) (local $dp i32) (local $xe i32) (local $xlen i32)
+    (local $a00 v128) (local $a10 v128) (local $x0 v128) (local $x1 v128) (local $d v128)
+    (local.set $a00 (v128.load (local.get $dfa)))
+    (local.set $a10 (v128.load (i32.add (local.get $dfa) (local.get $dfs))))
+    (local.set $xlen (i32.mul (local.get $nj) (local.get $xsj)))
+    (loop $images
+      (local.set $xr (local.get $xa))
+      (local.set $dr (local.get $da))
+      (local.set $i (local.get $ni))
+      (loop $rows
+        (local.set $xp (local.get $xr))
+        (local.set $dp (local.get $dr))
+        (local.set $xe (i32.add (local.get $xr) (local.get $xlen)))
+        (loop $cols
+          (local.set $x0 (v128.load32_splat (local.get $xp)))
+          (local.set $x1 (v128.load32_splat offset=4 (local.get $xp)))
+          (local.set $d (v128.load (local.get $dp)))
+          (local.set $a00 (f32x4.add (local.get $a00) (f32x4.mul (local.get $x0) (local.get $d))))
+          (local.set $a10 (f32x4.add (local.get $a10) (f32x4.mul (local.get $x1) (local.get $d))))
+          (local.set $dp (i32.add (local.get $dp) (local.get $dsj)))
+          (br_if $cols (i32.ne (local.tee $xp (i32.add (local.get $xp) (local.get $xsj))) (local.get $xe))))
+        (local.set $xr (i32.add (local.get $xr) (local.get $xsi)))
+        (local.set $dr (i32.add (local.get $dr) (local.get $dsi)))
+        (br_if $rows (local.tee $i (i32.sub (local.get $i) (i32.const 1)))))
+      (local.set $xa (i32.add (local.get $xa) (local.get $xsb)))
+      (local.set $da (i32.add (local.get $da) (local.get $dsb)))
+      (br_if $images (local.tee $nimg (i32.sub (local.get $nimg) (i32.const 1)))))
+    (v128.store (local.get $dfa) (local.get $a00))
+    (v128.store (i32.add (local.get $dfa) (local.get $dfs)) (local.get $a10)))
+  ;; 1 row x 16 outputs (a row left unpaired)
+  (func $fg_1x4 (param $xa i32) (param $da i32) (param $nimg i32) (param $ni i32) (param $nj i32) (param $xsb i32) (param $xsi i32) (param $xsj i32)
+    (param $dsb i32) (param $dsi i32) (param $dsj i32) (param $dfa i32) (param $dfs i32)
+    (local $i i32) (local $xr i32) (local $dr i32) (local $xp i32) (local $dp i32) (local $xe i32) (local $xlen i32)
+    (local $a00 v128) (local $a01 v128) (local $a02 v128) (local $a03 v128) (local $x0 v128) (local $d v128)
+    (local.set $a00 (v128.load (local.get $dfa)))
+    (local.set $a01 (v128.load offset=16 (local.get $dfa)))
+    (local.set $a02 (v128.load offset=32 (local.get $dfa)))
+    (local.set $a03 (v128.load offset=48 (local.get $dfa)))
+    (local.set $xlen (i32.mul (local.get $nj) (local.get $xsj)))
+    (loop $images
+      (local.set $xr (local.get $xa))
+      (local.set $dr (local.get $da))
+      (local.set $i (local.get $ni))
+      (loop $rows
+        (local.set $xp (local.get $xr))
+        (local.set $dp (local.get $dr))
+        (local.set $xe (i32.add (local.get $xr) (local.get $xlen)))
+        (loop $cols
+          (local.set $x0 (v128.load32_splat (local.get $xp)))
+          (local.set $d (v128.load (local.get $dp)))
+          (local.set $a00 (f32x4.add (local.get $a00) (f32x4.mul (local.get $x0) (local.get $d))))
+          (local.set $d (v128.load offset=16 (local.get $dp)))
+          (local.set $a01 (f32x4.add (local.get $a01) (f32x4.mul (local.get $x0) (local.get $d))))
+          (local.set $d (v128.load offset=32 (local.get $dp)))
+          (local.set $a02 (f32x4.add (local.get $a02) (f32x4.mul (local.get $x0) (local.get $d))))
+          (local.set $d (v128.load offset=48 (local.get $dp)))
+          (local.set $a03 (f32x4.add (local.get $a03) (f32x4.mul (local.get $x0) (local.get $d))))
+          (local.set $dp (i32.add (local.get $dp) (local.get $dsj)))
+          (br_if $cols (i32.ne (local.tee $xp (i32.add (local.get $xp) (local.get $xsj))) (local.get $xe))))
+        (local.set $xr (i32.add (local.get $xr) (local.get $xsi)))
+        (local.set $dr (i32.add (local.get $dr) (local.get $dsi)))
+        (br_if $rows (local.tee $i (i32.sub (local.get $i) (i32.const 1)))))
+      (local.set $xa (i32.add (local.get $xa) (local.get $xsb)))
+      (local.set $da (i32.add (local.get $da) (local.get $dsb)))
+      (br_if $images (local.tee $nimg (i32.sub (local.get $nimg) (i32.const 1)))))
+    (v128.store (local.get $dfa) (local.get $a00))
+    (v128.store offset=16 (local.get $dfa) (local.get $a01))
+    (v128.store offset=32 (local.get $dfa) (local.get $a02))
+    (v128.store offset=48 (local.get $dfa) (local.get $a03)))
+  ;; 1 row x 4 outputs
+  (func $fg_1x1 (param $xa i32) (param $da i32) (param $nimg i32) (param $ni i32) (param $nj i32) (param $xsb i32) (param $xsi i32) (param $xsj i32)
+    (param $dsb i32) (param $dsi i32) (param $dsj i32) (param $dfa i32) (param $dfs i32)
+    (local $i i32) (local $xr i32) (local $dr i32) (local $xp i32) (local $dp i32) (local $xe i32) (local $xlen i32)
+    (local $a00 v128) (local $x0 v128) (local $d v128)
+    (local.set $a00 (v128.load (local.get $dfa)))
+    (local.set $xlen (i32.mul (local.get $nj) (local.get $xsj)))
+    (loop $images
+      (local.set $xr (local.get $xa))
+      (local.set $dr (local.get $da))
+      (local.set $i (local.get $ni))
+      (loop $rows
+        (local.set $xp (local.get $xr))
+        (local.set $dp (local.get $dr))
+        (local.set $xe (i32.add (local.get $xr) (local.get $xlen)))
+        (loop $cols
+          (local.set $x0 (v128.load32_splat (local.get $xp)))
+          (local.set $d (v128.load (local.get $dp)))
+          (local.set $a00 (f32x4.add (local.get $a00) (f32x4.mul (local.get $x0) (local.get $d))))
+          (local.set $dp (i32.add (local.get $dp) (local.get $dsj)))
+          (br_if $cols (i32.ne (local.tee $xp (i32.add (local.get $xp) (local.get $xsj))) (local.get $xe))))
+        (local.set $xr (i32.add (local.get $xr) (local.get $xsi)))
+        (local.set $dr (i32.add (local.get $dr) (local.get $dsi)))
+        (br_if $rows (local.tee $i (i32.sub (local.get $i) (i32.const 1)))))
+      (local.set $xa (i32.add (local.get $xa) (local.get $xsb)))
+      (local.set $da (i32.add (local.get $da) (local.get $dsb)))
+      (br_if $images (local.tee $nimg (i32.sub (local.get $nimg) (i32.const 1)))))
+    (v128.store (local.get $dfa) (local.get $a00)))
+
+  ;; One block of $rows (2 or 1) rows of df over all O outputs: 16 at a time, then the remainder 4 at a time.
+  (func $fg_outputs (param $rows i32) (param $xa i32) (param $da i32) (param $nimg i32) (param $ni i32) (param $nj i32) (param $xsb i32) (param $xsi i32) (param $xsj i32)
+    (param $dsb i32) (param $dsi i32) (param $dsj i32) (param $dfa i32) (param $dfs i32) (param $o i32)
+    (local $oo i32)
+    (block $wide_done (loop $wide
+      (br_if $wide_done (i32.gt_u (i32.add (local.get $oo) (i32.const 16)) (local.get $o)))
+      (if (i32.eq (local.get $rows) (i32.const 1))
+        (then (call $fg_1x4 (local.get $xa) (i32.add (local.get $da) (i32.shl (local.get $oo) (i32.const 2))) (local.get $nimg) (local.get $ni) (local.get $nj) (local.get $xsb) (local.get $xsi) (local.get $xsj) (local.get $dsb) (local.get $dsi) (local.get $dsj) (i32.add (local.get $dfa) (i32.shl (local.get $oo) (i32.const 2))) (local.get $dfs)))
+        (else (call $fg_2x4 (local.get $xa) (i32.add (local.get $da) (i32.shl (local.get $oo) (i32.const 2))) (local.get $nimg) (local.get $ni) (local.get $nj) (local.get $xsb) (local.get $xsi) (local.get $xsj) (local.get $dsb) (local.get $dsi) (local.get $dsj) (i32.add (local.get $dfa) (i32.shl (local.get $oo) (i32.const 2))) (local.get $dfs))))
+      (local.set $oo (i32.add (local.get $oo) (i32.const 16)))
+      (br $wide)))
+    (block $narrow_done (loop $narrow
+      (br_if $narrow_done (i32.ge_u (local.get $oo) (local.get $o)))
+      (if (i32.eq (local.get $rows) (i32.const 1))
+        (then (call $fg_1x1 (local.get $xa) (i32.add (local.get $da) (i32.shl (local.get $oo) (i32.const 2))) (local.get $nimg) (local.get $ni) (local.get $nj) (local.get $xsb) (local.get $xsi) (local.get $xsj) (local.get $dsb) (local.get $dsi) (local.get $dsj) (i32.add (local.get $dfa) (i32.shl (local.get $oo) (i32.const 2))) (local.get $dfs)))
+        (else (call $fg_2x1 (local.get $xa) (i32.add (local.get $da) (i32.shl (local.get $oo) (i32.const 2))) (local.get $nimg) (local.get $ni) (local.get $nj) (local.get $xsb) (local.get $xsi) (local.get $xsj) (local.get $dsb) (local.get $dsi) (local.get $dsj) (i32.add (local.get $dfa) (i32.shl (local.get $oo) (i32.const 2))) (local.get $dfs))))
+      (local.set $oo (i32.add (local.get $oo) (i32.const 4)))
+      (br $narrow))))
+
+  ;; The window of a tap along one axis: the outputs i with 0 <= s*i - d < n (d = padding before - tap index, n the input
+  ;; length) and i < out: i_lo = max(0, ceil(d/s)), i_hi = min(out, floor((d + n - 1)/s) + 1), or i_hi = 0 if d + n - 1 < 0.
+  (func $win_lo (param $d i32) (param $s i32) (result i32)
+    (select (i32.div_s (i32.add (local.get $d) (i32.sub (local.get $s) (i32.const 1))) (local.get $s)) (i32.const 0) (i32.gt_s (local.get $d) (i32.const 0))))
+  (func $win_hi (param $d i32) (param $n i32) (param $s i32) (param $out i32) (result i32)
+    (local $t i32) (local $hi i32)
+    (local.set $t (i32.add (local.get $d) (i32.sub (local.get $n) (i32.const 1))))
+    (local.set $hi (select (i32.add (i32.div_s (local.get $t) (local.get $s)) (i32.const 1)) (i32.const 0) (i32.ge_s (local.get $t) (i32.const 0))))
+    (select (local.get $out) (local.get $hi) (i32.gt_s (local.get $hi) (local.get $out))))
+
+  ;; The filter gradient df (above) of a conv with kernel kh x kw, stride s, padding (top, left) before x. Zeroes df, then per
+  ;; chunk of $nb images (their x and dy stay in cache) and tap row p, walks the rows r = q*C + c of df's block p (HWIO:
+  ;; consecutive in df, and x[.., s*j + q - left, c] is element r of the run of pixels from column s*j - left, so rows r and
+  ;; r + 1 are 4 bytes apart in x whether or not they belong to the same tap) two at a time: a pair (c, c + 1) of one tap,
+  ;; or (C - 1 of tap q, 0 of tap q + 1) when both taps have the same window (always with 'valid'; it pairs the taps of a
+  ;; conv with one input channel); otherwise one row. Each block adds the sum over its window: the rows i with
+  ;; 0 <= s*i + p - top < H (i < Ho), likewise the columns j (taps outside x read zeros: their terms are never visited).
+  ;; Summation order per element: chunk by chunk, within a chunk image, row, column.
+  (func (export "conv_filter_grad") (param $x i32) (param $dy i32) (param $b i32) (param $h i32) (param $w i32) (param $c i32)
+    (param $ho i32) (param $wo i32) (param $o i32) (param $kh i32) (param $kw i32) (param $s i32) (param $top i32) (param $left i32)
+    (param $nb i32) (param $df i32)
+    (local $b0 i32) (local $n i32) (local $p i32) (local $ilo i32) (local $ihi i32) (local $r i32) (local $q i32) (local $q2 i32) (local $jlo i32) (local $jhi i32)
+    (local $rows i32) (local $kwc i32) (local $xsb i32) (local $xsi i32) (local $xsj i32) (local $dsb i32) (local $dsi i32) (local $dsj i32)
+    (memory.fill (local.get $df) (i32.const 0) (i32.shl (i32.mul (i32.mul (i32.mul (local.get $kh) (local.get $kw)) (local.get $c)) (local.get $o)) (i32.const 2)))
+    (local.set $xsj (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2)))
+    (local.set $xsi (i32.mul (local.get $xsj) (local.get $w)))
+    (local.set $xsb (i32.shl (i32.mul (i32.mul (local.get $h) (local.get $w)) (local.get $c)) (i32.const 2)))
+    (local.set $dsj (i32.shl (local.get $o) (i32.const 2)))
+    (local.set $dsi (i32.mul (local.get $dsj) (local.get $wo)))
+    (local.set $dsb (i32.mul (local.get $dsi) (local.get $ho)))
+    (local.set $kwc (i32.mul (local.get $kw) (local.get $c)))
+    (local.set $b0 (i32.const 0))
+    (loop $chunks
+      (local.set $n (i32.sub (local.get $b) (local.get $b0)))
+      (local.set $n (select (local.get $nb) (local.get $n) (i32.lt_u (local.get $nb) (local.get $n))))
+      (local.set $p (i32.const 0))
+      (loop $taps_p
+        (local.set $ilo (call $win_lo (i32.sub (local.get $top) (local.get $p)) (local.get $s)))
+        (local.set $ihi (call $win_hi (i32.sub (local.get $top) (local.get $p)) (local.get $h) (local.get $s) (local.get $ho)))
+        (if (i32.lt_s (local.get $ilo) (local.get $ihi)) (then
+          (local.set $r (i32.const 0))
+          (block $rows_done (loop $rows_loop
+            (br_if $rows_done (i32.ge_u (local.get $r) (local.get $kwc)))
+            (local.set $q (i32.div_u (local.get $r) (local.get $c)))
+            (local.set $jlo (call $win_lo (i32.sub (local.get $left) (local.get $q)) (local.get $s)))
+            (local.set $jhi (call $win_hi (i32.sub (local.get $left) (local.get $q)) (local.get $w) (local.get $s) (local.get $wo)))
+            (local.set $rows (i32.const 1))
+            (if (i32.lt_u (i32.add (local.get $r) (i32.const 1)) (local.get $kwc)) (then
+              (local.set $q2 (i32.div_u (i32.add (local.get $r) (i32.const 1)) (local.get $c)))
+              (if (i32.or (i32.eq (local.get $q2) (local.get $q))
+                    (i32.and (i32.eq (local.get $jlo) (call $win_lo (i32.sub (local.get $left) (local.get $q2)) (local.get $s)))
+                             (i32.eq (local.get $jhi) (call $win_hi (i32.sub (local.get $left) (local.get $q2)) (local.get $w) (local.get $s) (local.get $wo)))))
+                (then (local.set $rows (i32.const 2))))))
+            (if (i32.lt_s (local.get $jlo) (local.get $jhi)) (then
+              (call $fg_outputs (local.get $rows)
+                ;; x at (b0, s*ilo + p - top, s*jlo - left, 0) + r elements, dy at (b0, ilo, jlo, 0), df at row (p, r)
+                (i32.add (local.get $x) (i32.shl (i32.add (i32.mul (i32.add
+                  (i32.mul (i32.add (i32.mul (local.get $b0) (local.get $h)) (i32.sub (i32.add (i32.mul (local.get $s) (local.get $ilo)) (local.get $p)) (local.get $top))) (local.get $w))
+                  (i32.sub (i32.mul (local.get $s) (local.get $jlo)) (local.get $left))) (local.get $c)) (local.get $r)) (i32.const 2)))
+                (i32.add (local.get $dy) (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b0) (local.get $ho)) (local.get $ilo)) (local.get $wo)) (local.get $jlo)) (local.get $dsj)))
+                (local.get $n) (i32.sub (local.get $ihi) (local.get $ilo)) (i32.sub (local.get $jhi) (local.get $jlo)) (local.get $xsb) (local.get $xsi) (local.get $xsj)
+                (local.get $dsb) (local.get $dsi) (local.get $dsj)
+                (i32.add (local.get $df) (i32.mul (i32.add (i32.mul (local.get $p) (local.get $kwc)) (local.get $r)) (local.get $dsj))) (local.get $dsj) (local.get $o))))
+            (local.set $r (i32.add (local.get $r) (local.get $rows)))
+            (br $rows_loop)))))
+        (br_if $taps_p (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 1))) (local.get $kh))))
+      (br_if $chunks (i32.lt_u (local.tee $b0 (i32.add (local.get $b0) (local.get $nb))) (local.get $b)))))
 )

@@ -9,7 +9,7 @@
  * these sizes.
  */
 import fc from 'fast-check';
-import { tf, initBackend, random, conv, nn, customGradLazy, leakedBy, type Key } from '@score-sde/tensor-fp';
+import { tf, initBackend, random, conv, nn, customGradLazy, leakedBy, fused, type Key } from '@score-sde/tensor-fp';
 import { identity, type Identity, runs } from '@score-sde/tensor-fp/testing';
 import { gamma32, onCpu, readScoped } from './helpers';
 
@@ -26,8 +26,8 @@ const convRounding = identity({
 
 const filterGradient = identity({
   concept: 'kernels',
-  title: 'Both filter-gradient kernels equal the tfjs filter gradient',
-  formula: String.raw`$\partial f_{pqco} = \sum_{b,i,j} \bar x_{b,\,s i + p,\,s j + q,\,c}\; dy_{b i j o}$ by dilated convolution and by im2col $=$ Conv2DBackpropFilter (cpu)`,
+  title: 'The three filter-gradient kernels equal the tfjs filter gradient',
+  formula: String.raw`$\partial f_{pqco} = \sum_{b,i,j} \bar x_{b,\,s i + p,\,s j + q,\,c}\; dy_{b i j o}$ by dilated convolution, by im2col and by the fused wasm kernel $=$ Conv2DBackpropFilter (cpu)`,
   source: 'the gradient of a convolution with respect to its filter',
   tolerance: ROUNDING,
 });
@@ -218,16 +218,19 @@ describe('stride-1 transposed convs with few output channels (matMul + overlap-a
   });
 });
 
-describe('the two filter-gradient kernels both equal tfjs (cpu) ∂/∂f, within 2γ_n Σ|terms|', () => {
-  // df[p,q,c,o] = Σ_{b,i,j} x̄[b, s·i+p, s·j+q, c]·dy[b,i,j,o]: a sum of n = B·H_o·W_o products, compared with the
-  // filter gradient of tf.conv2d on cpu (autograd: its Conv2DBackpropFilter), bound from |x|, |dy|.
-  const filterGradients = (xs: S4, fs: S4, s: number, pad: Pad, seed: number) => {
+describe('the three filter-gradient kernels all equal tfjs (cpu) ∂/∂f, within 2γ_n Σ|terms|', () => {
+  // df[p,q,c,o] = Σ_{b,i,j} x̄[b, s·i+p, s·j+q, c]·dy[b,i,j,o]: a sum of at most n = B·H_o·W_o products (fewer where a
+  // tap falls in the padding), compared with the filter gradient of tf.conv2d on cpu (autograd: its
+  // Conv2DBackpropFilter), bound from |x|, |dy|. Each side is within γ_n Σ|terms| of the exact sum, whatever its order.
+  const methods = { dilated: conv.filterGradientDilated, im2col: conv.filterGradientIm2col, fused: conv.filterGradientFused } as const;
+  type Method = keyof typeof methods;
+  const filterGradients = (xs: S4, fs: S4, s: number, pad: Pad, seed: number, which: ReadonlyArray<Method>) => {
     const ys = conv.conv2dOutputShape(xs, fs, s, pad);
     const [k1, k2] = random.split(random.key(seed), 2);
     const [xv, dyv] = [draw(k1!, xs), draw(k2!, ys)];
     const ours = readScoped(() => {
       const [x, dy] = [t4(xv, xs), t4(dyv, ys)];
-      return [conv.filterGradientDilated(x, dy, fs, s, pad), conv.filterGradientIm2col(x, dy, fs, s, pad)];
+      return which.map((m) => methods[m](x, dy, fs, s, pad));
     });
     return { ours, ys, xv, dyv };
   };
@@ -240,38 +243,86 @@ describe('the two filter-gradient kernels both equal tfjs (cpu) ∂/∂f, within
         return [gradF(x, dy), gradF(tf.abs(x) as tf.Tensor4D, tf.abs(dy) as tf.Tensor4D)];
       }),
     );
+  /** Checks the methods' ∂/∂f at one geometry against the cpu reference within 2γ_n(1 + γ_n) Σ|terms|, through `law`. */
+  const check = async (law: Identity, xs: S4, fs: S4, s: number, pad: Pad, seed: number, which: ReadonlyArray<Method>): Promise<void> => {
+    const { ours, ys, xv, dyv } = filterGradients(xs, fs, s, pad, seed, which);
+    const [ref, bound] = await reference(xs, fs, ys, s, pad, xv, dyv);
+    const n = ys[0] * ys[1] * ys[2];
+    // |ours − ref| ≤ 2γ_n Σ|terms| (module note), (1 + γ_n) for the rounding of the bound.
+    const tol = 2 * gamma32(n) * (1 + gamma32(n));
+    ours.forEach((got, i) => law.closeEach(got, ref!, bound!.map((b) => tol * b), which[i]!));
+  };
 
   test('over random geometries (kernel 1–4, stride 1–3, valid/same, 1–5 input channels)', async () => {
     const cases = fc.sample(
       fc.record({ k: fc.integer({ min: 1, max: 4 }), s: fc.integer({ min: 1, max: 3 }), h: fc.integer({ min: 4, max: 10 }), c: fc.integer({ min: 1, max: 5 }), pad: fc.constantFrom<Pad>('valid', 'same'), seed: fc.nat(1000) }),
       runs(12),
     );
-    for (const { k, s, h, c, pad, seed } of cases) {
-      const [xs, fs]: [S4, S4] = [[2, h, h + 1, c], [k, k + 1 > h ? k : k + 1, c, 3]];
-      const { ours, ys, xv, dyv } = filterGradients(xs, fs, s, pad, seed);
-      const [ref, bound] = await reference(xs, fs, ys, s, pad, xv, dyv);
-      const n = ys[0] * ys[1] * ys[2];
-      ours.forEach((got, i) => {
-        // |ours − ref| ≤ 2γ_n Σ|terms| (module note), (1 + γ_n) for the rounding of the bound.
-        const tol = 2 * gamma32(n) * (1 + gamma32(n));
-        filterGradient.closeEach(got, ref!, bound!.map((b) => tol * b), i === 0 ? 'dilated' : 'im2col');
-      });
-    }
+    for (const { k, s, h, c, pad, seed } of cases) await check(filterGradient, [2, h, h + 1, c], [k, k + 1 > h ? k : k + 1, c, 3], s, pad, seed, ['dilated', 'im2col']);
   });
 
-  test('at the ScoreNet geometries of batch 64 the rule picks im2col for reductions B·H_o·W_o ≤ 4096 and for ≤ 2 input channels only', () => {
-    // (filter, dy) of conv1, conv2, conv3, conv4 and the transposed convs' filter gradients (tconv4 … tconv1).
-    const method = (f: S4, dy: S4) => conv.filterGradientMethod(f, dy);
-    expect([
-      method([3, 3, 1, 32], [64, 26, 26, 32]),
-      method([3, 3, 32, 64], [64, 12, 12, 64]),
-      method([3, 3, 64, 128], [64, 5, 5, 128]),
-      method([3, 3, 128, 256], [64, 2, 2, 256]),
-      method([3, 3, 128, 256], [64, 2, 2, 256]),
-      method([3, 3, 64, 256], [64, 5, 5, 256]),
-      method([3, 3, 32, 128], [64, 12, 12, 128]),
-      method([3, 3, 1, 64], [64, 26, 26, 64]),
-    ]).toEqual(['im2col', 'dilated', 'im2col', 'im2col', 'im2col', 'im2col', 'dilated', 'im2col']);
+  test('the fused kernel over random geometries (kernel 1–4 × 1–4, stride 1–3, valid/same, C 1–5 or 16, O 4–32, batch 1–3)', async () => {
+    expect(fused.fusedKernelsReady()).toBe(true);
+    // O: the 16-wide blocks, the 4-wide remainders and both; C: the 2-channel blocks and the odd channel left over.
+    const cases = fc.sample(
+      fc.record({
+        b: fc.integer({ min: 1, max: 3 }),
+        kh: fc.integer({ min: 1, max: 4 }),
+        kw: fc.integer({ min: 1, max: 4 }),
+        h: fc.integer({ min: 4, max: 11 }),
+        w: fc.integer({ min: 4, max: 11 }),
+        c: fc.constantFrom(1, 2, 3, 4, 5, 16),
+        o: fc.constantFrom(4, 8, 12, 16, 20, 32),
+        s: fc.integer({ min: 1, max: 3 }),
+        pad: fc.constantFrom<Pad>('valid', 'same'),
+        seed: fc.nat(1000),
+      }),
+      runs(30),
+    );
+    for (const { b, kh, kw, h, w, c, o, s, pad, seed } of cases) await check(filterGradient, [b, h, w, c], [Math.min(kh, h), Math.min(kw, w), c, o], s, pad, seed, ['fused']);
+  });
+
+  // The ScoreNet's filter gradients (half width; a transposed conv's is that of the conv from its output to its input)
+  // at batch 1–2, where one dropped or repeated term is far above the bound; the 5×5 → 2×2 level at batch 64 (two chunks
+  // of 32 images) with fewer channels (the cpu reference is slow);
+  // 7 images of 5×5 outputs (chunks of 5 and 2); and 'same' at stride 1 and 2.
+  const FUSED: ReadonlyArray<readonly [string, S4, S4, number, Pad]> = [
+    ['conv1', [2, 28, 28, 1], [3, 3, 1, 16], 1, 'valid'],
+    ['tconv1', [1, 28, 28, 1], [3, 3, 1, 32], 1, 'valid'],
+    ['conv2', [2, 26, 26, 16], [3, 3, 16, 32], 2, 'valid'],
+    ['tconv2', [1, 26, 26, 16], [3, 3, 16, 64], 2, 'valid'],
+    ['conv3', [2, 12, 12, 32], [3, 3, 32, 64], 2, 'valid'],
+    ['tconv3', [1, 12, 12, 32], [3, 3, 32, 128], 2, 'valid'],
+    ['conv4 / tconv4', [2, 5, 5, 64], [3, 3, 64, 128], 2, 'valid'],
+    ['the 5×5 → 2×2 level at batch 64 (8 → 16 channels)', [64, 5, 5, 8], [3, 3, 8, 16], 2, 'valid'],
+    ['7 images of 5×5 outputs', [7, 12, 12, 3], [3, 3, 3, 8], 2, 'valid'],
+    ["'same', stride 1", [2, 9, 7, 5], [3, 3, 5, 20], 1, 'same'],
+    ["'same', stride 2, 4×4 kernel", [2, 10, 9, 4], [4, 4, 4, 12], 2, 'same'],
+  ];
+  test.each(FUSED)('the fused kernel at %s: x %j, filter %j, stride %d, %s', async (_name, xs, fs, s, pad) => {
+    await check(filterGradient, xs, fs, s, pad, 17, ['fused']);
+  });
+
+  test('at the ScoreNet geometries of batch 64 the rule picks the fused kernel where it was measured fastest (n > 4096 or C·O ≤ 2048), else im2col for n ≤ 4096 and for ≤ 2 input channels only', () => {
+    // (filter, dy) of conv1, conv2, conv3, conv4 and the transposed convs' filter gradients (tconv4 … tconv1), at half
+    // width (the default recipe) and full width; n = B·H_o·W_o.
+    const geometries = (ch: readonly [number, number, number, number]): ReadonlyArray<readonly [S4, S4]> => [
+      [[3, 3, 1, ch[0]], [64, 26, 26, ch[0]]],
+      [[3, 3, ch[0], ch[1]], [64, 12, 12, ch[1]]],
+      [[3, 3, ch[1], ch[2]], [64, 5, 5, ch[2]]],
+      [[3, 3, ch[2], ch[3]], [64, 2, 2, ch[3]]],
+      [[3, 3, ch[2], ch[3]], [64, 2, 2, ch[3]]],
+      [[3, 3, ch[1], 2 * ch[2]], [64, 5, 5, 2 * ch[2]]],
+      [[3, 3, ch[0], 2 * ch[1]], [64, 12, 12, 2 * ch[1]]],
+      [[3, 3, 1, 2 * ch[0]], [64, 26, 26, 2 * ch[0]]],
+    ];
+    const [half, full] = [geometries([16, 32, 64, 128]), geometries([32, 64, 128, 256])];
+    expect(half.map(([f, dy]) => conv.filterGradientMethod(f, dy))).toEqual(['fused', 'fused', 'fused', 'im2col', 'im2col', 'im2col', 'fused', 'fused']);
+    expect(full.map(([f, dy]) => conv.filterGradientMethod(f, dy))).toEqual(['fused', 'fused', 'im2col', 'im2col', 'im2col', 'im2col', 'fused', 'fused']);
+    // Without the fused kernels (another backend): the two XNNPACK methods, as before.
+    expect(full.map(([f, dy]) => conv.filterGradientMethod(f, dy, false))).toEqual(['im2col', 'dilated', 'im2col', 'im2col', 'im2col', 'im2col', 'dilated', 'im2col']);
+    // O not a multiple of 4: the fused kernel does not apply.
+    expect([conv.filterGradientMethod([3, 3, 32, 6], [64, 12, 12, 6]), conv.filterGradientMethod([3, 3, 1, 3], [64, 26, 26, 3])]).toEqual(['dilated', 'im2col']);
   });
 });
 
@@ -315,13 +366,14 @@ describe('gradients are computed only for the inputs differentiated', () => {
     const onlyX = await kernelNames(() => tf.grad((u: tf.Tensor) => loss(u, f1, f2))(x));
     const all = await kernelNames(() => tf.grads(loss)([x, f1, f2]));
     // Conv2D calls: forward 1 (conv) + 4 (tconv phases); ∇ₓ backward 1 (tconv's ∂/∂x = conv) + 4 (conv's ∂/∂x =
-    // tconv phases) = 10. At these sizes each filter gradient is an im2col GEMM (filterGradientMethod): one
-    // DepthwiseConv2dNative + one BatchMatMul per filter, none with ∇ₓ alone.
+    // tconv phases) = 10. On wasm each filter gradient (O = 4) is one call of the fused kernel (filterGradientMethod),
+    // none with ∇ₓ alone; no im2col (DepthwiseConv2dNative + BatchMatMul) and no dilated conv.
     const count = (ks: ReadonlyArray<string>, name: string) => ks.filter((k) => k === name).length;
-    expect(conv.filterGradientMethod([3, 3, 3, 4], [2, 5, 5, 4])).toBe('im2col');
+    expect(conv.filterGradientMethod([3, 3, 3, 4], [2, 5, 5, 4])).toBe('fused');
     expect([count(onlyX, 'Conv2D'), count(all, 'Conv2D')]).toEqual([10, 10]);
-    expect([count(onlyX, 'DepthwiseConv2dNative'), count(all, 'DepthwiseConv2dNative')]).toEqual([0, 2]);
-    expect([count(onlyX, 'BatchMatMul'), count(all, 'BatchMatMul')]).toEqual([0, 2]);
+    expect([count(onlyX, 'ScoreSdeConvFilterGrad'), count(all, 'ScoreSdeConvFilterGrad')]).toEqual([0, 2]);
+    expect([count(onlyX, 'DepthwiseConv2dNative'), count(all, 'DepthwiseConv2dNative')]).toEqual([0, 0]);
+    expect([count(onlyX, 'BatchMatMul'), count(all, 'BatchMatMul')]).toEqual([0, 0]);
     expect(onlyX.filter((k) => k === 'Conv2DBackpropFilter' || k === 'Conv2DBackpropInput')).toEqual([]);
     tf.dispose([x, f1, f2]);
   });
@@ -338,6 +390,7 @@ describe('memory: the conv functions and their gradients leave no tensor behind'
     expect(leakedBy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(nn.conv2dTranspose(a as tf.Tensor4D, b as tf.Tensor4D, [2, 12, 12, 3], 2, 'valid')))([z, f]))).toBe(0);
     expect(leakedBy(() => conv.filterGradientDilated(x, z, [3, 3, 3, 4], 2, 'valid'))).toBe(0);
     expect(leakedBy(() => conv.filterGradientIm2col(x, z, [3, 3, 3, 4], 2, 'valid'))).toBe(0);
+    expect(leakedBy(() => conv.filterGradientFused(x, z, [3, 3, 3, 4], 2, 'valid'))).toBe(0);
     tf.dispose([x, f, z]);
   });
 });
@@ -348,6 +401,15 @@ describe('shape checks', () => {
     const f = tf.zeros([3, 3, 3, 4]) as tf.Tensor4D;
     expect(() => nn.conv2dTranspose(x, f, [1, 14, 14, 3], 2, 'valid')).toThrow(/output shape \[1,14,14,3\].*maps back to \[1,6,6,4\], not to the input shape \[1,5,5,4\]/);
     tf.dispose([x, f]);
+  });
+
+  test("filterGradientFused names the shapes when dy is not the conv's output, and a batch of 0 gives a zero gradient", () => {
+    const x = tf.zeros([2, 12, 12, 3]) as tf.Tensor4D;
+    const dy = tf.zeros([2, 6, 5, 4]) as tf.Tensor4D;
+    expect(() => conv.filterGradientFused(x, dy, [3, 3, 3, 4], 2, 'valid')).toThrow(/has output \[2,5,5,4\], not dy's shape \[2,6,5,4\]/);
+    const empty = conv.filterGradientFused(tf.zeros([0, 12, 12, 3]) as tf.Tensor4D, tf.zeros([0, 5, 5, 4]) as tf.Tensor4D, [3, 3, 3, 4], 2, 'valid');
+    expect([empty.shape, Array.from(empty.dataSync()).every((v) => v === 0)]).toEqual([[3, 3, 3, 4], true]);
+    tf.dispose([x, dy, empty]);
   });
 });
 
