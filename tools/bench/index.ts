@@ -12,6 +12,8 @@
  *   e2e        the default recipe of `nx run experiments:mnist` trained for the same steps on the same batches and
  *              sampled with the same sampler in the project and in PyTorch, alternating rounds: seconds per step,
  *              ms per score evaluation, peak RSS and memory per phase → tools/bench/out/e2e.{md,json}
+ *   filter-gradient  the conv filter-gradient kernels (dilated, im2col, fused) per ScoreNet geometry, min of N calls
+ *              → tools/bench/out/filter-gradient.md
  *   web        64 digits with the default fast sampler in the digits page (headless Chromium) and in Node, alternating
  *              rounds per thread count, and the page's time to its first frame → tools/bench/out/web.{md,json}
  *
@@ -28,6 +30,7 @@ const BENCHES: Readonly<Record<string, string>> = {
   recipes: 'the recipe study: candidate training recipes at equal wall-clock budgets, judged by FID, confident-class rate and bits/dim',
   e2e: 'the default MNIST recipe trained and sampled end to end, beside the same recipe in PyTorch when installed',
   web: '64 digits with the default fast sampler in headless Chromium (the digits page) against Node, and the time to the first frame',
+  'filter-gradient': 'the three conv filter-gradient kernels (dilated conv, im2col GEMM, fused wasm) at the ScoreNet geometries',
 };
 
 const usage = (): string =>

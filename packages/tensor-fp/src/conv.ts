@@ -330,8 +330,8 @@ export type FilterGradientMethod = 'dilated' | 'im2col' | 'fused';
  *   threads run the dilated conv (9·C output rows, a long reduction) and the im2col GEMM (dy repacked, X transposed and
  *   built by a depthwise conv on every call) far below that on the long reductions of the 28×28/26×26 level, and the GEMM
  *   only overtakes it on the short reductions of the 12×12 → 5×5 and 5×5 → 2×2 levels once C·O reaches 4096. Measured,
- *   batch 64, 2 threads, quiet machine, the best of 3 runs of min-of-15 calls, ms, dilated / im2col / fused (`npx tsx
- *   packages/tensor-fp/test/filter-gradient.bench.ts --wide`), at the half-width ScoreNet's filter gradients:
+ *   batch 64, 2 threads, quiet machine, the best of 3 runs of min-of-15 calls, ms, dilated / im2col / fused (`npm run
+ *   bench -- filter-gradient --wide`), at the half-width ScoreNet's filter gradients:
  *   conv1 [3,3,1,16] 2.20 / 0.67 / 0.24, tconv1 [3,3,1,32] 4.29 / 0.82 / 0.48, conv2 [3,3,16,32] 4.83 / 10.83 / 1.45,
  *   tconv2 [3,3,16,64] 9.23 / 11.77 / 3.18, conv3 [3,3,32,64] 1.99 / 1.33 / 1.12 — fused; tconv3 [3,3,32,128]
  *   3.36 / 1.96 / 2.40 and conv4, tconv4 [3,3,64,128] 0.81 / 0.99 / 0.87 — not. At full width (channels 32–256): conv1,

@@ -3,19 +3,26 @@
  * channels 16, 32, 64, 128; batch 64 unless `--batch`), on wasm with the default threads: each method's minimum wall
  * time over `--runs` calls (the machine is shared: minima filter out preemption), the output read back.
  *
- *   npx tsx packages/tensor-fp/test/filter-gradient.bench.ts [--runs 15] [--batch 64] [--wide]
+ *   npm run bench -- filter-gradient [--runs 15] [--batch 64] [--wide] [--out tools/bench/out]
  *
- * `--wide` adds the full-width ScoreNet (channels 32, 64, 128, 256) and a few other output counts.
+ * `--wide` adds the full-width ScoreNet (channels 32, 64, 128, 256) and a few other output counts. The table goes to
+ * standard output and to `<out>/filter-gradient.md`; the `picked` column is what `conv.filterGradientMethod` chooses.
  *
- * @module filter-gradient.bench
+ * @module bench/filter-gradient
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { tf, initBackend, describeBackend, random, conv } from '@score-sde/tensor-fp';
+
+const USAGE = 'usage: npm run bench -- filter-gradient [--runs 15] [--batch 64] [--wide] [--out tools/bench/out]\n';
 
 type S4 = readonly [number, number, number, number];
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  if (!Number.isSafeInteger(v) || v < 1) throw new Error(`--${name}: expected a positive integer, got ${process.argv[i + 1]}`);
+  return v;
 };
 
 /** [name, x shape, filter shape, stride]: every conv is 3×3 'valid'; a transposed conv's filter gradient is that of the conv z → x. */
@@ -43,9 +50,19 @@ const main = async (): Promise<void> => {
         ]
       : []),
   ];
-  console.log(`${describeBackend(info)}; batch ${b}; min of ${runs} calls, ms`);
-  console.log('| geometry | x | filter | dilated | im2col | fused | picked |');
-  console.log('|---|---|---|---:|---:|---:|---|');
+  const lines = [
+    `# Conv filter-gradient kernels at the ScoreNet's geometries`,
+    '',
+    `${describeBackend(info)}; batch ${b}; min of ${runs} calls, ms. Command: \`npm run bench -- filter-gradient${wide ? ' --wide' : ''}\`.`,
+    '',
+    '| geometry | x | filter | dilated | im2col | fused | picked |',
+    '|---|---|---|---:|---:|---:|---|',
+  ];
+  const say = (line: string): void => {
+    lines.push(line);
+    console.log(line);
+  };
+  lines.forEach((l) => console.log(l));
   for (const [name, xs, fs, s] of cases) {
     const ys = conv.conv2dOutputShape(xs, fs, s, 'valid');
     const x = random.normal(random.key(1), [...xs]) as tf.Tensor4D;
@@ -63,9 +80,17 @@ const main = async (): Promise<void> => {
       return best;
     };
     const t = [conv.filterGradientDilated, conv.filterGradientIm2col, conv.filterGradientFused].map(time);
-    console.log(`| ${name} | [${xs.join(',')}] | [${fs.join(',')}] | ${t.map((v) => v.toFixed(2)).join(' | ')} | ${conv.filterGradientMethod(fs, ys)} |`);
+    say(`| ${name} | [${xs.join(',')}] | [${fs.join(',')}] | ${t.map((v) => v.toFixed(2)).join(' | ')} | ${conv.filterGradientMethod(fs, ys)} |`);
     tf.dispose([x, dy]);
   }
+  const out = process.argv.includes('--out') ? process.argv[process.argv.indexOf('--out') + 1]! : path.join('tools', 'bench', 'out');
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, 'filter-gradient.md'), `${lines.join('\n')}\n`);
 };
 
-void main();
+if (process.argv.includes('--help') || process.argv.includes('-h')) process.stdout.write(USAGE);
+else
+  main().catch((e: unknown) => {
+    process.stderr.write(`${(e as Error).message}\n${USAGE}`);
+    process.exit(2);
+  });
