@@ -56,15 +56,16 @@ export const SAMPLER_LABELS: Readonly<Record<SamplerName, string>> = {
 
 /**
  * The autoguidance weight w of the autoguided samplers (the others: none), chosen by measurement on the quick and
- * quality presets' checkpoints, each guided by its own EMA weights at 1/6 of its run (FID, project extractor;
- * README, "Autoguidance"). `dpm` with 19 Karras steps: quick (n = 512, floor 20.6) w = 2, 2.5, 3 gave 48.8, 43.0,
- * 42.0; quality (n = 1000, floor 13.7) w = 2, 2.5, 3, 3.5 gave 28.2, 25.7, 25.9, 27.5. `dpm-sde` with 38 steps:
- * quick w = 1.5, 2, 2.5, 3 gave 41.0, 40.2, 47.3, 69.1 (unguided 51.4); quality w = 1.5, 2, 2.5 gave 26.2, 27.1,
- * 36.9 (unguided 32.2). The stochastic sampler's own noise already corrects part of what guidance corrects, so it
- * takes less; a larger w raises the confident-class rate further but costs diversity (FID).
+ * quality presets' checkpoints (FID, project extractor, n = 1000, floor 13.7 unless stated; README, "Autoguidance").
+ * `dpm` with 19 Karras steps: quick, 9 epochs, guide at 1/9, seeds 0 / 1: w = 2, 2.5, 3 gave 37.9 / 44.5, 34.9 / 43.5,
+ * 35.7 / 46.6; quality (guide at 1/6) w = 2, 2.5, 3, 3.5 gave 28.2, 25.7, 25.9, 27.5; the earlier 6-epoch quick preset
+ * (n = 512, floor 20.6) 48.8, 43.0, 42.0. `dpm-sde` with 38 steps: quick, 9 epochs, w = 1.5, 2 gave 26.8 / 30.6,
+ * 26.8 / 37.9; quality w = 1.5, 2, 2.5 gave 26.2, 27.1, 36.9; 6-epoch quick (n = 512) w = 1.5, 2, 2.5, 3 gave 41.0,
+ * 40.2, 47.3, 69.1. The stochastic sampler's own noise already corrects part of what guidance corrects, so it takes
+ * less; a larger w raises the confident-class rate further but costs diversity (FID).
  * @category samplers
  */
-export const AUTOGUIDANCE_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-ag': 3, 'dpm-sde-ag': 2 };
+export const AUTOGUIDANCE_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-ag': 2.5, 'dpm-sde-ag': 1.5 };
 
 /** The autoguidance weight of a named sampler (undefined: it draws with the model's own score). @category samplers */
 export const autoguidanceWeightOf = (name: SamplerName): number | undefined => AUTOGUIDANCE_WEIGHTS[name];
