@@ -10,6 +10,16 @@ export const arg = (name: string, fallback: string): string => {
   return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
 };
 
+/** The integer after `--name` in `argv`, or `fallback`; an error naming the flag when it is not an integer ≥ `min`. */
+export const intFlag = (argv: ReadonlyArray<string>, name: string, fallback: number, min = 1): number => {
+  const i = argv.indexOf(`--${name}`);
+  const raw = i >= 0 ? argv[i + 1] : undefined;
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name}: expected an integer ≥ ${min}, got "${raw}"`);
+  return n;
+};
+
 /** The median of a non-empty list (NaN for an empty one). */
 export const median = (xs: ReadonlyArray<number>): number => {
   const s = [...xs].sort((a, b) => a - b);

@@ -147,6 +147,14 @@ export interface DSMDraws {
 /** t = max(ε, σ⁻¹(σ)): the time of a noise level, no earlier than ε. */
 const timeOfLevel = (sde: SDE, eps: number, sigma: number): number => Math.max(eps, timeOfNoiseLevel(sde, sigma));
 
+/** The part i of a mixture with Σ_{j<i} w_j ≤ u Σ w < Σ_{j≤i} w_j for u ∈ [0, 1) (the last part if rounding overshoots). */
+const partAt = <P extends { readonly weight: number }>(parts: ReadonlyArray<P>, u: number): P => {
+  const target = u * parts.reduce((a, p) => a + p.weight, 0);
+  const ends = parts.reduce<ReadonlyArray<number>>((acc, p) => [...acc, (acc[acc.length - 1] ?? 0) + p.weight], []);
+  const i = ends.findIndex((end) => end > target);
+  return parts[i < 0 ? parts.length - 1 : i]!;
+};
+
 /**
  * One training time from a key: ε + (T − ε)u, u ~ U(0, 1); or σ = exp(mean + std·n), n ~ N(0, 1); or
  * σ = exp(ln min + (ln max − ln min)u); then t = max(ε, σ⁻¹(σ)). A mixture splits the key in two: u ~ U(0, 1) from the
@@ -164,11 +172,7 @@ const timeOf = (sde: SDE, eps: number, noise: NoiseLevelDistribution, key: Key):
     }
     case 'mixture': {
       const [pick, draw] = random.split2(key);
-      const total = noise.parts.reduce((a, p) => a + p.weight, 0);
-      const u = random.uniformArray(pick, 1)[0]! * total;
-      let acc = 0;
-      const part = noise.parts.find((p) => (acc += p.weight) > u) ?? noise.parts[noise.parts.length - 1]!;
-      return timeOf(sde, eps, part.noise, draw);
+      return timeOf(sde, eps, partAt(noise.parts, random.uniformArray(pick, 1)[0]!).noise, draw);
     }
   }
 };

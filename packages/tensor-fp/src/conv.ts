@@ -36,7 +36,7 @@
 import { tf } from './tf';
 import { customGradLazy } from './custom-grad';
 import { envVar } from './env';
-import { convFilterGradient, fusedConvFilterGradApplies, fusedKernelsReady, interleavePhases, overlapAdd } from './fused-kernels';
+import { convFilterGradient, fusedKernelsReady, interleavePhases, overlapAdd } from './fused-kernels';
 
 // -------------------------------------------------------------------------------------
 // geometry
@@ -297,7 +297,7 @@ export const filterGradientIm2col = (x: tf.Tensor4D, dy: tf.Tensor4D, filterShap
  *   df[p,q,c,o] = Σ_{b,i,j} x̄[b, s·i+p, s·j+q, c] · dy[b,i,j,o]
  * with x̄'s padding never materialised (the kernel visits, per tap, only the (i, j) whose input pixel lies inside x)
  * and no transpose or im2col copy ({@link convFilterGradient} of fused-kernels.ts). Wasm only, O a multiple of 4
- * ({@link fusedConvFilterGradApplies}); single-threaded. Every product is exact-input float32, so it equals
+ * ({@link filterGradientMethod} checks both); single-threaded. Every product is exact-input float32, so it equals
  * {@link filterGradientDilated} and {@link filterGradientIm2col} up to summation order.
  * @category kernels
  */
@@ -356,7 +356,7 @@ export const filterGradientMethod = (filterShape: Shape4, dyShape: Shape4, fused
 
 /** ∂L/∂f of y = conv2d(x, f, s, pad) given dy, by the method {@link filterGradientMethod} picks. */
 const filterGradient = (x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: Shape4, s: number, pad: Padding): tf.Tensor4D => {
-  const method = filterGradientMethod(filterShape, shape4(dy), fusedConvFilterGradApplies(filterShape[3]));
+  const method = filterGradientMethod(filterShape, shape4(dy));
   if (method === 'fused') return filterGradientFused(x, dy, filterShape, s, pad);
   return method === 'im2col' ? filterGradientIm2col(x, dy, filterShape, s, pad) : filterGradientDilated(x, dy, filterShape, s, pad);
 };

@@ -364,7 +364,7 @@ export const overlapAdd = (t: tf.Tensor4D, kh: number, kw: number, hOut: number,
  * as df [kh, kw, C, O] (HWIO), in one pass of our own SIMD kernel straight from NHWC x and dy (no transposes, no im2col
  * copy): 4 outputs o per lane group, 2 channels × 16 outputs of one tap accumulated in registers over a chunk of images,
  * only the (i, j) where the tap lands inside x visited. Single-threaded. Needs O a multiple of 4
- * ({@link fusedConvFilterGradApplies}). The kernel only reads inside x and dy (i < H_o, j < W_o and the tap inside x);
+ * (conv.ts's `filterGradientMethod` checks it). The kernel only reads inside x and dy (i < H_o, j < W_o and the tap inside x);
  * that dy has the conv's output size is the caller's to check (conv.ts's `filterGradientFused` does). Forward only (a
  * gradient itself).
  * @category fused
@@ -379,9 +379,6 @@ export const convFilterGradient = (x: tf.Tensor4D, dy: tf.Tensor4D, kh: number, 
   }
   return run('ScoreSdeConvFilterGrad', { x, dy }, { kh, kw, s, top, left }) as tf.Tensor4D;
 };
-
-/** Whether {@link convFilterGradient} can make a filter gradient with O output channels now: wasm, ready, O a positive multiple of 4. @category fused */
-export const fusedConvFilterGradApplies = (o: number): boolean => fusedKernelsReady() && o > 0 && o % 4 === 0;
 
 /**
  * Σ_k Σ t_k² over float32 tensors on the wasm backend, read straight from the heap (4 float32 partial sums per

@@ -407,9 +407,10 @@ describe('shape checks', () => {
     const x = tf.zeros([2, 12, 12, 3]) as tf.Tensor4D;
     const dy = tf.zeros([2, 6, 5, 4]) as tf.Tensor4D;
     expect(() => conv.filterGradientFused(x, dy, [3, 3, 3, 4], 2, 'valid')).toThrow(/has output \[2,5,5,4\], not dy's shape \[2,6,5,4\]/);
-    const empty = conv.filterGradientFused(tf.zeros([0, 12, 12, 3]) as tf.Tensor4D, tf.zeros([0, 5, 5, 4]) as tf.Tensor4D, [3, 3, 3, 4], 2, 'valid');
+    const [x0, dy0] = [tf.zeros([0, 12, 12, 3]) as tf.Tensor4D, tf.zeros([0, 5, 5, 4]) as tf.Tensor4D];
+    const empty = conv.filterGradientFused(x0, dy0, [3, 3, 3, 4], 2, 'valid');
     expect([empty.shape, Array.from(empty.dataSync()).every((v) => v === 0)]).toEqual([[3, 3, 3, 4], true]);
-    tf.dispose([x, dy, empty]);
+    tf.dispose([x, dy, x0, dy0, empty]);
   });
 });
 

@@ -30,7 +30,7 @@ import { random } from '@score-sde/tensor-fp';
 import { type TrainConfig, batchIndices, mnistFiles, parameterCount, runKeys } from '@score-sde/models';
 import { defaultRecipe } from './recipe';
 import { torchEnv } from './torch-env';
-import { median, runMain } from '../args';
+import { intFlag, median, runMain } from '../args';
 
 // -------------------------------------------------------------------------------------
 // flags
@@ -60,14 +60,6 @@ default: one per core). On a busy machine, --threads 1 and the CPU ms columns gi
 const flag = (argv: ReadonlyArray<string>, name: string): string | undefined => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : undefined;
-};
-
-const intFlag = (argv: ReadonlyArray<string>, name: string, fallback: number, min = 1): number => {
-  const raw = flag(argv, name);
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name}: expected an integer ≥ ${min}, got "${raw}"`);
-  return n;
 };
 
 const KNOWN = new Set(['steps', 'warmup', 'sample-steps', 'samples', 'rounds', 'threads', 'out', 'no-torch', 'help']);

@@ -13,17 +13,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf, initBackend, describeBackend, random, conv } from '@score-sde/tensor-fp';
+import { arg, intFlag } from '../args';
 
 const USAGE = 'usage: npm run bench -- filter-gradient [--runs 15] [--batch 64] [--wide] [--out tools/bench/out]\n';
 
 type S4 = readonly [number, number, number, number];
-
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isSafeInteger(v) || v < 1) throw new Error(`--${name}: expected a positive integer, got ${process.argv[i + 1]}`);
-  return v;
-};
 
 /** [name, x shape, filter shape, stride]: every conv is 3×3 'valid'; a transposed conv's filter gradient is that of the conv z → x. */
 const geometries = (b: number, ch: readonly [number, number, number, number]): ReadonlyArray<readonly [string, S4, S4, number]> => [
@@ -38,8 +32,8 @@ const geometries = (b: number, ch: readonly [number, number, number, number]): R
 
 const main = async (): Promise<void> => {
   const info = await initBackend({ prefer: 'wasm', quiet: true });
-  const runs = arg('runs', 15);
-  const b = arg('batch', 64);
+  const runs = intFlag(process.argv, 'runs', 15);
+  const b = intFlag(process.argv, 'batch', 64);
   const wide = process.argv.includes('--wide');
   const cases = [
     ...geometries(b, [16, 32, 64, 128]),
@@ -83,7 +77,7 @@ const main = async (): Promise<void> => {
     say(`| ${name} | [${xs.join(',')}] | [${fs.join(',')}] | ${t.map((v) => v.toFixed(2)).join(' | ')} | ${conv.filterGradientMethod(fs, ys)} |`);
     tf.dispose([x, dy]);
   }
-  const out = process.argv.includes('--out') ? process.argv[process.argv.indexOf('--out') + 1]! : path.join('tools', 'bench', 'out');
+  const out = arg('out', path.join('tools', 'bench', 'out'));
   fs.mkdirSync(out, { recursive: true });
   fs.writeFileSync(path.join(out, 'filter-gradient.md'), `${lines.join('\n')}\n`);
 };
