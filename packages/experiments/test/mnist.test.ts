@@ -5,13 +5,14 @@ import * as crypto from 'node:crypto';
 import * as E from 'fp-ts/Either';
 import { PNG } from 'pngjs';
 import { tf, initBackend, type BackendInfo } from '@score-sde/tensor-fp';
-import { type MnistData, loadMnist, readIdxImages, loadCheckpoint, pixelsToUnit, tensorFiles } from '@score-sde/models';
+import { type MnistData, loadMnist, readIdxImages, loadCheckpoint, pixelsToUnit, tensorFiles, dataRangeOf, disposeTrainState } from '@score-sde/models';
 import { cli } from '../src/lib';
 import { mnistFlags, type MnistFlags, recipeOfFlags } from '../src/mnist/flags';
 import { runMnist } from '../src/mnist/run';
 import { evaluationOptionsOfRun } from '../src/run-evaluation';
 import { DEFAULT_EVALUATION } from '../src/eval/options';
-import { EVAL_PARTS, PRESETS, trainConfigOfRecipe } from '../src/pipeline';
+import { EVAL_PARTS, PRESETS, trainConfigOfRecipe, loadScoreModel, namedSampler, samplerSettingsOf, draw, sampleKeys } from '../src/pipeline';
+import { writeSamples, drawNamed } from '../src/mnist/sample';
 
 /** A few hundred real training images, and a tiny model, sampler and step count: checks the pipeline, not quality. */
 const tinyArgs = (extra: ReadonlyArray<string>, samplers = 'em,pc,ode,edm', epochs = 1): MnistFlags => {
@@ -72,7 +73,7 @@ describe('experiments:mnist on a few hundred images', () => {
     if (E.isRight(ckpt)) tf.dispose([...Object.values(ckpt.right.state.params), ...Object.values(ckpt.right.state.ema), ...Object.values(ckpt.right.state.adam.m), ...Object.values(ckpt.right.state.adam.v)]);
   });
 
-  test('the recipe’s guide is the state after round(at · total) steps, saved as guide/ beside checkpoint/; autoguided samplers draw with it at two network evaluations per score evaluation, guided by the model itself equal their unguided sampler bit for bit, and without a guide fail naming it', async () => {
+  test('the recipe’s guide is the state after round(at · total) steps, saved as guide/ beside checkpoint/; autoguided samplers draw with it at two network evaluations per score evaluation, guided by the model itself equal their sampler on the model’s own score bit for bit, and without a guide fail naming it', async () => {
     const out = path.join(tmp, 'guided');
     const r = await runMnist(tinyArgs([], 'dpm-sde-ag,dpm-sde', 2), { backend, data, log: quietLog }, out);
     expect(E.isRight(r)).toBe(true);
@@ -81,8 +82,9 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(E.isRight(guide) && guide.right.state.step).toBe(1);
     if (E.isRight(guide)) tf.dispose([...Object.values(guide.right.state.params), ...Object.values(guide.right.state.ema), ...Object.values(guide.right.state.adam.m), ...Object.values(guide.right.state.adam.v)]);
     const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
-    // DPM-Solver++(2M) at 2 · 3 steps + Tweedie: 7 score evaluations, each of the model and its guide when autoguided
-    expect(report.samplers.map((s: { nfe: number }) => s.nfe)).toEqual([14, 7]);
+    // DPM-Solver++(2M) + Tweedie: dpm-sde-ag at 3 steps, 4 score evaluations, each of the model and its guide; dpm-sde
+    // at 2 · 3 steps, 7 of the model alone
+    expect(report.samplers.map((s: { nfe: number }) => s.nfe)).toEqual([8, 7]);
     expect(sha(path.join(out, 'samples-dpm-sde-ag.idx'))).not.toBe(sha(path.join(out, 'samples-dpm-sde.idx')));
 
     const self = path.join(tmp, 'self');
@@ -94,8 +96,24 @@ describe('experiments:mnist on a few hundred images', () => {
     const same = await runMnist(tinyArgs(['--sample-only', path.join(self, 'checkpoint'), '--workers', '2'], 'dpm-sde-ag,dpm-sde'), { backend, data, log: (l) => void lines.push(l) }, path.join(tmp, 'self-out'));
     expect(E.isRight(same)).toBe(true);
     expect(lines.filter((l) => /sampled in this process/.test(l))).toEqual([expect.stringMatching(/^dpm-sde-ag: sampled in this process, not in 2 workers: autoguided/)]);
-    // s + w (s − s) = s exactly: the same samples
-    expect(sha(path.join(tmp, 'self-out', 'samples-dpm-sde-ag.idx'))).toBe(sha(path.join(tmp, 'self-out', 'samples-dpm-sde.idx')));
+    // s + w (s − s) = s exactly: the same samples as dpm-sde-ag's sampler drawing with the model's own score
+    const f = tinyArgs([], 'dpm-sde-ag');
+    const recipe = await recipeOfFlags(f);
+    const model = await loadScoreModel(path.join(self, 'checkpoint'));
+    if (E.isLeft(recipe) || E.isLeft(model)) throw new Error('recipe or checkpoint');
+    const sampler = namedSampler(model.right.config.sde, 'dpm-sde-ag', samplerSettingsOf(recipe.right));
+    if (E.isLeft(sampler)) throw new Error(sampler.left.problems.join('; '));
+    const own = await draw(sampleKeys(f.seed, 0, f.numSamples), () => ({ sampler: sampler.right, score: model.right.score }), { batch: f.numSamples, sampleShape: [28, 28, 1], dataRange: dataRangeOf(model.right.config) }, 'own score');
+    if (E.isLeft(own)) throw new Error(own.left.message);
+    expect(E.isRight(await writeSamples(path.join(tmp, 'own-out'), 'dpm-sde-ag', own.right.samples, f.numSamples))).toBe(true);
+    expect(sha(path.join(tmp, 'self-out', 'samples-dpm-sde-ag.idx'))).toBe(sha(path.join(tmp, 'own-out', 'samples-dpm-sde-ag.idx')));
+    expect(sha(path.join(tmp, 'self-out', 'samples-dpm-sde-ag.idx'))).not.toBe(sha(path.join(tmp, 'self-out', 'samples-dpm-sde.idx')));
+    // and before the 8-bit files, in float32: every value the same
+    const src = { sde: model.right.config.sde, score: model.right.score, dataRange: dataRangeOf(model.right.config), checkpoint: undefined, workers: 1, backend, quiet: true, log: quietLog };
+    const guided = await drawNamed('dpm-sde-ag', samplerSettingsOf(recipe.right), sampleKeys(f.seed, 0, f.numSamples), f.numSamples, { ...src, guide: E.right(model.right.score) });
+    if (E.isLeft(guided)) throw new Error(guided.left.message);
+    expect(Array.from(guided.right.samples)).toEqual(Array.from(own.right.samples));
+    disposeTrainState(model.right.state);
 
     const lone = path.join(tmp, 'lone');
     fs.cpSync(path.join(out, 'checkpoint'), path.join(lone, 'checkpoint'), { recursive: true });

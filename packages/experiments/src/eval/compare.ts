@@ -96,7 +96,7 @@ export const comparisonEntries = (sde: SDE, o: Pick<ComparisonOptions, 'samplers
       case 'dpm-ag':
         return o.fastSteps.map((k) => ({ id: `dpm-ag-${k}`, label: `DPM++ ${k} autoguided`, settings: { ...base, fastSteps: k } }));
       case 'dpm-sde-ag':
-        return o.fastSteps.map((k) => ({ id: `dpm-sde-ag-${k}`, label: `DPM++ SDE ${2 * k} autoguided`, settings: { ...base, fastSteps: k } }));
+        return o.fastSteps.map((k) => ({ id: `dpm-sde-ag-${k}`, label: `DPM++ SDE ${k} autoguided`, settings: { ...base, fastSteps: k } }));
     }
   };
   const out: ComparisonEntry[] = [];

@@ -49,7 +49,7 @@ export const mnistEvalFlags = {
   steps: cli.numberFlag(codec.PositiveInt, { default: D.samplers.steps, description: 'time steps of the em and pc samplers (comparison, conditional pc, inpainting)' }),
   snr: cli.numberFlag(codec.PositiveFinite, { default: D.samplers.snr, description: 'signal-to-noise ratio of the Langevin corrector of pc' }),
   odeTols: cli.listFlag(codec.PositiveFinite, { default: D.samplers.odeTols, description: 'rtol = atol of the adaptive RK45 probability-flow ODE sampler in the comparison, one run each' }),
-  fastSteps: cli.listFlag(codec.PositiveInt, { default: D.samplers.fastSteps, description: 'step counts k of EDM Heun and DPM-Solver++(2M) in the comparison, one run each (dpm-sde and dpm-sde-ag take 2k steps, the NFE of EDM Heun at k for dpm-sde)' }),
+  fastSteps: cli.listFlag(codec.PositiveInt, { default: D.samplers.fastSteps, description: 'step counts k of EDM Heun and DPM-Solver++(2M) in the comparison, one run each (dpm-sde takes 2k steps, the NFE of EDM Heun at k; the autoguided dpm-ag and dpm-sde-ag k steps at two network evaluations each, the same NFE)' }),
 
   // bits/dim
   bpdImages: cli.numberFlag(codec.PositiveInt, { default: D.bpd.images, description: 'test images whose bits/dim are estimated (the first N)' }),

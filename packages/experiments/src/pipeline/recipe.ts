@@ -179,11 +179,13 @@ export const edmRecipe: Recipe = {
  * (σ_d = 0.5), noise levels centred higher, ln σ ~ N(−0.6, 1.2²) (a short run learns the coarse levels that decide a
  * digit's shape first), and learning rate 4e-3, for 9 epochs: the study's 7-minute training budget at the 0.047–0.052 s
  * a step of the fused conv filter gradient (issue 11; it was 6 epochs at 0.064–0.073 s). Measured against the 6 epochs
- * on the same code (FID at n = 1000, seed 0 / seed 1): the stochastic samplers gain (`dpm-sde-ag` 34.8 → 30.4,
+ * on the same code (FID at n = 1000, seed 0 / seed 1): the stochastic samplers gain (`dpm-sde-ag` in its earlier
+ * 78-NFE form 34.8 → 30.4,
  * `dpm-sde` 43.8 → 37.5 at seed 0), the deterministic `edm` and `dpm` gain most (79 → 67, 84 → 72), `dpm-ag` does not
  * (39.1 → 42.9 with the guide at 1/6; README, "Autoguidance"). Its state after 1/9 of the run (one epoch) is saved as
  * the guide of the autoguided samplers, which draw first: at 9 epochs the one-epoch guide beat the 1/6 one on both seeds
- * (mean FID of seeds 0 and 1: `dpm-ag` 39.2 against 42.8, `dpm-sde-ag` 28.7 against 32.0, at w = 2.5 and 1.5).
+ * (mean FID of seeds 0 and 1: `dpm-ag` 39.2 against 42.8, the 78-NFE `dpm-sde-ag` 28.7 against 32.0, at w = 2.5 and
+ * 1.5). The best of its ≤ 40-NFE samplers is `dpm-sde-ag` (40 NFE: 30.2 / 34.0 against `dpm-ag`'s 34.9 / 43.5).
  * @category recipes
  */
 export const quickPreset: Recipe = {
@@ -206,7 +208,7 @@ export const quickPreset: Recipe = {
  * 1,739), per minute it is behind at 7 minutes, and the curves' slopes put the crossing near 30 minutes. The learning
  * rate stays at 2e-3: 4e-3 was measured better at half width only, and wider networks usually take a smaller rate.
  * Its guide stays at 1/6 of the run: a one-epoch guide (1/16) was worse on its checkpoint (`dpm-ag` 30.2 against 25.7,
- * `dpm-sde-ag` 28.7 against 26.2).
+ * the 78-NFE `dpm-sde-ag` 28.7 against 26.2). On this checkpoint the 40-NFE `dpm-sde-ag` (30.6) is behind `dpm-ag`.
  * @category recipes
  */
 export const qualityPreset: Recipe = {

@@ -20,11 +20,12 @@
  * - `dpm-sde`: DPM-Solver++(2M) solving the reverse SDE of strength η = {@link DPM_SDE_ETA} (every step re-draws
  *          noise, more than the reverse SDE's own, which mixes away the model's errors) on the Karras grid,
  *          2·`fastSteps` steps, at the NFE of `edm`;
- * - `dpm-ag`: DPM-Solver++(2M) on the Karras grid, `fastSteps` steps, and `dpm-sde-ag`: `dpm-sde`, both on the
- *          autoguided score s_weak + w (s − s_weak) (Karras et al. 2024; solvers' `autoguidance`), the weaker model
- *          being the run's guide (the EMA weights saved early in training, the recipe's `guide`), w =
- *          {@link AUTOGUIDANCE_WEIGHTS}; two network evaluations per score evaluation, and their NFE counts network
- *          evaluations: `dpm-ag` takes 2·(`fastSteps` + 1), the NFE of `edm`, and `dpm-sde-ag` 2·(2·`fastSteps` + 1).
+ * - `dpm-ag`: DPM-Solver++(2M) on the Karras grid, `fastSteps` steps, and `dpm-sde-ag`: DPM-Solver++(2M) on the
+ *          reverse SDE of strength η = {@link DPM_SDE_AG_ETA}, also `fastSteps` Karras steps, both on the autoguided
+ *          score s_weak + w (s − s_weak) (Karras et al. 2024; solvers' `autoguidance`), the weaker model being the
+ *          run's guide (the EMA weights saved early in training, the recipe's `guide`), w = {@link AUTOGUIDANCE_WEIGHTS};
+ *          two network evaluations per score evaluation, and their NFE counts network evaluations: both take
+ *          2·(`fastSteps` + 1), the NFE of `edm`.
  *
  * @module pipeline/samplers
  */
@@ -59,13 +60,15 @@ export const SAMPLER_LABELS: Readonly<Record<SamplerName, string>> = {
  * quality presets' checkpoints (FID, project extractor, n = 1000, floor 13.7 unless stated; README, "Autoguidance").
  * `dpm` with 19 Karras steps: quick, 9 epochs, guide at 1/9, seeds 0 / 1: w = 2, 2.5, 3 gave 37.9 / 44.5, 34.9 / 43.5,
  * 35.7 / 46.6; quality (guide at 1/6) w = 2, 2.5, 3, 3.5 gave 28.2, 25.7, 25.9, 27.5; the earlier 6-epoch quick preset
- * (n = 512, floor 20.6) 48.8, 43.0, 42.0. `dpm-sde` with 38 steps: quick, 9 epochs, w = 1.5, 2 gave 26.8 / 30.6,
- * 26.8 / 37.9; quality w = 1.5, 2, 2.5 gave 26.2, 27.1, 36.9; 6-epoch quick (n = 512) w = 1.5, 2, 2.5, 3 gave 41.0,
- * 40.2, 47.3, 69.1. The stochastic sampler's own noise already corrects part of what guidance corrects, so it takes
- * less; a larger w raises the confident-class rate further but costs diversity (FID).
+ * (n = 512, floor 20.6) 48.8, 43.0, 42.0. `dpm-sde-ag` (19 steps, η = 2, 40 NFE): quick seed 0, w = 1.5, 2, 2.5, 3,
+ * 3.5 gave 41.7, 30.2, 28.5, 38.8, 69.3; seed 1, w = 2, 2.5 gave 34.0, 39.3; quality w = 2, 2.5 gave 30.6, 30.0 — w = 2
+ * has the best mean (31.6 against 32.6) and beyond 2.5 the stochastic sampler degrades fast. (Its earlier form, 38
+ * steps at η = 4, 78 NFE, took w = 1.5: 26.8 / 30.6 on the quick seeds, 26.2 on quality.) The stochastic sampler's own
+ * noise already corrects part of what guidance corrects, so it takes less; a larger w raises the confident-class rate
+ * further but costs diversity (FID).
  * @category samplers
  */
-export const AUTOGUIDANCE_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-ag': 2.5, 'dpm-sde-ag': 1.5 };
+export const AUTOGUIDANCE_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-ag': 2.5, 'dpm-sde-ag': 2 };
 
 /** The autoguidance weight of a named sampler (undefined: it draws with the model's own score). @category samplers */
 export const autoguidanceWeightOf = (name: SamplerName): number | undefined => AUTOGUIDANCE_WEIGHTS[name];
@@ -109,6 +112,15 @@ export const ODE_INTERVALS = 20;
  */
 export const DPM_SDE_ETA = 4;
 
+/**
+ * η of `dpm-sde-ag`, chosen by measurement with its weight (FID at n = 1000, project extractor, 19 Karras steps, 40
+ * NFE): on the quick preset's checkpoint (9 epochs, seed 0) η = 1, 2, 4 gave 31.9, 30.2, 36.9 at w = 2, and η = 1,
+ * 1.5, 2, 3, 4 gave 31.5, 29.9, 28.5, 33.2, 38.1 at w = 2.5; seed 1 at w = 2: η = 1.5, 2 gave 32.8, 34.0; quality at
+ * w = 2: 32.1, 30.6. Guidance already sharpens what a larger η would correct: half of `dpm-sde`'s η, at half its steps.
+ * @category samplers
+ */
+export const DPM_SDE_AG_ETA = 2;
+
 /** The specification of a named sampler. @category samplers */
 export const namedSamplerSpec = (name: SamplerName, s: SamplerSettings): SamplerSpec => {
   switch (name) {
@@ -125,8 +137,9 @@ export const namedSamplerSpec = (name: SamplerName, s: SamplerSettings): Sampler
     case 'dpm':
       return { kind: 'dpm-solver++2m', steps: s.fastSteps };
     case 'dpm-sde':
-    case 'dpm-sde-ag':
       return { kind: 'dpm-solver++2m', steps: 2 * s.fastSteps, eta: DPM_SDE_ETA, grid: 'karras' };
+    case 'dpm-sde-ag':
+      return { kind: 'dpm-solver++2m', steps: s.fastSteps, eta: DPM_SDE_AG_ETA, grid: 'karras' };
     case 'dpm-ag':
       return { kind: 'dpm-solver++2m', steps: s.fastSteps, grid: 'karras' };
   }

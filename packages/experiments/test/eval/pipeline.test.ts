@@ -86,9 +86,9 @@ describe('mnist-eval pipeline (tiny model, tiny sizes)', () => {
     ]);
     // Fixed-step NFE per sample path: EM 3 steps = 3; PC = 3 predictor + 3 corrector evaluations; EDM Heun = 2 per
     // step (the grid ends at ε > 0, so the last step is corrected too), with or without churn; DPM-Solver++(2M) = 1 per
-    // step, its SDE form taking 2k steps at k; each + 1 for the final Tweedie step from ε to 0; the autoguided ones
-    // (the checkpoint and its guide/) two network evaluations each.
-    expect(rep.samplers?.results.map((s) => s.nfe)).toEqual([3 + 1, 6 + 1, expect.any(Number), 4 + 1, 4 + 1, 2 + 1, 4 + 1, 2 * (2 + 1), 2 * (4 + 1)]);
+    // step, its SDE form taking 2k steps at k (the autoguided SDE form k steps); each + 1 for the final Tweedie step
+    // from ε to 0; the autoguided ones (the checkpoint and its guide/) two network evaluations each.
+    expect(rep.samplers?.results.map((s) => s.nfe)).toEqual([3 + 1, 6 + 1, expect.any(Number), 4 + 1, 4 + 1, 2 + 1, 4 + 1, 2 * (2 + 1), 2 * (2 + 1)]);
     for (const s of rep.samplers!.results) expect(s.classes!.histogram.reduce((a, b) => a + b, 0)).toBe(8);
     expect(rep.bpd).toMatchObject({ images: 2, batch: 2, estimator: 'rademacher', eps: 1e-3, cells: 'score-sde' });
     expect(rep.bpd!.perImage).toHaveLength(2);
