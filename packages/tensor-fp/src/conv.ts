@@ -297,7 +297,8 @@ export const filterGradientIm2col = (x: tf.Tensor4D, dy: tf.Tensor4D, filterShap
  *   df[p,q,c,o] = Σ_{b,i,j} x̄[b, s·i+p, s·j+q, c] · dy[b,i,j,o]
  * with x̄'s padding never materialised (the kernel visits, per tap, only the (i, j) whose input pixel lies inside x)
  * and no transpose or im2col copy ({@link convFilterGradient} of fused-kernels.ts). Wasm only, O a multiple of 4
- * ({@link filterGradientMethod} checks both); single-threaded. Every product is exact-input float32, so it equals
+ * ({@link filterGradientMethod} checks both); large calls are shared with the fused kernels' second thread (issue 11:
+ * by rows of df, bit-identical to one thread). Every product is exact-input float32, so it equals
  * {@link filterGradientDilated} and {@link filterGradientIm2col} up to summation order.
  * @category kernels
  */
@@ -338,6 +339,10 @@ export type FilterGradientMethod = 'dilated' | 'im2col' | 'fused';
  *   conv2, tconv2 1.6–2.2× faster fused, tconv1 1.15 / 1.10 (im2col / fused), and conv3, tconv3, conv4 1.3–1.6× slower
  *   (C·O ≥ 8192); at the 26×26 level with O = 4, 8, 12, 20, 1.8–3.1× faster. (Under load from other processes the
  *   single-threaded kernel wins everywhere, as XNNPACK loses its second thread; the rule follows the quiet figures.)
+ *   With the fused kernels' second thread (issue 11) the fused kernel is 1.6–1.9× faster still, and would win at tconv3
+ *   and conv4 / tconv4 too (2.41 → 1.26 and 0.85 → 0.47 ms); the rule deliberately does not look at that thread: the
+ *   methods sum in different orders, and a gradient's bits must not depend on the thread count or on whether the lazily
+ *   started thread is up yet.
  * - Otherwise: the im2col GEMM when n ≤ 4096, the dilated conv otherwise. The GEMM's second operand dy [n, O] is
  *   repacked by XNNPACK on every call and its first one transposed (wasm has no transposed GEMM), which costs more than
  *   the dilated conv saves once the reduction is long: the 12×12 → 5×5 and 5×5 → 2×2 levels (n = 1600 and 256) are

@@ -19,9 +19,20 @@
  * is deterministic.
  *
  * The module imports the backend's WebAssembly.Memory (shared in the threaded build), so a kernel reads and writes
- * tensors in place by their heap offsets, and sees the heap grow. {@link prepareFusedKernels} instantiates the module
- * and registers everything once the wasm backend is up (`initBackend` calls it); {@link fusedKernelsReady} says whether
- * they can be used — on other backends, or if anything failed, callers keep their tfjs-op formulation (the reference
+ * tensors in place by their heap offsets, and sees the heap grow.
+ *
+ * A second thread (issue 11): XNNPACK's convs use the threaded build's threads, our kernels ran on the main thread alone.
+ * Over a shared memory, a host-registered {@link KernelThread} (Node: `fused-thread.ts`, a worker with its own instance of
+ * the module — the module has no globals and no scratch memory of its own, so two instances share nothing but the
+ * tensors) takes one part of each large call: group norm forward and backward by samples (all three passes per sample
+ * in one hand-over), the filter gradient by rows of df (or by outputs), Adam + EMA by elements. Only independent outputs
+ * are split, each computed by exactly the same operations as on one thread, so results are bit-identical with 1 or 2
+ * threads (the tests compare the bits). Small calls, a browser page (no blocking wait on its main thread), a
+ * single-threaded backend, or a failed worker keep everything on the calling thread; so does a machine whose cores are
+ * busy, where the two parts would run one after the other (splitting pauses while it does not pay, see `judge`).
+ *
+ * {@link prepareFusedKernels} instantiates the module and registers everything once the wasm backend is up (`initBackend`
+ * calls it); {@link fusedKernelsReady} says whether they can be used — on other backends, or if anything failed, callers keep their tfjs-op formulation (the reference
  * the tests compare these kernels with, on the cpu backend). The binary comes from the host: in Node, assembled from
  * the text at start-up (`fused-wat.ts`, which registers itself as the default); in a browser, the two binaries the site
  * build assembled the same way, fetched from the site (wabt does not ship to the page).
@@ -29,6 +40,7 @@
  * @module fused-kernels
  */
 import { tf } from './tf';
+import { diagnostic } from './env';
 
 type Info = tf.TensorInfo;
 
@@ -37,7 +49,7 @@ interface WasmMemory {
   readonly buffer: ArrayBuffer | SharedArrayBuffer;
 }
 interface WebAssemblyApi {
-  instantiate(bytes: Uint8Array, imports: Record<string, Record<string, unknown>>): Promise<{ instance: { exports: Record<string, unknown> } }>;
+  instantiate(bytes: Uint8Array, imports: Record<string, Record<string, unknown>>): Promise<{ module: unknown; instance: { exports: Record<string, unknown> } }>;
 }
 const wasmApi = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
 
@@ -60,7 +72,7 @@ interface FusedExports {
   interleave_phases(ptrs: number, s: number, b: number, rows: number, cols: number, cz: number, hout: number, wout: number, top: number, left: number, out: number): void;
   overlap_add(t: number, b: number, hin: number, win: number, kh: number, kw: number, cz: number, hout: number, wout: number, top: number, left: number, z: number): void;
   conv_filter_grad(x: number, dy: number, b: number, h: number, w: number, c: number, ho: number, wo: number, o: number, kh: number, kw: number, s: number,
-    top: number, left: number, chunk: number, df: number): void;
+    top: number, left: number, chunk: number, df: number, r0: number, r1: number, o0: number, o1: number): void;
   adam_ema(g: number, p: number, m: number, v: number, e: number, n: number, clip: number, useClip: number, b1: number, c1: number, b2: number, c2: number,
     bc2: number, eps: number, step: number, d: number, cd: number, hasEma: number, op: number, om: number, ov: number, oe: number): void;
 }
@@ -117,6 +129,187 @@ const dims = (x: Info): [number, number, number] => {
  */
 const filterGradChunk = (b: number, ho: number, wo: number): number => Math.max(1, Math.min(b, Math.floor(128 / Math.max(1, ho * wo))));
 
+// -------------------------------------------------------------------------------------
+// the kernel thread
+// -------------------------------------------------------------------------------------
+
+/** The exports a {@link KernelThread} runs: the group norm passes, the filter gradient, Adam + EMA. @category threads */
+export const THREAD_KERNELS = ['gn_stats', 'gn_coeffs', 'gn_apply', 'gn_backward_sums', 'gn_backward_coeffs', 'gn_backward_dx', 'conv_filter_grad', 'adam_ema'] as const;
+
+/** One call of an export of the module: its name, then its arguments (heap byte offsets, counts, float32 scalars). @category threads */
+export type KernelCall = readonly [(typeof THREAD_KERNELS)[number], ...number[]];
+
+/**
+ * A second thread running the fused kernels over the same shared memory (Node: `fused-thread.ts`, a worker with its own
+ * instance of the module). {@link splitRun} posts one part of a kernel call, computes the other, then waits.
+ * @category threads
+ */
+export interface KernelThread {
+  /** Starts `calls`, in order, on the other thread and returns at once. */
+  readonly post: (calls: ReadonlyArray<KernelCall>) => void;
+  /** Blocks until the posted calls have run: true, or false if they failed or the thread stopped answering. */
+  readonly wait: () => boolean;
+}
+
+/**
+ * Starts a {@link KernelThread} over the compiled module (a `WebAssembly.Module`) and the backend's shared memory, or
+ * rejects with the reason it cannot. Registered by the host ({@link registerKernelThread}); a browser registers none
+ * (its main thread may not block in `Atomics.wait`).
+ * @category threads
+ */
+export type KernelThreadStarter = (module: unknown, memory: WasmMemory) => Promise<KernelThread>;
+
+/** The kinds of split kernel calls, each with its own size below which it stays on one thread. @category threads */
+export type SplitKind = 'groupNorm' | 'filterGradient' | 'adam';
+
+/**
+ * The least work a call needs before it is split between two threads: elements of x for a group norm call, multiply-adds
+ * (B·H_o·W_o·k_h·k_w·C·O) for a filter gradient, elements for Adam + EMA. A split costs ~15 µs on this thread plus the
+ * sleeping worker's wake-up (~30 µs in all for a call whose parts are tiny), so it pays from calls of ~0.06 ms. Measured
+ * (`npm run bench -- filter-gradient --kernel-threads`, batch 64, 2-core machine in a quiet spell, min of 15, ms, 1 → 2
+ * threads): group norm forward / backward 1.10 → 0.60 / 1.33 → 0.72 at [64,26,26,16], 0.44 → 0.27 / 0.58 → 0.34 at
+ * [64,12,12,32], 0.17 → 0.11 / 0.22 → 0.15 at [64,5,5,64], 0.083 → 0.070 / 0.098 → 0.081 at [64,2,2,128] (32768
+ * elements); filter gradient 0.24 → 0.15 at conv1 (6.2 M multiply-adds) up to 3.14 → 1.65 at tconv2 (1.6–1.9×); Adam + EMA
+ * 0.065 → 0.068 at 73728 elements, 0.123 → 0.082 at 147456.
+ * @category threads
+ */
+export const KERNEL_THREAD_MIN_WORK: Readonly<Record<SplitKind, number>> = { groupNorm: 32768, filterGradient: 2_000_000, adam: 131072 };
+
+let threadStarter: KernelThreadStarter | undefined;
+let compiled: { readonly module: unknown; readonly memory: WasmMemory } | undefined;
+let thread: { readonly state: 'idle' } | { readonly state: 'starting' } | { readonly state: 'ready'; readonly t: KernelThread } | { readonly state: 'failed'; readonly reason: string } = {
+  state: 'idle',
+};
+let threadWanted = true;
+let adaptive = true;
+let strikes = 0;
+let pause = 0;
+let pauses = 0;
+let minWork: Readonly<Record<SplitKind, number>> = KERNEL_THREAD_MIN_WORK;
+let splits = 0;
+
+/** Registers how this host starts a {@link KernelThread} (Node: `fused-thread.ts`, imported by the package's Node entry). @category threads */
+export const registerKernelThread = (starter: KernelThreadStarter): void => {
+  threadStarter = starter;
+};
+
+/**
+ * Starts the kernel thread if this process can have one: the fused kernels ready over a shared memory (the threaded wasm
+ * build) and a starter registered. Resolves to whether it runs. Kernel calls start it themselves on first need and stay
+ * single-threaded until it is up; tests and benchmarks await this first. Results never depend on it.
+ * @category threads
+ */
+export const startKernelThread = async (): Promise<boolean> => {
+  if (thread.state === 'ready') return true;
+  if (thread.state === 'failed' || compiled === undefined) return false;
+  // Settled for good, silently, when there is nothing to start here (kernel calls then stop asking).
+  const starter = threadStarter;
+  if (starter === undefined) {
+    thread = { state: 'failed', reason: 'no kernel thread on this host (a browser page may not block its main thread)' };
+    return false;
+  }
+  if (!(typeof SharedArrayBuffer !== 'undefined' && compiled.memory.buffer instanceof SharedArrayBuffer)) {
+    thread = { state: 'failed', reason: 'the wasm backend is single-threaded (its memory is not shared)' };
+    return false;
+  }
+  if (thread.state === 'idle') {
+    thread = { state: 'starting' };
+    try {
+      thread = { state: 'ready', t: await starter(compiled.module, compiled.memory) };
+    } catch (e) {
+      thread = { state: 'failed', reason: (e as Error).message };
+      diagnostic(`[score-sde] no kernel thread (${thread.reason}); fused kernels on one thread`);
+    }
+  } else {
+    // Someone else is starting it: poll until it is settled.
+    while (thread.state === 'starting') await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return thread.state === 'ready';
+};
+
+/**
+ * Uses the kernel thread (`enabled`, default true) or keeps every call on the calling thread, sets the sizes from which
+ * calls are split (`minWork`), and whether splitting pauses while it does not pay (`adaptive`, default true; see `judge`).
+ * Tests split small calls and turn `adaptive` off (a busy machine must not change which calls are split); benchmarks compare
+ * 1 and 2 threads in one process. The results are bit-identical either way.
+ * @category threads
+ */
+export const configureKernelThread = (opts: { readonly enabled?: boolean; readonly minWork?: Partial<Record<SplitKind, number>>; readonly adaptive?: boolean }): void => {
+  if (opts.enabled !== undefined) threadWanted = opts.enabled;
+  if (opts.adaptive !== undefined) {
+    adaptive = opts.adaptive;
+    strikes = 0;
+    pause = 0;
+  }
+  if (opts.minWork !== undefined) minWork = { ...minWork, ...opts.minWork };
+};
+
+/**
+ * The kernel thread's state: running or not, why not, how many calls it has shared so far, and how many times splitting
+ * was paused because the other thread did not run alongside (a busy machine).
+ * @category threads
+ */
+export const kernelThreadStatus = (): { readonly running: boolean; readonly reason?: string; readonly splitCalls: number; readonly pauses: number } =>
+  thread.state === 'ready'
+    ? { running: true, splitCalls: splits, pauses }
+    : { running: false, ...(thread.state === 'failed' ? { reason: thread.reason } : {}), splitCalls: splits, pauses };
+
+const runCall = (k: FusedExports, [name, ...args]: KernelCall): void => {
+  (k[name] as (...a: number[]) => unknown)(...args);
+};
+
+/**
+ * Runs `job` over the index range [0, n): as job(0, cut) on the kernel thread and job(cut, n) here at the same time when the
+ * thread runs and `work` reaches the kind's minimum, else job(0, n) here. `job` must map disjoint ranges to calls that write
+ * disjoint outputs, each output computed exactly as in job(0, n) (per sample, per block of a gradient, per element): so the
+ * results are bit-identical. If the thread fails, its part is redone here and the thread is given up.
+ */
+const splitRun = (k: FusedExports, kind: SplitKind, work: number, n: number, job: (i0: number, i1: number) => ReadonlyArray<KernelCall>, cut = Math.floor(n / 2)): void => {
+  if (threadWanted && work >= minWork[kind] && cut > 0 && cut < n) {
+    if (thread.state === 'idle') void startKernelThread();
+    if (thread.state === 'ready' && pause > 0) pause--;
+    else if (thread.state === 'ready') {
+      const t = thread.t;
+      const theirs = job(0, cut);
+      t.post(theirs);
+      const t0 = performance.now();
+      job(cut, n).forEach((c) => runCall(k, c));
+      const t1 = performance.now();
+      if (t.wait()) {
+        splits++;
+        if (adaptive) judge(t1 - t0, performance.now() - t1);
+        return;
+      }
+      thread = { state: 'failed', reason: 'the kernel thread failed or stopped answering' };
+      diagnostic(`[score-sde] ${thread.reason}; fused kernels back on one thread`);
+      theirs.forEach((c) => runCall(k, c));
+      return;
+    }
+  }
+  job(0, n).forEach((c) => runCall(k, c));
+};
+
+/**
+ * Whether splitting pays here and now. The worker's part is at most as large as ours, so on two free cores we wait for it
+ * only its wake-up (~10–50 µs); when other processes keep the cores busy, the two parts run one after the other (seen on
+ * the 2-core machine under another process's 2-thread load: two threads took exactly twice as long for twice the work) and
+ * we wait about as long as our own part took. A call of at least 0.1 ms whose wait exceeds ¾ of our part (the split then
+ * saves under an eighth) is a strike; 8 strikes in a row pause the splitting for the next 256 eligible calls (a dozen
+ * training steps), after which it is tried again. The results are the same bits either way.
+ */
+const judge = (ownMs: number, waitedMs: number): void => {
+  if (ownMs < 0.1) return;
+  strikes = waitedMs > 0.75 * ownMs ? strikes + 1 : 0;
+  if (strikes >= 8) {
+    strikes = 0;
+    pause = 256;
+    pauses++;
+  }
+};
+
+/** Where the filter gradient's outputs split in two: the middle, on a 16-output block boundary when O is a multiple of 32. */
+const outputCut = (o: number): number => (o % 32 === 0 ? o / 2 : 4 * Math.floor(o / 8));
+
 const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports) => KernelFunc>> = {
   // (x, γ, β[, bias]) ↦ [z, mc, r, k, scale, shift]: statistics, coefficients, then the affine map (and swish).
   ScoreSdeGroupNorm: (k) => (args) => {
@@ -127,9 +320,15 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     const stat = (): Info => backend.makeOutput([b, 1, 1, c], 'float32');
     const [out, mc, vc, r, kk, scale, shift] = [backend.makeOutput([...x.shape], 'float32'), stat(), stat(), stat(), stat(), stat(), stat()];
     const off = (t: Info): number => backend.getMemoryOffset(t.dataId);
-    k.gn_stats(off(x), b, hw, c, off(mc), off(vc));
-    k.gn_coeffs(off(mc), off(vc), bias === undefined ? 0 : off(bias), bias === undefined ? 0 : 1, off(gamma), off(beta), b, c, groups, eps, off(r), off(kk), off(scale), off(shift));
-    k.gn_apply(off(x), b, hw, c, off(scale), off(shift), swish ? 1 : 0, off(out));
+    // Samples [i0, i1): every pass is per sample, so the batch splits between two threads with bit-identical results.
+    const at = (t: Info, i0: number): number => off(t) + 4 * i0 * c;
+    const px = (t: Info, i0: number): number => off(t) + 4 * i0 * hw * c;
+    splitRun(k, 'groupNorm', b * hw * c, b, (i0, i1): KernelCall[] => [
+      ['gn_stats', px(x, i0), i1 - i0, hw, c, at(mc, i0), at(vc, i0)],
+      ['gn_coeffs', at(mc, i0), at(vc, i0), bias === undefined ? 0 : at(bias, i0), bias === undefined ? 0 : 1, off(gamma), off(beta), i1 - i0, c, groups, eps,
+        at(r, i0), at(kk, i0), at(scale, i0), at(shift, i0)],
+      ['gn_apply', px(x, i0), i1 - i0, hw, c, at(scale, i0), at(shift, i0), swish ? 1 : 0, px(out, i0)],
+    ]);
     backend.disposeData(vc.dataId);
     return [out, mc, r, kk, scale, shift];
   },
@@ -142,9 +341,14 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     const stat = (): Info => backend.makeOutput([b, 1, 1, c], 'float32');
     const [dx, s1, s2, dbias, s3, ca, cb, cc] = [backend.makeOutput([...x.shape], 'float32'), stat(), stat(), stat(), stat(), stat(), stat(), stat()];
     const off = (t: Info): number => backend.getMemoryOffset(t.dataId);
-    k.gn_backward_sums(off(dz), off(x), b, hw, c, off(scale), off(shift), swish ? 1 : 0, off(dx), off(s1), off(s3));
-    k.gn_backward_coeffs(off(s1), off(s3), off(r), off(kk), off(mc), off(gamma), b, c, groups, hw, off(s2), off(ca), off(cb), off(cc), off(dbias));
-    k.gn_backward_dx(off(dx), off(x), b, hw, c, off(ca), off(cb), off(cc), off(dx));
+    const at = (t: Info, i0: number): number => off(t) + 4 * i0 * c;
+    const px = (t: Info, i0: number): number => off(t) + 4 * i0 * hw * c;
+    splitRun(k, 'groupNorm', b * hw * c, b, (i0, i1): KernelCall[] => [
+      ['gn_backward_sums', px(dz, i0), px(x, i0), i1 - i0, hw, c, at(scale, i0), at(shift, i0), swish ? 1 : 0, px(dx, i0), at(s1, i0), at(s3, i0)],
+      ['gn_backward_coeffs', at(s1, i0), at(s3, i0), at(r, i0), at(kk, i0), at(mc, i0), off(gamma), i1 - i0, c, groups, hw, at(s2, i0), at(ca, i0), at(cb, i0), at(cc, i0),
+        at(dbias, i0)],
+      ['gn_backward_dx', px(dx, i0), px(x, i0), i1 - i0, hw, c, at(ca, i0), at(cb, i0), at(cc, i0), px(dx, i0)],
+    ]);
     [s3, ca, cb, cc].forEach((t) => backend.disposeData(t.dataId));
     return [dx, s1, s2, dbias];
   },
@@ -189,7 +393,16 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
       return df;
     }
     const off = (t: Info): number => backend.getMemoryOffset(t.dataId);
-    k.conv_filter_grad(off(x), off(dy), b, h, w, c, ho, wo, o, a.kh, a.kw, a.s, a.top, a.left, filterGradChunk(b, ho, wo), off(df));
+    const call = (r0: number, r1: number, o0: number, o1: number): KernelCall =>
+      ['conv_filter_grad', off(x), off(dy), b, h, w, c, ho, wo, o, a.kh, a.kw, a.s, a.top, a.left, filterGradChunk(b, ho, wo), off(df), r0, r1, o0, o1];
+    // Two disjoint blocks of df, each element's sum unchanged (see the kernel): by rows (an even count first, so the worker's
+    // rows pair up), or by outputs when there is a single row. (Splitting O = 16 in two halves of 8 leaves each thread the
+    // kernel's narrow 4-output loops: 2.3× slower than one thread at conv1.)
+    const rows = a.kh * a.kw * c;
+    const byRows = rows >= 2;
+    const work = b * ho * wo * rows * o;
+    if (byRows) splitRun(k, 'filterGradient', work, rows, (r0, r1) => [call(r0, r1, 0, o)], 2 * Math.floor(rows / 4));
+    else splitRun(k, 'filterGradient', work, o, (o0, o1) => [call(0, rows, o0, o1)], outputCut(o));
     return df;
   },
   // () ↦ z [B, ...shape]: row b = the normals of key b (attrs: keys as 2B uint32 words, shape).
@@ -214,8 +427,13 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     const off = (t: Info): number => backend.getMemoryOffset(t.dataId);
     const [op, om, ov, oe] = outs.map(off);
     const n = p.shape.reduce((x, y) => x * y, 1);
-    k.adam_ema(off(g), off(p), off(m), off(v), e === undefined ? 0 : off(e), n, a.clip, a.clip === 1 ? 0 : 1, a.beta1, a.oneMinusBeta1, a.beta2, a.oneMinusBeta2,
-      a.bc2, a.eps, a.step, a.decay, a.oneMinusDecay, e === undefined ? 0 : 1, op!, om!, ov!, oe ?? 0);
+    // Elements [i0, i1) (i0 a multiple of 4, so every element keeps its vector or scalar path): element-wise, splits freely.
+    const at = (ptr: number, i0: number): number => ptr + 4 * i0;
+    splitRun(k, 'adam', n, n, (i0, i1): KernelCall[] => [
+      ['adam_ema', at(off(g), i0), at(off(p), i0), at(off(m), i0), at(off(v), i0), e === undefined ? 0 : at(off(e), i0), i1 - i0, a.clip, a.clip === 1 ? 0 : 1,
+        a.beta1, a.oneMinusBeta1, a.beta2, a.oneMinusBeta2, a.bc2, a.eps, a.step, a.decay, a.oneMinusDecay, e === undefined ? 0 : 1,
+        at(op!, i0), at(om!, i0), at(ov!, i0), oe === undefined ? 0 : at(oe, i0)],
+    ], 4 * Math.floor(n / 8));
     return outs;
   },
 };
@@ -234,8 +452,9 @@ export const prepareFusedKernels = async (binary: FusedBinary | undefined = defa
     const memory = backendMemory(tf.backend() as unknown as WasmBackend);
     if (memory === undefined) throw new Error("the wasm backend's memory is not reachable");
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const { instance } = await wasmApi.instantiate(await binary(shared), { env: { memory } });
+    const { module, instance } = await wasmApi.instantiate(await binary(shared), { env: { memory } });
     const k = instance.exports as unknown as FusedExports;
+    compiled = { module, memory };
     for (const name of FUSED_KERNELS) {
       if (tf.getKernel(name, 'wasm') === undefined) tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: kernels[name](k) });
     }
@@ -363,7 +582,8 @@ export const overlapAdd = (t: tf.Tensor4D, kh: number, kw: number, hOut: number,
  *   df[p, q, c, o] = Σ_{b, i, j} x̄[b, s·i + p, s·j + q, c] · dy[b, i, j, o],   x̄[b, u, v, c] = x[b, u − top, v − left, c],
  * as df [kh, kw, C, O] (HWIO), in one pass of our own SIMD kernel straight from NHWC x and dy (no transposes, no im2col
  * copy): 4 outputs o per lane group, 2 channels × 16 outputs of one tap accumulated in registers over a chunk of images,
- * only the (i, j) where the tap lands inside x visited. Single-threaded. Needs O a multiple of 4
+ * only the (i, j) where the tap lands inside x visited. Large calls split df's rows (or outputs) with the kernel thread
+ * ({@link startKernelThread}), bit-identically. Needs O a multiple of 4
  * (conv.ts's `filterGradientMethod` checks it). The kernel only reads inside x and dy (i < H_o, j < W_o and the tap inside x);
  * that dy has the conv's output size is the caller's to check (conv.ts's `filterGradientFused` does). Forward only (a
  * gradient itself).

@@ -2,6 +2,8 @@
 ;; into the imported memory (the backend's own), every array float32; channel counts are multiples of 4 (one v128
 ;; holds 4 channels of one pixel, NHWC). Pure loops: each output element depends only on its own sample's inputs.
 ;; At the end, a conv filter gradient (a reduction over the batch: vectorised over its output channels instead).
+;; No globals, no data, no memory of its own: every buffer is a tensor the caller allocated, so two instances of this
+;; module (the main thread's and the kernel thread's, fused-thread.ts) can run at once on disjoint parts of one call.
 (module
   ;; The memory import (placeholder below) is written by the loader with the backend memory's shape (shared for the threaded build).
   (import "env" "memory" __MEMORY__)
@@ -735,12 +737,26 @@
   ;; conv with one input channel); otherwise one row. Each block adds the sum over its window: the rows i with
   ;; 0 <= s*i + p - top < H (i < Ho), likewise the columns j (taps outside x read zeros: their terms are never visited).
   ;; Summation order per element: chunk by chunk, within a chunk image, row, column.
+  ;; Only the block of df with global rows R = p*kw*C + r in [r0, r1) and output columns in [o0, o1) (o0, o1 multiples of 4) is
+  ;; zeroed and computed, so two threads may compute disjoint blocks of one df at once; an element's sum is the same whatever
+  ;; the block (each lane's accumulator sees the same products in the same order; the pairing of rows and the width of the
+  ;; column blocks only decide which lanes share a loop).
   (func (export "conv_filter_grad") (param $x i32) (param $dy i32) (param $b i32) (param $h i32) (param $w i32) (param $c i32)
     (param $ho i32) (param $wo i32) (param $o i32) (param $kh i32) (param $kw i32) (param $s i32) (param $top i32) (param $left i32)
-    (param $nb i32) (param $df i32)
+    (param $nb i32) (param $df i32) (param $r0 i32) (param $r1 i32) (param $o0 i32) (param $o1 i32)
     (local $b0 i32) (local $n i32) (local $p i32) (local $ilo i32) (local $ihi i32) (local $r i32) (local $q i32) (local $q2 i32) (local $jlo i32) (local $jhi i32)
     (local $rows i32) (local $kwc i32) (local $xsb i32) (local $xsi i32) (local $xsj i32) (local $dsb i32) (local $dsi i32) (local $dsj i32)
-    (memory.fill (local.get $df) (i32.const 0) (i32.shl (i32.mul (i32.mul (i32.mul (local.get $kh) (local.get $kw)) (local.get $c)) (local.get $o)) (i32.const 2)))
+    (local $rs i32) (local $re i32) (local $oc i32) (local $ob i32)
+    (local.set $oc (i32.sub (local.get $o1) (local.get $o0)))
+    (local.set $ob (i32.shl (local.get $o0) (i32.const 2)))
+    ;; zero the block: row by row, the columns [o0, o1)
+    (local.set $r (local.get $r0))
+    (block $zero_done (loop $zero
+      (br_if $zero_done (i32.ge_u (local.get $r) (local.get $r1)))
+      (memory.fill (i32.add (local.get $df) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $o)) (local.get $o0)) (i32.const 2))) (i32.const 0)
+        (i32.shl (local.get $oc) (i32.const 2)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $zero)))
     (local.set $xsj (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2)))
     (local.set $xsi (i32.mul (local.get $xsj) (local.get $w)))
     (local.set $xsb (i32.shl (i32.mul (i32.mul (local.get $h) (local.get $w)) (local.get $c)) (i32.const 2)))
@@ -757,14 +773,19 @@
         (local.set $ilo (call $win_lo (i32.sub (local.get $top) (local.get $p)) (local.get $s)))
         (local.set $ihi (call $win_hi (i32.sub (local.get $top) (local.get $p)) (local.get $h) (local.get $s) (local.get $ho)))
         (if (i32.lt_s (local.get $ilo) (local.get $ihi)) (then
-          (local.set $r (i32.const 0))
+          ;; this tap row's part of [r0, r1): r in [rs, re)
+          (local.set $rs (i32.sub (local.get $r0) (i32.mul (local.get $p) (local.get $kwc))))
+          (local.set $rs (select (local.get $rs) (i32.const 0) (i32.gt_s (local.get $rs) (i32.const 0))))
+          (local.set $re (i32.sub (local.get $r1) (i32.mul (local.get $p) (local.get $kwc))))
+          (local.set $re (select (local.get $kwc) (local.get $re) (i32.gt_s (local.get $re) (local.get $kwc))))
+          (local.set $r (local.get $rs))
           (block $rows_done (loop $rows_loop
-            (br_if $rows_done (i32.ge_u (local.get $r) (local.get $kwc)))
+            (br_if $rows_done (i32.ge_s (local.get $r) (local.get $re)))
             (local.set $q (i32.div_u (local.get $r) (local.get $c)))
             (local.set $jlo (call $win_lo (i32.sub (local.get $left) (local.get $q)) (local.get $s)))
             (local.set $jhi (call $win_hi (i32.sub (local.get $left) (local.get $q)) (local.get $w) (local.get $s) (local.get $wo)))
             (local.set $rows (i32.const 1))
-            (if (i32.lt_u (i32.add (local.get $r) (i32.const 1)) (local.get $kwc)) (then
+            (if (i32.lt_s (i32.add (local.get $r) (i32.const 1)) (local.get $re)) (then
               (local.set $q2 (i32.div_u (i32.add (local.get $r) (i32.const 1)) (local.get $c)))
               (if (i32.or (i32.eq (local.get $q2) (local.get $q))
                     (i32.and (i32.eq (local.get $jlo) (call $win_lo (i32.sub (local.get $left) (local.get $q2)) (local.get $s)))
@@ -776,10 +797,10 @@
                 (i32.add (local.get $x) (i32.shl (i32.add (i32.mul (i32.add
                   (i32.mul (i32.add (i32.mul (local.get $b0) (local.get $h)) (i32.sub (i32.add (i32.mul (local.get $s) (local.get $ilo)) (local.get $p)) (local.get $top))) (local.get $w))
                   (i32.sub (i32.mul (local.get $s) (local.get $jlo)) (local.get $left))) (local.get $c)) (local.get $r)) (i32.const 2)))
-                (i32.add (local.get $dy) (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b0) (local.get $ho)) (local.get $ilo)) (local.get $wo)) (local.get $jlo)) (local.get $dsj)))
+                (i32.add (i32.add (local.get $dy) (local.get $ob)) (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b0) (local.get $ho)) (local.get $ilo)) (local.get $wo)) (local.get $jlo)) (local.get $dsj)))
                 (local.get $n) (i32.sub (local.get $ihi) (local.get $ilo)) (i32.sub (local.get $jhi) (local.get $jlo)) (local.get $xsb) (local.get $xsi) (local.get $xsj)
                 (local.get $dsb) (local.get $dsi) (local.get $dsj)
-                (i32.add (local.get $df) (i32.mul (i32.add (i32.mul (local.get $p) (local.get $kwc)) (local.get $r)) (local.get $dsj))) (local.get $dsj) (local.get $o))))
+                (i32.add (i32.add (local.get $df) (local.get $ob)) (i32.mul (i32.add (i32.mul (local.get $p) (local.get $kwc)) (local.get $r)) (local.get $dsj))) (local.get $dsj) (local.get $oc))))
             (local.set $r (i32.add (local.get $r) (local.get $rows)))
             (br $rows_loop)))))
         (br_if $taps_p (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 1))) (local.get $kh))))

@@ -19,7 +19,9 @@
  * On wasm (channels a multiple of 4) the passes over the activations are our own fused kernels
  * (`fused-kernels.ts`): the channel statistics in one kernel, the affine map and swish in one, and backwards
  * dy with S1, S3 in one and dx in one; only x is saved (y and σ(y) are recomputed from it). The small per-channel
- * algebra in between stays in tfjs ops, the same formulas as the tfjs-op path used on other backends.
+ * algebra in between stays in tfjs ops, the same formulas as the tfjs-op path used on other backends. Every pass is per
+ * sample, so with the threaded build a large batch is split by samples between two threads (`fused-thread.ts`), with
+ * bit-identical results.
  *
  * @module group-norm
  */

@@ -15,7 +15,9 @@
  * 4. Emscripten keeps running pthread workers referenced: the process would never exit. They are unref'd.
  * Anything that fails falls back to the single-threaded SIMD build, with a one-line reason on stderr.
  *
- * Only XNNPACK kernels (conv2d, matMul, …) use the extra threads; element-wise kernels stay single-threaded.
+ * Only XNNPACK kernels (conv2d, matMul, …) use the extra threads; tfjs' element-wise kernels stay single-threaded. Our
+ * own fused kernels (group norm, the conv filter gradient, Adam + EMA) get a second thread of their own over the same
+ * shared memory (`fused-thread.ts`), so they too use 2 threads exactly when this build does.
  *
  * `SCORE_SDE_WASM_THREADS` chooses: unset or `auto` = one thread per core (`os.availableParallelism()`),
  * except under Jest, where tests keep the single-threaded build (each test file would otherwise start a new

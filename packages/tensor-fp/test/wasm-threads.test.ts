@@ -53,13 +53,17 @@ describe('a command-line process (child)', () => {
     await initBackend({ prefer: 'wasm', quiet: true });
   });
 
-  test('gets wasm (SIMD, 2 threads), equals the single-threaded conv, exits; an invalid request falls back to 1 thread and says so', async () => {
+  test('gets wasm (SIMD, 2 threads) and the fused kernels\' thread, equals the single-threaded conv, exits; an invalid request falls back to 1 thread and says so', async () => {
     const [two, bad] = await Promise.all([runChild('2'), runChild('lots')]);
     // Both exited by themselves (a hang would be killed by the timeout and have code null).
     expect([two.code, bad.code]).toEqual([0, 0]);
     expect(two.stderr).toMatch(/\[score-sde\] backend: wasm \(SIMD, 2 threads\)/);
-    const got = JSON.parse(two.stdout) as { info: { threads: number }; status: { threads: number }; conv: number[] };
+    const got = JSON.parse(two.stdout) as { info: { threads: number }; status: { threads: number }; kernelThread: { running: boolean; reason?: string }; conv: number[] };
     expect([got.info.threads, got.status.threads]).toEqual([2, 2]);
+    // The kernel thread ran and shared the group norm (unless it paused on a busy machine), and did not keep the child alive.
+    expect(got.kernelThread).toMatchObject({ running: true });
+    const single = JSON.parse(bad.stdout) as { kernelThread: { running: boolean } };
+    expect(single.kernelThread.running).toBe(false);
     // The same conv here, single-threaded: XNNPACK splits the work by output tiles, not inside a sum, so the
     // two builds give bit-identical results.
     const x = random.normal(random.key(1), [2, 12, 12, 8]) as tf.Tensor4D;

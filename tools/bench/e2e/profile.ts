@@ -2,7 +2,7 @@
  * Where the default recipe's time goes, op by op (issue 11): the training step of `nx run experiments:mnist`'s
  * default recipe and the step of its `em` sampler, on one backend, in one process.
  *
- *   npx tsx tools/bench/e2e/profile.ts [--steps 10] [--profiles 3] [--top 40] [--out FILE.md]
+ *   npx tsx tools/bench/e2e/profile.ts [--steps 10] [--profiles 3] [--top 40] [--out FILE.md] [--kernel-threads]
  *
  * Training, phase by phase (wall medians over `--steps` steps, each phase read back so its kernels have run):
  * the batch (`batchForStep`), the loss's draws (per-sample times and N(0, I) noise), forward + backward
@@ -11,6 +11,10 @@
  * Then `tf.profile`'s kernel times (each call's minimum over `--profiles` runs, which filters out preemption on a
  * shared machine) summed by kernel, for one training step and one sampler step: the kernel count, the summed kernel
  * time and the rest of the wall time (JavaScript: tfjs' bookkeeping per kernel, the tape, our own code).
+ *
+ * `--kernel-threads` instead compares the fused kernels on 1 and 2 threads (`fused-thread.ts`; needs the threaded build):
+ * `--steps` whole training steps and score evaluations with the kernel thread off and on, alternating step by step so
+ * that load from other processes hits both alike; minimum and median wall per setting.
  *
  * @module bench/e2e/profile
  */
@@ -94,6 +98,41 @@ const kernelTable = (title: string, calls: ReadonlyArray<KernelCall>, wall: numb
   ];
 };
 
+/** Training steps and score evaluations with the kernel thread off and on, alternating; min and median wall per setting. */
+const kernelThreadsAB = async (steps: number, advance: () => void, config: Parameters<typeof scoreOfRun>[0], current: () => TrainState, info: Parameters<typeof describeBackend>[0]): Promise<void> => {
+  if (!(await fused.startKernelThread())) throw new Error(`--kernel-threads: no kernel thread (${fused.kernelThreadStatus().reason ?? 'the wasm backend is single-threaded'})`);
+  const x = tf.tidy(() => tf.mul(random.normal(random.key(1), [64, 28, 28, 1]), 10));
+  // The EMA weights of the current state (a training step replaces them).
+  const evalScore = (): void => tf.tidy(() => void scoreOfRun(config, emaParams(current()))(x, 0.5).dataSync());
+  const walls = { train: [[], []] as number[][], score: [[], []] as number[][] };
+  for (let i = 0; i < steps + 2; i++) {
+    for (const [j, enabled] of [false, true].entries()) {
+      fused.configureKernelThread({ enabled });
+      const [tTrain, tScore] = [clock(advance), clock(evalScore)];
+      if (i >= 2) {
+        walls.train[j]!.push(tTrain);
+        walls.score[j]!.push(tScore);
+      }
+    }
+  }
+  fused.configureKernelThread({ enabled: true });
+  const cell = (v: number[]): string => `${Math.min(...v).toFixed(2)} / ${med(v).toFixed(2)}`;
+  process.stdout.write(
+    [
+      `# Training step and score evaluation with the fused kernels on 1 and 2 threads (${describeBackend(info)})`,
+      '',
+      `${steps} of each, alternating; ms, min / median. Kernel thread: ${JSON.stringify(fused.kernelThreadStatus())}.`,
+      '',
+      '| | 1 kernel thread | 2 kernel threads |',
+      '|---|---:|---:|',
+      `| training step (batch 64) | ${cell(walls.train[0]!)} | ${cell(walls.train[1]!)} |`,
+      `| score evaluation (batch 64) | ${cell(walls.score[0]!)} | ${cell(walls.score[1]!)} |`,
+      '',
+    ].join('\n'),
+  );
+  tf.dispose(x);
+};
+
 const main = async (): Promise<void> => {
   const steps = Number(arg('steps', '10'));
   const profiles = Number(arg('profiles', '3'));
@@ -113,6 +152,10 @@ const main = async (): Promise<void> => {
     state = r.right.state;
   };
   for (let i = 0; i < 3; i++) advance();
+  if (process.argv.includes('--kernel-threads')) {
+    await kernelThreadsAB(steps, advance, config, () => state, info);
+    return;
+  }
   const names = scoreNetSpec(config.model).filter((sp) => sp.trainable).map((sp) => sp.name);
   const loss = E.getOrElseW(() => {
     throw new Error('loss');

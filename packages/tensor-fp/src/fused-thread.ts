@@ -1,0 +1,141 @@
+/**
+ * The fused kernels' second thread in Node (issue 11): a `worker_threads` Worker with its own instance of the fused-kernels
+ * module over the wasm backend's shared memory, which runs one part of a split kernel call while the main thread runs the
+ * other (`fused-kernels.ts`, `splitRun`).
+ *
+ * Why: XNNPACK's convs use the threaded build's 2 threads, but our own kernels (group norm, the conv filter gradient,
+ * Adam + EMA) ran on the main thread alone, ~12 ms of a ~52 ms training step of the default model.
+ *
+ * How: one command block in a SharedArrayBuffer — Int32 slots [request, done, failed] and Float64 slots for the calls
+ * ([count, then per call: export index, argument count, arguments]; float64 carries every i32 and float32 argument
+ * exactly). The main thread writes the calls, bumps `request` (Atomics.store + notify), runs its own part, then waits
+ * for `done` to equal `request` (a short spin, then Atomics.wait). The worker sleeps in Atomics.wait between calls; no
+ * message is posted per call. The module has no globals and no scratch memory of its own (every buffer is a tensor the
+ * kernel call allocated), so two instances never share state beyond the disjoint outputs they write.
+ *
+ * The worker is unref'd (the process exits while it waits) and started once, lazily. It is only started over a shared
+ * memory (the threaded build: `SCORE_SDE_WASM_THREADS` unset/auto outside Jest, or n ≥ 2); `off`, `0`, `1` never start
+ * it. Importing this module registers it with `registerKernelThread` (the package's Node entry does).
+ *
+ * @module fused-thread
+ */
+import { Worker } from 'node:worker_threads';
+import { type KernelCall, type KernelThread, type KernelThreadStarter, THREAD_KERNELS, registerKernelThread } from './fused-kernels';
+import { wasmThreadsStatus } from './wasm-threads';
+
+/** Int32 slots of the command block. */
+const REQUEST = 0;
+const DONE = 1;
+const FAILED = 2;
+/** Bytes before the Float64 call slots, and how many there are. */
+const HEADER_BYTES = 16;
+const CALL_SLOTS = 256;
+/**
+ * Polls of `done` before the main thread sleeps (~10 µs): the worker's part usually ends within µs of ours, and a longer
+ * spin would take the core from the worker when both share one (a busy machine).
+ */
+const SPIN = 2000;
+/** How long the main thread waits for the worker's part before giving up on it (then it redoes that part itself). */
+const TIMEOUT_MS = 60_000;
+
+/** The worker's program (CommonJS, evaluated): instantiate, say ready, then serve command blocks forever. */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { module, memory, sab, names } = workerData;
+const instance = new WebAssembly.Instance(module, { env: { memory } });
+const fns = names.map((n) => instance.exports[n]);
+const ctrl = new Int32Array(sab, 0, 4);
+const slots = new Float64Array(sab, ${HEADER_BYTES}, ${CALL_SLOTS});
+parentPort.postMessage('ready');
+let seen = Atomics.load(ctrl, ${REQUEST});
+for (;;) {
+  Atomics.wait(ctrl, ${REQUEST}, seen);
+  seen = Atomics.load(ctrl, ${REQUEST});
+  let failed = 0;
+  try {
+    let at = 1;
+    for (let c = 0, n = slots[0]; c < n; c++) {
+      const f = fns[slots[at]];
+      const argc = slots[at + 1];
+      const args = Array.from(slots.subarray(at + 2, at + 2 + argc));
+      f(...args);
+      at += 2 + argc;
+    }
+  } catch (e) {
+    failed = 1;
+  }
+  Atomics.store(ctrl, ${FAILED}, failed);
+  Atomics.store(ctrl, ${DONE}, seen);
+  Atomics.notify(ctrl, ${DONE});
+}
+`;
+
+/** Encodes calls into the Float64 slots: [count, (export index, argument count, ...arguments)*]. */
+const encode = (slots: Float64Array, calls: ReadonlyArray<KernelCall>): void => {
+  let at = 1;
+  for (const [name, ...args] of calls) {
+    if (at + 2 + args.length > CALL_SLOTS) throw new Error(`fused-thread: ${calls.length} calls do not fit the command block`);
+    slots[at] = THREAD_KERNELS.indexOf(name);
+    slots[at + 1] = args.length;
+    slots.set(args, at + 2);
+    at += 2 + args.length;
+  }
+  slots[0] = calls.length;
+};
+
+/**
+ * Starts the worker over the compiled fused-kernels module and the backend's shared memory; resolves once it has
+ * instantiated the module, rejects (with the reason) if the wasm backend is single-threaded, `Atomics.wait` is missing, or
+ * the worker fails to start within 20 s.
+ * @category threads
+ */
+export const startFusedKernelThread: KernelThreadStarter = (module, memory) =>
+  new Promise<KernelThread>((resolve, reject) => {
+    const threads = wasmThreadsStatus()?.threads ?? 1;
+    if (threads < 2) return reject(new Error(`the wasm backend has ${threads} thread`));
+    if (typeof Atomics.wait !== 'function') return reject(new Error('no Atomics.wait'));
+    const sab = new SharedArrayBuffer(HEADER_BYTES + 8 * CALL_SLOTS);
+    const ctrl = new Int32Array(sab, 0, 4);
+    const slots = new Float64Array(sab, HEADER_BYTES, CALL_SLOTS);
+    let worker: Worker;
+    try {
+      // execArgv: [] — the worker runs plain JavaScript and needs none of the parent's loaders (tsx's `--import` costs seconds).
+      worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { module, memory, sab, names: [...THREAD_KERNELS] } });
+    } catch (e) {
+      return reject(e as Error);
+    }
+    worker.unref();
+    const timer = setTimeout(() => {
+      void worker.terminate();
+      reject(new Error('the kernel worker did not start within 20 s'));
+    }, 20_000);
+    timer.unref();
+    worker.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    worker.once('message', () => {
+      clearTimeout(timer);
+      let seq = Atomics.load(ctrl, REQUEST);
+      resolve({
+        post: (calls) => {
+          encode(slots, calls);
+          seq = (seq + 1) | 0;
+          Atomics.store(ctrl, REQUEST, seq);
+          Atomics.notify(ctrl, REQUEST);
+        },
+        wait: () => {
+          for (let i = 0; i < SPIN; i++) if (Atomics.load(ctrl, DONE) === seq) return Atomics.load(ctrl, FAILED) === 0;
+          const deadline = Date.now() + TIMEOUT_MS;
+          for (let d = Atomics.load(ctrl, DONE); d !== seq; d = Atomics.load(ctrl, DONE)) {
+            const left = deadline - Date.now();
+            if (left <= 0) return false;
+            Atomics.wait(ctrl, DONE, d, left);
+          }
+          return Atomics.load(ctrl, FAILED) === 0;
+        },
+      });
+    });
+  });
+
+registerKernelThread(startFusedKernelThread);

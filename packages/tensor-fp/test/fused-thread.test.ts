@@ -1,0 +1,131 @@
+/**
+ * The fused kernels' second thread (fused-thread.ts): every split kernel gives the same bits with the kernel thread as
+ * on one thread — group norm forward and backward (split by samples), the conv filter gradient (by rows of df or by
+ * output channels), Adam + EMA (by elements) — at shapes whose splits are uneven (batch 1, odd batches, channel counts
+ * that are not a multiple of the split). This file opts in to the threaded build (Jest keeps one thread otherwise) and
+ * splits every call, however small.
+ */
+const requested = process.env['SCORE_SDE_WASM_THREADS'];
+process.env['SCORE_SDE_WASM_THREADS'] = '2';
+afterAll(() => {
+  if (requested === undefined) delete process.env['SCORE_SDE_WASM_THREADS'];
+  else process.env['SCORE_SDE_WASM_THREADS'] = requested;
+});
+
+import { tf, initBackend, random, conv } from '@score-sde/tensor-fp';
+import { adamEmaStep, configureKernelThread, groupNormBackward, groupNormForward, kernelThreadStatus, startKernelThread, KERNEL_THREAD_MIN_WORK } from '../src/fused-kernels';
+
+beforeAll(async () => {
+  await initBackend({ prefer: 'wasm', quiet: true });
+});
+
+afterEach(() => configureKernelThread({ enabled: true, adaptive: true, minWork: KERNEL_THREAD_MIN_WORK }));
+
+/** The first index where two float32 tensors differ in their bits (−1: none; the length if the lengths differ). */
+const firstBitDifference = (a: tf.Tensor, b: tf.Tensor): number => {
+  const [x, y] = [new Uint32Array(Float32Array.from(a.dataSync()).buffer), new Uint32Array(Float32Array.from(b.dataSync()).buffer)];
+  if (x.length !== y.length) return Math.min(x.length, y.length);
+  return x.findIndex((v, i) => v !== y[i]);
+};
+
+/**
+ * Runs `f` on one thread, then with the kernel thread splitting every call; returns the index of the first differing bit
+ * pattern per output (all −1 when bit-identical) and how many calls the kernel thread shared.
+ */
+const oneVersusTwo = (f: () => tf.Tensor[]): { diffs: number[]; shared: number } => {
+  configureKernelThread({ enabled: false });
+  const one = f();
+  configureKernelThread({ enabled: true, adaptive: false, minWork: { groupNorm: 0, filterGradient: 0, adam: 0 } });
+  const before = kernelThreadStatus().splitCalls;
+  const two = f();
+  const shared = kernelThreadStatus().splitCalls - before;
+  const diffs = one.map((t, i) => firstBitDifference(t, two[i]!));
+  tf.dispose([...one, ...two]);
+  return { diffs, shared };
+};
+
+test('the kernel thread starts over the threaded build’s shared memory', async () => {
+  expect(await startKernelThread()).toBe(true);
+  expect(kernelThreadStatus().running).toBe(true);
+});
+
+describe.each([
+  { B: 1, H: 4, W: 4, C: 8, groups: 2 },
+  { B: 2, H: 3, W: 3, C: 4, groups: 1 },
+  { B: 3, H: 5, W: 4, C: 8, groups: 2 },
+  { B: 5, H: 6, W: 6, C: 12, groups: 3 },
+  { B: 7, H: 2, W: 2, C: 20, groups: 5 },
+  { B: 64, H: 12, W: 12, C: 32, groups: 4 },
+])('group norm at $B×$H×$W×$C, $groups groups', ({ B, H, W, C, groups }) => {
+  test.each([
+    { bias: true, swish: true },
+    { bias: false, swish: false },
+  ])('forward and backward with the kernel thread are bit-identical to one thread (bias: $bias, swish: $swish)', async ({ bias, swish }) => {
+    expect(await startKernelThread()).toBe(true);
+    const x = random.normal(random.key(1), [B, H, W, C]) as tf.Tensor4D;
+    const gamma = random.normal(random.key(2), [C]);
+    const beta = random.normal(random.key(3), [C]);
+    const b = bias ? random.normal(random.key(4), [B, C]) : undefined;
+    const dz = random.normal(random.key(5), [B, H, W, C]);
+    const { diffs, shared } = oneVersusTwo(() => {
+      const f = groupNormForward(x, gamma, beta, b, groups, 1e-5, swish);
+      return [f.z, f.mc, f.r, f.k, f.scale, f.shift, ...groupNormBackward(dz, x, gamma, f, groups, swish)];
+    });
+    expect(diffs).toEqual(diffs.map(() => -1));
+    // One forward and one backward call, each split unless there is a single sample.
+    expect(shared).toBe(B === 1 ? 0 : 2);
+    tf.dispose([x, gamma, beta, dz, ...(b === undefined ? [] : [b])]);
+  });
+});
+
+describe.each([
+  // [x shape, filter shape, stride, padding]: C·k² ≥ 16 rows split by rows (odd counts too), fewer by output channels
+  { x: [1, 7, 7, 1], f: [3, 3, 1, 4], s: 1, pad: 'same' },
+  { x: [3, 9, 9, 1], f: [3, 3, 1, 16], s: 1, pad: 'valid' },
+  { x: [2, 9, 9, 1], f: [3, 3, 1, 12], s: 2, pad: 'same' },
+  { x: [5, 9, 9, 3], f: [3, 3, 3, 20], s: 2, pad: 'valid' },
+  { x: [3, 8, 8, 5], f: [3, 3, 5, 12], s: 2, pad: 'same' },
+  { x: [1, 6, 5, 7], f: [2, 3, 7, 8], s: 1, pad: 'same' },
+  { x: [9, 12, 12, 32], f: [3, 3, 32, 64], s: 2, pad: 'valid' },
+] as const)('the conv filter gradient of x [$x] by f [$f], stride $s, $pad', ({ x: xs, f: fs, s, pad }) => {
+  test('with the kernel thread is bit-identical to one thread', async () => {
+    expect(await startKernelThread()).toBe(true);
+    const ys = conv.conv2dOutputShape(xs, fs, s, pad);
+    const x = random.normal(random.key(6), [...xs]) as tf.Tensor4D;
+    const dy = random.normal(random.key(7), [...ys]) as tf.Tensor4D;
+    const { diffs, shared } = oneVersusTwo(() => [conv.filterGradientFused(x, dy, fs, s, pad)]);
+    expect(diffs).toEqual([-1]);
+    expect(shared).toBe(1);
+    tf.dispose([x, dy]);
+  });
+});
+
+describe.each([
+  { n: 8, ema: true, clip: 1 },
+  { n: 4099, ema: true, clip: 0.5 },
+  { n: 1003, ema: false, clip: 0.25 },
+  { n: 100_003, ema: true, clip: 1 },
+])('Adam + EMA on $n elements (EMA: $ema, clip $clip)', ({ n, ema, clip }) => {
+  test('with the kernel thread is bit-identical to one thread', async () => {
+    expect(await startKernelThread()).toBe(true);
+    const t = (k: number): tf.Tensor => random.normal(random.key(k), [n]);
+    const [g, p, m, e] = [t(8), t(9), t(10), t(12)];
+    const v = tf.abs(t(11));
+    const scalars = { clip, beta1: 0.9, oneMinusBeta1: 0.1, beta2: 0.999, oneMinusBeta2: 0.001, bc2: 0.3, eps: 1e-8, step: 0.01, decay: 0.99, oneMinusDecay: 0.01 };
+    const { diffs, shared } = oneVersusTwo(() => adamEmaStep(g, p, m, v, ema ? e : undefined, scalars));
+    expect(diffs).toEqual(diffs.map(() => -1));
+    expect(diffs.length).toBe(ema ? 4 : 3);
+    expect(shared).toBe(1);
+    tf.dispose([g, p, m, v, e]);
+  });
+});
+
+test('calls below the measured minimum work stay on one thread', async () => {
+  expect(await startKernelThread()).toBe(true);
+  const x = random.normal(random.key(13), [2, 4, 4, 8]) as tf.Tensor4D;
+  const [gamma, beta] = [tf.ones([8]), tf.zeros([8])];
+  const before = kernelThreadStatus().splitCalls;
+  const f = groupNormForward(x, gamma, beta, undefined, 2, 1e-5, true);
+  expect(kernelThreadStatus().splitCalls).toBe(before);
+  tf.dispose([x, gamma, beta, f.z, f.mc, f.r, f.k, f.scale, f.shift]);
+});
