@@ -81,10 +81,18 @@ export const edmHeun = (sde: SDE, opts: EdmOptions = {}): Step => {
 // DPM-Solver++
 // -------------------------------------------------------------------------------------
 
-/** Options of DPM-Solver++(2M): η ≥ 0, the strength of the reverse SDE it solves (0: the probability-flow ODE, 1: the reverse SDE). @category model */
+/**
+ * Options of DPM-Solver++(2M): η ≥ 0, the strength of the reverse SDE it solves (0: the probability-flow ODE, 1: the
+ * reverse SDE), on the steps that start at a noise level σ(t) ∈ [sMin, sMax] (default: every step; the others take
+ * η = 0, as EDM's churn range does). @category model
+ */
 export interface DpmOptions {
   /** η ≥ 0 (default 0). */
   readonly eta?: number;
+  /** η only on steps starting at σ(t) ≥ sMin (default 0). */
+  readonly sMin?: number;
+  /** η only on steps starting at σ(t) ≤ sMax (default ∞). */
+  readonly sMax?: number;
 }
 
 /**
@@ -97,7 +105,9 @@ export interface DpmOptions {
  *   D = x̂₀ on the first step, later D = (1 + 1/(2r)) x̂₀ − (1/(2r)) x̂₀_prev with r = h_prev/h;
  *   x' = (σ_{t'}/σ_t) e^{−ηh} x + α_{t'} (1 − e^{−(1+η)h}) D + σ_{t'} √(1 − e^{−2ηh}) z,  z ~ N(0, I),
  * the exact solution of the SDE's linear part with D held fixed (η = 1 and D = x̂₀: ancestral sampling, the Gaussian
- * posterior of x_{t'} given x_t and x₀ = D), second order through D's correction.
+ * posterior of x_{t'} given x_t and x₀ = D), second order through D's correction. With a range [sMin, sMax] a step
+ * starting at σ(t) outside it takes η = 0: every step keeps the marginals, so any such piecewise η does too (the last
+ * steps deterministic leave no fresh noise that their few, large steps cannot remove).
  * One evaluation per step; the previous data prediction is kept in the state's memory. Written for VP (the
  * paper's setting) and valid for every SDE here, whose kernels are all of the form α_t x₀ + σ_t n.
  * @category dpm-solver
@@ -135,18 +145,27 @@ export const dpmSolverPP3M = (sde: SDE, opts: DpmOptions = {}): Step => dpmMulti
  * The data term: order 2, −α_{t′} expm1(−(1+η)h) D with DPM-Solver++(2M)'s corrected D; order 3, α_{t′} (φ₁ D + φ₂ D′ + φ₃ D″).
  */
 const dpmMultistep = (sde: SDE, opts: DpmOptions, order: 2 | 3): Step => {
-  const eta = opts.eta ?? 0;
-  if (!(eta >= 0 && Number.isFinite(eta))) throw new RangeError(`dpmSolverPP${order}M: eta must be a finite number ≥ 0, got ${eta}`);
+  const etaMax = opts.eta ?? 0;
+  if (!(etaMax >= 0 && Number.isFinite(etaMax))) throw new RangeError(`dpmSolverPP${order}M: eta must be a finite number ≥ 0, got ${etaMax}`);
+  const sMin = opts.sMin ?? 0;
+  const sMax = opts.sMax ?? Infinity;
+  if (!(sMin >= 0 && sMax > sMin)) throw new RangeError(`dpmSolverPP${order}M: the η range needs 0 ≤ sMin < sMax, got [${sMin}, ${sMax}]`);
+  const ranged = opts.sMin !== undefined || opts.sMax !== undefined;
+  /** η of the step starting at t. */
+  const etaAt = (t: number): number => {
+    const sigma = noiseLevel(sde, t);
+    return sigma >= sMin && sigma <= sMax ? etaMax : 0;
+  };
   const lam = (t: number): number => Math.log(marginalMeanCoef(sde, t) / marginalStd(sde, t));
   /** DPM-Solver++(2M): D = (1 + 1/(2r)) x̂₀ − (1/(2r)) x̂₀_prev, r = h_prev/h, held over the step. */
-  const secondOrder = (x0: tf.Tensor, t: number, h: number, aN: number, prev: Denoised | undefined): tf.Tensor => {
+  const secondOrder = (x0: tf.Tensor, t: number, h: number, aN: number, prev: Denoised | undefined, eta: number): tf.Tensor => {
     const c = -(aN * Math.expm1(-(1 + eta) * h));
     if (prev === undefined) return tf.mul(x0, c);
     const r = (lam(t) - lam(prev.t)) / h;
     return tf.mul(tf.sub(tf.mul(x0, 1 + 1 / (2 * r)), tf.mul(prev.x0, 1 / (2 * r))), c);
   };
   /** DPM-Solver++(3M): D′ and D″ from the Newton quadratic through the last three predictions ({@link dpmPhis}). */
-  const thirdOrder = (x0: tf.Tensor, t: number, h: number, aN: number, prev: Denoised | undefined, older: Denoised | undefined): tf.Tensor => {
+  const thirdOrder = (x0: tf.Tensor, t: number, h: number, aN: number, prev: Denoised | undefined, older: Denoised | undefined, eta: number): tf.Tensor => {
     const [p1, p2, p3] = dpmPhis(h, eta);
     let weighted = tf.mul(x0, p1);
     if (prev !== undefined) {
@@ -163,15 +182,23 @@ const dpmMultistep = (sde: SDE, opts: DpmOptions, order: 2 | 3): Step => {
     return tf.mul(weighted, aN);
   };
   return defineStep(
-    { name: eta > 0 ? `dpm-solver++(${order}M, η=${eta})` : `dpm-solver++(${order}M)`, kind: 'predictor', order, stochastic: eta > 0, batchCoupling: [], nfePerStep: 1 },
+    {
+      name: etaMax > 0 ? `dpm-solver++(${order}M, η=${etaMax}${ranged ? ` for σ ∈ [${sMin}, ${sMax}]` : ''})` : `dpm-solver++(${order}M)`,
+      kind: 'predictor',
+      order,
+      stochastic: etaMax > 0,
+      batchCoupling: [],
+      nfePerStep: 1,
+    },
     (score, s, tNext) => {
+      const eta = etaAt(s.t);
       const sg = marginalStd(sde, s.t);
       const aN = marginalMeanCoef(sde, tNext);
       const sgN = marginalStd(sde, tNext);
       const h = lam(tNext) - lam(s.t);
       const x0 = posteriorMean(sde, score)(s.x, s.t);
       const prev = s.memory?.previous;
-      const data = order === 2 ? secondOrder(x0, s.t, h, aN, prev) : thirdOrder(x0, s.t, h, aN, prev, s.memory?.older);
+      const data = order === 2 ? secondOrder(x0, s.t, h, aN, prev, eta) : thirdOrder(x0, s.t, h, aN, prev, s.memory?.older, eta);
       const memory = { ...s.memory, previous: { t: s.t, x0 }, ...(order === 3 && prev !== undefined ? { older: prev } : {}) };
       const mean = tf.add(tf.mul(s.x, (sgN / sg) * Math.exp(-eta * h)), data);
       if (eta === 0) return { x: mean, memory };

@@ -83,17 +83,21 @@ export const EDMSpec = strictRecord(
   'EDMSpec',
 );
 
-/** DPM-Solver++(2M): the probability-flow ODE solver, or with `eta` > 0 the solver of the reverse SDE of strength η (1: the reverse SDE itself; see `dpmSolverPP2M`). @category codecs */
+/**
+ * DPM-Solver++(2M): the probability-flow ODE solver, or with `eta` > 0 the solver of the reverse SDE of strength η (1:
+ * the reverse SDE itself), η on the steps starting at σ ∈ [sMin, sMax] (default: all; see `dpmSolverPP2M`).
+ * @category codecs
+ */
 export const DPMSolverSpec = strictRecord(
   { kind: t.literal('dpm-solver++2m'), steps: codec.PositiveInt },
-  { eta: codec.NonNegativeFinite, grid: GridKind, ...common },
+  { eta: codec.NonNegativeFinite, sMin: codec.NonNegativeFinite, sMax: codec.PositiveFinite, grid: GridKind, ...common },
   'DPMSolverSpec',
 );
 
 /** DPM-Solver++(3M): the third-order multistep form, the same fields (see `dpmSolverPP3M`). @category codecs */
 export const DPMSolver3MSpec = strictRecord(
   { kind: t.literal('dpm-solver++3m'), steps: codec.PositiveInt },
-  { eta: codec.NonNegativeFinite, grid: GridKind, ...common },
+  { eta: codec.NonNegativeFinite, sMin: codec.NonNegativeFinite, sMax: codec.PositiveFinite, grid: GridKind, ...common },
   'DPMSolver3MSpec',
 );
 
@@ -235,9 +239,11 @@ export const samplerFromSpec = (sde: SDE, spec: SamplerSpec): E.Either<DecodeErr
         }),
       );
     case 'dpm-solver++2m':
-      return make(gridOf(sde, spec.grid ?? 'log-snr', spec.steps, eps), dpmSolverPP2M(sde, { eta: spec.eta ?? 0 }));
-    case 'dpm-solver++3m':
-      return make(gridOf(sde, spec.grid ?? 'log-snr', spec.steps, eps), dpmSolverPP3M(sde, { eta: spec.eta ?? 0 }));
+    case 'dpm-solver++3m': {
+      if (spec.sMin !== undefined && spec.sMax !== undefined && !(spec.sMin < spec.sMax)) return E.left(specError(`sMax: must be above sMin = ${spec.sMin} (got ${spec.sMax})`));
+      const opts = { eta: spec.eta ?? 0, ...(spec.sMin !== undefined ? { sMin: spec.sMin } : {}), ...(spec.sMax !== undefined ? { sMax: spec.sMax } : {}) };
+      return make(gridOf(sde, spec.grid ?? 'log-snr', spec.steps, eps), spec.kind === 'dpm-solver++2m' ? dpmSolverPP2M(sde, opts) : dpmSolverPP3M(sde, opts));
+    }
     case 'adaptive-sde': {
       const ode = spec.probabilityFlow ?? false;
       const gains = spec.pcoeff !== undefined || spec.icoeff !== undefined || spec.dcoeff !== undefined;

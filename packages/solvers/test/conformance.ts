@@ -154,6 +154,12 @@ export const samplerCases: ReadonlyArray<SamplerCase> = [
     batchInvariant: true,
   },
   {
+    name: 'dpm-solver++(2M) SDE (η = 3 for σ ≥ 0.5)',
+    why: 'N = 100 Karras steps, stochastic above σ = 0.5 and the probability-flow steps below (every η keeps the marginals)',
+    build: (sde, eps = EPS) => ({ sde, grid: karrasGrid(sde, 100, eps), step: dpmSolverPP2M(sde, { eta: 3, sMin: 0.5 }) }),
+    batchInvariant: true,
+  },
+  {
     name: 'dpm-solver++(3M)',
     why: 'N = 100 log-SNR-uniform steps, the third-order multistep form',
     build: (sde, eps = EPS) => ({ sde, grid: logSnrGrid(sde, 100, eps), step: dpmSolverPP3M(sde) }),

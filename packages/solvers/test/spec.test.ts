@@ -189,3 +189,31 @@ test("EDM's churn acts only at noise levels in [sMin, sMax]: a range no grid poi
   expect(churned).not.toEqual(deterministic);
 });
 
+
+test("DPM-Solver++'s η acts only on steps starting at σ ∈ [sMin, sMax]: a range no grid point reaches gives the probability-flow solver bit for bit, one that holds every point the SDE solver, one in between neither", async () => {
+  const sde = ve();
+  const keys = random.split(random.key(13), 32);
+  const run = async (spec: SamplerSpec) => {
+    const s = samplerFromSpec(sde, spec);
+    if (E.isLeft(s)) throw new Error(s.left.problems.join('; '));
+    const r = await sample(s.right, exactScore(sde, mixtures['2-D']), { keys, sampleShape: [2] })();
+    if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
+    const v = Array.from(r.right.x.dataSync());
+    r.right.x.dispose();
+    return v;
+  };
+  for (const kind of ['dpm-solver++2m', 'dpm-solver++3m'] as const) {
+    const flow = await run({ kind, steps: 12, grid: 'karras' });
+    const sde2 = await run({ kind, steps: 12, eta: 2, grid: 'karras' });
+    // σ of the VE grid lies in [σ(ε), σ(T) = 50]: a range above 100 is never met, one of [0, 100] always.
+    expect(await run({ kind, steps: 12, eta: 2, sMin: 100, sMax: 200, grid: 'karras' })).toEqual(flow);
+    expect(await run({ kind, steps: 12, eta: 2, sMin: 0, sMax: 100, grid: 'karras' })).toEqual(sde2);
+    const upper = await run({ kind, steps: 12, eta: 2, sMin: 0.2, grid: 'karras' });
+    expect(sde2).not.toEqual(flow);
+    expect(upper).not.toEqual(flow);
+    expect(upper).not.toEqual(sde2);
+  }
+  const range = samplerFromSpec(sde, { kind: 'dpm-solver++2m', steps: 10, eta: 1, sMin: 5, sMax: 1 });
+  expect(E.isLeft(range) && range.left.problems[0]).toMatch(/^sMax: must be above sMin = 5/);
+  expect(problems({ kind: 'dpm-solver++2m', steps: 10, eta: 1, sMin: -1 })).toEqual([expect.stringMatching(/^sMin: expected NonNegativeFinite, got -1/)]);
+});

@@ -185,7 +185,7 @@ export const edmRecipe: Recipe = {
  * (39.1 → 42.9 with the guide at 1/6; README, "Autoguidance"). Its state after 1/9 of the run (one epoch) is saved as
  * the guide of the autoguided samplers, which draw first: at 9 epochs the one-epoch guide beat the 1/6 one on both seeds
  * (mean FID of seeds 0 and 1: `dpm-ag` 39.2 against 42.8, the 78-NFE `dpm-sde-ag` 28.7 against 32.0, at w = 2.5 and
- * 1.5). The best of its ≤ 40-NFE samplers is `dpm-sde-ag` (40 NFE: 30.2 / 34.0 against `dpm-ag`'s 34.9 / 43.5).
+ * 1.5). The best of its ≤ 40-NFE samplers is `dpm-sde-ag` (40 NFE: 28.3 / 32.4 against `dpm-ag`'s 34.9 / 43.5).
  * @category recipes
  */
 export const quickPreset: Recipe = {
@@ -208,7 +208,7 @@ export const quickPreset: Recipe = {
  * 1,739), per minute it is behind at 7 minutes, and the curves' slopes put the crossing near 30 minutes. The learning
  * rate stays at 2e-3: 4e-3 was measured better at half width only, and wider networks usually take a smaller rate.
  * Its guide stays at 1/6 of the run: a one-epoch guide (1/16) was worse on its checkpoint (`dpm-ag` 30.2 against 25.7,
- * the 78-NFE `dpm-sde-ag` 28.7 against 26.2). On this checkpoint the 40-NFE `dpm-sde-ag` (30.6) is behind `dpm-ag`.
+ * the 78-NFE `dpm-sde-ag` 28.7 against 26.2). On this checkpoint the 40-NFE `dpm-sde-ag` (29.6) is behind `dpm-ag`.
  * @category recipes
  */
 export const qualityPreset: Recipe = {
