@@ -157,7 +157,7 @@ export interface KernelThread {
  * (its main thread may not block in `Atomics.wait`).
  * @category threads
  */
-export type KernelThreadStarter = (module: unknown, memory: WasmMemory) => Promise<KernelThread>;
+export type KernelThreadStarter = (wasmModule: unknown, memory: WasmMemory) => Promise<KernelThread>;
 
 /** The kinds of split kernel calls, each with its own size below which it stays on one thread. @category threads */
 export type SplitKind = 'groupNorm' | 'filterGradient' | 'adam';
@@ -452,9 +452,9 @@ export const prepareFusedKernels = async (binary: FusedBinary | undefined = defa
     const memory = backendMemory(tf.backend() as unknown as WasmBackend);
     if (memory === undefined) throw new Error("the wasm backend's memory is not reachable");
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const { module, instance } = await wasmApi.instantiate(await binary(shared), { env: { memory } });
-    const k = instance.exports as unknown as FusedExports;
-    compiled = { module, memory };
+    const made = await wasmApi.instantiate(await binary(shared), { env: { memory } });
+    const k = made.instance.exports as unknown as FusedExports;
+    compiled = { module: made.module, memory };
     for (const name of FUSED_KERNELS) {
       if (tf.getKernel(name, 'wasm') === undefined) tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: kernels[name](k) });
     }

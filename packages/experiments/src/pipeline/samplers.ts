@@ -17,11 +17,11 @@
  *          at noise levels σ ∈ [0.05, 50], S_noise = 1.003 (EDM's settings), so every step re-injects noise that
  *          corrects the model's errors, at the NFE of `edm`;
  * - `dpm`: DPM-Solver++(2M) on the log-SNR grid, `fastSteps` steps (Lu et al. 2022);
- * - `dpm-sde`: DPM-Solver++(2M) solving the reverse SDE of strength η = {@link DPM_SDE_ETA} (every step re-draws
- *          noise, more than the reverse SDE's own, which mixes away the model's errors) on the Karras grid,
- *          2·`fastSteps` steps, at the NFE of `edm`;
+ * - `dpm-sde`: DPM-Solver++(2M) solving the reverse SDE of strength η = {@link DPM_SDE_ETA} (every step from
+ *          σ ≥ {@link DPM_SDE_SIGMA_MIN} re-draws noise, more than the reverse SDE's own, which mixes away the model's
+ *          errors; the steps below are probability-flow steps) on the Karras grid, 2·`fastSteps` steps, at the NFE of `edm`;
  * - `dpm-ag`: DPM-Solver++(2M) on the Karras grid, `fastSteps` steps, and `dpm-sde-ag`: DPM-Solver++(2M) on the
- *          reverse SDE of strength η = {@link DPM_SDE_AG_ETA} on the steps from σ ≥ {@link DPM_SDE_AG_SIGMA_MIN} (the
+ *          reverse SDE of strength η = {@link DPM_SDE_AG_ETA} on the steps from σ ≥ {@link DPM_SDE_SIGMA_MIN} (the
  *          probability-flow steps below), also `fastSteps` Karras steps, both on the autoguided
  *          score s_weak + w (s − s_weak) (Karras et al. 2024; solvers' `autoguidance`), the weaker model being the
  *          run's guide (the EMA weights saved early in training, the recipe's `guide`), w = {@link AUTOGUIDANCE_WEIGHTS};
@@ -123,15 +123,16 @@ export const DPM_SDE_ETA = 4;
 export const DPM_SDE_AG_ETA = 2;
 
 /**
- * The noise level below which `dpm-sde-ag` takes probability-flow steps (η = 0): the noise its few, large last steps
- * inject is not removed again and shows as grain in the background. On the quick preset's 9-epoch checkpoint (seed 0,
- * w = 2, 64 digits) the background pixels (≥ 2 pixels from any stroke pixel ≥ 64) at 10–63 of 255 were 5.7% with η on
- * every step, 1.5% from σ ≥ 0.2 and 1.4% with η = 0 (MNIST: 2.7% of all pixels at 10–63); FID at n = 1000 (seeds 0 / 1,
- * quality, 6-epoch): η everywhere 30.2 / 34.0 / 30.6 / 42.0, from σ ≥ 0.2 28.3 / 32.4 / 29.6 / 40.9, from 0.05: 29.1
- * (seed 0), from 0.5: 30.3, from 1: 34.1, from 2: 40.4.
+ * The noise level below which `dpm-sde` and `dpm-sde-ag` take probability-flow steps (η = 0): the noise their last,
+ * large steps inject is not removed again and shows as grain in the background. On the quick preset's 9-epoch
+ * checkpoint (seed 0, 64 digits) the background pixels (≥ 2 pixels from any stroke pixel ≥ 64) at 10–63 of 255 of
+ * `dpm-sde-ag` were 5.7% with η on every step, 1.5% from σ ≥ 0.2 and 1.4% with η = 0 (MNIST: 2.7% of all pixels at
+ * 10–63). FID at n = 1000, η everywhere against from σ ≥ 0.2: `dpm-sde-ag` (seeds 0 / 1, quality, 6-epoch) 30.2 / 34.0 /
+ * 30.6 / 42.0 against 28.3 / 32.4 / 29.6 / 40.9, and from 0.05, 0.5, 1, 2 at seed 0 29.1, 30.3, 34.1, 40.4; `dpm-sde`
+ * (seeds 0 / 1, quality) 37.5 / 44.1 / 32.2 against 35.6 / 42.5 / 30.9, from 0.05 at seed 0 37.0.
  * @category samplers
  */
-export const DPM_SDE_AG_SIGMA_MIN = 0.2;
+export const DPM_SDE_SIGMA_MIN = 0.2;
 
 /** The specification of a named sampler. @category samplers */
 export const namedSamplerSpec = (name: SamplerName, s: SamplerSettings): SamplerSpec => {
@@ -149,9 +150,9 @@ export const namedSamplerSpec = (name: SamplerName, s: SamplerSettings): Sampler
     case 'dpm':
       return { kind: 'dpm-solver++2m', steps: s.fastSteps };
     case 'dpm-sde':
-      return { kind: 'dpm-solver++2m', steps: 2 * s.fastSteps, eta: DPM_SDE_ETA, grid: 'karras' };
+      return { kind: 'dpm-solver++2m', steps: 2 * s.fastSteps, eta: DPM_SDE_ETA, sMin: DPM_SDE_SIGMA_MIN, grid: 'karras' };
     case 'dpm-sde-ag':
-      return { kind: 'dpm-solver++2m', steps: s.fastSteps, eta: DPM_SDE_AG_ETA, sMin: DPM_SDE_AG_SIGMA_MIN, grid: 'karras' };
+      return { kind: 'dpm-solver++2m', steps: s.fastSteps, eta: DPM_SDE_AG_ETA, sMin: DPM_SDE_SIGMA_MIN, grid: 'karras' };
     case 'dpm-ag':
       return { kind: 'dpm-solver++2m', steps: s.fastSteps, grid: 'karras' };
   }

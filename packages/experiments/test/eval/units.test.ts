@@ -9,7 +9,7 @@ import { tf, initBackend, liveTensors, random } from '@score-sde/tensor-fp';
 import { type ScoreFn, tutorial, marginalVariance } from '@score-sde/sde-math';
 import { fid } from '@score-sde/models';
 import { cli } from '../../src/lib';
-import { draw, namedSampler, itemKeys, ODE_INTERVALS, DPM_SDE_ETA } from '../../src/pipeline';
+import { draw, namedSampler, itemKeys, ODE_INTERVALS, DPM_SDE_ETA, DPM_SDE_SIGMA_MIN } from '../../src/pipeline';
 import {
   mnistEvalFlags,
   fidOfStats,
@@ -155,7 +155,7 @@ describe('sampler list and flags', () => {
     expect(r.right.map((e) => e.id)).toEqual(['em-500', 'ode-1e-5', 'ode-1e-3', 'edm-10', 'edm-20', 'dpm-10', 'dpm-20', 'dpm-sde-10', 'dpm-sde-20']);
     // dpm-sde at k takes 2k steps (edm's NFE at k), on the Karras grid
     expect(r.right[7]!.sampler.grid).toHaveLength(21);
-    expect(r.right[7]!.spec).toEqual({ kind: 'dpm-solver++2m', steps: 20, eta: DPM_SDE_ETA, grid: 'karras' });
+    expect(r.right[7]!.spec).toEqual({ kind: 'dpm-solver++2m', steps: 20, eta: DPM_SDE_ETA, sMin: DPM_SDE_SIGMA_MIN, grid: 'karras' });
     expect(r.right[1]!.sampler.grid).toHaveLength(ODE_INTERVALS + 1);
     expect(r.right[1]!.spec).toEqual({ kind: 'ode-adaptive', rtol: 1e-5, atol: 1e-5, intervals: ODE_INTERVALS });
     expect(r.right[4]!.sampler.grid).toHaveLength(21);
