@@ -46,8 +46,10 @@ const instance = new WebAssembly.Instance(module, { env: { memory } });
 const fns = names.map((n) => instance.exports[n]);
 const ctrl = new Int32Array(sab, 0, 4);
 const slots = new Float64Array(sab, ${HEADER_BYTES}, ${CALL_SLOTS});
-parentPort.postMessage('ready');
+// The request count is read before 'ready' is said: a call posted right after the main thread hears it must find
+// the count changed, not be taken for the one already seen (that race left a call unserved until the timeout).
 let seen = Atomics.load(ctrl, ${REQUEST});
+parentPort.postMessage('ready');
 for (;;) {
   Atomics.wait(ctrl, ${REQUEST}, seen);
   seen = Atomics.load(ctrl, ${REQUEST});
@@ -86,7 +88,8 @@ const encode = (slots: Float64Array, calls: ReadonlyArray<KernelCall>): void => 
 /**
  * Starts the worker over the compiled fused-kernels module and the backend's shared memory; resolves once it has
  * instantiated the module, rejects (with the reason) if the wasm backend is single-threaded, `Atomics.wait` is missing, or
- * the worker fails to start within 20 s.
+ * the worker fails to start within 60 s (a new isolate that compiles the module can take tens of seconds on cores
+ * that other processes keep busy; the kernels run on one thread meanwhile).
  * @category threads
  */
 export const startFusedKernelThread: KernelThreadStarter = (module, memory) =>
@@ -107,8 +110,8 @@ export const startFusedKernelThread: KernelThreadStarter = (module, memory) =>
     worker.unref();
     const timer = setTimeout(() => {
       void worker.terminate();
-      reject(new Error('the kernel worker did not start within 20 s'));
-    }, 20_000);
+      reject(new Error('the kernel worker did not start within 60 s'));
+    }, 60_000);
     timer.unref();
     worker.once('error', (e) => {
       clearTimeout(timer);

@@ -17,12 +17,12 @@ interface ChildResult {
 const CHILD = path.join(__dirname, 'fixtures', 'threads-child.ts');
 const ROOT = path.join(__dirname, '..', '..', '..');
 
-/** Runs the child with SCORE_SDE_WASM_THREADS = threads; a child that does not exit within 90 s is killed (a hang). */
+/** Runs the child with SCORE_SDE_WASM_THREADS = threads; a child that does not exit within 110 s is killed (a hang). */
 const runChild = (threads: string): Promise<ChildResult> =>
   new Promise((resolve) => {
     const env: NodeJS.ProcessEnv = { ...process.env, SCORE_SDE_WASM_THREADS: threads };
     delete env['JEST_WORKER_ID'];
-    execFile(process.execPath, ['--import', 'tsx', CHILD], { cwd: ROOT, env, timeout: 90_000 }, (err, stdout, stderr) =>
+    execFile(process.execPath, ['--import', 'tsx', CHILD], { cwd: ROOT, env, timeout: 110_000 }, (err, stdout, stderr) =>
       resolve({ stdout, stderr, code: err === null ? 0 : typeof err.code === 'number' ? err.code : null }),
     );
   });
@@ -61,7 +61,8 @@ describe('a command-line process (child)', () => {
     const got = JSON.parse(two.stdout) as { info: { threads: number }; status: { threads: number }; kernelThread: { running: boolean; reason?: string }; conv: number[] };
     expect([got.info.threads, got.status.threads]).toEqual([2, 2]);
     // The kernel thread ran and shared the group norm (unless it paused on a busy machine), and did not keep the child alive.
-    expect(got.kernelThread).toMatchObject({ running: true });
+    // (its stderr beside it: on a failure it says why the thread did not run)
+    expect({ ...got.kernelThread, stderr: two.stderr }).toMatchObject({ running: true });
     const single = JSON.parse(bad.stdout) as { kernelThread: { running: boolean } };
     expect(single.kernelThread.running).toBe(false);
     // The same conv here, single-threaded: XNNPACK splits the work by output tiles, not inside a sum, so the
