@@ -40,6 +40,9 @@ export interface EdmOptions {
  * Two evaluations per step; meant for {@link karrasGrid}. Stochastic only when γ > 0.
  * @category edm
  */
+/** σ ∈ [sMin, sMax]: whether a stochastic step starting at noise level σ acts (EDM's churn, DPM-Solver++'s η). */
+const inRange = (sigma: number, sMin: number, sMax: number): boolean => sigma >= sMin && sigma <= sMax;
+
 export const edmHeun = (sde: SDE, opts: EdmOptions = {}): Step => {
   const gamma = opts.gamma ?? 0;
   if (!(gamma >= 0 && gamma <= Math.SQRT2 - 1 + 1e-12)) throw new RangeError(`edmHeun: gamma must lie in [0, √2 − 1], got ${gamma}`);
@@ -50,7 +53,7 @@ export const edmHeun = (sde: SDE, opts: EdmOptions = {}): Step => {
     { name: gamma > 0 ? `edm-heun(γ=${gamma})` : 'edm-heun', kind: 'predictor', order: 2, stochastic: gamma > 0, batchCoupling: [], nfePerStep: 2 },
     (score, s, tNext) => {
       const sigma = noiseLevel(sde, s.t);
-      const g = sigma >= sMin && sigma <= sMax ? gamma : 0;
+      const g = inRange(sigma, sMin, sMax) ? gamma : 0;
       const m = marginalMeanCoef(sde, s.t);
       let xHat = unscaled(s.x, m);
       let sigmaHat = sigma;
@@ -152,10 +155,7 @@ const dpmMultistep = (sde: SDE, opts: DpmOptions, order: 2 | 3): Step => {
   if (!(sMin >= 0 && sMax > sMin)) throw new RangeError(`dpmSolverPP${order}M: the η range needs 0 ≤ sMin < sMax, got [${sMin}, ${sMax}]`);
   const ranged = opts.sMin !== undefined || opts.sMax !== undefined;
   /** η of the step starting at t. */
-  const etaAt = (t: number): number => {
-    const sigma = noiseLevel(sde, t);
-    return sigma >= sMin && sigma <= sMax ? etaMax : 0;
-  };
+  const etaAt = (t: number): number => (inRange(noiseLevel(sde, t), sMin, sMax) ? etaMax : 0);
   const lam = (t: number): number => Math.log(marginalMeanCoef(sde, t) / marginalStd(sde, t));
   /** DPM-Solver++(2M): D = (1 + 1/(2r)) x̂₀ − (1/(2r)) x̂₀_prev, r = h_prev/h, held over the step. */
   const secondOrder = (x0: tf.Tensor, t: number, h: number, aN: number, prev: Denoised | undefined, eta: number): tf.Tensor => {

@@ -189,6 +189,9 @@ export const langevinAlphaSteps = (sde: SDE, spec: SamplerSpec & { readonly kind
   return E.right(spec.steps);
 };
 
+/** A noise-level range of a stochastic step (EDM's churn, DPM-Solver++'s η) holds when it is unset or sMin < sMax. */
+const rangeHolds = (r: { readonly sMin?: number; readonly sMax?: number }): boolean => r.sMin === undefined || r.sMax === undefined || r.sMin < r.sMax;
+
 /**
  * The sampler a specification describes, for an SDE. Left (naming the field) when the combination is not defined:
  * ancestral sampling needs VP or VE, `eps` must be below T, `steps` at most {@link MAX_STEPS}.
@@ -228,7 +231,7 @@ export const samplerFromSpec = (sde: SDE, spec: SamplerSpec): E.Either<DecodeErr
       return make(uniformGrid(sde, spec.intervals ?? 1, eps), pfAdaptive(sde, { rtol: spec.rtol ?? 1e-5, atol: spec.atol ?? 1e-5 }));
     case 'edm':
       if ((spec.gamma ?? 0) > Math.SQRT2 - 1) return E.left(specError(`gamma: must be at most √2 − 1 ≈ 0.414 (got ${spec.gamma})`));
-      if (spec.sMin !== undefined && spec.sMax !== undefined && !(spec.sMin < spec.sMax)) return E.left(specError(`sMax: must be above sMin = ${spec.sMin} (got ${spec.sMax})`));
+      if (!rangeHolds(spec)) return E.left(specError(`sMax: must be above sMin = ${spec.sMin} (got ${spec.sMax})`));
       return make(
         gridOf(sde, spec.grid ?? 'karras', spec.steps, eps),
         edmHeun(sde, {
@@ -240,7 +243,7 @@ export const samplerFromSpec = (sde: SDE, spec: SamplerSpec): E.Either<DecodeErr
       );
     case 'dpm-solver++2m':
     case 'dpm-solver++3m': {
-      if (spec.sMin !== undefined && spec.sMax !== undefined && !(spec.sMin < spec.sMax)) return E.left(specError(`sMax: must be above sMin = ${spec.sMin} (got ${spec.sMax})`));
+      if (!rangeHolds(spec)) return E.left(specError(`sMax: must be above sMin = ${spec.sMin} (got ${spec.sMax})`));
       const opts = { eta: spec.eta ?? 0, ...(spec.sMin !== undefined ? { sMin: spec.sMin } : {}), ...(spec.sMax !== undefined ? { sMax: spec.sMax } : {}) };
       return make(gridOf(sde, spec.grid ?? 'log-snr', spec.steps, eps), spec.kind === 'dpm-solver++2m' ? dpmSolverPP2M(sde, opts) : dpmSolverPP3M(sde, opts));
     }

@@ -169,10 +169,10 @@ describe("Langevin's α from a pc spec (score_sde: α_i = 1 − β_i on VP)", ()
   });
 });
 
-test("EDM's churn acts only at noise levels in [sMin, sMax]: a range no grid point reaches gives the deterministic sampler bit for bit, one that holds every point the churned sampler", async () => {
-  const sde = ve();
-  const keys = random.split(random.key(12), 32);
-  const run = async (spec: SamplerSpec) => {
+/** The samples a spec draws from the 2-D test mixture's exact score with these keys, as plain numbers. */
+const samplesOf =
+  (sde: ReturnType<typeof ve>, keys: ReturnType<typeof random.split>) =>
+  async (spec: SamplerSpec): Promise<number[]> => {
     const s = samplerFromSpec(sde, spec);
     if (E.isLeft(s)) throw new Error(s.left.problems.join('; '));
     const r = await sample(s.right, exactScore(sde, mixtures['2-D']), { keys, sampleShape: [2] })();
@@ -181,6 +181,10 @@ test("EDM's churn acts only at noise levels in [sMin, sMax]: a range no grid poi
     r.right.x.dispose();
     return v;
   };
+
+test("EDM's churn acts only at noise levels in [sMin, sMax]: a range no grid point reaches gives the deterministic sampler bit for bit, one that holds every point the churned sampler", async () => {
+  const sde = ve();
+  const run = samplesOf(sde, random.split(random.key(12), 32));
   const deterministic = await run({ kind: 'edm', steps: 12 });
   const churned = await run({ kind: 'edm', steps: 12, gamma: 0.3 });
   // σ of the VE grid lies in [σ(ε), σ(T) = 50]: a range above 100 is never met, one of [0, 100] always.
@@ -189,19 +193,9 @@ test("EDM's churn acts only at noise levels in [sMin, sMax]: a range no grid poi
   expect(churned).not.toEqual(deterministic);
 });
 
-
 test("DPM-Solver++'s η acts only on steps starting at σ ∈ [sMin, sMax]: a range no grid point reaches gives the probability-flow solver bit for bit, one that holds every point the SDE solver, one in between neither", async () => {
   const sde = ve();
-  const keys = random.split(random.key(13), 32);
-  const run = async (spec: SamplerSpec) => {
-    const s = samplerFromSpec(sde, spec);
-    if (E.isLeft(s)) throw new Error(s.left.problems.join('; '));
-    const r = await sample(s.right, exactScore(sde, mixtures['2-D']), { keys, sampleShape: [2] })();
-    if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
-    const v = Array.from(r.right.x.dataSync());
-    r.right.x.dispose();
-    return v;
-  };
+  const run = samplesOf(sde, random.split(random.key(13), 32));
   for (const kind of ['dpm-solver++2m', 'dpm-solver++3m'] as const) {
     const flow = await run({ kind, steps: 12, grid: 'karras' });
     const sde2 = await run({ kind, steps: 12, eta: 2, grid: 'karras' });
