@@ -12,6 +12,10 @@
  *   h  = swish(GN₃₂(tconv s2 ([h, h2]) (op 1) + Dense₇(embed))) 12 → 26
  *   out = tconv s1 ([h, h1]) + bias                              26 → 28
  *
+ * Class-conditional (config `classes` = K): embed = swish(Linear(φ(t))) + E[y], with E a learned [K + 1, embedDim] table
+ * whose last row y = K stands for "no label" (EDM's label embedding added to the noise embedding; the label is dropped to
+ * K in a share of training steps, so one network is both p(x | y) and p(x): classifier-free guidance, Ho & Salimans 2022).
+ *
  * The forward here returns `out` un-normalised; the score is out / s(t) (see `score.ts`), which is the tutorial's
  * `h / marginal_prob_std(t)` moved to the SDE-aware wrapper so one network plugs into every SDE.
  * The transposed convolutions take the skip tensor's spatial size as their output size, which is exactly
@@ -29,18 +33,20 @@ import { type ParamSpec, type Params, type TensorRecord, initParams, trainableCo
 // config
 // -------------------------------------------------------------------------------------
 
-const ScoreNetConfigBase = codec.strict(
+const ScoreNetConfigBase = codec.strictWithOptional(
   {
     channels: t.readonly(t.tuple([codec.PositiveInt, codec.PositiveInt, codec.PositiveInt, codec.PositiveInt]), 'Channels'),
     embedDim: codec.PositiveInt,
     fourierScale: codec.PositiveFinite,
   },
+  { classes: codec.PositiveInt },
   'ScoreNetConfig',
 );
 
 /**
  * The network's shape as data: channels of the 4 levels, the time-embedding size (even: half sines, half
- * cosines) and the std of the fixed Fourier frequencies. Unknown keys are rejected; an odd `embedDim` is an error.
+ * cosines), the std of the fixed Fourier frequencies and (optional) the number of classes K of a class-conditional
+ * network. Unknown keys are rejected; an odd `embedDim` is an error.
  * @category config
  */
 export const ScoreNetConfig = new t.Type<t.TypeOf<typeof ScoreNetConfigBase>, t.OutputOf<typeof ScoreNetConfigBase>, unknown>(
@@ -151,8 +157,17 @@ export const scoreNetSpec = (config: ScoreNetConfig): ReadonlyArray<ParamSpec> =
     ...norm('tgnorm2', c1),
     tconv('tconv1', c1 + c1, 1),
     { name: 'tconv1.bias', shape: [1], init: torchUniform(1 * 9), trainable: true },
+    // Last, so an unconditional network's parameters (and their initialisation keys) are what they always were.
+    ...(config.classes === undefined ? [] : [{ name: 'label.embed', shape: [config.classes + 1, e], init: { kind: 'zeros' }, trainable: true } as const]),
   ];
 };
+
+/**
+ * The label that means "no label" for a class-conditional network of K classes: K (the last row of its label
+ * table). Undefined for an unconditional network.
+ * @category config
+ */
+export const nullLabel = (config: ScoreNetConfig): number | undefined => config.classes;
 
 /**
  * Number of trainable parameters (what PyTorch's `sum(p.numel() for p in model.parameters() if p.requires_grad)`
@@ -193,19 +208,40 @@ const w4 = (p: TensorRecord, name: string): tf.Tensor4D => p[`${name}.weight`] a
 const outShape = (like: tf.Tensor4D, c: number): [number, number, number, number] => [like.shape[0], like.shape[1], like.shape[2], c];
 
 /**
+ * The label embedding E[y_b] [B, embedDim] of a class-conditional network, as one-hot(y) · E (labels y_b ∈ {0..K},
+ * K = no label; absent: K for every sample). Throws on labels for an unconditional network or out of range.
+ */
+const labelEmbedding = (config: ScoreNetConfig, p: TensorRecord, batch: number, labels: ArrayLike<number> | undefined): tf.Tensor | undefined => {
+  const K = config.classes;
+  if (K === undefined) {
+    if (labels !== undefined) throw new Error('labels were given to a network without classes (its config has no `classes`)');
+    return undefined;
+  }
+  const ys = labels === undefined ? new Int32Array(batch).fill(K) : Int32Array.from(labels);
+  if (ys.length !== batch) throw new Error(`${ys.length} labels for a batch of ${batch}`);
+  const bad = ys.findIndex((y) => !(y >= 0 && y <= K));
+  if (bad >= 0) throw new Error(`label ${ys[bad]} of sample ${bad} is outside 0..${K} (${K} = no label)`);
+  return tf.matMul(tf.oneHot(tf.tensor1d(ys, 'int32'), K + 1), p['label.embed'] as tf.Tensor2D);
+};
+
+/**
  * The forward pass net(x, t): x [B, 28, 28, 1] (any H, W the valid-padding ladder accepts), t [B] ↦ [B, H, W, 1],
- * un-normalised (divide by s(t) for the score). Pure and scoped: only the output survives.
+ * un-normalised (divide by s(t) for the score). Pure and scoped: only the output survives. A class-conditional
+ * network takes one label per sample, y_b ∈ {0..K} (K, or no `labels`: unconditional), and
+ * embed = swish(Linear(φ(t))) + E[y].
  * @category model
  */
 export const scoreNet =
-  (config: ScoreNetConfig, params: TensorRecord): Net =>
+  (config: ScoreNetConfig, params: TensorRecord, labels?: ArrayLike<number>): Net =>
   (x: tf.Tensor, t: tf.Tensor): tf.Tensor =>
     scoped(() => {
       const p = params;
       const g = groupCounts(config);
       const [c1, c2, c3] = config.channels;
       const x4 = x as tf.Tensor4D;
-      const embed = nn.swish(linear(nn.fourierFeatures(t, p['embed.W']!), p, 'embed.dense'));
+      const timeEmbed = nn.swish(linear(nn.fourierFeatures(t, p['embed.W']!), p, 'embed.dense'));
+      const label = labelEmbedding(config, p, x4.shape[0], labels);
+      const embed = label === undefined ? timeEmbed : tf.add(timeEmbed, label);
       // Encoder.
       const h1 = injectNormAct(nn.conv2d(x4, w4(p, 'conv1'), 1, 'valid'), embed, p, 'dense1', 'gnorm1', g.enc[0]!);
       const h2 = injectNormAct(nn.conv2d(h1, w4(p, 'conv2'), 2, 'valid'), embed, p, 'dense2', 'gnorm2', g.enc[1]!);

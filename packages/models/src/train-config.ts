@@ -6,6 +6,8 @@
  * @module train-config
  */
 import * as t from 'io-ts';
+import * as E from 'fp-ts/Either';
+import { pipe } from 'fp-ts/function';
 import { tf, codec, random } from '@score-sde/tensor-fp';
 import { SDE, Parameterisation, tutorialParameterisation, type ScoreFn } from '@score-sde/sde-math';
 import type { Key } from '@score-sde/tensor-fp';
@@ -32,18 +34,58 @@ export const TrainDequantization = codec.oneOf(['none', 'centred'] as const, 'Tr
 export type TrainDequantization = t.TypeOf<typeof TrainDequantization>;
 
 /**
- * Everything that defines a training run except the seed and the data: the network, the SDE, the loss, the
- * optimiser, the EMA, the batch size, and (optional, with the defaults every earlier checkpoint used) the
- * parameterisation (default tutorial: s = F/s(t)), the data range (default [0, 1], the images as they are) and the
- * training images' dequantisation (default none).
+ * How a class-conditional network (model `classes` = K) trains and samples: each training label is replaced by
+ * "no label" with probability `dropout` (so the one network also learns the unconditional score: classifier-free
+ * guidance), and samples draw their label y ~ `prior` (K weights, the training set's class frequencies).
  * @category config
  */
-export const TrainConfig = codec.strictWithOptional(
+export const Conditioning = codec.strict(
+  { dropout: codec.UnitInterval, prior: t.readonlyArray(codec.NonNegativeFinite, 'ClassPrior') },
+  'Conditioning',
+);
+export type Conditioning = t.TypeOf<typeof Conditioning>;
+
+const TrainConfigFields = codec.strictWithOptional(
   { model: ScoreNetConfig, sde: SDE, loss: LossConfig, optim: AdamConfig, emaDecay: EmaConfig, batchSize: codec.PositiveInt },
-  { parameterisation: Parameterisation, dataRange: DataRange, dequantization: TrainDequantization },
+  { parameterisation: Parameterisation, dataRange: DataRange, dequantization: TrainDequantization, conditioning: Conditioning },
   'TrainConfig',
 );
-export type TrainConfig = t.TypeOf<typeof TrainConfig>;
+type TrainConfigFields = t.TypeOf<typeof TrainConfigFields>;
+
+/** What is wrong between a config's `model.classes` and its `conditioning` (undefined: nothing), naming the field. */
+const conditioningProblem = (c: TrainConfigFields): { readonly key: string; readonly message: string } | undefined => {
+  const K = c.model.classes;
+  const cond = c.conditioning;
+  if (K === undefined) return cond === undefined ? undefined : { key: 'conditioning', message: 'conditioning: the network has no classes (model.classes)' };
+  if (cond === undefined) return { key: 'conditioning', message: `conditioning: a network of ${K} classes needs its label dropout and class prior` };
+  if (cond.dropout >= 1) return { key: 'conditioning', message: `conditioning.dropout: must be below 1 (some steps must see the label), got ${cond.dropout}` };
+  if (cond.prior.length !== K) return { key: 'conditioning', message: `conditioning.prior: ${cond.prior.length} weights for ${K} classes` };
+  if (!(cond.prior.reduce((a, b) => a + b, 0) > 0)) return { key: 'conditioning', message: 'conditioning.prior: the weights sum to 0' };
+  return undefined;
+};
+
+/**
+ * Everything that defines a training run except the seed and the data: the network, the SDE, the loss, the
+ * optimiser, the EMA, the batch size, and (optional, with the defaults every earlier checkpoint used) the
+ * parameterisation (default tutorial: s = F/s(t)), the data range (default [0, 1], the images as they are), the
+ * training images' dequantisation (default none) and, for a class-conditional network (and only then), its
+ * {@link Conditioning}.
+ * @category config
+ */
+export const TrainConfig = new t.Type<TrainConfigFields, t.OutputOf<typeof TrainConfigFields>, unknown>(
+  'TrainConfig',
+  (u): u is TrainConfigFields => TrainConfigFields.is(u) && conditioningProblem(u) === undefined,
+  (u, c) =>
+    pipe(
+      TrainConfigFields.validate(u, c),
+      E.chain((cfg) => {
+        const problem = conditioningProblem(cfg);
+        return problem === undefined ? t.success(cfg) : t.failure(cfg.conditioning, [...c, { key: problem.key, type: Conditioning, actual: cfg.conditioning }], problem.message);
+      }),
+    ),
+  TrainConfigFields.encode,
+);
+export type TrainConfig = TrainConfigFields;
 
 /** The parameterisation of a run (tutorial when the config has none). @category config */
 export const parameterisationOf = (c: TrainConfig): Parameterisation => c.parameterisation ?? tutorialParameterisation;
@@ -98,4 +140,42 @@ export const emaParams = (s: TrainState): TensorRecord => overlay(s.params, s.em
  * parameterisation, s_θ(x, t) in the model's data space (`scoreFromNet`).
  * @category queries
  */
-export const scoreOfRun = (config: TrainConfig, weights: TensorRecord): ScoreFn => scoreFromNet(config.sde, scoreNet(config.model, weights), parameterisationOf(config));
+export const scoreOfRun = (config: TrainConfig, weights: TensorRecord, labels?: ArrayLike<number>): ScoreFn =>
+  scoreFromNet(config.sde, scoreNet(config.model, weights, labels), parameterisationOf(config));
+
+/**
+ * The label of each sample of a class-conditional run, y_b ~ prior drawn from foldIn(keys[b], {@link LABEL_DOMAIN})
+ * alone (so a sample's label, like its noise, depends on its own key only): the first y with
+ * u < Σ_{k ≤ y} prior_k / Σ prior, u ~ U(0, 1). Undefined for an unconditional run.
+ * @category queries
+ */
+export const sampleLabels = (config: TrainConfig, keys: ReadonlyArray<Key>): Int32Array | undefined => {
+  const prior = config.conditioning?.prior;
+  if (prior === undefined) return undefined;
+  const total = prior.reduce((a, b) => a + b, 0);
+  return Int32Array.from(keys, (k) => {
+    const u = random.uniformArray(random.foldIn(k, LABEL_DOMAIN), 1)[0]! * total;
+    let acc = 0;
+    for (let y = 0; y < prior.length; y++) {
+      acc += prior[y]!;
+      if (u < acc) return y;
+    }
+    return prior.length - 1;
+  });
+};
+
+/** The fold-in constant of a sample's label key (ASCII "labl"): a domain no sampler's own draws use. @category queries */
+export const LABEL_DOMAIN = 0x6c61626c;
+
+/**
+ * The class prior of a labelled training set: the frequency of each class 0..K−1 among `labels`.
+ * @category queries
+ */
+export const classFrequencies = (labels: ArrayLike<number>, classes: number): ReadonlyArray<number> => {
+  const counts = new Array<number>(classes).fill(0);
+  for (let i = 0; i < labels.length; i++) {
+    const y = labels[i]!;
+    counts[y] = (counts[y] ?? 0) + 1;
+  }
+  return counts.map((c) => c / Math.max(1, labels.length));
+};

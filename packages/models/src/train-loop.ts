@@ -19,7 +19,7 @@
 import * as E from 'fp-ts/Either';
 import { macrotask } from '@score-sde/tensor-fp';
 import type { TrainConfig, TrainState } from './train-config';
-import { type TrainError, trainStep, batchForStep, runKeys, renderTrainError } from './train';
+import { type TrainError, trainStep, batchForStep, labelsForStep, runKeys, renderTrainError } from './train';
 import { saveCheckpoint } from './checkpoint';
 import { type CheckpointError, renderCheckpointError } from './checkpoint-format';
 import { type MnistData, batchesPerEpoch, epochOrder } from './mnist';
@@ -142,8 +142,9 @@ export const trainLoop =
       let sum = 0;
       let count = 0;
       while (s.step < end) {
+        const labels = labelsForStep(config, s, data, order);
         const x0 = batchForStep(config, s, data, order);
-        const r = step(s, x0);
+        const r = step(s, x0, labels);
         x0.dispose();
         if (E.isLeft(r)) return E.left({ _tag: 'Diverged', error: r.left, state: s, losses, kept: await keep(s) });
         s = r.right.state;

@@ -21,6 +21,7 @@ import { adamStep, adamEmaStep, initAdam, disposeAdam, globalNorm } from './opti
 import { emaUpdate, emaDecayAt } from './ema';
 import { type TensorRecord, initParams, cloneRecord, assignParams, disposeRecord } from './params';
 import { type MnistData, batchIndices, imageBatch } from './mnist';
+import { nullLabel } from './scorenet';
 import { TrainConfig, type TrainState, parameterisationOf, trainingBatch } from './train-config';
 import { poisonAtStep, pointSync } from './faults';
 
@@ -65,14 +66,32 @@ export const initTrainState = (config: TrainConfig, root: Key): TrainState => {
 // -------------------------------------------------------------------------------------
 
 /**
- * One optimisation step on the batch of images x₀ [B, 28, 28, 1] in [0, 1] (dequantised if the config says so and mapped to the run's data range first, {@link trainingBatch}): ∇_θ L(θ; x₀, key_s) by `tf.variableGrads` over the
+ * The labels a class-conditional network trains on at a step: y_b, or "no label" (K) where
+ * u_b < dropout, u = uniformArray(foldIn(key_s, 2), B) (another counter domain than the loss's and the
+ * dequantisation's draws). Undefined for an unconditional run (and then `labels` must be absent).
+ * @category training
+ */
+export const trainingLabels = (config: TrainConfig, labels: ArrayLike<number> | undefined, key: Key): Int32Array | undefined => {
+  const K = nullLabel(config.model);
+  if (K === undefined) {
+    if (labels !== undefined) throw new Error('labels were given to a run whose network has no classes');
+    return undefined;
+  }
+  if (labels === undefined) throw new Error(`a class-conditional run (${K} classes) trains on labelled batches`);
+  const u = random.uniformArray(random.foldIn(key, 2), labels.length);
+  const p = config.conditioning?.dropout ?? 0;
+  return Int32Array.from(labels, (y, b) => (u[b]! < p ? K : y));
+};
+
+/**
+ * One optimisation step on the batch of images x₀ [B, 28, 28, 1] in [0, 1] (and their labels, for a class-conditional run: {@link trainingLabels}) (dequantised if the config says so and mapped to the run's data range first, {@link trainingBatch}): ∇_θ L(θ; x₀, key_s) by `tf.variableGrads` over the
  * trainable variables, an Adam step, and the EMA update with the new step count. Returns the loss (a number)
  * and the new state, or a Left (and no change at all) if the loss or the gradient norm is NaN/±∞.
  * @category training
  */
 export const trainStep =
   (config: TrainConfig) =>
-  (state: TrainState, x0: tf.Tensor): E.Either<TrainError, { readonly state: TrainState; readonly loss: number }> =>
+  (state: TrainState, x0: tf.Tensor, labels?: ArrayLike<number>): E.Either<TrainError, { readonly state: TrainState; readonly loss: number }> =>
     pipe(
       lossFn(config.sde, config.loss, parameterisationOf(config)),
       E.chain((loss) => {
@@ -80,8 +99,8 @@ export const trainStep =
           .filter((s) => s.trainable)
           .map((s) => s.name);
         const vars = names.map((n) => state.params[n]!);
-        const net = scoreNet(config.model, state.params);
         const key = stepKey(state.key, state.step);
+        const net = scoreNet(config.model, state.params, trainingLabels(config, labels, key));
         const data = trainingBatch(config, x0, key);
         const { value, grads: byVar } = tf.variableGrads(() => loss(net, data, key), vars);
         if (data !== x0) data.dispose();
@@ -133,3 +152,11 @@ export const batchForStep = (config: TrainConfig, state: TrainState, data: Mnist
   x.dispose();
   return poisoned;
 };
+
+/**
+ * The labels of step s's batch (the same indices as {@link batchForStep}) for a class-conditional run; undefined
+ * for an unconditional one.
+ * @category training
+ */
+export const labelsForStep = (config: TrainConfig, state: TrainState, data: MnistData, order?: Int32Array): Int32Array | undefined =>
+  config.model.classes === undefined ? undefined : Int32Array.from(batchIndices(runKeys(state.key).data, data.count, config.batchSize, state.step, order), (i) => data.labels[i]!);

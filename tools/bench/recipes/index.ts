@@ -212,7 +212,7 @@ const median = (xs: ReadonlyArray<number>): number => {
 
 /** Seconds per training step of a recipe: `steps` timed steps after 3 warm-up steps, each step timed alone. */
 const timeSteps = async (r: Recipe, data: MnistData, steps: number, seed: number): Promise<ReadonlyArray<number>> => {
-  const config = pipeline.trainConfigOfRecipe(r, 1000);
+  const config = pipeline.trainConfigOfRecipe(r, 1000, data.labels);
   let state = initTrainState(config, random.key(seed));
   const times: number[] = [];
   try {
@@ -252,12 +252,12 @@ const figure = async (
   const label = `${pipeline.SAMPLER_LABELS[name]} (${JSON.stringify(spec)})`;
   const sampler = pipeline.namedSampler(r.sde, name, settings);
   if (E.isLeft(sampler)) return { figure: { sampler: name, label, nfe: 0, n, fid: null, confidentRate: null, seconds: 0, error: sampler.left.problems.join('; ') } };
-  const score = pipeline.scoreOfNamed(name, pipeline.scoreOfState(config, state), guide);
+  const score = pipeline.scoreOfNamed(name, { score: pipeline.scoreOfState(config, state), guide, conditional: pipeline.conditionalScoreOfState(config, state) });
   if (E.isLeft(score)) return { figure: { sampler: name, label, nfe: 0, n, fid: null, confidentRate: null, seconds: 0, error: score.left } };
   const drawn = E.map(pipeline.networkEvaluations(name))(
     await pipeline.drawWithBar(
       pipeline.sampleKeys(f.seed, 0, n),
-      () => ({ sampler: sampler.right, score: score.right }),
+      (start, size) => ({ sampler: sampler.right, score: score.right(pipeline.sampleKeys(f.seed, start, size)) }),
       { batch: 64, sampleShape: pipeline.IMAGE_SHAPE, dataRange: r.dataRange, quiet: f.quiet },
       `${r.name}: ${name}`,
     ),
@@ -275,7 +275,7 @@ const figure = async (
 
 const runCandidate = async (r: Recipe, secondsPerStep: number, data: { train: MnistData; test: MnistData }, judge: Judge, f: Flags, budgetSeconds: number, log: (l: string) => void): Promise<CandidateResult> => {
   const steps = Math.max(1, Math.floor(budgetSeconds / secondsPerStep));
-  const config = pipeline.trainConfigOfRecipe(r, steps);
+  const config = pipeline.trainConfigOfRecipe(r, steps, data.train.labels);
   const perEpoch = batchesPerEpoch(data.train.count, r.batchSize);
   log(`${r.name}: ${parameterCount(r.model).toLocaleString('en')} parameters, ${secondsPerStep.toFixed(3)} s/step → ${steps} steps (${(steps / perEpoch).toFixed(2)} epochs) in ${(budgetSeconds / 60).toFixed(1)} min`);
   let state = initTrainState(config, random.key(f.seed));

@@ -97,6 +97,10 @@ export const comparisonEntries = (sde: SDE, o: Pick<ComparisonOptions, 'samplers
         return o.fastSteps.map((k) => ({ id: `dpm-ag-${k}`, label: `DPM++ ${k} autoguided`, settings: { ...base, fastSteps: k } }));
       case 'dpm-sde-ag':
         return o.fastSteps.map((k) => ({ id: `dpm-sde-ag-${k}`, label: `DPM++ SDE ${k} autoguided`, settings: { ...base, fastSteps: k } }));
+      case 'dpm-cfg':
+        return o.fastSteps.map((k) => ({ id: `dpm-cfg-${k}`, label: `DPM++ ${k} CFG`, settings: { ...base, fastSteps: k } }));
+      case 'dpm-sde-cfg':
+        return o.fastSteps.map((k) => ({ id: `dpm-sde-cfg-${k}`, label: `DPM++ SDE ${k} CFG`, settings: { ...base, fastSteps: k } }));
     }
   };
   const out: ComparisonEntry[] = [];
@@ -116,23 +120,36 @@ export const comparisonEntries = (sde: SDE, o: Pick<ComparisonOptions, 'samplers
 
 /**
  * Draws one sample per key with every entry (in chunks of `batch`, mapped from the model's data range to images in [0, 1]). An entry whose solve fails
- * keeps its error (the others still run); an autoguided one draws with the autoguided score of `guide` (an error
- * when there is none) and its NFE counts network evaluations.
+ * keeps its error (the others still run); an autoguided one draws with the autoguided score of `guide`, a
+ * classifier-free guided one with the guided score of `conditional` (an error when there is none), and their NFE
+ * counts network evaluations.
  * @category drawing
  */
 export const drawComparison = async (
   entries: ReadonlyArray<ComparisonEntry>,
   score: ScoreFn,
   keys: ReadonlyArray<Key>,
-  o: { readonly batch: number; readonly quiet: boolean; readonly log: (line: string) => void; readonly dataRange: readonly [number, number]; readonly guide?: E.Either<string, ScoreFn> },
+  o: {
+    readonly batch: number;
+    readonly quiet: boolean;
+    readonly log: (line: string) => void;
+    readonly dataRange: readonly [number, number];
+    readonly guide?: E.Either<string, ScoreFn>;
+    readonly conditional?: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
+  },
 ): Promise<ReadonlyArray<EntryDraw>> => {
   const out: EntryDraw[] = [];
   for (const entry of entries) {
-    const s = scoreOfNamed(entry.family, score, o.guide ?? E.left('no guide was loaded'));
+    const s = scoreOfNamed(entry.family, { score, guide: o.guide ?? E.left('no guide was loaded'), conditional: o.conditional ?? E.left('no conditional score was given') });
     const drawn: E.Either<ExperimentError, Drawn> = E.isLeft(s)
       ? fail(s.left)
       : E.map(networkEvaluations(entry.family))(
-          await drawWithBar(keys, () => ({ sampler: entry.sampler, score: s.right }), { batch: o.batch, sampleShape: IMAGE_SHAPE, dataRange: o.dataRange, quiet: o.quiet }, `sampling ${entry.label}`),
+          await drawWithBar(
+            keys,
+            (start, size) => ({ sampler: entry.sampler, score: s.right(keys.slice(start, start + size)) }),
+            { batch: o.batch, sampleShape: IMAGE_SHAPE, dataRange: o.dataRange, quiet: o.quiet },
+            `sampling ${entry.label}`,
+          ),
         );
     if (E.isLeft(drawn)) o.log(`${entry.label}: failed: ${drawn.left.message}`);
     out.push(E.mapLeft((e: ExperimentError) => e.message)(drawn));

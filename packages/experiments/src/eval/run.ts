@@ -20,7 +20,7 @@
  */
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
-import { describeBackend } from '@score-sde/tensor-fp';
+import { describeBackend, type Key } from '@score-sde/tensor-fp';
 import type { SDE, ScoreFn } from '@score-sde/sde-math';
 import { type MnistData, type DataRange, renderCheckpointError, renderIdxError, loadMnist, dataRangeOf } from '@score-sde/models';
 import { report } from '../lib';
@@ -39,6 +39,7 @@ import {
   loadScoreModel,
   guideFor,
   disposeScoreModel,
+  conditionalScoreOfState,
 } from '../pipeline';
 import type { EvalContext } from './common';
 import { type EvaluationOptions, optionProblems } from './options';
@@ -121,6 +122,8 @@ export interface DrawSetting {
   readonly log: (line: string) => void;
   /** The weaker model of the autoguided samplers (Left: why there is none). */
   readonly guide?: E.Either<string, ScoreFn>;
+  /** The conditional score of a class-conditional model, for the classifier-free guided samplers (Left: why there is none). */
+  readonly conditional?: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
 }
 
 /** The item counts and chunk sizes of the sampling parts (their key spaces; the conditional part's is numClasses · perClass, the guide's). @category drawing */
@@ -134,7 +137,7 @@ export const partSizes = (o: EvaluationOptions, test: MnistData): Readonly<Recor
 export const drawSamplersPart = async (s: DrawSetting, r: ItemRange): Promise<E.Either<ExperimentError, ReadonlyArray<EntryDraw>>> => {
   const entries = comparisonEntries(s.sde, s.o.samplers);
   if (E.isLeft(entries)) return entries;
-  return E.right(await drawComparison(entries.right, s.score, sampleKeys(s.o.seed, r.start, r.end - r.start), { batch: s.o.samplers.batch, quiet: s.o.quiet, log: s.log, dataRange: s.dataRange, ...(s.guide !== undefined ? { guide: s.guide } : {}) }));
+  return E.right(await drawComparison(entries.right, s.score, sampleKeys(s.o.seed, r.start, r.end - r.start), { batch: s.o.samplers.batch, quiet: s.o.quiet, log: s.log, dataRange: s.dataRange, ...(s.guide !== undefined ? { guide: s.guide } : {}), ...(s.conditional !== undefined ? { conditional: s.conditional } : {}) }));
 };
 
 /** bits/dim of test images `r`. @category drawing */
@@ -208,7 +211,7 @@ export const runEvaluation = async (o: EvaluationOptions, ctx: EvalContext, out:
     if (E.isLeft(data)) return data;
     const { train, test } = data.right;
     const sde = config.sde;
-    const setting: DrawSetting = { o, sde, score, dataRange: dataRangeOf(config), test, log, guide: weaker.guide };
+    const setting: DrawSetting = { o, sde, score, dataRange: dataRangeOf(config), test, log, guide: weaker.guide, conditional: conditionalScoreOfState(config, state) };
     log(`evaluating ${path.resolve(o.checkpoint)} (step ${state.step}, ${sde.kind} SDE) on ${describeBackend(ctx.backend)}; parts: ${o.parts.join(', ') || 'none'}`);
 
     let rep: EvalReport = {

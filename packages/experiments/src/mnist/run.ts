@@ -19,7 +19,7 @@ import { describeBackend } from '@score-sde/tensor-fp';
 import type { SamplerSpec } from '@score-sde/solvers';
 import { type TrainConfig, disposeTrainState, parameterCount, dataRangeOf } from '@score-sde/models';
 import { plot, report, memory } from '../lib';
-import { type Drawn, type ExperimentError, type ItemRange, type SamplerName, type Recipe, fail, interrupted, logOf, sampleKeys, scoreOfState, shardRange, samplerSettingsOf, guideFor } from '../pipeline';
+import { type Drawn, type ExperimentError, type ItemRange, type SamplerName, type Recipe, fail, interrupted, logOf, sampleKeys, scoreOfState, conditionalScoreOfState, shardRange, samplerSettingsOf, guideFor } from '../pipeline';
 import { type MnistShardManifest, writeMnistShard } from './shard';
 import { type MnistFlags, recipeOfFlags } from './flags';
 import { type EpochMemory, type MnistContext, type Trained, loadTrained, trainMnist } from './train';
@@ -195,6 +195,7 @@ const drawSamplers = async (
   const src = {
     sde: config.sde,
     score: scoreOfState(config, state),
+    conditional: conditionalScoreOfState(config, state),
     dataRange: dataRangeOf(config),
     checkpoint,
     workers: f.workers,

@@ -65,6 +65,8 @@ export interface DrawSource {
   readonly signal?: AbortSignal;
   /** The weaker model of the autoguided samplers (Left: why there is none; used only by them). */
   readonly guide?: E.Either<string, ScoreFn>;
+  /** The conditional score of a class-conditional model, for the classifier-free guided samplers (pipeline's `conditionalScoreOfState`). */
+  readonly conditional?: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
 }
 
 /**
@@ -83,11 +85,11 @@ export const drawNamed = async (
   const spec = namedSamplerSpec(name, settings);
   const sampler = namedSampler(src.sde, name, settings);
   if (E.isLeft(sampler)) return fail(`--samplers ${name}: ${sampler.left.problems.join('; ')}`);
-  const score = scoreOfNamed(name, src.score, src.guide ?? E.left('no guide was loaded'));
+  const score = scoreOfNamed(name, { score: src.score, guide: src.guide ?? E.left('no guide was loaded'), conditional: src.conditional ?? E.left('no conditional score was given') });
   if (E.isLeft(score)) return fail(`--samplers ${name}: ${score.left}`);
   const label = `sampling ${name}`;
-  // Workers load one checkpoint: an autoguided sampler (two models) draws in this process.
-  const coupled = src.workers > 1 ? (networksPerScore(name) === 1 ? couplingOf(src.sde, spec) : 'autoguided: it evaluates the checkpoint and its guide') : undefined;
+  // Workers draw with one unguided score: a guided sampler (two score evaluations) draws in this process.
+  const coupled = src.workers > 1 ? (networksPerScore(name) === 1 ? couplingOf(src.sde, spec) : 'guided: it evaluates two scores (the model and its guide, or with and without the label)') : undefined;
   if (coupled !== undefined) src.log(`${name}: sampled in this process, not in ${src.workers} workers: ${coupled}`);
   if (src.workers > 1 && coupled === undefined && src.checkpoint !== undefined && keys.length > 0) {
     const bar = progress.withProgress(`${label} (${src.workers} workers)`, stepCount(sampler.right), { quiet: src.quiet });
@@ -119,7 +121,7 @@ export const drawNamed = async (
   }
   const drawn = await drawWithBar(
     keys,
-    () => ({ sampler: sampler.right, score: score.right }),
+    (start, size) => ({ sampler: sampler.right, score: score.right(keys.slice(start, start + size)) }),
     { batch, sampleShape: IMAGE_SHAPE, dataRange: src.dataRange, quiet: src.quiet, faultPoint: `sample:${name}`, ...(src.signal !== undefined ? { signal: src.signal } : {}) },
     label,
   );

@@ -108,7 +108,7 @@ export const trainMnist = async (f: MnistFlags, recipe: Recipe, ctx: MnistContex
     start = loaded.right;
     log(`resuming from ${f.resume} at step ${start.state.step} (its stored config is used; --epochs sets where training ends)`);
   } else {
-    const config = trainConfigOfRecipe(recipe, recipe.epochs * batchesPerEpoch(data.count, recipe.batchSize));
+    const config = trainConfigOfRecipe(recipe, recipe.epochs * batchesPerEpoch(data.count, recipe.batchSize), data.labels);
     start = { config, state: initTrainState(config, random.key(f.seed)), losses: [] };
   }
   const { config } = start;

@@ -8,10 +8,10 @@
 import * as path from 'node:path';
 import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
-import { codec } from '@score-sde/tensor-fp';
+import { codec, type Key } from '@score-sde/tensor-fp';
 import type { ScoreFn } from '@score-sde/sde-math';
 import { type SamplerName, autoguidanceWeightOf } from './samplers';
-import { type TrainConfig, type TrainState, type CheckpointError, loadCheckpoint, emaParams, scoreOfRun, disposeTrainState, renderCheckpointError } from '@score-sde/models';
+import { type TrainConfig, type TrainState, type CheckpointError, loadCheckpoint, emaParams, scoreOfRun, sampleLabels, disposeTrainState, renderCheckpointError } from '@score-sde/models';
 
 /** Which weights of a state sample: the EMA weights or the raw ones. @category model */
 export const WEIGHTS = ['ema', 'params'] as const;
@@ -32,6 +32,17 @@ export interface ScoreModel {
  */
 export const scoreOfState = (config: TrainConfig, state: TrainState, weights: Weights = 'ema'): ScoreFn =>
   scoreOfRun(config, weights === 'ema' ? emaParams(state) : state.params);
+
+/**
+ * The conditional score of a class-conditional state: for samples with keys k_b, s_θ(x | y_b) with y_b their labels
+ * (models' `sampleLabels`: drawn from the run's class prior by each key alone), θ as in {@link scoreOfState}. Left
+ * for an unconditional model.
+ * @category model
+ */
+export const conditionalScoreOfState = (config: TrainConfig, state: TrainState, weights: Weights = 'ema'): E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn> =>
+  config.model.classes === undefined
+    ? E.left('the model is not class-conditional (trained without labels: its recipe has no `conditional`)')
+    : E.right((keys) => scoreOfRun(config, weights === 'ema' ? emaParams(state) : state.params, sampleLabels(config, keys)));
 
 /** Loads a checkpoint as a {@link ScoreModel}; dispose it with {@link disposeScoreModel}. @category model */
 export const loadScoreModel = async (dir: string, weights: Weights = 'ema'): Promise<E.Either<CheckpointError, ScoreModel>> => {

@@ -10,7 +10,7 @@
 import * as t from 'io-ts';
 import { codec } from '@score-sde/tensor-fp';
 import { SDE, Parameterisation, edmParameterisation, tutorialParameterisation, ve, tutorial, vp } from '@score-sde/sde-math';
-import { type TrainConfig, ScoreNetConfig, LossConfig, EmaConfig, DataRange, TrainDequantization, adamConfig } from '@score-sde/models';
+import { type TrainConfig, ScoreNetConfig, classFrequencies, LossConfig, EmaConfig, DataRange, TrainDequantization, adamConfig } from '@score-sde/models';
 import { SamplerName, type SamplerSettings } from './samplers';
 
 // -------------------------------------------------------------------------------------
@@ -36,6 +36,14 @@ export const SamplingSettings = codec.strict(
 export const GuideSnapshot = codec.strict({ at: codec.UnitInterval }, 'GuideSnapshot');
 export type GuideSnapshot = t.TypeOf<typeof GuideSnapshot>;
 
+/**
+ * A class-conditional recipe: the network learns p(x | y) for the `classes` labels of the data, each training label
+ * dropped to "no label" with probability `dropout`, so the same network also learns p(x) (classifier-free guidance).
+ * @category model
+ */
+export const ConditionalTraining = codec.strict({ classes: codec.PositiveInt, dropout: codec.UnitInterval }, 'ConditionalTraining');
+export type ConditionalTraining = t.TypeOf<typeof ConditionalTraining>;
+
 /** The step at which a run of `totalSteps` steps saves its guide: round(at · total), at least 1. @category model */
 export const guideStep = (g: GuideSnapshot, totalSteps: number): number => Math.max(1, Math.round(g.at * totalSteps));
 
@@ -43,7 +51,8 @@ export const guideStep = (g: GuideSnapshot, totalSteps: number): number => Math.
  * A recipe (module comment). `epochs` is the length of a run of the experiment; the study trains each candidate
  * for a wall-clock budget instead. `samplers` is the set a run draws with, in order. `dequantization` (optional,
  * default none) adds centred uniform noise to the training images (models' `TrainDequantization`); `guide` (optional)
- * saves the run's guide for the autoguided samplers ({@link GuideSnapshot}).
+ * saves the run's guide for the autoguided samplers ({@link GuideSnapshot}); `conditional` (optional) trains on the
+ * labels too ({@link ConditionalTraining}).
  * @category model
  */
 export const Recipe = codec.strictWithOptional(
@@ -65,7 +74,7 @@ export const Recipe = codec.strictWithOptional(
     samplers: t.array(SamplerName),
     sampling: SamplingSettings,
   },
-  { dequantization: TrainDequantization, guide: GuideSnapshot },
+  { dequantization: TrainDequantization, guide: GuideSnapshot, conditional: ConditionalTraining },
   'Recipe',
 );
 export type Recipe = t.TypeOf<typeof Recipe>;
@@ -76,11 +85,13 @@ export type Recipe = t.TypeOf<typeof Recipe>;
 
 /**
  * The training configuration of a recipe for a run of `totalSteps` optimiser steps (the cosine decay spans the
- * whole run): Adam (β = (0.9, 0.999), ε = 1e-8) at the recipe's rate, warm-up and clipping.
+ * whole run): Adam (β = (0.9, 0.999), ε = 1e-8) at the recipe's rate, warm-up and clipping. A conditional recipe's
+ * network gets its `classes`, and its conditioning the label dropout and the class prior: the frequencies of the
+ * training `labels` (uniform without them).
  * @category training
  */
-export const trainConfigOfRecipe = (r: Recipe, totalSteps: number): TrainConfig => ({
-  model: r.model,
+export const trainConfigOfRecipe = (r: Recipe, totalSteps: number, labels?: ArrayLike<number>): TrainConfig => ({
+  model: r.conditional === undefined ? r.model : { ...r.model, classes: r.conditional.classes },
   sde: r.sde,
   loss: r.loss,
   optim: adamConfig({
@@ -95,6 +106,14 @@ export const trainConfigOfRecipe = (r: Recipe, totalSteps: number): TrainConfig 
   dataRange: r.dataRange,
   // only when on, so the configs (and checkpoints) of the recipes without it stay as they were
   ...(r.dequantization === 'centred' ? { dequantization: 'centred' as const } : {}),
+  ...(r.conditional === undefined
+    ? {}
+    : {
+        conditioning: {
+          dropout: r.conditional.dropout,
+          prior: labels === undefined ? new Array<number>(r.conditional.classes).fill(1 / r.conditional.classes) : classFrequencies(labels, r.conditional.classes),
+        },
+      }),
 });
 
 /** A recipe's sampler settings in the form the named samplers take. @category training */

@@ -26,18 +26,24 @@
  *          score s_weak + w (s − s_weak) (Karras et al. 2024; solvers' `autoguidance`), the weaker model being the
  *          run's guide (the EMA weights saved early in training, the recipe's `guide`), w = {@link AUTOGUIDANCE_WEIGHTS};
  *          two network evaluations per score evaluation, and their NFE counts network evaluations: both take
- *          2·(`fastSteps` + 1), the NFE of `edm`.
+ *          2·(`fastSteps` + 1), the NFE of `edm`;
+ * - `dpm-cfg` and `dpm-sde-cfg`: the same two solvers on the classifier-free guided score of a class-conditional
+ *          model, s(x | ∅) + w (s(x | y) − s(x | ∅)) (Ho & Salimans 2022), each sample's label y drawn from the
+ *          model's class prior by its own key (models' `sampleLabels`), w = {@link CFG_WEIGHTS}; also two network
+ *          evaluations per score evaluation, 2·(`fastSteps` + 1) NFE. On a class-conditional model every other sampler
+ *          draws from its unconditional score (no label).
  *
  * @module pipeline/samplers
  */
 import type * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import { codec, type DecodeError } from '@score-sde/tensor-fp';
+import type { Key } from '@score-sde/tensor-fp';
 import type { SDE, ScoreFn } from '@score-sde/sde-math';
 import { type Sampler, type SamplerSpec, DEFAULT_SNR, samplerFromSpec, autoguidance } from '@score-sde/solvers';
 
 /** The sampler names, in the order the experiments list them. @category vocabulary */
-export const SAMPLER_NAMES = ['em', 'pc', 'ode', 'edm', 'edm-sde', 'dpm', 'dpm-sde', 'dpm-ag', 'dpm-sde-ag'] as const;
+export const SAMPLER_NAMES = ['em', 'pc', 'ode', 'edm', 'edm-sde', 'dpm', 'dpm-sde', 'dpm-ag', 'dpm-sde-ag', 'dpm-cfg', 'dpm-sde-cfg'] as const;
 export type SamplerName = (typeof SAMPLER_NAMES)[number];
 
 /** io-ts codec of a sampler name. @category vocabulary */
@@ -54,6 +60,8 @@ export const SAMPLER_LABELS: Readonly<Record<SamplerName, string>> = {
   'dpm-sde': 'DPM-Solver++(2M) SDE',
   'dpm-ag': 'DPM-Solver++(2M), autoguided',
   'dpm-sde-ag': 'DPM-Solver++(2M) SDE, autoguided',
+  'dpm-cfg': 'DPM-Solver++(2M), classifier-free guided',
+  'dpm-sde-cfg': 'DPM-Solver++(2M) SDE, classifier-free guided',
 };
 
 /**
@@ -75,18 +83,52 @@ export const AUTOGUIDANCE_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>
 export const autoguidanceWeightOf = (name: SamplerName): number | undefined => AUTOGUIDANCE_WEIGHTS[name];
 
 /**
- * The score a named sampler draws with: the model's own, or for an autoguided one s_weak + w (s − s_weak) with the
- * guide as the weaker model (Left when the guide is missing, saying why).
+ * The classifier-free guidance weight w of the guided samplers of a class-conditional model (the others: none):
+ * s(x | ∅) + w (s(x | y) − s(x | ∅)); w = 1 is the conditional model itself, w > 1 extrapolates away from the
+ * unconditional score. Chosen by measurement (README, "Class-conditional").
  * @category samplers
  */
-export const scoreOfNamed = (name: SamplerName, score: ScoreFn, guide: E.Either<string, ScoreFn>): E.Either<string, ScoreFn> => {
-  const w = autoguidanceWeightOf(name);
-  if (w === undefined) return E.right(score);
-  return E.isLeft(guide) ? E.left(`${name} is autoguided and needs a guide: ${guide.left}`) : E.right(autoguidance(score, guide.right, w));
+export const CFG_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-cfg': 2, 'dpm-sde-cfg': 1.5 };
+
+/** The classifier-free guidance weight of a named sampler (undefined: it does not use labels). @category samplers */
+export const cfgWeightOf = (name: SamplerName): number | undefined => CFG_WEIGHTS[name];
+
+/** The scores a named sampler can draw with. @category samplers */
+export interface ScoreSources {
+  /** The model's own score (of a class-conditional model: with no label, the unconditional score). */
+  readonly score: ScoreFn;
+  /** The weaker model of the autoguided samplers (Left: why there is none). */
+  readonly guide: E.Either<string, ScoreFn>;
+  /** The conditional score s(x | y_b) of samples drawn with keys k_b, y_b their labels (Left: why there is none). */
+  readonly conditional: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
+}
+
+/**
+ * The score a named sampler draws samples of keys k_b with: the model's own; for an autoguided one
+ * s_weak + w (s − s_weak) with the guide as the weaker model; for a classifier-free guided one
+ * s(x | ∅) + w (s(x | y_b) − s(x | ∅)). Left when what it needs is missing, saying why.
+ * @category samplers
+ */
+export const scoreOfNamed = (name: SamplerName, src: ScoreSources): E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn> => {
+  const auto = autoguidanceWeightOf(name);
+  if (auto !== undefined) {
+    const guide = src.guide;
+    return E.isLeft(guide) ? E.left(`${name} is autoguided and needs a guide: ${guide.left}`) : E.right(() => autoguidance(src.score, guide.right, auto));
+  }
+  const cfg = cfgWeightOf(name);
+  if (cfg !== undefined) {
+    const conditional = src.conditional;
+    return E.isLeft(conditional) ? E.left(`${name} is classifier-free guided and needs a class-conditional model: ${conditional.left}`) : E.right((keys) => autoguidance(conditional.right(keys), src.score, cfg));
+  }
+  return E.right(() => src.score);
 };
 
-/** Network evaluations per score evaluation of a named sampler: 2 when autoguided (the model and its guide), else 1. @category samplers */
-export const networksPerScore = (name: SamplerName): number => (autoguidanceWeightOf(name) === undefined ? 1 : 2);
+/**
+ * Network evaluations per score evaluation of a named sampler: 2 when guided (autoguided: the model and its guide;
+ * classifier-free: the conditional and the unconditional score), else 1.
+ * @category samplers
+ */
+export const networksPerScore = (name: SamplerName): number => (autoguidanceWeightOf(name) === undefined && cfgWeightOf(name) === undefined ? 1 : 2);
 
 /** MNIST images: 28 × 28, one channel (the sample shape of every draw). @category model */
 export const IMAGE_SHAPE = [28, 28, 1] as const;
@@ -154,7 +196,10 @@ export const namedSamplerSpec = (name: SamplerName, s: SamplerSettings): Sampler
     case 'dpm-sde-ag':
       return { kind: 'dpm-solver++2m', steps: s.fastSteps, eta: DPM_SDE_AG_ETA, sMin: DPM_SDE_SIGMA_MIN, grid: 'karras' };
     case 'dpm-ag':
+    case 'dpm-cfg':
       return { kind: 'dpm-solver++2m', steps: s.fastSteps, grid: 'karras' };
+    case 'dpm-sde-cfg':
+      return { kind: 'dpm-solver++2m', steps: s.fastSteps, eta: DPM_SDE_AG_ETA, sMin: DPM_SDE_SIGMA_MIN, grid: 'karras' };
   }
 };
 
