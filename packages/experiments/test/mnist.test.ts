@@ -4,14 +4,15 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import * as E from 'fp-ts/Either';
 import { PNG } from 'pngjs';
-import { tf, initBackend, type BackendInfo } from '@score-sde/tensor-fp';
-import { type MnistData, loadMnist, readIdxImages, loadCheckpoint, pixelsToUnit, tensorFiles, dataRangeOf, disposeTrainState } from '@score-sde/models';
+import { tf, initBackend, type BackendInfo, type Key } from '@score-sde/tensor-fp';
+import { type MnistData, loadMnist, readIdxImages, loadCheckpoint, pixelsToUnit, tensorFiles, dataRangeOf, disposeTrainState, classFrequencies, scoreOfRun, emaParams, sampleLabels } from '@score-sde/models';
+import type { ScoreFn } from '@score-sde/sde-math';
 import { cli } from '../src/lib';
 import { mnistFlags, type MnistFlags, recipeOfFlags } from '../src/mnist/flags';
 import { runMnist } from '../src/mnist/run';
 import { evaluationOptionsOfRun } from '../src/run-evaluation';
 import { DEFAULT_EVALUATION } from '../src/eval/options';
-import { EVAL_PARTS, PRESETS, trainConfigOfRecipe, loadScoreModel, namedSampler, samplerSettingsOf, draw, sampleKeys } from '../src/pipeline';
+import { EVAL_PARTS, PRESETS, CFG_WEIGHTS, trainConfigOfRecipe, loadScoreModel, conditionalScoreOfState, namedSampler, samplerSettingsOf, draw, sampleKeys } from '../src/pipeline';
 import { writeSamples, drawNamed } from '../src/mnist/sample';
 
 /** A few hundred real training images, and a tiny model, sampler and step count: checks the pipeline, not quality. */
@@ -95,7 +96,7 @@ describe('experiments:mnist on a few hundred images', () => {
     const lines: string[] = [];
     const same = await runMnist(tinyArgs(['--sample-only', path.join(self, 'checkpoint'), '--workers', '2'], 'dpm-sde-ag,dpm-sde'), { backend, data, log: (l) => void lines.push(l) }, path.join(tmp, 'self-out'));
     expect(E.isRight(same)).toBe(true);
-    expect(lines.filter((l) => /sampled in this process/.test(l))).toEqual([expect.stringMatching(/^dpm-sde-ag: sampled in this process, not in 2 workers: autoguided/)]);
+    expect(lines.filter((l) => /sampled in this process/.test(l))).toEqual([expect.stringMatching(/^dpm-sde-ag: sampled in this process, not in 2 workers: guided: it evaluates two scores/)]);
     // s + w (s − s) = s exactly: the same samples as dpm-sde-ag's sampler drawing with the model's own score
     const f = tinyArgs([], 'dpm-sde-ag');
     const recipe = await recipeOfFlags(f);
@@ -119,6 +120,50 @@ describe('experiments:mnist on a few hundred images', () => {
     fs.cpSync(path.join(out, 'checkpoint'), path.join(lone, 'checkpoint'), { recursive: true });
     const missing = await runMnist(tinyArgs(['--sample-only', path.join(lone, 'checkpoint')], 'dpm-sde-ag'), { backend, data, log: quietLog }, path.join(tmp, 'lone-out'));
     expect(E.isLeft(missing) && missing.left.message).toMatch(/^--samplers dpm-sde-ag: dpm-sde-ag is autoguided and needs a guide: the guide .*lone\/guide/);
+  });
+
+  test('a class-conditional run (--label-dropout) keeps 10 classes, its label dropout and the training labels’ frequencies in its config; dpm-cfg and dpm-sde-cfg draw with s(x | ∅) + w (s(x | y_b) − s(x | ∅)), y_b from sample b’s own key, at two network evaluations per score evaluation; on an unconditional checkpoint they fail naming it', async () => {
+    const out = path.join(tmp, 'conditional');
+    const r = await runMnist(tinyArgs(['--label-dropout', '0.5', '--guide-at', '0'], 'dpm-cfg,dpm-sde-cfg,dpm-sde'), { backend, data, log: quietLog }, out);
+    if (E.isLeft(r)) throw new Error(r.left.message);
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
+    expect(report.config.train.model.classes).toBe(10);
+    expect(report.config.train.conditioning).toEqual({ dropout: 0.5, prior: classFrequencies(data.labels, 10) });
+    // 3 DPM-Solver++(2M) steps + Tweedie: 4 score evaluations of two networks each; dpm-sde 2 · 3 steps + 1 of one
+    expect(report.samplers.map((s: { nfe: number }) => s.nfe)).toEqual([8, 8, 7]);
+    const f = tinyArgs([], 'dpm-cfg');
+    const recipe = await recipeOfFlags(f);
+    const model = await loadScoreModel(path.join(out, 'checkpoint'));
+    if (E.isLeft(recipe) || E.isLeft(model)) throw new Error('recipe or checkpoint');
+    const { config, state } = model.right;
+    const keys = sampleKeys(f.seed, 0, f.numSamples);
+    const w = CFG_WEIGHTS['dpm-cfg']!;
+    // the guided score written out: the unconditional score (no label) and the conditional one of each key's label
+    const written = (ks: ReadonlyArray<Key>): ScoreFn => {
+      const conditional = scoreOfRun(config, emaParams(state), sampleLabels(config, ks));
+      return (x, t) =>
+        tf.tidy(() => {
+          const u = model.right.score(x, t);
+          return tf.add(u, tf.mul(tf.sub(conditional(x, t), u), w));
+        });
+    };
+    const sampler = namedSampler(config.sde, 'dpm-cfg', samplerSettingsOf(recipe.right));
+    if (E.isLeft(sampler)) throw new Error(sampler.left.problems.join('; '));
+    const own = await draw(keys, (start, size) => ({ sampler: sampler.right, score: written(keys.slice(start, start + size)) }), { batch: 3, sampleShape: [28, 28, 1], dataRange: dataRangeOf(config) }, 'written out');
+    if (E.isLeft(own)) throw new Error(own.left.message);
+    const src = { sde: config.sde, score: model.right.score, conditional: conditionalScoreOfState(config, state), dataRange: dataRangeOf(config), checkpoint: undefined, workers: 1, backend, quiet: true, log: quietLog };
+    const guided = await drawNamed('dpm-cfg', samplerSettingsOf(recipe.right), keys, 3, src);
+    if (E.isLeft(guided)) throw new Error(guided.left.message);
+    expect(Array.from(guided.right.samples)).toEqual(Array.from(own.right.samples));
+    // the labels matter: the same draw with every label moved by one is another draw
+    const shifted = await draw(keys, (start, size) => ({ sampler: sampler.right, score: scoreOfRun(config, emaParams(state), Int32Array.from(sampleLabels(config, keys.slice(start, start + size))!, (y) => (y + 1) % 10)) }), { batch: 3, sampleShape: [28, 28, 1], dataRange: dataRangeOf(config) }, 'shifted');
+    if (E.isLeft(shifted)) throw new Error(shifted.left.message);
+    expect(Array.from(shifted.right.samples)).not.toEqual(Array.from(own.right.samples));
+    disposeTrainState(state);
+
+    const plain = path.join(tmp, 'run', 'checkpoint');
+    const missing = await runMnist(tinyArgs(['--sample-only', plain], 'dpm-cfg'), { backend, data, log: quietLog }, path.join(tmp, 'plain-out'));
+    expect(E.isLeft(missing) && missing.left.message).toMatch(/^--samplers dpm-cfg: dpm-cfg is classifier-free guided and needs a class-conditional model: the model is not class-conditional/);
   });
 
   test('no growth over epochs: the live tensor count is the same at the end of every epoch, and memory is reported per epoch and sampler', async () => {

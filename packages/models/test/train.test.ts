@@ -57,6 +57,9 @@ beforeAll(async () => {
  */
 const small: TrainConfig = { ...tinyTrainConfig, optim: adamConfig({ lr: 1e-2 }), batchSize: 2 };
 
+/** The same, class-conditional: 10 classes, each label dropped to "no label" with probability ½. */
+const smallConditional: TrainConfig = { ...small, model: { ...small.model, classes: 10 }, conditioning: { dropout: 0.5, prior: new Array<number>(10).fill(0.1) } };
+
 /** The first n images of the subset. */
 const subset = (n: number): MnistData => ({ ...data, count: n, images: data.images.subarray(0, n * 784), labels: data.labels.subarray(0, n) });
 
@@ -92,14 +95,17 @@ describe(`training (backend chosen by initTrainingBackend)`, () => {
     disposeTrainState(after);
   });
 
-  test('resume equals uninterrupted: 3 steps + stop + save + load + 2 steps ≡ 5 steps, bit-identically (weights, EMA, Adam moments)', async () => {
+  test.each([
+    ['unconditional', small],
+    ['class-conditional, label dropout ½', smallConditional],
+  ] as const)('resume equals uninterrupted (%s): 3 steps + stop + save + load + 2 steps ≡ 5 steps, bit-identically (weights, EMA, Adam moments)', async (_, config) => {
     const d = subset(4); // 2 batches per epoch: the runs cross epoch boundaries and resume mid-epoch.
-    const straight = await run(small, initTrainState(small, random.key(5)), d, 5);
+    const straight = await run(config, initTrainState(config, random.key(5)), d, 5);
     // The interrupted run is stopped from outside after 3 steps, as Ctrl-C would (the loop asks between steps), and
     // the loop saves the checkpoint (with its losses) where it stopped.
     let taken = 0;
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'resume-'));
-    const interrupted = await trainLoop(small)(initTrainState(small, random.key(5)), d, {
+    const interrupted = await trainLoop(config)(initTrainState(config, random.key(5)), d, {
       untilStep: 5,
       checkpoint: { dir: path.join(dir, 'ckpt') },
       onStep: (p) => (taken = p.step),
@@ -109,7 +115,7 @@ describe(`training (backend chosen by initTrainingBackend)`, () => {
     const first = interrupted.right;
     expect([first.stopped, first.state.step]).toEqual([true, 3]);
     disposeTrainState(first.state);
-    const loaded = await loadCheckpoint(path.join(dir, 'ckpt'), { model: small.model, sde: small.sde })();
+    const loaded = await loadCheckpoint(path.join(dir, 'ckpt'), { model: config.model, sde: config.sde })();
     if (E.isLeft(loaded)) throw new Error(renderCheckpointError(loaded.left));
     const stored = loaded.right.meta['losses'] as number[];
     const second = await run(loaded.right.config, loaded.right.state, d, 5);

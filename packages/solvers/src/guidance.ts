@@ -57,6 +57,16 @@ export const autoguidance =
     });
 
 /**
+ * Classifier-free guidance (Ho & Salimans 2022): one network trained with and without labels gives the conditional
+ * score s(x | y) and the unconditional s(x | ∅), and
+ *   s_w(x, t) = s(x | ∅) + w (s(x | y) − s(x | ∅)),
+ * autoguidance with the unconditional score as the weaker model: w = 1 is the conditional score, w > 1 extrapolates
+ * away from the unconditional one (sharper class identity, less diversity). Two score evaluations per call.
+ * @category transforms
+ */
+export const classifierFreeGuidance = (conditional: ScoreFn, unconditional: ScoreFn, w: number): ScoreFn => autoguidance(conditional, unconditional, w);
+
+/**
  * Classifier guidance (Song et al. 2021, eq. 14; Dhariwal & Nichol 2021 with a scale w):
  *   s_y(x, t) = s(x, t) + w ∇ₓ log p_t(y | x).
  * With w = 1 and the exact p_t(y | x) this is the exact score of p_t(x | y).

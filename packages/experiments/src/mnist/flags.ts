@@ -60,6 +60,11 @@ export const mnistFlags = {
       description: `fraction of the run after which the EMA weights are saved as the guide of the autoguided samplers dpm-ag and dpm-sde-ag (guide/ beside checkpoint/); 0: no guide (${fromPreset})`,
     }),
   ),
+  labelDropout: cli.optional(
+    cli.numberFlag(codec.UnitInterval, {
+      description: `train class-conditional on MNIST's 10 labels, each replaced by "no label" with this probability, so one network learns p(x | y) and p(x) (classifier-free guidance: samplers dpm-cfg and dpm-sde-cfg; the others draw from p(x)); 1: unconditional (${fromPreset})`,
+    }),
+  ),
   emaDecay: cli.optional(cli.numberFlag(codec.UnitInterval, { description: `EMA decay of the weights that sample, with the reference's warm-up (${fromPreset})` })),
   checkpointEvery: cli.numberFlag(codec.NonNegativeInt, { default: 0, description: 'also save a checkpoint every N steps (0: at the end of each epoch only)' }),
   resume: cli.optional(cli.stringFlag({ description: 'continue training from this checkpoint directory' })),
@@ -99,6 +104,9 @@ export const mnistFlagProblems = (f: MnistFlags): ReadonlyArray<string> => [
 // the recipe of a run
 // -------------------------------------------------------------------------------------
 
+/** The classes of MNIST's labels (a class-conditional run's `classes`). @category recipe */
+export const MNIST_CLASSES = 10;
+
 /** A recipe read from a JSON file and decoded (errors name the file and the field). @category recipe */
 export const readRecipeFile = async (file: string): Promise<E.Either<ExperimentError, Recipe>> => {
   const text = await fs.readFile(file, 'utf8').then(
@@ -118,11 +126,11 @@ export const readRecipeFile = async (file: string): Promise<E.Either<ExperimentE
 export const recipeOfFlags = async (f: MnistFlags): Promise<E.Either<ExperimentError, Recipe>> => {
   const base = f.recipe !== undefined ? await readRecipeFile(f.recipe) : E.right(PRESETS[f.preset]);
   if (E.isLeft(base)) return base;
-  // --guide-at 0: a recipe without a guide
-  const { guide, ...r } = base.right;
+  // --guide-at 0: a recipe without a guide; --label-dropout 1: an unconditional one
+  const { guide, conditional, ...r } = base.right;
   const problems = mnistFlagProblems(f);
   if (problems.length > 0) return fail(problems.join('; '));
-  const given = (['epochs', 'batchSize', 'lr', 'warmup', 'gradClip', 'sde', 'samplers', 'steps', 'fastSteps', 'snr', 'odeTol', 'channels', 'embedDim', 'emaDecay', 'dequantize', 'guideAt'] as const).filter(
+  const given = (['epochs', 'batchSize', 'lr', 'warmup', 'gradClip', 'sde', 'samplers', 'steps', 'fastSteps', 'snr', 'odeTol', 'channels', 'embedDim', 'emaDecay', 'dequantize', 'guideAt', 'labelDropout'] as const).filter(
     (k) => f[k] !== undefined,
   );
   return E.right({
@@ -142,6 +150,13 @@ export const recipeOfFlags = async (f: MnistFlags): Promise<E.Either<ExperimentE
     ...(f.emaDecay !== undefined ? { ema: f.emaDecay } : {}),
     ...(f.dequantize !== undefined ? { dequantization: f.dequantize } : {}),
     ...(f.guideAt === undefined ? (guide !== undefined ? { guide } : {}) : f.guideAt > 0 ? { guide: { at: f.guideAt } } : {}),
+    ...(f.labelDropout === undefined
+      ? conditional !== undefined
+        ? { conditional }
+        : {}
+      : f.labelDropout < 1
+        ? { conditional: { classes: MNIST_CLASSES, dropout: f.labelDropout } }
+        : {}),
     ...(f.samplers !== undefined ? { samplers: [...f.samplers] } : {}),
     sampling: {
       steps: f.steps ?? r.sampling.steps,

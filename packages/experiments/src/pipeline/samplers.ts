@@ -40,7 +40,7 @@ import * as E from 'fp-ts/Either';
 import { codec, type DecodeError } from '@score-sde/tensor-fp';
 import type { Key } from '@score-sde/tensor-fp';
 import type { SDE, ScoreFn } from '@score-sde/sde-math';
-import { type Sampler, type SamplerSpec, DEFAULT_SNR, samplerFromSpec, autoguidance } from '@score-sde/solvers';
+import { type Sampler, type SamplerSpec, DEFAULT_SNR, samplerFromSpec, autoguidance, classifierFreeGuidance } from '@score-sde/solvers';
 
 /** The sampler names, in the order the experiments list them. @category vocabulary */
 export const SAMPLER_NAMES = ['em', 'pc', 'ode', 'edm', 'edm-sde', 'dpm', 'dpm-sde', 'dpm-ag', 'dpm-sde-ag', 'dpm-cfg', 'dpm-sde-cfg'] as const;
@@ -118,7 +118,7 @@ export const scoreOfNamed = (name: SamplerName, src: ScoreSources): E.Either<str
   const cfg = cfgWeightOf(name);
   if (cfg !== undefined) {
     const conditional = src.conditional;
-    return E.isLeft(conditional) ? E.left(`${name} is classifier-free guided and needs a class-conditional model: ${conditional.left}`) : E.right((keys) => autoguidance(conditional.right(keys), src.score, cfg));
+    return E.isLeft(conditional) ? E.left(`${name} is classifier-free guided and needs a class-conditional model: ${conditional.left}`) : E.right((keys) => classifierFreeGuidance(conditional.right(keys), src.score, cfg));
   }
   return E.right(() => src.score);
 };
