@@ -23,6 +23,10 @@ export const exportCheckpoint = async (dir: string, out: string, weights: Weight
   const loaded = await loadCheckpoint(dir)();
   if (E.isLeft(loaded)) return fail(`--checkpoint: ${renderCheckpointError(loaded.left)}`);
   const { config, state } = loaded.right;
+  if (config.model.classes !== undefined) {
+    disposeTrainState(state);
+    return fail(`--checkpoint: ${dir} is a class-conditional network (${config.model.classes} classes); the PyTorch twin is the tutorial's unconditional ScoreNet, which has no label table`);
+  }
   try {
     const bytes = await exportTorch(weights === 'ema' ? emaParams(state) : state.params, {
       model: config.model,

@@ -5,13 +5,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
-import { initBackend, type BackendInfo } from '@score-sde/tensor-fp';
-import { loadCheckpoint, renderCheckpointError, emaParams, disposeTrainState, recordValues } from '@score-sde/models';
+import { initBackend, random, type BackendInfo } from '@score-sde/tensor-fp';
+import { loadCheckpoint, renderCheckpointError, emaParams, disposeTrainState, recordValues, initTrainState, saveCheckpoint, type TrainConfig } from '@score-sde/models';
 import { cli } from '../src/lib';
 import { mnistFlags } from '../src/mnist/flags';
 import { runMnist } from '../src/mnist/run';
 import { exportCheckpoint, importWeights } from '../src/run-torch';
-import { tempDir, tinyCheckpoint } from './eval/helpers';
+import { tempDir, tinyCheckpoint, tinyTrainConfig } from './eval/helpers';
 
 let backend: BackendInfo;
 let dir: string;
@@ -57,4 +57,17 @@ test('a file that is not the tutorial ScoreNet is refused, naming it; the checkp
   const r = await importWeights(bad, out, { seed: 0 });
   expect(E.isLeft(r) && r.left.message).toMatch(/^--weights: invalid bad\.safetensors:/);
   expect(fs.existsSync(out)).toBe(false);
+});
+
+test('a class-conditional checkpoint has no PyTorch twin: the export is refused, naming it, and writes nothing', async () => {
+  const config: TrainConfig = { ...tinyTrainConfig, model: { ...tinyTrainConfig.model, classes: 10 }, conditioning: { dropout: 0.1, prior: new Array<number>(10).fill(0.1) } };
+  const state = initTrainState(config, random.key(3));
+  const ckpt = path.join(dir, 'conditional');
+  const saved = await saveCheckpoint(ckpt, config, state)();
+  disposeTrainState(state);
+  if (E.isLeft(saved)) throw new Error(renderCheckpointError(saved.left));
+  const file = path.join(dir, 'conditional.safetensors');
+  const r = await exportCheckpoint(ckpt, file, 'ema');
+  expect(E.isLeft(r) && r.left.message).toMatch(/is a class-conditional network \(10 classes\); the PyTorch twin is the tutorial's unconditional ScoreNet/);
+  expect(fs.existsSync(file)).toBe(false);
 });
