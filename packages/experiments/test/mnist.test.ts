@@ -12,7 +12,7 @@ import { mnistFlags, type MnistFlags, recipeOfFlags } from '../src/mnist/flags';
 import { runMnist } from '../src/mnist/run';
 import { evaluationOptionsOfRun } from '../src/run-evaluation';
 import { DEFAULT_EVALUATION } from '../src/eval/options';
-import { EVAL_PARTS, PRESETS, CFG_WEIGHTS, trainConfigOfRecipe, loadScoreModel, conditionalScoreOfState, namedSampler, samplerSettingsOf, draw, sampleKeys } from '../src/pipeline';
+import { EVAL_PARTS, PRESETS, CFG_WEIGHTS, AUTOGUIDANCE_WEIGHTS, trainConfigOfRecipe, loadScoreModel, conditionalScoreOfState, namedSampler, samplerSettingsOf, draw, sampleKeys } from '../src/pipeline';
 import { writeSamples, drawNamed } from '../src/mnist/sample';
 
 /** A few hundred real training images, and a tiny model, sampler and step count: checks the pipeline, not quality. */
@@ -122,15 +122,17 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(E.isLeft(missing) && missing.left.message).toMatch(/^--samplers dpm-sde-ag: dpm-sde-ag is autoguided and needs a guide: the guide .*lone\/guide/);
   });
 
-  test('a class-conditional run (--label-dropout) keeps 10 classes, its label dropout and the training labels’ frequencies in its config; dpm-cfg and dpm-sde-cfg draw with s(x | ∅) + w (s(x | y_b) − s(x | ∅)), y_b from sample b’s own key, at two network evaluations per score evaluation; on an unconditional checkpoint they fail naming it', async () => {
+  test('a class-conditional run (--label-dropout) keeps 10 classes, its label dropout and the training labels’ frequencies in its config; dpm-cfg draws with s(x | ∅) + w (s(x | y_b) − s(x | ∅)), y_b from sample b’s own key, at two network evaluations per score evaluation, dpm-ag-cond with the guide’s s(x | y_b) as the weaker model, dpm-sde-cond at one; on an unconditional checkpoint they fail naming it', async () => {
     const out = path.join(tmp, 'conditional');
-    const r = await runMnist(tinyArgs(['--label-dropout', '0.5', '--guide-at', '0'], 'dpm-cfg,dpm-sde-cfg,dpm-sde'), { backend, data, log: quietLog }, out);
+    const r = await runMnist(tinyArgs(['--label-dropout', '0.5'], 'dpm-cfg,dpm-ag-cond,dpm-sde-cond,dpm-sde'), { backend, data, log: quietLog }, out);
     if (E.isLeft(r)) throw new Error(r.left.message);
     const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
     expect(report.config.train.model.classes).toBe(10);
     expect(report.config.train.conditioning).toEqual({ dropout: 0.5, prior: classFrequencies(data.labels, 10) });
-    // 3 DPM-Solver++(2M) steps + Tweedie: 4 score evaluations of two networks each; dpm-sde 2 · 3 steps + 1 of one
-    expect(report.samplers.map((s: { nfe: number }) => s.nfe)).toEqual([8, 8, 7]);
+    // 3 DPM-Solver++(2M) steps + Tweedie: 4 score evaluations of two networks each; dpm-sde(-cond) 2 · 3 steps + 1 of one
+    expect(report.samplers.map((s: { nfe: number }) => s.nfe)).toEqual([8, 8, 7, 7]);
+    // the labels matter: given its label, dpm-sde draws other digits than without
+    expect(sha(path.join(out, 'samples-dpm-sde-cond.idx'))).not.toBe(sha(path.join(out, 'samples-dpm-sde.idx')));
     const f = tinyArgs([], 'dpm-cfg');
     const recipe = await recipeOfFlags(f);
     const model = await loadScoreModel(path.join(out, 'checkpoint'));
@@ -159,11 +161,30 @@ describe('experiments:mnist on a few hundred images', () => {
     const shifted = await draw(keys, (start, size) => ({ sampler: sampler.right, score: scoreOfRun(config, emaParams(state), Int32Array.from(sampleLabels(config, keys.slice(start, start + size))!, (y) => (y + 1) % 10)) }), { batch: 3, sampleShape: [28, 28, 1], dataRange: dataRangeOf(config) }, 'shifted');
     if (E.isLeft(shifted)) throw new Error(shifted.left.message);
     expect(Array.from(shifted.right.samples)).not.toEqual(Array.from(own.right.samples));
+    // dpm-ag-cond, written out: the model's s(x | y_b) autoguided by the guide's s(x | y_b)
+    const guideModel = await loadScoreModel(path.join(out, 'guide'));
+    if (E.isLeft(guideModel)) throw new Error('guide');
+    const wg = AUTOGUIDANCE_WEIGHTS['dpm-ag-cond']!;
+    const writtenAg = (ks: ReadonlyArray<Key>): ScoreFn => {
+      const labels = sampleLabels(config, ks);
+      const [strong, weak] = [scoreOfRun(config, emaParams(state), labels), scoreOfRun(guideModel.right.config, emaParams(guideModel.right.state), labels)];
+      return (x, t) =>
+        tf.tidy(() => {
+          const g = weak(x, t);
+          return tf.add(g, tf.mul(tf.sub(strong(x, t), g), wg));
+        });
+    };
+    const ownAg = await draw(keys, (start, size) => ({ sampler: sampler.right, score: writtenAg(keys.slice(start, start + size)) }), { batch: 3, sampleShape: [28, 28, 1], dataRange: dataRangeOf(config) }, 'written out');
+    if (E.isLeft(ownAg)) throw new Error(ownAg.left.message);
+    const guidedAg = await drawNamed('dpm-ag-cond', samplerSettingsOf(recipe.right), keys, 3, { ...src, guideConditional: conditionalScoreOfState(guideModel.right.config, guideModel.right.state) });
+    if (E.isLeft(guidedAg)) throw new Error(guidedAg.left.message);
+    expect(Array.from(guidedAg.right.samples)).toEqual(Array.from(ownAg.right.samples));
+    disposeTrainState(guideModel.right.state);
     disposeTrainState(state);
 
     const plain = path.join(tmp, 'run', 'checkpoint');
     const missing = await runMnist(tinyArgs(['--sample-only', plain], 'dpm-cfg'), { backend, data, log: quietLog }, path.join(tmp, 'plain-out'));
-    expect(E.isLeft(missing) && missing.left.message).toMatch(/^--samplers dpm-cfg: dpm-cfg is classifier-free guided and needs a class-conditional model: the model is not class-conditional/);
+    expect(E.isLeft(missing) && missing.left.message).toMatch(/^--samplers dpm-cfg: dpm-cfg draws each digit given its label and needs a class-conditional model: the model is not class-conditional/);
   });
 
   test('no growth over epochs: the live tensor count is the same at the end of every epoch, and memory is reported per epoch and sampler', async () => {

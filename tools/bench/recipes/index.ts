@@ -29,7 +29,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { tf, codec, random, initBackend, describeBackend, BACKEND_CHOICES } from '@score-sde/tensor-fp';
-import { type SDE, type ScoreFn, vp } from '@score-sde/sde-math';
+import { type SDE, vp } from '@score-sde/sde-math';
 import {
   type MnistData,
   type TrainState,
@@ -199,6 +199,9 @@ const bestFast = (p: PointResult): SamplerFigure | undefined =>
 
 const FAST: ReadonlyArray<pipeline.SamplerName> = ['edm', 'edm-sde', 'dpm', 'dpm-sde', 'dpm-ag'];
 
+/** The fast samplers a candidate is scored with: {@link FAST}, and for a class-conditional one the labelled samplers too. */
+const fastSamplersOf = (r: Recipe): ReadonlyArray<pipeline.SamplerName> => (r.conditional === undefined ? FAST : [...FAST, ...pipeline.LABELLED_SAMPLERS]);
+
 /**
  * The fast samplers' settings at ≤ 40 evaluations: EDM Heun (deterministic or stochastic) 2·19 + 1 = 39, DPM-Solver++(2M) 39 + 1 = 40, its SDE form 2·19 + 1 = 39,
  * autoguided DPM-Solver++(2M) 2·(19 + 1) = 40 network evaluations (drawn only once the candidate's guide exists).
@@ -246,13 +249,18 @@ const figure = async (
   judge: Judge,
   reference: mnistEval.FidReference,
   f: Flags,
-  guide: E.Either<string, ScoreFn> = E.left('no guide'),
+  guide: pipeline.LoadedGuide | undefined,
 ): Promise<{ readonly figure: SamplerFigure; readonly samples?: Float32Array }> => {
   const spec = pipeline.namedSamplerSpec(name, settings);
   const label = `${pipeline.SAMPLER_LABELS[name]} (${JSON.stringify(spec)})`;
   const sampler = pipeline.namedSampler(r.sde, name, settings);
   if (E.isLeft(sampler)) return { figure: { sampler: name, label, nfe: 0, n, fid: null, confidentRate: null, seconds: 0, error: sampler.left.problems.join('; ') } };
-  const score = pipeline.scoreOfNamed(name, { score: pipeline.scoreOfState(config, state), guide, conditional: pipeline.conditionalScoreOfState(config, state) });
+  const score = pipeline.scoreOfNamed(name, {
+    score: pipeline.scoreOfState(config, state),
+    guide: guide?.guide ?? E.left('no guide'),
+    guideConditional: guide?.guideConditional ?? E.left('no guide'),
+    conditional: pipeline.conditionalScoreOfState(config, state),
+  });
   if (E.isLeft(score)) return { figure: { sampler: name, label, nfe: 0, n, fid: null, confidentRate: null, seconds: 0, error: score.left } };
   const drawn = E.map(pipeline.networkEvaluations(name))(
     await pipeline.drawWithBar(
@@ -304,10 +312,11 @@ const runCandidate = async (r: Recipe, secondsPerStep: number, data: { train: Mn
       }
       state = out.right.state;
       const figures: SamplerFigure[] = [];
-      if (guide === undefined && guideAt !== undefined && state.step >= guideAt) guide = await pipeline.guideFor(FAST, config, undefined, guideDir);
-      for (const name of FAST) {
+      const fast = fastSamplersOf(r);
+      if (guide === undefined && guideAt !== undefined && state.step >= guideAt) guide = await pipeline.guideFor(fast, config, undefined, guideDir);
+      for (const name of fast) {
         if (pipeline.autoguidanceWeightOf(name) !== undefined && guide === undefined) continue;
-        const got = await figure(name, fastSettings(r, name), r, state, config, f.samples, judge, judge.fast, f, guide?.guide);
+        const got = await figure(name, fastSettings(r, name), r, state, config, f.samples, judge, judge.fast, f, guide);
         figures.push(got.figure);
         if (k === f.points && got.samples !== undefined && (lastSamples === undefined || name === bestFast({ step: 0, trainMinutes: 0, figures })?.sampler)) lastSamples = got.samples;
       }
@@ -321,7 +330,7 @@ const runCandidate = async (r: Recipe, secondsPerStep: number, data: { train: Mn
     if (E.isLeft(saved)) log(`${r.name}: checkpoint not saved: ${renderCheckpointError(saved.left)}`);
     let pc: SamplerFigure | null = null;
     if (f.pcSamples > 0 && judge.pc !== null) {
-      pc = (await figure('pc', r.sampling, r, state, config, f.pcSamples, judge, judge.pc, f)).figure;
+      pc = (await figure('pc', r.sampling, r, state, config, f.pcSamples, judge, judge.pc, f, undefined)).figure;
       log(`${r.name}: pc NFE ${pc.nfe} FID ${pc.fid?.toFixed(2) ?? 'failed'} (n = ${pc.n}) confident ${pc.confidentRate !== null ? (100 * pc.confidentRate).toFixed(1) : '–'}%`);
     }
     let bpd: CandidateResult['bpd'] = null;

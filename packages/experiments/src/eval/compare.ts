@@ -97,10 +97,12 @@ export const comparisonEntries = (sde: SDE, o: Pick<ComparisonOptions, 'samplers
         return o.fastSteps.map((k) => ({ id: `dpm-ag-${k}`, label: `DPM++ ${k} autoguided`, settings: { ...base, fastSteps: k } }));
       case 'dpm-sde-ag':
         return o.fastSteps.map((k) => ({ id: `dpm-sde-ag-${k}`, label: `DPM++ SDE ${k} autoguided`, settings: { ...base, fastSteps: k } }));
+      case 'dpm-sde-cond':
+        return o.fastSteps.map((k) => ({ id: `dpm-sde-cond-${k}`, label: `DPM++ SDE ${2 * k} given y`, settings: { ...base, fastSteps: k } }));
       case 'dpm-cfg':
         return o.fastSteps.map((k) => ({ id: `dpm-cfg-${k}`, label: `DPM++ ${k} CFG`, settings: { ...base, fastSteps: k } }));
-      case 'dpm-sde-cfg':
-        return o.fastSteps.map((k) => ({ id: `dpm-sde-cfg-${k}`, label: `DPM++ SDE ${k} CFG`, settings: { ...base, fastSteps: k } }));
+      case 'dpm-ag-cond':
+        return o.fastSteps.map((k) => ({ id: `dpm-ag-cond-${k}`, label: `DPM++ ${k} given y, autoguided`, settings: { ...base, fastSteps: k } }));
     }
   };
   const out: ComparisonEntry[] = [];
@@ -136,11 +138,14 @@ export const drawComparison = async (
     readonly dataRange: readonly [number, number];
     readonly guide?: E.Either<string, ScoreFn>;
     readonly conditional?: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
+    readonly guideConditional?: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
   },
 ): Promise<ReadonlyArray<EntryDraw>> => {
   const out: EntryDraw[] = [];
   for (const entry of entries) {
-    const s = scoreOfNamed(entry.family, { score, guide: o.guide ?? E.left('no guide was loaded'), conditional: o.conditional ?? E.left('no conditional score was given') });
+    const s = scoreOfNamed(entry.family, { score, guide: o.guide ?? E.left('no guide was loaded'), conditional: o.conditional ?? E.left('no conditional score was given'),
+      guideConditional: o.guideConditional ?? E.left('no guide was loaded'),
+    });
     const drawn: E.Either<ExperimentError, Drawn> = E.isLeft(s)
       ? fail(s.left)
       : E.map(networkEvaluations(entry.family))(

@@ -124,6 +124,8 @@ export interface DrawSetting {
   readonly guide?: E.Either<string, ScoreFn>;
   /** The conditional score of a class-conditional model, for the classifier-free guided samplers (Left: why there is none). */
   readonly conditional?: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
+  /** The guide's conditional score, for a labelled autoguided sampler. */
+  readonly guideConditional?: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
 }
 
 /** The item counts and chunk sizes of the sampling parts (their key spaces; the conditional part's is numClasses · perClass, the guide's). @category drawing */
@@ -137,7 +139,7 @@ export const partSizes = (o: EvaluationOptions, test: MnistData): Readonly<Recor
 export const drawSamplersPart = async (s: DrawSetting, r: ItemRange): Promise<E.Either<ExperimentError, ReadonlyArray<EntryDraw>>> => {
   const entries = comparisonEntries(s.sde, s.o.samplers);
   if (E.isLeft(entries)) return entries;
-  return E.right(await drawComparison(entries.right, s.score, sampleKeys(s.o.seed, r.start, r.end - r.start), { batch: s.o.samplers.batch, quiet: s.o.quiet, log: s.log, dataRange: s.dataRange, ...(s.guide !== undefined ? { guide: s.guide } : {}), ...(s.conditional !== undefined ? { conditional: s.conditional } : {}) }));
+  return E.right(await drawComparison(entries.right, s.score, sampleKeys(s.o.seed, r.start, r.end - r.start), { batch: s.o.samplers.batch, quiet: s.o.quiet, log: s.log, dataRange: s.dataRange, ...(s.guide !== undefined ? { guide: s.guide } : {}), ...(s.conditional !== undefined ? { conditional: s.conditional } : {}), ...(s.guideConditional !== undefined ? { guideConditional: s.guideConditional } : {}) }));
 };
 
 /** bits/dim of test images `r`. @category drawing */
@@ -211,7 +213,7 @@ export const runEvaluation = async (o: EvaluationOptions, ctx: EvalContext, out:
     if (E.isLeft(data)) return data;
     const { train, test } = data.right;
     const sde = config.sde;
-    const setting: DrawSetting = { o, sde, score, dataRange: dataRangeOf(config), test, log, guide: weaker.guide, conditional: conditionalScoreOfState(config, state) };
+    const setting: DrawSetting = { o, sde, score, dataRange: dataRangeOf(config), test, log, guide: weaker.guide, guideConditional: weaker.guideConditional, conditional: conditionalScoreOfState(config, state) };
     log(`evaluating ${path.resolve(o.checkpoint)} (step ${state.step}, ${sde.kind} SDE) on ${describeBackend(ctx.backend)}; parts: ${o.parts.join(', ') || 'none'}`);
 
     let rep: EvalReport = {

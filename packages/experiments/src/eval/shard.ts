@@ -102,7 +102,7 @@ export const runEvaluationShard = async (o: EvaluationOptions, shard: ShardSpec,
     const data = await loadSplits(o, ctx);
     if (E.isLeft(data)) return data;
     const { train, test } = data.right;
-    const s: DrawSetting = { o, sde: model.right.config.sde, score: model.right.score, dataRange: dataRangeOf(model.right.config), test, log, guide: weaker.guide, conditional: conditionalScoreOfState(model.right.config, model.right.state) };
+    const s: DrawSetting = { o, sde: model.right.config.sde, score: model.right.score, dataRange: dataRangeOf(model.right.config), test, log, guide: weaker.guide, guideConditional: weaker.guideConditional, conditional: conditionalScoreOfState(model.right.config, model.right.state) };
     const sizes = partSizes(o, test);
     const at = `shard ${shard.index}/${shard.count}`;
 

@@ -62,7 +62,7 @@ export const mnistFlags = {
   ),
   labelDropout: cli.optional(
     cli.numberFlag(codec.UnitInterval, {
-      description: `train class-conditional on MNIST's 10 labels, each replaced by "no label" with this probability, so one network learns p(x | y) and p(x) (classifier-free guidance: samplers dpm-cfg and dpm-sde-cfg; the others draw from p(x)); 1: unconditional (${fromPreset})`,
+      description: `train class-conditional on MNIST's 10 labels, each replaced by "no label" with this probability, so one network learns p(x | y) and p(x) (classifier-free guidance: samplers dpm-sde-cond, dpm-cfg and dpm-ag-cond; the others draw from p(x)); 1: unconditional (${fromPreset})`,
     }),
   ),
   emaDecay: cli.optional(cli.numberFlag(codec.UnitInterval, { description: `EMA decay of the weights that sample, with the reference's warm-up (${fromPreset})` })),

@@ -67,6 +67,8 @@ export interface DrawSource {
   readonly guide?: E.Either<string, ScoreFn>;
   /** The conditional score of a class-conditional model, for the classifier-free guided samplers (pipeline's `conditionalScoreOfState`). */
   readonly conditional?: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
+  /** The guide's conditional score, for a labelled autoguided sampler. */
+  readonly guideConditional?: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
 }
 
 /**
@@ -85,7 +87,9 @@ export const drawNamed = async (
   const spec = namedSamplerSpec(name, settings);
   const sampler = namedSampler(src.sde, name, settings);
   if (E.isLeft(sampler)) return fail(`--samplers ${name}: ${sampler.left.problems.join('; ')}`);
-  const score = scoreOfNamed(name, { score: src.score, guide: src.guide ?? E.left('no guide was loaded'), conditional: src.conditional ?? E.left('no conditional score was given') });
+  const score = scoreOfNamed(name, { score: src.score, guide: src.guide ?? E.left('no guide was loaded'), conditional: src.conditional ?? E.left('no conditional score was given'),
+    guideConditional: src.guideConditional ?? E.left('no guide was loaded'),
+  });
   if (E.isLeft(score)) return fail(`--samplers ${name}: ${score.left}`);
   const label = `sampling ${name}`;
   // Workers draw with one unguided score: a guided sampler (two score evaluations) draws in this process.

@@ -80,9 +80,10 @@ export const loadGuide = async (model: TrainConfig, dir: string): Promise<E.Eith
   return loaded;
 };
 
-/** A run's guide as the samplers take it (Left: why there is none), and how to release it. @category guide */
+/** A run's guide as the samplers take it (Left: why there is none), its conditional score (for labelled samplers), and how to release it. @category guide */
 export interface LoadedGuide {
   readonly guide: E.Either<string, ScoreFn>;
+  readonly guideConditional: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
   readonly release: () => void;
 }
 
@@ -93,10 +94,16 @@ export interface LoadedGuide {
  * @category guide
  */
 export const guideFor = async (names: ReadonlyArray<SamplerName>, model: TrainConfig, checkpoint: string | undefined, dir?: string): Promise<LoadedGuide> => {
-  const none = (why: string): LoadedGuide => ({ guide: E.left(why), release: () => undefined });
+  const none = (why: string): LoadedGuide => ({ guide: E.left(why), guideConditional: E.left(why), release: () => undefined });
   if (!names.some((n) => autoguidanceWeightOf(n) !== undefined)) return none('no autoguided sampler was asked for');
   const at = dir ?? (checkpoint !== undefined ? guideDirOf(checkpoint) : undefined);
   if (at === undefined) return none('the model was not loaded from a checkpoint, so there is no guide beside it');
   const g = await loadGuide(model, at);
-  return E.isLeft(g) ? none(g.left) : { guide: E.right(g.right.score), release: () => disposeScoreModel(g.right) };
+  return E.isLeft(g)
+    ? none(g.left)
+    : {
+        guide: E.right(g.right.score),
+        guideConditional: E.mapLeft((why: string) => `the guide ${at}: ${why}`)(conditionalScoreOfState(g.right.config, g.right.state)),
+        release: () => disposeScoreModel(g.right),
+      };
 };

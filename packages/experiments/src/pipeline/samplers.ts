@@ -27,11 +27,12 @@
  *          run's guide (the EMA weights saved early in training, the recipe's `guide`), w = {@link AUTOGUIDANCE_WEIGHTS};
  *          two network evaluations per score evaluation, and their NFE counts network evaluations: both take
  *          2·(`fastSteps` + 1), the NFE of `edm`;
- * - `dpm-cfg` and `dpm-sde-cfg`: the same two solvers on the classifier-free guided score of a class-conditional
- *          model, s(x | ∅) + w (s(x | y) − s(x | ∅)) (Ho & Salimans 2022), each sample's label y drawn from the
- *          model's class prior by its own key (models' `sampleLabels`), w = {@link CFG_WEIGHTS}; also two network
- *          evaluations per score evaluation, 2·(`fastSteps` + 1) NFE. On a class-conditional model every other sampler
- *          draws from its unconditional score (no label).
+ * - the labelled samplers of a class-conditional model ({@link LABELLED_SAMPLERS}), each sample given its label y
+ *          drawn from the model's class prior by its own key (models' `sampleLabels`): `dpm-sde-cond`, `dpm-sde`'s
+ *          solver on s(x | y) (39 NFE); `dpm-cfg`, DPM-Solver++(2M) on the classifier-free guided score
+ *          s(x | ∅) + w (s(x | y) − s(x | ∅)) (Ho & Salimans 2022), w = {@link CFG_WEIGHTS}; `dpm-ag-cond`, the same
+ *          solver on s(x | y) autoguided by the guide's s(x | y); both `fastSteps` steps at two network evaluations, 40
+ *          NFE. On a class-conditional model every other sampler draws from its unconditional score s(x | ∅).
  *
  * @module pipeline/samplers
  */
@@ -43,7 +44,7 @@ import type { SDE, ScoreFn } from '@score-sde/sde-math';
 import { type Sampler, type SamplerSpec, DEFAULT_SNR, samplerFromSpec, autoguidance, classifierFreeGuidance } from '@score-sde/solvers';
 
 /** The sampler names, in the order the experiments list them. @category vocabulary */
-export const SAMPLER_NAMES = ['em', 'pc', 'ode', 'edm', 'edm-sde', 'dpm', 'dpm-sde', 'dpm-ag', 'dpm-sde-ag', 'dpm-cfg', 'dpm-sde-cfg'] as const;
+export const SAMPLER_NAMES = ['em', 'pc', 'ode', 'edm', 'edm-sde', 'dpm', 'dpm-sde', 'dpm-ag', 'dpm-sde-ag', 'dpm-sde-cond', 'dpm-cfg', 'dpm-ag-cond'] as const;
 export type SamplerName = (typeof SAMPLER_NAMES)[number];
 
 /** io-ts codec of a sampler name. @category vocabulary */
@@ -60,8 +61,9 @@ export const SAMPLER_LABELS: Readonly<Record<SamplerName, string>> = {
   'dpm-sde': 'DPM-Solver++(2M) SDE',
   'dpm-ag': 'DPM-Solver++(2M), autoguided',
   'dpm-sde-ag': 'DPM-Solver++(2M) SDE, autoguided',
+  'dpm-sde-cond': 'DPM-Solver++(2M) SDE, given the label',
   'dpm-cfg': 'DPM-Solver++(2M), classifier-free guided',
-  'dpm-sde-cfg': 'DPM-Solver++(2M) SDE, classifier-free guided',
+  'dpm-ag-cond': 'DPM-Solver++(2M), given the label, autoguided',
 };
 
 /**
@@ -77,55 +79,70 @@ export const SAMPLER_LABELS: Readonly<Record<SamplerName, string>> = {
  * further but costs diversity (FID).
  * @category samplers
  */
-export const AUTOGUIDANCE_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-ag': 2.5, 'dpm-sde-ag': 2 };
+export const AUTOGUIDANCE_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-ag': 2.5, 'dpm-sde-ag': 2, 'dpm-ag-cond': 1.5 };
 
 /** The autoguidance weight of a named sampler (undefined: it draws with the model's own score). @category samplers */
 export const autoguidanceWeightOf = (name: SamplerName): number | undefined => AUTOGUIDANCE_WEIGHTS[name];
 
 /**
- * The classifier-free guidance weight w of the guided samplers of a class-conditional model (the others: none):
- * s(x | ∅) + w (s(x | y) − s(x | ∅)); w = 1 is the conditional model itself, w > 1 extrapolates away from the
- * unconditional score. Chosen by measurement (README, "Class-conditional").
+ * The named samplers that draw each sample given its label y_b (a class-conditional model's s(x | y_b), y_b from the
+ * model's class prior by the sample's own key: models' `sampleLabels`): `dpm-sde-cond`, `dpm-cfg` and `dpm-ag-cond`.
+ * Every other sampler draws from a class-conditional model's unconditional score s(x | ∅).
  * @category samplers
  */
-export const CFG_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-cfg': 2, 'dpm-sde-cfg': 1.5 };
+export const LABELLED_SAMPLERS: ReadonlyArray<SamplerName> = ['dpm-sde-cond', 'dpm-cfg', 'dpm-ag-cond'];
 
-/** The classifier-free guidance weight of a named sampler (undefined: it does not use labels). @category samplers */
+/** Whether a named sampler draws each sample given its label. @category samplers */
+export const isLabelled = (name: SamplerName): boolean => LABELLED_SAMPLERS.includes(name);
+
+/**
+ * The classifier-free guidance weight w of a labelled sampler, s(x | ∅) + w (s(x | y) − s(x | ∅)) (Ho & Salimans
+ * 2022); w > 1 extrapolates away from the unconditional score. Chosen by measurement on the class-conditional quick
+ * preset's checkpoint (FID at n = 1000, project extractor, floor 13.7, 19 Karras steps, 40 NFE): w = 1.1, 1.25, 1.5,
+ * 2, 3 gave 27.9, 24.0, 26.1, 44.8, 88.7 (confident 89–100%, rising with w); w = 1, the conditional score alone, 33.5.
+ * @category samplers
+ */
+export const CFG_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-cfg': 1.25 };
+
+/** The classifier-free guidance weight of a named sampler (undefined: none). @category samplers */
 export const cfgWeightOf = (name: SamplerName): number | undefined => CFG_WEIGHTS[name];
 
-/** The scores a named sampler can draw with. @category samplers */
+/** The scores a named sampler can draw with (each Left: why there is none). @category samplers */
 export interface ScoreSources {
-  /** The model's own score (of a class-conditional model: with no label, the unconditional score). */
+  /** The model's own score (of a class-conditional model: with no label, the unconditional score s(x | ∅)). */
   readonly score: ScoreFn;
-  /** The weaker model of the autoguided samplers (Left: why there is none). */
+  /** The weaker model of the autoguided samplers. */
   readonly guide: E.Either<string, ScoreFn>;
-  /** The conditional score s(x | y_b) of samples drawn with keys k_b, y_b their labels (Left: why there is none). */
+  /** The conditional score s(x | y_b) of samples drawn with keys k_b, y_b their labels. */
   readonly conditional: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
+  /** The guide's conditional score, for a labelled autoguided sampler. */
+  readonly guideConditional: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
 }
 
 /**
- * The score a named sampler draws samples of keys k_b with: the model's own; for an autoguided one
- * s_weak + w (s − s_weak) with the guide as the weaker model; for a classifier-free guided one
- * s(x | ∅) + w (s(x | y_b) − s(x | ∅)). Left when what it needs is missing, saying why.
+ * The score a named sampler draws samples of keys k_b with. Its base is the model's own score, or for a labelled
+ * sampler s(x | y_b); an autoguided one draws with s_weak + w (s − s_weak), the guide's score (given the same labels)
+ * as the weaker model; a classifier-free guided one with s(x | ∅) + w (s(x | y_b) − s(x | ∅)). Left when what it needs
+ * is missing, saying why.
  * @category samplers
  */
 export const scoreOfNamed = (name: SamplerName, src: ScoreSources): E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn> => {
+  const labelled = isLabelled(name);
+  if (labelled && E.isLeft(src.conditional)) return E.left(`${name} draws each digit given its label and needs a class-conditional model: ${src.conditional.left}`);
+  const own = (keys: ReadonlyArray<Key>): ScoreFn => (labelled && E.isRight(src.conditional) ? src.conditional.right(keys) : src.score);
   const auto = autoguidanceWeightOf(name);
   if (auto !== undefined) {
-    const guide = src.guide;
-    return E.isLeft(guide) ? E.left(`${name} is autoguided and needs a guide: ${guide.left}`) : E.right(() => autoguidance(src.score, guide.right, auto));
+    const guide = labelled ? src.guideConditional : E.map((g: ScoreFn) => () => g)(src.guide);
+    return E.isLeft(guide) ? E.left(`${name} is autoguided and needs a guide: ${guide.left}`) : E.right((keys) => autoguidance(own(keys), guide.right(keys), auto));
   }
   const cfg = cfgWeightOf(name);
-  if (cfg !== undefined) {
-    const conditional = src.conditional;
-    return E.isLeft(conditional) ? E.left(`${name} is classifier-free guided and needs a class-conditional model: ${conditional.left}`) : E.right((keys) => classifierFreeGuidance(conditional.right(keys), src.score, cfg));
-  }
-  return E.right(() => src.score);
+  if (cfg !== undefined) return E.right((keys) => classifierFreeGuidance(own(keys), src.score, cfg));
+  return E.right(own);
 };
 
 /**
  * Network evaluations per score evaluation of a named sampler: 2 when guided (autoguided: the model and its guide;
- * classifier-free: the conditional and the unconditional score), else 1.
+ * classifier-free: the model with and without the label), else 1.
  * @category samplers
  */
 export const networksPerScore = (name: SamplerName): number => (autoguidanceWeightOf(name) === undefined && cfgWeightOf(name) === undefined ? 1 : 2);
@@ -197,9 +214,10 @@ export const namedSamplerSpec = (name: SamplerName, s: SamplerSettings): Sampler
       return { kind: 'dpm-solver++2m', steps: s.fastSteps, eta: DPM_SDE_AG_ETA, sMin: DPM_SDE_SIGMA_MIN, grid: 'karras' };
     case 'dpm-ag':
     case 'dpm-cfg':
+    case 'dpm-ag-cond':
       return { kind: 'dpm-solver++2m', steps: s.fastSteps, grid: 'karras' };
-    case 'dpm-sde-cfg':
-      return { kind: 'dpm-solver++2m', steps: s.fastSteps, eta: DPM_SDE_AG_ETA, sMin: DPM_SDE_SIGMA_MIN, grid: 'karras' };
+    case 'dpm-sde-cond':
+      return { kind: 'dpm-solver++2m', steps: 2 * s.fastSteps, eta: DPM_SDE_ETA, sMin: DPM_SDE_SIGMA_MIN, grid: 'karras' };
   }
 };
 
