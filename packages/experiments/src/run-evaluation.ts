@@ -8,7 +8,7 @@
  */
 import * as path from 'node:path';
 import type { MnistFlags } from './mnist/flags';
-import type { Recipe } from './pipeline';
+import { type Recipe, LABELLED_SAMPLERS } from './pipeline';
 import { type EvaluationOptions, DEFAULT_EVALUATION } from './eval/options';
 
 /** Where the evaluation of a run writes: `<out>/eval`. @category config */
@@ -25,7 +25,8 @@ export const evaluationOptionsOfRun = (f: MnistFlags, recipe: Recipe, out: strin
     parts: D.parts.filter((p) => f.eval.includes(p)),
     seed: f.seed,
     quiet: f.quiet,
-    samplers: { ...D.samplers, samples: f.evalSamples, steps, snr },
+    // a class-conditional run's evaluation compares its labelled samplers too
+    samplers: { ...D.samplers, samplers: recipe.conditional === undefined ? D.samplers.samplers : [...D.samplers.samplers, ...LABELLED_SAMPLERS], samples: f.evalSamples, steps, snr },
     conditional: { ...D.conditional, sampler },
     inpainting: { ...D.inpainting, sampler },
   };

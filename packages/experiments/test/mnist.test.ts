@@ -213,6 +213,12 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(o.parts).toEqual(['samplers', 'bpd']);
     expect(o.bpd).toEqual(DEFAULT_EVALUATION.bpd);
     expect(evaluationOptionsOfRun(tinyArgs(['--eval', 'interpolation,samplers,bpd,conditional,inpainting']), recipe.right, '/r').parts).toEqual([...EVAL_PARTS]);
+    // the default (class-conditional) recipe's evaluation compares the labelled samplers too; an unconditional one's does not
+    expect(o.samplers.samplers).toEqual([...DEFAULT_EVALUATION.samplers.samplers, 'dpm-sde-cond', 'dpm-cfg', 'dpm-ag-cond']);
+    const plain = await recipeOfFlags(tinyArgs(['--eval', 'samplers', '--label-dropout', '1']));
+    if (E.isLeft(plain)) throw new Error(plain.left.message);
+    expect(plain.right.conditional).toBeUndefined();
+    expect(evaluationOptionsOfRun(tinyArgs(['--eval', 'samplers']), plain.right, '/r').samplers.samplers).toEqual(DEFAULT_EVALUATION.samplers.samplers);
     const bad = cli.parseFlags(mnistFlags, ['--eval', 'fid']);
     expect(E.isLeft(bad) && cli.renderCliError(bad.left)).toMatch(/--eval: expected .*EvalPart.*"fid"/);
   });

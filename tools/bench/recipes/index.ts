@@ -74,6 +74,9 @@ const mixedLevels = (share: number, lo: number, hi: number): Recipe['loss'] => (
 });
 
 /** A variant of the EDM recipe on data in [0, 1] (the first study's best), changed by `o`. */
+/** The quick preset as rounds 5 and 6 varied it: before class-conditional training. */
+const { conditional: _conditional, ...unconditionalQuick } = pipeline.quickPreset;
+
 const unitData = (name: string, what: string, o: Partial<Recipe>): Recipe => variant(edm, name, `EDM recipe, data in [0, 1], ${what}`, { dataRange: [0, 1], ...o });
 
 /**
@@ -110,17 +113,19 @@ export const CANDIDATES: ReadonlyArray<Recipe> = [
   unitData('edm-data-01-pmean-0-lr4e-3', 'ln σ ~ N(0, 1.2²), learning rate 4e-3', { loss: logNormal(0, 1.2), lr: 4e-3 }),
   unitData('edm-data-01-full-width', 'at the tutorial width (channels 32/64/128/256, embedding 256)', { model: { channels: [32, 64, 128, 256], embedDim: 256, fourierScale: 16 } }),
   pipeline.qualityPreset,
-  // Round 5: one-factor changes of the quick preset.
-  variant(pipeline.quickPreset, 'quick-sd033', 'the quick preset with σ_d = 0.33 (the RMS of MNIST pixels in [0, 1])', { parameterisation: { kind: 'edm', sigmaData: 0.33 } }),
-  variant(pipeline.quickPreset, 'quick-lr8e-3', 'the quick preset with learning rate 8e-3', { lr: 8e-3 }),
-  variant(pipeline.quickPreset, 'quick-batch-32', 'the quick preset with batch 32 (more, noisier steps in the same minutes)', { batchSize: 32 }),
+  // Round 5: one-factor changes of the quick preset (as it was then: unconditional).
+  variant(unconditionalQuick, 'quick-sd033', 'the quick preset with σ_d = 0.33 (the RMS of MNIST pixels in [0, 1])', { parameterisation: { kind: 'edm', sigmaData: 0.33 } }),
+  variant(unconditionalQuick, 'quick-lr8e-3', 'the quick preset with learning rate 8e-3', { lr: 8e-3 }),
+  variant(unconditionalQuick, 'quick-batch-32', 'the quick preset with batch 32 (more, noisier steps in the same minutes)', { batchSize: 32 }),
   // Round 6: a share of log-uniform noise levels, the likelihood weighting of the small levels (bits/dim).
-  variant(pipeline.quickPreset, 'quick-mix20', 'the quick preset with 20% of the noise levels log-uniform over σ ∈ [0.002, 80]', {
+  variant(unconditionalQuick, 'quick-mix20', 'the quick preset with 20% of the noise levels log-uniform over σ ∈ [0.002, 80]', {
     loss: mixedLevels(0.2, 0.002, 80),
   }),
-  variant(pipeline.quickPreset, 'quick-mix10-low', 'the quick preset with 10% of the noise levels log-uniform over σ ∈ [0.002, 0.2]', {
+  variant(unconditionalQuick, 'quick-mix10-low', 'the quick preset with 10% of the noise levels log-uniform over σ ∈ [0.002, 0.2]', {
     loss: mixedLevels(0.1, 0.002, 0.2),
   }),
+  // Round 7: class-conditional training (label dropout 0.1), scored also with the labelled samplers: the quick preset.
+  pipeline.quickPreset,
 ];
 
 // -------------------------------------------------------------------------------------

@@ -26,10 +26,10 @@ import {
   disposeTrainState,
   rangeToImages,
 } from '@score-sde/models';
-import { SAMPLER_NAMES, SAMPLER_LABELS, IMAGE_SHAPE, type SamplerName, namedSampler, namedSamplerSpec, networksPerScore } from '../../src/pipeline/samplers';
+import { SAMPLER_NAMES, SAMPLER_LABELS, IMAGE_SHAPE, type SamplerName, namedSampler, namedSamplerSpec, networksPerScore, isLabelled } from '../../src/pipeline/samplers';
 
-/** The samplers the page offers: it loads one checkpoint, not its guide, and draws unguided, so the guided ones are left out. */
-const PAGE_SAMPLERS: ReadonlyArray<SamplerName> = SAMPLER_NAMES.filter((s) => networksPerScore(s) === 1);
+/** The samplers the page offers: it loads one checkpoint, not its guide, and draws without labels, so the guided and labelled ones are left out. */
+const PAGE_SAMPLERS: ReadonlyArray<SamplerName> = SAMPLER_NAMES.filter((s) => networksPerScore(s) === 1 && !isLabelled(s));
 import { sampleKeys } from '../../src/pipeline/keys';
 import { quickPreset } from '../../src/pipeline/recipe';
 import { byId, publish, seconds, startBackend } from './host';
