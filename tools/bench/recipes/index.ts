@@ -351,6 +351,8 @@ const runCandidate = async (r: Recipe, secondsPerStep: number, data: { train: Mn
         key: pipeline.partKey(f.seed, pipeline.STREAMS.bpd),
         quiet: f.quiet,
         dataRange: r.dataRange,
+        // a class-conditional candidate: the bound of its mixture Σ_y π_y p(x | y), each image given its own label
+        ...mnistEval.labelledOf(pipeline.labelledScoreOfState(config, state)),
       });
       if (E.isRight(b)) {
         const s = mnistEval.bpdResult([b.right], { images: n, batch: 64, estimator: 'rademacher', tol: 1e-5, eps: f.bpdEps, cells: 'score-sde' });

@@ -43,6 +43,11 @@ export interface BpdResult {
   /** Score evaluations per likelihood solve (one batch), averaged over batches. */
   readonly nfePerSolve: number;
   readonly seconds: number;
+  /**
+   * `label` for a class-conditional model: each figure is bpd(x | y) − log₂ π_y / D with y the image's own label, an
+   * upper bound of the bits/dim of the model's p(x) = Σ_y π_y p(x | y) (absent: the model's own p(x)).
+   */
+  readonly given?: 'label';
 }
 
 /** The bits/dim of a range of test images and the work they took (what a shard computes). @category model */
@@ -58,9 +63,18 @@ export interface BpdPart {
 export const bpdCount = (test: MnistData, o: BpdOptions): number => Math.min(o.images, test.count);
 
 /**
+ * The label term of the mixture bound: p(x) = Σ_y π_y p(x | y) ≥ π_y p(x | y) for every y, so
+ * bpd(x) ≤ bpd(x | y) − log₂(π_y / Σπ) / D, D the dimension (784 for MNIST).
+ * @category bits/dim
+ */
+export const labelBitsPerDim = (prior: ReadonlyArray<number>, y: number, dimension: number): number => -Math.log2(prior[y]! / prior.reduce((a, b) => a + b, 0)) / dimension;
+
+/**
  * bits/dim of test images `range` (see the module comment), in batches of `batch` from range.start, with a progress
  * bar whose extra field shows the score evaluations of the running solve. Image i dequantises with
- * foldIn(foldIn(key, i), 0) and probes with foldIn(key, i). Left when a solve fails.
+ * foldIn(foldIn(key, i), 0) and probes with foldIn(key, i). With `labelled` (a class-conditional model) image i is
+ * solved on the score given its own label y_i and scores bpd(x | y_i) + {@link labelBitsPerDim}: an upper bound of the
+ * bits/dim of the model's mixture p(x) = Σ_y π_y p(x | y). Left when a solve fails.
  * @category bits/dim
  */
 export const bitsPerDimOf = async (
@@ -68,7 +82,12 @@ export const bitsPerDimOf = async (
   score: ScoreFn,
   test: MnistData,
   r: ItemRange,
-  o: BpdOptions & { readonly key: Key; readonly quiet: boolean; readonly dataRange: readonly [number, number] },
+  o: BpdOptions & {
+    readonly key: Key;
+    readonly quiet: boolean;
+    readonly dataRange: readonly [number, number];
+    readonly labelled?: { readonly scoreGiven: (labels: ArrayLike<number>) => ScoreFn; readonly prior: ReadonlyArray<number> };
+  },
 ): Promise<E.Either<ExperimentError, BpdPart>> => {
   const started = Date.now();
   const perImage: number[] = [];
@@ -79,8 +98,10 @@ export const bitsPerDimOf = async (
     for (let start = r.start; start < r.end; start += o.batch) {
       const size = Math.min(o.batch, r.end - start);
       const keys = itemKeys(o.key, start, size);
-      const x = imageBatch(test, range(size).map((i) => start + i));
-      const counted = countingScore(score, (calls) => {
+      const indices = range(size).map((i) => start + i);
+      const x = imageBatch(test, indices);
+      const labels = o.labelled === undefined ? undefined : indices.map((i) => test.labels[i]!);
+      const counted = countingScore(o.labelled === undefined || labels === undefined ? score : o.labelled.scoreGiven(labels), (calls) => {
         if (calls % 10 === 0) bar.tick(0, { nfe: calls });
       });
       let solved: ReturnType<typeof imageBitsPerDim>;
@@ -99,7 +120,8 @@ export const bitsPerDimOf = async (
         x.dispose();
       }
       if (E.isLeft(solved)) return fail(`bits/dim of test images ${start}…${start + size - 1}: the ODE solve failed (${solved.left._tag} at t = ${solved.left.t}); raise --ode-tol`);
-      perImage.push(...solved.right.bpd);
+      const dimension = test.rows * test.cols;
+      perImage.push(...solved.right.bpd.map((b, i) => (o.labelled === undefined || labels === undefined ? b : b + labelBitsPerDim(o.labelled.prior, labels[i]!, dimension))));
       nfeSum += solved.right.nfe;
       solves += 1;
       bar.tick(size, { nfe: solved.right.nfe });
@@ -112,7 +134,7 @@ export const bitsPerDimOf = async (
 };
 
 /** The figure of the parts of all test images, in order: mean ± standard error over images, range, NFE per solve. @category bits/dim */
-export const bpdResult = (parts: ReadonlyArray<BpdPart>, o: BpdOptions): BpdResult => {
+export const bpdResult = (parts: ReadonlyArray<BpdPart>, o: BpdOptions, given?: 'label'): BpdResult => {
   const perImage = parts.flatMap((p) => p.perImage);
   const solves = parts.reduce((a, p) => a + p.solves, 0);
   const { mean, standardError } = meanAndStandardError(perImage);
@@ -130,5 +152,6 @@ export const bpdResult = (parts: ReadonlyArray<BpdPart>, o: BpdOptions): BpdResu
     perImage,
     nfePerSolve: parts.reduce((a, p) => a + p.nfeSum, 0) / solves,
     seconds: parts.reduce((a, p) => a + p.seconds, 0),
+    ...(given !== undefined ? { given } : {}),
   };
 };

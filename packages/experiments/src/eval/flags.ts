@@ -45,11 +45,11 @@ export const mnistEvalFlags = {
   testSubset: cli.numberFlag(codec.PositiveInt, { default: D.data.testSubset, description: 'the first N test images: the FID reference set and the classifiers’ test set' }),
 
   // sampler comparison
-  compare: cli.listFlag<SamplerName>(SamplerName, { default: D.samplers.samplers, description: `named samplers to compare, of ${SAMPLER_NAMES.join(',')}; the autoguided dpm-ag and dpm-sde-ag need the run's guide/ beside the checkpoint (experiments:mnist saves it) and count network evaluations` }),
+  compare: cli.listFlag<SamplerName>(SamplerName, { default: D.samplers.samplers, description: `named samplers to compare, of ${SAMPLER_NAMES.join(',')}; the autoguided dpm-ag, dpm-sde-ag and dpm-ag-cond need the run's guide/ beside the checkpoint (experiments:mnist saves it); the labelled dpm-sde-cond, dpm-cfg and dpm-ag-cond a class-conditional checkpoint (each digit given a label drawn from its class prior); guided samplers count network evaluations` }),
   steps: cli.numberFlag(codec.PositiveInt, { default: D.samplers.steps, description: 'time steps of the em and pc samplers (comparison, conditional pc, inpainting)' }),
   snr: cli.numberFlag(codec.PositiveFinite, { default: D.samplers.snr, description: 'signal-to-noise ratio of the Langevin corrector of pc' }),
   odeTols: cli.listFlag(codec.PositiveFinite, { default: D.samplers.odeTols, description: 'rtol = atol of the adaptive RK45 probability-flow ODE sampler in the comparison, one run each' }),
-  fastSteps: cli.listFlag(codec.PositiveInt, { default: D.samplers.fastSteps, description: 'step counts k of EDM Heun and DPM-Solver++(2M) in the comparison, one run each (dpm-sde takes 2k steps, the NFE of EDM Heun at k; the autoguided dpm-ag and dpm-sde-ag k steps at two network evaluations each, the same NFE)' }),
+  fastSteps: cli.listFlag(codec.PositiveInt, { default: D.samplers.fastSteps, description: 'step counts k of EDM Heun and DPM-Solver++(2M) in the comparison, one run each (dpm-sde takes 2k steps, the NFE of EDM Heun at k; dpm-sde-cond 2k like dpm-sde; the guided dpm-ag, dpm-sde-ag, dpm-cfg and dpm-ag-cond k steps at two network evaluations each, the same NFE)' }),
 
   // bits/dim
   bpdImages: cli.numberFlag(codec.PositiveInt, { default: D.bpd.images, description: 'test images whose bits/dim are estimated (the first N)' }),

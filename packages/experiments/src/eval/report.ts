@@ -74,7 +74,7 @@ export const SamplerRecord = codec.strict(
 export const SamplersSection = codec.strict({ results: list(SamplerRecord), plot: t.string, panels: t.string }, 'SamplersSection');
 
 /** Bits/dim of test images. @category codec */
-export const BpdSection = codec.strict(
+export const BpdSection = codec.strictWithOptional(
   {
     images: codec.PositiveInt,
     batch: codec.PositiveInt,
@@ -90,6 +90,7 @@ export const BpdSection = codec.strict(
     nfePerSolve: codec.NonNegativeFinite,
     seconds: codec.NonNegativeFinite,
   },
+  { given: t.literal('label') },
   'BpdSection',
 );
 
@@ -251,6 +252,9 @@ const bpdSection = (r: EvalReport): ReadonlyArray<string> => {
     '## Bits/dim',
     '',
     `**${report.formatNumber(b.mean, 5)} ± ${report.formatNumber(b.standardError, 3)} bits/dim** (mean ± standard error over the first ${b.images} MNIST test images; range ${report.formatNumber(b.min)} … ${report.formatNumber(b.max)}). ` +
+      (b.given === 'label'
+        ? "Class-conditional model: each image's likelihood is of p(x | y) given its own label y, plus −log₂ π_y / 784 for the class prior π, an upper bound of the bits/dim of the model's p(x) = Σ_y π_y p(x | y). "
+        : '') +
       `Likelihood log p_ε of the uniformly dequantised images (${b.cells === 'centred' ? 'cells centred on the levels: x̃ = x + (u − ½)/255, width w = 1/255' : "score_sde's cells: x̃ = (255x + u)/256, width w = 1/256"}) through the probability-flow ODE from ε = ${b.eps}, RK45 at rtol = atol = ${b.tol}, ` +
       `divergence by a ${b.estimator} Hutchinson probe per image; bpd = −log p / (784 ln 2) − log₂(w (hi − lo)) for the model's data range [lo, hi]. ${report.formatNumber(b.nfePerSolve)} score evaluations (each with a vector–Jacobian product) per solve of ${b.batch} images, ${report.formatNumber(b.seconds)} s in all.`,
     '',

@@ -40,6 +40,8 @@ import {
   guideFor,
   disposeScoreModel,
   conditionalScoreOfState,
+  labelledScoreOfState,
+  type LabelledScore,
 } from '../pipeline';
 import type { EvalContext } from './common';
 import { type EvaluationOptions, optionProblems } from './options';
@@ -126,6 +128,8 @@ export interface DrawSetting {
   readonly conditional?: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
   /** The guide's conditional score, for a labelled autoguided sampler. */
   readonly guideConditional?: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
+  /** A class-conditional model's score given labels and its class prior: bits/dim are then of Σ_y π_y p(x | y). */
+  readonly labelled?: LabelledScore;
 }
 
 /** The item counts and chunk sizes of the sampling parts (their key spaces; the conditional part's is numClasses · perClass, the guide's). @category drawing */
@@ -142,9 +146,12 @@ export const drawSamplersPart = async (s: DrawSetting, r: ItemRange): Promise<E.
   return E.right(await drawComparison(entries.right, s.score, sampleKeys(s.o.seed, r.start, r.end - r.start), { batch: s.o.samplers.batch, quiet: s.o.quiet, log: s.log, dataRange: s.dataRange, ...(s.guide !== undefined ? { guide: s.guide } : {}), ...(s.conditional !== undefined ? { conditional: s.conditional } : {}), ...(s.guideConditional !== undefined ? { guideConditional: s.guideConditional } : {}) }));
 };
 
+/** `{ labelled }` when there is one, for a {@link DrawSetting}. */
+export const labelledOf = (l: LabelledScore | undefined): { readonly labelled?: LabelledScore } => (l === undefined ? {} : { labelled: l });
+
 /** bits/dim of test images `r`. @category drawing */
 export const drawBpdPart = (s: DrawSetting, r: ItemRange): Promise<E.Either<ExperimentError, BpdPart>> =>
-  bitsPerDimOf(s.sde, s.score, s.test, r, { ...s.o.bpd, key: partKey(s.o.seed, STREAMS.bpd), quiet: s.o.quiet, dataRange: s.dataRange });
+  bitsPerDimOf(s.sde, s.score, s.test, r, { ...s.o.bpd, key: partKey(s.o.seed, STREAMS.bpd), quiet: s.o.quiet, dataRange: s.dataRange, ...(s.labelled !== undefined ? { labelled: s.labelled } : {}) });
 
 /** Every conditional sampler's samples `r`, guided by `guide`. @category drawing */
 export const drawConditionalPart = (s: DrawSetting, guide: ClassifierHandle, r: ItemRange): Promise<E.Either<ExperimentError, ReadonlyArray<Drawn>>> =>
@@ -213,7 +220,7 @@ export const runEvaluation = async (o: EvaluationOptions, ctx: EvalContext, out:
     if (E.isLeft(data)) return data;
     const { train, test } = data.right;
     const sde = config.sde;
-    const setting: DrawSetting = { o, sde, score, dataRange: dataRangeOf(config), test, log, guide: weaker.guide, guideConditional: weaker.guideConditional, conditional: conditionalScoreOfState(config, state) };
+    const setting: DrawSetting = { o, sde, score, dataRange: dataRangeOf(config), test, log, guide: weaker.guide, guideConditional: weaker.guideConditional, conditional: conditionalScoreOfState(config, state), ...labelledOf(labelledScoreOfState(config, state)) };
     log(`evaluating ${path.resolve(o.checkpoint)} (step ${state.step}, ${sde.kind} SDE) on ${describeBackend(ctx.backend)}; parts: ${o.parts.join(', ') || 'none'}`);
 
     let rep: EvalReport = {
@@ -270,8 +277,10 @@ export const runEvaluation = async (o: EvaluationOptions, ctx: EvalContext, out:
     if (runs('bpd')) {
       const parts = await draws.bpd(setting);
       if (E.isLeft(parts)) return parts;
-      const b = bpdResult(parts.right, o.bpd);
-      log(`bits/dim: ${report.formatNumber(b.mean, 5)} ± ${report.formatNumber(b.standardError, 3)} over ${b.images} test images (${b.seconds.toFixed(0)} s)`);
+      const b = bpdResult(parts.right, o.bpd, setting.labelled !== undefined ? 'label' : undefined);
+      log(
+        `bits/dim${b.given === 'label' ? ' (class-conditional: of Σ_y π_y p(x | y), at most bpd(x | y) − log₂ π_y / 784 with each image’s own label)' : ''}: ${report.formatNumber(b.mean, 5)} ± ${report.formatNumber(b.standardError, 3)} over ${b.images} test images (${b.seconds.toFixed(0)} s)`,
+      );
       const s = await save({ ...rep, bpd: b });
       if (E.isLeft(s)) return s;
       rep = s.right;

@@ -44,6 +44,16 @@ export const conditionalScoreOfState = (config: TrainConfig, state: TrainState, 
     ? E.left('the model is not class-conditional (trained without labels: its recipe has no `conditional`)')
     : E.right((keys) => scoreOfRun(config, weights === 'ema' ? emaParams(state) : state.params, sampleLabels(config, keys)));
 
+/** A class-conditional model's score given labels, s_θ(x | y_b), and its class prior π. @category model */
+export interface LabelledScore {
+  readonly scoreGiven: (labels: ArrayLike<number>) => ScoreFn;
+  readonly prior: ReadonlyArray<number>;
+}
+
+/** The {@link LabelledScore} of a class-conditional state (θ as in {@link scoreOfState}); undefined for an unconditional one. @category model */
+export const labelledScoreOfState = (config: TrainConfig, state: TrainState, weights: Weights = 'ema'): LabelledScore | undefined =>
+  config.conditioning === undefined ? undefined : { scoreGiven: (labels) => scoreOfRun(config, weights === 'ema' ? emaParams(state) : state.params, labels), prior: config.conditioning.prior };
+
 /** Loads a checkpoint as a {@link ScoreModel}; dispose it with {@link disposeScoreModel}. @category model */
 export const loadScoreModel = async (dir: string, weights: Weights = 'ema'): Promise<E.Either<CheckpointError, ScoreModel>> => {
   const loaded = await loadCheckpoint(dir)();
