@@ -28,7 +28,7 @@ const dropoutShare = identity({
 });
 
 const labelPrior = identity({
-  concept: 'sampling',
+  concept: 'guidance',
   title: 'Sample labels follow the class prior',
   formula: String.raw`$y_b \sim \pi$ from $\mathrm{foldIn}(k_b, \cdot)$ alone: $\Pr[y_b = k] = \pi_k / \sum_j \pi_j$`,
   source: 'a class-conditional sampler draws p(x) = Σ_y π_y p(x | y) when its labels follow the data’s class frequencies',
