@@ -75,7 +75,7 @@ const mixedLevels = (share: number, lo: number, hi: number): Recipe['loss'] => (
 
 /** A variant of the EDM recipe on data in [0, 1] (the first study's best), changed by `o`. */
 /** The quick preset as rounds 5 and 6 varied it: before class-conditional training. */
-const { conditional: _conditional, ...unconditionalQuick } = pipeline.quickPreset;
+const unconditionalQuick = pipeline.unconditional(pipeline.quickPreset);
 
 const unitData = (name: string, what: string, o: Partial<Recipe>): Recipe => variant(edm, name, `EDM recipe, data in [0, 1], ${what}`, { dataRange: [0, 1], ...o });
 
