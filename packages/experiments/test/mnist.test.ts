@@ -182,8 +182,10 @@ describe('experiments:mnist on a few hundred images', () => {
     disposeTrainState(guideModel.right.state);
     disposeTrainState(state);
 
-    const plain = path.join(tmp, 'run', 'checkpoint');
-    const missing = await runMnist(tinyArgs(['--sample-only', plain], 'dpm-cfg'), { backend, data, log: quietLog }, path.join(tmp, 'plain-out'));
+    // a run without labels: its checkpoint has no class-conditional score
+    const plainRun = await runMnist(tinyArgs(['--label-dropout', '1', '--guide-at', '0'], 'dpm-sde'), { backend, data, log: quietLog }, path.join(tmp, 'plain'));
+    if (E.isLeft(plainRun)) throw new Error(plainRun.left.message);
+    const missing = await runMnist(tinyArgs(['--sample-only', path.join(tmp, 'plain', 'checkpoint')], 'dpm-cfg'), { backend, data, log: quietLog }, path.join(tmp, 'plain-out'));
     expect(E.isLeft(missing) && missing.left.message).toMatch(/^--samplers dpm-cfg: dpm-cfg draws each digit given its label and needs a class-conditional model: the model is not class-conditional/);
   });
 

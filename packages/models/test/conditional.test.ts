@@ -150,7 +150,7 @@ describe('labels in training and sampling', () => {
     const y = sampleLabels(config, keys)!;
     const prior = config.conditioning!.prior;
     const freq = classFrequencies(y, K);
-    prior.forEach((pk, k) => labelPrior.withinSE(freq[k]!, pk, Math.sqrt((pk * (1 - pk)) / n), {}, { k }));
+    prior.forEach((pk, k) => labelPrior.withinSE(freq[k]!, pk, Math.sqrt((pk * (1 - pk)) / n), {}, { class: String(k) }));
     // A subset of the keys, in another order, gets the same labels.
     const picked = [17, 3, 999, 4];
     expect(Array.from(sampleLabels(config, picked.map((i) => keys[i]!))!)).toEqual(picked.map((i) => y[i]));
