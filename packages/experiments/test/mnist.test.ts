@@ -220,8 +220,8 @@ describe('experiments:mnist on a few hundred images', () => {
     const plain = await recipeOfFlags(tinyArgs(['--eval', 'samplers', '--label-dropout', '1']));
     if (E.isLeft(plain)) throw new Error(plain.left.message);
     expect(plain.right.conditional).toBeUndefined();
-    // the quick preset trains with labels, the quality preset (not yet measured with them) without
-    expect([PRESETS.quick.conditional, PRESETS.quality.conditional]).toEqual([{ classes: 10, dropout: 0.1 }, undefined]);
+    // both presets train with labels; the earlier default (tutorial) without
+    expect([PRESETS.quick.conditional, PRESETS.quality.conditional, PRESETS.tutorial.conditional]).toEqual([{ classes: 10, dropout: 0.1 }, { classes: 10, dropout: 0.1 }, undefined]);
     expect(evaluationOptionsOfRun(tinyArgs(['--eval', 'samplers']), plain.right, '/r').samplers.samplers).toEqual(DEFAULT_EVALUATION.samplers.samplers);
     const bad = cli.parseFlags(mnistFlags, ['--eval', 'fid']);
     expect(E.isLeft(bad) && cli.renderCliError(bad.left)).toMatch(/--eval: expected .*EvalPart.*"fid"/);
