@@ -133,6 +133,12 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(report.samplers.map((s: { nfe: number }) => s.nfe)).toEqual([8, 8, 7, 7]);
     // the labels matter: given its label, dpm-sde draws other digits than without
     expect(sha(path.join(out, 'samples-dpm-sde-cond.idx'))).not.toBe(sha(path.join(out, 'samples-dpm-sde.idx')));
+    // in 2 worker threads (each its own backend and keys) the labelled sampler draws the same digits, bit for bit
+    const lines: string[] = [];
+    const inWorkers = await runMnist(tinyArgs(['--sample-only', path.join(out, 'checkpoint'), '--workers', '2'], 'dpm-sde-cond'), { backend, data, log: (l) => void lines.push(l) }, path.join(tmp, 'conditional-workers'));
+    if (E.isLeft(inWorkers)) throw new Error(inWorkers.left.message);
+    expect(lines.filter((l) => /sampled in this process/.test(l))).toEqual([]);
+    expect(sha(path.join(tmp, 'conditional-workers', 'samples-dpm-sde-cond.idx'))).toBe(sha(path.join(out, 'samples-dpm-sde-cond.idx')));
     const f = tinyArgs([], 'dpm-cfg');
     const recipe = await recipeOfFlags(f);
     const model = await loadScoreModel(path.join(out, 'checkpoint'));

@@ -145,7 +145,7 @@ export const trainStep =
  */
 export const batchForStep = (config: TrainConfig, state: TrainState, data: MnistData, order?: Int32Array): tf.Tensor4D => {
   pointSync(`step:${state.step + 1}`);
-  const x = imageBatch(data, batchIndices(runKeys(state.key).data, data.count, config.batchSize, state.step, order));
+  const x = imageBatch(data, stepIndices(config, state, data, order));
   const poison = poisonAtStep(state.step + 1);
   if (poison === undefined) return x;
   const poisoned = tf.tidy(() => tf.mul(x, poison)) as tf.Tensor4D;
@@ -159,4 +159,8 @@ export const batchForStep = (config: TrainConfig, state: TrainState, data: Mnist
  * @category training
  */
 export const labelsForStep = (config: TrainConfig, state: TrainState, data: MnistData, order?: Int32Array): Int32Array | undefined =>
-  config.model.classes === undefined ? undefined : Int32Array.from(batchIndices(runKeys(state.key).data, data.count, config.batchSize, state.step, order), (i) => data.labels[i]!);
+  config.model.classes === undefined ? undefined : Int32Array.from(stepIndices(config, state, data, order), (i) => data.labels[i]!);
+
+/** The indices of step s's batch in `data`: `batchIndices(dataKey, n, B, s)` (of the epoch's `order` when given). */
+const stepIndices = (config: TrainConfig, state: TrainState, data: MnistData, order?: Int32Array): Int32Array =>
+  batchIndices(runKeys(state.key).data, data.count, config.batchSize, state.step, order);

@@ -31,6 +31,9 @@ export interface EdmOptions {
   readonly sNoise?: number;
 }
 
+/** σ ∈ [sMin, sMax]: whether a stochastic step starting at noise level σ acts (EDM's churn, DPM-Solver++'s η). */
+const inRange = (sigma: number, sMin: number, sMax: number): boolean => sigma >= sMin && sigma <= sMax;
+
 /**
  * EDM's 2nd-order Heun sampler (Karras et al. 2022, Alg. 2) in the scaled variable x̂ = x/m(t), where the
  * probability-flow ODE reads dx̂/dσ = −σ ∇_x̂ log p(x̂; σ) = −σ m(t) s(x, t) with σ = σ(t) = s(t)/m(t):
@@ -40,9 +43,6 @@ export interface EdmOptions {
  * Two evaluations per step; meant for {@link karrasGrid}. Stochastic only when γ > 0.
  * @category edm
  */
-/** σ ∈ [sMin, sMax]: whether a stochastic step starting at noise level σ acts (EDM's churn, DPM-Solver++'s η). */
-const inRange = (sigma: number, sMin: number, sMax: number): boolean => sigma >= sMin && sigma <= sMax;
-
 export const edmHeun = (sde: SDE, opts: EdmOptions = {}): Step => {
   const gamma = opts.gamma ?? 0;
   if (!(gamma >= 0 && gamma <= Math.SQRT2 - 1 + 1e-12)) throw new RangeError(`edmHeun: gamma must lie in [0, √2 − 1], got ${gamma}`);

@@ -28,6 +28,7 @@ import {
   scoreOfNamed,
   networkEvaluations,
   networksPerScore,
+  isLabelled,
 } from '../pipeline';
 
 /** The files of one sampler's samples. @category files */
@@ -108,6 +109,7 @@ export const drawNamed = async (
       sampleShape: IMAGE_SHAPE,
       dataRange: src.dataRange,
       workers: src.workers,
+      labelled: isLabelled(name),
       backend: src.backend.name,
       ...(src.signal !== undefined ? { signal: src.signal } : {}),
       wasmThreads: Math.max(1, Math.floor((src.backend.threads ?? 1) / src.workers)),

@@ -11,7 +11,7 @@ import * as E from 'fp-ts/Either';
 import { codec, type Key } from '@score-sde/tensor-fp';
 import type { ScoreFn } from '@score-sde/sde-math';
 import { type SamplerName, autoguidanceWeightOf } from './samplers';
-import { type TrainConfig, type TrainState, type CheckpointError, loadCheckpoint, emaParams, scoreOfRun, sampleLabels, disposeTrainState, renderCheckpointError } from '@score-sde/models';
+import { type TrainConfig, type TrainState, type TensorRecord, type CheckpointError, loadCheckpoint, emaParams, scoreOfRun, sampleLabels, disposeTrainState, renderCheckpointError } from '@score-sde/models';
 
 /** Which weights of a state sample: the EMA weights or the raw ones. @category model */
 export const WEIGHTS = ['ema', 'params'] as const;
@@ -25,24 +25,15 @@ export interface ScoreModel {
   readonly score: ScoreFn;
 }
 
+/** The weights of a state that sample: the EMA weights overlaid on the fixed parameters, or the raw weights. */
+const weightsOf = (state: TrainState, weights: Weights): TensorRecord => (weights === 'ema' ? emaParams(state) : state.params);
+
 /**
  * The score of a training state (models' `scoreOfRun`) with θ the EMA weights (`ema`, the default: they
  * overlay the trainable names on the fixed parameters) or the raw weights (`params`).
  * @category model
  */
-export const scoreOfState = (config: TrainConfig, state: TrainState, weights: Weights = 'ema'): ScoreFn =>
-  scoreOfRun(config, weights === 'ema' ? emaParams(state) : state.params);
-
-/**
- * The conditional score of a class-conditional state: for samples with keys k_b, s_θ(x | y_b) with y_b their labels
- * (models' `sampleLabels`: drawn from the run's class prior by each key alone), θ as in {@link scoreOfState}. Left
- * for an unconditional model.
- * @category model
- */
-export const conditionalScoreOfState = (config: TrainConfig, state: TrainState, weights: Weights = 'ema'): E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn> =>
-  config.model.classes === undefined
-    ? E.left('the model is not class-conditional (trained without labels: its recipe has no `conditional`)')
-    : E.right((keys) => scoreOfRun(config, weights === 'ema' ? emaParams(state) : state.params, sampleLabels(config, keys)));
+export const scoreOfState = (config: TrainConfig, state: TrainState, weights: Weights = 'ema'): ScoreFn => scoreOfRun(config, weightsOf(state, weights));
 
 /** A class-conditional model's score given labels, s_θ(x | y_b), and its class prior π. @category model */
 export interface LabelledScore {
@@ -52,7 +43,19 @@ export interface LabelledScore {
 
 /** The {@link LabelledScore} of a class-conditional state (θ as in {@link scoreOfState}); undefined for an unconditional one. @category model */
 export const labelledScoreOfState = (config: TrainConfig, state: TrainState, weights: Weights = 'ema'): LabelledScore | undefined =>
-  config.conditioning === undefined ? undefined : { scoreGiven: (labels) => scoreOfRun(config, weights === 'ema' ? emaParams(state) : state.params, labels), prior: config.conditioning.prior };
+  config.conditioning === undefined ? undefined : { scoreGiven: (labels) => scoreOfRun(config, weightsOf(state, weights), labels), prior: config.conditioning.prior };
+
+/**
+ * The conditional score of a class-conditional state for samples with keys k_b: s_θ(x | y_b), y_b their labels
+ * (models' `sampleLabels`: drawn from the run's class prior by each key alone). Left for an unconditional model.
+ * @category model
+ */
+export const conditionalScoreOfState = (config: TrainConfig, state: TrainState, weights: Weights = 'ema'): E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn> => {
+  const labelled = labelledScoreOfState(config, state, weights);
+  return labelled === undefined
+    ? E.left('the model is not class-conditional (trained without labels: its recipe has no `conditional`)')
+    : E.right((keys) => labelled.scoreGiven(sampleLabels(config, keys)!));
+};
 
 /** Loads a checkpoint as a {@link ScoreModel}; dispose it with {@link disposeScoreModel}. @category model */
 export const loadScoreModel = async (dir: string, weights: Weights = 'ema'): Promise<E.Either<CheckpointError, ScoreModel>> => {

@@ -12,7 +12,7 @@ import { codec, initBackend, describeBackend } from '@score-sde/tensor-fp';
 import { samplerFromSpec } from '@score-sde/solvers';
 import { renderCheckpointError } from '@score-sde/models';
 import { ShardJob, type ShardMessage } from './workers';
-import { loadScoreModel, disposeScoreModel } from './model';
+import { loadScoreModel, disposeScoreModel, conditionalScoreOfState } from './model';
 import { draw } from './draw';
 
 const post = (m: ShardMessage, transfer: ReadonlyArray<ArrayBuffer> = []): void => parentPort?.postMessage(m, [...transfer]);
@@ -35,9 +35,12 @@ const main = async (): Promise<void> => {
   try {
     const sampler = samplerFromSpec(model.right.config.sde, job.spec);
     if (E.isLeft(sampler)) return failed(codec.renderDecodeError(sampler.left));
+    const conditional = conditionalScoreOfState(model.right.config, model.right.state, job.weights);
+    if (job.labelled === true && E.isLeft(conditional)) return failed(conditional.left);
+    const score = job.labelled === true && E.isRight(conditional) ? conditional.right(job.keys) : model.right.score;
     const drawn = await draw(
       job.keys,
-      () => ({ sampler: sampler.right, score: model.right.score }),
+      () => ({ sampler: sampler.right, score }),
       {
         batch: job.keys.length,
         sampleShape: job.sampleShape,

@@ -45,7 +45,9 @@ import type { DrawProgress, Drawn, ItemRange } from './draw';
 /**
  * What one worker is asked to do (its `workerData`, decoded with io-ts in the worker): load `checkpoint`, build
  * the sampler of `spec` for the checkpoint's SDE, and draw its `keys` (in one chunk) with sample shape
- * `sampleShape`, mapped from the model's `dataRange` to images in [0, 1] when given, on `backend` with the `weights` of the checkpoint.
+ * `sampleShape`, mapped from the model's `dataRange` to images in [0, 1] when given, on `backend` with the `weights` of the checkpoint;
+ * with `labelled`, each sample given its label (a class-conditional checkpoint's s(x | y_b), y_b from key b: models'
+ * `sampleLabels`), so a worker draws a labelled sampler's samples exactly as this process does.
  * @category model
  */
 export const ShardJob = codec.strictWithOptional(
@@ -58,7 +60,7 @@ export const ShardJob = codec.strictWithOptional(
     backend: codec.oneOf(BACKEND_CHOICES, 'BackendChoice'),
     weights: Weights,
   },
-  { dataRange: t.tuple([codec.Finite, codec.Finite]) },
+  { dataRange: t.tuple([codec.Finite, codec.Finite]), labelled: t.boolean },
   'ShardJob',
 );
 export type ShardJob = t.TypeOf<typeof ShardJob>;
@@ -123,6 +125,8 @@ export interface WorkerOptions {
   readonly wasmThreads?: number;
   /** Weights that sample (default 'ema'). */
   readonly weights?: Weights;
+  /** Draw each sample given its label (a labelled sampler on a class-conditional checkpoint). */
+  readonly labelled?: boolean;
   /** Called on every progress message of a worker. */
   readonly onProgress?: (p: WorkerProgress) => void;
   /** Aborting terminates the workers; the result is then a Left `Cancelled`. */
@@ -315,6 +319,7 @@ export const drawInWorkers =
             backend: o.backend ?? 'wasm',
             weights: o.weights ?? 'ema',
             ...(o.dataRange !== undefined ? { dataRange: [o.dataRange[0], o.dataRange[1]] as [number, number] } : {}),
+            ...(o.labelled === true ? { labelled: true } : {}),
           };
           const r = await runWorker(job, o.wasmThreads ?? 1, o.onProgress, stop.signal);
           if (E.isLeft(r) && firstFailure === undefined && !(r.left === 'cancelled' && stop.signal.aborted)) {
