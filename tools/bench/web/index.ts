@@ -97,7 +97,7 @@ const main = async (): Promise<number> => {
   const chromium = await site.launchChromium();
   const browser = chromium.browser;
   // the page draws without a guide and without labels: the preset's first sampler that needs neither
-  const sampler = pipeline.quickPreset.samplers.find((s) => pipeline.networksPerScore(s) === 1 && !pipeline.isLabelled(s)) ?? 'edm';
+  const sampler = pipeline.quickPreset.samplers.find((s) => pipeline.networksPerScore(s) === 1 && !pipeline.isLabelled(s)) ?? 'dpm-sde';
   const rows: Array<Record<string, unknown>> = [];
   try {
     for (const threads of threadCounts) {

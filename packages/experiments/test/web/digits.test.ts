@@ -73,9 +73,10 @@ describe('the digits page', () => {
     const loaded = await stateOf(page);
     expect(loaded['loadError']).toBeUndefined();
     expect(loaded['checkpoint']).toMatchObject({ dir: 'checkpoints/tiny', step: 16 });
-    // The page loads one checkpoint and not its guide: it offers no autoguided sampler, and starts at the preset's first other one.
+    // The page loads one checkpoint and not its guide, and draws without labels: it offers no autoguided or labelled
+    // sampler, and starts at the preset's first other one (the presets draw labelled samplers only: dpm-sde).
     const offered = await page.$$eval('#sampler option', (os) => os.map((o) => o.getAttribute('value') ?? ''));
-    expect(offered.filter((o) => o.endsWith('-ag'))).toEqual([]);
+    expect(offered.filter((o) => o.endsWith('-ag') || o.endsWith('-cond') || o === 'dpm-cfg')).toEqual([]);
     expect(await page.$eval('#sampler', (e) => (e as unknown as { readonly value: string }).value)).toBe('dpm-sde');
     await page.select('#sampler', name);
     await setField(page, 'samples', String(n));

@@ -198,7 +198,8 @@ const finish = (): void => {
 const main = async (): Promise<void> => {
   const select = byId<HTMLSelectElement>('sampler');
   select.innerHTML = PAGE_SAMPLERS.map((s) => `<option value="${s}">${s}: ${SAMPLER_LABELS[s]}</option>`).join('');
-  select.value = quickPreset.samplers.find((s) => PAGE_SAMPLERS.includes(s)) ?? 'edm';
+  // the preset's first sampler the page can draw, else the best one it can: dpm-sde
+  select.value = quickPreset.samplers.find((s) => PAGE_SAMPLERS.includes(s)) ?? 'dpm-sde';
   input('steps').value = String(quickPreset.sampling.steps);
   input('fast-steps').value = String(quickPreset.sampling.fastSteps);
   for (const id of ['sampler', 'steps', 'fast-steps']) byId(id).addEventListener('input', refresh);
