@@ -8,7 +8,7 @@
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { report, command, lock } from './lib';
-import { mnistEvalFlags, evaluationOptionsOf, USAGE, DESCRIPTION } from './eval/flags';
+import { mnistEvalFlags, evaluationOptionsOf, checkpointIsClassConditional, USAGE, DESCRIPTION } from './eval/flags';
 import { runEvaluation } from './eval/run';
 import { runEvaluationShard } from './eval/shard';
 
@@ -30,8 +30,9 @@ export const mnistEvalMain = async (argv: ReadonlyArray<string>): Promise<number
     ['--checkpoint: the folder of', () => lock.lockSourceFolder(flags.checkpoint, 'experiments:mnist-eval')],
   ], async () => {
     process.stderr.write(`[score-sde] output: ${out}\n`);
+    const options = evaluationOptionsOf(flags, { classConditional: await checkpointIsClassConditional(flags.checkpoint) });
     if (flags.shard !== undefined) {
-      const shard = await runEvaluationShard(evaluationOptionsOf(flags), flags.shard, { backend: backend.right }, out);
+      const shard = await runEvaluationShard(options, flags.shard, { backend: backend.right }, out);
       if (E.isLeft(shard)) {
         process.stderr.write(`mnist-eval: ${shard.left.message}\n`);
         return command.EXIT.failed;
@@ -39,7 +40,7 @@ export const mnistEvalMain = async (argv: ReadonlyArray<string>): Promise<number
       process.stderr.write(`shard ${flags.shard.index}/${flags.shard.count} written: ${out} (merge the shards with nx run experiments:merge)\n`);
       return command.EXIT.ok;
     }
-    const r = await runEvaluation(evaluationOptionsOf(flags), { backend: backend.right }, out);
+    const r = await runEvaluation(options, { backend: backend.right }, out);
     if (E.isLeft(r)) {
       process.stderr.write(`mnist-eval: ${r.left.message}\n`);
       return command.EXIT.failed;

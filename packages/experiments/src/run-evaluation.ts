@@ -8,8 +8,8 @@
  */
 import * as path from 'node:path';
 import type { MnistFlags } from './mnist/flags';
-import { type Recipe, LABELLED_SAMPLERS } from './pipeline';
-import { type EvaluationOptions, DEFAULT_EVALUATION } from './eval/options';
+import type { Recipe } from './pipeline';
+import { type EvaluationOptions, DEFAULT_EVALUATION, defaultComparedSamplers } from './eval/options';
 
 /** Where the evaluation of a run writes: `<out>/eval`. @category config */
 export const evalDirOf = (out: string): string => path.join(out, 'eval');
@@ -26,7 +26,7 @@ export const evaluationOptionsOfRun = (f: MnistFlags, recipe: Recipe, out: strin
     seed: f.seed,
     quiet: f.quiet,
     // a class-conditional run's evaluation compares its labelled samplers too
-    samplers: { ...D.samplers, samplers: recipe.conditional === undefined ? D.samplers.samplers : [...D.samplers.samplers, ...LABELLED_SAMPLERS], samples: f.evalSamples, steps, snr },
+    samplers: { ...D.samplers, samplers: defaultComparedSamplers(recipe.conditional !== undefined), samples: f.evalSamples, steps, snr },
     conditional: { ...D.conditional, sampler },
     inpainting: { ...D.inpainting, sampler },
   };

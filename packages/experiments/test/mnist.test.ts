@@ -96,7 +96,7 @@ describe('experiments:mnist on a few hundred images', () => {
     const lines: string[] = [];
     const same = await runMnist(tinyArgs(['--sample-only', path.join(self, 'checkpoint'), '--workers', '2'], 'dpm-sde-ag,dpm-sde'), { backend, data, log: (l) => void lines.push(l) }, path.join(tmp, 'self-out'));
     expect(E.isRight(same)).toBe(true);
-    expect(lines.filter((l) => /sampled in this process/.test(l))).toEqual([expect.stringMatching(/^dpm-sde-ag: sampled in this process, not in 2 workers: guided: it evaluates two scores/)]);
+    expect(lines.filter((l) => /sampled in this process/.test(l))).toEqual([expect.stringMatching(/^dpm-sde-ag: sampled in this process, not in 2 workers: guided: it evaluates two or three scores/)]);
     // s + w (s − s) = s exactly: the same samples as dpm-sde-ag's sampler drawing with the model's own score
     const f = tinyArgs([], 'dpm-sde-ag');
     const recipe = await recipeOfFlags(f);
@@ -122,15 +122,16 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(E.isLeft(missing) && missing.left.message).toMatch(/^--samplers dpm-sde-ag: dpm-sde-ag is autoguided and needs a guide: the guide .*lone\/guide/);
   });
 
-  test('a class-conditional run (--label-dropout) keeps 10 classes, its label dropout and the training labels’ frequencies in its config; dpm-cfg draws with s(x | ∅) + w (s(x | y_b) − s(x | ∅)), y_b from sample b’s own key, at two network evaluations per score evaluation, dpm-ag-cond with the guide’s s(x | y_b) as the weaker model, dpm-sde-cond at one; on an unconditional checkpoint they fail naming it', async () => {
+  test('a class-conditional run (--label-dropout) keeps 10 classes, its label dropout and the training labels’ frequencies in its config; dpm-cfg draws with s(x | ∅) + w (s(x | y_b) − s(x | ∅)), y_b from sample b’s own key, at two network evaluations per score evaluation, dpm-ag-cond classifier-free guides s(x | y_b) autoguided by the guide’s s(x | y_b) at three, dpm-sde-cond at one; on an unconditional checkpoint they fail naming it', async () => {
     const out = path.join(tmp, 'conditional');
     const r = await runMnist(tinyArgs(['--label-dropout', '0.5'], 'dpm-cfg,dpm-ag-cond,dpm-sde-cond,dpm-sde'), { backend, data, log: quietLog }, out);
     if (E.isLeft(r)) throw new Error(r.left.message);
     const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
     expect(report.config.train.model.classes).toBe(10);
     expect(report.config.train.conditioning).toEqual({ dropout: 0.5, prior: classFrequencies(data.labels, 10) });
-    // 3 DPM-Solver++(2M) steps + Tweedie: 4 score evaluations of two networks each; dpm-sde(-cond) 2 · 3 steps + 1 of one
-    expect(report.samplers.map((s: { nfe: number }) => s.nfe)).toEqual([8, 8, 7, 7]);
+    // dpm-cfg: 3 DPM-Solver++(2M) steps + Tweedie, 4 score evaluations of two networks each; dpm-ag-cond: of three, so
+    // within those 8 NFE 1 step + Tweedie (6); dpm-sde(-cond) 2 · 3 steps + 1 of one
+    expect(report.samplers.map((s: { nfe: number }) => s.nfe)).toEqual([8, 6, 7, 7]);
     // the labels matter: given its label, dpm-sde draws other digits than without
     expect(sha(path.join(out, 'samples-dpm-sde-cond.idx'))).not.toBe(sha(path.join(out, 'samples-dpm-sde.idx')));
     // in 2 worker threads (each its own backend and keys) the labelled sampler draws the same digits, bit for bit
@@ -167,20 +168,24 @@ describe('experiments:mnist on a few hundred images', () => {
     const shifted = await draw(keys, (start, size) => ({ sampler: sampler.right, score: scoreOfRun(config, emaParams(state), Int32Array.from(sampleLabels(config, keys.slice(start, start + size))!, (y) => (y + 1) % 10)) }), { batch: 3, sampleShape: [28, 28, 1], dataRange: dataRangeOf(config) }, 'shifted');
     if (E.isLeft(shifted)) throw new Error(shifted.left.message);
     expect(Array.from(shifted.right.samples)).not.toEqual(Array.from(own.right.samples));
-    // dpm-ag-cond, written out: the model's s(x | y_b) autoguided by the guide's s(x | y_b)
+    // dpm-ag-cond, written out: classifier-free guidance (w) of the model's s(x | y_b) autoguided (w_g) by the guide's s(x | y_b)
     const guideModel = await loadScoreModel(path.join(out, 'guide'));
     if (E.isLeft(guideModel)) throw new Error('guide');
-    const wg = AUTOGUIDANCE_WEIGHTS['dpm-ag-cond']!;
+    const [wg, wc] = [AUTOGUIDANCE_WEIGHTS['dpm-ag-cond']!, CFG_WEIGHTS['dpm-ag-cond']!];
     const writtenAg = (ks: ReadonlyArray<Key>): ScoreFn => {
       const labels = sampleLabels(config, ks);
       const [strong, weak] = [scoreOfRun(config, emaParams(state), labels), scoreOfRun(guideModel.right.config, emaParams(guideModel.right.state), labels)];
       return (x, t) =>
         tf.tidy(() => {
           const g = weak(x, t);
-          return tf.add(g, tf.mul(tf.sub(strong(x, t), g), wg));
+          const autoguided = tf.add(g, tf.mul(tf.sub(strong(x, t), g), wg));
+          const u = model.right.score(x, t);
+          return tf.add(u, tf.mul(tf.sub(autoguided, u), wc));
         });
     };
-    const ownAg = await draw(keys, (start, size) => ({ sampler: sampler.right, score: writtenAg(keys.slice(start, start + size)) }), { batch: 3, sampleShape: [28, 28, 1], dataRange: dataRangeOf(config) }, 'written out');
+    const agSampler = namedSampler(config.sde, 'dpm-ag-cond', samplerSettingsOf(recipe.right));
+    if (E.isLeft(agSampler)) throw new Error(agSampler.left.problems.join('; '));
+    const ownAg = await draw(keys, (start, size) => ({ sampler: agSampler.right, score: writtenAg(keys.slice(start, start + size)) }), { batch: 3, sampleShape: [28, 28, 1], dataRange: dataRangeOf(config) }, 'written out');
     if (E.isLeft(ownAg)) throw new Error(ownAg.left.message);
     const guidedAg = await drawNamed('dpm-ag-cond', samplerSettingsOf(recipe.right), keys, 3, { ...src, guideConditional: conditionalScoreOfState(guideModel.right.config, guideModel.right.state) });
     if (E.isLeft(guidedAg)) throw new Error(guidedAg.left.message);

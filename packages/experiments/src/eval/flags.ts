@@ -5,11 +5,13 @@
  *
  * @module eval/flags
  */
+import * as E from 'fp-ts/Either';
 import { codec, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { cli } from '../lib';
-import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, ShardFlag, type ShardSpec } from '../pipeline';
+import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, ShardFlag, LABELLED_SAMPLERS, type ShardSpec } from '../pipeline';
 import { DEQUANTIZATIONS } from '@score-sde/solvers';
-import { type EvaluationOptions, CONDITIONAL_SAMPLERS, ConditionalSampler, DEFAULT_EVALUATION, ESTIMATORS, MASKS } from './options';
+import { CheckpointManifest, tensorFiles } from '@score-sde/models';
+import { type EvaluationOptions, CONDITIONAL_SAMPLERS, ConditionalSampler, DEFAULT_EVALUATION, ESTIMATORS, MASKS, defaultComparedSamplers } from './options';
 
 const D = DEFAULT_EVALUATION;
 
@@ -45,11 +47,11 @@ export const mnistEvalFlags = {
   testSubset: cli.numberFlag(codec.PositiveInt, { default: D.data.testSubset, description: 'the first N test images: the FID reference set and the classifiers’ test set' }),
 
   // sampler comparison
-  compare: cli.listFlag<SamplerName>(SamplerName, { default: D.samplers.samplers, description: `named samplers to compare, of ${SAMPLER_NAMES.join(',')}; the autoguided dpm-ag, dpm-sde-ag and dpm-ag-cond need the run's guide/ beside the checkpoint (experiments:mnist saves it); the labelled dpm-sde-cond, dpm-cfg and dpm-ag-cond a class-conditional checkpoint (each digit given a label drawn from its class prior); guided samplers count network evaluations` }),
+  compare: cli.optional(cli.listFlag<SamplerName>(SamplerName, { description: `named samplers to compare, of ${SAMPLER_NAMES.join(',')} (default: ${D.samplers.samplers.join(',')}, and on a class-conditional checkpoint ${LABELLED_SAMPLERS.join(',')} too); the autoguided dpm-ag, dpm-sde-ag and dpm-ag-cond need the run's guide/ beside the checkpoint (experiments:mnist saves it); the labelled dpm-sde-cond, dpm-cfg and dpm-ag-cond a class-conditional checkpoint (each digit given a label drawn from its class prior); guided samplers count network evaluations` })),
   steps: cli.numberFlag(codec.PositiveInt, { default: D.samplers.steps, description: 'time steps of the em and pc samplers (comparison, conditional pc, inpainting)' }),
   snr: cli.numberFlag(codec.PositiveFinite, { default: D.samplers.snr, description: 'signal-to-noise ratio of the Langevin corrector of pc' }),
   odeTols: cli.listFlag(codec.PositiveFinite, { default: D.samplers.odeTols, description: 'rtol = atol of the adaptive RK45 probability-flow ODE sampler in the comparison, one run each' }),
-  fastSteps: cli.listFlag(codec.PositiveInt, { default: D.samplers.fastSteps, description: 'step counts k of EDM Heun and DPM-Solver++(2M) in the comparison, one run each (dpm-sde takes 2k steps, the NFE of EDM Heun at k; dpm-sde-cond 2k like dpm-sde; the guided dpm-ag, dpm-sde-ag, dpm-cfg and dpm-ag-cond k steps at two network evaluations each, the same NFE)' }),
+  fastSteps: cli.listFlag(codec.PositiveInt, { default: D.samplers.fastSteps, description: 'step counts k of EDM Heun and DPM-Solver++(2M) in the comparison, one run each (dpm-sde takes 2k steps, the NFE of EDM Heun at k; dpm-sde-cond 2k like dpm-sde; the guided dpm-ag, dpm-sde-ag and dpm-cfg k steps at two network evaluations each, the same NFE; dpm-ag-cond, at three, the most steps within that NFE)' }),
 
   // bits/dim
   bpdImages: cli.numberFlag(codec.PositiveInt, { default: D.bpd.images, description: 'test images whose bits/dim are estimated (the first N)' }),
@@ -86,10 +88,11 @@ export type MnistEvalFlags = cli.Flags<typeof mnistEvalFlags>;
 /**
  * The evaluation options the flags stand for: the parts not in `--skip`, `--steps`/`--snr` for every em/pc/ode sampler
  * of the comparison, class-conditional generation and inpainting, `--ode-tol` for every other ODE solve,
- * `--sample-batch` for every draw.
+ * `--sample-batch` for every draw; without `--compare`, {@link defaultComparedSamplers} of the checkpoint (whether it is
+ * class-conditional: {@link checkpointIsClassConditional}).
  * @category flags
  */
-export const evaluationOptionsOf = (f: MnistEvalFlags): EvaluationOptions => {
+export const evaluationOptionsOf = (f: MnistEvalFlags, checkpoint: { readonly classConditional: boolean } = { classConditional: false }): EvaluationOptions => {
   const sampler = { steps: f.steps, fastSteps: D.conditional.sampler.fastSteps, snr: f.snr, odeTol: f.odeTol };
   return {
     checkpoint: f.checkpoint,
@@ -107,12 +110,22 @@ export const evaluationOptionsOf = (f: MnistEvalFlags): EvaluationOptions => {
       ...(f.classifier !== undefined ? { clean: f.classifier } : {}),
       ...(f.noisyClassifier !== undefined ? { noisy: f.noisyClassifier } : {}),
     },
-    samplers: { samples: f.samples, samplers: f.compare, steps: f.steps, snr: f.snr, odeTols: f.odeTols, fastSteps: f.fastSteps, batch: f.sampleBatch },
+    samplers: { samples: f.samples, samplers: f.compare ?? defaultComparedSamplers(checkpoint.classConditional), steps: f.steps, snr: f.snr, odeTols: f.odeTols, fastSteps: f.fastSteps, batch: f.sampleBatch },
     bpd: { images: f.bpdImages, batch: f.bpdBatch, estimator: f.bpdEstimator, tol: f.odeTol, eps: f.bpdEps, cells: f.bpdCells },
     conditional: { samplers: f.conditionalSamplers, guidanceScale: f.guidanceScale, perClass: f.perClass, sampler, batch: f.sampleBatch },
     inpainting: { mask: f.mask, digits: f.inpaintDigits, completions: f.completions, sampler, batch: f.sampleBatch },
     interpolation: { frames: f.frames, tol: f.odeTol },
   };
+};
+
+/**
+ * Whether the checkpoint in `dir` is class-conditional (its network has a label table: `model.classes`); false when its
+ * manifest cannot be read (the evaluation then reports why, naming `--checkpoint`).
+ * @category flags
+ */
+export const checkpointIsClassConditional = async (dir: string): Promise<boolean> => {
+  const m = await tensorFiles.readManifest(dir, CheckpointManifest);
+  return E.isRight(m) && m.right.config.model.classes !== undefined;
 };
 
 /** `npx nx run experiments:mnist-eval -- …`. @category help */

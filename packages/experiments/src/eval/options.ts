@@ -9,7 +9,7 @@
 import * as t from 'io-ts';
 import { codec } from '@score-sde/tensor-fp';
 import { Dequantization } from '@score-sde/solvers';
-import { EVAL_PARTS, EvalPart, SamplerName, DEFAULT_SAMPLER_SETTINGS, type SamplerName as SamplerNameT } from '../pipeline';
+import { EVAL_PARTS, EvalPart, SamplerName, DEFAULT_SAMPLER_SETTINGS, LABELLED_SAMPLERS, type SamplerName as SamplerNameT } from '../pipeline';
 
 const list = <C extends t.Mixed>(c: C) => t.readonlyArray(c);
 
@@ -140,6 +140,14 @@ export const DEFAULT_EVALUATION: Omit<EvaluationOptions, 'checkpoint'> = {
   inpainting: { mask: 'lower', digits: 10, completions: 4, sampler: SAMPLER, batch: 128 },
   interpolation: { frames: 9, tol: SAMPLER.odeTol },
 };
+
+/**
+ * The samplers compared when none are named: {@link DEFAULT_EVALUATION}'s, and on a class-conditional checkpoint its
+ * labelled samplers too (pipeline's `LABELLED_SAMPLERS`: on such a model they are the ones that draw good digits).
+ * @category defaults
+ */
+export const defaultComparedSamplers = (classConditional: boolean): ReadonlyArray<SamplerNameT> =>
+  classConditional ? [...DEFAULT_EVALUATION.samplers.samplers, ...LABELLED_SAMPLERS] : DEFAULT_EVALUATION.samplers.samplers;
 
 /**
  * Problems of option combinations that each codec cannot see, each naming its flag of `experiments:mnist-eval` (all

@@ -94,7 +94,7 @@ export const drawNamed = async (
   if (E.isLeft(score)) return fail(`--samplers ${name}: ${score.left}`);
   const label = `sampling ${name}`;
   // Workers draw with one unguided score: a guided sampler (two score evaluations) draws in this process.
-  const coupled = src.workers > 1 ? (networksPerScore(name) === 1 ? couplingOf(src.sde, spec) : 'guided: it evaluates two scores (the model and its guide, or with and without the label)') : undefined;
+  const coupled = src.workers > 1 ? (networksPerScore(name) === 1 ? couplingOf(src.sde, spec) : 'guided: it evaluates two or three scores (the model and its guide, or with and without the label, or both)') : undefined;
   if (coupled !== undefined) src.log(`${name}: sampled in this process, not in ${src.workers} workers: ${coupled}`);
   if (src.workers > 1 && coupled === undefined && src.checkpoint !== undefined && keys.length > 0) {
     const bar = progress.withProgress(`${label} (${src.workers} workers)`, stepCount(sampler.right), { quiet: src.quiet });

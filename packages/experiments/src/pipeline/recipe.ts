@@ -240,8 +240,8 @@ export const unconditional = (r: Recipe): Recipe => {
  * Its guide stays at 1/6 of the run: a one-epoch guide (1/16) was worse on its checkpoint (`dpm-ag` 30.2 against 25.7,
  * the 78-NFE `dpm-sde-ag` 28.7 against 26.2). On this checkpoint the 40-NFE `dpm-sde-ag` (29.6) is behind `dpm-ag`.
  * Those figures are of its unconditional form (`--label-dropout 1`). Like the quick preset it trains class-conditionally
- * (label dropout 0.1): `dpm-sde-cond` drew FID 16.2 = 1.19× the floor at 39 NFE, 95.0% confident, `dpm-ag-cond` 18.3,
- * `dpm-cfg` 18.9 (96.6%), after 35m47s (2,138 s of training, 0.142 s a step; README, "Class-conditional training").
+ * (label dropout 0.1): `dpm-sde-cond` drew FID 16.2 = 1.19× the floor at 39 NFE, 95.0% confident, `dpm-ag-cond` (CFG
+ * of the autoguided score, 39 NFE) 17.8 (95.0%), `dpm-cfg` 18.9 (96.6%), after 35m47s (2,138 s of training, 0.142 s a step; README, "Class-conditional training").
  * @category recipes
  */
 export const qualityPreset: Recipe = {

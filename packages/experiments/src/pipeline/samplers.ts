@@ -30,9 +30,11 @@
  * - the labelled samplers of a class-conditional model ({@link LABELLED_SAMPLERS}), each sample given its label y
  *          drawn from the model's class prior by its own key (models' `sampleLabels`): `dpm-sde-cond`, `dpm-sde`'s
  *          solver on s(x | y) (39 NFE); `dpm-cfg`, DPM-Solver++(2M) on the classifier-free guided score
- *          s(x | ∅) + w (s(x | y) − s(x | ∅)) (Ho & Salimans 2022), w = {@link CFG_WEIGHTS}; `dpm-ag-cond`, the same
- *          solver on s(x | y) autoguided by the guide's s(x | y); both `fastSteps` steps at two network evaluations, 40
- *          NFE. On a class-conditional model every other sampler draws from its unconditional score s(x | ∅).
+ *          s(x | ∅) + w (s(x | y) − s(x | ∅)) (Ho & Salimans 2022), w = {@link CFG_WEIGHTS}, `fastSteps` steps at two
+ *          network evaluations (40 NFE); `dpm-ag-cond`, the same solver on both guidances composed, classifier-free
+ *          guidance of s(x | y) autoguided by the guide's s(x | y), at three network evaluations and so
+ *          {@link guidedSteps} steps (12 for `fastSteps` 19: 39 NFE). On a class-conditional model every other sampler
+ *          draws from its unconditional score s(x | ∅).
  *
  * @module pipeline/samplers
  */
@@ -63,7 +65,7 @@ export const SAMPLER_LABELS: Readonly<Record<SamplerName, string>> = {
   'dpm-sde-ag': 'DPM-Solver++(2M) SDE, autoguided',
   'dpm-sde-cond': 'DPM-Solver++(2M) SDE, given the label',
   'dpm-cfg': 'DPM-Solver++(2M), classifier-free guided',
-  'dpm-ag-cond': 'DPM-Solver++(2M), given the label, autoguided',
+  'dpm-ag-cond': 'DPM-Solver++(2M), given the label, autoguided and classifier-free guided',
 };
 
 /**
@@ -76,12 +78,11 @@ export const SAMPLER_LABELS: Readonly<Record<SamplerName, string>> = {
  * has the best mean (31.6 against 32.6) and beyond 2.5 the stochastic sampler degrades fast. (Its earlier form, 38
  * steps at η = 4, 78 NFE, took w = 1.5: 26.8 / 30.6 on the quick seeds, 26.2 on quality.) The stochastic sampler's own
  * noise already corrects part of what guidance corrects, so it takes less; a larger w raises the confident-class rate
- * further but costs diversity (FID). `dpm-ag-cond` (s(x | y) guided by the guide's s(x | y), 19 steps, 40 NFE) on the
- * class-conditional quick preset's checkpoints, seeds 0 / 1: w = 1.5, 1.75, 2 gave 22.5 / 23.7, 21.7 / 22.8, 22.6 / 23.7
- * (w = 1.25 at seed 0: 26.2; 2.25 at seed 1: 25.5).
+ * further but costs diversity (FID). `dpm-ag-cond`'s autoguidance of s(x | y) by the guide's s(x | y): see
+ * {@link CFG_WEIGHTS}, which it is chosen with.
  * @category samplers
  */
-export const AUTOGUIDANCE_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-ag': 2.5, 'dpm-sde-ag': 2, 'dpm-ag-cond': 1.75 };
+export const AUTOGUIDANCE_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-ag': 2.5, 'dpm-sde-ag': 2, 'dpm-ag-cond': 1.5 };
 
 /** The autoguidance weight of a named sampler (undefined: it draws with the model's own score). @category samplers */
 export const autoguidanceWeightOf = (name: SamplerName): number | undefined => AUTOGUIDANCE_WEIGHTS[name];
@@ -104,9 +105,19 @@ export const isLabelled = (name: SamplerName): boolean => LABELLED_SAMPLERS.incl
  * 1.5, 2, 3 gave 27.9, 24.0, 26.1, 44.8, 88.7 (confident 89–100%, rising with w); w = 1, the conditional score alone,
  * 33.5; seed 1 at w = 1.25: 25.6. On the reverse SDE (`dpm-sde`'s solver) guidance only costs: w = 1, 1.25, 1.5 gave
  * 20.3, 24.5, 34.5, so `dpm-sde-cond` draws with the conditional score alone, one network evaluation a step.
+ *
+ * `dpm-ag-cond` composes both: classifier-free guidance (weight w) of s(x | y) autoguided by the guide's s(x | y)
+ * (weight w_g, {@link AUTOGUIDANCE_WEIGHTS}), 12 Karras steps at 3 network evaluations (39 NFE). FID at n = 1000 on the
+ * class-conditional quick preset's checkpoints (seeds 0 / 1) and the quality preset's, for (w, w_g) = (1.1, 1.5):
+ * **21.5 / 22.6 / 17.8**; (1.05, 1.5) 21.8 / 23.1 / 17.9; (1.1, 1.25) 22.9 / 24.7 / 17.8; (1.15, 1.35) 17.8 on quality;
+ * (1.05, 1.75) 21.8 / 22.8 / 18.2; (1.1, 1.75) 22.2 / 23.2 / 18.3; (1.2, 1.5) 22.1 / 23.0 / 18.6; (1.2, 1.25) 22.0 /
+ * 23.4 / 18.4; (1.1, 2) 24.2 / – / 19.4. At 19 steps (3 networks: 60 NFE) (1.1, 1.5) gave 17.4 on quality.
+ * Autoguidance alone (w = 1; 19 steps, 40 NFE) gave at w_g = 1.75 21.7 / 22.8 / 18.3 and at 1.5 22.5 / 23.7 / 18.2;
+ * guiding s(x | y) by the guide's s(x | ∅) instead (one weaker and unlabelled model, 19 steps) 23.1 / 23.7 / 18.2 at
+ * weight 1.25 and 25.3 / 26.3 / 17.3 at 1.15: the best on the quality checkpoint, the worst on the quick ones.
  * @category samplers
  */
-export const CFG_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-cfg': 1.25 };
+export const CFG_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-cfg': 1.25, 'dpm-ag-cond': 1.1 };
 
 /** The classifier-free guidance weight of a named sampler (undefined: none). @category samplers */
 export const cfgWeightOf = (name: SamplerName): number | undefined => CFG_WEIGHTS[name];
@@ -135,21 +146,28 @@ export const scoreOfNamed = (name: SamplerName, src: ScoreSources): E.Either<str
   if (labelled && E.isLeft(src.conditional)) return E.left(`${name} draws each digit given its label and needs a class-conditional model: ${src.conditional.left}`);
   const own = (keys: ReadonlyArray<Key>): ScoreFn => (labelled && E.isRight(src.conditional) ? src.conditional.right(keys) : src.score);
   const auto = autoguidanceWeightOf(name);
-  if (auto !== undefined) {
-    const guide = labelled ? src.guideConditional : E.map((g: ScoreFn) => () => g)(src.guide);
-    return E.isLeft(guide) ? E.left(`${name} is autoguided and needs a guide: ${guide.left}`) : E.right((keys) => autoguidance(own(keys), guide.right(keys), auto));
-  }
+  const guide = auto === undefined ? E.right(undefined) : labelled ? src.guideConditional : E.map((g: ScoreFn) => () => g)(src.guide);
+  if (E.isLeft(guide)) return E.left(`${name} is autoguided and needs a guide: ${guide.left}`);
+  const weaker = guide.right;
+  const guided = (keys: ReadonlyArray<Key>): ScoreFn => (auto === undefined || weaker === undefined ? own(keys) : autoguidance(own(keys), weaker(keys), auto));
   const cfg = cfgWeightOf(name);
-  if (cfg !== undefined) return E.right((keys) => classifierFreeGuidance(own(keys), src.score, cfg));
-  return E.right(own);
+  return E.right(cfg === undefined ? guided : (keys) => classifierFreeGuidance(guided(keys), src.score, cfg));
 };
 
 /**
- * Network evaluations per score evaluation of a named sampler: 2 when guided (autoguided: the model and its guide;
- * classifier-free: the model with and without the label), else 1.
+ * Network evaluations per score evaluation of a named sampler: 1, plus 1 when autoguided (the guide) and 1 when
+ * classifier-free guided (the model without the label).
  * @category samplers
  */
-export const networksPerScore = (name: SamplerName): number => (autoguidanceWeightOf(name) === undefined && cfgWeightOf(name) === undefined ? 1 : 2);
+export const networksPerScore = (name: SamplerName): number => 1 + (autoguidanceWeightOf(name) === undefined ? 0 : 1) + (cfgWeightOf(name) === undefined ? 0 : 1);
+
+/**
+ * Steps of a sampler that evaluates `networks` networks per score evaluation within the NFE of EDM Heun at
+ * `fastSteps` steps, 2 (fastSteps + 1): the most k with networks · (k + 1) ≤ 2 (fastSteps + 1) (fastSteps itself for
+ * two networks; 12 for three at fastSteps 19), at least 1.
+ * @category samplers
+ */
+export const guidedSteps = (fastSteps: number, networks: number): number => Math.max(1, Math.floor((2 * (fastSteps + 1)) / networks) - 1);
 
 /** MNIST images: 28 × 28, one channel (the sample shape of every draw). @category model */
 export const IMAGE_SHAPE = [28, 28, 1] as const;
@@ -219,7 +237,7 @@ export const namedSamplerSpec = (name: SamplerName, s: SamplerSettings): Sampler
     case 'dpm-ag':
     case 'dpm-cfg':
     case 'dpm-ag-cond':
-      return { kind: 'dpm-solver++2m', steps: s.fastSteps, grid: 'karras' };
+      return { kind: 'dpm-solver++2m', steps: guidedSteps(s.fastSteps, networksPerScore(name)), grid: 'karras' };
     case 'dpm-sde-cond':
       return { kind: 'dpm-solver++2m', steps: 2 * s.fastSteps, eta: DPM_SDE_ETA, sMin: DPM_SDE_SIGMA_MIN, grid: 'karras' };
   }

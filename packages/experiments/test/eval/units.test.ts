@@ -4,12 +4,13 @@
  * list and the flags.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { tf, initBackend, liveTensors, random } from '@score-sde/tensor-fp';
 import { type ScoreFn, tutorial, marginalVariance } from '@score-sde/sde-math';
-import { fid } from '@score-sde/models';
+import { fid, initTrainState, saveCheckpoint, disposeTrainState } from '@score-sde/models';
 import { cli } from '../../src/lib';
-import { draw, namedSampler, itemKeys, ODE_INTERVALS, DPM_SDE_ETA, DPM_SDE_SIGMA_MIN } from '../../src/pipeline';
+import { draw, namedSampler, itemKeys, ODE_INTERVALS, DPM_SDE_ETA, DPM_SDE_SIGMA_MIN, LABELLED_SAMPLERS } from '../../src/pipeline';
 import {
   mnistEvalFlags,
   fidOfStats,
@@ -20,8 +21,11 @@ import {
   comparisonEntries,
   formatTol,
   requestedClasses,
+  evaluationOptionsOf,
+  checkpointIsClassConditional,
+  DEFAULT_EVALUATION,
 } from '../../src/eval';
-import { tempDir } from './helpers';
+import { tempDir, tinyTrainConfig } from './helpers';
 
 let root: string;
 
@@ -160,6 +164,27 @@ describe('sampler list and flags', () => {
     expect(r.right[1]!.spec).toEqual({ kind: 'ode-adaptive', rtol: 1e-5, atol: 1e-5, intervals: ODE_INTERVALS });
     expect(r.right[4]!.sampler.grid).toHaveLength(21);
     expect([1e-5, 1e-3, 0.5, 2.5e-4, 0.1].map(formatTol)).toEqual(['1e-5', '1e-3', '0.5', '2.5e-4', '0.1']);
+  });
+
+  test('without --compare the comparison is the default list, and on a class-conditional checkpoint the labelled samplers too; --compare names them exactly', async () => {
+    const flags = (argv: ReadonlyArray<string>) => {
+      const r = cli.parseFlags(mnistEvalFlags, ['--checkpoint', 'c', ...argv]);
+      if (E.isLeft(r)) throw new Error(cli.renderCliError(r.left));
+      return r.right;
+    };
+    expect(evaluationOptionsOf(flags([])).samplers.samplers).toEqual(DEFAULT_EVALUATION.samplers.samplers);
+    expect(evaluationOptionsOf(flags([]), { classConditional: true }).samplers.samplers).toEqual([...DEFAULT_EVALUATION.samplers.samplers, ...LABELLED_SAMPLERS]);
+    expect(evaluationOptionsOf(flags(['--compare', 'dpm-sde']), { classConditional: true }).samplers.samplers).toEqual(['dpm-sde']);
+    // whether a checkpoint is class-conditional comes from its manifest: a label table, none, or no checkpoint at all
+    const dir = tempDir('classes');
+    const labelled = { ...tinyTrainConfig, model: { ...tinyTrainConfig.model, classes: 10 }, conditioning: { dropout: 0.1, prior: new Array<number>(10).fill(0.1) } };
+    for (const [name, config] of [['labelled', labelled], ['plain', tinyTrainConfig]] as const) {
+      const state = initTrainState(config, random.key(1));
+      const saved = await saveCheckpoint(path.join(dir, name), config, state)();
+      disposeTrainState(state);
+      if (E.isLeft(saved)) throw new Error(saved.left._tag);
+    }
+    expect(await Promise.all(['labelled', 'plain', 'absent'].map((n) => checkpointIsClassConditional(path.join(dir, n))))).toEqual([true, false, false]);
   });
 
   test('bad flags are reported naming the flag; --checkpoint is required', () => {
