@@ -55,6 +55,22 @@ export const meanAndStandardError = (xs: ArrayLike<number>): { readonly mean: nu
   return { mean, standardError: Math.sqrt(v / (n - 1) / n) };
 };
 
+/**
+ * Sample quantile q ∈ [0, 1] by linear interpolation between order statistics (Hyndman & Fan's type 7, R's default):
+ * with x₍₀₎ ≤ … ≤ x₍ₙ₋₁₎ and h = (n − 1) q, Q(q) = x₍⌊h⌋₎ + (h − ⌊h⌋)(x₍⌊h⌋₊₁₎ − x₍⌊h⌋₎); Q(½) is the median.
+ * Throws a RangeError for an empty sample, a NaN in it or q outside [0, 1].
+ * @category moments
+ */
+export const quantile = (xs: ArrayLike<number>, q: number): number => {
+  const n = xs.length;
+  if (n === 0 || !(q >= 0 && q <= 1)) throw new RangeError(`quantile: need a non-empty sample and q in [0, 1] (n = ${n}, q = ${q})`);
+  const sorted = Float64Array.from(xs).sort();
+  if (sorted.some(Number.isNaN)) throw new RangeError('quantile: the sample holds NaN');
+  const h = (n - 1) * q;
+  const lo = Math.floor(h);
+  return lo + 1 < n ? sorted[lo]! + (h - lo) * (sorted[lo + 1]! - sorted[lo]!) : sorted[lo]!;
+};
+
 // -------------------------------------------------------------------------------------
 // distances
 // -------------------------------------------------------------------------------------

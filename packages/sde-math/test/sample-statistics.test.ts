@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { random } from '@score-sde/tensor-fp';
-import { sampleMean, sampleCovariance, meanAndStandardError, energyDistance, componentFractions, sampleMixtureAt, type GaussianMixture } from '@score-sde/sde-math';
+import { sampleMean, sampleCovariance, meanAndStandardError, quantile, energyDistance, componentFractions, sampleMixtureAt, type GaussianMixture } from '@score-sde/sde-math';
 import { EPS64 } from './helpers';
 
 describe('moments', () => {
@@ -43,6 +43,27 @@ describe('moments', () => {
 
   test('a constant sample of a short dyadic value c has mean c and standard error 0 exactly (its partial sums k·c are exact in float64)', () => {
     for (const [c, n] of [[1, 1000], [0.375, 777], [3.75, 5]] as const) expect(meanAndStandardError(new Array<number>(n).fill(c))).toEqual({ mean: c, standardError: 0 });
+  });
+});
+
+describe('quantiles', () => {
+  test('the quantile of any ordering of 0, 1, …, n − 1 is (n − 1) q: type-7 interpolation between order statistics', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 60 }), fc.double({ min: 0, max: 1, noNaN: true }), fc.nat(), (n, q, seed) => {
+        // a shuffled 0…n−1: order must not matter; values up to 59 and (n − 1) q carry one rounding each
+        const xs = Array.from({ length: n }, (_, i) => i).sort((a, b) => ((a * 7919 + seed) % 101) - ((b * 7919 + seed) % 101));
+        return Math.abs(quantile(xs, q) - (n - 1) * q) <= 4 * 60 * Number.EPSILON;
+      }),
+      { seed: 5, numRuns: 300 },
+    );
+    expect(quantile([5, 1, 3], 0.5)).toBe(3);
+    expect(quantile([4, 1, 3, 2], 0.5)).toBe(2.5);
+  });
+
+  test('quantile refuses an empty sample, a NaN in it, and q outside [0, 1]', () => {
+    expect(() => quantile([], 0.5)).toThrow(RangeError);
+    expect(() => quantile([1, NaN, 2], 0.5)).toThrow(/NaN/);
+    expect(() => quantile([1, 2], 1.5)).toThrow(RangeError);
   });
 });
 

@@ -8,7 +8,7 @@
  */
 import * as t from 'io-ts';
 import { codec } from '@score-sde/tensor-fp';
-import { SDE } from '@score-sde/sde-math';
+import { SDE, quantile } from '@score-sde/sde-math';
 import { ScoreNetConfig, classifier } from '@score-sde/models';
 import { report } from '../lib';
 import { EvalPart, SamplerName } from '../pipeline';
@@ -245,13 +245,21 @@ const samplersSection = (r: EvalReport): ReadonlyArray<string> => {
   ];
 };
 
+/**
+ * The spread of per-image bits/dim: median and quartiles, which a few images of very low likelihood cannot move (the
+ * mean is what bounds the likelihood of the test set; the median says what a typical image scores).
+ * @category report
+ */
+export const bpdSpread = (perImage: ReadonlyArray<number>): string =>
+  perImage.length === 0 ? 'no images' : `median ${report.formatNumber(quantile(perImage, 0.5), 4)}, quartiles ${report.formatNumber(quantile(perImage, 0.25), 4)} … ${report.formatNumber(quantile(perImage, 0.75), 4)}`;
+
 const bpdSection = (r: EvalReport): ReadonlyArray<string> => {
   const b = r.bpd;
   if (b === null) return [];
   return [
     '## Bits/dim',
     '',
-    `**${report.formatNumber(b.mean, 5)} ± ${report.formatNumber(b.standardError, 3)} bits/dim** (mean ± standard error over the first ${b.images} MNIST test images; range ${report.formatNumber(b.min)} … ${report.formatNumber(b.max)}). ` +
+    `**${report.formatNumber(b.mean, 5)} ± ${report.formatNumber(b.standardError, 3)} bits/dim** (mean ± standard error over the first ${b.images} MNIST test images; ${bpdSpread(b.perImage)}; range ${report.formatNumber(b.min)} … ${report.formatNumber(b.max)}). ` +
       (b.given === 'label'
         ? "Class-conditional model: each image's likelihood is of p(x | y) given its own label y, plus −log₂ π_y / 784 for the class prior π, an upper bound of the bits/dim of the model's p(x) = Σ_y π_y p(x | y). "
         : '') +

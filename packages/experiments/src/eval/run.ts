@@ -52,7 +52,7 @@ import { type BpdPart, bitsPerDimOf, bpdCount, bpdResult } from './bpd';
 import { drawConditional, scoreConditional } from './conditional';
 import { drawInpainting, inpaintingCount, scoreInpainting } from './inpainting';
 import { runInterpolation } from './interpolation';
-import { type ClassifierRecord, type EvalReport, evalMarkdown } from './report';
+import { type ClassifierRecord, type EvalReport, evalMarkdown, bpdSpread } from './report';
 
 // -------------------------------------------------------------------------------------
 // data
@@ -279,7 +279,7 @@ export const runEvaluation = async (o: EvaluationOptions, ctx: EvalContext, out:
       if (E.isLeft(parts)) return parts;
       const b = bpdResult(parts.right, o.bpd, setting.labelled !== undefined ? 'label' : undefined);
       log(
-        `bits/dim${b.given === 'label' ? ' (class-conditional: of Σ_y π_y p(x | y), at most bpd(x | y) − log₂ π_y / 784 with each image’s own label)' : ''}: ${report.formatNumber(b.mean, 5)} ± ${report.formatNumber(b.standardError, 3)} over ${b.images} test images (${b.seconds.toFixed(0)} s)`,
+        `bits/dim${b.given === 'label' ? ' (class-conditional: of Σ_y π_y p(x | y), at most bpd(x | y) − log₂ π_y / 784 with each image’s own label)' : ''}: ${report.formatNumber(b.mean, 5)} ± ${report.formatNumber(b.standardError, 3)} over ${b.images} test images (${bpdSpread(b.perImage)}; ${b.seconds.toFixed(0)} s)`,
       );
       const s = await save({ ...rep, bpd: b });
       if (E.isLeft(s)) return s;

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { codec, initBackend, liveTensors, currentBackend } from '@score-sde/tensor-fp';
 import type { MnistData } from '@score-sde/models';
-import { png } from '../../src/lib';
+import { png, report } from '../../src/lib';
 import { EvalReport, runEvaluation, type EvalContext } from '../../src/eval';
 import { parse, smallMnist, storedPath, tempDir, tinyArgs, tinyCheckpoint } from './helpers';
 
@@ -105,6 +105,9 @@ describe('mnist-eval pipeline (tiny model, tiny sizes)', () => {
     expect(md).toContain(rep.extractor!.name);
     for (const figure of ['fid-vs-nfe.png', 'samplers.png', 'conditional-pc.png', 'inpainting.png', 'interpolation.png']) expect(md).toContain(`\`${figure}\`:`);
     expect(md).toMatch(/n = 8 samples per sampler against the first 64 MNIST test images/);
+    // bits/dim beside their median and quartiles (two images: the median is their mean, the quartiles ¼ and ¾ of the way)
+    const [b0, b1] = [...rep.bpd!.perImage].sort((a, b) => a - b) as [number, number];
+    expect(md).toContain(`median ${report.formatNumber(b0 + 0.5 * (b1 - b0), 4)}, quartiles ${report.formatNumber(b0 + 0.25 * (b1 - b0), 4)} … ${report.formatNumber(b0 + 0.75 * (b1 - b0), 4)}`);
 
     // A second run with --classifier and --noisy-classifier pointing at the first run's reuses both (same names).
     const out2 = path.join(root, 'run2');
