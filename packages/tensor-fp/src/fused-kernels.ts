@@ -360,6 +360,8 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     const [b, hin, win, taps] = t.shape as [number, number, number, number];
     const cz = taps / (a.kh * a.kw);
     const z = backend.makeOutput([b, a.hOut, a.wOut, cz], 'float32');
+    // An empty output (e.g. an empty batch) is left alone: the kernel's loops run at least once, and would write past it.
+    if (b * a.hOut * a.wOut * cz === 0) return z;
     k.overlap_add(backend.getMemoryOffset(t.dataId), b, hin, win, a.kh, a.kw, cz, a.hOut, a.wOut, a.top, a.left, backend.getMemoryOffset(z.dataId));
     return z;
   },
@@ -369,8 +371,10 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     const a = args.attrs as { s: number; present: ReadonlyArray<boolean>; rows: number; cols: number; out: ReadonlyArray<number>; top: number; left: number };
     const backend = args.backend as unknown as WasmBackendData & { typedArrayFromHeap(t: Info): Int32Array };
     const [b, hOut, wOut, cz] = a.out as [number, number, number, number];
-    const table = backend.makeOutput([a.s * a.s], 'int32');
     const z = backend.makeOutput([b, hOut, wOut, cz], 'float32');
+    // An empty output (e.g. an empty batch) is left alone: the kernel's loops run at least once, and would write past it.
+    if (b * hOut * wOut * cz === 0) return z;
+    const table = backend.makeOutput([a.s * a.s], 'int32');
     let next = 0;
     const ptrs = a.present.map((here) => (here ? backend.getMemoryOffset(inputs[`p${next++}`]!.dataId) : 0));
     backend.typedArrayFromHeap(table).set(ptrs);

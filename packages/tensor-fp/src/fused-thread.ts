@@ -6,12 +6,18 @@
  * Why: XNNPACK's convs use the threaded build's 2 threads, but our own kernels (group norm, the conv filter gradient,
  * Adam + EMA) ran on the main thread alone, ~12 ms of a ~52 ms training step of the default model.
  *
- * How: one command block in a SharedArrayBuffer — Int32 slots [request, done, failed] and Float64 slots for the calls
+ * How: one command block in a SharedArrayBuffer — Int32 slots [request, done, failed, taken, gate] and Float64 slots for the calls
  * ([count, then per call: export index, argument count, arguments]; float64 carries every i32 and float32 argument
  * exactly). The main thread writes the calls, bumps `request` (Atomics.store + notify), runs its own part, then waits
  * for `done` to equal `request` (a short spin, then Atomics.wait). The worker sleeps in Atomics.wait between calls; no
  * message is posted per call. The module has no globals and no scratch memory of its own (every buffer is a tensor the
  * kernel call allocated), so two instances never share state beyond the disjoint outputs they write.
+ *
+ * Each request is taken exactly once (compare-and-swap of `taken` from request − 1 to request): by the worker, before it
+ * runs it, or by the main thread when the worker has not got to it within 60 s — the main thread then runs that part
+ * itself and gives the thread up, and the worker, should it get there later, leaves it alone (its caller may have freed
+ * those outputs by then: a late write would land in reused heap). A request the worker has taken is waited for however
+ * long it takes. (`gate` holds the worker before it takes a request: a test hook.)
  *
  * The worker is unref'd (the process exits while it waits) and started once, lazily. It is only started over a shared
  * memory (the threaded build: `SCORE_SDE_WASM_THREADS` unset/auto outside Jest, or n ≥ 2); `off`, `0`, `1` never start
@@ -27,8 +33,11 @@ import { wasmThreadsStatus } from './wasm-threads';
 const REQUEST = 0;
 const DONE = 1;
 const FAILED = 2;
+/** The last request taken: by the worker to run it, or by the main thread when it gave up waiting for the worker to start it. */
+const TAKEN = 3;
+const GATE = 4;
 /** Bytes before the Float64 call slots, and how many there are. */
-const HEADER_BYTES = 16;
+const HEADER_BYTES = 32;
 const CALL_SLOTS = 256;
 /**
  * Polls of `done` before the main thread sleeps (~10 µs): the worker's part usually ends within µs of ours, and a longer
@@ -44,7 +53,7 @@ const { parentPort, workerData } = require('node:worker_threads');
 const { module, memory, sab, names } = workerData;
 const instance = new WebAssembly.Instance(module, { env: { memory } });
 const fns = names.map((n) => instance.exports[n]);
-const ctrl = new Int32Array(sab, 0, 4);
+const ctrl = new Int32Array(sab, 0, ${HEADER_BYTES / 4});
 const slots = new Float64Array(sab, ${HEADER_BYTES}, ${CALL_SLOTS});
 // The request count is read before 'ready' is said: a call posted right after the main thread hears it must find
 // the count changed, not be taken for the one already seen (that race left a call unserved until the timeout).
@@ -53,8 +62,13 @@ parentPort.postMessage('ready');
 for (;;) {
   Atomics.wait(ctrl, ${REQUEST}, seen);
   seen = Atomics.load(ctrl, ${REQUEST});
+  // Tests hold the worker here (a thread that has not got to a request yet).
+  while (Atomics.load(ctrl, ${GATE}) !== 0) Atomics.wait(ctrl, ${GATE}, 1);
+  // Take the request, unless the main thread took it first (it timed out, ran the part itself, and its outputs may be
+  // freed by now): then it is left alone.
   let failed = 0;
-  try {
+  if (Atomics.compareExchange(ctrl, ${TAKEN}, (seen - 1) | 0, seen) !== ((seen - 1) | 0)) failed = 1;
+  else try {
     let at = 1;
     for (let c = 0, n = slots[0]; c < n; c++) {
       const f = fns[slots[at]];
@@ -86,19 +100,30 @@ const encode = (slots: Float64Array, calls: ReadonlyArray<KernelCall>): void => 
 };
 
 /**
+ * A {@link KernelThread} with two test hooks: `hold` keeps the worker from getting to a posted request (it waits before
+ * taking it) until released, like a worker that other processes keep off the cores; `drain` blocks until the worker
+ * is through with the last request (ran it or left it), without a timeout.
+ * @category threads
+ */
+export interface TestableKernelThread extends KernelThread {
+  readonly hold: (held: boolean) => void;
+  readonly drain: () => void;
+}
+
+/**
  * Starts the worker over the compiled fused-kernels module and the backend's shared memory; resolves once it has
  * instantiated the module, rejects (with the reason) if the wasm backend is single-threaded, `Atomics.wait` is missing, or
  * the worker fails to start within 60 s (a new isolate that compiles the module can take tens of seconds on cores
  * that other processes keep busy; the kernels run on one thread meanwhile).
  * @category threads
  */
-export const startFusedKernelThread: KernelThreadStarter = (module, memory) =>
-  new Promise<KernelThread>((resolve, reject) => {
+export const startFusedKernelThread = (module: unknown, memory: Parameters<KernelThreadStarter>[1], timeoutMs = TIMEOUT_MS): Promise<TestableKernelThread> =>
+  new Promise<TestableKernelThread>((resolve, reject) => {
     const threads = wasmThreadsStatus()?.threads ?? 1;
     if (threads < 2) return reject(new Error(`the wasm backend has ${threads} thread`));
     if (typeof Atomics.wait !== 'function') return reject(new Error('no Atomics.wait'));
     const sab = new SharedArrayBuffer(HEADER_BYTES + 8 * CALL_SLOTS);
-    const ctrl = new Int32Array(sab, 0, 4);
+    const ctrl = new Int32Array(sab, 0, HEADER_BYTES / 4);
     const slots = new Float64Array(sab, HEADER_BYTES, CALL_SLOTS);
     let worker: Worker;
     try {
@@ -129,16 +154,29 @@ export const startFusedKernelThread: KernelThreadStarter = (module, memory) =>
         },
         wait: () => {
           for (let i = 0; i < SPIN; i++) if (Atomics.load(ctrl, DONE) === seq) return Atomics.load(ctrl, FAILED) === 0;
-          const deadline = Date.now() + TIMEOUT_MS;
+          const deadline = Date.now() + timeoutMs;
           for (let d = Atomics.load(ctrl, DONE); d !== seq; d = Atomics.load(ctrl, DONE)) {
             const left = deadline - Date.now();
-            if (left <= 0) return false;
+            if (left <= 0) {
+              // The worker has not taken the request yet: take it back (it then never runs it). If it has, it is running:
+              // wait for it however long (giving up now would let it write outputs after their caller freed them).
+              if (Atomics.compareExchange(ctrl, TAKEN, (seq - 1) | 0, seq) === ((seq - 1) | 0)) return false;
+              for (let e = Atomics.load(ctrl, DONE); e !== seq; e = Atomics.load(ctrl, DONE)) Atomics.wait(ctrl, DONE, e);
+              break;
+            }
             Atomics.wait(ctrl, DONE, d, left);
           }
           return Atomics.load(ctrl, FAILED) === 0;
+        },
+        hold: (held) => {
+          Atomics.store(ctrl, GATE, held ? 1 : 0);
+          Atomics.notify(ctrl, GATE);
+        },
+        drain: () => {
+          for (let d = Atomics.load(ctrl, DONE); d !== seq; d = Atomics.load(ctrl, DONE)) Atomics.wait(ctrl, DONE, d);
         },
       });
     });
   });
 
-registerKernelThread(startFusedKernelThread);
+registerKernelThread((module, memory) => startFusedKernelThread(module, memory));

@@ -13,7 +13,9 @@ afterAll(() => {
 });
 
 import { tf, initBackend, random, conv } from '@score-sde/tensor-fp';
-import { adamEmaStep, configureKernelThread, groupNormBackward, groupNormForward, kernelThreadStatus, startKernelThread, KERNEL_THREAD_MIN_WORK } from '../src/fused-kernels';
+import { adamEmaStep, configureKernelThread, groupNormBackward, groupNormForward, kernelThreadStatus, startKernelThread, KERNEL_THREAD_MIN_WORK, type KernelCall } from '../src/fused-kernels';
+import { startFusedKernelThread } from '../src/fused-thread';
+import { fusedKernelsBinary } from '../src/fused-wat';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -128,4 +130,32 @@ test('calls below the measured minimum work stay on one thread', async () => {
   const f = groupNormForward(x, gamma, beta, undefined, 2, 1e-5, true);
   expect(kernelThreadStatus().splitCalls).toBe(before);
   tf.dispose([x, gamma, beta, f.z, f.mc, f.r, f.k, f.scale, f.shift]);
+});
+
+/** The WebAssembly JS API this file uses (the project's TypeScript lib has no WebAssembly typings). */
+interface WasmApi {
+  Memory: new (d: { initial: number; maximum: number; shared: boolean }) => { readonly buffer: SharedArrayBuffer };
+  Module: new (bytes: Uint8Array) => unknown;
+}
+
+test('a part the main thread gave up on (timed out) is never run by the worker afterwards, and the next one is', async () => {
+  // The fused module over a small shared memory of its own; a 1 ms timeout; the worker held back from the request until
+  // after the main thread has given up on it (as a worker kept off busy cores), then released.
+  const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+  const memory = new wasm.Memory({ initial: 1, maximum: 16, shared: true });
+  const t = await startFusedKernelThread(new wasm.Module(await fusedKernelsBinary(true)), memory, 1);
+  const heap = new Float32Array(memory.buffer);
+  heap.set([1, 2, 3, 4], 0); // x [1, 1, 1, 4] at byte 0; its channel means go to byte 64, the variances to byte 128
+  const statsAt = (mc: number, vc: number): KernelCall => ['gn_stats', 0, 1, 1, 4, mc, vc];
+  t.hold(true);
+  t.post([statsAt(64, 128)]);
+  expect(t.wait()).toBe(false);
+  t.hold(false);
+  t.drain();
+  // The main thread redoes a part it gave up on, and its caller may free those outputs: the worker must not write them.
+  expect(Array.from(heap.subarray(16, 20))).toEqual([0, 0, 0, 0]);
+  // The worker still takes and runs the next request (drained here: no 1 ms timeout to beat).
+  t.post([statsAt(192, 256)]);
+  t.drain();
+  expect(Array.from(heap.subarray(48, 52))).toEqual([1, 2, 3, 4]);
 });
