@@ -110,15 +110,16 @@ export const isLabelled = (name: SamplerName): boolean => LABELLED_SAMPLERS.incl
  * (weight w_g, {@link AUTOGUIDANCE_WEIGHTS}), 12 steps at 3 network evaluations (39 NFE). FID at n = 1000 on the
  * class-conditional quick preset's checkpoints (seeds 0 / 1) and the quality preset's, on the log-SNR grid, for
  * (w, w_g) = (1.1, 1.5): **21.4 / 22.6 / 16.9**; (1.05, 1.75) 21.7 / 23.0 / 17.3; (1.15, 1.5) 22.0 / 23.0 / 17.2;
- * (1.1, 1.75) 22.5 / 23.7 / 17.4; (1.15, 1.75) 23.5 / 24.9 / 17.7. On the Karras grid (1.1, 1.5) gave 21.5 / 22.6 / 17.8; (1.05, 1.5) 21.8 / 23.1 / 17.9; (1.1, 1.25) 22.9 / 24.7 / 17.8; (1.15, 1.35) 17.8 on quality;
- * (1.05, 1.75) 21.8 / 22.8 / 18.2; (1.1, 1.75) 22.2 / 23.2 / 18.3; (1.2, 1.5) 22.1 / 23.0 / 18.6; (1.2, 1.25) 22.0 /
- * 23.4 / 18.4; (1.1, 2) 24.2 / – / 19.4; at 19 steps (60 NFE) 17.4 on quality; DPM-Solver++(3M), 12 steps: 25.3.
+ * (1.1, 1.75) 22.5 / 23.7 / 17.4; (1.15, 1.75) 23.5 / 24.9 / 17.7. On the Karras grid: (1.1, 1.5) 21.5 / 22.6 / 17.8;
+ * (1.05, 1.5) 21.8 / 23.1 / 17.9; (1.1, 1.25) 22.9 / 24.7 / 17.8; (1.15, 1.35) 17.8 on quality; (1.05, 1.75) 21.8 /
+ * 22.8 / 18.2; (1.1, 1.75) 22.2 / 23.2 / 18.3; (1.2, 1.5) 22.1 / 23.0 / 18.6; (1.2, 1.25) 22.0 / 23.4 / 18.4; (1.1, 2)
+ * 24.2 / – / 19.4; at 19 steps (60 NFE) 17.4 on quality; DPM-Solver++(3M), 12 steps: 25.3. Autoguidance alone (w = 1;
+ * 19 steps, 40 NFE) gave at w_g = 1.75 21.7 / 22.8 / 18.3 and at 1.5 22.5 / 23.7 / 18.2; guiding s(x | y) by the
+ * guide's s(x | ∅) instead (one weaker and unlabelled model, 19 steps) 23.1 / 23.7 / 18.2 at weight 1.25 and 25.3 /
+ * 26.3 / 17.3 at 1.15: the best on the quality checkpoint, the worst on the quick ones.
  * A third quick seed, measured after the choice, does not confirm it: (1.1, 1.5) gave 23.03 there, (1.05, 1.5) 22.7,
  * the others 23.4–23.8, and autoguidance alone (w_g = 1.75, 19 Karras steps) 21.8; over the three quick seeds the two
  * are even (22.35 against 22.07), on quality the composition is ahead (16.9 against 18.3).
- * Autoguidance alone (w = 1; 19 steps, 40 NFE) gave at w_g = 1.75 21.7 / 22.8 / 18.3 and at 1.5 22.5 / 23.7 / 18.2;
- * guiding s(x | y) by the guide's s(x | ∅) instead (one weaker and unlabelled model, 19 steps) 23.1 / 23.7 / 18.2 at
- * weight 1.25 and 25.3 / 26.3 / 17.3 at 1.15: the best on the quality checkpoint, the worst on the quick ones.
  * @category samplers
  */
 export const CFG_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-cfg': 1.25, 'dpm-ag-cond': 1.1 };
@@ -150,10 +151,12 @@ export const scoreOfNamed = (name: SamplerName, src: ScoreSources): E.Either<str
   if (labelled && E.isLeft(src.conditional)) return E.left(`${name} draws each digit given its label and needs a class-conditional model: ${src.conditional.left}`);
   const own = (keys: ReadonlyArray<Key>): ScoreFn => (labelled && E.isRight(src.conditional) ? src.conditional.right(keys) : src.score);
   const auto = autoguidanceWeightOf(name);
-  const guide = auto === undefined ? E.right(undefined) : labelled ? src.guideConditional : E.map((g: ScoreFn) => () => g)(src.guide);
-  if (E.isLeft(guide)) return E.left(`${name} is autoguided and needs a guide: ${guide.left}`);
-  const weaker = guide.right;
-  const guided = (keys: ReadonlyArray<Key>): ScoreFn => (auto === undefined || weaker === undefined ? own(keys) : autoguidance(own(keys), weaker(keys), auto));
+  let guided = own;
+  if (auto !== undefined) {
+    const guide = labelled ? src.guideConditional : E.map((g: ScoreFn) => () => g)(src.guide);
+    if (E.isLeft(guide)) return E.left(`${name} is autoguided and needs a guide: ${guide.left}`);
+    guided = (keys) => autoguidance(own(keys), guide.right(keys), auto);
+  }
   const cfg = cfgWeightOf(name);
   return E.right(cfg === undefined ? guided : (keys) => classifierFreeGuidance(guided(keys), src.score, cfg));
 };
