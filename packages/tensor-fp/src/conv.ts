@@ -13,7 +13,10 @@
  * - the transposed conv splits the output by sub-pixel phase (U mod s): phase r only sees the taps
  *   p ≡ r (mod s), so it is a stride-1 valid conv of the (slightly padded) input with the flipped, sub-sampled
  *   filter (made of slices of the filter: no Reverse/StridedSlice, scalar loops on wasm); the s² phases are
- *   interleaved by concat + reshape (no zero-dilated input, no wasted MACs). With stride 1 and one or two
+ *   interleaved by concat + reshape (no zero-dilated input, no wasted MACs). The phase filters of a filter that is
+ *   used again (a sampler's fixed weights) are made once and kept while it lives (`derived.ts`, issue 11): every score
+ *   evaluation rebuilt them with ~16 small copy kernels, and XNNPACK, whose operators are cached by filter buffer,
+ *   repacked each new phase filter. With stride 1 and one or two
  *   output channels (the ScoreNet's last layer) it is a matMul and a small overlap-add conv instead, since a
  *   conv with a single output column runs XNNPACK at a fraction of its speed;
  * - the filter gradient ∂L/∂f[p,q,c,o] = Σ_{b,i,j} x̄[b,s·i+p,s·j+q,c] · dy[b,i,j,o] is, on wasm where it is the
@@ -36,6 +39,7 @@
 import { tf } from './tf';
 import { customGradLazy } from './custom-grad';
 import { envVar } from './env';
+import { derivedOnce } from './derived';
 import { convFilterGradient, fusedKernelsReady, interleavePhases, overlapAdd } from './fused-kernels';
 
 // -------------------------------------------------------------------------------------
@@ -136,7 +140,7 @@ const tapsOfPhase = (k: number, s: number, r: number): number => Math.max(0, Mat
  * op is a plain copy (on wasm, Reverse/StridedSlice/Gather are scalar loops costing ~100 ms per ScoreNet
  * filter, and each Slice copies its whole input out of the heap first).
  */
-const phaseFilters = (f: tf.Tensor4D, s: number): ReadonlyArray<tf.Tensor4D | undefined> => {
+const makePhaseFilters = (f: tf.Tensor4D, s: number): ReadonlyArray<tf.Tensor4D | undefined> => {
   const [kh, kw, cz, cx] = shape4(f);
   const swapped = tf.transpose(f, [0, 1, 3, 2]); // [k_h, k_w, C_x, C_z]
   // The k_h·k_w taps as [1, 1, C_x, C_z] blocks: one split along the leading axis (contiguous parts).
@@ -151,6 +155,12 @@ const phaseFilters = (f: tf.Tensor4D, s: number): ReadonlyArray<tf.Tensor4D | un
     return tf.reshape(mine.length === 1 ? mine[0]! : tf.concat(mine, 0), [th, tw, cx, cz]) as tf.Tensor4D;
   });
 };
+
+/**
+ * {@link makePhaseFilters}, made once per filter buffer and stride while the filter lives and is used again (a sampler's
+ * fixed weights: `derived.ts`), so neither the copies nor XNNPACK's repacking of a new filter repeat at every call.
+ */
+const phaseFilters = (f: tf.Tensor4D, s: number): ReadonlyArray<tf.Tensor4D | undefined> => derivedOnce(`phase-filters/s=${s}`, f, () => makePhaseFilters(f, s));
 
 /**
  * A stride-1 transposed conv with few output channels (C_z ≪ C_x, e.g. the ScoreNet's last layer, C_z = 1),
@@ -168,7 +178,7 @@ const transposeFewOutputs = (x: tf.Tensor4D, f: tf.Tensor4D, outShape: Shape4, p
     const gh = axisGeometry(outShape[1], kh, 1, pad);
     const gw = axisGeometry(outShape[2], kw, 1, pad);
     const taps = kh * kw * cz;
-    const F = tf.reshape(tf.transpose(f, [3, 0, 1, 2]), [cx, taps]);
+    const [F] = derivedOnce('few-outputs-matrix', f, () => [tf.reshape(tf.transpose(f, [3, 0, 1, 2]), [cx, taps])]);
     const T = tf.reshape(tf.matMul(tf.reshape(x, [b * hIn * wIn, cx]), F), [b, hIn, wIn, taps]);
     // On wasm the overlap-add is one pass of our own kernel (fused-kernels.ts); elsewhere the 0/1-filter conv below.
     if (fusedKernelsReady()) return overlapAdd(T as tf.Tensor4D, kh, kw, outShape[1], outShape[2], gh.before, gw.before);

@@ -7,6 +7,7 @@
  * @module memory
  */
 import { tf } from './tf';
+import { derivedTensorCount } from './derived';
 
 /** Runs `f` in a tidy scope: tensors created inside and not returned are disposed. @category scopes */
 export const scoped = <A extends tf.TensorContainer>(f: () => A): A => tf.tidy(f);
@@ -21,25 +22,29 @@ export const scopedFn =
   (...args: Args): A =>
     tf.tidy(() => f(...args));
 
-/** Number of live tensors in the engine. @category queries */
-export const liveTensors = (): number => tf.memory().numTensors;
+/**
+ * Number of live tensors in the engine, less those `derivedOnce` keeps for live sources (derived.ts: e.g. the phase
+ * filters of fixed weights, released with them), which belong to their source rather than to any computation.
+ * @category queries
+ */
+export const liveTensors = (): number => tf.memory().numTensors - derivedTensorCount();
 
 /**
- * Runs `f`, disposes what it returns, and reports how many tensors it leaked (live after − live before).
- * For tests: a scoped pipeline leaks 0.
+ * Runs `f`, disposes what it returns, and reports how many tensors it leaked (live after − live before, as counted by
+ * {@link liveTensors}). For tests: a scoped pipeline leaks 0.
  * @category queries
  */
 export const leakedBy = (f: () => tf.TensorContainer): number => {
-  const before = tf.memory().numTensors;
+  const before = liveTensors();
   tf.dispose(f());
-  return tf.memory().numTensors - before;
+  return liveTensors() - before;
 };
 
 /** Async form of {@link leakedBy}: awaits `f`, disposes its result, reports the growth in live tensors. @category queries */
 export const leakedByAsync = async (f: () => Promise<tf.TensorContainer>): Promise<number> => {
-  const before = tf.memory().numTensors;
+  const before = liveTensors();
   tf.dispose(await f());
-  return tf.memory().numTensors - before;
+  return liveTensors() - before;
 };
 
 /** Reads a tensor's values into a float64 JavaScript array and disposes nothing. @category conversion */

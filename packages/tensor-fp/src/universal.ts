@@ -20,3 +20,5 @@ export * from './shape';
 export { customGradLazy } from './custom-grad';
 export type { CustomOp, GradThunks } from './custom-grad';
 export * as fused from './fused-kernels';
+export { derivedOnce, configureDerived, derivedTensorCount } from './derived';
+export type { Derivation } from './derived';
