@@ -17,6 +17,8 @@
  * over the batch) straight from NHWC x and dy, where XNNPACK needed transposes or an im2col copy and ran a badly shaped
  * conv or GEMM ({@link convFilterGradient}; conv.ts picks it per geometry). Its summation order is fixed, so its result
  * is deterministic.
+ * Once ready, the module also serves tfjs' own `Concat` and `SplitV` on wasm (issue 11): one pass of row copies
+ * (`rows_copy`) where tfjs copied row by row in JavaScript and wasm-kernels.ts's replacement made two passes.
  *
  * The module imports the backend's WebAssembly.Memory (shared in the threaded build), so a kernel reads and writes
  * tensors in place by their heap offsets, and sees the heap grow.
@@ -73,6 +75,7 @@ interface FusedExports {
   overlap_add(t: number, b: number, hin: number, win: number, kh: number, kw: number, cz: number, hout: number, wout: number, top: number, left: number, z: number): void;
   conv_filter_grad(x: number, dy: number, b: number, h: number, w: number, c: number, ho: number, wo: number, o: number, kh: number, kw: number, s: number,
     top: number, left: number, chunk: number, df: number, r0: number, r1: number, o0: number, o1: number): void;
+  rows_copy(parts: number, k: number, outer: number, big: number, into: number): void;
   adam_ema(g: number, p: number, m: number, v: number, e: number, n: number, clip: number, useClip: number, b1: number, c1: number, b2: number, c2: number,
     bc2: number, eps: number, step: number, d: number, cd: number, hasEma: number, op: number, om: number, ov: number, oe: number): void;
 }
@@ -442,6 +445,82 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
   },
 };
 
+// -------------------------------------------------------------------------------------
+// concat and split along an inner axis
+// -------------------------------------------------------------------------------------
+
+interface HeapBackend extends WasmBackendData {
+  typedArrayFromHeap(t: Info): Int32Array;
+}
+
+/** ∏ of a shape's dimensions. */
+const sizeOf = (shape: ReadonlyArray<number>): number => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * Copies the rows of k parts into one tensor or out of it (`rows_copy` of the wat): `big` viewed as [outer, Σ n_i], part i
+ * as [outer, n_i] (bytes), into = true for a concat, false for a split. One pass of 16-byte copies; the (offset, n_i) table
+ * lives on the heap for the call.
+ */
+const copyRows = (k: FusedExports, backend: HeapBackend, parts: ReadonlyArray<Info>, rowBytes: ReadonlyArray<number>, outer: number, big: Info, into: boolean): void => {
+  const table = backend.makeOutput([2 * parts.length], 'int32');
+  // Offsets after every allocation: views of the heap go stale when it grows.
+  backend.typedArrayFromHeap(table).set(parts.flatMap((p, i) => [backend.getMemoryOffset(p.dataId), rowBytes[i]!]));
+  k.rows_copy(backend.getMemoryOffset(table.dataId), parts.length, outer, backend.getMemoryOffset(big.dataId), into ? 1 : 0);
+  backend.disposeData(table.dataId);
+};
+
+/** Whether a kernel's tensors are all 4-byte numbers of one dtype (float32 or int32), so copies are 4-byte moves. */
+const fourByte = (ts: ReadonlyArray<Info>): boolean => ts.every((t) => (t.dtype === 'float32' || t.dtype === 'int32') && t.dtype === ts[0]!.dtype);
+
+/**
+ * concat(x_1, …, x_k; axis) in one pass of row copies: with outer = ∏ shape[:axis] and n_i = ∏ x_i.shape[axis:], row o of
+ * the output is the rows o of x_1, …, x_k one after the other. (tfjs 4.22's kernel copies one row at a time through a new
+ * typed-array view in JavaScript; wasm-kernels.ts's stack-and-transpose made two passes: 1.3 ms for the ScoreNet's
+ * [64,26,26,16] skip concat, issue 11.) Other dtypes, empty outputs: the previous kernel.
+ */
+const rowsConcat =
+  (k: FusedExports, previous: KernelFunc): KernelFunc =>
+  (args) => {
+    const inputs = (Array.isArray(args.inputs) ? args.inputs : Object.values(args.inputs)) as Info[];
+    if (inputs.length < 2 || !fourByte(inputs)) return previous(args);
+    const shape = inputs[0]!.shape;
+    const axis = tf.util.parseAxisParam((args.attrs as { axis: number | number[] }).axis, shape)[0]!;
+    const outShape = tf.backend_util.computeOutShape(inputs.map((t) => t.shape), axis);
+    const outer = sizeOf(shape.slice(0, axis));
+    if (sizeOf(outShape) === 0) return previous(args);
+    const backend = args.backend as unknown as HeapBackend;
+    const out = backend.makeOutput(outShape, inputs[0]!.dtype);
+    copyRows(k, backend, inputs, inputs.map((t) => 4 * sizeOf(t.shape.slice(axis))), outer, out, true);
+    return out;
+  };
+
+/** split(x; sizes, axis) in one pass of row copies, the inverse of {@link rowsConcat} (concat's gradient). Other cases: the previous kernel. */
+const rowsSplit =
+  (k: FusedExports, previous: KernelFunc): KernelFunc =>
+  (args) => {
+    const x = (args.inputs as { x: Info }).x;
+    const { numOrSizeSplits, axis } = args.attrs as { numOrSizeSplits: number | number[]; axis: number };
+    const ax = tf.util.parseAxisParam(axis, x.shape)[0]!;
+    const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, numOrSizeSplits, ax);
+    if (sizes.length < 2 || !fourByte([x]) || sizeOf(x.shape) === 0 || sizes.some((n) => n < 0)) return previous(args);
+    const backend = args.backend as unknown as HeapBackend;
+    const rest = sizeOf(x.shape.slice(ax + 1));
+    const outs = sizes.map((n) => backend.makeOutput(x.shape.map((d, i) => (i === ax ? n : d)), x.dtype));
+    copyRows(k, backend, outs, sizes.map((n) => 4 * n * rest), sizeOf(x.shape.slice(0, ax)), x, false);
+    return outs;
+  };
+
+/** Re-registers the wasm kernel `name` as `make(current kernelFunc)`, keeping its setup and dispose hooks. */
+const overrideKernel = (name: string, make: (previous: KernelFunc) => KernelFunc): void => {
+  const current = tf.getKernel(name, 'wasm');
+  if (current === undefined) return;
+  tf.unregisterKernel(name, 'wasm');
+  tf.registerKernel({ ...current, kernelFunc: make(current.kernelFunc) });
+};
+
+/** The tfjs kernels of the wasm backend that the fused module serves in place of the previous ones (same bits: copies). @category kernels */
+export const FUSED_OVERRIDES = ['Concat', 'SplitV'] as const;
+
 /**
  * Instantiates the fused kernels' binary (`binary`, or the registered default) against the active wasm backend's
  * memory and registers the kernels (once; later calls return the first outcome). Returns whether they are ready; on
@@ -462,6 +541,8 @@ export const prepareFusedKernels = async (binary: FusedBinary | undefined = defa
     for (const name of FUSED_KERNELS) {
       if (tf.getKernel(name, 'wasm') === undefined) tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: kernels[name](k) });
     }
+    overrideKernel('Concat', (previous) => rowsConcat(k, previous));
+    overrideKernel('SplitV', (previous) => rowsSplit(k, previous));
     exportsOf = k;
     return true;
   } catch (e) {

@@ -537,6 +537,41 @@
         (br_if $rowsl (i32.lt_u (local.tee $u (i32.add (local.get $u) (i32.const 1))) (local.get $hout))))
       (br_if $samples (i32.lt_u (local.tee $n (i32.add (local.get $n) (i32.const 1))) (local.get $b)))))
 
+  ;; ---- concat / split along an inner axis (fused-kernels.ts, ScoreSdeConcat / ScoreSdeSplit) ----
+  ;; A tensor viewed as [outer, total] (total = the bytes of one row: the axis and everything after it) is the
+  ;; row-by-row concatenation of k parts [outer, n_i] (n_i bytes a row, sum n_i = total). The table at $parts holds k pairs
+  ;; (offset of part i, n_i). $into = 1: rows of the parts are copied into $big (concat); 0: rows of $big are copied out
+  ;; into the parts (split). Plain copies of 4-byte elements: 16 bytes at a time while 16 or more are left.
+  (func (export "rows_copy") (param $parts i32) (param $k i32) (param $outer i32) (param $big i32) (param $into i32)
+    (local $o i32) (local $i i32) (local $n i32) (local $part i32) (local $e i32) (local $src i32) (local $dst i32) (local $end i32)
+    (local.set $o (i32.const 0))
+    (loop $rows
+      (local.set $i (i32.const 0))
+      (loop $each
+        (local.set $e (i32.add (local.get $parts) (i32.shl (local.get $i) (i32.const 3))))
+        (local.set $n (i32.load offset=4 (local.get $e)))
+        (local.set $part (i32.add (i32.load (local.get $e)) (i32.mul (local.get $o) (local.get $n))))
+        (if (local.get $into)
+          (then (local.set $src (local.get $part)) (local.set $dst (local.get $big)))
+          (else (local.set $src (local.get $big)) (local.set $dst (local.get $part))))
+        (local.set $end (i32.add (local.get $src) (i32.and (local.get $n) (i32.const -16))))
+        (block $vec_done (loop $vec
+          (br_if $vec_done (i32.ge_u (local.get $src) (local.get $end)))
+          (v128.store (local.get $dst) (v128.load (local.get $src)))
+          (local.set $src (i32.add (local.get $src) (i32.const 16)))
+          (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+          (br $vec)))
+        (local.set $end (i32.add (local.get $end) (i32.and (local.get $n) (i32.const 15))))
+        (block $tail_done (loop $tail
+          (br_if $tail_done (i32.ge_u (local.get $src) (local.get $end)))
+          (i32.store (local.get $dst) (i32.load (local.get $src)))
+          (local.set $src (i32.add (local.get $src) (i32.const 4)))
+          (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+          (br $tail)))
+        (local.set $big (i32.add (local.get $big) (local.get $n)))
+        (br_if $each (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $k))))
+      (br_if $rows (i32.lt_u (local.tee $o (i32.add (local.get $o) (i32.const 1))) (local.get $outer)))))
+
   ;; ---- conv filter gradient (conv.ts, filterGradientFused) ----
   ;; df[p, q, c, o] = sum over (b, i, j) of xbar[b, s*i + p, s*j + q, c] * dy[b, i, j, o]     (df HWIO [kh, kw, C, O])
   ;; with xbar = x [B, H, W, C] shifted by (top, left), zero outside; dy [B, Ho, Wo, O]; O a multiple of 4.

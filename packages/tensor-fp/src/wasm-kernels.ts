@@ -14,6 +14,7 @@
  *   instead of ~3. (A JavaScript element loop is no better: typed arrays on the shared wasm heap are slow.)
  *   `SplitV` along the outermost axis (any part sizes) is one contiguous copy per part: the optimiser splits
  *   its flat [P] update back into ~30 parameter tensors, which tfjs' kernel did by copying all of x per part.
+ *   Once the fused kernels are ready, `fused-kernels.ts` serves both in one pass of row copies, these as its fallback.
  *
  * Imported for its effect by the package index, before any backend is initialised.
  *
