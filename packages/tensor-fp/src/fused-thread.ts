@@ -17,7 +17,9 @@
  * runs it, or by the main thread when the worker has not got to it within 60 s — the main thread then runs that part
  * itself and gives the thread up, and the worker, should it get there later, leaves it alone (its caller may have freed
  * those outputs by then: a late write would land in reused heap). A request the worker has taken is waited for however
- * long it takes. (`gate` holds the worker before it takes a request: a test hook.)
+ * long it takes. (`gate` holds the worker before it takes a request: a test hook.) A call that throws on the worker sets
+ * `failed` and posts the error's text, which the main thread prints (`[score-sde] the kernel thread’s call n failed: …`); a
+ * request not taken in time is printed too. Either way the part is redone on the main thread and the thread given up.
  *
  * The worker is unref'd (the process exits while it waits) and started once, lazily. It is only started over a shared
  * memory (the threaded build: `SCORE_SDE_WASM_THREADS` unset/auto outside Jest, or n ≥ 2); `off`, `0`, `1` never start
@@ -28,6 +30,7 @@
 import { Worker } from 'node:worker_threads';
 import { type KernelCall, type KernelThread, type KernelThreadStarter, THREAD_KERNELS, registerKernelThread } from './fused-kernels';
 import { wasmThreadsStatus } from './wasm-threads';
+import { diagnostic } from './env';
 
 /** Int32 slots of the command block. */
 const REQUEST = 0;
@@ -79,6 +82,8 @@ for (;;) {
     }
   } catch (e) {
     failed = 1;
+    // Said to the main thread, which prints it: the call is redone there, and the thread given up.
+    parentPort.postMessage({ failure: String((e && e.stack) || e), request: seen });
   }
   Atomics.store(ctrl, ${FAILED}, failed);
   Atomics.store(ctrl, ${DONE}, seen);
@@ -132,7 +137,6 @@ export const startFusedKernelThread = (module: unknown, memory: Parameters<Kerne
     } catch (e) {
       return reject(e as Error);
     }
-    worker.unref();
     const timer = setTimeout(() => {
       void worker.terminate();
       reject(new Error('the kernel worker did not start within 60 s'));
@@ -142,6 +146,11 @@ export const startFusedKernelThread = (module: unknown, memory: Parameters<Kerne
       clearTimeout(timer);
       reject(e);
     });
+    worker.on('message', (m: { readonly failure?: string; readonly request?: number } | string) => {
+      if (typeof m === 'object' && m.failure !== undefined) diagnostic(`[score-sde] the kernel thread’s call ${m.request ?? '?'} failed: ${m.failure}`);
+    });
+    // After the listeners (adding one refs the worker again): the process may exit while the worker waits.
+    worker.unref();
     worker.once('message', () => {
       clearTimeout(timer);
       let seq = Atomics.load(ctrl, REQUEST);
@@ -160,7 +169,10 @@ export const startFusedKernelThread = (module: unknown, memory: Parameters<Kerne
             if (left <= 0) {
               // The worker has not taken the request yet: take it back (it then never runs it). If it has, it is running:
               // wait for it however long (giving up now would let it write outputs after their caller freed them).
-              if (Atomics.compareExchange(ctrl, TAKEN, (seq - 1) | 0, seq) === ((seq - 1) | 0)) return false;
+              if (Atomics.compareExchange(ctrl, TAKEN, (seq - 1) | 0, seq) === ((seq - 1) | 0)) {
+                diagnostic(`[score-sde] the kernel thread did not take call ${seq} within ${timeoutMs / 1000} s`);
+                return false;
+              }
               for (let e = Atomics.load(ctrl, DONE); e !== seq; e = Atomics.load(ctrl, DONE)) Atomics.wait(ctrl, DONE, e);
               break;
             }

@@ -159,3 +159,24 @@ test('a part the main thread gave up on (timed out) is never run by the worker a
   t.drain();
   expect(Array.from(heap.subarray(48, 52))).toEqual([1, 2, 3, 4]);
 });
+
+test('a call that fails on the worker is reported as failed, and the worker’s error is printed', async () => {
+  // x at a byte offset past the end of the memory: the worker's call traps (out of bounds).
+  const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+  const memory = new wasm.Memory({ initial: 1, maximum: 16, shared: true });
+  const t = await startFusedKernelThread(new wasm.Module(await fusedKernelsBinary(true)), memory, 5000);
+  const lines: string[] = [];
+  const write = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    lines.push(String(chunk));
+    return true;
+  });
+  try {
+    t.post([['gn_stats', 4 * 65536, 1, 1, 4, 64, 128]]);
+    expect(t.wait()).toBe(false);
+    // The worker's message arrives on the event loop.
+    for (let i = 0; i < 200 && !lines.some((l) => l.includes('failed:')); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(lines.find((l) => l.includes('the kernel thread’s call 1 failed:'))).toMatch(/out of bounds/);
+  } finally {
+    write.mockRestore();
+  }
+});
