@@ -149,10 +149,11 @@ export const startFusedKernelThread = (module: unknown, memory: Parameters<Kerne
     worker.on('message', (m: { readonly failure?: string; readonly request?: number } | string) => {
       if (typeof m === 'object' && m.failure !== undefined) diagnostic(`[score-sde] the kernel thread’s call ${m.request ?? '?'} failed: ${m.failure}`);
     });
-    // After the listeners (adding one refs the worker again): the process may exit while the worker waits.
-    worker.unref();
     worker.once('message', () => {
       clearTimeout(timer);
+      // Once started, and after the listeners (adding one refs the worker again): the process may exit while the worker
+      // waits. Not before: a program whose only pending work is awaiting this start would exit in the middle of it.
+      worker.unref();
       let seq = Atomics.load(ctrl, REQUEST);
       resolve({
         post: (calls) => {

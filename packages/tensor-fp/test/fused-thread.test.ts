@@ -12,6 +12,7 @@ afterAll(() => {
   else process.env['SCORE_SDE_WASM_THREADS'] = requested;
 });
 
+import { execFileSync } from 'node:child_process';
 import { tf, initBackend, random, conv } from '@score-sde/tensor-fp';
 import { adamEmaStep, configureKernelThread, groupNormBackward, groupNormForward, kernelThreadStatus, startKernelThread, KERNEL_THREAD_MIN_WORK, type KernelCall } from '../src/fused-kernels';
 import { startFusedKernelThread } from '../src/fused-thread';
@@ -179,4 +180,24 @@ test('a call that fails on the worker is reported as failed, and the worker’s 
   } finally {
     write.mockRestore();
   }
+});
+
+test('a program whose only pending work is awaiting the kernel thread’s start does not exit before it has started', () => {
+  // Run as its own process: the worker used to be unref'd before its first message, so Node, seeing nothing else to wait
+  // for, exited (with status 0) in the middle of `await startKernelThread()`.
+  const program = [
+    "const tfp = require('@score-sde/tensor-fp');",
+    '(async () => {',
+    "  await tfp.initBackend({ prefer: 'wasm', quiet: true });",
+    '  const started = await tfp.fused.startKernelThread();',
+    "  process.stdout.write('started ' + started + '\\n');",
+    '})();',
+  ].join('\n');
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', program], {
+    cwd: __dirname,
+    env: { ...process.env, SCORE_SDE_WASM_THREADS: '2' },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  expect(out).toContain('started true');
 });
