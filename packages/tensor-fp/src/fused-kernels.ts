@@ -76,6 +76,7 @@ interface FusedExports {
   conv_filter_grad(x: number, dy: number, b: number, h: number, w: number, c: number, ho: number, wo: number, o: number, kh: number, kw: number, s: number,
     top: number, left: number, chunk: number, df: number, r0: number, r1: number, o0: number, o1: number): void;
   rows_copy(parts: number, k: number, outer: number, big: number, into: number): void;
+  broadcast_op(op: number, a: number, aM: number, aN: number, b: number, bM: number, bN: number, m: number, n: number, out: number): void;
   adam_ema(g: number, p: number, m: number, v: number, e: number, n: number, clip: number, useClip: number, b1: number, c1: number, b2: number, c2: number,
     bc2: number, eps: number, step: number, d: number, cd: number, hasEma: number, op: number, om: number, ov: number, oe: number): void;
 }
@@ -482,7 +483,7 @@ const rowsConcat =
   (k: FusedExports, previous: KernelFunc): KernelFunc =>
   (args) => {
     const inputs = (Array.isArray(args.inputs) ? args.inputs : Object.values(args.inputs)) as Info[];
-    if (inputs.length < 2 || !fourByte(inputs)) return previous(args);
+    if (!overridesOn || inputs.length < 2 || !fourByte(inputs)) return previous(args);
     const shape = inputs[0]!.shape;
     const axis = tf.util.parseAxisParam((args.attrs as { axis: number | number[] }).axis, shape)[0]!;
     const outShape = tf.backend_util.computeOutShape(inputs.map((t) => t.shape), axis);
@@ -502,12 +503,80 @@ const rowsSplit =
     const { numOrSizeSplits, axis } = args.attrs as { numOrSizeSplits: number | number[]; axis: number };
     const ax = tf.util.parseAxisParam(axis, x.shape)[0]!;
     const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, numOrSizeSplits, ax);
-    if (sizes.length < 2 || !fourByte([x]) || sizeOf(x.shape) === 0 || sizes.some((n) => n < 0)) return previous(args);
+    if (!overridesOn || sizes.length < 2 || !fourByte([x]) || sizeOf(x.shape) === 0 || sizes.some((n) => n < 0)) return previous(args);
     const backend = args.backend as unknown as HeapBackend;
     const rest = sizeOf(x.shape.slice(ax + 1));
     const outs = sizes.map((n) => backend.makeOutput(x.shape.map((d, i) => (i === ax ? n : d)), x.dtype));
     copyRows(k, backend, outs, sizes.map((n) => 4 * n * rest), sizeOf(x.shape.slice(0, ax)), x, false);
     return outs;
+  };
+
+// -------------------------------------------------------------------------------------
+// broadcasting binary ops
+// -------------------------------------------------------------------------------------
+
+/** An operand's element strides over the rows and columns of a 2-D broadcast. */
+type Strides2 = readonly [number, number];
+
+/** A broadcast a ⊕ b seen as out [M, N]: out[m, n] = a[m·a₀ + n·a₁] ⊕ b[m·b₀ + n·b₁]. @category kernels */
+export interface Broadcast2d {
+  readonly m: number;
+  readonly n: number;
+  readonly a: Strides2;
+  readonly b: Strides2;
+}
+
+/**
+ * The 2-D view of a broadcast between shapes a and b, when it has one with each operand varying along the rows, the
+ * columns, or both, and neither operand the whole output nor a single value (those XNNPACK runs inline): the output's
+ * non-unit axes grouped into runs where both operands keep the same role (a full axis or a broadcast one) must make exactly
+ * two runs, M (outer) and N (inner). E.g. [64, 16] + [16]: M = 64, N = 16, a (16, 1), b (0, 1); [64, 1] · [1, 64]: a (1, 0),
+ * b (0, 1). Otherwise undefined.
+ * @category kernels
+ */
+export const broadcast2d = (aShape: ReadonlyArray<number>, bShape: ReadonlyArray<number>): Broadcast2d | undefined => {
+  const out = tf.backend_util.assertAndGetBroadcastShape([...aShape], [...bShape]);
+  const r = out.length;
+  const padded = (s: ReadonlyArray<number>): number[] => [...Array.from({ length: r - s.length }, () => 1), ...s];
+  const [pa, pb] = [padded(aShape), padded(bShape)];
+  const runs: Array<{ fa: boolean; fb: boolean; size: number }> = [];
+  out.forEach((d, i) => {
+    if (d === 1) return;
+    const [fa, fb] = [pa[i] === d, pb[i] === d];
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last.fa === fa && last.fb === fb) last.size *= d;
+    else runs.push({ fa, fb, size: d });
+  });
+  if (runs.length !== 2) return undefined;
+  const [rows, cols] = runs as [(typeof runs)[0], (typeof runs)[0]];
+  const strides = (full: (run: typeof rows) => boolean): Strides2 => [full(rows) ? (full(cols) ? cols.size : 1) : 0, full(cols) ? 1 : 0];
+  return { m: rows.size, n: cols.size, a: strides((run) => run.fa), b: strides((run) => run.fb) };
+};
+
+/** The largest output the broadcast kernel takes (larger ones keep XNNPACK's threads). */
+const BROADCAST_MAX = 1 << 20;
+
+const BINARY_OPS = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3 } as const;
+
+/**
+ * a ⊕ b (⊕ = +, −, ·, /) for float32 operands whose broadcast has a 2-D view ({@link broadcast2d}), e.g. a Dense layer's
+ * bias [64, 16] + [16], in one single-threaded SIMD pass (`broadcast_op`). XNNPACK splits such an op over its thread pool
+ * even for a thousand elements, and the call then waits for a worker to wake (≈0.5 ms on a busy 2-core machine against
+ * 5 µs for the same op on same-shape operands, issue 11). Each element is the same single IEEE float32 operation, so the
+ * bits are XNNPACK's. Other cases: the previous kernel.
+ */
+const broadcastBinary =
+  (k: FusedExports, op: number, previous: KernelFunc): KernelFunc =>
+  (args) => {
+    const { a, b } = args.inputs as { a: Info; b: Info };
+    if (!overridesOn || a.dtype !== 'float32' || b.dtype !== 'float32') return previous(args);
+    const view = broadcast2d(a.shape, b.shape);
+    if (view === undefined || view.m * view.n > BROADCAST_MAX) return previous(args);
+    const backend = args.backend as unknown as HeapBackend;
+    const out = backend.makeOutput(tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape), 'float32');
+    const off = (t: Info): number => backend.getMemoryOffset(t.dataId);
+    k.broadcast_op(op, off(a), 4 * view.a[0], 4 * view.a[1], off(b), 4 * view.b[0], 4 * view.b[1], view.m, view.n, off(out));
+    return out;
   };
 
 /** Re-registers the wasm kernel `name` as `make(current kernelFunc)`, keeping its setup and dispose hooks. */
@@ -518,8 +587,18 @@ const overrideKernel = (name: string, make: (previous: KernelFunc) => KernelFunc
   tf.registerKernel({ ...current, kernelFunc: make(current.kernelFunc) });
 };
 
-/** The tfjs kernels of the wasm backend that the fused module serves in place of the previous ones (same bits: copies). @category kernels */
-export const FUSED_OVERRIDES = ['Concat', 'SplitV'] as const;
+/** The tfjs kernels of the wasm backend that the fused module serves in place of the previous ones (the same bits). @category kernels */
+export const FUSED_OVERRIDES = ['Concat', 'SplitV', 'Add', 'Sub', 'Multiply', 'RealDiv'] as const;
+
+let overridesOn = true;
+
+/**
+ * Serves {@link FUSED_OVERRIDES} by the fused module (`enabled`, default) or by the kernels they replaced: for tests, which
+ * compare the bits of both, and benchmarks. @category kernels
+ */
+export const configureFusedOverrides = (opts: { readonly enabled: boolean }): void => {
+  overridesOn = opts.enabled;
+};
 
 /**
  * Instantiates the fused kernels' binary (`binary`, or the registered default) against the active wasm backend's
@@ -543,6 +622,7 @@ export const prepareFusedKernels = async (binary: FusedBinary | undefined = defa
     }
     overrideKernel('Concat', (previous) => rowsConcat(k, previous));
     overrideKernel('SplitV', (previous) => rowsSplit(k, previous));
+    Object.entries(BINARY_OPS).forEach(([name, op]) => overrideKernel(name, (previous) => broadcastBinary(k, op, previous)));
     exportsOf = k;
     return true;
   } catch (e) {

@@ -572,6 +572,94 @@
         (br_if $each (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $k))))
       (br_if $rows (i32.lt_u (local.tee $o (i32.add (local.get $o) (i32.const 1))) (local.get $outer)))))
 
+  ;; ---- broadcasting binary ops (fused-kernels.ts, the Add / Sub / Multiply / RealDiv overrides) ----
+  ;; out[m, n] = a[m*aM + n*aN] (op) b[m*bM + n*bN] for m < M, n < N (strides in bytes; aN, bN each 0 or 4: an operand
+  ;; either runs along a row or is one value for it), op 0: a + b, 1: a - b, 2: a * b, 3: a / b, each one IEEE float32
+  ;; operation (4 lanes at a time, exactly rounded like the scalar one). One call per row to $row_op, whose loop is chosen by op.
+  (func $row_op (param $op i32) (param $a i32) (param $aN i32) (param $b i32) (param $bN i32) (param $n i32) (param $out i32)
+    (local $j i32) (local $end i32) (local $va v128) (local $vb v128)
+    (local.set $end (i32.and (local.get $n) (i32.const -4)))
+    (local.set $va (v128.load32_splat (local.get $a)))
+    (local.set $vb (v128.load32_splat (local.get $b)))
+    (block $div (block $mul (block $sub (block $add
+      (br_table $add $sub $mul $div (local.get $op)))
+      ;; add
+      (block $vec_done_add (loop $vec_add
+        (br_if $vec_done_add (i32.ge_u (local.get $j) (local.get $end)))
+        (if (local.get $aN) (then (local.set $va (v128.load (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2)))))))
+        (if (local.get $bN) (then (local.set $vb (v128.load (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2)))))))
+        (v128.store (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2))) (f32x4.add (local.get $va) (local.get $vb)))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $vec_add)))
+      (block $tail_done_add (loop $tail_add
+        (br_if $tail_done_add (i32.ge_u (local.get $j) (local.get $n)))
+        (f32.store (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2)))
+          (f32.add (f32.load (i32.add (local.get $a) (i32.mul (local.get $j) (local.get $aN))))
+                  (f32.load (i32.add (local.get $b) (i32.mul (local.get $j) (local.get $bN))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $tail_add)))
+      (return)
+    )
+      ;; sub
+      (block $vec_done_sub (loop $vec_sub
+        (br_if $vec_done_sub (i32.ge_u (local.get $j) (local.get $end)))
+        (if (local.get $aN) (then (local.set $va (v128.load (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2)))))))
+        (if (local.get $bN) (then (local.set $vb (v128.load (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2)))))))
+        (v128.store (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2))) (f32x4.sub (local.get $va) (local.get $vb)))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $vec_sub)))
+      (block $tail_done_sub (loop $tail_sub
+        (br_if $tail_done_sub (i32.ge_u (local.get $j) (local.get $n)))
+        (f32.store (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2)))
+          (f32.sub (f32.load (i32.add (local.get $a) (i32.mul (local.get $j) (local.get $aN))))
+                  (f32.load (i32.add (local.get $b) (i32.mul (local.get $j) (local.get $bN))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $tail_sub)))
+      (return)
+    )
+      ;; mul
+      (block $vec_done_mul (loop $vec_mul
+        (br_if $vec_done_mul (i32.ge_u (local.get $j) (local.get $end)))
+        (if (local.get $aN) (then (local.set $va (v128.load (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2)))))))
+        (if (local.get $bN) (then (local.set $vb (v128.load (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2)))))))
+        (v128.store (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2))) (f32x4.mul (local.get $va) (local.get $vb)))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $vec_mul)))
+      (block $tail_done_mul (loop $tail_mul
+        (br_if $tail_done_mul (i32.ge_u (local.get $j) (local.get $n)))
+        (f32.store (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2)))
+          (f32.mul (f32.load (i32.add (local.get $a) (i32.mul (local.get $j) (local.get $aN))))
+                  (f32.load (i32.add (local.get $b) (i32.mul (local.get $j) (local.get $bN))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $tail_mul)))
+      (return)
+    )
+      ;; div
+      (block $vec_done_div (loop $vec_div
+        (br_if $vec_done_div (i32.ge_u (local.get $j) (local.get $end)))
+        (if (local.get $aN) (then (local.set $va (v128.load (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2)))))))
+        (if (local.get $bN) (then (local.set $vb (v128.load (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2)))))))
+        (v128.store (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2))) (f32x4.div (local.get $va) (local.get $vb)))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $vec_div)))
+      (block $tail_done_div (loop $tail_div
+        (br_if $tail_done_div (i32.ge_u (local.get $j) (local.get $n)))
+        (f32.store (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2)))
+          (f32.div (f32.load (i32.add (local.get $a) (i32.mul (local.get $j) (local.get $aN))))
+                  (f32.load (i32.add (local.get $b) (i32.mul (local.get $j) (local.get $bN))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $tail_div))))
+  (func (export "broadcast_op") (param $op i32) (param $a i32) (param $aM i32) (param $aN i32) (param $b i32) (param $bM i32) (param $bN i32)
+    (param $m i32) (param $n i32) (param $out i32)
+    (local $i i32)
+    (block $done (loop $rows
+      (br_if $done (i32.ge_u (local.get $i) (local.get $m)))
+      (call $row_op (local.get $op) (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $aM))) (local.get $aN)
+        (i32.add (local.get $b) (i32.mul (local.get $i) (local.get $bM))) (local.get $bN) (local.get $n)
+        (i32.add (local.get $out) (i32.shl (i32.mul (local.get $i) (local.get $n)) (i32.const 2))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $rows))))
+
   ;; ---- conv filter gradient (conv.ts, filterGradientFused) ----
   ;; df[p, q, c, o] = sum over (b, i, j) of xbar[b, s*i + p, s*j + q, c] * dy[b, i, j, o]     (df HWIO [kh, kw, C, O])
   ;; with xbar = x [B, H, W, C] shifted by (top, left), zero outside; dy [B, Ho, Wo, O]; O a multiple of 4.

@@ -40,7 +40,7 @@ const valuesOf = (n: number, seed: number, dtype: 'float32' | 'int32'): Float32A
 
 test('the fused module serves Concat and SplitV on wasm', () => {
   expect(fusedKernelsReady()).toBe(true);
-  expect(FUSED_OVERRIDES).toEqual(['Concat', 'SplitV']);
+  expect(FUSED_OVERRIDES).toEqual(expect.arrayContaining(['Concat', 'SplitV']));
 });
 
 test('tf.concat = the row-by-row reference, bit for bit (any rank, axis, part sizes, float32 or int32)', () => {
