@@ -70,8 +70,11 @@ for (;;) {
   // Take the request, unless the main thread took it first (it timed out, ran the part itself, and its outputs may be
   // freed by now): then it is left alone.
   let failed = 0;
-  if (Atomics.compareExchange(ctrl, ${TAKEN}, (seen - 1) | 0, seen) !== ((seen - 1) | 0)) failed = 1;
-  else try {
+  const was = Atomics.compareExchange(ctrl, ${TAKEN}, (seen - 1) | 0, seen);
+  if (was !== ((seen - 1) | 0)) {
+    failed = 1;
+    parentPort.postMessage({ failure: 'left alone: the last request taken was ' + was, request: seen });
+  } else try {
     let at = 1;
     for (let c = 0, n = slots[0]; c < n; c++) {
       const f = fns[slots[at]];
