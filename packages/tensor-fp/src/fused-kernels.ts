@@ -76,6 +76,7 @@ interface FusedExports {
   conv_filter_grad(x: number, dy: number, b: number, h: number, w: number, c: number, ho: number, wo: number, o: number, kh: number, kw: number, s: number,
     top: number, left: number, chunk: number, df: number, r0: number, r1: number, o0: number, o1: number): void;
   rows_copy(parts: number, k: number, outer: number, big: number, into: number): void;
+  matmul_seq(a: number, b: number, m: number, k: number, n: number, out: number): void;
   broadcast_op(op: number, a: number, aM: number, aN: number, b: number, bM: number, bN: number, m: number, n: number, out: number): void;
   adam_ema(g: number, p: number, m: number, v: number, e: number, n: number, clip: number, useClip: number, b1: number, c1: number, b2: number, c2: number,
     bc2: number, eps: number, step: number, d: number, cd: number, hasEma: number, op: number, om: number, ov: number, oe: number): void;
@@ -579,6 +580,53 @@ const broadcastBinary =
     return out;
   };
 
+// -------------------------------------------------------------------------------------
+// small matrix products
+// -------------------------------------------------------------------------------------
+
+/** The most multiply-adds a product may have for the single-threaded kernel (larger ones keep XNNPACK's threads). */
+export const SMALL_MATMUL_MAX = 1 << 19;
+
+/**
+ * a·b (or with a or b transposed) for one float32 matrix each (a [M, K], b [K, N], or with leading dimensions of 1) and at most {@link SMALL_MATMUL_MAX} multiply-adds (the
+ * ScoreNet's Dense layers: [64, 128]·[128, 16 … 128]), by `matmul_seq`: out[m, n] = Σ_k a[m, k]·b[k, n] summed in order
+ * from +0, each product and sum rounded to float32 — the order XNNPACK's GEMM sums in (fused-matmul.test.ts compares the
+ * bits), single-threaded: XNNPACK splits even these over its thread pool and then waits for a worker (0.5–0.8 ms a call
+ * on a busy 2-core machine, issue 11). A transposed operand is copied transposed first. Batches of matrices (tfjs sums
+ * those in blocks of 48), other dtypes, larger products: the previous kernel.
+ */
+const smallMatMul =
+  (k: FusedExports, previous: KernelFunc): KernelFunc =>
+  (args) => {
+    const { a, b } = args.inputs as { a: Info; b: Info };
+    const { transposeA, transposeB } = args.attrs as { transposeA?: boolean; transposeB?: boolean };
+    // One matrix each: rank 2, or leading dimensions of 1 (tf.matMul passes 2-D operands as they are).
+    const single = (t: Info): boolean => t.shape.length >= 2 && t.shape.slice(0, -2).every((d) => d === 1);
+    if (!overridesOn || a.dtype !== 'float32' || b.dtype !== 'float32' || !single(a) || !single(b) || a.shape.length !== b.shape.length) return previous(args);
+    const [ra, ca] = a.shape.slice(-2) as [number, number];
+    const [rb, cb] = b.shape.slice(-2) as [number, number];
+    const [m, kk] = transposeA === true ? [ca, ra] : [ra, ca];
+    const n = transposeB === true ? rb : cb;
+    if (m * kk * n > SMALL_MATMUL_MAX) return previous(args);
+    const backend = args.backend as unknown as HeapBackend;
+    // A transposed operand is transposed first (a copy, as wasm-kernels.ts does for XNNPACK), then multiplied plainly.
+    const transpose = (t: Info, rows: number, cols: number): Info =>
+      kernel('Transpose')({ inputs: { x: { ...t, shape: [rows, cols] } }, attrs: { perm: [1, 0] }, backend: args.backend }) as Info;
+    const [a2, b2] = [transposeA === true ? transpose(a, ra, ca) : a, transposeB === true ? transpose(b, rb, cb) : b];
+    const out = backend.makeOutput([...a.shape.slice(0, -2), m, n], 'float32');
+    if (m * n > 0) k.matmul_seq(backend.getMemoryOffset(a2.dataId), backend.getMemoryOffset(b2.dataId), m, kk, n, backend.getMemoryOffset(out.dataId));
+    if (a2 !== a) backend.disposeData(a2.dataId);
+    if (b2 !== b) backend.disposeData(b2.dataId);
+    return out;
+  };
+
+/** A wasm kernel looked up when it runs (after the backend's setup). */
+const kernel = (name: string): KernelFunc => {
+  const found = tf.getKernel(name, 'wasm');
+  if (found === undefined) throw new Error(`wasm kernel ${name} is not registered`);
+  return found.kernelFunc;
+};
+
 /** Re-registers the wasm kernel `name` as `make(current kernelFunc)`, keeping its setup and dispose hooks. */
 const overrideKernel = (name: string, make: (previous: KernelFunc) => KernelFunc): void => {
   const current = tf.getKernel(name, 'wasm');
@@ -588,7 +636,7 @@ const overrideKernel = (name: string, make: (previous: KernelFunc) => KernelFunc
 };
 
 /** The tfjs kernels of the wasm backend that the fused module serves in place of the previous ones (the same bits). @category kernels */
-export const FUSED_OVERRIDES = ['Concat', 'SplitV', 'Add', 'Sub', 'Multiply', 'RealDiv'] as const;
+export const FUSED_OVERRIDES = ['Concat', 'SplitV', 'Add', 'Sub', 'Multiply', 'RealDiv', 'BatchMatMul'] as const;
 
 let overridesOn = true;
 
@@ -623,6 +671,7 @@ export const prepareFusedKernels = async (binary: FusedBinary | undefined = defa
     overrideKernel('Concat', (previous) => rowsConcat(k, previous));
     overrideKernel('SplitV', (previous) => rowsSplit(k, previous));
     Object.entries(BINARY_OPS).forEach(([name, op]) => overrideKernel(name, (previous) => broadcastBinary(k, op, previous)));
+    overrideKernel('BatchMatMul', (previous) => smallMatMul(k, previous));
     exportsOf = k;
     return true;
   } catch (e) {

@@ -660,6 +660,111 @@
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $rows))))
 
+  ;; ---- small matrix products (fused-kernels.ts, the BatchMatMul override) ----
+  ;; out[m, n] = sum over k = 0 .. K-1, in that order, of a[m, k] * b[k, n], from +0, each product and each sum rounded
+  ;; to float32 (a [M, K], b [K, N], out [M, N], row-major): the order XNNPACK's GEMM sums in, so the same bits. Blocks of
+  ;; 2 rows x 16 columns (8 accumulators, 2 splats of a, one vector of b: within the 15 xmm registers V8 gives), then
+  ;; single rows, then 4 columns, then single columns.
+  (func $mm_cols16 (param $a i32) (param $rows i32) (param $k i32) (param $b i32) (param $n i32) (param $out i32)
+    ;; $rows (1 or 2) rows of a from $a (row stride 4K bytes) times the 16 columns of b from $b (row stride 4N bytes)
+    (local $i i32) (local $pa i32) (local $pb i32) (local $a0 v128) (local $a1 v128) (local $bv v128)
+    (local $c00 v128) (local $c01 v128) (local $c02 v128) (local $c03 v128) (local $c10 v128) (local $c11 v128) (local $c12 v128) (local $c13 v128)
+    (local $ka i32) (local $nb i32)
+    ;; a single row reads its own row twice (never past the end of a)
+    (local.set $ka (select (i32.shl (local.get $k) (i32.const 2)) (i32.const 0) (i32.eq (local.get $rows) (i32.const 2))))
+    (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $pa (local.get $a))
+    (local.set $pb (local.get $b))
+    (block $done (loop $ks
+      (br_if $done (i32.ge_u (local.get $i) (local.get $k)))
+      (local.set $a0 (v128.load32_splat (local.get $pa)))
+      (local.set $a1 (v128.load32_splat (i32.add (local.get $pa) (local.get $ka))))
+      (local.set $bv (v128.load (local.get $pb)))
+      (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $a0) (local.get $bv))))
+      (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $a1) (local.get $bv))))
+      (local.set $bv (v128.load offset=16 (local.get $pb)))
+      (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $a0) (local.get $bv))))
+      (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $a1) (local.get $bv))))
+      (local.set $bv (v128.load offset=32 (local.get $pb)))
+      (local.set $c02 (f32x4.add (local.get $c02) (f32x4.mul (local.get $a0) (local.get $bv))))
+      (local.set $c12 (f32x4.add (local.get $c12) (f32x4.mul (local.get $a1) (local.get $bv))))
+      (local.set $bv (v128.load offset=48 (local.get $pb)))
+      (local.set $c03 (f32x4.add (local.get $c03) (f32x4.mul (local.get $a0) (local.get $bv))))
+      (local.set $c13 (f32x4.add (local.get $c13) (f32x4.mul (local.get $a1) (local.get $bv))))
+      (local.set $pa (i32.add (local.get $pa) (i32.const 4)))
+      (local.set $pb (i32.add (local.get $pb) (local.get $nb)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $ks)))
+    (v128.store (local.get $out) (local.get $c00))
+    (v128.store offset=16 (local.get $out) (local.get $c01))
+    (v128.store offset=32 (local.get $out) (local.get $c02))
+    (v128.store offset=48 (local.get $out) (local.get $c03))
+    (if (i32.eq (local.get $rows) (i32.const 2)) (then
+      (local.set $out (i32.add (local.get $out) (local.get $nb)))
+      (v128.store (local.get $out) (local.get $c10))
+      (v128.store offset=16 (local.get $out) (local.get $c11))
+      (v128.store offset=32 (local.get $out) (local.get $c12))
+      (v128.store offset=48 (local.get $out) (local.get $c13)))))
+  (func $mm_cols4 (param $a i32) (param $k i32) (param $b i32) (param $n i32) (param $out i32)
+    ;; one row of a times 4 columns of b
+    (local $i i32) (local $c v128) (local $nb i32)
+    (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $ks
+      (br_if $done (i32.ge_u (local.get $i) (local.get $k)))
+      (local.set $c (f32x4.add (local.get $c) (f32x4.mul (v128.load32_splat (local.get $a)) (v128.load (local.get $b)))))
+      (local.set $a (i32.add (local.get $a) (i32.const 4)))
+      (local.set $b (i32.add (local.get $b) (local.get $nb)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $ks)))
+    (v128.store (local.get $out) (local.get $c)))
+  (func $mm_col1 (param $a i32) (param $k i32) (param $b i32) (param $n i32) (param $out i32)
+    ;; one row of a times one column of b
+    (local $i i32) (local $c f32) (local $nb i32)
+    (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $ks
+      (br_if $done (i32.ge_u (local.get $i) (local.get $k)))
+      (local.set $c (f32.add (local.get $c) (f32.mul (f32.load (local.get $a)) (f32.load (local.get $b)))))
+      (local.set $a (i32.add (local.get $a) (i32.const 4)))
+      (local.set $b (i32.add (local.get $b) (local.get $nb)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $ks)))
+    (f32.store (local.get $out) (local.get $c)))
+  (func (export "matmul_seq") (param $a i32) (param $b i32) (param $m i32) (param $k i32) (param $n i32) (param $out i32)
+    (local $r i32) (local $rows i32) (local $j i32) (local $ar i32) (local $or i32) (local $i i32)
+    (block $rows_done (loop $rowsl
+      (br_if $rows_done (i32.ge_u (local.get $r) (local.get $m)))
+      (local.set $rows (select (i32.const 2) (i32.const 1) (i32.lt_u (i32.add (local.get $r) (i32.const 1)) (local.get $m))))
+      (local.set $ar (i32.add (local.get $a) (i32.shl (i32.mul (local.get $r) (local.get $k)) (i32.const 2))))
+      (local.set $or (i32.add (local.get $out) (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 2))))
+      (local.set $j (i32.const 0))
+      (block $c16_done (loop $c16
+        (br_if $c16_done (i32.gt_u (i32.add (local.get $j) (i32.const 16)) (local.get $n)))
+        (call $mm_cols16 (local.get $ar) (local.get $rows) (local.get $k) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $n)
+          (i32.add (local.get $or) (i32.shl (local.get $j) (i32.const 2))))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $c16)))
+      ;; the remaining columns, row by row
+      (local.set $i (i32.const 0))
+      (loop $each_row
+        (local.set $j (i32.and (local.get $n) (i32.const -16)))
+        (block $c4_done (loop $c4
+          (br_if $c4_done (i32.gt_u (i32.add (local.get $j) (i32.const 4)) (local.get $n)))
+          (call $mm_cols4 (i32.add (local.get $ar) (i32.shl (i32.mul (local.get $i) (local.get $k)) (i32.const 2))) (local.get $k)
+            (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $n)
+            (i32.add (local.get $or) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $n)) (local.get $j)) (i32.const 2))))
+          (local.set $j (i32.add (local.get $j) (i32.const 4)))
+          (br $c4)))
+        (block $c1_done (loop $c1
+          (br_if $c1_done (i32.ge_u (local.get $j) (local.get $n)))
+          (call $mm_col1 (i32.add (local.get $ar) (i32.shl (i32.mul (local.get $i) (local.get $k)) (i32.const 2))) (local.get $k)
+            (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $n)
+            (i32.add (local.get $or) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $n)) (local.get $j)) (i32.const 2))))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br $c1)))
+        (br_if $each_row (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $rows))))
+      (local.set $r (i32.add (local.get $r) (local.get $rows)))
+      (br $rowsl))))
+
   ;; ---- conv filter gradient (conv.ts, filterGradientFused) ----
   ;; df[p, q, c, o] = sum over (b, i, j) of xbar[b, s*i + p, s*j + q, c] * dy[b, i, j, o]     (df HWIO [kh, kw, C, O])
   ;; with xbar = x [B, H, W, C] shifted by (top, left), zero outside; dy [B, Ho, Wo, O]; O a multiple of 4.

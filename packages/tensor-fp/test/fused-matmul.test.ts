@@ -1,0 +1,84 @@
+/**
+ * Small matrix products on wasm by the fused module (`matmul_seq`): Σ_k a[m, k]·b[k, n] summed in order from +0, each
+ * product and sum rounded to float32 — the bits of XNNPACK's GEMM, which it replaces, and of that sum written out in
+ * JavaScript, with and without transposes, special values included (NaN as NaN, whatever its sign and payload).
+ */
+import fc from 'fast-check';
+import { tf, initBackend } from '@score-sde/tensor-fp';
+import { SMALL_MATMUL_MAX, configureFusedOverrides } from '../src/fused-kernels';
+
+beforeAll(async () => {
+  await initBackend({ prefer: 'wasm', quiet: true });
+});
+
+afterEach(() => configureFusedOverrides({ enabled: true }));
+
+const specials = [NaN, Infinity, -Infinity, -0, 1e-40, 3e38];
+const valuesOf = (n: number, seed: number, special: boolean): Float32Array =>
+  Float32Array.from({ length: n }, (_, i) => (special && (i * 13 + seed) % 17 === 0 ? specials[(i + seed) % specials.length]! : Math.sin(seed * 2.3 + i * 0.77) * 4));
+const bits = (x: ArrayLike<number>): number[] => Array.from(new Uint32Array(Float32Array.from(x).buffer));
+
+/**
+ * Bits with every NaN as the one quiet NaN 0x7fc00000: WebAssembly leaves a computed NaN's sign and payload
+ * nondeterministic (V8 may swap the operands of a commutative x86 instruction, which picks whose NaN survives), and
+ * JavaScript has a single NaN. Every other value is compared bit for bit.
+ */
+const canonicalNaN = (xs: ReadonlyArray<number>): number[] => xs.map((x) => ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0 ? 0x7fc00000 : x));
+
+/** The reference: out[m, n] = (((0 + a₀b₀) + a₁b₁) + …) in float32, a [M, K] and b [K, N] row-major. */
+const sequential = (a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array => {
+  const out = new Float32Array(m * n);
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let acc = 0;
+      for (let p = 0; p < k; p++) acc = Math.fround(acc + Math.fround(a[i * k + p]! * b[p * n + j]!));
+      out[i * n + j] = acc;
+    }
+  return out;
+};
+
+/** [rows, cols] of a row-major matrix, transposed: its values in the transposed layout. */
+const transposed = (x: Float32Array, rows: number, cols: number): Float32Array => Float32Array.from({ length: rows * cols }, (_, i) => x[(i % rows) * cols + Math.floor(i / rows)]!);
+
+const geometry = fc.record({
+  m: fc.integer({ min: 1, max: 37 }),
+  k: fc.integer({ min: 1, max: 70 }),
+  n: fc.integer({ min: 1, max: 45 }),
+  transposeA: fc.boolean(),
+  transposeB: fc.boolean(),
+  special: fc.boolean(),
+  seed: fc.nat(1000),
+});
+
+test('a·b has the bits of the in-order float32 sum and of the XNNPACK kernel it replaces (any shape, transposes, special values)', () => {
+  const cases = fc.sample(geometry, { numRuns: 120, seed: 5 });
+  const run = (): number[][] =>
+    cases.map(({ m, k, n, transposeA, transposeB, special, seed }) =>
+      tf.tidy(() => {
+        const [a, b] = [valuesOf(m * k, seed, special), valuesOf(k * n, seed + 1, special)];
+        const ta = transposeA ? tf.tensor2d(transposed(a, m, k), [k, m]) : tf.tensor2d(a, [m, k]);
+        const tb = transposeB ? tf.tensor2d(transposed(b, k, n), [n, k]) : tf.tensor2d(b, [k, n]);
+        return bits(tf.matMul(ta, tb, transposeA, transposeB).dataSync());
+      }),
+    );
+  const ours = run();
+  configureFusedOverrides({ enabled: false });
+  const theirs = run();
+  cases.forEach((c, i) => {
+    const want = bits(sequential(valuesOf(c.m * c.k, c.seed, c.special), valuesOf(c.k * c.n, c.seed + 1, c.special), c.m, c.k, c.n));
+    expect([c, canonicalNaN(ours[i]!)]).toEqual([c, canonicalNaN(want)]);
+    expect([c, canonicalNaN(ours[i]!)]).toEqual([c, canonicalNaN(theirs[i]!)]);
+  });
+});
+
+test("the ScoreNet's Dense layers ([64, 128]·[128, 16 … 64]) take the kernel, and their bits are XNNPACK's", () => {
+  for (const n of [16, 32, 64]) {
+    expect(64 * 128 * n).toBeLessThanOrEqual(SMALL_MATMUL_MAX);
+    const [a, b] = [valuesOf(64 * 128, n, false), valuesOf(128 * n, n + 1, false)];
+    const product = (): number[] => tf.tidy(() => bits(tf.matMul(tf.tensor2d(a, [64, 128]), tf.tensor2d(b, [128, n])).dataSync()));
+    const ours = product();
+    configureFusedOverrides({ enabled: false });
+    expect(ours).toEqual(product());
+    configureFusedOverrides({ enabled: true });
+  }
+});
