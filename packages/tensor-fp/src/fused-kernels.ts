@@ -585,7 +585,7 @@ const broadcastBinary =
 // -------------------------------------------------------------------------------------
 
 /** The most multiply-adds a product may have for the single-threaded kernel (larger ones keep XNNPACK's threads). */
-export const SMALL_MATMUL_MAX = 1 << 19;
+export const SMALL_MATMUL_MAX = 1 << 20;
 
 /**
  * a·b (or with a or b transposed) for one float32 matrix each (a [M, K], b [K, N], or with leading dimensions of 1) and at most {@link SMALL_MATMUL_MAX} multiply-adds (the
