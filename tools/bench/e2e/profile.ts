@@ -2,15 +2,20 @@
  * Where the default recipe's time goes, op by op (issue 11): the training step of `nx run experiments:mnist`'s
  * default recipe and the step of its `em` sampler, on one backend, in one process.
  *
- *   npx tsx tools/bench/e2e/profile.ts [--steps 10] [--profiles 3] [--top 40] [--out FILE.md] [--kernel-threads]
+ *   npx tsx tools/bench/e2e/profile.ts [--steps 10] [--profiles 3] [--top 40] [--out FILE.md] [--kernel-threads | --overrides]
  *
  * Training, phase by phase (wall medians over `--steps` steps, each phase read back so its kernels have run):
  * the batch (`batchForStep`), the loss's draws (per-sample times and N(0, I) noise), forward + backward
  * (`tf.variableGrads` of the loss), the gradient norm, Adam and the EMA (on wasm: trainStep's fused Adam + EMA pass,
  * reported under "adam"); then the whole `trainStep` as the experiment calls it. Sampling: the score evaluation alone, the noise of one step, and one whole `em` step.
  * Then `tf.profile`'s kernel times (each call's minimum over `--profiles` runs, which filters out preemption on a
- * shared machine) summed by kernel, for one training step and one sampler step: the kernel count, the summed kernel
- * time and the rest of the wall time (JavaScript: tfjs' bookkeeping per kernel, the tape, our own code).
+ * shared machine) summed by kernel, for one training step and one sampler step: the kernel count and the summed kernel
+ * time; and, from unprofiled runs whose kernel calls are timed in the same run (`splitRuns`), the time outside kernels
+ * (JavaScript: tfjs' bookkeeping per kernel, the tape, our own code) per run and per call.
+ *
+ * `--overrides` instead compares the wasm kernels the fused module serves in place of tfjs' (broadcasting binary ops, small
+ * matrix products, concat / split: `fused.FUSED_OVERRIDES`) and the reuse of derived filters (`derived.ts`) on and off,
+ * alternating step by step like `--kernel-threads`; the bits are the same either way (checked here on one evaluation).
  *
  * `--kernel-threads` instead compares the fused kernels on 1 and 2 threads (`fused-thread.ts`; needs the threaded build):
  * `--steps` whole training steps and score evaluations with the kernel thread off and on, alternating step by step so
@@ -20,7 +25,7 @@
  */
 import * as fs from 'node:fs';
 import * as E from 'fp-ts/Either';
-import { tf, random, initBackend, describeBackend, fused } from '@score-sde/tensor-fp';
+import { tf, random, initBackend, describeBackend, fused, configureDerived } from '@score-sde/tensor-fp';
 import { type Sampler, run } from '@score-sde/solvers';
 import {
   initTrainState,
@@ -49,7 +54,7 @@ import {
 import { pipeline } from '@score-sde/experiments';
 import { defaultRecipe } from './recipe';
 import { arg, median as med } from '../args';
-import { kernelCalls, type KernelCall } from '../kernel-profile';
+import { kernelCalls, splitRuns, type KernelCall, type SplitRun } from '../kernel-profile';
 
 
 
@@ -60,7 +65,7 @@ const clock = (f: () => void): number => {
 };
 
 
-const kernelTable = (title: string, calls: ReadonlyArray<KernelCall>, wall: number, plainWall: number, top: number): string[] => {
+const kernelTable = (title: string, calls: ReadonlyArray<KernelCall>, wall: number, plainWall: number, top: number, split: ReadonlyArray<SplitRun>): string[] => {
   const by = new Map<string, { n: number; ms: number }>();
   for (const k of calls) {
     const e = by.get(k.name) ?? { n: 0, ms: 0 };
@@ -81,7 +86,11 @@ const kernelTable = (title: string, calls: ReadonlyArray<KernelCall>, wall: numb
   return [
     `### ${title}`,
     '',
-    `${calls.length} kernel calls; summed kernel time ${total.toFixed(1)} ms; wall ${plainWall.toFixed(1)} ms unprofiled (${wall.toFixed(1)} ms profiled), so ≈ ${Math.max(0, plainWall - total).toFixed(1)} ms outside kernels.`,
+    `${calls.length} kernel calls; summed kernel time ${total.toFixed(1)} ms (each call's minimum over the profiled runs); wall ${plainWall.toFixed(1)} ms unprofiled (${wall.toFixed(1)} ms profiled).`,
+    `Outside kernels, run by run (${split.length} unprofiled runs, each kernel call timed in the same run; median): ${med(split.map((r) => r.wall - r.inKernels)).toFixed(2)} ms ` +
+      `of ${med(split.map((r) => r.wall)).toFixed(1)} ms, ${med(split.map((r) => r.kernels))} outermost kernel calls ` +
+      `(${((1000 * med(split.map((r) => r.wall - r.inKernels))) / Math.max(1, med(split.map((r) => r.kernels)))).toFixed(0)} µs a call). ` +
+      `The summed minima against the median wall would say ${Math.max(0, plainWall - total).toFixed(1)} ms: that counts every kernel's spread between runs as time outside kernels.`,
     '',
     '| kernel | calls | ms | share |',
     '|---|---:|---:|---:|',
@@ -133,6 +142,47 @@ const kernelThreadsAB = async (steps: number, advance: () => void, config: Param
   tf.dispose(x);
 };
 
+/** Training steps and score evaluations with the fused overrides and derived reuse off and on, alternating; min and median wall. */
+const overridesAB = (steps: number, advance: () => void, config: Parameters<typeof scoreOfRun>[0], current: () => TrainState, info: Parameters<typeof describeBackend>[0]): void => {
+  const set = (enabled: boolean): void => {
+    fused.configureFusedOverrides({ enabled });
+    configureDerived({ enabled });
+  };
+  const x = tf.tidy(() => tf.mul(random.normal(random.key(1), [64, 28, 28, 1]), 10));
+  const score = (): Float32Array => tf.tidy(() => scoreOfRun(config, emaParams(current()))(x, 0.5).dataSync() as Float32Array);
+  set(false);
+  const off = score();
+  set(true);
+  const same = Buffer.from(off.buffer).equals(Buffer.from(score().buffer));
+  const walls = { train: [[], []] as number[][], score: [[], []] as number[][] };
+  for (let i = 0; i < steps + 2; i++) {
+    for (const [j, enabled] of [false, true].entries()) {
+      set(enabled);
+      const [tTrain, tScore] = [clock(advance), clock(() => void score())];
+      if (i >= 2) {
+        walls.train[j]!.push(tTrain);
+        walls.score[j]!.push(tScore);
+      }
+    }
+  }
+  set(true);
+  const cell = (v: number[]): string => `${Math.min(...v).toFixed(2)} / ${med(v).toFixed(2)}`;
+  process.stdout.write(
+    [
+      `# Training step and score evaluation with the fused overrides and derived reuse off and on (${describeBackend(info)})`,
+      '',
+      `${steps} of each, alternating; ms, min / median. Overrides: ${fused.FUSED_OVERRIDES.join(', ')}; the score evaluation's bits ${same ? 'are the same' : 'DIFFER'} with and without.`,
+      '',
+      '| | off | on |',
+      '|---|---:|---:|',
+      `| training step (batch 64) | ${cell(walls.train[0]!)} | ${cell(walls.train[1]!)} |`,
+      `| score evaluation (batch 64) | ${cell(walls.score[0]!)} | ${cell(walls.score[1]!)} |`,
+      '',
+    ].join('\n'),
+  );
+  tf.dispose(x);
+};
+
 const main = async (): Promise<void> => {
   const steps = Number(arg('steps', '10'));
   const profiles = Number(arg('profiles', '3'));
@@ -152,6 +202,10 @@ const main = async (): Promise<void> => {
     state = r.right.state;
   };
   for (let i = 0; i < 3; i++) advance();
+  if (process.argv.includes('--overrides')) {
+    overridesAB(steps, advance, config, () => state, info);
+    return;
+  }
   if (process.argv.includes('--kernel-threads')) {
     await kernelThreadsAB(steps, advance, config, () => state, info);
     return;
@@ -220,6 +274,7 @@ const main = async (): Promise<void> => {
   }
   const trainWall = med(phase['trainStep (whole, with its batch)']);
   const trainKernels = await kernelCalls(advance, profiles);
+  const trainSplit = splitRuns(advance, steps);
 
   // Sampling: the experiment's em sampler on the EMA weights, batch 64.
   const sampler: Sampler = E.getOrElseW(() => {
@@ -250,6 +305,7 @@ const main = async (): Promise<void> => {
   }
   const sampleWall = med(samplePhase['em step (whole)']);
   const sampleKernels = await kernelCalls(evalScore, profiles);
+  const sampleSplit = splitRuns(evalScore, steps);
   await it.return(undefined);
 
   const md = [
@@ -272,8 +328,8 @@ const main = async (): Promise<void> => {
     '',
     '## Kernels',
     '',
-    ...kernelTable('one training step (trainStep with its batch)', trainKernels.calls, med(trainKernels.walls), trainWall, top),
-    ...kernelTable('one score evaluation (batch 64)', sampleKernels.calls, med(sampleKernels.walls), med(samplePhase['score evaluation']), top),
+    ...kernelTable('one training step (trainStep with its batch)', trainKernels.calls, med(trainKernels.walls), trainWall, top, trainSplit),
+    ...kernelTable('one score evaluation (batch 64)', sampleKernels.calls, med(sampleKernels.walls), med(samplePhase['score evaluation']), top, sampleSplit),
   ].join('\n');
   const out = arg('out', '');
   if (out !== '') fs.writeFileSync(out, md + '\n');
