@@ -6,13 +6,13 @@ import * as E from 'fp-ts/Either';
 import { PNG } from 'pngjs';
 import { tf, initBackend, type BackendInfo, type Key } from '@score-sde/tensor-fp';
 import { type MnistData, loadMnist, readIdxImages, loadCheckpoint, pixelsToUnit, tensorFiles, dataRangeOf, disposeTrainState, classFrequencies, scoreOfRun, emaParams, sampleLabels } from '@score-sde/models';
-import type { ScoreFn } from '@score-sde/sde-math';
+import { type ScoreFn, type SDE, marginalStd, marginalMeanCoef } from '@score-sde/sde-math';
 import { cli } from '../src/lib';
 import { mnistFlags, type MnistFlags, recipeOfFlags } from '../src/mnist/flags';
 import { runMnist } from '../src/mnist/run';
 import { evaluationOptionsOfRun } from '../src/run-evaluation';
 import { DEFAULT_EVALUATION } from '../src/eval/options';
-import { EVAL_PARTS, PRESETS, CFG_WEIGHTS, AUTOGUIDANCE_WEIGHTS, trainConfigOfRecipe, loadScoreModel, conditionalScoreOfState, namedSampler, samplerSettingsOf, draw, sampleKeys } from '../src/pipeline';
+import { EVAL_PARTS, PRESETS, CFG_WEIGHTS, AUTOGUIDANCE_WEIGHTS, GUIDANCE_INTERVALS, guidedSteps, multistepNetworkEvaluations, trainConfigOfRecipe, loadScoreModel, conditionalScoreOfState, namedSampler, samplerSettingsOf, draw, sampleKeys } from '../src/pipeline';
 import { writeSamples, drawNamed } from '../src/mnist/sample';
 
 /** A few hundred real training images, and a tiny model, sampler and step count: checks the pipeline, not quality. */
@@ -127,11 +127,17 @@ describe('experiments:mnist on a few hundred images', () => {
     const r = await runMnist(tinyArgs(['--label-dropout', '0.5'], 'dpm-cfg,dpm-ag-cond,dpm-sde-cond,dpm-sde'), { backend, data, log: quietLog }, out);
     if (E.isLeft(r)) throw new Error(r.left.message);
     const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
+    const config0 = report.config.train as { readonly sde: SDE };
     expect(report.config.train.model.classes).toBe(10);
     expect(report.config.train.conditioning).toEqual({ dropout: 0.5, prior: classFrequencies(data.labels, 10) });
-    // dpm-cfg: 3 DPM-Solver++(2M) steps + Tweedie, 4 score evaluations of two networks each; dpm-ag-cond: of three, so
-    // within those 8 NFE 1 step + Tweedie (6); dpm-sde(-cond) 2 · 3 steps + 1 of one
-    expect(report.samplers.map((s: { nfe: number }) => s.nfe)).toEqual([8, 6, 7, 7]);
+    // dpm-cfg: 3 DPM-Solver++(2M) steps + Tweedie, 4 score evaluations of two networks each; dpm-ag-cond: three inside its
+    // guidance interval, one outside, so as many steps as fit in those 8 NFE (its grid's points counted); dpm-sde(-cond)
+    // 2 · 3 steps + 1 of one
+    const agSteps = guidedSteps(config0.sde, 'dpm-ag-cond', 'log-snr', 3);
+    expect(multistepNetworkEvaluations(config0.sde, 'dpm-ag-cond', 'log-snr', agSteps)).toBeLessThanOrEqual(8);
+    expect(multistepNetworkEvaluations(config0.sde, 'dpm-ag-cond', 'log-snr', agSteps + 1)).toBeGreaterThan(8);
+    expect(report.samplers.map((s: { nfe: number }) => s.nfe)).toEqual([8, multistepNetworkEvaluations(config0.sde, 'dpm-ag-cond', 'log-snr', agSteps), 7, 7]);
+    expect(report.samplers[1].spec.steps).toBe(agSteps);
     // the labels matter: given its label, dpm-sde draws other digits than without
     expect(sha(path.join(out, 'samples-dpm-sde-cond.idx'))).not.toBe(sha(path.join(out, 'samples-dpm-sde.idx')));
     // in 2 worker threads (each its own backend and keys) the labelled sampler draws the same digits, bit for bit
@@ -168,15 +174,19 @@ describe('experiments:mnist on a few hundred images', () => {
     const shifted = await draw(keys, (start, size) => ({ sampler: sampler.right, score: scoreOfRun(config, emaParams(state), Int32Array.from(sampleLabels(config, keys.slice(start, start + size))!, (y) => (y + 1) % 10)) }), { batch: 3, sampleShape: [28, 28, 1], dataRange: dataRangeOf(config) }, 'shifted');
     if (E.isLeft(shifted)) throw new Error(shifted.left.message);
     expect(Array.from(shifted.right.samples)).not.toEqual(Array.from(own.right.samples));
-    // dpm-ag-cond, written out: classifier-free guidance (w) of the model's s(x | y_b) autoguided (w_g) by the guide's s(x | y_b)
+    // dpm-ag-cond, written out: classifier-free guidance (w) of the model's s(x | y_b) autoguided (w_g) by the guide's s(x | y_b),
+    // at the noise levels σ(t) = s(t)/m(t) of its guidance interval (σ_lo, σ_hi]; s(x | y_b) alone elsewhere
     const guideModel = await loadScoreModel(path.join(out, 'guide'));
     if (E.isLeft(guideModel)) throw new Error('guide');
     const [wg, wc] = [AUTOGUIDANCE_WEIGHTS['dpm-ag-cond']!, CFG_WEIGHTS['dpm-ag-cond']!];
+    const [lo, hi] = GUIDANCE_INTERVALS['dpm-ag-cond']!;
     const writtenAg = (ks: ReadonlyArray<Key>): ScoreFn => {
       const labels = sampleLabels(config, ks);
       const [strong, weak] = [scoreOfRun(config, emaParams(state), labels), scoreOfRun(guideModel.right.config, emaParams(guideModel.right.state), labels)];
       return (x, t) =>
         tf.tidy(() => {
+          const sigma = marginalStd(config.sde, t) / marginalMeanCoef(config.sde, t);
+          if (!(sigma > lo && sigma <= hi)) return strong(x, t);
           const g = weak(x, t);
           const autoguided = tf.add(g, tf.mul(tf.sub(strong(x, t), g), wg));
           const u = model.right.score(x, t);

@@ -13,6 +13,7 @@ import {
   logLikelihoodGradient,
   scaleScore,
   autoguidance,
+  guidanceInterval,
   inpaint,
   observationOf,
   sample,
@@ -62,6 +63,14 @@ const autoguidedFlow = identity({
   formula: String.raw`$s_w = s_{\text{weak}} + w (s - s_{\text{weak}})$ for $\mathcal N(\mu, v)$ and $\mathcal N(\mu, v_b)$ (VE): $x_\varepsilon - \mu = r\,(x_T - \mu)$, $r = \big(\tfrac{v + \sigma_\varepsilon^2}{v + \sigma_T^2}\big)^{w/2} \big(\tfrac{v_b + \sigma_\varepsilon^2}{v_b + \sigma_T^2}\big)^{(1-w)/2}$, so $\operatorname{Var} x_\varepsilon = \sigma_p^2 r^2 \to v^w v_b^{1-w}$`,
   source: 'Karras et al. 2024 (autoguidance); the guided score is linear in x with precision λ(σ²) = w/(v + σ²) + (1 − w)/(v_b + σ²), and dx/dσ² = ½ λ (x − μ) integrates in closed form',
   tolerance: 'Monte-Carlo: per-coordinate means and variances within 5 SE of the closed form (1000 samples); dopri5 and Heun (100 Karras steps) solve the linear flow far inside that',
+});
+
+const intervalFlow = identity({
+  concept: 'guidance',
+  title: 'Autoguidance on a noise interval extrapolates the variance over that interval only',
+  formula: String.raw`$s_I = s_w$ for $\sigma \in (\sigma_{lo}, \sigma_{hi}]$, else $s$; for $\mathcal N(\mu, v)$, $\mathcal N(\mu, v_b)$ (VE): $x_\varepsilon - \mu = r\,(x_T - \mu)$ with $r = f_1(\sigma_T^2 \to \sigma_{hi}^2)\, f_w(\sigma_{hi}^2 \to \sigma_{lo}^2)\, f_1(\sigma_{lo}^2 \to \sigma_\varepsilon^2)$, $f_w(a \to b) = \big(\tfrac{v + b}{v + a}\big)^{w/2} \big(\tfrac{v_b + b}{v_b + a}\big)^{(1-w)/2}$`,
+  source: 'Kynkäänniemi et al. 2024 (guidance interval); the guided precision is piecewise constant in w over σ², and each piece of dx/dσ² = ½ λ (x − μ) integrates in closed form',
+  tolerance: 'Monte-Carlo: per-coordinate means and variances within 5 SE of the closed form (1000 samples); dopri5 steps across the two jumps of the score by its error control',
 });
 
 const autoguidedIdentity = identity({
@@ -176,6 +185,30 @@ describe('classifier guidance', () => {
         x.dispose();
       });
     }
+  }
+
+  // The same Gaussians, guided on σ ∈ (0.5, 3] only: the flow's factor is the guided one over that σ² segment alone.
+  for (const w of [1.5, 3]) {
+    test(`VE, pf-ode dopri5: autoguidance at w = ${w} on σ ∈ (0.5, 3] only ends at Var = σ_p² r², r guided over that interval alone (5 SE)`, async () => {
+      const sde = ve();
+      const [lo, hi] = [0.5, 3];
+      const plain = exactScore(sde, gaussian(mu, goodStds));
+      const guided = guidanceInterval(sde, autoguidance(plain, exactScore(sde, gaussian(mu, weakStds)), w), plain, [lo, hi]);
+      const x = await draw({ sde, grid: uniformGrid(sde, 1, EPS), step: pfAdaptive(sde), final: none }, guided, 1000, 4);
+      const [sE, sT] = [marginalVariance(sde, EPS), marginalVariance(sde, sde.T)];
+      // f_w(a → b): the factor of x − μ from σ² = a down to σ² = b under the guided precision at weight w.
+      const factor = (v: number, vb: number, ww: number, a: number, b: number): number => Math.exp(0.5 * (ww * Math.log((v + b) / (v + a)) + (1 - ww) * Math.log((vb + b) / (vb + a))));
+      const r = goodStds.map((g, i) => {
+        const [v, vb] = [g * g, weakStds[i]! * weakStds[i]!];
+        return factor(v, vb, 1, sT, hi * hi) * factor(v, vb, w, hi * hi, lo * lo) * factor(v, vb, 1, lo * lo, sE);
+      });
+      const target = gaussian(
+        mu.map((m, i) => m * (1 - r[i]!)),
+        r.map((ri) => priorStd(sde) * ri),
+      );
+      intervalFlow.allWithinSE(mixtureChecks(target, x, { perCoordinate: true }), 5, { w: String(w) });
+      x.dispose();
+    });
   }
 
   test('autoguidance by the model itself, or with w = 1, returns the model’s score', () => {

@@ -256,24 +256,23 @@ const figure = async (
   f: Flags,
   guide: pipeline.LoadedGuide | undefined,
 ): Promise<{ readonly figure: SamplerFigure; readonly samples?: Float32Array }> => {
-  const spec = pipeline.namedSamplerSpec(name, settings);
+  const spec = pipeline.namedSamplerSpec(r.sde, name, settings);
   const label = `${pipeline.SAMPLER_LABELS[name]} (${JSON.stringify(spec)})`;
   const sampler = pipeline.namedSampler(r.sde, name, settings);
   if (E.isLeft(sampler)) return { figure: { sampler: name, label, nfe: 0, n, fid: null, confidentRate: null, seconds: 0, error: sampler.left.problems.join('; ') } };
   const score = pipeline.scoreOfNamed(name, {
+    sde: r.sde,
     score: pipeline.scoreOfState(config, state),
     guide: guide?.guide ?? E.left('no guide'),
     guideConditional: guide?.guideConditional ?? E.left('no guide'),
     conditional: pipeline.conditionalScoreOfState(config, state),
   });
   if (E.isLeft(score)) return { figure: { sampler: name, label, nfe: 0, n, fid: null, confidentRate: null, seconds: 0, error: score.left } };
-  const drawn = E.map(pipeline.networkEvaluations(name))(
-    await pipeline.drawWithBar(
-      pipeline.sampleKeys(f.seed, 0, n),
-      (start, size) => ({ sampler: sampler.right, score: score.right(pipeline.sampleKeys(f.seed, start, size)) }),
-      { batch: 64, sampleShape: pipeline.IMAGE_SHAPE, dataRange: r.dataRange, quiet: f.quiet },
-      `${r.name}: ${name}`,
-    ),
+  const drawn = await pipeline.drawWithBar(
+    pipeline.sampleKeys(f.seed, 0, n),
+    (start, size) => ({ sampler: sampler.right, score: score.right(pipeline.sampleKeys(f.seed, start, size)), networks: pipeline.networksAt(r.sde, name) }),
+    { batch: 64, sampleShape: pipeline.IMAGE_SHAPE, dataRange: r.dataRange, quiet: f.quiet },
+    `${r.name}: ${name}`,
   );
   if (E.isLeft(drawn)) return { figure: { sampler: name, label, nfe: 0, n, fid: null, confidentRate: null, seconds: 0, error: drawn.left.message } };
   const x = tf.tensor(drawn.right.samples, [n, ...pipeline.IMAGE_SHAPE]);

@@ -19,7 +19,7 @@ import type { SDE, ScoreFn } from '@score-sde/sde-math';
 import type { Sampler, SamplerSpec } from '@score-sde/solvers';
 import type { fid } from '@score-sde/models';
 import { png, plot, report } from '../lib';
-import { type Drawn, type ExperimentError, type SamplerName, type SamplerSettings, IMAGE_SHAPE, SAMPLER_LABELS, fail, namedSampler, namedSamplerSpec, drawWithBar, scoreOfNamed, networkEvaluations, guidedSteps, networksPerScore } from '../pipeline';
+import { type Drawn, type ExperimentError, type SamplerName, type SamplerSettings, IMAGE_SHAPE, SAMPLER_LABELS, fail, namedSampler, namedSamplerSpec, drawWithBar, scoreOfNamed, networksAt, guidedSteps, guidanceIntervalOf } from '../pipeline';
 import { type ClassRecord, type FidResult, classRecord, fidOfImages } from './fid';
 import type { ClassifierHandle } from './classifiers';
 import type { ComparisonOptions } from './options';
@@ -38,6 +38,8 @@ export interface ComparisonEntry {
   readonly label: string;
   readonly spec: SamplerSpec;
   readonly sampler: Sampler;
+  /** Network evaluations of one score evaluation at t (pipeline's `networksAt`). */
+  readonly networks: (t: number) => number;
 }
 
 /** One sampler's outcome (fid, classes null and error set when its solve failed). @category model */
@@ -102,7 +104,7 @@ export const comparisonEntries = (sde: SDE, o: Pick<ComparisonOptions, 'samplers
       case 'dpm-cfg':
         return o.fastSteps.map((k) => ({ id: `dpm-cfg-${k}`, label: `DPM++ ${k} CFG`, settings: { ...base, fastSteps: k } }));
       case 'dpm-ag-cond':
-        return o.fastSteps.map((k) => ({ id: `dpm-ag-cond-${k}`, label: `DPM++ ${guidedSteps(k, networksPerScore('dpm-ag-cond'))} given y, autoguided + CFG`, settings: { ...base, fastSteps: k } }));
+        return o.fastSteps.map((k) => ({ id: `dpm-ag-cond-${k}`, label: `DPM++ ${guidedSteps(sde, 'dpm-ag-cond', 'log-snr', k)} given y, autoguided + CFG on σ ∈ (${guidanceIntervalOf('dpm-ag-cond')?.join(', ') ?? '0, ∞'}]`, settings: { ...base, fastSteps: k } }));
     }
   };
   const out: ComparisonEntry[] = [];
@@ -110,7 +112,7 @@ export const comparisonEntries = (sde: SDE, o: Pick<ComparisonOptions, 'samplers
     for (const v of variants(family)) {
       const s = namedSampler(sde, family, v.settings);
       if (E.isLeft(s)) return fail(`--compare ${family}: ${s.left.problems.join('; ')}`);
-      out.push({ id: v.id, family, label: v.label, spec: namedSamplerSpec(family, v.settings), sampler: s.right });
+      out.push({ id: v.id, family, label: v.label, spec: namedSamplerSpec(sde, family, v.settings), sampler: s.right, networks: networksAt(sde, family) });
     }
   }
   return E.right(out);
@@ -143,18 +145,16 @@ export const drawComparison = async (
 ): Promise<ReadonlyArray<EntryDraw>> => {
   const out: EntryDraw[] = [];
   for (const entry of entries) {
-    const s = scoreOfNamed(entry.family, { score, guide: o.guide ?? E.left('no guide was loaded'), conditional: o.conditional ?? E.left('no conditional score was given'),
+    const s = scoreOfNamed(entry.family, { sde: entry.sampler.sde, score, guide: o.guide ?? E.left('no guide was loaded'), conditional: o.conditional ?? E.left('no conditional score was given'),
       guideConditional: o.guideConditional ?? E.left('no guide was loaded'),
     });
     const drawn: E.Either<ExperimentError, Drawn> = E.isLeft(s)
       ? fail(s.left)
-      : E.map(networkEvaluations(entry.family))(
-          await drawWithBar(
-            keys,
-            (start, size) => ({ sampler: entry.sampler, score: s.right(keys.slice(start, start + size)) }),
-            { batch: o.batch, sampleShape: IMAGE_SHAPE, dataRange: o.dataRange, quiet: o.quiet },
-            `sampling ${entry.label}`,
-          ),
+      : await drawWithBar(
+          keys,
+          (start, size) => ({ sampler: entry.sampler, score: s.right(keys.slice(start, start + size)), networks: entry.networks }),
+          { batch: o.batch, sampleShape: IMAGE_SHAPE, dataRange: o.dataRange, quiet: o.quiet },
+          `sampling ${entry.label}`,
         );
     if (E.isLeft(drawn)) o.log(`${entry.label}: failed: ${drawn.left.message}`);
     out.push(E.mapLeft((e: ExperimentError) => e.message)(drawn));

@@ -26,7 +26,7 @@ import {
   drawInWorkers,
   renderWorkerError,
   scoreOfNamed,
-  networkEvaluations,
+  networksAt,
   networksPerScore,
   isLabelled,
 } from '../pipeline';
@@ -85,10 +85,10 @@ export const drawNamed = async (
   batch: number,
   src: DrawSource,
 ): Promise<E.Either<ExperimentError, Drawn & { readonly spec: SamplerSpec }>> => {
-  const spec = namedSamplerSpec(name, settings);
+  const spec = namedSamplerSpec(src.sde, name, settings);
   const sampler = namedSampler(src.sde, name, settings);
   if (E.isLeft(sampler)) return fail(`--samplers ${name}: ${sampler.left.problems.join('; ')}`);
-  const score = scoreOfNamed(name, { score: src.score, guide: src.guide ?? E.left('no guide was loaded'), conditional: src.conditional ?? E.left('no conditional score was given'),
+  const score = scoreOfNamed(name, { sde: src.sde, score: src.score, guide: src.guide ?? E.left('no guide was loaded'), conditional: src.conditional ?? E.left('no conditional score was given'),
     guideConditional: src.guideConditional ?? E.left('no guide was loaded'),
   });
   if (E.isLeft(score)) return fail(`--samplers ${name}: ${score.left}`);
@@ -127,9 +127,9 @@ export const drawNamed = async (
   }
   const drawn = await drawWithBar(
     keys,
-    (start, size) => ({ sampler: sampler.right, score: score.right(keys.slice(start, start + size)) }),
+    (start, size) => ({ sampler: sampler.right, score: score.right(keys.slice(start, start + size)), networks: networksAt(src.sde, name) }),
     { batch, sampleShape: IMAGE_SHAPE, dataRange: src.dataRange, quiet: src.quiet, faultPoint: `sample:${name}`, ...(src.signal !== undefined ? { signal: src.signal } : {}) },
     label,
   );
-  return E.map((d: Drawn) => ({ ...networkEvaluations(name)(d), spec }))(drawn);
+  return E.map((d: Drawn) => ({ ...d, spec }))(drawn);
 };

@@ -20,7 +20,6 @@ import { type Sampler, type SamplerError, countingScore, sample, stepCount } fro
 import { rangeToImages, faults } from '@score-sde/models';
 import { memory, progress } from '../lib';
 import { type ExperimentError, fail, interrupted } from './messages';
-import { type SamplerName, networksPerScore } from './samplers';
 
 // -------------------------------------------------------------------------------------
 // model
@@ -30,6 +29,11 @@ import { type SamplerName, networksPerScore } from './samplers';
 export interface ChunkSetup {
   readonly sampler: Sampler;
   readonly score: ScoreFn;
+  /**
+   * Network evaluations of one score evaluation at t (a guided score evaluates two or three networks, perhaps only on
+   * an interval of noise levels): the draw's NFE then counts networks, Σ over its score evaluations. Absent: 1.
+   */
+  readonly networks?: (t: number) => number;
   readonly release?: () => void;
 }
 
@@ -61,7 +65,7 @@ export interface DrawOptions {
 }
 
 /**
- * Drawn samples: row-major [n, ...sampleShape] float32 values, the score evaluations per sample path (mean over
+ * Drawn samples: row-major [n, ...sampleShape] float32 values, the score (or, weighed by the setup, network) evaluations per sample path (mean over
  * chunks weighted by their size: nfeTotal / n, with nfeTotal = Σ_chunks nfe · size an integer, so shards add up
  * exactly), wall seconds, and memory after the draw.
  * @category model
@@ -143,7 +147,17 @@ export const draw = async (
     const total = chunks * steps;
     let done = c * steps;
     // Adaptive solvers take many evaluations per grid interval: report the running count between intervals.
-    const counted = countingScore(s.score, (calls) => o.onProgress?.({ done, total, nfe: calls }));
+    let networks = 0;
+    const weigh = s.networks;
+    const counted = countingScore(
+      weigh === undefined
+        ? s.score
+        : (x, t) => {
+            networks += weigh(t);
+            return s.score(x, t);
+          },
+      (calls) => o.onProgress?.({ done, total, nfe: calls }),
+    );
     const point = (i: number): void => {
       if (o.faultPoint !== undefined) faults.pointSync(`${o.faultPoint}:${c * steps + i}`);
     };
@@ -163,7 +177,7 @@ export const draw = async (
       const x = o.dataRange === undefined ? r.right.x : rangeToImages(o.dataRange, r.right.x);
       samples.set(x.dataSync() as Float32Array, start * per);
       tf.dispose([r.right.x, x]);
-      nfeTotal += r.right.nfe * size;
+      nfeTotal += (weigh === undefined ? r.right.nfe : networks) * size;
     } catch (e) {
       return fail(`${label}: ${(e as Error).message}`);
     } finally {
@@ -208,14 +222,3 @@ export const drawWithBar = async (
   }
 };
 
-/**
- * A draw's NFE as network evaluations: × networksPerScore (an autoguided sampler evaluates the model and its
- * guide at every score evaluation).
- * @category samplers
- */
-export const networkEvaluations =
-  (name: SamplerName) =>
-  (d: Drawn): Drawn => {
-    const k = networksPerScore(name);
-    return k === 1 ? d : { ...d, nfe: d.nfe * k, nfeTotal: d.nfeTotal * k };
-  };

@@ -91,7 +91,7 @@ const chosenSampler = (m: Model): E.Either<string, { readonly name: SamplerName;
   if (!Number.isSafeInteger(fastSteps) || fastSteps < 1) return E.left(`fast steps: expected a positive integer, got ${input('fast-steps').value}`);
   const settings = { ...quickPreset.sampling, steps, fastSteps };
   const sampler = namedSampler(m.loaded.config.sde, name, settings);
-  byId('sampler-spec').textContent = JSON.stringify(namedSamplerSpec(name, settings), null, 1);
+  byId('sampler-spec').textContent = JSON.stringify(namedSamplerSpec(m.loaded.config.sde, name, settings), null, 1);
   return E.isLeft(sampler) ? E.left(sampler.left.problems.join('; ')) : E.right({ name, sampler: sampler.right });
 };
 
