@@ -8,7 +8,7 @@
  * @module web/digits
  */
 import * as E from 'fp-ts/Either';
-import { tf } from '@score-sde/tensor-fp';
+import { liveTensors } from '@score-sde/tensor-fp';
 import { type ScoreFn } from '@score-sde/sde-math';
 import { type Sampler, run, outputOf, samplerName, stepCount } from '@score-sde/solvers';
 import {
@@ -125,7 +125,7 @@ const load = async (source: StoreSource): Promise<void> => {
     `SDE: ${JSON.stringify(c.sde)}`,
     `parameterisation: ${JSON.stringify(parameterisationOf(c))}, data in [${dataRangeOf(c).join(', ')}]`,
   ].join('\n');
-  publish({ loading: undefined, checkpoint: { dir: source.dir, step: r.right.state.step, config: c }, liveTensors: tf.memory().numTensors });
+  publish({ loading: undefined, checkpoint: { dir: source.dir, step: r.right.state.step, config: c }, liveTensors: liveTensors() });
   refresh();
 };
 
@@ -185,7 +185,7 @@ const sampleNow = async (m: Model): Promise<void> => {
     return finish();
   }
   status.textContent = `done: ${n} samples · ${total} steps · NFE ${nfe} · ${seconds(ms)} (first frame after ${seconds(firstFrame ?? 0)})`;
-  publish({ status: 'done', ...timing, samples: Array.from(images), liveTensors: tf.memory().numTensors });
+  publish({ status: 'done', ...timing, samples: Array.from(images), liveTensors: liveTensors() });
   return finish();
 };
 

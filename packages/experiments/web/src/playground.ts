@@ -10,7 +10,7 @@
  * @module web/playground
  */
 import * as E from 'fp-ts/Either';
-import { tf, codec, random } from '@score-sde/tensor-fp';
+import { codec, random, liveTensors } from '@score-sde/tensor-fp';
 import { exactScore, marginalMixture, mixtureDim, type GaussianMixture } from '@score-sde/sde-math';
 import { type Sampler, run, outputOf, samplerFromSpec, samplerName, stepCount, DEFAULT_SNR } from '@score-sde/solvers';
 import { ToySpec } from '../../src/toy/spec';
@@ -150,7 +150,7 @@ const sampleNow = async (ready: Ready): Promise<void> => {
   showChecks(checks);
   const held = checks.every(holdsWithin(WITHIN));
   status.textContent = `done: ${spec.samples} samples · ${total} steps · NFE ${nfe} · ${seconds(ms)} · ${held ? `every check within ${WITHIN} SE` : `a check is off by more than ${WITHIN} SE`}`;
-  publish({ status: 'done', nfe, seconds: ms / 1000, samples: Array.from(samples), checks, liveTensors: tf.memory().numTensors });
+  publish({ status: 'done', nfe, seconds: ms / 1000, samples: Array.from(samples), checks, liveTensors: liveTensors() });
   return finish();
 };
 
