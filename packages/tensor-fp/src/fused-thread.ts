@@ -63,7 +63,11 @@ const slots = new Float64Array(sab, ${HEADER_BYTES}, ${CALL_SLOTS});
 let seen = Atomics.load(ctrl, ${REQUEST});
 parentPort.postMessage('ready');
 for (;;) {
-  Atomics.wait(ctrl, ${REQUEST}, seen);
+  // Only a new request wakes the worker for good: a wake-up with the count unchanged is the late notify of a request it
+  // already ran (the main thread stores the count, and may be preempted before it notifies; the worker, finding the
+  // count changed, runs the request without that notify, then sleeps and receives it). Taking that for a request failed
+  // the CAS below and marked the current call failed, and the main thread gave its kernel thread up.
+  for (let r = Atomics.load(ctrl, ${REQUEST}); r === seen; r = Atomics.load(ctrl, ${REQUEST})) Atomics.wait(ctrl, ${REQUEST}, seen);
   seen = Atomics.load(ctrl, ${REQUEST});
   // Tests hold the worker here (a thread that has not got to a request yet).
   while (Atomics.load(ctrl, ${GATE}) !== 0) Atomics.wait(ctrl, ${GATE}, 1);
@@ -108,14 +112,16 @@ const encode = (slots: Float64Array, calls: ReadonlyArray<KernelCall>): void => 
 };
 
 /**
- * A {@link KernelThread} with two test hooks: `hold` keeps the worker from getting to a posted request (it waits before
+ * A {@link KernelThread} with three test hooks: `hold` keeps the worker from getting to a posted request (it waits before
  * taking it) until released, like a worker that other processes keep off the cores; `drain` blocks until the worker
- * is through with the last request (ran it or left it), without a timeout.
+ * is through with the last request (ran it or left it), without a timeout; `nudge` wakes it with no new request.
  * @category threads
  */
 export interface TestableKernelThread extends KernelThread {
   readonly hold: (held: boolean) => void;
   readonly drain: () => void;
+  /** Wakes the worker with no new request (as a post's notify that comes after the worker has already run it). */
+  readonly nudge: () => void;
 }
 
 /**
@@ -184,6 +190,7 @@ export const startFusedKernelThread = (module: unknown, memory: Parameters<Kerne
           }
           return Atomics.load(ctrl, FAILED) === 0;
         },
+        nudge: () => void Atomics.notify(ctrl, REQUEST),
         hold: (held) => {
           Atomics.store(ctrl, GATE, held ? 1 : 0);
           Atomics.notify(ctrl, GATE);

@@ -201,3 +201,32 @@ test('a program whose only pending work is awaiting the kernel thread’s start 
   });
   expect(out).toContain('started true');
 });
+
+test('a wake-up without a new request (a late notify of one already run) is no call: nothing fails, the next call runs', async () => {
+  const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+  const memory = new wasm.Memory({ initial: 1, maximum: 16, shared: true });
+  const t = await startFusedKernelThread(new wasm.Module(await fusedKernelsBinary(true)), memory, 5000);
+  const heap = new Float32Array(memory.buffer);
+  heap.set([1, 2, 3, 4], 0);
+  const lines: string[] = [];
+  const write = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    lines.push(String(chunk));
+    return true;
+  });
+  try {
+    for (let i = 0; i < 20; i++) {
+      t.post([['gn_stats', 0, 1, 1, 4, 64, 128]]);
+      expect(t.wait()).toBe(true);
+      // The notify of the request just run, arriving after the worker went back to sleep.
+      t.nudge();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    t.post([['gn_stats', 0, 1, 1, 4, 192, 256]]);
+    expect(t.wait()).toBe(true);
+    expect(Array.from(heap.subarray(48, 52))).toEqual([1, 2, 3, 4]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(lines.filter((l) => l.includes('kernel thread'))).toEqual([]);
+  } finally {
+    write.mockRestore();
+  }
+});
