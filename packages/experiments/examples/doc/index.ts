@@ -2,6 +2,7 @@
 import { example as sdeMathSdeVp } from './sde-math-sde-vp';
 import { example as solversGridKarrasGrid } from './solvers-grid-karrasGrid';
 import { example as solversGuidanceAutoguidance } from './solvers-guidance-autoguidance';
+import { example as solversGuidanceGuidanceInterval } from './solvers-guidance-guidanceInterval';
 import { example as solversGuidanceClassifierGuidance } from './solvers-guidance-classifierGuidance';
 import { example as solversLikelihoodLogLikelihood } from './solvers-likelihood-logLikelihood';
 import { example as solversPredictorsEulerMaruyama } from './solvers-predictors-eulerMaruyama';
@@ -13,6 +14,7 @@ export const docExamples: ReadonlyArray<{ readonly symbol: string; readonly sour
   { symbol: 'vp', source: 'packages/sde-math/src/sde.ts', run: sdeMathSdeVp },
   { symbol: 'karrasGrid', source: 'packages/solvers/src/grid.ts', run: solversGridKarrasGrid },
   { symbol: 'autoguidance', source: 'packages/solvers/src/guidance.ts', run: solversGuidanceAutoguidance },
+  { symbol: 'guidanceInterval', source: 'packages/solvers/src/guidance.ts', run: solversGuidanceGuidanceInterval },
   { symbol: 'classifierGuidance', source: 'packages/solvers/src/guidance.ts', run: solversGuidanceClassifierGuidance },
   { symbol: 'logLikelihood', source: 'packages/solvers/src/likelihood.ts', run: solversLikelihoodLogLikelihood },
   { symbol: 'eulerMaruyama', source: 'packages/solvers/src/predictors.ts', run: solversPredictorsEulerMaruyama },
