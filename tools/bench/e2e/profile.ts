@@ -107,16 +107,12 @@ const kernelTable = (title: string, calls: ReadonlyArray<KernelCall>, wall: numb
   ];
 };
 
-/** Training steps and score evaluations with the kernel thread off and on, alternating; min and median wall per setting. */
-const kernelThreadsAB = async (steps: number, advance: () => void, config: Parameters<typeof scoreOfRun>[0], current: () => TrainState, info: Parameters<typeof describeBackend>[0]): Promise<void> => {
-  if (!(await fused.startKernelThread())) throw new Error(`--kernel-threads: no kernel thread (${fused.kernelThreadStatus().reason ?? 'the wasm backend is single-threaded'})`);
-  const x = tf.tidy(() => tf.mul(random.normal(random.key(1), [64, 28, 28, 1]), 10));
-  // The EMA weights of the current state (a training step replaces them).
-  const evalScore = (): void => tf.tidy(() => void scoreOfRun(config, emaParams(current()))(x, 0.5).dataSync());
+/** Walls of `steps` training steps and score evaluations per setting, settings off and on alternating (2 warm-up rounds dropped). */
+const alternate = (steps: number, set: (on: boolean) => void, advance: () => void, evalScore: () => void): { readonly train: number[][]; readonly score: number[][] } => {
   const walls = { train: [[], []] as number[][], score: [[], []] as number[][] };
   for (let i = 0; i < steps + 2; i++) {
-    for (const [j, enabled] of [false, true].entries()) {
-      fused.configureKernelThread({ enabled });
+    for (const [j, on] of [false, true].entries()) {
+      set(on);
       const [tTrain, tScore] = [clock(advance), clock(evalScore)];
       if (i >= 2) {
         walls.train[j]!.push(tTrain);
@@ -124,20 +120,40 @@ const kernelThreadsAB = async (steps: number, advance: () => void, config: Param
       }
     }
   }
-  fused.configureKernelThread({ enabled: true });
+  set(true);
+  return walls;
+};
+
+/** The markdown table of an {@link alternate} run: ms, min / median, for the off and on columns. */
+const abTable = (title: string, note: string, columns: readonly [string, string], walls: { readonly train: number[][]; readonly score: number[][] }): string => {
   const cell = (v: number[]): string => `${Math.min(...v).toFixed(2)} / ${med(v).toFixed(2)}`;
+  return [
+    `# ${title}`,
+    '',
+    note,
+    '',
+    `| | ${columns[0]} | ${columns[1]} |`,
+    '|---|---:|---:|',
+    `| training step (batch 64) | ${cell(walls.train[0]!)} | ${cell(walls.train[1]!)} |`,
+    `| score evaluation (batch 64) | ${cell(walls.score[0]!)} | ${cell(walls.score[1]!)} |`,
+    '',
+  ].join('\n');
+};
+
+/** Training steps and score evaluations with the kernel thread off and on, alternating; min and median wall per setting. */
+const kernelThreadsAB = async (steps: number, advance: () => void, config: Parameters<typeof scoreOfRun>[0], current: () => TrainState, info: Parameters<typeof describeBackend>[0]): Promise<void> => {
+  if (!(await fused.startKernelThread())) throw new Error(`--kernel-threads: no kernel thread (${fused.kernelThreadStatus().reason ?? 'the wasm backend is single-threaded'})`);
+  const x = tf.tidy(() => tf.mul(random.normal(random.key(1), [64, 28, 28, 1]), 10));
+  // The EMA weights of the current state (a training step replaces them).
+  const evalScore = (): void => tf.tidy(() => void scoreOfRun(config, emaParams(current()))(x, 0.5).dataSync());
+  const walls = alternate(steps, (enabled) => fused.configureKernelThread({ enabled }), advance, evalScore);
   process.stdout.write(
-    [
-      `# Training step and score evaluation with the fused kernels on 1 and 2 threads (${describeBackend(info)})`,
-      '',
+    abTable(
+      `Training step and score evaluation with the fused kernels on 1 and 2 threads (${describeBackend(info)})`,
       `${steps} of each, alternating; ms, min / median. Kernel thread: ${JSON.stringify(fused.kernelThreadStatus())}.`,
-      '',
-      '| | 1 kernel thread | 2 kernel threads |',
-      '|---|---:|---:|',
-      `| training step (batch 64) | ${cell(walls.train[0]!)} | ${cell(walls.train[1]!)} |`,
-      `| score evaluation (batch 64) | ${cell(walls.score[0]!)} | ${cell(walls.score[1]!)} |`,
-      '',
-    ].join('\n'),
+      ['1 kernel thread', '2 kernel threads'],
+      walls,
+    ),
   );
   tf.dispose(x);
 };
@@ -154,31 +170,14 @@ const overridesAB = (steps: number, advance: () => void, config: Parameters<type
   const off = score();
   set(true);
   const same = Buffer.from(off.buffer).equals(Buffer.from(score().buffer));
-  const walls = { train: [[], []] as number[][], score: [[], []] as number[][] };
-  for (let i = 0; i < steps + 2; i++) {
-    for (const [j, enabled] of [false, true].entries()) {
-      set(enabled);
-      const [tTrain, tScore] = [clock(advance), clock(() => void score())];
-      if (i >= 2) {
-        walls.train[j]!.push(tTrain);
-        walls.score[j]!.push(tScore);
-      }
-    }
-  }
-  set(true);
-  const cell = (v: number[]): string => `${Math.min(...v).toFixed(2)} / ${med(v).toFixed(2)}`;
+  const walls = alternate(steps, set, advance, () => void score());
   process.stdout.write(
-    [
-      `# Training step and score evaluation with the fused overrides and derived reuse off and on (${describeBackend(info)})`,
-      '',
+    abTable(
+      `Training step and score evaluation with the fused overrides and derived reuse off and on (${describeBackend(info)})`,
       `${steps} of each, alternating; ms, min / median. Overrides: ${fused.FUSED_OVERRIDES.join(', ')}; the score evaluation's bits ${same ? 'are the same' : 'DIFFER'} with and without.`,
-      '',
-      '| | off | on |',
-      '|---|---:|---:|',
-      `| training step (batch 64) | ${cell(walls.train[0]!)} | ${cell(walls.train[1]!)} |`,
-      `| score evaluation (batch 64) | ${cell(walls.score[0]!)} | ${cell(walls.score[1]!)} |`,
-      '',
-    ].join('\n'),
+      ['off', 'on'],
+      walls,
+    ),
   );
   tf.dispose(x);
 };

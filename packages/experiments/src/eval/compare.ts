@@ -19,7 +19,7 @@ import type { SDE, ScoreFn } from '@score-sde/sde-math';
 import type { Sampler, SamplerSpec } from '@score-sde/solvers';
 import type { fid } from '@score-sde/models';
 import { png, plot, report } from '../lib';
-import { type Drawn, type ExperimentError, type SamplerName, type SamplerSettings, IMAGE_SHAPE, SAMPLER_LABELS, fail, namedSampler, namedSamplerSpec, drawWithBar, scoreOfNamed, networksAt, guidedSteps, guidanceIntervalOf } from '../pipeline';
+import { type Drawn, type ExperimentError, type SamplerName, type SamplerSettings, IMAGE_SHAPE, SAMPLER_LABELS, fail, namedSampler, namedSamplerSpec, drawWithBar, scoreOfNamed, networksAt, guidanceIntervalOf } from '../pipeline';
 import { type ClassRecord, type FidResult, classRecord, fidOfImages } from './fid';
 import type { ClassifierHandle } from './classifiers';
 import type { ComparisonOptions } from './options';
@@ -72,6 +72,9 @@ export const formatTol = (tol: number): string => {
   return exp.length < plain.length ? exp : plain;
 };
 
+/** The steps of a fixed-grid spec (`fallback` for the adaptive ODE, which has none). */
+const stepsOf = (spec: SamplerSpec, fallback: number): number => ('steps' in spec ? spec.steps : fallback);
+
 /**
  * The samplers of the comparison, in the order of `samplers`, expanding `ode` over `odeTols` and `edm`, `edm-sde`, `dpm`, `dpm-sde` over
  * `fastSteps` (`dpm-sde` at k takes 2k steps, the NFE of `edm` at k). Left (naming `--compare`) when a sampler is not defined for the SDE.
@@ -104,7 +107,7 @@ export const comparisonEntries = (sde: SDE, o: Pick<ComparisonOptions, 'samplers
       case 'dpm-cfg':
         return o.fastSteps.map((k) => ({ id: `dpm-cfg-${k}`, label: `DPM++ ${k} CFG`, settings: { ...base, fastSteps: k } }));
       case 'dpm-ag-cond':
-        return o.fastSteps.map((k) => ({ id: `dpm-ag-cond-${k}`, label: `DPM++ ${guidedSteps(sde, 'dpm-ag-cond', 'log-snr', k)} given y, autoguided + CFG on σ ∈ (${guidanceIntervalOf('dpm-ag-cond')?.join(', ') ?? '0, ∞'}]`, settings: { ...base, fastSteps: k } }));
+        return o.fastSteps.map((k) => ({ id: `dpm-ag-cond-${k}`, label: `DPM++ ${stepsOf(namedSamplerSpec(sde, 'dpm-ag-cond', { ...base, fastSteps: k }), k)} given y, autoguided + CFG on σ ∈ (${guidanceIntervalOf('dpm-ag-cond')?.join(', ') ?? '0, ∞'}]`, settings: { ...base, fastSteps: k } }));
     }
   };
   const out: ComparisonEntry[] = [];

@@ -212,8 +212,10 @@ export const networksAt =
  * grid point, t_0 = T … t_k = ε (the last one the final denoising step), so Σ_i networksAt(t_i).
  * @category samplers
  */
-export const multistepNetworkEvaluations = (sde: SDE, name: SamplerName, grid: 'karras' | 'log-snr', k: number): number =>
-  Array.from(gridOf(sde, grid, k)).reduce((n, t) => n + networksAt(sde, name)(t), 0);
+export const multistepNetworkEvaluations = (sde: SDE, name: SamplerName, grid: 'karras' | 'log-snr', k: number): number => {
+  const at = networksAt(sde, name);
+  return Array.from(gridOf(sde, grid, k)).reduce((n, t) => n + at(t), 0);
+};
 
 /**
  * Steps of a guided DPM-Solver++ sampler within the NFE of EDM Heun at `fastSteps` steps, 2 (fastSteps + 1): the most k
