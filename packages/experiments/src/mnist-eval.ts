@@ -8,7 +8,7 @@
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { report, command, lock } from './lib';
-import { mnistEvalFlags, evaluationOptionsOf, checkpointIsClassConditional, USAGE, DESCRIPTION } from './eval/flags';
+import { mnistEvalFlags, evaluationOptionsOf, checkpointTraits, USAGE, DESCRIPTION } from './eval/flags';
 import { runEvaluation } from './eval/run';
 import { runEvaluationShard } from './eval/shard';
 
@@ -30,7 +30,7 @@ export const mnistEvalMain = async (argv: ReadonlyArray<string>): Promise<number
     ['--checkpoint: the folder of', () => lock.lockSourceFolder(flags.checkpoint, 'experiments:mnist-eval')],
   ], async () => {
     process.stderr.write(`[score-sde] output: ${out}\n`);
-    const options = evaluationOptionsOf(flags, { classConditional: await checkpointIsClassConditional(flags.checkpoint) });
+    const options = evaluationOptionsOf(flags, await checkpointTraits(flags.checkpoint));
     if (flags.shard !== undefined) {
       const shard = await runEvaluationShard(options, flags.shard, { backend: backend.right }, out);
       if (E.isLeft(shard)) {

@@ -2,13 +2,14 @@
  * `experiments:mnist --eval <parts>`: the evaluation of `experiments:mnist-eval` on the checkpoint the run just wrote,
  * into `<out>/eval`, with the run's sampler settings and seed carried over. The options are built directly (no
  * command line in between): the evaluation's defaults, and from the run `--eval` (the parts), `--eval-samples` (the
- * comparison's n), the recipe's em/pc steps and snr (every em/pc sampler), `--seed` and `--quiet`.
+ * comparison's n), the recipe's em/pc steps and snr (every em/pc sampler) and end noise level (every sampler),
+ * `--seed` and `--quiet`.
  *
  * @module run-evaluation
  */
 import * as path from 'node:path';
 import type { MnistFlags } from './mnist/flags';
-import type { Recipe } from './pipeline';
+import { type Recipe, samplerSettingsOf } from './pipeline';
 import { type EvaluationOptions, DEFAULT_EVALUATION, defaultComparedSamplers } from './eval/options';
 
 /** Where the evaluation of a run writes: `<out>/eval`. @category config */
@@ -17,8 +18,9 @@ export const evalDirOf = (out: string): string => path.join(out, 'eval');
 /** The evaluation options of a run with flags `f` and output folder `out` (see the module comment). @category config */
 export const evaluationOptionsOfRun = (f: MnistFlags, recipe: Recipe, out: string): EvaluationOptions => {
   const D = DEFAULT_EVALUATION;
-  const { steps, snr } = recipe.sampling;
-  const sampler = { ...D.conditional.sampler, steps, snr };
+  const { steps, snr, endNoise } = samplerSettingsOf(recipe);
+  const end = endNoise !== undefined ? { endNoise } : {};
+  const sampler = { ...D.conditional.sampler, steps, snr, ...end };
   return {
     ...D,
     checkpoint: path.join(out, 'checkpoint'),
@@ -26,7 +28,7 @@ export const evaluationOptionsOfRun = (f: MnistFlags, recipe: Recipe, out: strin
     seed: f.seed,
     quiet: f.quiet,
     // a class-conditional run's evaluation compares its labelled samplers too
-    samplers: { ...D.samplers, samplers: defaultComparedSamplers(recipe.conditional !== undefined), samples: f.evalSamples, steps, snr },
+    samplers: { ...D.samplers, samplers: defaultComparedSamplers(recipe.conditional !== undefined), samples: f.evalSamples, steps, snr, ...end },
     conditional: { ...D.conditional, sampler },
     inpainting: { ...D.inpainting, sampler },
   };

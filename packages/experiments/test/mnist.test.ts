@@ -5,14 +5,14 @@ import * as crypto from 'node:crypto';
 import * as E from 'fp-ts/Either';
 import { PNG } from 'pngjs';
 import { tf, initBackend, type BackendInfo, type Key } from '@score-sde/tensor-fp';
-import { type MnistData, loadMnist, readIdxImages, loadCheckpoint, pixelsToUnit, tensorFiles, dataRangeOf, disposeTrainState, classFrequencies, scoreOfRun, emaParams, sampleLabels } from '@score-sde/models';
-import { type ScoreFn, type SDE, marginalStd, marginalMeanCoef } from '@score-sde/sde-math';
+import { type MnistData, loadMnist, readIdxImages, loadCheckpoint, pixelsToUnit, tensorFiles, dataRangeOf, disposeTrainState, classFrequencies, scoreOfRun, emaParams, sampleLabels, type LossConfig } from '@score-sde/models';
+import { type ScoreFn, type SDE, marginalStd, marginalMeanCoef, timeOfNoiseLevel } from '@score-sde/sde-math';
 import { cli } from '../src/lib';
 import { mnistFlags, type MnistFlags, recipeOfFlags } from '../src/mnist/flags';
 import { runMnist } from '../src/mnist/run';
 import { evaluationOptionsOfRun } from '../src/run-evaluation';
 import { DEFAULT_EVALUATION } from '../src/eval/options';
-import { EVAL_PARTS, PRESETS, CFG_WEIGHTS, AUTOGUIDANCE_WEIGHTS, GUIDANCE_INTERVALS, guidedSteps, multistepNetworkEvaluations, trainConfigOfRecipe, loadScoreModel, conditionalScoreOfState, namedSampler, samplerSettingsOf, draw, sampleKeys } from '../src/pipeline';
+import { EVAL_PARTS, PRESETS, CFG_WEIGHTS, AUTOGUIDANCE_WEIGHTS, GUIDANCE_INTERVALS, guidedSteps, multistepNetworkEvaluations, endNoiseOf, trainConfigOfRecipe, loadScoreModel, conditionalScoreOfState, namedSampler, samplerSettingsOf, draw, sampleKeys } from '../src/pipeline';
 import { writeSamples, drawNamed } from '../src/mnist/sample';
 
 /** A few hundred real training images, and a tiny model, sampler and step count: checks the pipeline, not quality. */
@@ -127,16 +127,19 @@ describe('experiments:mnist on a few hundred images', () => {
     const r = await runMnist(tinyArgs(['--label-dropout', '0.5'], 'dpm-cfg,dpm-ag-cond,dpm-sde-cond,dpm-sde'), { backend, data, log: quietLog }, out);
     if (E.isLeft(r)) throw new Error(r.left.message);
     const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
-    const config0 = report.config.train as { readonly sde: SDE };
+    const config0 = report.config.train as { readonly sde: SDE; readonly loss: LossConfig };
     expect(report.config.train.model.classes).toBe(10);
     expect(report.config.train.conditioning).toEqual({ dropout: 0.5, prior: classFrequencies(data.labels, 10) });
     // dpm-cfg: 3 DPM-Solver++(2M) steps + Tweedie, 4 score evaluations of two networks each; dpm-ag-cond: three inside its
     // guidance interval, one outside, so as many steps as fit in those 8 NFE (its grid's points counted); dpm-sde(-cond)
     // 2 · 3 steps + 1 of one
-    const agSteps = guidedSteps(config0.sde, 'dpm-ag-cond', 'log-snr', 3);
-    expect(multistepNetworkEvaluations(config0.sde, 'dpm-ag-cond', 'log-snr', agSteps)).toBeLessThanOrEqual(8);
-    expect(multistepNetworkEvaluations(config0.sde, 'dpm-ag-cond', 'log-snr', agSteps + 1)).toBeGreaterThan(8);
-    expect(report.samplers.map((s: { nfe: number }) => s.nfe)).toEqual([8, multistepNetworkEvaluations(config0.sde, 'dpm-ag-cond', 'log-snr', agSteps), 7, 7]);
+    // every sampler stops where the preset's log-normal training levels have 2% of their mass: ε = σ⁻¹(σ_end)
+    const eps = timeOfNoiseLevel(config0.sde, endNoiseOf(config0.sde, config0.loss)!);
+    expect(report.samplers.map((s: { spec: { eps: number } }) => s.spec.eps)).toEqual([eps, eps, eps, eps]);
+    const agSteps = guidedSteps(config0.sde, 'dpm-ag-cond', 'log-snr', 3, eps);
+    expect(multistepNetworkEvaluations(config0.sde, 'dpm-ag-cond', 'log-snr', agSteps, eps)).toBeLessThanOrEqual(8);
+    expect(multistepNetworkEvaluations(config0.sde, 'dpm-ag-cond', 'log-snr', agSteps + 1, eps)).toBeGreaterThan(8);
+    expect(report.samplers.map((s: { nfe: number }) => s.nfe)).toEqual([8, multistepNetworkEvaluations(config0.sde, 'dpm-ag-cond', 'log-snr', agSteps, eps), 7, 7]);
     expect(report.samplers[1].spec.steps).toBe(agSteps);
     // the labels matter: given its label, dpm-sde draws other digits than without
     expect(sha(path.join(out, 'samples-dpm-sde-cond.idx'))).not.toBe(sha(path.join(out, 'samples-dpm-sde.idx')));
@@ -233,6 +236,10 @@ describe('experiments:mnist on a few hundred images', () => {
     const o = evaluationOptionsOfRun(f, recipe.right, '/runs/a');
     expect([o.checkpoint, o.samplers.samples, o.samplers.steps, o.samplers.snr, o.seed, o.quiet]).toEqual(['/runs/a/checkpoint', 32, 4, 0.2, 5, true]);
     expect([o.conditional.sampler.steps, o.conditional.sampler.snr, o.inpainting.sampler.steps]).toEqual([4, 0.2, 4]);
+    // and its samplers' end noise level (the preset's: the 2% quantile of its training levels)
+    const end = samplerSettingsOf(recipe.right).endNoise;
+    expect(end).toBeGreaterThan(0.04);
+    expect([o.samplers.endNoise, o.conditional.sampler.endNoise, o.inpainting.sampler.endNoise]).toEqual([end, end, end]);
     expect(o.parts).toEqual(['samplers', 'bpd']);
     expect(o.bpd).toEqual(DEFAULT_EVALUATION.bpd);
     expect(evaluationOptionsOfRun(tinyArgs(['--eval', 'interpolation,samplers,bpd,conditional,inpainting']), recipe.right, '/r').parts).toEqual([...EVAL_PARTS]);

@@ -45,6 +45,7 @@ import {
   trainingTarget,
   ddpmBetas,
   smldSigmas,
+  standardNormalCdf,
 } from '@score-sde/sde-math';
 import type { Net } from './scorenet';
 
@@ -175,6 +176,51 @@ const timeOf = (sde: SDE, eps: number, noise: NoiseLevelDistribution, key: Key):
       return timeOf(sde, eps, partAt(noise.parts, random.uniformArray(pick, 1)[0]!).noise, draw);
     }
   }
+};
+
+/** P(σ ≤ s) under one law of noise levels, before the clip of its times at ε (uniform-t: P(t ≤ σ⁻¹(s))). */
+const levelCdf = (sde: SDE, eps: number, noise: NoiseLevelDistribution, s: number): number => {
+  const unit = (u: number): number => Math.min(1, Math.max(0, u));
+  switch (noise.kind) {
+    case 'uniform-t':
+      return unit((timeOfNoiseLevel(sde, s) - eps) / (sde.T - eps));
+    case 'log-normal':
+      return standardNormalCdf((Math.log(s) - noise.mean) / noise.std);
+    case 'log-uniform':
+      return unit((Math.log(s) - Math.log(noise.min)) / (Math.log(noise.max) - Math.log(noise.min)));
+    case 'mixture': {
+      const total = noise.parts.reduce((a, p) => a + p.weight, 0);
+      return noise.parts.reduce((a, p) => a + p.weight * levelCdf(sde, eps, p.noise, s), 0) / total;
+    }
+  }
+};
+
+/**
+ * The q-quantile of the noise levels σ(t) that {@link dsmDraws} trains on, 0 < q < 1: the least σ ≥ σ(ε) with
+ * F(σ) ≥ q, where F is the law's distribution function in σ — log-normal Φ((ln σ − μ)/s), log-uniform
+ * (ln σ − ln a)/(ln b − ln a), uniform-t (σ⁻¹(σ) − ε)/(T − ε), a mixture Σ_i w_i F_i(σ)/Σ w — and the draws' clip of
+ * t at ε puts the mass F(σ(ε)) on σ(ε). A fraction q of the training draws lies at or below it: a sampler that goes
+ * below it integrates where the network has seen few examples. Bisection in ln σ to float64 resolution.
+ * @category draws
+ */
+export const trainingNoiseQuantile = (sde: SDE, eps: number, noise: NoiseLevelDistribution, q: number): number => {
+  if (!(q > 0 && q < 1)) throw new RangeError(`trainingNoiseQuantile: q must lie in (0, 1), got ${q}`);
+  const F = (logS: number): number => levelCdf(sde, eps, noise, Math.exp(logS));
+  const floor = noiseLevel(sde, eps);
+  let lo = Math.log(floor);
+  if (F(lo) >= q) return floor;
+  // Bracket: widen [lo, hi] geometrically until F(hi) ≥ q (every law here reaches any q < 1 at a finite σ).
+  let hi = lo + 1;
+  for (let k = 0; F(hi) < q; k++) {
+    if (k > 60) throw new RangeError(`trainingNoiseQuantile: no level below e^${hi} reaches q = ${q}`);
+    [lo, hi] = [hi, hi + 2 * (hi - lo)];
+  }
+  for (let k = 0; k < 200 && hi - lo > 1e-15 * Math.max(1, Math.abs(hi)); k++) {
+    const mid = (lo + hi) / 2;
+    if (F(mid) >= q) hi = mid;
+    else lo = mid;
+  }
+  return Math.exp(hi);
 };
 
 /**

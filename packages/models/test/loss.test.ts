@@ -19,12 +19,14 @@ import {
   ddpmLoss,
   smldLoss,
   dsmDraws,
+  trainingNoiseQuantile,
   discreteDraws,
   ddpmLevels,
   smldLevels,
   lossFn,
   type Net,
   type NoiseLevels,
+  type NoiseLevelDistribution,
 } from '../src';
 import { U32 } from './helpers';
 import { identity, type Identity } from '@score-sde/tensor-fp/testing';
@@ -43,6 +45,14 @@ const logLevelLaw = identity({
   formula: String.raw`$\ln\sigma \sim U(\ln a, \ln b)$: $\mathbb E \ln\sigma = (\ln a + \ln b)/2$; a mixture $\sum_i w_i p_i / \sum_i w_i$ draws part $i$ with probability $w_i/\sum w$ and has $\mathbb E\ln\sigma = \sum_i w_i \mathbb E_i \ln\sigma / \sum w$`,
   source: 'the training noise levels of the loss (log-uniform: the likelihood weighting of the small levels in σ)',
   tolerance: 'Monte-Carlo: 5 SE, SE = (ln b − ln a)/√(12n), √(p(1 − p)/n) for the share, √(Var/n) with the mixture’s variance',
+});
+
+const trainedFraction = identity({
+  concept: 'training',
+  title: 'A fraction q of the training noise levels lies below their q-quantile',
+  formula: String.raw`$\sigma_q = \min\{\sigma \ge \sigma(\varepsilon) : F(\sigma) \ge q\}$ with $F$ the law's distribution function in $\sigma$ (log-normal $\Phi((\ln\sigma - \mu)/s)$, log-uniform, uniform in $t$, mixtures $\sum_i w_i F_i / \sum w$): $P(\sigma_{\text{train}} \le \sigma_q) = q$; log-normal: $\sigma_q = e^{\mu + s\,\Phi^{-1}(q)}$`,
+  source: 'the end noise level of the named samplers: where the network has seen a fraction q of its training',
+  tolerance: 'Monte-Carlo: 5 SE, SE = √(q(1 − q)/n); the closed form to 1e-12 relative (bisection to float64 resolution)',
 });
 
 const ddpmLevelsLaw = identity({
@@ -181,6 +191,37 @@ describe('loss draws', () => {
     const variance = 0.25 * (v1 + m1 * m1) + 0.75 * (sd * sd + mu * mu) - mean * mean;
     const est = logs.reduce((s, l) => s + l, 0) / n;
     logLevelLaw.withinSE(est, mean, Math.sqrt(variance / n), { z: 5, strict: true }, 'E ln σ');
+  });
+
+  test('a fraction q of the draws of every law lies at or below its q-quantile σ_q: |#{σ_b ≤ σ_q}/n − q| ≤ 5 √(q(1 − q)/n)', () => {
+    const n = 4000;
+    const laws: ReadonlyArray<readonly [SDE, NoiseLevelDistribution]> = [
+      [vp(), { kind: 'uniform-t' }],
+      [ve(), { kind: 'log-normal', mean: -0.6, std: 1.2 }],
+      [ve(), { kind: 'log-uniform', min: 0.002, max: 0.2 }],
+      [ve(), { kind: 'mixture', parts: [{ weight: 0.8, noise: { kind: 'log-normal', mean: -0.6, std: 1.2 } }, { weight: 0.2, noise: { kind: 'log-uniform', min: 0.002, max: 0.2 } }] }],
+    ];
+    laws.forEach(([sde, law], i) => {
+      const { ts, noise } = dsmDraws(sde, 1e-5, random.key(40 + i), n, [1], law);
+      noise.dispose();
+      for (const q of [0.02, 0.5]) {
+        const sq = trainingNoiseQuantile(sde, 1e-5, law, q);
+        // σ → t → σ round trip: 1e-9 relative
+        const below = Array.from(ts).filter((t) => noiseLevel(sde, t) <= sq * (1 + 1e-9)).length / n;
+        trainedFraction.withinSE(below, q, Math.sqrt((q * (1 - q)) / n), { z: 5, strict: true }, `${law.kind} q = ${q}`);
+      }
+    });
+  });
+
+  test('log-normal levels: σ_q = exp(μ + s Φ⁻¹(q)) (Φ⁻¹(0.025) = −1.959963984540054), and the clip at ε: σ_q = σ(ε) when F(σ(ε)) ≥ q', () => {
+    const sq = trainingNoiseQuantile(ve(), 1e-5, { kind: 'log-normal', mean: -0.6, std: 1.2 }, 0.025);
+    const exact = Math.exp(-0.6 - 1.2 * 1.959963984540054);
+    trainedFraction.close(sq, exact, 1e-12 * exact, 'log-normal 2.5%');
+    // a law with half its log-mass below σ(ε) (t clipped at ε = 0.3) puts that mass on σ(ε): its quartile is σ(ε)
+    const sde = ve();
+    const floor = noiseLevel(sde, 0.3);
+    expect(trainingNoiseQuantile(sde, 0.3, { kind: 'log-uniform', min: floor / 100, max: floor * 100 }, 0.25)).toBe(floor);
+    expect(() => trainingNoiseQuantile(sde, 1e-5, { kind: 'uniform-t' }, 1)).toThrow(RangeError);
   });
 
   test('discrete labels ~ U{0..N−1}: all in range, mean (N−1)/2 within 5 standard errors', () => {

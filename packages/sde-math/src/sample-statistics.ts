@@ -6,7 +6,8 @@
  * - moments: the sample mean x̄ = (1/n) Σ_i x_i and the unbiased covariance S = (1/(n−1)) Σ_i (x_i − x̄)(x_i − x̄)ᵀ;
  * - mean ± standard error of scalars: x̄ ± s/√n;
  * - the energy distance (Székely & Rizzo 2013) between two samples, with its jackknife standard error;
- * - the component fractions of a Gaussian mixture: mean responsibilities, an unbiased estimate of the weights.
+ * - the component fractions of a Gaussian mixture: mean responsibilities, an unbiased estimate of the weights;
+ * - the standard normal law's distribution function Φ.
  *
  * @module sample-statistics
  */
@@ -143,4 +144,43 @@ export const componentFractions = (m: GaussianMixture, x: ArrayLike<number>): Fl
   const post = componentPosteriorAt(m);
   for (let i = 0; i < n; i++) post(Array.prototype.slice.call(x, i * D, (i + 1) * D) as number[]).forEach((r, k) => (f[k] = f[k]! + r / n));
   return f;
+};
+
+// -------------------------------------------------------------------------------------
+// normal law
+// -------------------------------------------------------------------------------------
+
+/** erf(x) = (2/√π) Σ_n (−1)ⁿ x^{2n+1} / (n! (2n + 1)), summed until the terms stop changing it (|x| ≤ 3: terms ≤ 9ⁿ/n!). */
+const erfSeries = (x: number): number => {
+  let term = x;
+  let sum = x;
+  for (let n = 1; n < 200; n++) {
+    term *= (-x * x) / n;
+    const next = sum + term / (2 * n + 1);
+    if (next === sum) break;
+    sum = next;
+  }
+  return (2 / Math.sqrt(Math.PI)) * sum;
+};
+
+/**
+ * erfc(x) for x > 3 by its continued fraction, erfc(x) = (e^{−x²}/√π) · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + …))))),
+ * evaluated from the 80th level up (for x > 3 the tail beyond it changes nothing in float64).
+ */
+const erfcFraction = (x: number): number => {
+  let f = x;
+  for (let k = 80; k >= 1; k--) f = x + k / 2 / f;
+  return Math.exp(-x * x) / Math.sqrt(Math.PI) / f;
+};
+
+/**
+ * The standard normal distribution function Φ(z) = P(N(0, 1) ≤ z) = ½ erfc(−z/√2): erf's power series for |z|/√2 ≤ 3,
+ * erfc's continued fraction beyond (so the far tails keep their relative precision).
+ * @category normal law
+ */
+export const standardNormalCdf = (z: number): number => {
+  if (Number.isNaN(z)) return Number.NaN;
+  const x = z / Math.SQRT2;
+  if (Math.abs(x) <= 3) return 0.5 * (1 + erfSeries(x));
+  return x > 0 ? 1 - 0.5 * erfcFraction(x) : 0.5 * erfcFraction(-x);
 };

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { random } from '@score-sde/tensor-fp';
-import { sampleMean, sampleCovariance, meanAndStandardError, quantile, energyDistance, componentFractions, sampleMixtureAt, type GaussianMixture } from '@score-sde/sde-math';
+import { sampleMean, sampleCovariance, meanAndStandardError, quantile, energyDistance, componentFractions, sampleMixtureAt, standardNormalCdf, type GaussianMixture } from '@score-sde/sde-math';
 import { EPS64 } from './helpers';
 
 describe('moments', () => {
@@ -99,5 +99,35 @@ describe('component fractions', () => {
     // p(k | x) ∈ [0, 1] with mean w_k, so its variance is at most w_k(1 − w_k): the Bernoulli bound on the SE.
     m.weights.forEach((w, k) => expect(Math.abs(f[k]! - w)).toBeLessThanOrEqual(5 * Math.sqrt((w * (1 - w)) / n)));
     expect(Math.abs(f.reduce((a, b) => a + b, 0) - 1)).toBeLessThan(n * EPS64);
+  });
+});
+
+describe('the standard normal law', () => {
+  test("Φ' = φ: the central difference (Φ(z + h) − Φ(z − h))/2h equals e^{−z²/2}/√(2π) within 1e-6 relative for z ∈ [−8, 8], across both of Φ's forms", () => {
+    // Truncation: h² |φ'''| / 6 ≤ h² (z² + 3) φ / 6 ≤ 1.2e-7 φ for |z| ≤ 8 at h = 1e-4; rounding: Φ carries a few ulps
+    // relative to itself, ≤ 4ε Φ / h ≤ 4ε · 0.5/1e-4 ≈ 4e-12 absolute, below 1e-6 φ for |z| ≤ 5.9 — beyond it Φ(z − h)
+    // and Φ(z + h) are tails evaluated with relative precision (the continued fraction), so the bound is relative there too.
+    const h = 1e-4;
+    fc.assert(
+      fc.property(fc.double({ min: -8, max: 8, noNaN: true }), (z) => {
+        const phi = Math.exp((-z * z) / 2) / Math.sqrt(2 * Math.PI);
+        const lo = standardNormalCdf(z - h);
+        const hi = standardNormalCdf(z + h);
+        // in the upper tail take 1 − Φ from the lower tail by symmetry, so both differences keep relative precision
+        const diff = z > 0 ? standardNormalCdf(-z + h) - standardNormalCdf(-z - h) : hi - lo;
+        return Math.abs(diff / (2 * h) - phi) <= 1e-6 * phi;
+      }),
+      { seed: 3, numRuns: 400 },
+    );
+  });
+
+  test('Φ at table values: Φ(0) = 1/2, Φ(−1.959963984540054) = 0.025, Φ(−5) = 2.866515718791946e−7, Φ(−8) = 6.220960574271819e−16', () => {
+    expect(standardNormalCdf(0)).toBe(0.5);
+    // a few ulps of the series' rounding
+    expect(Math.abs(standardNormalCdf(-1.959963984540054) - 0.025)).toBeLessThan(8 * EPS64);
+    expect(Math.abs(standardNormalCdf(-5) / 2.866515718791946e-7 - 1)).toBeLessThan(1e-12);
+    expect(Math.abs(standardNormalCdf(-8) / 6.220960574271819e-16 - 1)).toBeLessThan(1e-12);
+    expect(Math.abs(standardNormalCdf(1.6448536269514722) - 0.95)).toBeLessThan(8 * EPS64);
+    expect(Number.isNaN(standardNormalCdf(Number.NaN))).toBe(true);
   });
 });

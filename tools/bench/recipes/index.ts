@@ -209,9 +209,10 @@ const fastSamplersOf = (r: Recipe): ReadonlyArray<pipeline.SamplerName> => (r.co
 
 /**
  * The fast samplers' settings at ≤ 40 evaluations: EDM Heun (deterministic or stochastic) 2·19 + 1 = 39, DPM-Solver++(2M) 39 + 1 = 40, its SDE form 2·19 + 1 = 39,
- * autoguided DPM-Solver++(2M) 2·(19 + 1) = 40 network evaluations (drawn only once the candidate's guide exists).
+ * autoguided DPM-Solver++(2M) 2·(19 + 1) = 40 network evaluations (drawn only once the candidate's guide exists); each
+ * stops where the candidate's loss stops training (`samplerSettingsOf`).
  */
-const fastSettings = (r: Recipe, name: pipeline.SamplerName): pipeline.SamplerSettings => ({ ...r.sampling, fastSteps: name === 'dpm' ? 39 : 19 });
+const fastSettings = (r: Recipe, name: pipeline.SamplerName): pipeline.SamplerSettings => ({ ...pipeline.samplerSettingsOf(r), fastSteps: name === 'dpm' ? 39 : 19 });
 
 const median = (xs: ReadonlyArray<number>): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -334,7 +335,7 @@ const runCandidate = async (r: Recipe, secondsPerStep: number, data: { train: Mn
     if (E.isLeft(saved)) log(`${r.name}: checkpoint not saved: ${renderCheckpointError(saved.left)}`);
     let pc: SamplerFigure | null = null;
     if (f.pcSamples > 0 && judge.pc !== null) {
-      pc = (await figure('pc', r.sampling, r, state, config, f.pcSamples, judge, judge.pc, f, undefined)).figure;
+      pc = (await figure('pc', pipeline.samplerSettingsOf(r), r, state, config, f.pcSamples, judge, judge.pc, f, undefined)).figure;
       log(`${r.name}: pc NFE ${pc.nfe} FID ${pc.fid?.toFixed(2) ?? 'failed'} (n = ${pc.n}) confident ${pc.confidentRate !== null ? (100 * pc.confidentRate).toFixed(1) : '–'}%`);
     }
     let bpd: CandidateResult['bpd'] = null;

@@ -80,8 +80,8 @@ const stepsOf = (spec: SamplerSpec, fallback: number): number => ('steps' in spe
  * `fastSteps` (`dpm-sde` at k takes 2k steps, the NFE of `edm` at k). Left (naming `--compare`) when a sampler is not defined for the SDE.
  * @category samplers
  */
-export const comparisonEntries = (sde: SDE, o: Pick<ComparisonOptions, 'samplers' | 'steps' | 'snr' | 'odeTols' | 'fastSteps'>): E.Either<ExperimentError, ReadonlyArray<ComparisonEntry>> => {
-  const base: SamplerSettings = { steps: o.steps, fastSteps: o.fastSteps[0] ?? 10, snr: o.snr, odeTol: o.odeTols[0] ?? 1e-5 };
+export const comparisonEntries = (sde: SDE, o: Pick<ComparisonOptions, 'samplers' | 'steps' | 'snr' | 'odeTols' | 'fastSteps' | 'endNoise'>): E.Either<ExperimentError, ReadonlyArray<ComparisonEntry>> => {
+  const base: SamplerSettings = { steps: o.steps, fastSteps: o.fastSteps[0] ?? 10, snr: o.snr, odeTol: o.odeTols[0] ?? 1e-5, ...(o.endNoise !== undefined ? { endNoise: o.endNoise } : {}) };
   const variants = (family: SamplerName): ReadonlyArray<{ readonly id: string; readonly label: string; readonly settings: SamplerSettings }> => {
     switch (family) {
       case 'em':

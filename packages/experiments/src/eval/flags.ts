@@ -8,7 +8,7 @@
 import * as E from 'fp-ts/Either';
 import { codec, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { cli } from '../lib';
-import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, ShardFlag, LABELLED_SAMPLERS, type ShardSpec } from '../pipeline';
+import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, ShardFlag, LABELLED_SAMPLERS, endNoiseOf, type ShardSpec } from '../pipeline';
 import { DEQUANTIZATIONS } from '@score-sde/solvers';
 import { CheckpointManifest, tensorFiles } from '@score-sde/models';
 import { type EvaluationOptions, CONDITIONAL_SAMPLERS, ConditionalSampler, DEFAULT_EVALUATION, ESTIMATORS, MASKS, defaultComparedSamplers } from './options';
@@ -50,6 +50,11 @@ export const mnistEvalFlags = {
   compare: cli.optional(cli.listFlag<SamplerName>(SamplerName, { description: `named samplers to compare, of ${SAMPLER_NAMES.join(',')} (default: ${D.samplers.samplers.join(',')}, and on a class-conditional checkpoint ${LABELLED_SAMPLERS.join(',')} too); the autoguided dpm-ag, dpm-sde-ag and dpm-ag-cond need the run's guide/ beside the checkpoint (experiments:mnist saves it); the labelled dpm-sde-cond, dpm-cfg and dpm-ag-cond a class-conditional checkpoint (each digit given a label drawn from its class prior); guided samplers count network evaluations` })),
   steps: cli.numberFlag(codec.PositiveInt, { default: D.samplers.steps, description: 'time steps of the em and pc samplers (comparison, conditional pc, inpainting)' }),
   snr: cli.numberFlag(codec.PositiveFinite, { default: D.samplers.snr, description: 'signal-to-noise ratio of the Langevin corrector of pc' }),
+  endNoise: cli.optional(
+    cli.numberFlag(codec.PositiveFinite, {
+      description: 'noise level σ where every sampler stops and takes its denoising step (default: the 2% quantile of the levels the checkpoint was trained on, when its loss draws them from a law of σ, else ε = 1e-3)',
+    }),
+  ),
   odeTols: cli.listFlag(codec.PositiveFinite, { default: D.samplers.odeTols, description: 'rtol = atol of the adaptive RK45 probability-flow ODE sampler in the comparison, one run each' }),
   fastSteps: cli.listFlag(codec.PositiveInt, { default: D.samplers.fastSteps, description: 'step counts k of EDM Heun and DPM-Solver++(2M) in the comparison, one run each (dpm-sde takes 2k steps, the NFE of EDM Heun at k; dpm-sde-cond 2k like dpm-sde; the guided dpm-ag, dpm-sde-ag and dpm-cfg k steps at two network evaluations each, the same NFE; dpm-ag-cond, at three, the most steps within that NFE)' }),
 
@@ -92,8 +97,10 @@ export type MnistEvalFlags = cli.Flags<typeof mnistEvalFlags>;
  * class-conditional: {@link checkpointIsClassConditional}).
  * @category flags
  */
-export const evaluationOptionsOf = (f: MnistEvalFlags, checkpoint: { readonly classConditional: boolean } = { classConditional: false }): EvaluationOptions => {
-  const sampler = { steps: f.steps, fastSteps: D.conditional.sampler.fastSteps, snr: f.snr, odeTol: f.odeTol };
+export const evaluationOptionsOf = (f: MnistEvalFlags, checkpoint: CheckpointTraits = { classConditional: false }): EvaluationOptions => {
+  const endNoise = f.endNoise ?? checkpoint.endNoise;
+  const end = endNoise !== undefined ? { endNoise } : {};
+  const sampler = { steps: f.steps, fastSteps: D.conditional.sampler.fastSteps, snr: f.snr, odeTol: f.odeTol, ...end };
   return {
     checkpoint: f.checkpoint,
     parts: EVAL_PARTS.filter((p) => !f.skip.includes(p)),
@@ -110,7 +117,7 @@ export const evaluationOptionsOf = (f: MnistEvalFlags, checkpoint: { readonly cl
       ...(f.classifier !== undefined ? { clean: f.classifier } : {}),
       ...(f.noisyClassifier !== undefined ? { noisy: f.noisyClassifier } : {}),
     },
-    samplers: { samples: f.samples, samplers: f.compare ?? defaultComparedSamplers(checkpoint.classConditional), steps: f.steps, snr: f.snr, odeTols: f.odeTols, fastSteps: f.fastSteps, batch: f.sampleBatch },
+    samplers: { samples: f.samples, samplers: f.compare ?? defaultComparedSamplers(checkpoint.classConditional), steps: f.steps, snr: f.snr, odeTols: f.odeTols, fastSteps: f.fastSteps, batch: f.sampleBatch, ...end },
     bpd: { images: f.bpdImages, batch: f.bpdBatch, estimator: f.bpdEstimator, tol: f.odeTol, eps: f.bpdEps, cells: f.bpdCells },
     conditional: { samplers: f.conditionalSamplers, guidanceScale: f.guidanceScale, perClass: f.perClass, sampler, batch: f.sampleBatch },
     inpainting: { mask: f.mask, digits: f.inpaintDigits, completions: f.completions, sampler, batch: f.sampleBatch },
@@ -126,6 +133,25 @@ export const evaluationOptionsOf = (f: MnistEvalFlags, checkpoint: { readonly cl
 export const checkpointIsClassConditional = async (dir: string): Promise<boolean> => {
   const m = await tensorFiles.readManifest(dir, CheckpointManifest);
   return E.isRight(m) && m.right.config.model.classes !== undefined;
+};
+
+/** What the evaluation's defaults read from a checkpoint: whether it is class-conditional, and where its samplers stop. @category flags */
+export interface CheckpointTraits {
+  readonly classConditional: boolean;
+  readonly endNoise?: number;
+}
+
+/**
+ * The {@link CheckpointTraits} of the checkpoint in `dir`: {@link checkpointIsClassConditional}, and the end noise level
+ * of its samplers from its training loss (`endNoiseOf`); `{ classConditional: false }` when its manifest cannot be read.
+ * @category flags
+ */
+export const checkpointTraits = async (dir: string): Promise<CheckpointTraits> => {
+  const m = await tensorFiles.readManifest(dir, CheckpointManifest);
+  if (E.isLeft(m)) return { classConditional: false };
+  const { model, sde, loss } = m.right.config;
+  const end = endNoiseOf(sde, loss);
+  return { classConditional: model.classes !== undefined, ...(end !== undefined ? { endNoise: end } : {}) };
 };
 
 /** `npx nx run experiments:mnist-eval -- …`. @category help */

@@ -28,8 +28,9 @@ export const ESTIMATORS = ['rademacher', 'gaussian'] as const;
 export const Estimator = codec.oneOf(ESTIMATORS, 'Estimator');
 
 /** Steps of em/pc, the corrector's snr, as the named samplers take them. @category options */
-export const SamplerSettingsC = codec.strict(
+export const SamplerSettingsC = codec.strictWithOptional(
   { steps: codec.PositiveInt, fastSteps: codec.PositiveInt, snr: codec.PositiveFinite, odeTol: codec.PositiveFinite },
+  { endNoise: codec.PositiveFinite },
   'SamplerSettings',
 );
 
@@ -58,10 +59,11 @@ export type ClassifierOptions = t.TypeOf<typeof ClassifierOptions>;
 
 /**
  * The sampler comparison: n = `samples` per sampler (also the FID n), the named samplers to compare, `ode` run once
- * per tolerance of `odeTols` and `edm`/`dpm` once per step count of `fastSteps`, in chunks of `batch`.
+ * per tolerance of `odeTols` and `edm`/`dpm` once per step count of `fastSteps`, in chunks of `batch`, each stopping at
+ * the noise level `endNoise` (absent: the specs' ε).
  * @category options
  */
-export const ComparisonOptions = codec.strict(
+export const ComparisonOptions = codec.strictWithOptional(
   {
     samples: codec.PositiveInt,
     samplers: list(SamplerName),
@@ -71,6 +73,7 @@ export const ComparisonOptions = codec.strict(
     fastSteps: list(codec.PositiveInt),
     batch: codec.PositiveInt,
   },
+  { endNoise: codec.PositiveFinite },
   'ComparisonOptions',
 );
 export type ComparisonOptions = t.TypeOf<typeof ComparisonOptions>;

@@ -36,6 +36,11 @@ export const mnistFlags = {
   fastSteps: cli.optional(cli.numberFlag(codec.PositiveInt, { description: `time steps k of the edm and dpm samplers; dpm-sde takes 2k, the NFE of edm (${fromPreset})` })),
   snr: cli.optional(cli.numberFlag(codec.PositiveFinite, { description: `signal-to-noise ratio of the Langevin corrector of pc (${fromPreset})` })),
   odeTol: cli.optional(cli.numberFlag(codec.PositiveFinite, { description: `rtol = atol of the adaptive probability-flow ODE sampler ode (${fromPreset})` })),
+  endNoise: cli.optional(
+    cli.numberFlag(codec.PositiveFinite, {
+      description: 'noise level σ where every sampler stops and takes its denoising step (default: the 2% quantile of the levels the loss trains on, when it draws them from a law of σ — 0.047 for the presets — else ε = 1e-3)',
+    }),
+  ),
   numSamples: cli.numberFlag(codec.PositiveInt, { default: 64, description: 'samples drawn per sampler' }),
   sampleBatch: cli.optional(cli.numberFlag(codec.PositiveInt, { description: 'samples per sampler call (default: all --num-samples at once); the unit --shard splits by, and the coupling unit of the ode sampler' })),
   shard: cli.optional(
@@ -130,7 +135,7 @@ export const recipeOfFlags = async (f: MnistFlags): Promise<E.Either<ExperimentE
   const { guide, conditional, ...r } = base.right;
   const problems = mnistFlagProblems(f);
   if (problems.length > 0) return fail(problems.join('; '));
-  const given = (['epochs', 'batchSize', 'lr', 'warmup', 'gradClip', 'sde', 'samplers', 'steps', 'fastSteps', 'snr', 'odeTol', 'channels', 'embedDim', 'emaDecay', 'dequantize', 'guideAt', 'labelDropout'] as const).filter(
+  const given = (['epochs', 'batchSize', 'lr', 'warmup', 'gradClip', 'sde', 'samplers', 'steps', 'fastSteps', 'snr', 'odeTol', 'endNoise', 'channels', 'embedDim', 'emaDecay', 'dequantize', 'guideAt', 'labelDropout'] as const).filter(
     (k) => f[k] !== undefined,
   );
   return E.right({
@@ -163,6 +168,7 @@ export const recipeOfFlags = async (f: MnistFlags): Promise<E.Either<ExperimentE
       fastSteps: f.fastSteps ?? r.sampling.fastSteps,
       snr: f.snr ?? r.sampling.snr,
       odeTol: f.odeTol ?? r.sampling.odeTol,
+      ...(f.endNoise !== undefined ? { endNoise: f.endNoise } : r.sampling.endNoise !== undefined ? { endNoise: r.sampling.endNoise } : {}),
     },
   });
 };

@@ -11,7 +11,7 @@ import * as t from 'io-ts';
 import { codec } from '@score-sde/tensor-fp';
 import { SDE, Parameterisation, edmParameterisation, tutorialParameterisation, ve, tutorial, vp } from '@score-sde/sde-math';
 import { type TrainConfig, ScoreNetConfig, classFrequencies, LossConfig, EmaConfig, DataRange, TrainDequantization, adamConfig } from '@score-sde/models';
-import { SamplerName, type SamplerSettings } from './samplers';
+import { SamplerName, type SamplerSettings, endNoiseOf } from './samplers';
 
 // -------------------------------------------------------------------------------------
 // model
@@ -21,9 +21,14 @@ import { SamplerName, type SamplerSettings } from './samplers';
 export const LrDecay = t.union([t.literal('constant'), codec.strict({ kind: t.literal('cosine'), floor: codec.UnitInterval }, 'CosineDecay')], 'LrDecay');
 export type LrDecay = t.TypeOf<typeof LrDecay>;
 
-/** The sampler settings of a recipe (steps of em/pc, steps of edm/dpm, the corrector's snr, the ODE's tolerance). @category model */
-export const SamplingSettings = codec.strict(
+/**
+ * The sampler settings of a recipe (steps of em/pc, steps of edm/dpm, the corrector's snr, the ODE's tolerance) and,
+ * optionally, the noise level where its samplers stop (default: {@link samplerSettingsOf}).
+ * @category model
+ */
+export const SamplingSettings = codec.strictWithOptional(
   { steps: codec.PositiveInt, fastSteps: codec.PositiveInt, snr: codec.PositiveFinite, odeTol: codec.PositiveFinite },
+  { endNoise: codec.PositiveFinite },
   'SamplingSettings',
 );
 
@@ -116,8 +121,15 @@ export const trainConfigOfRecipe = (r: Recipe, totalSteps: number, labels?: Arra
       }),
 });
 
-/** A recipe's sampler settings in the form the named samplers take. @category training */
-export const samplerSettingsOf = (r: Recipe): SamplerSettings => r.sampling;
+/**
+ * A recipe's sampler settings in the form the named samplers take; without an `endNoise` of its own, the samplers stop
+ * where its loss stops training them ({@link endNoiseOf}).
+ * @category training
+ */
+export const samplerSettingsOf = (r: Recipe): SamplerSettings => {
+  const end = r.sampling.endNoise ?? endNoiseOf(r.sde, r.loss);
+  return end === undefined ? r.sampling : { ...r.sampling, endNoise: end };
+};
 
 // -------------------------------------------------------------------------------------
 // the SDEs a recipe can name on the command line

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { tf, initBackend, liveTensors, random } from '@score-sde/tensor-fp';
-import { type ScoreFn, tutorial, marginalVariance } from '@score-sde/sde-math';
+import { type ScoreFn, tutorial, ve, marginalVariance } from '@score-sde/sde-math';
 import { fid, initTrainState, saveCheckpoint, disposeTrainState } from '@score-sde/models';
 import { cli } from '../../src/lib';
 import { draw, namedSampler, itemKeys, ODE_INTERVALS, DPM_SDE_ETA, DPM_SDE_SIGMA_MIN, LABELLED_SAMPLERS } from '../../src/pipeline';
@@ -23,6 +23,7 @@ import {
   requestedClasses,
   evaluationOptionsOf,
   checkpointIsClassConditional,
+  checkpointTraits,
   DEFAULT_EVALUATION,
 } from '../../src/eval';
 import { tempDir, tinyTrainConfig } from './helpers';
@@ -185,6 +186,36 @@ describe('sampler list and flags', () => {
       if (E.isLeft(saved)) throw new Error(saved.left._tag);
     }
     expect(await Promise.all(['labelled', 'plain', 'absent'].map((n) => checkpointIsClassConditional(path.join(dir, n))))).toEqual([true, false, false]);
+  });
+
+  test('the samplers stop at the 2% quantile of the levels the checkpoint was trained on: log-normal ln σ ~ N(−0.6, 1.2²) gives σ_end = e^{−0.6 + 1.2 Φ⁻¹(0.02)}; uniform-t training keeps ε; --end-noise overrides', async () => {
+    const dir = tempDir('end');
+    const edm = { ...tinyTrainConfig, sde: ve({ sigmaMin: 0.002, sigmaMax: 80 }), loss: { kind: 'dsm' as const, weighting: 'edm' as const, eps: 1e-5, noise: { kind: 'log-normal' as const, mean: -0.6, std: 1.2 } } };
+    for (const [name, config] of [['edm', edm], ['tutorial', tinyTrainConfig]] as const) {
+      const state = initTrainState(config, random.key(1));
+      const saved = await saveCheckpoint(path.join(dir, name), config, state)();
+      disposeTrainState(state);
+      if (E.isLeft(saved)) throw new Error(saved.left._tag);
+    }
+    const [edmTraits, tutorialTraits] = await Promise.all([checkpointTraits(path.join(dir, 'edm')), checkpointTraits(path.join(dir, 'tutorial'))]);
+    // Φ⁻¹(0.02) = −2.0537489106318225; the quantile's bisection resolves ln σ to float64 resolution
+    const expected = Math.exp(-0.6 - 1.2 * 2.0537489106318225);
+    expect(Math.abs(edmTraits.endNoise! / expected - 1)).toBeLessThan(1e-12);
+    expect(tutorialTraits).toEqual({ classConditional: false });
+    const parsed = (argv: ReadonlyArray<string>) => {
+      const r = cli.parseFlags(mnistEvalFlags, ['--checkpoint', 'c', ...argv]);
+      if (E.isLeft(r)) throw new Error(cli.renderCliError(r.left));
+      return r.right;
+    };
+    const o = evaluationOptionsOf(parsed([]), edmTraits);
+    expect([o.samplers.endNoise, o.conditional.sampler.endNoise, o.inpainting.sampler.endNoise]).toEqual([edmTraits.endNoise, edmTraits.endNoise, edmTraits.endNoise]);
+    // every compared sampler's spec ends there: ε = σ⁻¹(σ_end)
+    const entries = comparisonEntries(edm.sde, o.samplers);
+    if (E.isLeft(entries)) throw new Error(entries.left.message);
+    const eps = Math.log1p((expected / 0.002) ** 2) / (2 * Math.log(80 / 0.002));
+    for (const e of entries.right) expect(Math.abs((e.spec as { eps: number }).eps / eps - 1)).toBeLessThan(1e-9);
+    expect(evaluationOptionsOf(parsed(['--end-noise', '0.1']), edmTraits).samplers.endNoise).toBe(0.1);
+    expect(evaluationOptionsOf(parsed([]), tutorialTraits).samplers.endNoise).toBeUndefined();
   });
 
   test('bad flags are reported naming the flag; --checkpoint is required', () => {

@@ -26,7 +26,7 @@ import {
   disposeTrainState,
   rangeToImages,
 } from '@score-sde/models';
-import { SAMPLER_NAMES, SAMPLER_LABELS, IMAGE_SHAPE, type SamplerName, namedSampler, namedSamplerSpec, networksPerScore, isLabelled } from '../../src/pipeline/samplers';
+import { SAMPLER_NAMES, SAMPLER_LABELS, IMAGE_SHAPE, type SamplerName, namedSampler, namedSamplerSpec, networksPerScore, isLabelled, endNoiseOf } from '../../src/pipeline/samplers';
 
 /** The samplers the page offers: it loads one checkpoint, not its guide, and draws without labels, so the guided and labelled ones are left out. */
 const PAGE_SAMPLERS: ReadonlyArray<SamplerName> = SAMPLER_NAMES.filter((s) => networksPerScore(s) === 1 && !isLabelled(s));
@@ -89,7 +89,9 @@ const chosenSampler = (m: Model): E.Either<string, { readonly name: SamplerName;
   const fastSteps = Number(input('fast-steps').value);
   if (!Number.isSafeInteger(steps) || steps < 1) return E.left(`steps: expected a positive integer, got ${input('steps').value}`);
   if (!Number.isSafeInteger(fastSteps) || fastSteps < 1) return E.left(`fast steps: expected a positive integer, got ${input('fast-steps').value}`);
-  const settings = { ...quickPreset.sampling, steps, fastSteps };
+  // the samplers stop where the loaded network's training stops (as the commands' do)
+  const end = endNoiseOf(m.loaded.config.sde, m.loaded.config.loss);
+  const settings = { ...quickPreset.sampling, steps, fastSteps, ...(end !== undefined ? { endNoise: end } : {}) };
   const sampler = namedSampler(m.loaded.config.sde, name, settings);
   byId('sampler-spec').textContent = JSON.stringify(namedSamplerSpec(m.loaded.config.sde, name, settings), null, 1);
   return E.isLeft(sampler) ? E.left(sampler.left.problems.join('; ')) : E.right({ name, sampler: sampler.right });
