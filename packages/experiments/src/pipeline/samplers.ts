@@ -34,7 +34,7 @@
  *          network evaluations (40 NFE); `dpm-ag-cond`, the same solver on both guidances composed, classifier-free
  *          guidance of s(x | y) autoguided by the guide's s(x | y), at three network evaluations, on the
  *          noise levels of its guidance interval ({@link GUIDANCE_INTERVALS}) only, s(x | y) alone below and above it, and so
- *          {@link guidedSteps} steps (26 for `fastSteps` 19: 39 NFE), on the log-SNR grid (uniform in λ = −ln σ). On a class-conditional model every other sampler
+ *          {@link guidedSteps} steps (21 for `fastSteps` 19 ending at the presets' σ_end = 0.047: 38 NFE; 26 ending at ε = 1e-3), on the log-SNR grid (uniform in λ = −ln σ). On a class-conditional model every other sampler
  *          draws from its unconditional score s(x | ∅).
  *
  * @module pipeline/samplers
@@ -210,7 +210,7 @@ export const networksAt =
 
 /**
  * Network evaluations of a DPM-Solver++ multistep sampler on `k` steps of a grid: it evaluates the score once at every
- * grid point, t_0 = T … t_k = ε (the last one the final denoising step), so Σ_i networksAt(t_i).
+ * grid point, t_0 = T … t_k = ε (the last one the final denoising step; ε the end of the grid, default 1e-3), so Σ_i networksAt(t_i).
  * @category samplers
  */
 export const multistepNetworkEvaluations = (sde: SDE, name: SamplerName, grid: 'karras' | 'log-snr', k: number, eps: number = DEFAULT_EPS): number => {
@@ -221,7 +221,8 @@ export const multistepNetworkEvaluations = (sde: SDE, name: SamplerName, grid: '
 /**
  * Steps of a guided DPM-Solver++ sampler within the NFE of EDM Heun at `fastSteps` steps, 2 (fastSteps + 1): the most k
  * with {@link multistepNetworkEvaluations} ≤ 2 (fastSteps + 1), at least 1. Guided at every step with three networks that
- * is 12 steps for fastSteps 19; `dpm-ag-cond` on its guidance interval takes 26.
+ * is 12 steps for fastSteps 19; `dpm-ag-cond` on its guidance interval takes 26 to ε = 1e-3, 21 to σ_end = 0.047 (more
+ * of a shorter grid falls inside the interval).
  * @category samplers
  */
 export const guidedSteps = (sde: SDE, name: SamplerName, grid: 'karras' | 'log-snr', fastSteps: number, eps: number = DEFAULT_EPS): number => {
@@ -254,15 +255,14 @@ export interface SamplerSettings {
  * END_NOISE_QUANTILE-quantile σ_end of the levels it was trained on (models' `trainingNoiseQuantile`) and return
  * Tweedie's E[x₀ | x_{σ_end}]. Below it the network has seen few examples: under the presets' ln σ ~ N(−0.6, 1.2²)
  * 2% of the draws lie below σ = 0.047, and the network, barely trained there, leaves the noise it does not recognise in
- * the image (the faint background grain). Chosen by measurement (FID at n = 1000 and background grain: pixels ≥ 2 px
- * from any stroke pixel ≥ 64 at 10–63 of 255, over all 1000 samples; `dpm-ag-cond` / `dpm-sde-cond` at 39–40 NFE)
- * on four checkpoints (quick seeds 0, 1, 2 and quality), ending at σ ≈ 0.0003 (ε = 1e-3, before) against σ = 0.048
- * (≈ this quantile):
- * - `dpm-ag-cond` FID 19.85 / 20.61 / 20.37 / 16.92 against 19.56 / 20.34 / 20.26 / 16.36, grain 3.1 / 3.8 / 5.0 / 1.4%
- *   against 1.7 / 2.2 / 1.7 / 0.8%;
- * - `dpm-sde-cond` FID 20.25 / 20.66 / 18.07 / 16.24 against 20.14 / 20.82 / 19.84 / 16.43, grain 2.9 / 3.7 / 7.5 / 1.3%
- *   against 1.5 / 2.1 / 1.6 / 0.7%.
- * Ending at σ = 0.028 (0.7%) gave 19.12 / 20.79 / 20.71 / 16.77 and more grain (1.8 / 2.4 / 2.3 / 1.0%).
+ * the image (the faint background grain). Chosen by measurement (FID at n = 1000 with `experiments:mnist-eval`, and
+ * background grain: pixels ≥ 2 px from any stroke pixel ≥ 64 at 10–63 of 255, over all 1000 samples) on four
+ * checkpoints (quick seeds 0, 1, 2 and quality), ending at σ ≈ 0.0003 (ε = 1e-3, before) against σ_end = 0.047:
+ * - `dpm-ag-cond` FID 19.85 / 20.61 / 20.37 / 16.92 against 19.53 / 20.54 / 20.49 / 16.46 (38 NFE), grain
+ *   3.1 / 3.8 / 5.0 / 1.4% against 1.8 / 2.3 / 1.8 / 0.9%;
+ * - `dpm-sde-cond` FID 20.25 / 20.66 / 18.07 / 16.24 against 20.01 / 20.71 / 20.12 / 16.35, grain 2.9 / 3.7 / 7.5 / 1.3%
+ *   against 1.5 / 2.1 / 1.6 / 0.7%; at 79 NFE it loses (20.10 / 20.57 / 19.12 / 15.77 against 22.07 / 23.67 / 21.99 / 17.29).
+ * Ending at σ = 0.028 (0.7%) gave `dpm-ag-cond` 19.12 / 20.79 / 20.71 / 16.77 and more grain (1.8 / 2.4 / 2.3 / 1.0%).
  * @category samplers
  */
 export const END_NOISE_QUANTILE = 0.02;
