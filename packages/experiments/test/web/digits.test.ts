@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { initBackend } from '@score-sde/tensor-fp';
 import { loadCheckpoint, renderCheckpointError } from '@score-sde/models';
-import { type SamplerName, namedSampler, sampleKeys, loadScoreModel, disposeScoreModel, draw, IMAGE_SHAPE, quickPreset } from '../../src/pipeline';
+import { type SamplerName, namedSampler, sampleKeys, loadScoreModel, disposeScoreModel, draw, IMAGE_SHAPE, quickPreset, endNoiseOf } from '../../src/pipeline';
 import { type WebRig, startRig, openPage, stateOf, runEnded, setField, screenshot } from './helpers';
 
 const FIXTURE = path.resolve(__dirname, '..', 'fixtures', 'tiny-edm-checkpoint');
@@ -39,12 +39,13 @@ afterAll(async () => {
   await rig?.close();
 });
 
-/** The same sampler's images in Node: experiments:mnist's draw routine on the fixture, keys sampleKeys(seed, 0, n). */
+/** The same sampler's images in Node: experiments:mnist's draw routine on the fixture, keys sampleKeys(seed, 0, n), ending where the fixture's training ends (endNoiseOf, as the commands do). */
 const nodeImages = async (name: SamplerName, settings: typeof quickPreset.sampling, seed: number, n: number): Promise<Float32Array> => {
   const model = await loadScoreModel(FIXTURE);
   if (E.isLeft(model)) throw new Error(renderCheckpointError(model.left));
   try {
-    const sampler = namedSampler(model.right.config.sde, name, settings);
+    const end = endNoiseOf(model.right.config.sde, model.right.config.loss);
+    const sampler = namedSampler(model.right.config.sde, name, { ...settings, ...(end !== undefined ? { endNoise: end } : {}) });
     if (E.isLeft(sampler)) throw new Error(sampler.left.problems.join('; '));
     const drawn = await draw(sampleKeys(seed, 0, n), () => ({ sampler: sampler.right, score: model.right.score }), { batch: n, sampleShape: IMAGE_SHAPE, dataRange: model.right.config.dataRange ?? [0, 1] }, name);
     if (E.isLeft(drawn)) throw new Error(drawn.left.message);
