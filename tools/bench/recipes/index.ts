@@ -59,19 +59,6 @@ const edm = pipeline.edmRecipe;
 /** EDM's DSM loss with ln σ ~ N(mean, std²). */
 const logNormal = (mean: number, std: number): Recipe['loss'] => ({ kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean, std } });
 
-/** The quick preset's log-normal noise levels, ln σ ~ N(−0.6, 1.2²), with a share of ln σ ~ U(ln lo, ln hi). */
-const mixedLevels = (share: number, lo: number, hi: number): Recipe['loss'] => ({
-  kind: 'dsm',
-  weighting: 'edm',
-  eps: 1e-5,
-  noise: {
-    kind: 'mixture',
-    parts: [
-      { weight: 1 - share, noise: { kind: 'log-normal', mean: -0.6, std: 1.2 } },
-      { weight: share, noise: { kind: 'log-uniform', min: lo, max: hi } },
-    ],
-  },
-});
 
 /** A variant of the EDM recipe on data in [0, 1] (the first study's best), changed by `o`. */
 /** The quick preset as rounds 5 and 6 varied it: before class-conditional training. */
@@ -119,10 +106,10 @@ export const CANDIDATES: ReadonlyArray<Recipe> = [
   variant(unconditionalQuick, 'quick-batch-32', 'the quick preset with batch 32 (more, noisier steps in the same minutes)', { batchSize: 32 }),
   // Round 6: a share of log-uniform noise levels, the likelihood weighting of the small levels (bits/dim).
   variant(unconditionalQuick, 'quick-mix20', 'the quick preset with 20% of the noise levels log-uniform over σ ∈ [0.002, 80]', {
-    loss: mixedLevels(0.2, 0.002, 80),
+    loss: pipeline.withLowNoiseShare(0.2, 0.002, 80),
   }),
   variant(unconditionalQuick, 'quick-mix10-low', 'the quick preset with 10% of the noise levels log-uniform over σ ∈ [0.002, 0.2]', {
-    loss: mixedLevels(0.1, 0.002, 0.2),
+    loss: pipeline.withLowNoiseShare(0.1, 0.002, 0.2),
   }),
   // Round 7: class-conditional training (label dropout 0.1), scored also with the labelled samplers: the quick preset.
   pipeline.quickPreset,

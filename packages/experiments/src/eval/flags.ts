@@ -130,10 +130,7 @@ export const evaluationOptionsOf = (f: MnistEvalFlags, checkpoint: CheckpointTra
  * manifest cannot be read (the evaluation then reports why, naming `--checkpoint`).
  * @category flags
  */
-export const checkpointIsClassConditional = async (dir: string): Promise<boolean> => {
-  const m = await tensorFiles.readManifest(dir, CheckpointManifest);
-  return E.isRight(m) && m.right.config.model.classes !== undefined;
-};
+export const checkpointIsClassConditional = async (dir: string): Promise<boolean> => (await checkpointTraits(dir)).classConditional;
 
 /** What the evaluation's defaults read from a checkpoint: whether it is class-conditional, and where its samplers stop. @category flags */
 export interface CheckpointTraits {
@@ -142,7 +139,7 @@ export interface CheckpointTraits {
 }
 
 /**
- * The {@link CheckpointTraits} of the checkpoint in `dir`: {@link checkpointIsClassConditional}, and the end noise level
+ * The {@link CheckpointTraits} of the checkpoint in `dir`: whether its network has a label table, and the end noise level
  * of its samplers from its training loss (`endNoiseOf`); `{ classConditional: false }` when its manifest cannot be read.
  * @category flags
  */
