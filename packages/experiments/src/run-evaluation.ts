@@ -2,8 +2,8 @@
  * `experiments:mnist --eval <parts>`: the evaluation of `experiments:mnist-eval` on the checkpoint the run just wrote,
  * into `<out>/eval`, with the run's sampler settings and seed carried over. The options are built directly (no
  * command line in between): the evaluation's defaults, and from the run `--eval` (the parts), `--eval-samples` (the
- * comparison's n), the recipe's em/pc steps and snr (every em/pc sampler) and end noise level (every sampler),
- * `--seed` and `--quiet`.
+ * comparison's n), the recipe's em/pc steps and snr (every em/pc sampler) and end noise level (every sampler), the
+ * likelihood's start for the recipe's SDE and data range (eval/flags `bpdStartOf`), `--seed` and `--quiet`.
  *
  * @module run-evaluation
  */
@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import type { MnistFlags } from './mnist/flags';
 import { type Recipe, samplerSettingsOf } from './pipeline';
 import { type EvaluationOptions, DEFAULT_EVALUATION, defaultComparedSamplers } from './eval/options';
+import { bpdStartOf } from './eval/flags';
 
 /** Where the evaluation of a run writes: `<out>/eval`. @category config */
 export const evalDirOf = (out: string): string => path.join(out, 'eval');
@@ -29,6 +30,7 @@ export const evaluationOptionsOfRun = (f: MnistFlags, recipe: Recipe, out: strin
     quiet: f.quiet,
     // a class-conditional run's evaluation compares its labelled samplers too
     samplers: { ...D.samplers, samplers: defaultComparedSamplers(recipe.conditional !== undefined), samples: f.evalSamples, steps, snr, ...end },
+    bpd: { ...D.bpd, eps: bpdStartOf({ classConditional: recipe.conditional !== undefined, space: { sde: recipe.sde, dataRange: recipe.dataRange } }, D.bpd.cells) },
     conditional: { ...D.conditional, sampler },
     inpainting: { ...D.inpainting, sampler },
   };

@@ -6,7 +6,8 @@ import * as E from 'fp-ts/Either';
 import { PNG } from 'pngjs';
 import { tf, initBackend, type BackendInfo, type Key } from '@score-sde/tensor-fp';
 import { type MnistData, loadMnist, readIdxImages, loadCheckpoint, pixelsToUnit, tensorFiles, dataRangeOf, disposeTrainState, classFrequencies, scoreOfRun, emaParams, sampleLabels, type LossConfig } from '@score-sde/models';
-import { type ScoreFn, type SDE, marginalStd, marginalMeanCoef, timeOfNoiseLevel } from '@score-sde/sde-math';
+import { type ScoreFn, type SDE, marginalStd, marginalMeanCoef, timeOfNoiseLevel, noiseLevel } from '@score-sde/sde-math';
+import { cellMatchedStartTime } from '@score-sde/solvers';
 import { cli } from '../src/lib';
 import { mnistFlags, type MnistFlags, recipeOfFlags } from '../src/mnist/flags';
 import { runMnist } from '../src/mnist/run';
@@ -229,7 +230,7 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(md).toMatch(/\| 3 \| 9 \|/);
   });
 
-  test('--eval gives the evaluation of <out>/checkpoint into <out>/eval its parts, --eval-samples, the recipe’s steps and snr, --seed; the rest at its defaults', async () => {
+  test('--eval gives the evaluation of <out>/checkpoint into <out>/eval its parts, --eval-samples, the recipe’s steps, snr and likelihood start, --seed; the rest at its defaults', async () => {
     const f = tinyArgs(['--eval', 'samplers,bpd', '--eval-samples', '32', '--seed', '5', '--snr', '0.2']);
     const recipe = await recipeOfFlags(f);
     if (E.isLeft(recipe)) throw new Error(recipe.left.message);
@@ -241,7 +242,9 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(end).toBeGreaterThan(0.04);
     expect([o.samplers.endNoise, o.conditional.sampler.endNoise, o.inpainting.sampler.endNoise]).toEqual([end, end, end]);
     expect(o.parts).toEqual(['samplers', 'bpd']);
-    expect(o.bpd).toEqual(DEFAULT_EVALUATION.bpd);
+    // bits/dim at the evaluation's defaults, from where the recipe's noise level is the centred cell's standard deviation
+    expect(o.bpd).toEqual({ ...DEFAULT_EVALUATION.bpd, eps: cellMatchedStartTime(recipe.right.sde, 'centred', recipe.right.dataRange) });
+    expect(Math.abs(noiseLevel(recipe.right.sde, o.bpd.eps) * 255 * Math.sqrt(12) - 1)).toBeLessThan(1e-9);
     expect(evaluationOptionsOfRun(tinyArgs(['--eval', 'interpolation,samplers,bpd,conditional,inpainting']), recipe.right, '/r').parts).toEqual([...EVAL_PARTS]);
     // the default (class-conditional) recipe's evaluation compares the labelled samplers too; an unconditional one's does not
     expect(o.samplers.samplers).toEqual([...DEFAULT_EVALUATION.samplers.samplers, 'dpm-sde-cond', 'dpm-cfg', 'dpm-ag-cond']);

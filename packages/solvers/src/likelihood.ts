@@ -13,7 +13,7 @@
 import * as E from 'fp-ts/Either';
 import type * as t from 'io-ts';
 import { tf, random, codec, type Key } from '@score-sde/tensor-fp';
-import { type SDE, type ScoreFn, priorLogProb, probabilityFlowDrift } from '@score-sde/sde-math';
+import { type SDE, type ScoreFn, priorLogProb, probabilityFlowDrift, timeOfNoiseLevel } from '@score-sde/sde-math';
 import type { VectorField } from './runge-kutta';
 import { type AdaptiveOptions, type IntegrationError, integrateAdaptive } from './adaptive';
 import { countingScore } from './step';
@@ -227,6 +227,32 @@ export type Dequantization = t.TypeOf<typeof Dequantization>;
 
 /** Cell width of a {@link Dequantization}, in units of [0, 1] data: 1/256 or 1/255. @category likelihood */
 export const cellWidth = (d: Dequantization): number => (d === 'centred' ? 1 / 255 : 1 / 256);
+
+/**
+ * Bits per dimension a level costs when the model holds it as a point mass blurred by N(0, σ²) and the cell around it
+ * has width w (the same units), under uniform dequantisation u ~ U(−w/2, w/2) centred on the level:
+ *   E_u[−log₂(w · N(u; 0, σ²))] = ½ log₂(2π σ² / w²) + w² / (24 σ² ln 2).
+ * It is least at σ = w/√12 ({@link cellMatchedNoiseLevel}), where it is ½ log₂(2πe/12) ≈ 0.254 bits.
+ * @category likelihood
+ */
+export const blurredLevelBitsPerDim = (sigma: number, w: number): number => 0.5 * Math.log2((2 * Math.PI * sigma * sigma) / (w * w)) + (w * w) / (24 * sigma * sigma * Math.LN2);
+
+/**
+ * The noise level whose blur matches a dequantisation cell: the cell's own standard deviation
+ *   σ = w (hi − lo) / √12,
+ * the σ that minimises {@link blurredLevelBitsPerDim} (d/dσ: 1/σ − w²/(12σ³) = 0). A model trained on the levels
+ * themselves (a density peaked on them, as MNIST's 0 and 255 make it) is sharpest there for the bound.
+ * @category likelihood
+ */
+export const cellMatchedNoiseLevel = (d: Dequantization, range: readonly [number, number] = [0, 1]): number => (cellWidth(d) * (range[1] - range[0])) / Math.sqrt(12);
+
+/**
+ * The start time ε of a likelihood solve whose density p_ε blurs each level by its cell's standard deviation:
+ *   ε = σ⁻¹(w (hi − lo) / √12)   ({@link cellMatchedNoiseLevel}, sde-math `timeOfNoiseLevel`).
+ * p_ε is a density for every ε, so the bits/dim from this ε bounds the model's discrete likelihood like any other.
+ * @category likelihood
+ */
+export const cellMatchedStartTime = (sde: SDE, d: Dequantization, range: readonly [number, number] = [0, 1]): number => timeOfNoiseLevel(sde, cellMatchedNoiseLevel(d, range));
 
 /**
  * Uniform dequantisation of 8-bit data given in [0, 1] as k/255 (score_sde `run_lib.py`):

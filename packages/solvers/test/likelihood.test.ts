@@ -22,6 +22,8 @@ import {
   gaussianFlowMap,
   gaussianMarginalStd,
   priorStd,
+  noiseLevel,
+  timeOfNoiseLevel,
 } from '@score-sde/sde-math';
 import {
   exactDivergence,
@@ -34,6 +36,9 @@ import {
   dequantize,
   cellWidth,
   imageBitsPerDim,
+  blurredLevelBitsPerDim,
+  cellMatchedNoiseLevel,
+  cellMatchedStartTime,
 } from '@score-sde/solvers';
 import { mixtures, mixtures as M } from './conformance';
 import { isotropicMixture } from './helpers';
@@ -358,4 +363,62 @@ describe('the bits/dim pipeline on a 784-dimensional Gaussian data model with it
     oneEvaluation.equal(r.right.nfe, calls);
     images.dispose();
   });
+});
+
+const cellMatchedBlur = identity({
+  concept: 'likelihood',
+  title: 'A level blurred to its cell’s standard deviation costs ½ log₂(2πe/12) bits per dimension, the least of any blur',
+  formula: String.raw`$\mathbb E_u\big[-\log_2\big(w\,\mathcal N(u; 0, \sigma^2)\big)\big] = \tfrac12\log_2\frac{2\pi\sigma^2}{w^2} + \frac{w^2}{24\,\sigma^2 \ln 2}$, least at $\sigma = w/\sqrt{12}$ where it is $\tfrac12\log_2\frac{2\pi e}{12} \approx 0.254$; the bits/dim pipeline of a point mass from $\varepsilon = \sigma^{-1}(w/\sqrt{12})$ measures it`,
+  source: 'E[u²] = w²/12 for u ~ U(−w/2, w/2); d/dσ (log σ + w²/(24σ²)) = 0 at σ² = w²/12; a point mass x₀ under a VE record has p_ε = N(x₀, σ(ε)² I) exactly',
+  tolerance: 'closed form: float64 rounding, 1e-12; pipeline: 5 SE of the mean of D·B terms (w²/(2σ² ln 2))·(u − ½)², each of variance (w²/(2σ² ln 2))²/180, plus the solver bound ≲ 100 (atol + rtol |Δ|)/(D ln 2) with |Δ| = D log(σ_T/σ_ε)',
+});
+
+describe('where the likelihood starts: the noise level matched to the dequantisation cell', () => {
+  test('the closed form is ½ log₂(2πe/12) at σ = w/√12 and larger at every other σ', () => {
+    fc.assert(
+      fc.property(fc.double({ min: 1e-4, max: 1, noNaN: true }), fc.double({ min: -3, max: 3, noNaN: true }), (w, logRatio) => {
+        const best = blurredLevelBitsPerDim(w / Math.sqrt(12), w);
+        cellMatchedBlur.close(best, 0.5 * Math.log2((2 * Math.PI * Math.E) / 12), 1e-12);
+        // any other σ = e^r w/√12 costs ½ log₂ e^{2r} + (e^{−2r} − 1)/(2 ln 2) more, which is ≥ 0 (equality only at r = 0)
+        const other = blurredLevelBitsPerDim((Math.exp(logRatio) * w) / Math.sqrt(12), w);
+        cellMatchedBlur.close(other - best, (logRatio + (Math.exp(-2 * logRatio) - 1) / 2) / Math.LN2, 1e-9);
+        cellMatchedBlur.atMost(best - other, 1e-12);
+      }),
+      runs(50),
+    );
+    cellMatchedBlur.close(cellMatchedNoiseLevel('centred'), 1 / 255 / Math.sqrt(12), 1e-15);
+    cellMatchedBlur.close(cellMatchedNoiseLevel('score-sde', [-1, 1]), 2 / 256 / Math.sqrt(12), 1e-15);
+  });
+
+  // A point mass x₀ (one 8-bit image, every image of the batch) under a VE record: p_ε = N(x₀, σ(ε)² I) exactly (m = 1),
+  // so the pipeline's bpd of x̃ = x₀ + (u − ½)w is (1/D) Σ_j [½ log₂(2πσ²) + (u_j − ½)² w²/(2σ² ln 2)] − log₂ w, whose
+  // mean over u is the closed form. From ε = cellMatchedStartTime the blur is w/√12 and the cost the least.
+  const D = 784;
+  const B = 4;
+  const sde = ve();
+  const w = cellWidth('centred');
+  const level = Array.from(random.normalArray(random.key(71), D), (z) => z).map((z) => Math.round(255 * Math.min(1, Math.max(0, 0.5 + 0.4 * z))) / 255);
+  const bitsFrom = (eps: number): number => {
+    const images = tf.tensor2d(Array.from({ length: B }, () => level).flat(), [B, D]);
+    const r = imageBitsPerDim(sde, exactScore(sde, gaussian(level, level.map(() => 0))), images, {
+      estimator: 'rademacher',
+      keys: random.split(random.key(72), B),
+      dequantizeKeys: random.split(random.key(73), B),
+      eps,
+      dequantization: 'centred',
+    });
+    images.dispose();
+    if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
+    return r.right.bpd.reduce((a, b) => a + b, 0) / B;
+  };
+  for (const ratio of [0.5, 1, 2])
+    test(`σ(ε) = ${ratio} · w/√12: the pipeline's bits/dim of a point mass is ½ log₂(2πσ²/w²) + w²/(24σ² ln 2) within 5 SE`, () => {
+      const sigma = (ratio * w) / Math.sqrt(12);
+      const eps = ratio === 1 ? cellMatchedStartTime(sde, 'centred') : timeOfNoiseLevel(sde, sigma);
+      cellMatchedBlur.close(noiseLevel(sde, eps), sigma, 1e-9 * sigma);
+      const a = (w * w) / (2 * sigma * sigma * Math.LN2);
+      const se = a / Math.sqrt(180) / Math.sqrt(D * B);
+      const solver = (100 * (1e-5 + 1e-5 * D * Math.log(priorStd(sde) / sigma))) / (D * Math.LN2);
+      cellMatchedBlur.withinSE(bitsFrom(eps), blurredLevelBitsPerDim(sigma, w), se, { bias: solver }, { ratio: String(ratio) });
+    });
 });

@@ -9,8 +9,9 @@ import * as E from 'fp-ts/Either';
 import { codec, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { cli } from '../lib';
 import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, ShardFlag, LABELLED_SAMPLERS, endNoiseOf, type ShardSpec } from '../pipeline';
-import { DEQUANTIZATIONS } from '@score-sde/solvers';
-import { CheckpointManifest, tensorFiles } from '@score-sde/models';
+import { DEQUANTIZATIONS, cellMatchedStartTime } from '@score-sde/solvers';
+import type { SDE } from '@score-sde/sde-math';
+import { CheckpointManifest, tensorFiles, dataRangeOf } from '@score-sde/models';
 import { type EvaluationOptions, CONDITIONAL_SAMPLERS, ConditionalSampler, DEFAULT_EVALUATION, ESTIMATORS, MASKS, defaultComparedSamplers } from './options';
 
 const D = DEFAULT_EVALUATION;
@@ -61,14 +62,16 @@ export const mnistEvalFlags = {
   // bits/dim
   bpdImages: cli.numberFlag(codec.PositiveInt, { default: D.bpd.images, description: 'test images whose bits/dim are estimated (the first N)' }),
   bpdBatch: cli.numberFlag(codec.PositiveInt, { default: D.bpd.batch, description: 'images per likelihood solve' }),
-  bpdEps: cli.numberFlag(codec.PositiveFinite, {
-    default: D.bpd.eps,
-    description: "start time ε of the likelihood solve (score_sde's 1e-5); log p_ε is a density for every ε, so each ε gives a valid bits/dim bound, and a larger ε avoids the noise scales below the quantisation step that an undertrained model fits poorly",
-  }),
+  bpdEps: cli.optional(
+    cli.numberFlag(codec.PositiveFinite, {
+      description:
+        "start time ε of the likelihood solve (default: where the noise level is the cell's standard deviation, σ(ε) = w (hi − lo)/√12, the blur at which a level the model holds sharply costs least: 0.0011 for data in [0, 1] with the centred cells; score_sde's is 1e-5); log p_ε is a density for every ε, so each ε gives a valid bits/dim bound",
+    }),
+  ),
   bpdCells: cli.oneOfFlag(DEQUANTIZATIONS, {
     default: D.bpd.cells,
     description:
-      "dequantisation cells of the 256 levels: score-sde, [k/256, (k+1)/256) (score_sde's, comparable with published figures), or centred, [(k − ½)/255, (k + ½)/255) around the data value k/255 the model was trained on; both bound the same discrete likelihood; the centred cells are tighter for a density peaked on the levels (MNIST's 0 and 255), and equal for one smooth at the scale of a level (this project's models: README, \"Where the bits go\")",
+      "dequantisation cells of the 256 levels: centred, [(k − ½)/255, (k + ½)/255) around the data value k/255 the model was trained on, or score-sde, [k/256, (k+1)/256) (score_sde's; with --bpd-eps 1e-5 comparable with published figures); both bound the same discrete likelihood; the centred cells are tighter for a density peaked on the levels (MNIST's 0 and 255), and equal for one smooth at the scale of a level (README, \"Where the bits go\")",
   }),
   bpdEstimator: cli.oneOfFlag(ESTIMATORS, { default: D.bpd.estimator, description: 'Hutchinson probe distribution of the divergence estimate' }),
   odeTol: cli.numberFlag(codec.PositiveFinite, { default: D.bpd.tol, description: 'rtol = atol of the probability-flow ODE solves of bits/dim, conditional ode sampling and latent interpolation' }),
@@ -118,7 +121,7 @@ export const evaluationOptionsOf = (f: MnistEvalFlags, checkpoint: CheckpointTra
       ...(f.noisyClassifier !== undefined ? { noisy: f.noisyClassifier } : {}),
     },
     samplers: { samples: f.samples, samplers: f.compare ?? defaultComparedSamplers(checkpoint.classConditional), steps: f.steps, snr: f.snr, odeTols: f.odeTols, fastSteps: f.fastSteps, batch: f.sampleBatch, ...end },
-    bpd: { images: f.bpdImages, batch: f.bpdBatch, estimator: f.bpdEstimator, tol: f.odeTol, eps: f.bpdEps, cells: f.bpdCells },
+    bpd: { images: f.bpdImages, batch: f.bpdBatch, estimator: f.bpdEstimator, tol: f.odeTol, eps: f.bpdEps ?? bpdStartOf(checkpoint, f.bpdCells), cells: f.bpdCells },
     conditional: { samplers: f.conditionalSamplers, guidanceScale: f.guidanceScale, perClass: f.perClass, sampler, batch: f.sampleBatch },
     inpainting: { mask: f.mask, digits: f.inpaintDigits, completions: f.completions, sampler, batch: f.sampleBatch },
     interpolation: { frames: f.frames, tol: f.odeTol },
@@ -132,11 +135,23 @@ export const evaluationOptionsOf = (f: MnistEvalFlags, checkpoint: CheckpointTra
  */
 export const checkpointIsClassConditional = async (dir: string): Promise<boolean> => (await checkpointTraits(dir)).classConditional;
 
-/** What the evaluation's defaults read from a checkpoint: whether it is class-conditional, and where its samplers stop. @category flags */
+/**
+ * What the evaluation's defaults read from a checkpoint: whether it is class-conditional, where its samplers stop, and
+ * the space its model lives in (its SDE and data range: where the likelihood starts). @category flags
+ */
 export interface CheckpointTraits {
   readonly classConditional: boolean;
   readonly endNoise?: number;
+  readonly space?: { readonly sde: SDE; readonly dataRange: readonly [number, number] };
 }
+
+/**
+ * The default start time of the likelihood solve on a checkpoint: σ(ε) = w (hi − lo)/√12 for its SDE and data range and
+ * the cells `cells` (solvers' `cellMatchedStartTime`); score_sde's 1e-5 when the checkpoint's space is unknown.
+ * @category flags
+ */
+export const bpdStartOf = (checkpoint: CheckpointTraits, cells: (typeof DEQUANTIZATIONS)[number]): number =>
+  checkpoint.space !== undefined ? cellMatchedStartTime(checkpoint.space.sde, cells, checkpoint.space.dataRange) : D.bpd.eps;
 
 /**
  * The {@link CheckpointTraits} of the checkpoint in `dir`: whether its network has a label table, and the end noise level
@@ -148,7 +163,7 @@ export const checkpointTraits = async (dir: string): Promise<CheckpointTraits> =
   if (E.isLeft(m)) return { classConditional: false };
   const { model, sde, loss } = m.right.config;
   const end = endNoiseOf(sde, loss);
-  return { classConditional: model.classes !== undefined, ...(end !== undefined ? { endNoise: end } : {}) };
+  return { classConditional: model.classes !== undefined, ...(end !== undefined ? { endNoise: end } : {}), space: { sde, dataRange: dataRangeOf(m.right.config) } };
 };
 
 /** `npx nx run experiments:mnist-eval -- …`. @category help */

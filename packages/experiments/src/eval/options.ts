@@ -9,7 +9,7 @@
 import * as t from 'io-ts';
 import { codec } from '@score-sde/tensor-fp';
 import { Dequantization } from '@score-sde/solvers';
-import { EVAL_PARTS, EvalPart, SamplerName, DEFAULT_SAMPLER_SETTINGS, LABELLED_SAMPLERS, type SamplerName as SamplerNameT } from '../pipeline';
+import { EVAL_PARTS, EvalPart, SamplerName, SamplerSettings, DEFAULT_SAMPLER_SETTINGS, LABELLED_SAMPLERS, type SamplerName as SamplerNameT } from '../pipeline';
 
 const list = <C extends t.Mixed>(c: C) => t.readonlyArray(c);
 
@@ -26,13 +26,6 @@ export const MaskKind: t.Type<MaskKind, MaskKind, unknown> = codec.oneOf(MASKS, 
 /** Hutchinson probe distributions. @category vocabulary */
 export const ESTIMATORS = ['rademacher', 'gaussian'] as const;
 export const Estimator = codec.oneOf(ESTIMATORS, 'Estimator');
-
-/** Steps of em/pc, the corrector's snr, as the named samplers take them. @category options */
-export const SamplerSettingsC = codec.strictWithOptional(
-  { steps: codec.PositiveInt, fastSteps: codec.PositiveInt, snr: codec.PositiveFinite, odeTol: codec.PositiveFinite },
-  { endNoise: codec.PositiveFinite },
-  'SamplerSettings',
-);
 
 /** The data: the first `trainSubset` training and `testSubset` test images. @category options */
 export const DataOptions = codec.strict({ trainSubset: codec.PositiveInt, testSubset: codec.PositiveInt }, 'DataOptions');
@@ -87,14 +80,14 @@ export type BpdOptions = t.TypeOf<typeof BpdOptions>;
 
 /** Class-conditional generation: `perClass` samples of every class per sampler, guidance scale w. @category options */
 export const ConditionalOptions = codec.strict(
-  { samplers: list(ConditionalSampler), guidanceScale: codec.NonNegativeFinite, perClass: codec.PositiveInt, sampler: SamplerSettingsC, batch: codec.PositiveInt },
+  { samplers: list(ConditionalSampler), guidanceScale: codec.NonNegativeFinite, perClass: codec.PositiveInt, sampler: SamplerSettings, batch: codec.PositiveInt },
   'ConditionalOptions',
 );
 export type ConditionalOptions = t.TypeOf<typeof ConditionalOptions>;
 
 /** Inpainting: the first `digits` test digits, `completions` each, by the pc sampler. @category options */
 export const InpaintingOptions = codec.strict(
-  { mask: MaskKind, digits: codec.PositiveInt, completions: codec.PositiveInt, sampler: SamplerSettingsC, batch: codec.PositiveInt },
+  { mask: MaskKind, digits: codec.PositiveInt, completions: codec.PositiveInt, sampler: SamplerSettings, batch: codec.PositiveInt },
   'InpaintingOptions',
 );
 export type InpaintingOptions = t.TypeOf<typeof InpaintingOptions>;
@@ -128,7 +121,9 @@ const SAMPLER = { ...DEFAULT_SAMPLER_SETTINGS, fastSteps: 10 };
 /**
  * The defaults, sized for a 2-core CPU on the embedded wasm backend: one score evaluation of the tutorial ScoreNet
  * costs ≈ 6.5 ms per image there, so 256 samples with every sampler of the comparison (≈ 2,300 evaluations per
- * image) take about an hour. FID depends on n: compare FIDs only at equal `samplers.samples`.
+ * image) take about an hour. FID depends on n: compare FIDs only at equal `samplers.samples`. Bits/dim uses the cells
+ * centred on the levels; its `eps` (score_sde's 1e-5) is the fallback only: both commands start the solve where the
+ * checkpoint's noise level is the cell's standard deviation (eval/flags `bpdStartOf`).
  * @category defaults
  */
 export const DEFAULT_EVALUATION: Omit<EvaluationOptions, 'checkpoint'> = {
@@ -138,7 +133,7 @@ export const DEFAULT_EVALUATION: Omit<EvaluationOptions, 'checkpoint'> = {
   data: { trainSubset: 60000, testSubset: 10000 },
   classifiers: { epochs: 2, noisyEpochs: 3, batchSize: 128, lr: 2e-3, channels: [32, 64, 128], featureDim: 128 },
   samplers: { samples: 256, samplers: ['em', 'pc', 'ode', 'edm', 'edm-sde', 'dpm', 'dpm-sde', 'dpm-ag', 'dpm-sde-ag'], steps: SAMPLER.steps, snr: SAMPLER.snr, odeTols: [1e-5, 1e-3], fastSteps: [10, 19, 39], batch: 128 },
-  bpd: { images: 64, batch: 16, estimator: 'rademacher', tol: SAMPLER.odeTol, eps: 1e-5, cells: 'score-sde' },
+  bpd: { images: 64, batch: 16, estimator: 'rademacher', tol: SAMPLER.odeTol, eps: 1e-5, cells: 'centred' },
   conditional: { samplers: [...CONDITIONAL_SAMPLERS], guidanceScale: 4, perClass: 10, sampler: SAMPLER, batch: 128 },
   inpainting: { mask: 'lower', digits: 10, completions: 4, sampler: SAMPLER, batch: 128 },
   interpolation: { frames: 9, tol: SAMPLER.odeTol },

@@ -8,7 +8,7 @@
  */
 import * as t from 'io-ts';
 import { codec } from '@score-sde/tensor-fp';
-import { SDE, quantile } from '@score-sde/sde-math';
+import { SDE, quantile, noiseLevel } from '@score-sde/sde-math';
 import { ScoreNetConfig, classifier } from '@score-sde/models';
 import { report } from '../lib';
 import { EvalPart, SamplerName } from '../pipeline';
@@ -263,7 +263,7 @@ const bpdSection = (r: EvalReport): ReadonlyArray<string> => {
       (b.given === 'label'
         ? "Class-conditional model: each image's likelihood is of p(x | y) given its own label y, plus −log₂ π_y / 784 for the class prior π, an upper bound of the bits/dim of the model's p(x) = Σ_y π_y p(x | y). "
         : '') +
-      `Likelihood log p_ε of the uniformly dequantised images (${b.cells === 'centred' ? 'cells centred on the levels: x̃ = x + (u − ½)/255, width w = 1/255' : "score_sde's cells: x̃ = (255x + u)/256, width w = 1/256"}) through the probability-flow ODE from ε = ${b.eps}, RK45 at rtol = atol = ${b.tol}, ` +
+      `Likelihood log p_ε of the uniformly dequantised images (${b.cells === 'centred' ? 'cells centred on the levels: x̃ = x + (u − ½)/255, width w = 1/255' : "score_sde's cells: x̃ = (255x + u)/256, width w = 1/256"}) through the probability-flow ODE from ε = ${b.eps} (noise level σ(ε) = ${report.formatNumber(noiseLevel(r.checkpoint.sde, b.eps), 3)}), RK45 at rtol = atol = ${b.tol}, ` +
       `divergence by a ${b.estimator} Hutchinson probe per image; bpd = −log p / (784 ln 2) − log₂(w (hi − lo)) for the model's data range [lo, hi]. ${report.formatNumber(b.nfePerSolve)} score evaluations (each with a vector–Jacobian product) per solve of ${b.batch} images, ${report.formatNumber(b.seconds)} s in all.`,
     '',
   ];

@@ -11,7 +11,7 @@ import * as t from 'io-ts';
 import { codec } from '@score-sde/tensor-fp';
 import { SDE, Parameterisation, edmParameterisation, tutorialParameterisation, ve, tutorial, vp } from '@score-sde/sde-math';
 import { type TrainConfig, ScoreNetConfig, classFrequencies, LossConfig, EmaConfig, DataRange, TrainDequantization, adamConfig } from '@score-sde/models';
-import { SamplerName, type SamplerSettings, endNoiseOf } from './samplers';
+import { SamplerName, SamplerSettings, endNoiseOf } from './samplers';
 
 // -------------------------------------------------------------------------------------
 // model
@@ -20,17 +20,6 @@ import { SamplerName, type SamplerSettings, endNoiseOf } from './samplers';
 /** The learning rate after the warm-up: constant, or a cosine decay over the whole run down to `floor`·lr. @category model */
 export const LrDecay = t.union([t.literal('constant'), codec.strict({ kind: t.literal('cosine'), floor: codec.UnitInterval }, 'CosineDecay')], 'LrDecay');
 export type LrDecay = t.TypeOf<typeof LrDecay>;
-
-/**
- * The sampler settings of a recipe (steps of em/pc, steps of edm/dpm, the corrector's snr, the ODE's tolerance) and,
- * optionally, the noise level where its samplers stop (default: {@link samplerSettingsOf}).
- * @category model
- */
-export const SamplingSettings = codec.strictWithOptional(
-  { steps: codec.PositiveInt, fastSteps: codec.PositiveInt, snr: codec.PositiveFinite, odeTol: codec.PositiveFinite },
-  { endNoise: codec.PositiveFinite },
-  'SamplingSettings',
-);
 
 /**
  * The guide of a run: its training state at fraction `at` of the run (step round(at · total)), saved as a checkpoint
@@ -77,7 +66,7 @@ export const Recipe = codec.strictWithOptional(
     dataRange: DataRange,
     epochs: codec.PositiveInt,
     samplers: t.array(SamplerName),
-    sampling: SamplingSettings,
+    sampling: SamplerSettings,
   },
   { dequantization: TrainDequantization, guide: GuideSnapshot, conditional: ConditionalTraining },
   'Recipe',

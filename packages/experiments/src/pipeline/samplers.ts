@@ -239,16 +239,16 @@ export const IMAGE_SHAPE = [28, 28, 1] as const;
 /**
  * What a named sampler needs to know: steps of em/pc, steps of edm/dpm, the corrector's snr, the ODE's tolerance, and
  * optionally the noise level σ_end where every named sampler stops and takes its denoising step (its spec's
- * ε = σ⁻¹(σ_end); absent: the specs' default ε = 1e-3; {@link endNoiseOf}).
+ * ε = σ⁻¹(σ_end); absent: the specs' default ε = 1e-3; {@link endNoiseOf}). One codec for the recipes' `sampling` and the
+ * evaluation's sampler options.
  * @category model
  */
-export interface SamplerSettings {
-  readonly steps: number;
-  readonly fastSteps: number;
-  readonly snr: number;
-  readonly odeTol: number;
-  readonly endNoise?: number;
-}
+export const SamplerSettings = codec.strictWithOptional(
+  { steps: codec.PositiveInt, fastSteps: codec.PositiveInt, snr: codec.PositiveFinite, odeTol: codec.PositiveFinite },
+  { endNoise: codec.PositiveFinite },
+  'SamplerSettings',
+);
+export type SamplerSettings = t.TypeOf<typeof SamplerSettings>;
 
 /**
  * The share of a network's training noise levels below which its named samplers do not go: they stop at the

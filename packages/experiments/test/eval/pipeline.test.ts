@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { codec, initBackend, liveTensors, currentBackend } from '@score-sde/tensor-fp';
 import type { MnistData } from '@score-sde/models';
+import { noiseLevel } from '@score-sde/sde-math';
 import { png, report } from '../../src/lib';
 import { EvalReport, runEvaluation, type EvalContext } from '../../src/eval';
 import { parse, smallMnist, storedPath, tempDir, tinyArgs, tinyCheckpoint } from './helpers';
@@ -90,7 +91,7 @@ describe('mnist-eval pipeline (tiny model, tiny sizes)', () => {
     // from ε to 0; the autoguided ones (the checkpoint and its guide/) two network evaluations each.
     expect(rep.samplers?.results.map((s) => s.nfe)).toEqual([3 + 1, 6 + 1, expect.any(Number), 4 + 1, 4 + 1, 2 + 1, 4 + 1, 2 * (2 + 1), 2 * (2 + 1)]);
     for (const s of rep.samplers!.results) expect(s.classes!.histogram.reduce((a, b) => a + b, 0)).toBe(8);
-    expect(rep.bpd).toMatchObject({ images: 2, batch: 2, estimator: 'rademacher', eps: 1e-3, cells: 'score-sde' });
+    expect(rep.bpd).toMatchObject({ images: 2, batch: 2, estimator: 'rademacher', eps: 1e-3, cells: 'centred' });
     expect(rep.bpd!.perImage).toHaveLength(2);
     expect(rep.conditional?.runs.map((c) => [c.sampler, c.n])).toEqual([
       ['pc', 10],
@@ -105,6 +106,8 @@ describe('mnist-eval pipeline (tiny model, tiny sizes)', () => {
     expect(md).toContain(rep.extractor!.name);
     for (const figure of ['fid-vs-nfe.png', 'samplers.png', 'conditional-pc.png', 'inpainting.png', 'interpolation.png']) expect(md).toContain(`\`${figure}\`:`);
     expect(md).toMatch(/n = 8 samples per sampler against the first 64 MNIST test images/);
+    // the likelihood's start, in time and in noise level (the checkpoint's SDE)
+    expect(md).toContain(`from ε = 0.001 (noise level σ(ε) = ${report.formatNumber(noiseLevel(rep.checkpoint.sde, 1e-3), 3)})`);
     // bits/dim beside their median and quartiles (two images: the median is their mean, the quartiles ¼ and ¾ of the way)
     const [b0, b1] = [...rep.bpd!.perImage].sort((a, b) => a - b) as [number, number];
     expect(md).toContain(`median ${report.formatNumber(b0 + 0.5 * (b1 - b0), 4)}, quartiles ${report.formatNumber(b0 + 0.25 * (b1 - b0), 4)} … ${report.formatNumber(b0 + 0.75 * (b1 - b0), 4)}`);

@@ -188,7 +188,7 @@ describe('sampler list and flags', () => {
     expect(await Promise.all(['labelled', 'plain', 'absent'].map((n) => checkpointIsClassConditional(path.join(dir, n))))).toEqual([true, false, false]);
   });
 
-  test('the samplers stop at the 2% quantile of the levels the checkpoint was trained on: log-normal ln σ ~ N(−0.6, 1.2²) gives σ_end = e^{−0.6 + 1.2 Φ⁻¹(0.02)}; uniform-t training keeps ε; --end-noise overrides', async () => {
+  test('the samplers stop at the 2% quantile of the levels the checkpoint was trained on: log-normal ln σ ~ N(−0.6, 1.2²) gives σ_end = e^{−0.6 + 1.2 Φ⁻¹(0.02)}; uniform-t training keeps ε; --end-noise overrides; the likelihood starts where σ(ε) is the cell’s standard deviation', async () => {
     const dir = tempDir('end');
     const edm = { ...tinyTrainConfig, sde: ve({ sigmaMin: 0.002, sigmaMax: 80 }), loss: { kind: 'dsm' as const, weighting: 'edm' as const, eps: 1e-5, noise: { kind: 'log-normal' as const, mean: -0.6, std: 1.2 } } };
     for (const [name, config] of [['edm', edm], ['tutorial', tinyTrainConfig]] as const) {
@@ -201,7 +201,7 @@ describe('sampler list and flags', () => {
     // Φ⁻¹(0.02) = −2.0537489106318225; the quantile's bisection resolves ln σ to float64 resolution
     const expected = Math.exp(-0.6 - 1.2 * 2.0537489106318225);
     expect(Math.abs(edmTraits.endNoise! / expected - 1)).toBeLessThan(1e-12);
-    expect(tutorialTraits).toEqual({ classConditional: false });
+    expect(tutorialTraits).toEqual({ classConditional: false, space: { sde: tinyTrainConfig.sde, dataRange: [0, 1] } });
     const parsed = (argv: ReadonlyArray<string>) => {
       const r = cli.parseFlags(mnistEvalFlags, ['--checkpoint', 'c', ...argv]);
       if (E.isLeft(r)) throw new Error(cli.renderCliError(r.left));
@@ -216,6 +216,15 @@ describe('sampler list and flags', () => {
     for (const e of entries.right) expect(Math.abs((e.spec as { eps: number }).eps / eps - 1)).toBeLessThan(1e-9);
     expect(evaluationOptionsOf(parsed(['--end-noise', '0.1']), edmTraits).samplers.endNoise).toBe(0.1);
     expect(evaluationOptionsOf(parsed([]), tutorialTraits).samplers.endNoise).toBeUndefined();
+    // the likelihood starts where the noise level is the centred cell's standard deviation, σ(ε) = (1/255)/√12, for the
+    // checkpoint's VE record: ε = log(1 + σ²/σ_min²)/(2 log(σ_max/σ_min)); score_sde's cells are 1/256 wide; --bpd-eps overrides
+    const start = (w: number) => Math.log1p((w / Math.sqrt(12) / 0.002) ** 2) / (2 * Math.log(80 / 0.002));
+    expect(o.bpd.cells).toBe('centred');
+    expect(Math.abs(o.bpd.eps / start(1 / 255) - 1)).toBeLessThan(1e-12);
+    expect(Math.abs(evaluationOptionsOf(parsed(['--bpd-cells', 'score-sde']), edmTraits).bpd.eps / start(1 / 256) - 1)).toBeLessThan(1e-12);
+    expect(evaluationOptionsOf(parsed(['--bpd-eps', '1e-5']), edmTraits).bpd.eps).toBe(1e-5);
+    // a checkpoint that cannot be read falls back to score_sde's ε
+    expect(evaluationOptionsOf(parsed([]), await checkpointTraits(path.join(dir, 'absent'))).bpd.eps).toBe(1e-5);
   });
 
   test('bad flags are reported naming the flag; --checkpoint is required', () => {
