@@ -266,7 +266,10 @@ export const withLowNoiseShare = (share: number, lo: number, hi: number): Recipe
  * log-normal draws almost nothing (2% below σ = 0.047): bits/dim 1.96 ± 0.03 against 3.27 on the first 256 test
  * images, with `dpm-sde-cond` FID 16.27 (94.7%) against 16.35 (96.2%) and `dpm-ag-cond` 17.54 against 16.46 (seed 0;
  * README, "A fifth of the noise levels below 0.2"). A 10% share gave a median of 2.10 with two images the likelihood
- * ODE scored at 313 and 378 bits/dim; the 20% share has none among its 256.
+ * ODE scored at 313 and 378 bits/dim; the 20% share has none among its 256. A quarter over [0.0003, 0.2] was tried and
+ * not adopted: the same median bits/dim (1.914 against 1.908 on 64 images, from the evaluation's cell-matched start),
+ * three runaway images (up to 78.7), `dpm-sde-cond` 17.61 (94.4%) and `dpm-ag-cond` 16.97 (93.2%) (README, "Where the
+ * likelihood starts").
  * @category recipes
  */
 export const qualityPreset: Recipe = {
