@@ -30,7 +30,7 @@ export const evaluationOptionsOfRun = (f: MnistFlags, recipe: Recipe, out: strin
     quiet: f.quiet,
     // a class-conditional run's evaluation compares its labelled samplers too
     samplers: { ...D.samplers, samplers: defaultComparedSamplers(recipe.conditional !== undefined), samples: f.evalSamples, steps, snr, ...end },
-    bpd: { ...D.bpd, eps: bpdStartOf({ classConditional: recipe.conditional !== undefined, space: { sde: recipe.sde, dataRange: recipe.dataRange } }, D.bpd.cells) },
+    bpd: { ...D.bpd, eps: bpdStartOf({ sde: recipe.sde, dataRange: recipe.dataRange }, D.bpd.cells) },
     conditional: { ...D.conditional, sampler },
     inpainting: { ...D.inpainting, sampler },
   };

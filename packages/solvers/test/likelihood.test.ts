@@ -397,7 +397,7 @@ describe('where the likelihood starts: the noise level matched to the dequantisa
   const B = 4;
   const sde = ve();
   const w = cellWidth('centred');
-  const level = Array.from(random.normalArray(random.key(71), D), (z) => z).map((z) => Math.round(255 * Math.min(1, Math.max(0, 0.5 + 0.4 * z))) / 255);
+  const level = Array.from(random.normalArray(random.key(71), D), (z) => Math.round(255 * Math.min(1, Math.max(0, 0.5 + 0.4 * z))) / 255);
   const bitsFrom = (eps: number): number => {
     const images = tf.tensor2d(Array.from({ length: B }, () => level).flat(), [B, D]);
     const r = imageBitsPerDim(sde, exactScore(sde, gaussian(level, level.map(() => 0))), images, {

@@ -59,7 +59,6 @@ const edm = pipeline.edmRecipe;
 /** EDM's DSM loss with ln σ ~ N(mean, std²). */
 const logNormal = (mean: number, std: number): Recipe['loss'] => ({ kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean, std } });
 
-
 /** A variant of the EDM recipe on data in [0, 1] (the first study's best), changed by `o`. */
 /** The quick preset as rounds 5 and 6 varied it: before class-conditional training. */
 const unconditionalQuick = pipeline.unconditional(pipeline.quickPreset);

@@ -9,7 +9,7 @@ import * as E from 'fp-ts/Either';
 import { codec, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { cli } from '../lib';
 import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, ShardFlag, LABELLED_SAMPLERS, endNoiseOf, type ShardSpec } from '../pipeline';
-import { DEQUANTIZATIONS, cellMatchedStartTime } from '@score-sde/solvers';
+import { DEQUANTIZATIONS, type Dequantization, cellMatchedStartTime } from '@score-sde/solvers';
 import type { SDE } from '@score-sde/sde-math';
 import { CheckpointManifest, tensorFiles, dataRangeOf } from '@score-sde/models';
 import { type EvaluationOptions, CONDITIONAL_SAMPLERS, ConditionalSampler, DEFAULT_EVALUATION, ESTIMATORS, MASKS, defaultComparedSamplers } from './options';
@@ -121,7 +121,7 @@ export const evaluationOptionsOf = (f: MnistEvalFlags, checkpoint: CheckpointTra
       ...(f.noisyClassifier !== undefined ? { noisy: f.noisyClassifier } : {}),
     },
     samplers: { samples: f.samples, samplers: f.compare ?? defaultComparedSamplers(checkpoint.classConditional), steps: f.steps, snr: f.snr, odeTols: f.odeTols, fastSteps: f.fastSteps, batch: f.sampleBatch, ...end },
-    bpd: { images: f.bpdImages, batch: f.bpdBatch, estimator: f.bpdEstimator, tol: f.odeTol, eps: f.bpdEps ?? bpdStartOf(checkpoint, f.bpdCells), cells: f.bpdCells },
+    bpd: { images: f.bpdImages, batch: f.bpdBatch, estimator: f.bpdEstimator, tol: f.odeTol, eps: f.bpdEps ?? bpdStartOf(checkpoint.space, f.bpdCells), cells: f.bpdCells },
     conditional: { samplers: f.conditionalSamplers, guidanceScale: f.guidanceScale, perClass: f.perClass, sampler, batch: f.sampleBatch },
     inpainting: { mask: f.mask, digits: f.inpaintDigits, completions: f.completions, sampler, batch: f.sampleBatch },
     interpolation: { frames: f.frames, tol: f.odeTol },
@@ -142,20 +142,27 @@ export const checkpointIsClassConditional = async (dir: string): Promise<boolean
 export interface CheckpointTraits {
   readonly classConditional: boolean;
   readonly endNoise?: number;
-  readonly space?: { readonly sde: SDE; readonly dataRange: readonly [number, number] };
+  readonly space?: ModelSpace;
+}
+
+/** The space a model lives in: its SDE and the data range images map to. @category flags */
+export interface ModelSpace {
+  readonly sde: SDE;
+  readonly dataRange: readonly [number, number];
 }
 
 /**
- * The default start time of the likelihood solve on a checkpoint: σ(ε) = w (hi − lo)/√12 for its SDE and data range and
- * the cells `cells` (solvers' `cellMatchedStartTime`); score_sde's 1e-5 when the checkpoint's space is unknown.
+ * The default start time of the likelihood solve in a model's space: σ(ε) = w (hi − lo)/√12 for its SDE, its data range
+ * and the cells `cells` (solvers' `cellMatchedStartTime`); score_sde's 1e-5 when the space is unknown.
  * @category flags
  */
-export const bpdStartOf = (checkpoint: CheckpointTraits, cells: (typeof DEQUANTIZATIONS)[number]): number =>
-  checkpoint.space !== undefined ? cellMatchedStartTime(checkpoint.space.sde, cells, checkpoint.space.dataRange) : D.bpd.eps;
+export const bpdStartOf = (space: ModelSpace | undefined, cells: Dequantization): number =>
+  space !== undefined ? cellMatchedStartTime(space.sde, cells, space.dataRange) : D.bpd.eps;
 
 /**
- * The {@link CheckpointTraits} of the checkpoint in `dir`: whether its network has a label table, and the end noise level
- * of its samplers from its training loss (`endNoiseOf`); `{ classConditional: false }` when its manifest cannot be read.
+ * The {@link CheckpointTraits} of the checkpoint in `dir`: whether its network has a label table, the end noise level
+ * of its samplers from its training loss (`endNoiseOf`), and its SDE and data range; `{ classConditional: false }` when
+ * its manifest cannot be read.
  * @category flags
  */
 export const checkpointTraits = async (dir: string): Promise<CheckpointTraits> => {
