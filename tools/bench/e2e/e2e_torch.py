@@ -28,7 +28,10 @@ same seed) to a file of int32, and the images come from the same IDX file of the
         --order order.i32 --steps 100 --warmup 5 --sample-steps 50 --samples 64 --threads 2
 
 Prints one JSON line: {framework, version, threads, parallelInfo, config, trainStepMs: [...], trainCpuMs: [...],
-sampleEvalMs, sampleSeconds, sampleNfe, peakRssMb, params, losses}.
+sampleEvalMs, sampleSeconds, sampleNfe, peakRssMb, params, losses}; with --profile-ops N also `ops`: N more training
+steps and N score evaluations (batch --samples) under torch.profiler, each op's self time summed into the categories
+of `op_category` (the project's profile, tools/bench/e2e/profile.ts --peer, sums its kernels into the same ones), per
+step, beside the wall medians: {"train": {...}, "trainWallMs", "score": {...}, "scoreWallMs"}.
 """
 import argparse
 import json
@@ -265,6 +268,73 @@ def loss_fn(r, model, x0):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# op profile
+# ---------------------------------------------------------------------------------------------------------------------
+
+OP_CATEGORIES = {
+    "convolutions and matrix products": (
+        "aten::convolution_backward", "aten::slow_conv_transpose2d", "aten::mkldnn_convolution", "aten::_convolution",
+        "aten::convolution", "aten::conv2d", "aten::conv_transpose2d", "aten::_slow_conv2d_forward",
+        "aten::_slow_conv2d_backward", "aten::thnn_conv2d", "aten::mm", "aten::addmm", "aten::bmm", "aten::matmul",
+        "aten::linear", "aten::im2col", "aten::col2im",
+    ),
+    "group norm and swish": (
+        "aten::native_group_norm", "aten::native_group_norm_backward", "aten::group_norm", "aten::sigmoid",
+        "aten::sigmoid_backward", "aten::silu", "aten::silu_backward",
+    ),
+    "concat, split and copies": ("aten::cat", "aten::split", "aten::narrow", "aten::slice", "aten::copy_", "aten::clone", "aten::contiguous"),
+}
+OPTIMISER = "optimiser"
+
+
+def op_category(name, under_optimiser):
+    """The category of an op: the optimiser phase (Adam, clipping, EMA: the ops under that label), else by aten name."""
+    if under_optimiser:
+        return "optimiser (Adam, clipping, EMA)"
+    for cat, names in OP_CATEGORIES.items():
+        if name in names:
+            return cat
+    return "element-wise and other ops"
+
+
+def profile_ops(run, n):
+    """Milliseconds per call of `run` by category, and the median unprofiled wall: each op's self time under
+    torch.profiler, averaged over n calls (the autograd engine's and the optimiser's wrapper events left out: they are
+    the framework's own time). The profiler's cost inside each op can lift the sum of self times above the unprofiled
+    wall; then every category is scaled by wall / sum (its share of the wall), else left as measured."""
+    from torch.profiler import profile, ProfilerActivity
+
+    walls = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        run()
+        walls.append((time.perf_counter() - t0) * 1000.0)
+    t0 = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(n):
+            run()
+    profiled = (time.perf_counter() - t0) * 1000.0 / n
+    sums = {}
+    for e in prof.events():
+        if e.name == OPTIMISER or e.name.startswith("ProfilerStep") or e.name.startswith("autograd::") or e.name.startswith("Optimizer."):
+            continue
+        up, under = e.cpu_parent, False
+        while up is not None:
+            if up.name == OPTIMISER:
+                under = True
+                break
+            up = up.cpu_parent
+        cat = op_category(e.name, under)
+        sums[cat] = sums.get(cat, 0.0) + e.self_cpu_time_total / 1000.0 / n
+    walls.sort()
+    wall = walls[len(walls) // 2]
+    total = sum(sums.values())
+    scale = wall / total if total > wall else 1.0
+    out = {k: v * scale for k, v in sums.items()}
+    return out, wall, {"profiledWallMs": profiled, "selfSumMs": sum(sums.values())}
+
+
 def read_idx_images(path):
     with open(path, "rb") as f:
         raw = f.read()
@@ -297,6 +367,7 @@ def main():
     p.add_argument("--samples", type=int, default=64)
     p.add_argument("--sample-eps", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--profile-ops", type=int, default=0, help="N: also profile N training steps and N score evaluations by op category")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -323,6 +394,8 @@ def main():
 
     losses = []
 
+    from torch.profiler import record_function
+
     def train(step):
         n = step + 1
         for g in opt.param_groups:
@@ -330,6 +403,10 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(r, model, batch_of(step))
         loss.backward()
+        with record_function(OPTIMISER):
+            apply(n, loss)
+
+    def apply(n, loss):
         if r.clip > 0:
             norm = torch.nn.utils.clip_grad_norm_(trainable, r.clip).item()
         else:
@@ -353,6 +430,17 @@ def main():
         walls.append((time.perf_counter() - t0) * 1000.0)
         cpus.append((time.process_time() - c0) * 1000.0)
     train_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    ops = None
+    if a.profile_ops > 0:
+        # Further steps on the batches of steps 0, 1, ... again (the order file covers warmup + steps only).
+        step_of = [0]
+
+        def one_step():
+            train(step_of[0] % total)
+            step_of[0] += 1
+
+        train_ops, train_wall, train_raw = profile_ops(one_step, a.profile_ops)
+        ops = {"train": train_ops, "trainWallMs": train_wall, "trainRaw": train_raw}
 
     # Sampling with the EMA weights: Euler-Maruyama on the uniform grid T -> eps from the prior.
     with torch.no_grad():
@@ -382,6 +470,16 @@ def main():
     t0 = time.perf_counter()
     out = sample()
     seconds = time.perf_counter() - t0
+    if ops is not None:
+        xs = torch.randn(a.samples, 1, 28, 28) * 10
+        ts = torch.full((a.samples,), 0.5)
+
+        def one_eval():
+            with torch.no_grad():
+                score(r, model, xs, ts)
+
+        score_ops, score_wall, score_raw = profile_ops(one_eval, a.profile_ops)
+        ops.update({"score": score_ops, "scoreWallMs": score_wall, "scoreRaw": score_raw})
     if not bool(torch.isfinite(out).all()):
         raise SystemExit("e2e_torch: non-finite samples")
     print(
@@ -403,6 +501,7 @@ def main():
                 "peakRssMb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
                 "params": params,
                 "losses": losses,
+                **({"ops": ops} if ops is not None else {}),
             }
         )
     )

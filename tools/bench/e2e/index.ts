@@ -22,14 +22,13 @@
  *
  * @module bench/e2e
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { random } from '@score-sde/tensor-fp';
-import { type TrainConfig, batchIndices, mnistFiles, parameterCount, runKeys } from '@score-sde/models';
-import { defaultRecipe } from './recipe';
+import type { TrainConfig } from '@score-sde/models';
 import { torchEnv } from './torch-env';
+import { defaultRecipe } from './recipe';
+import { type Files, type Measurement, findTorch, runJson, writeInputs } from './peer';
 import { intFlag, median, runMain } from '../args';
 
 // -------------------------------------------------------------------------------------
@@ -83,86 +82,6 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
 // the two sides
 // -------------------------------------------------------------------------------------
 
-/** What both sides print (PyTorch adds its configuration; the project its memory phases). */
-interface Measurement {
-  readonly framework: 'tfjs' | 'pytorch';
-  readonly backend?: string;
-  readonly version?: string;
-  readonly threads?: number;
-  readonly parallelInfo?: string;
-  readonly config?: string;
-  readonly env?: Readonly<Record<string, string | null>>;
-  readonly trainStepMs: ReadonlyArray<number>;
-  readonly trainCpuMs: ReadonlyArray<number>;
-  readonly sampleSeconds: number;
-  readonly sampleNfe: number;
-  readonly sampleEvalMs: number;
-  readonly peakRssMb: number;
-  readonly phases?: ReadonlyArray<{ readonly phase: string; readonly rssMb: number; readonly peakRssMb: number; readonly heapMb: number | null }>;
-  readonly params: number;
-  readonly losses: ReadonlyArray<number>;
-}
-
-const PYTHON = '/usr/bin/python3';
-const ROOT = path.join(__dirname, '..', '..', '..');
-
-const runJson = (what: string, cmd: string, args: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Measurement => {
-  const r = spawnSync(cmd, [...args], { cwd: ROOT, env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
-  if (r.status !== 0 || line === '') throw new Error(`${what} failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`);
-  return JSON.parse(line) as Measurement;
-};
-
-/** A python with torch, or why there is none: /usr/bin/python3 (Debian's python3-torch), else `python3` on PATH. */
-const findTorch = (): { readonly python: string } | { readonly missing: string } => {
-  for (const python of [PYTHON, 'python3']) {
-    const r = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', env: torchEnv() });
-    if (r.status === 0) return { python };
-  }
-  return { missing: 'no python with torch (apt-get install python3-torch libopenblas0-openmp; the peer uses /usr/bin/python3)' };
-};
-
-interface Files {
-  readonly recipe: string;
-  readonly order: string;
-  readonly images: string;
-  readonly params: number;
-  readonly defaultSteps: number;
-  /** Whether the default recipe's label table was left out (the PyTorch peer has none). */
-  readonly labelsDropped: boolean;
-}
-
-/**
- * The recipe as JSON and the example indices of steps 0 … warmup + steps − 1 (the project's batches for the run's
- * seed: `batchIndices` of the data key, epoch after epoch) as int32, for the PyTorch peer.
- */
-const writeInputs = async (o: Options, dir: string): Promise<Files> => {
-  const { flags, train, steps, labelsDropped } = await defaultRecipe();
-  const count = Math.min(flags.subset, 60000);
-  const dataKey = runKeys(random.key(flags.seed)).data;
-  const total = o.warmup + o.steps;
-  const order = new Int32Array(total * train.batchSize);
-  let filled = 0;
-  for (let s = 0; s < total; s++) {
-    const idx = batchIndices(dataKey, count, train.batchSize, s);
-    if (idx.length !== train.batchSize) throw new Error(`step ${s} has a short batch (${idx.length}); use fewer --steps`);
-    order.set(idx, filled);
-    filled += idx.length;
-  }
-  fs.mkdirSync(dir, { recursive: true });
-  const recipe = path.join(dir, 'recipe.json');
-  fs.writeFileSync(recipe, JSON.stringify(train, null, 2));
-  const orderFile = path.join(dir, 'order.i32');
-  fs.writeFileSync(orderFile, Buffer.from(order.buffer));
-  return {
-    recipe,
-    order: orderFile,
-    images: mnistFiles().train.images,
-    params: parameterCount(train.model),
-    defaultSteps: steps,
-    labelsDropped,
-  };
-};
 
 const runProject = (o: Options): Measurement =>
   runJson('the project (tools/bench/e2e/worker.ts)', process.execPath, [
@@ -316,7 +235,7 @@ const main = async (): Promise<number> => {
     return 0;
   }
   const o = parseOptions(argv);
-  const files = await writeInputs(o, path.join(o.out, 'e2e-inputs'));
+  const files = await writeInputs(o.warmup + o.steps, path.join(o.out, 'e2e-inputs'));
   const { train } = await defaultRecipe();
   const torch = o.torch ? findTorch() : { missing: '--no-torch' };
   const torchNote = 'python' in torch ? `PyTorch: ${torch.python}, ${o.threads} threads, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset in its process.` : `PyTorch peer skipped: ${torch.missing}.`;

@@ -2,7 +2,7 @@
  * Where the default recipe's time goes, op by op (issue 11): the training step of `nx run experiments:mnist`'s
  * default recipe and the step of its `em` sampler, on one backend, in one process.
  *
- *   npx tsx tools/bench/e2e/profile.ts [--steps 10] [--profiles 3] [--top 40] [--out FILE.md] [--kernel-threads | --overrides]
+ *   npx tsx tools/bench/e2e/profile.ts [--steps 10] [--profiles 3] [--top 40] [--out FILE.md] [--peer] [--kernel-threads | --overrides]
  *
  * Training, phase by phase (wall medians over `--steps` steps, each phase read back so its kernels have run):
  * the batch (`batchForStep`), the loss's draws (per-sample times and N(0, I) noise), forward + backward
@@ -12,6 +12,11 @@
  * shared machine) summed by kernel, for one training step and one sampler step: the kernel count and the summed kernel
  * time; and, from unprofiled runs whose kernel calls are timed in the same run (`splitRuns`), the time outside kernels
  * (JavaScript: tfjs' bookkeeping per kernel, the tape, our own code) per run and per call.
+ *
+ * `--peer` adds the same breakdown for the PyTorch peer (`e2e_torch.py --profile-ops`, Debian's python3-torch, as many
+ * threads as this process's backend, `OPENBLAS_CORETYPE`/`OPENBLAS_L2_SIZE` unset in its process): one training step and
+ * one score evaluation of the same recipe, batch 64, by category (`op-categories.ts`), side by side with ours — where the
+ * ratio of the end-to-end benchmark comes from.
  *
  * `--overrides` instead compares the wasm kernels the fused module serves in place of tfjs' (broadcasting binary ops, small
  * matrix products, concat / split: `fused.FUSED_OVERRIDES`) and the reuse of derived filters (`derived.ts`) on and off,
@@ -24,6 +29,8 @@
  * @module bench/e2e/profile
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { tf, random, initBackend, describeBackend, fused, configureDerived } from '@score-sde/tensor-fp';
 import { type Sampler, run } from '@score-sde/solvers';
@@ -55,6 +62,9 @@ import { pipeline } from '@score-sde/experiments';
 import { defaultRecipe } from './recipe';
 import { arg, median as med } from '../args';
 import { kernelCalls, splitRuns, type KernelCall, type SplitRun } from '../kernel-profile';
+import { OP_CATEGORIES, categorySums } from './op-categories';
+import { findTorch, runJson, writeInputs, type OpProfile } from './peer';
+import { torchEnv } from './torch-env';
 
 
 
@@ -180,6 +190,61 @@ const overridesAB = (steps: number, advance: () => void, config: Parameters<type
     ),
   );
   tf.dispose(x);
+};
+
+/** One side's profile of one call: kernel calls (minima), the median wall, the median time outside kernels. */
+interface Profiled {
+  readonly calls: ReadonlyArray<KernelCall>;
+  readonly wall: number;
+  readonly outside: number;
+}
+
+/**
+ * The PyTorch peer's op profile of the same recipe (`e2e_torch.py --profile-ops steps`), and the markdown table of both
+ * sides by category: ms per training step and per score evaluation, and the ratios.
+ */
+const sideBySide = async (steps: number, threads: number, train: Profiled, score: Profiled): Promise<string> => {
+  const torch = findTorch();
+  if (!('python' in torch)) return `## Side by side with PyTorch\n\nSkipped: ${torch.missing}.\n`;
+  const files = await writeInputs(4, path.join(os.tmpdir(), `score-sde-profile-${process.pid}`));
+  const peer = runJson('the PyTorch peer (tools/bench/e2e/e2e_torch.py --profile-ops)', torch.python, [
+    path.join(__dirname, 'e2e_torch.py'),
+    '--recipe', files.recipe,
+    '--images', files.images,
+    '--order', files.order,
+    '--params', String(files.params),
+    '--steps', '2',
+    '--warmup', '2',
+    '--sample-steps', '2',
+    '--samples', '64',
+    '--threads', String(threads),
+    '--profile-ops', String(steps),
+  ], torchEnv());
+  fs.rmSync(path.dirname(files.recipe), { recursive: true, force: true });
+  const ops: OpProfile | undefined = peer.ops;
+  if (ops === undefined) throw new Error('the PyTorch peer printed no op profile');
+  const ours = { train: categorySums(train.calls), score: categorySums(score.calls) };
+  const theirs = (part: Readonly<Record<string, number>>, c: string): number => part[c] ?? 0;
+  const sum = (r: Readonly<Record<string, number>>): number => Object.values(r).reduce((a, b) => a + b, 0);
+  const ratio = (a: number, b: number): string => (b >= 0.01 ? `${(a / b).toFixed(2)}×` : '—');
+  const row = (label: string, a: number, b: number, c: number, d: number): string =>
+    `| ${label} | ${a.toFixed(2)} | ${b.toFixed(2)} | ${ratio(a, b)} | ${c.toFixed(2)} | ${d.toFixed(2)} | ${ratio(c, d)} |`;
+  const torchOutside = { train: Math.max(0, ops.trainWallMs - sum(ops.train)), score: Math.max(0, ops.scoreWallMs - sum(ops.score)) };
+  return [
+    '## Side by side with PyTorch',
+    '',
+    `The same recipe, batch 64, ${threads} thread(s) each; PyTorch ${peer.version ?? ''} (${torch.python}, \`e2e_torch.py --profile-ops ${steps}\`: each op's self time under torch.profiler, ` +
+      `averaged over ${steps} steps / evaluations; its wall the median of ${steps} unprofiled ones). Ours: each kernel call's minimum over the profiled runs above; ` +
+      `"outside kernels" is the median over unprofiled runs of wall − time in kernels (for PyTorch, wall − Σ op self times). ` +
+      'Categories: tools/bench/e2e/op-categories.ts (PyTorch counts its swish product x·σ(x) with the element-wise ops). ms.',
+    '',
+    '| category | ours, training step | PyTorch | ratio | ours, score evaluation | PyTorch | ratio |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...OP_CATEGORIES.map((c) => row(c, ours.train[c], theirs(ops.train, c), ours.score[c], theirs(ops.score, c))),
+    row('outside kernels (framework, host language)', train.outside, torchOutside.train, score.outside, torchOutside.score),
+    row('**wall**', train.wall, ops.trainWallMs, score.wall, ops.scoreWallMs),
+    '',
+  ].join('\n');
 };
 
 const main = async (): Promise<void> => {
@@ -330,9 +395,17 @@ const main = async (): Promise<void> => {
     ...kernelTable('one training step (trainStep with its batch)', trainKernels.calls, med(trainKernels.walls), trainWall, top, trainSplit),
     ...kernelTable('one score evaluation (batch 64)', sampleKernels.calls, med(sampleKernels.walls), med(samplePhase['score evaluation']), top, sampleSplit),
   ].join('\n');
+  const side = process.argv.includes('--peer')
+    ? await sideBySide(
+        steps,
+        info.threads ?? 1,
+        { calls: trainKernels.calls, wall: trainWall, outside: med(trainSplit.map((r) => r.wall - r.inKernels)) },
+        { calls: sampleKernels.calls, wall: med(samplePhase['score evaluation']), outside: med(sampleSplit.map((r) => r.wall - r.inKernels)) },
+      )
+    : '';
   const out = arg('out', '');
-  if (out !== '') fs.writeFileSync(out, md + '\n');
-  process.stdout.write(md + '\n');
+  if (out !== '') fs.writeFileSync(out, md + '\n' + side);
+  process.stdout.write(md + '\n' + side);
   tf.dispose(x);
 };
 
