@@ -253,6 +253,9 @@ const main = async (): Promise<void> => {
   const top = Number(arg('top', '40'));
   const { flags, recipe, train: config } = await defaultRecipe();
   const info = await initBackend({ prefer: flags.backend, quiet: true });
+  // The fused kernels' second thread, as a training run has it from its second step on (started lazily at the first
+  // call that could use it, it becomes ready only once the event loop turns, which these synchronous loops never let it).
+  const kernelThread = await fused.startKernelThread();
   const loaded = await loadMnist({ split: 'train', subset: flags.subset })();
   if (E.isLeft(loaded)) throw new Error(renderIdxError(loaded.left));
   const data = loaded.right;
@@ -375,7 +378,8 @@ const main = async (): Promise<void> => {
   const md = [
     `# Profile of the default recipe (${describeBackend(info)})`,
     '',
-    `Recipe: \`${JSON.stringify(config)}\`. Wall medians of ${steps} repetitions, ms. A shared machine inflates walls; kernel minima are steadier.`,
+    `Recipe: \`${JSON.stringify(config)}\`. Wall medians of ${steps} repetitions, ms. A shared machine inflates walls; kernel minima are steadier. ` +
+      `The fused kernels' second thread: ${kernelThread ? 'running' : `not running (${fused.kernelThreadStatus().reason ?? 'single-threaded backend'})`}.`,
     '',
     '## Training step',
     '',
