@@ -66,6 +66,8 @@ export const mnistMain = async (argv: ReadonlyArray<string>): Promise<number> =>
     process.stderr.write(`error: ${recipe.left.message}\n`);
     return command.EXIT.usage;
   }
+  // A data-parallel run computes its gradients in single-threaded workers; this process's thread pool would only compete with them.
+  if (flags.dataParallel > 1 && (process.env['SCORE_SDE_WASM_THREADS'] ?? '') === '') process.env['SCORE_SDE_WASM_THREADS'] = '1';
   const backend = await command.prepare('mnist', { prefer: flags.backend });
   if (E.isLeft(backend)) return backend.left;
   const out = path.resolve(flags.out ?? path.join('packages', 'experiments', 'out', 'mnist', report.runId()));

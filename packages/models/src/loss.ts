@@ -20,7 +20,10 @@
  * The network sees the continuous time t_i whose marginal std equals the discrete noise level, s(t_i) = σ_i,
  * so the same score wrapper (net / s(t)) is exact for discretely trained models too.
  *
- * All draws are per sample from keys: sample b's time and noise come from `split(key, B)[b]` alone.
+ * All draws are per sample from keys: sample b's time and noise come from `split(key, B)[b]` alone. So a loss can
+ * be taken over a part of a batch ({@link BatchPart}: rows [o, o + B') of a batch of B, as a data-parallel step
+ * does): its terms are those samples' terms of the whole batch's loss, L_part = (1/B) Σ_{b∈part} w_b ‖…‖², and the
+ * parts of a batch sum to its loss.
  *
  * @module loss
  */
@@ -126,8 +129,25 @@ export type LossConfig = t.TypeOf<typeof LossConfig>;
 /** The tutorial's objective: continuous DSM, t ~ U(ε, T), λ = s², ε = 1e-5. @category config */
 export const defaultLossConfig: LossConfig = { kind: 'dsm', weighting: 'sigma2', eps: 1e-5 };
 
-/** A loss as a function of the network, a batch x₀ [B, ...] and a key: a scalar tensor. @category model */
-export type LossFn = (net: Net, x0: tf.Tensor, key: Key) => tf.Scalar;
+/**
+ * Rows [offset, offset + B') of a batch of `of` samples: the part of a batch one data-parallel worker (or one
+ * micro-batch) takes. Sample b's draws are those of sample offset + b of the whole batch, and the part's loss is
+ * divided by `of`, not B'. @category model
+ */
+export interface BatchPart {
+  readonly offset: number;
+  readonly of: number;
+}
+
+/**
+ * A loss as a function of the network, a batch x₀ [B, ...] and a key: a scalar tensor; given a {@link BatchPart},
+ * x₀ holds only that part's rows and the result is the part's share of the whole batch's loss.
+ * @category model
+ */
+export type LossFn = (net: Net, x0: tf.Tensor, key: Key, part?: BatchPart) => tf.Scalar;
+
+/** Sample keys of rows [offset, offset + n): split(key, offset + n)[offset..], the keys those samples have in the whole batch. */
+const sampleKeys = (key: Key, n: number, offset = 0): ReadonlyArray<Key> => random.split(key, offset + n).slice(offset);
 
 /** A loss config that does not fit the SDE (DDPM needs VP, SMLD needs VE). @category errors */
 export interface LossConfigError {
@@ -225,7 +245,8 @@ export const trainingNoiseQuantile = (sde: SDE, eps: number, noise: NoiseLevelDi
 
 /**
  * Per-sample times t_b (uniform in (ε, T) by default, or from the noise levels' law) and z_b ~ N(0, I), both from
- * sample b's key `split(key, B)[b]` (split in two: time, noise). Sample b's draws do not depend on B.
+ * sample b's key `split(key, B)[b]` (split in two: time, noise). Sample b's draws do not depend on B; with `offset`
+ * o, the draws of samples o … o + B − 1 of a larger batch.
  * @category draws
  */
 export const dsmDraws = (
@@ -235,15 +256,16 @@ export const dsmDraws = (
   batch: number,
   sampleShape: ReadonlyArray<number>,
   noise: NoiseLevelDistribution = { kind: 'uniform-t' },
+  offset = 0,
 ): DSMDraws => {
-  const pairs = random.split(key, batch).map(random.split2);
+  const pairs = sampleKeys(key, batch, offset).map(random.split2);
   const ts = Float64Array.from(pairs, ([tk]) => timeOf(sde, eps, noise, tk));
   return { ts, noise: random.normalPerSample(pairs.map(([, zk]) => zk), sampleShape) };
 };
 
-/** Per-sample discrete labels i_b ∈ {0..N−1} and noise z [B, ...], from `split(key, B)[b]` (split in two). @category draws */
-export const discreteDraws = (N: number, key: Key, batch: number, sampleShape: ReadonlyArray<number>): { readonly labels: Int32Array; readonly noise: tf.Tensor } => {
-  const pairs = random.split(key, batch).map(random.split2);
+/** Per-sample discrete labels i_b ∈ {0..N−1} and noise z [B, ...], from `split(key, B)[b]` (split in two); with `offset` o, those of samples o … o + B − 1. @category draws */
+export const discreteDraws = (N: number, key: Key, batch: number, sampleShape: ReadonlyArray<number>, offset = 0): { readonly labels: Int32Array; readonly noise: tf.Tensor } => {
+  const pairs = sampleKeys(key, batch, offset).map(random.split2);
   return {
     labels: Int32Array.from(pairs, ([ik]) => random.randomInt(ik, N)),
     noise: random.normalPerSample(pairs.map(([, zk]) => zk), sampleShape),
@@ -305,9 +327,11 @@ export const smldLevels = (sde: VESDE, N: number): NoiseLevels => {
 const sampleShapeOf = (x: tf.Tensor): ReadonlyArray<number> => x.shape.slice(1);
 
 /** mean_b w_b Σ_pixels r_b² for a residual r [B, ...] and per-sample weights w (or 1). */
-const weightedSumOfSquares = (r: tf.Tensor, w?: ArrayLike<number>): tf.Scalar => {
+const weightedSumOfSquares = (r: tf.Tensor, w?: ArrayLike<number>, part?: BatchPart): tf.Scalar => {
   const perSample = tf.sum(tf.reshape(tf.square(r), [r.shape[0]!, -1]), 1);
-  return tf.mean(w === undefined ? perSample : tf.mul(perSample, tf.tensor1d(Float32Array.from(w as ArrayLike<number>)))) as tf.Scalar;
+  const weighted = w === undefined ? perSample : tf.mul(perSample, tf.tensor1d(Float32Array.from(w as ArrayLike<number>)));
+  // A whole batch: its mean (as every earlier run computed it); a part: its sum over the whole batch's size.
+  return (part === undefined ? tf.mean(weighted) : tf.div(tf.sum(weighted), part.of)) as tf.Scalar;
 };
 
 /**
@@ -335,11 +359,11 @@ export const dsmLoss =
     sde: SDE,
     opts: { readonly weighting?: Weighting; readonly eps?: number; readonly noise?: NoiseLevelDistribution; readonly parameterisation?: Parameterisation } = {},
   ): LossFn =>
-  (net, x0, key) =>
+  (net, x0, key, part) =>
     scoped(() => {
       const p = opts.parameterisation ?? tutorialParameterisation;
       const weighting = opts.weighting ?? 'sigma2';
-      const { ts, noise } = dsmDraws(sde, opts.eps ?? 1e-5, key, x0.shape[0]!, sampleShapeOf(x0), opts.noise);
+      const { ts, noise } = dsmDraws(sde, opts.eps ?? 1e-5, key, x0.shape[0]!, sampleShapeOf(x0), opts.noise, part?.offset);
       const { xt } = perturb(sde)(x0, ts, noise);
       const cs = Array.from(ts, (t) => scoreCoefficients(sde, p, t));
       const column = (v: ReadonlyArray<number>) => perSampleColumn(v, x0.rank);
@@ -352,7 +376,7 @@ export const dsmLoss =
           ? tf.add(F, noise)
           : tf.add(tf.sub(F, tf.mul(x0, column(targets.map((c) => c.dataCoef)))), tf.mul(noise, column(targets.map((c) => c.noiseCoef))));
       const w = Array.from(ts, (t) => lossWeight(sde, p, weighting, t));
-      return weightedSumOfSquares(residual, w.every((v) => v === 1) ? undefined : w);
+      return weightedSumOfSquares(residual, w.every((v) => v === 1) ? undefined : w, part);
     });
 
 /** x_i = mean_i x₀ + std_i z for per-sample labels, and the network's input times t_i. */
@@ -373,13 +397,13 @@ const perturbDiscrete = (levels: NoiseLevels, x0: tf.Tensor, labels: Int32Array,
  */
 export const ddpmLoss =
   (sde: VPSDE, N: number): LossFn =>
-  (net, x0, key) => {
+  (net, x0, key, part) => {
     const levels = ddpmLevels(sde, N);
     return scoped(() => {
-      const { labels, noise } = discreteDraws(N, key, x0.shape[0]!, sampleShapeOf(x0));
+      const { labels, noise } = discreteDraws(N, key, x0.shape[0]!, sampleShapeOf(x0), part?.offset);
       const { xt, time } = perturbDiscrete(levels, x0, labels, noise);
       const epsHat = tf.neg(net(xt, time));
-      return weightedSumOfSquares(tf.sub(epsHat, noise));
+      return weightedSumOfSquares(tf.sub(epsHat, noise), undefined, part);
     });
   };
 
@@ -390,14 +414,14 @@ export const ddpmLoss =
  */
 export const smldLoss =
   (sde: VESDE, N: number): LossFn =>
-  (net, x0, key) => {
+  (net, x0, key, part) => {
     const levels = smldLevels(sde, N);
     return scoped(() => {
-      const { labels, noise } = discreteDraws(N, key, x0.shape[0]!, sampleShapeOf(x0));
+      const { labels, noise } = discreteDraws(N, key, x0.shape[0]!, sampleShapeOf(x0), part?.offset);
       const { xt, std, time } = perturbDiscrete(levels, x0, labels, noise);
       const sCont = perSampleColumn(Array.from(labels, (i) => marginalStd(sde, levels.time[i]!)), x0.rank);
       const score = tf.div(net(xt, time), sCont);
-      return weightedSumOfSquares(tf.add(tf.mul(score, std), noise));
+      return weightedSumOfSquares(tf.add(tf.mul(score, std), noise), undefined, part);
     });
   };
 

@@ -47,13 +47,15 @@ export type Conditioning = t.TypeOf<typeof Conditioning>;
 
 const TrainConfigFields = codec.strictWithOptional(
   { model: ScoreNetConfig, sde: SDE, loss: LossConfig, optim: AdamConfig, emaDecay: EmaConfig, batchSize: codec.PositiveInt },
-  { parameterisation: Parameterisation, dataRange: DataRange, dequantization: TrainDequantization, conditioning: Conditioning },
+  { parameterisation: Parameterisation, dataRange: DataRange, dequantization: TrainDequantization, conditioning: Conditioning, microBatches: codec.PositiveInt },
   'TrainConfig',
 );
 type TrainConfigFields = t.TypeOf<typeof TrainConfigFields>;
 
-/** What is wrong between a config's `model.classes` and its `conditioning` (undefined: nothing), naming the field. */
-const conditioningProblem = (c: TrainConfigFields): { readonly key: string; readonly message: string } | undefined => {
+/** What is wrong between a config's `model.classes` and its `conditioning`, or its `microBatches` and batch size (undefined: nothing), naming the field. */
+const configProblem = (c: TrainConfigFields): { readonly key: string; readonly message: string } | undefined => {
+  if (c.microBatches !== undefined && c.microBatches > c.batchSize)
+    return { key: 'microBatches', message: `microBatches: ${c.microBatches} parts of a batch of ${c.batchSize} (at most one part per sample)` };
   const K = c.model.classes;
   const cond = c.conditioning;
   if (K === undefined) return cond === undefined ? undefined : { key: 'conditioning', message: 'conditioning: the network has no classes (model.classes)' };
@@ -68,19 +70,21 @@ const conditioningProblem = (c: TrainConfigFields): { readonly key: string; read
  * Everything that defines a training run except the seed and the data: the network, the SDE, the loss, the
  * optimiser, the EMA, the batch size, and (optional, with the defaults every earlier checkpoint used) the
  * parameterisation (default tutorial: s = F/s(t)), the data range (default [0, 1], the images as they are), the
- * training images' dequantisation (default none) and, for a class-conditional network (and only then), its
- * {@link Conditioning}.
+ * training images' dequantisation (default none), for a class-conditional network (and only then), its
+ * {@link Conditioning}, and the number of parts K of every batch (`microBatches`, default 1; see {@link microBatchesOf}).
  * @category config
  */
 export const TrainConfig = new t.Type<TrainConfigFields, t.OutputOf<typeof TrainConfigFields>, unknown>(
   'TrainConfig',
-  (u): u is TrainConfigFields => TrainConfigFields.is(u) && conditioningProblem(u) === undefined,
+  (u): u is TrainConfigFields => TrainConfigFields.is(u) && configProblem(u) === undefined,
   (u, c) =>
     pipe(
       TrainConfigFields.validate(u, c),
       E.chain((cfg) => {
-        const problem = conditioningProblem(cfg);
-        return problem === undefined ? t.success(cfg) : t.failure(cfg.conditioning, [...c, { key: problem.key, type: Conditioning, actual: cfg.conditioning }], problem.message);
+        const problem = configProblem(cfg);
+        if (problem === undefined) return t.success(cfg);
+        const actual = problem.key === 'microBatches' ? cfg.microBatches : cfg.conditioning;
+        return t.failure(actual, [...c, { key: problem.key, type: problem.key === 'microBatches' ? codec.PositiveInt : Conditioning, actual }], problem.message);
       }),
     ),
   TrainConfigFields.encode,
@@ -95,6 +99,27 @@ export const dataRangeOf = (c: TrainConfig): DataRange => c.dataRange ?? [0, 1];
 
 /** Images in [0, 1] to the run's data space ({@link imagesToRange}). @category config */
 export const toModelSpace = (c: TrainConfig, images: tf.Tensor): tf.Tensor => imagesToRange(dataRangeOf(c), images);
+
+/**
+ * The parts K a step splits its batch into (1 when the config has none): the gradient is then
+ *   ∇L = Σ_{k<K} ∇L_k,   L_k = (1/B) Σ_{b∈part k} ℓ_b,
+ * summed in part order, each part's rows a contiguous block ({@link microBatchRanges}). It is the same sum whether the
+ * parts run one after another in this process or at once in K workers (a data-parallel step), so a run's bits depend on
+ * K and never on where its parts ran. K = 1 is the whole batch's gradient as every earlier run computed it.
+ * @category config
+ */
+export const microBatchesOf = (c: TrainConfig): number => c.microBatches ?? 1;
+
+/** K contiguous blocks of rows of a batch of B whose sizes differ by at most one (the first B mod K one larger): part k = [start, end). @category config */
+export const microBatchRanges = (batch: number, parts: number): ReadonlyArray<{ readonly start: number; readonly end: number }> => {
+  const k = Math.max(1, Math.min(parts, batch));
+  const base = Math.floor(batch / k);
+  const extra = batch % k;
+  return Array.from({ length: k }, (_, i) => {
+    const start = i * base + Math.min(i, extra);
+    return { start, end: start + base + (i < extra ? 1 : 0) };
+  });
+};
 
 /** The training images' dequantisation of a run (none when the config has none). @category config */
 export const dequantizationOf = (c: TrainConfig): TrainDequantization => c.dequantization ?? 'none';

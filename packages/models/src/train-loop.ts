@@ -14,12 +14,16 @@
  * already), so the last good state is on disk even when the very first step fails. A save that fails ends the loop
  * too; the checkpoint saved before it, if any, stays intact (checkpoints are written atomically).
  *
+ * A step's part gradients may come from elsewhere (`parts`: e.g. data-parallel workers, `experiments`' train workers):
+ * they are the values {@link stepPartGradients} computes here, so where they ran changes no bit. If that source fails,
+ * the loop says why (`onPartsLost`) and computes the parts here from that step on, losing nothing.
+ *
  * @module train-loop
  */
 import * as E from 'fp-ts/Either';
-import { macrotask } from '@score-sde/tensor-fp';
+import { macrotask, type tf } from '@score-sde/tensor-fp';
 import type { TrainConfig, TrainState } from './train-config';
-import { type TrainError, trainStep, batchForStep, labelsForStep, runKeys, renderTrainError } from './train';
+import { type TrainError, type PartGradient, trainStep, applyPartGradients, batchForStep, labelsForStep, runKeys, renderTrainError } from './train';
 import { saveCheckpoint } from './checkpoint';
 import { type CheckpointError, renderCheckpointError } from './checkpoint-format';
 import { type MnistData, batchesPerEpoch, epochOrder } from './mnist';
@@ -36,6 +40,13 @@ export interface CheckpointCadence {
   readonly storedStep?: number;
 }
 
+/**
+ * Computes step s's part gradients somewhere else, e.g. in data-parallel workers: exactly the values
+ * `stepPartGradients(config)(state, x0, labels)` gives in this process, in part order; a Left says why it could not.
+ * @category model
+ */
+export type PartGradientSource = (state: TrainState, x0: tf.Tensor, labels: ArrayLike<number> | undefined) => Promise<E.Either<string, ReadonlyArray<PartGradient>>>;
+
 /** Options of {@link trainLoop}. @category model */
 export interface TrainLoopOptions {
   /** Train until the state's step count reaches this. */
@@ -48,6 +59,10 @@ export interface TrainLoopOptions {
    * that autoguidance extrapolates from). A run that starts past a snapshot's step leaves that snapshot as it is.
    */
   readonly snapshots?: ReadonlyArray<{ readonly step: number; readonly dir: string }>;
+  /** Where the steps' part gradients are computed (default: here, {@link trainStep}). */
+  readonly parts?: PartGradientSource;
+  /** Called once if `parts` fails: the steps from then on compute their parts here (the same bits). */
+  readonly onPartsLost?: (reason: string) => void;
   /** Asked after every step; true ends training there (the state is saved when a checkpoint directory is given). */
   readonly shouldStop?: () => boolean;
   /** Before the first step of an epoch in this run: epoch e (0-based) spans steps [start, end); `step` is where this run enters it. */
@@ -111,7 +126,18 @@ export const renderTrainLoopFailure = (f: TrainLoopFailure): string => {
 export const trainLoop =
   (config: TrainConfig) =>
   async (state: TrainState, data: MnistData, o: TrainLoopOptions): Promise<E.Either<TrainLoopFailure, TrainLoopResult>> => {
-    const step = trainStep(config);
+    const here = trainStep(config);
+    const apply = applyPartGradients(config);
+    let source = o.parts;
+    const step = async (st: TrainState, x0: tf.Tensor, labels: ArrayLike<number> | undefined): Promise<E.Either<TrainError, { readonly state: TrainState; readonly loss: number }>> => {
+      if (source !== undefined) {
+        const parts = await source(st, x0, labels);
+        if (E.isRight(parts)) return apply(st, parts.right);
+        source = undefined;
+        o.onPartsLost?.(parts.left);
+      }
+      return here(st, x0, labels);
+    };
     const perEpoch = batchesPerEpoch(data.count, config.batchSize);
     const dataKey = runKeys(state.key).data;
     const losses: number[] = [...(o.losses ?? [])];
@@ -144,7 +170,7 @@ export const trainLoop =
       while (s.step < end) {
         const labels = labelsForStep(config, s, data, order);
         const x0 = batchForStep(config, s, data, order);
-        const r = step(s, x0, labels);
+        const r = await step(s, x0, labels);
         x0.dispose();
         if (E.isLeft(r)) return E.left({ _tag: 'Diverged', error: r.left, state: s, losses, kept: await keep(s) });
         s = r.right.state;

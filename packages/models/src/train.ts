@@ -19,10 +19,10 @@ import { scoreNet, scoreNetSpec } from './scorenet';
 import { type LossConfigError, lossFn } from './loss';
 import { adamStep, adamEmaStep, initAdam, disposeAdam, globalNorm } from './optim';
 import { emaUpdate, emaDecayAt } from './ema';
-import { type TensorRecord, initParams, cloneRecord, assignParams, disposeRecord } from './params';
+import { type TensorRecord, type Params, trainableNames, initParams, cloneRecord, assignParams, disposeRecord } from './params';
 import { type MnistData, batchIndices, imageBatch } from './mnist';
 import { nullLabel } from './scorenet';
-import { TrainConfig, type TrainState, parameterisationOf, trainingBatch } from './train-config';
+import { TrainConfig, type TrainState, parameterisationOf, trainingBatch, microBatchesOf, microBatchRanges } from './train-config';
 import { poisonAtStep, pointSync } from './faults';
 
 // -------------------------------------------------------------------------------------
@@ -83,55 +83,132 @@ export const trainingLabels = (config: TrainConfig, labels: ArrayLike<number> | 
   return Int32Array.from(labels, (y, b) => (u[b]! < p ? K : y));
 };
 
+/** The names of the config's trainable parameters, in the network's order (the order gradients are reported in). */
+const trainedNames = (config: TrainConfig): ReadonlyArray<string> => trainableNames(scoreNetSpec(config.model));
+
+/** One part's gradient: ∇_θ L_k by name, and L_k as a number. @category training */
+export interface PartGradient {
+  readonly grads: TensorRecord;
+  readonly loss: number;
+}
+
 /**
- * One optimisation step on the batch of images x₀ [B, 28, 28, 1] in [0, 1] (and their labels, for a class-conditional run: {@link trainingLabels}) (dequantised if the config says so and mapped to the run's data range first, {@link trainingBatch}): ∇_θ L(θ; x₀, key_s) by `tf.variableGrads` over the
- * trainable variables, an Adam step, and the EMA update with the new step count. Returns the loss (a number)
- * and the new state, or a Left (and no change at all) if the loss or the gradient norm is NaN/±∞.
+ * The gradient of part `part` of step s's batch (rows [start, end) of {@link microBatchRanges}; the whole batch when
+ * absent): the batch x₀ [B, 28, 28, 1] in [0, 1] is dequantised and mapped to the run's data space whole
+ * ({@link trainingBatch}) and its labels dropped whole ({@link trainingLabels}), then the part's rows feed the network
+ * and the loss takes the part's share L_k = (1/B) Σ_{b∈part} ℓ_b (the loss's `BatchPart`), so every sample sees the
+ * draws it has in the whole batch. `tf.variableGrads` over the trainable variables of `params`. Pure in its inputs:
+ * the same bits in any process with the same backend, whatever its thread count.
+ * @category training
+ */
+export const partGradient =
+  (config: TrainConfig) =>
+  (params: Params, x0: tf.Tensor, labels: ArrayLike<number> | undefined, key: Key, part?: { readonly start: number; readonly end: number }): E.Either<LossConfigError, PartGradient> =>
+    pipe(
+      lossFn(config.sde, config.loss, parameterisationOf(config)),
+      E.map((loss) => {
+        const names = trainedNames(config);
+        const vars = names.map((n) => params[n]!);
+        const dropped = trainingLabels(config, labels, key);
+        const whole = trainingBatch(config, x0, key);
+        const B = x0.shape[0]!;
+        const rows = part === undefined || (part.start === 0 && part.end === B) ? undefined : part;
+        const data = rows === undefined ? whole : tf.slice(whole, [rows.start], [rows.end - rows.start]);
+        const net = scoreNet(config.model, params, rows === undefined || dropped === undefined ? dropped : dropped.slice(rows.start, rows.end));
+        const { value, grads: byVar } = tf.variableGrads(() => loss(net, data, key, rows === undefined ? undefined : { offset: rows.start, of: B }), vars);
+        if (data !== x0) data.dispose();
+        if (whole !== x0 && whole !== data) whole.dispose();
+        const grads: TensorRecord = Object.fromEntries(names.map((n, i) => [n, byVar[vars[i]!.name]!]));
+        const lossValue = value.dataSync()[0]!;
+        value.dispose();
+        return { grads, loss: lossValue };
+      }),
+    );
+
+/**
+ * The gradients of the K parts of step s's batch, computed one after another here ({@link partGradient} of each of
+ * {@link microBatchRanges}(B, K), K = {@link microBatchesOf}), or the whole batch's when K = 1.
+ * @category training
+ */
+export const stepPartGradients =
+  (config: TrainConfig) =>
+  (state: TrainState, x0: tf.Tensor, labels?: ArrayLike<number>): E.Either<LossConfigError, ReadonlyArray<PartGradient>> => {
+    const key = stepKey(state.key, state.step);
+    const K = microBatchesOf(config);
+    if (K === 1) return pipe(partGradient(config)(state.params, x0, labels, key), E.map((g) => [g]));
+    const parts: PartGradient[] = [];
+    for (const rows of microBatchRanges(x0.shape[0]!, K)) {
+      const g = partGradient(config)(state.params, x0, labels, key, rows);
+      if (E.isLeft(g)) {
+        parts.forEach((p) => disposeRecord(p.grads));
+        return g;
+      }
+      parts.push(g.right);
+    }
+    return E.right(parts);
+  };
+
+/**
+ * Applies the parts' gradients to the state: ∇L = Σ_k ∇L_k and L = Σ_k L_k in part order (one part: itself), the
+ * gradient norm, an Adam step and the EMA update with the new step count. Consumes the parts' tensors. Returns the
+ * loss and the new state, or a Left (and no change to the state) if the loss or the gradient norm is NaN/±∞.
+ * @category training
+ */
+export const applyPartGradients =
+  (config: TrainConfig) =>
+  (state: TrainState, parts: ReadonlyArray<PartGradient>): E.Either<TrainError, { readonly state: TrainState; readonly loss: number }> => {
+    const names = trainedNames(config);
+    const grads: TensorRecord =
+      parts.length === 1
+        ? parts[0]!.grads
+        : Object.fromEntries(
+            names.map((n) => {
+              const sum = tf.tidy(() => parts.slice(1).reduce((acc, p) => tf.add(acc, p.grads[n]!), parts[0]!.grads[n]!));
+              return [n, sum];
+            }),
+          );
+    if (parts.length > 1) parts.forEach((p) => disposeRecord(p.grads));
+    const lossValue = parts.slice(1).reduce((a, p) => a + p.loss, parts[0]!.loss);
+    // On wasm the fused kernels read the norm straight off the heap and do Adam + EMA in one pass per tensor.
+    const fast = fused.fusedKernelsReady();
+    const norm = !Number.isFinite(lossValue) ? NaN : fast ? Math.sqrt(fused.sumOfSquares(names.map((n) => grads[n]!))) : tf.tidy(() => globalNorm(grads).dataSync()[0]!);
+    if (!Number.isFinite(lossValue) || !Number.isFinite(norm)) {
+      disposeRecord(grads);
+      return E.left<TrainError>(
+        !Number.isFinite(lossValue) ? { _tag: 'NonFiniteLoss', step: state.step, loss: lossValue } : { _tag: 'NonFiniteGradient', step: state.step, norm },
+      );
+    }
+    if (fast) {
+      const step = adamEmaStep(config.optim)(state.params, grads, state.adam, state.ema, norm, emaDecayAt(config.emaDecay, state.adam.step + 1));
+      disposeRecord(grads);
+      assignParams(state.params, step.params);
+      disposeRecord(state.ema);
+      disposeAdam(state.adam);
+      return E.right({ state: { ...state, ema: step.ema, adam: step.state, step: state.step + 1 }, loss: lossValue });
+    }
+    const updated = adamStep(config.optim)(state.params, grads, state.adam);
+    disposeRecord(grads);
+    assignParams(state.params, updated.params);
+    const ema = emaUpdate(config.emaDecay)(state.ema, state.params, updated.state.step);
+    disposeRecord(state.ema);
+    disposeAdam(state.adam);
+    return E.right({ state: { ...state, ema, adam: updated.state, step: state.step + 1 }, loss: lossValue });
+  };
+
+/**
+ * One optimisation step on the batch of images x₀ [B, 28, 28, 1] in [0, 1] (and their labels, for a class-conditional
+ * run: {@link trainingLabels}) (dequantised if the config says so and mapped to the run's data range first,
+ * {@link trainingBatch}): ∇_θ L(θ; x₀, key_s) = Σ_k ∇L_k over the config's K parts ({@link stepPartGradients}), an Adam
+ * step, and the EMA update with the new step count ({@link applyPartGradients}). Returns the loss (a number) and the
+ * new state, or a Left (and no change at all) if the loss or the gradient norm is NaN/±∞.
  * @category training
  */
 export const trainStep =
   (config: TrainConfig) =>
   (state: TrainState, x0: tf.Tensor, labels?: ArrayLike<number>): E.Either<TrainError, { readonly state: TrainState; readonly loss: number }> =>
     pipe(
-      lossFn(config.sde, config.loss, parameterisationOf(config)),
-      E.chain((loss) => {
-        const names = scoreNetSpec(config.model)
-          .filter((s) => s.trainable)
-          .map((s) => s.name);
-        const vars = names.map((n) => state.params[n]!);
-        const key = stepKey(state.key, state.step);
-        const net = scoreNet(config.model, state.params, trainingLabels(config, labels, key));
-        const data = trainingBatch(config, x0, key);
-        const { value, grads: byVar } = tf.variableGrads(() => loss(net, data, key), vars);
-        if (data !== x0) data.dispose();
-        const grads: TensorRecord = Object.fromEntries(names.map((n, i) => [n, byVar[vars[i]!.name]!]));
-        const lossValue = value.dataSync()[0]!;
-        value.dispose();
-        // On wasm the fused kernels read the norm straight off the heap and do Adam + EMA in one pass per tensor.
-        const fast = fused.fusedKernelsReady();
-        const norm = !Number.isFinite(lossValue) ? NaN : fast ? Math.sqrt(fused.sumOfSquares(names.map((n) => grads[n]!))) : tf.tidy(() => globalNorm(grads).dataSync()[0]!);
-        if (!Number.isFinite(lossValue) || !Number.isFinite(norm)) {
-          disposeRecord(grads);
-          return E.left<TrainError>(
-            !Number.isFinite(lossValue) ? { _tag: 'NonFiniteLoss', step: state.step, loss: lossValue } : { _tag: 'NonFiniteGradient', step: state.step, norm },
-          );
-        }
-        if (fast) {
-          const step = adamEmaStep(config.optim)(state.params, grads, state.adam, state.ema, norm, emaDecayAt(config.emaDecay, state.adam.step + 1));
-          disposeRecord(grads);
-          assignParams(state.params, step.params);
-          disposeRecord(state.ema);
-          disposeAdam(state.adam);
-          return E.right({ state: { ...state, ema: step.ema, adam: step.state, step: state.step + 1 }, loss: lossValue });
-        }
-        const updated = adamStep(config.optim)(state.params, grads, state.adam);
-        disposeRecord(grads);
-        assignParams(state.params, updated.params);
-        const ema = emaUpdate(config.emaDecay)(state.ema, state.params, updated.state.step);
-        disposeRecord(state.ema);
-        disposeAdam(state.adam);
-        return E.right({ state: { ...state, ema, adam: updated.state, step: state.step + 1 }, loss: lossValue });
-      }),
+      stepPartGradients(config)(state, x0, labels),
+      E.chainW((parts) => applyPartGradients(config)(state, parts)),
     );
 
 // -------------------------------------------------------------------------------------

@@ -29,6 +29,10 @@ import {
   type TensorRecord,
   trainingBatch,
   toModelSpace,
+  stepPartGradients,
+  microBatchRanges,
+  TrainConfig as TrainConfigC,
+  type PartGradientSource,
 } from '../src';
 import { bitEqual, initTrainingBackend, tinyTrainConfig, U32 } from './helpers';
 import { identity } from '@score-sde/tensor-fp/testing';
@@ -39,6 +43,14 @@ const centredTraining = identity({
   formula: String.raw`$\tilde x = x + (u - \tfrac12)/255$, $u \sim U(0, 1)$: $|255\,(\tilde x - x)| \le \tfrac12$, $\mathbb E[255(\tilde x - x)] = 0$, $\mathrm{Var}[255(\tilde x - x)] = \tfrac1{12}$`,
   source: 'uniform dequantisation (Theis et al. 2016) with cells centred on the levels k/255, the cells of bits/dim with --bpd-cells centred',
   tolerance: 'the cell: float32 rounding (1e−4 of a level); mean and variance: 5 SE of n draws, SE = √(1/(12n)) and √(1/(180n)) (Var[(u − ½)²] = 1/80 − 1/144)',
+});
+
+const batchParts = identity({
+  concept: 'training',
+  title: 'A batch’s parts carry the whole batch’s draws, and their losses sum to its loss',
+  formula: String.raw`$L = \tfrac1B \sum_{b<B} \ell_b = \sum_{k<K} L_k$, $L_k = \tfrac1B \sum_{b \in \text{part } k} \ell_b$, sample $b$ of part $k$ drawing from $\mathrm{split}(\text{key}, B)_b$`,
+  source: 'data-parallel training (models microBatches): a sum over samples split into contiguous blocks; the gradient of each part is taken alone and summed in part order',
+  tolerance: 'draws: exact. Losses: the per-sample terms ℓ_b ≥ 0 are the same bits in any batch (batch-invariant network), so only the float32 sums differ: |ΣL_k − L| ≤ 2(B + 1)·2⁻²⁴·L',
 });
 
 let backend: string;
@@ -288,5 +300,70 @@ describe('the training batch', () => {
     const mapped = toModelSpace({ ...tinyTrainConfig, dataRange: [-1, 1] }, x);
     expect(bitEqual(none, mapped)).toBe(true);
     tf.dispose([x, whole, first, part, wholeFirst, none, mapped]);
+  });
+});
+
+describe('a batch in parts (data-parallel steps)', () => {
+  const parted = (K: number): TrainConfig => ({ ...smallConditional, batchSize: 6, microBatches: K });
+
+  test('a part draws what its samples draw in the whole batch: times and noise of rows [o, o + n)', () => {
+    const key = random.key(5);
+    const whole = dsmDraws(tinyTrainConfig.sde, 1e-5, key, 6, [28, 28, 1]);
+    for (const { start, end } of microBatchRanges(6, 4)) {
+      const part = dsmDraws(tinyTrainConfig.sde, 1e-5, key, end - start, [28, 28, 1], { kind: 'uniform-t' }, start);
+      batchParts.equal(Array.from(part.ts), Array.from(whole.ts.subarray(start, end)), { rows: `${start}..${end}` });
+      const rows = tf.slice(whole.noise, [start], [end - start]);
+      expect(bitEqual(part.noise, rows)).toBe(true);
+      tf.dispose([part.noise, rows]);
+    }
+    whole.noise.dispose();
+  });
+
+  test.each([2, 3, 6])('the losses of %i parts sum to the whole batch’s loss', (K) => {
+    const state = initTrainState(parted(1), random.key(2));
+    const x0 = imageBatch(data, [0, 1, 2, 3, 4, 5]);
+    const labels = Array.from(data.labels.subarray(0, 6));
+    const loss = (config: TrainConfig): number => {
+      const parts = stepPartGradients(config)(state, x0, labels);
+      if (E.isLeft(parts)) throw new Error(parts.left.message);
+      parts.right.forEach((p) => Object.values(p.grads).forEach((g) => g.dispose()));
+      expect(parts.right).toHaveLength(microBatchRanges(6, config.microBatches ?? 1).length);
+      return parts.right.reduce((a, p) => a + p.loss, 0);
+    };
+    const whole = loss(parted(1));
+    const sum = loss(parted(K));
+    batchParts.lessThan(Math.abs(sum - whole), 2 * (6 + 1) * 2 ** -24 * whole, { K: String(K) });
+    x0.dispose();
+    disposeTrainState(state);
+  });
+
+  test('a part source that fails hands the steps back to this process, which gives the same bits', async () => {
+    const config = parted(2);
+    const plain = await run(config, initTrainState(config, random.key(4)), data, 4);
+    // The source computes the parts as this process would for 2 steps, then fails.
+    let calls = 0;
+    const lost: string[] = [];
+    const source: PartGradientSource = async (st, x0, labels) => {
+      calls++;
+      if (st.step >= 2) return E.left('the workers are gone');
+      const parts = stepPartGradients(config)(st, x0, labels);
+      return E.isLeft(parts) ? E.left(parts.left.message) : E.right(parts.right);
+    };
+    const r = await trainLoop(config)(initTrainState(config, random.key(4)), data, { untilStep: 4, parts: source, onPartsLost: (why) => lost.push(why) });
+    if (E.isLeft(r)) throw new Error(renderTrainLoopFailure(r.left));
+    expect(calls).toBe(3);
+    expect(lost).toEqual(['the workers are gone']);
+    expect(r.right.losses).toEqual(plain.losses);
+    expect(allBitEqual(r.right.state.params, plain.state.params)).toEqual([]);
+    expect(allBitEqual(r.right.state.ema, plain.state.ema)).toEqual([]);
+    disposeTrainState(r.right.state);
+    disposeTrainState(plain.state);
+  });
+
+  test('a config of more parts than samples is refused, naming microBatches', () => {
+    const r = TrainConfigC.decode({ ...tinyTrainConfig, microBatches: tinyTrainConfig.batchSize + 1 });
+    expect(E.isLeft(r)).toBe(true);
+    if (E.isLeft(r)) expect(r.left.map((e) => e.message ?? '').join(' ')).toMatch(/microBatches: 5 parts of a batch of 4/);
+    expect(E.isRight(TrainConfigC.decode({ ...tinyTrainConfig, microBatches: tinyTrainConfig.batchSize }))).toBe(true);
   });
 });

@@ -22,9 +22,10 @@ import {
   loadMnist,
   batchesPerEpoch,
   parameterCount,
+  microBatchesOf,
 } from '@score-sde/models';
 import { memory, progress } from '../lib';
-import { type ExperimentError, type Recipe, fail, logOf, trainConfigOfRecipe, guideStep, guideDirOf } from '../pipeline';
+import { type ExperimentError, type Recipe, type TrainWorkers, fail, logOf, trainConfigOfRecipe, guideStep, guideDirOf, startTrainWorkers } from '../pipeline';
 import type { MnistFlags } from './flags';
 
 // -------------------------------------------------------------------------------------
@@ -108,7 +109,8 @@ export const trainMnist = async (f: MnistFlags, recipe: Recipe, ctx: MnistContex
     start = loaded.right;
     log(`resuming from ${f.resume} at step ${start.state.step} (its stored config is used; --epochs sets where training ends)`);
   } else {
-    const config = trainConfigOfRecipe(recipe, recipe.epochs * batchesPerEpoch(data.count, recipe.batchSize), data.labels);
+    const recipeConfig = trainConfigOfRecipe(recipe, recipe.epochs * batchesPerEpoch(data.count, recipe.batchSize), data.labels);
+    const config = f.dataParallel > 1 ? { ...recipeConfig, microBatches: f.dataParallel } : recipeConfig;
     start = { config, state: initTrainState(config, random.key(f.seed)), losses: [] };
   }
   const { config } = start;
@@ -117,10 +119,23 @@ export const trainMnist = async (f: MnistFlags, recipe: Recipe, ctx: MnistContex
   const ckpt = path.join(out, 'checkpoint');
   log(`training ${parameterCount(config.model).toLocaleString('en')} parameters on ${data.count} images: ${epochs} epochs × ${perEpoch} steps of batch ${config.batchSize}`);
 
+  // Data-parallel (--data-parallel K): the config's K parts in K workers; a resumed run keeps its checkpoint's K.
+  const K = microBatchesOf(config);
+  let workers: TrainWorkers | undefined;
+  if (f.dataParallel > 1 && K > 1) {
+    const started = await startTrainWorkers({ config, backend: ctx.backend.name });
+    if (E.isLeft(started)) log(`--data-parallel: ${started.left}; the ${K} parts of every batch are computed here (the same bits)`);
+    else {
+      workers = started.right;
+      log(`data-parallel: every batch in ${K} parts, one per worker (${workers.backends.join(', ')})`);
+    }
+  } else if (f.dataParallel > 1) log(`--data-parallel ${f.dataParallel}: the resumed checkpoint trains each batch whole (no microBatches in its config), here`);
+  else if (K > 1) log(`the checkpoint's batches are split into ${K} parts (its microBatches), computed here one after another (--data-parallel ${K}: in workers)`);
   const started = Date.now();
   const epochMemory: EpochMemory[] = [];
   let bar: progress.Progress | undefined;
   const r = await trainLoop(config)(start.state, data, {
+    ...(workers !== undefined ? { parts: workers.parts, onPartsLost: (why: string) => log(`data-parallel: ${why}; the parts are computed here from this step on (the same bits)`) } : {}),
     untilStep: epochs * perEpoch,
     losses: start.losses,
     // A run resumed from this very checkpoint holds its start state there already: a failure need not rewrite it.
@@ -141,6 +156,7 @@ export const trainMnist = async (f: MnistFlags, recipe: Recipe, ctx: MnistContex
     },
   });
   bar?.stop();
+  await workers?.close();
   if (E.isLeft(r)) {
     disposeTrainState(r.left.state);
     const advice = r.left._tag === 'Diverged' && r.left.kept._tag === 'stored' ? '; lower --lr or raise --grad-clip and --resume from it' : '';

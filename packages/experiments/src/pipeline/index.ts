@@ -12,5 +12,6 @@ export * from './samplers';
 export * from './model';
 export * from './draw';
 export * from './workers';
+export * from './train-workers';
 export * from './recipe';
 export * from './shards';

@@ -65,8 +65,8 @@ export const ShardJob = codec.strictWithOptional(
 );
 export type ShardJob = t.TypeOf<typeof ShardJob>;
 
-/** A Float32Array from any realm (a worker's message arrives in the main realm, Jest's tests run in another). */
-const Float32ArrayC = new t.Type<Float32Array, Float32Array, unknown>(
+/** A Float32Array from any realm (a worker's message arrives in the main realm, Jest's tests run in another). @category model */
+export const Float32ArrayC = new t.Type<Float32Array, Float32Array, unknown>(
   'Float32Array',
   (u): u is Float32Array => Object.prototype.toString.call(u) === '[object Float32Array]',
   (u, c) => (Object.prototype.toString.call(u) === '[object Float32Array]' ? t.success(u as Float32Array) : t.failure(u, c)),
