@@ -44,16 +44,20 @@ interface Options {
   readonly threads: number;
   readonly torch: boolean;
   readonly out: string;
+  /** K ≥ 2: the project trains data-parallel (`experiments:mnist --data-parallel K`), its own process single-threaded. */
+  readonly dataParallel: number;
 }
 
 const USAGE = `usage: npm run bench -- e2e [--steps 100] [--warmup 5] [--sample-steps 50] [--samples 64] [--rounds 2]
-                            [--threads N] [--no-torch] [--out DIR]
+                            [--threads N] [--data-parallel K] [--no-torch] [--out DIR]
 
 Trains the default recipe of nx run experiments:mnist for --steps timed steps (after --warmup untimed ones) and
 samples --samples digits with its em sampler for --sample-steps steps, in the project and in PyTorch
 (/usr/bin/python3 with torch, optional), alternating over --rounds rounds; writes e2e.json and e2e.md into DIR
 (default tools/bench/out). --threads N: threads of both sides (PyTorch's, and SCORE_SDE_WASM_THREADS for the project;
 default: one per core). On a busy machine, --threads 1 and the CPU ms columns give the steadier comparison.
+--data-parallel K: the project trains as experiments:mnist --data-parallel K does (every batch in K parts, one per
+single-threaded worker thread, its own process single-threaded; its sampling then runs on that one thread).
 `;
 
 const flag = (argv: ReadonlyArray<string>, name: string): string | undefined => {
@@ -61,7 +65,7 @@ const flag = (argv: ReadonlyArray<string>, name: string): string | undefined => 
   return i >= 0 ? argv[i + 1] : undefined;
 };
 
-const KNOWN = new Set(['steps', 'warmup', 'sample-steps', 'samples', 'rounds', 'threads', 'out', 'no-torch', 'help']);
+const KNOWN = new Set(['steps', 'warmup', 'sample-steps', 'samples', 'rounds', 'threads', 'data-parallel', 'out', 'no-torch', 'help']);
 
 const parseOptions = (argv: ReadonlyArray<string>): Options => {
   const unknown = argv.filter((a) => a.startsWith('--') && !KNOWN.has(a.slice(2)));
@@ -73,6 +77,7 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
     samples: intFlag(argv, 'samples', 64),
     rounds: intFlag(argv, 'rounds', 2),
     threads: intFlag(argv, 'threads', os.availableParallelism()),
+    dataParallel: intFlag(argv, 'data-parallel', 1),
     torch: !argv.includes('--no-torch'),
     out: flag(argv, 'out') ?? path.join(__dirname, '..', 'out'),
   };
@@ -91,7 +96,8 @@ const runProject = (o: Options): Measurement =>
     '--warmup', String(o.warmup),
     '--sample-steps', String(o.sampleSteps),
     '--samples', String(o.samples),
-  ], { ...process.env, SCORE_SDE_WASM_THREADS: String(o.threads) });
+    '--data-parallel', String(o.dataParallel),
+  ], { ...process.env, SCORE_SDE_WASM_THREADS: String(o.dataParallel > 1 ? 1 : o.threads) });
 
 const runTorch = (python: string, o: Options, f: Files): Measurement =>
   runJson('the PyTorch peer (tools/bench/e2e/e2e_torch.py)', python, [
@@ -182,6 +188,9 @@ const markdown = (
       `${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}. ${o.rounds} alternating rounds; per round ${o.warmup} untimed + ${o.steps} timed training ` +
       `steps of batch ${train.batchSize}, then ${o.sampleSteps} Euler–Maruyama steps for ${o.samples} samples. ${torchNote}`,
     '',
+    ...(o.dataParallel > 1
+      ? [`The project trains data-parallel (\`--data-parallel ${o.dataParallel}\`): every batch in ${o.dataParallel} parts, one per single-threaded worker thread, its own process single-threaded (so its sampling ran on one thread).`, '']
+      : []),
     `Recipe (the defaults of \`nx run experiments:mnist\`${f.labelsDropped ? ', without their class-conditional label table: the PyTorch peer has none, and the table costs one row lookup and one add of the embedding per step' : ''}): \`${JSON.stringify(train)}\`; ${f.params.toLocaleString('en')} parameters; the default run is ${f.defaultSteps} steps.`,
     '',
     '| | train ms/step | train CPU ms/step | per round (ms/step) | default run, projected s | sampling ms / eval / 64 samples | per round | peak RSS MB |',

