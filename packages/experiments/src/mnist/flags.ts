@@ -84,7 +84,7 @@ export const mnistFlags = {
   dataParallel: cli.numberFlag(codec.PositiveInt, {
     default: 1,
     description:
-      'train data-parallel: every batch split into K parts, each part\'s gradient computed by one of K single-threaded worker threads and summed here in part order (1: the whole batch in this process). A fresh run records K in its config (models\' microBatches): its bits depend on K, never on where the parts ran, and --resume continues it with the same bits with or without this flag. This process computes no gradient and runs single-threaded unless SCORE_SDE_WASM_THREADS says otherwise, so sample with --workers. Measured on 2 cores: about 9% faster than one process on 2 threads (README, "Benchmarks")',
+      'train data-parallel: every batch split into K parts, each part\'s gradient computed by one of K single-threaded worker threads and summed here in part order (1: the whole batch in this process). A fresh run records K in its config (models\' microBatches): its bits depend on K, never on where the parts ran, and --resume continues it with the same bits with or without this flag. This process computes no gradient and runs single-threaded unless SCORE_SDE_WASM_THREADS says otherwise, so sample with --workers. On 2 cores it was 6–9% faster per step in the benchmarks and no faster in whole runs of the default recipe (README)',
   }),
   quiet: cli.booleanFlag({ description: 'no progress output', default: false }),
   eval: cli.listFlag<EvalPart>(EvalPart, {
