@@ -7,7 +7,7 @@
  * parts (3 parts of 2 rows; 2 parts of 3).
  */
 import * as E from 'fp-ts/Either';
-import { initBackend, random } from '@score-sde/tensor-fp';
+import { tf, initBackend, random } from '@score-sde/tensor-fp';
 import {
   initTrainState,
   trainLoop,
@@ -53,13 +53,18 @@ const train = async (config: TrainConfig, steps: number, workers?: TrainWorkers)
 describe('data-parallel training steps', () => {
   test.each([2, 3])('%i parts in as many workers give the bits of the same parts computed one after another here', async (K) => {
     const config = conditional(K);
+    const before = tf.memory().numTensors;
     const here = await train(config, 3);
+    const kept = tf.memory().numTensors - before;
     const started = await startTrainWorkers({ config });
     if (E.isLeft(started)) throw new Error(started.left);
     const workers = started.right;
     try {
       expect(workers.backends).toHaveLength(K);
+      const between = tf.memory().numTensors;
       const there = await train(config, 3, workers);
+      // The parts' tensors made from the workers' arrays are consumed by the step: the run keeps only its state.
+      expect(tf.memory().numTensors - between).toBe(kept);
       expect(there.losses).toEqual(here.losses);
       expect(bits(there.state.params)).toEqual(bits(here.state.params));
       expect(bits(there.state.ema)).toEqual(bits(here.state.ema));

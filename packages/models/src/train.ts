@@ -101,13 +101,13 @@ export interface PartGradient {
  * the same bits in any process with the same backend, whatever its thread count.
  * @category training
  */
-export const partGradient =
-  (config: TrainConfig) =>
-  (params: Params, x0: tf.Tensor, labels: ArrayLike<number> | undefined, key: Key, part?: { readonly start: number; readonly end: number }): E.Either<LossConfigError, PartGradient> =>
+export const partGradient = (config: TrainConfig) => {
+  const lossOf = lossFn(config.sde, config.loss, parameterisationOf(config));
+  const names = trainedNames(config);
+  return (params: Params, x0: tf.Tensor, labels: ArrayLike<number> | undefined, key: Key, part?: { readonly start: number; readonly end: number }): E.Either<LossConfigError, PartGradient> =>
     pipe(
-      lossFn(config.sde, config.loss, parameterisationOf(config)),
+      lossOf,
       E.map((loss) => {
-        const names = trainedNames(config);
         const vars = names.map((n) => params[n]!);
         const dropped = trainingLabels(config, labels, key);
         const whole = trainingBatch(config, x0, key);
@@ -124,21 +124,22 @@ export const partGradient =
         return { grads, loss: lossValue };
       }),
     );
+};
 
 /**
  * The gradients of the K parts of step s's batch, computed one after another here ({@link partGradient} of each of
  * {@link microBatchRanges}(B, K), K = {@link microBatchesOf}), or the whole batch's when K = 1.
  * @category training
  */
-export const stepPartGradients =
-  (config: TrainConfig) =>
-  (state: TrainState, x0: tf.Tensor, labels?: ArrayLike<number>): E.Either<LossConfigError, ReadonlyArray<PartGradient>> => {
+export const stepPartGradients = (config: TrainConfig) => {
+  const gradient = partGradient(config);
+  const K = microBatchesOf(config);
+  return (state: TrainState, x0: tf.Tensor, labels?: ArrayLike<number>): E.Either<LossConfigError, ReadonlyArray<PartGradient>> => {
     const key = stepKey(state.key, state.step);
-    const K = microBatchesOf(config);
-    if (K === 1) return pipe(partGradient(config)(state.params, x0, labels, key), E.map((g) => [g]));
+    if (K === 1) return pipe(gradient(state.params, x0, labels, key), E.map((g) => [g]));
     const parts: PartGradient[] = [];
     for (const rows of microBatchRanges(x0.shape[0]!, K)) {
-      const g = partGradient(config)(state.params, x0, labels, key, rows);
+      const g = gradient(state.params, x0, labels, key, rows);
       if (E.isLeft(g)) {
         parts.forEach((p) => disposeRecord(p.grads));
         return g;
@@ -147,6 +148,7 @@ export const stepPartGradients =
     }
     return E.right(parts);
   };
+};
 
 /**
  * Applies the parts' gradients to the state: ∇L = Σ_k ∇L_k and L = Σ_k L_k in part order (one part: itself), the
@@ -154,10 +156,9 @@ export const stepPartGradients =
  * loss and the new state, or a Left (and no change to the state) if the loss or the gradient norm is NaN/±∞.
  * @category training
  */
-export const applyPartGradients =
-  (config: TrainConfig) =>
-  (state: TrainState, parts: ReadonlyArray<PartGradient>): E.Either<TrainError, { readonly state: TrainState; readonly loss: number }> => {
-    const names = trainedNames(config);
+export const applyPartGradients = (config: TrainConfig) => {
+  const names = trainedNames(config);
+  return (state: TrainState, parts: ReadonlyArray<PartGradient>): E.Either<TrainError, { readonly state: TrainState; readonly loss: number }> => {
     const grads: TensorRecord =
       parts.length === 1
         ? parts[0]!.grads
@@ -194,6 +195,7 @@ export const applyPartGradients =
     disposeAdam(state.adam);
     return E.right({ state: { ...state, ema, adam: updated.state, step: state.step + 1 }, loss: lossValue });
   };
+};
 
 /**
  * One optimisation step on the batch of images x₀ [B, 28, 28, 1] in [0, 1] (and their labels, for a class-conditional
@@ -203,13 +205,15 @@ export const applyPartGradients =
  * new state, or a Left (and no change at all) if the loss or the gradient norm is NaN/±∞.
  * @category training
  */
-export const trainStep =
-  (config: TrainConfig) =>
-  (state: TrainState, x0: tf.Tensor, labels?: ArrayLike<number>): E.Either<TrainError, { readonly state: TrainState; readonly loss: number }> =>
+export const trainStep = (config: TrainConfig) => {
+  const gradients = stepPartGradients(config);
+  const apply = applyPartGradients(config);
+  return (state: TrainState, x0: tf.Tensor, labels?: ArrayLike<number>): E.Either<TrainError, { readonly state: TrainState; readonly loss: number }> =>
     pipe(
-      stepPartGradients(config)(state, x0, labels),
-      E.chainW((parts) => applyPartGradients(config)(state, parts)),
+      gradients(state, x0, labels),
+      E.chainW((parts) => apply(state, parts)),
     );
+};
 
 // -------------------------------------------------------------------------------------
 // batches

@@ -9,7 +9,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as E from 'fp-ts/Either';
 import { tf, codec, initBackend, describeBackend } from '@score-sde/tensor-fp';
-import { scoreNetSpec, paramsFromValues, recordFromValues, assignParams, partGradient, disposeRecord, type Params } from '@score-sde/models';
+import { scoreNetSpec, sizeOfShape, paramsFromValues, recordFromValues, assignParams, partGradient, disposeRecord, type Params } from '@score-sde/models';
 import { TrainWorkerJob, PartRequest, type TrainWorkerMessage } from './train-workers';
 
 const post = (m: TrainWorkerMessage, transfer: ReadonlyArray<ArrayBuffer> = []): void => parentPort?.postMessage(m, [...transfer]);
@@ -32,7 +32,7 @@ const main = async (): Promise<void> => {
     if (E.isLeft(r)) return failed(codec.renderDecodeError(r.left));
     const req = r.right;
     try {
-      const missing = specs.find((s) => req.params[s.name]?.length !== s.shape.reduce((a, b) => a * b, 1));
+      const missing = specs.find((s) => req.params[s.name]?.length !== sizeOfShape(s.shape));
       if (missing !== undefined) return failed(`part request ${req.id}: the weights of ${missing.name} are missing or of the wrong size`);
       if (params === undefined) params = paramsFromValues(specs, req.params);
       else assignParams(params, recordFromValues(specs, req.params));

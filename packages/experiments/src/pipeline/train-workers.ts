@@ -28,6 +28,7 @@ import { codec, random, BACKEND_CHOICES, type BackendChoice } from '@score-sde/t
 import {
   TrainConfig,
   scoreNetSpec,
+  sizeOfShape,
   recordFromValues,
   microBatchesOf,
   microBatchRanges,
@@ -35,7 +36,7 @@ import {
   type PartGradient,
   type PartGradientSource,
 } from '@score-sde/models';
-import { Float32ArrayC } from './workers';
+import { Float32ArrayC, Int32ArrayC } from './workers';
 
 // -------------------------------------------------------------------------------------
 // model
@@ -44,13 +45,6 @@ import { Float32ArrayC } from './workers';
 /** What a train worker is started with (its `workerData`): the run's config and the backend to compute on. @category model */
 export const TrainWorkerJob = codec.strict({ worker: codec.NonNegativeInt, config: TrainConfig, backend: codec.oneOf(BACKEND_CHOICES, 'BackendChoice') }, 'TrainWorkerJob');
 export type TrainWorkerJob = t.TypeOf<typeof TrainWorkerJob>;
-
-const Int32ArrayC = new t.Type<Int32Array, Int32Array, unknown>(
-  'Int32Array',
-  (u): u is Int32Array => Object.prototype.toString.call(u) === '[object Int32Array]',
-  (u, c) => (Object.prototype.toString.call(u) === '[object Int32Array]' ? t.success(u as Int32Array) : t.failure(u, c)),
-  t.identity,
-);
 
 /**
  * One part of one step: every parameter's values by name, the batch x₀ (row-major, `shape`) in [0, 1], its labels
@@ -225,7 +219,7 @@ export const startTrainWorkers = async (o: TrainWorkerOptions): Promise<E.Either
     const out: PartGradient[] = [];
     for (const a of answers) {
       if (E.isLeft(a)) return a;
-      const missing = trained.find((s) => a.right.grads[s.name]?.length !== s.shape.reduce((p, q) => p * q, 1));
+      const missing = trained.find((s) => a.right.grads[s.name]?.length !== sizeOfShape(s.shape));
       if (missing !== undefined) {
         out.forEach((p) => Object.values(p.grads).forEach((g) => g.dispose()));
         return E.left(`train workers: a gradient for ${missing.name} is missing or of the wrong size`);

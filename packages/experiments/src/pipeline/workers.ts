@@ -35,6 +35,7 @@ import * as TE from 'fp-ts/TaskEither';
 import { codec, random, BACKEND_CHOICES, type BackendChoice, type Key } from '@score-sde/tensor-fp';
 import type { SDE } from '@score-sde/sde-math';
 import { SamplerSpec, samplerFromSpec } from '@score-sde/solvers';
+import { microBatchRanges } from '@score-sde/models';
 import { Weights } from './model';
 import type { DrawProgress, Drawn, ItemRange } from './draw';
 
@@ -65,13 +66,20 @@ export const ShardJob = codec.strictWithOptional(
 );
 export type ShardJob = t.TypeOf<typeof ShardJob>;
 
-/** A Float32Array from any realm (a worker's message arrives in the main realm, Jest's tests run in another). @category model */
-export const Float32ArrayC = new t.Type<Float32Array, Float32Array, unknown>(
-  'Float32Array',
-  (u): u is Float32Array => Object.prototype.toString.call(u) === '[object Float32Array]',
-  (u, c) => (Object.prototype.toString.call(u) === '[object Float32Array]' ? t.success(u as Float32Array) : t.failure(u, c)),
-  t.identity,
-);
+/**
+ * A typed array of the given kind from any realm (a worker's message arrives in the main realm, Jest's tests run in
+ * another, so `instanceof` would fail): recognised by its tag. @category model
+ */
+const typedArrayC = <A extends Float32Array | Int32Array>(name: 'Float32Array' | 'Int32Array'): t.Type<A, A, unknown> => {
+  const is = (u: unknown): u is A => Object.prototype.toString.call(u) === `[object ${name}]`;
+  return new t.Type<A, A, unknown>(name, is, (u, c) => (is(u) ? t.success(u) : t.failure(u, c)), t.identity);
+};
+
+/** A Float32Array from any realm. @category model */
+export const Float32ArrayC = typedArrayC<Float32Array>('Float32Array');
+
+/** An Int32Array from any realm. @category model */
+export const Int32ArrayC = typedArrayC<Int32Array>('Int32Array');
 
 /**
  * What a worker posts: `progress` reports of its draw (grid intervals done of total, the running NFE), then either
@@ -168,18 +176,10 @@ export const renderWorkerError = (e: WorkerError): string => {
 
 /**
  * Splits n samples into min(W, n) contiguous shards whose sizes differ by at most one (the first n mod W' get
- * ⌈n/W'⌉): shard w = [Σ_{v<w} size_v, Σ_{v≤w} size_v).
+ * ⌈n/W'⌉): shard w = [Σ_{v<w} size_v, Σ_{v≤w} size_v) — models' `microBatchRanges`, the split of a batch into parts.
  * @category sharding
  */
-export const shardRanges = (n: number, workers: number): ReadonlyArray<ItemRange> => {
-  const w = Math.max(1, Math.min(workers, n));
-  const base = Math.floor(n / w);
-  const extra = n % w;
-  return Array.from({ length: n === 0 ? 0 : w }, (_, i) => {
-    const start = i * base + Math.min(i, extra);
-    return { start, end: start + base + (i < extra ? 1 : 0) };
-  });
-};
+export const shardRanges = (n: number, workers: number): ReadonlyArray<ItemRange> => (n === 0 ? [] : microBatchRanges(n, workers));
 
 /** Concatenates the shards' rows in order. */
 const concatenate = (parts: ReadonlyArray<Float32Array>): Float32Array => {
