@@ -79,7 +79,7 @@ export const mnistFlags = {
   workers: cli.numberFlag(codec.PositiveInt, {
     default: 1,
     description:
-      'sample in N worker threads, each a contiguous range of the samples with their own keys (1: in this process); the samples are bit-identical to --workers 1. A sampler whose step couples its batch (ode: one adaptive step size per batch) stays in this process, and the log says so',
+      'sample in N worker threads, each a contiguous range of the samples with their own keys (1: in this process); the samples are bit-identical to --workers 1. A sampler whose step couples its batch (ode: one adaptive step size per batch) stays in this process, and the log says so; guided samplers draw in the workers too, each worker loading the guide beside the checkpoint',
   }),
   dataParallel: cli.numberFlag(codec.PositiveInt, {
     default: 1,

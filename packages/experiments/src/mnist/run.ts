@@ -209,7 +209,7 @@ const drawSamplers = async (
   const weaker = await guideFor(recipe.samplers, config, checkpoint);
   try {
     for (const name of recipe.samplers) {
-      const drawn = stopRequested() ? interrupted(`sampling ${name}: not started`) : await drawNamed(name, settings, keys, f.sampleBatch ?? f.numSamples, { ...src, guide: weaker.guide, guideConditional: weaker.guideConditional });
+      const drawn = stopRequested() ? interrupted(`sampling ${name}: not started`) : await drawNamed(name, settings, keys, f.sampleBatch ?? f.numSamples, { ...src, guide: weaker.guide, guideConditional: weaker.guideConditional, ...(weaker.dir !== undefined ? { guideDir: weaker.dir } : {}) });
       if (E.isLeft(drawn)) return drawn.left.interrupted === true ? interrupted(`sampling ${name}: stopped by Ctrl-C`) : drawn;
       const done = await onDrawn(name, drawn.right.spec, drawn.right);
       if (E.isLeft(done)) return done;

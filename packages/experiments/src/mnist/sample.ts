@@ -27,8 +27,7 @@ import {
   renderWorkerError,
   scoreOfNamed,
   networksAt,
-  networksPerScore,
-  isLabelled,
+  autoguidanceWeightOf,
 } from '../pipeline';
 
 /** The files of one sampler's samples. @category files */
@@ -70,6 +69,8 @@ export interface DrawSource {
   readonly conditional?: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
   /** The guide's conditional score, for a labelled autoguided sampler. */
   readonly guideConditional?: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
+  /** The directory the guide was loaded from: workers load it there for an autoguided sampler. */
+  readonly guideDir?: string;
 }
 
 /**
@@ -93,8 +94,10 @@ export const drawNamed = async (
   });
   if (E.isLeft(score)) return fail(`--samplers ${name}: ${score.left}`);
   const label = `sampling ${name}`;
-  // Workers draw with one unguided score: a guided sampler (two score evaluations) draws in this process.
-  const coupled = src.workers > 1 ? (networksPerScore(name) === 1 ? couplingOf(src.sde, spec) : 'guided: it evaluates two or three scores (the model and its guide, or with and without the label, or both)') : undefined;
+  // Workers build the named sampler's score as this process does (guided ones too: they load the guide beside the checkpoint).
+  const autoguided = autoguidanceWeightOf(name) !== undefined;
+  const coupled =
+    src.workers > 1 ? (autoguided && src.guideDir === undefined ? 'autoguided, and no guide directory is known for the workers to load' : couplingOf(src.sde, spec)) : undefined;
   if (coupled !== undefined) src.log(`${name}: sampled in this process, not in ${src.workers} workers: ${coupled}`);
   if (src.workers > 1 && coupled === undefined && src.checkpoint !== undefined && keys.length > 0) {
     const bar = progress.withProgress(`${label} (${src.workers} workers)`, stepCount(sampler.right), { quiet: src.quiet });
@@ -109,7 +112,7 @@ export const drawNamed = async (
       sampleShape: IMAGE_SHAPE,
       dataRange: src.dataRange,
       workers: src.workers,
-      labelled: isLabelled(name),
+      named: { name, ...(autoguided && src.guideDir !== undefined ? { guide: src.guideDir } : {}) },
       backend: src.backend.name,
       ...(src.signal !== undefined ? { signal: src.signal } : {}),
       wasmThreads: Math.max(1, Math.floor((src.backend.threads ?? 1) / src.workers)),

@@ -93,9 +93,14 @@ export const loadGuide = async (model: TrainConfig, dir: string): Promise<E.Eith
   return loaded;
 };
 
-/** A run's guide as the samplers take it (Left: why there is none), its conditional score (for labelled samplers), and how to release it. @category guide */
+/**
+ * A run's guide as the samplers take it (Left: why there is none), its conditional score (for labelled samplers), the
+ * directory it was loaded from (worker threads load it from there too), and how to release it.
+ * @category guide
+ */
 export interface LoadedGuide {
   readonly guide: E.Either<string, ScoreFn>;
+  readonly dir?: string;
   readonly guideConditional: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
   readonly release: () => void;
 }
@@ -116,6 +121,7 @@ export const guideFor = async (names: ReadonlyArray<SamplerName>, model: TrainCo
     ? none(g.left)
     : {
         guide: E.right(g.right.score),
+        dir: at,
         guideConditional: E.mapLeft((why: string) => `the guide ${at}: ${why}`)(conditionalScoreOfState(g.right.config, g.right.state)),
         release: () => disposeScoreModel(g.right),
       };

@@ -1,6 +1,7 @@
 /**
  * The worker of {@link drawInWorkers} (started as a `worker_threads` Worker through tsx): decodes its job,
- * initialises its backend, loads the checkpoint, builds the sampler from its JSON spec, and runs the one draw
+ * initialises its backend, loads the checkpoint (and a named guided sampler's guide), builds the sampler from its JSON
+ * spec and the score the job names, and runs the one draw
  * routine (`pipeline/draw`) on its keys, posting its progress and then the drawn batch with its work. Every
  * failure is posted as a `failed` message with a readable reason; nothing is thrown across the boundary.
  *
@@ -12,7 +13,8 @@ import { codec, initBackend, describeBackend } from '@score-sde/tensor-fp';
 import { samplerFromSpec } from '@score-sde/solvers';
 import { renderCheckpointError } from '@score-sde/models';
 import { ShardJob, type ShardMessage } from './workers';
-import { loadScoreModel, disposeScoreModel, conditionalScoreOfState } from './model';
+import { type ScoreModel, loadScoreModel, loadGuide, disposeScoreModel, conditionalScoreOfState } from './model';
+import { scoreOfNamed, networksAt } from './samplers';
 import { draw } from './draw';
 
 const post = (m: ShardMessage, transfer: ReadonlyArray<ArrayBuffer> = []): void => parentPort?.postMessage(m, [...transfer]);
@@ -32,15 +34,35 @@ const main = async (): Promise<void> => {
 
   const model = await loadScoreModel(job.checkpoint, job.weights);
   if (E.isLeft(model)) return failed(renderCheckpointError(model.left));
+  let guide: ScoreModel | undefined;
   try {
     const sampler = samplerFromSpec(model.right.config.sde, job.spec);
     if (E.isLeft(sampler)) return failed(codec.renderDecodeError(sampler.left));
-    const conditional = conditionalScoreOfState(model.right.config, model.right.state, job.weights);
-    if (job.labelled === true && E.isLeft(conditional)) return failed(conditional.left);
-    const score = job.labelled === true && E.isRight(conditional) ? conditional.right(job.keys) : model.right.score;
+    const { config, state } = model.right;
+    const named = job.named;
+    if (named?.guide !== undefined) {
+      const g = await loadGuide(config, named.guide);
+      if (E.isLeft(g)) return failed(g.left);
+      guide = g.right;
+    }
+    // The named sampler's score as this process builds it (labelled, guided or neither), else the model's own.
+    const noGuide = E.left('no guide was given to this worker');
+    const namedScore =
+      named === undefined
+        ? E.right(() => model.right.score)
+        : scoreOfNamed(named.name, {
+            sde: config.sde,
+            score: model.right.score,
+            guide: guide !== undefined ? E.right(guide.score) : noGuide,
+            conditional: conditionalScoreOfState(config, state, job.weights),
+            guideConditional: guide !== undefined ? conditionalScoreOfState(guide.config, guide.state) : noGuide,
+          });
+    if (E.isLeft(namedScore)) return failed(namedScore.left);
+    const score = namedScore.right(job.keys);
+    const networks = named !== undefined ? networksAt(config.sde, named.name) : undefined;
     const drawn = await draw(
       job.keys,
-      () => ({ sampler: sampler.right, score }),
+      () => ({ sampler: sampler.right, score, ...(networks !== undefined ? { networks } : {}) }),
       {
         batch: job.keys.length,
         sampleShape: job.sampleShape,
@@ -55,6 +77,7 @@ const main = async (): Promise<void> => {
   } catch (e) {
     failed(`sampling: ${(e as Error).message}`);
   } finally {
+    if (guide !== undefined) disposeScoreModel(guide);
     disposeScoreModel(model.right);
   }
 };

@@ -37,6 +37,7 @@ import type { SDE } from '@score-sde/sde-math';
 import { SamplerSpec, samplerFromSpec } from '@score-sde/solvers';
 import { microBatchRanges } from '@score-sde/models';
 import { Weights } from './model';
+import { SamplerName } from './samplers';
 import type { DrawProgress, Drawn, ItemRange } from './draw';
 
 // -------------------------------------------------------------------------------------
@@ -46,9 +47,11 @@ import type { DrawProgress, Drawn, ItemRange } from './draw';
 /**
  * What one worker is asked to do (its `workerData`, decoded with io-ts in the worker): load `checkpoint`, build
  * the sampler of `spec` for the checkpoint's SDE, and draw its `keys` (in one chunk) with sample shape
- * `sampleShape`, mapped from the model's `dataRange` to images in [0, 1] when given, on `backend` with the `weights` of the checkpoint;
- * with `labelled`, each sample given its label (a class-conditional checkpoint's s(x | y_b), y_b from key b: models'
- * `sampleLabels`), so a worker draws a labelled sampler's samples exactly as this process does.
+ * `sampleShape`, mapped from the model's `dataRange` to images in [0, 1] when given, on `backend` with the `weights` of
+ * the checkpoint. The score is the model's own, or with `named` the score of that named sampler as this process builds
+ * it (pipeline's `scoreOfNamed`): given each sample's label when the sampler is labelled (a class-conditional
+ * checkpoint's s(x | y_b), y_b from key b: models' `sampleLabels`), guided by the model without the label and/or by the
+ * guide checkpoint at `named.guide`; its NFE then counts network evaluations (`networksAt`), as here.
  * @category model
  */
 export const ShardJob = codec.strictWithOptional(
@@ -61,7 +64,10 @@ export const ShardJob = codec.strictWithOptional(
     backend: codec.oneOf(BACKEND_CHOICES, 'BackendChoice'),
     weights: Weights,
   },
-  { dataRange: t.tuple([codec.Finite, codec.Finite]), labelled: t.boolean },
+  {
+    dataRange: t.tuple([codec.Finite, codec.Finite]),
+    named: codec.strictWithOptional({ name: SamplerName }, { guide: t.string }, 'NamedScore'),
+  },
   'ShardJob',
 );
 export type ShardJob = t.TypeOf<typeof ShardJob>;
@@ -133,8 +139,11 @@ export interface WorkerOptions {
   readonly wasmThreads?: number;
   /** Weights that sample (default 'ema'). */
   readonly weights?: Weights;
-  /** Draw each sample given its label (a labelled sampler on a class-conditional checkpoint). */
-  readonly labelled?: boolean;
+  /**
+   * Draw with the score of this named sampler (labelled and guided ones included; its `guide` checkpoint directory for an
+   * autoguided one) rather than the model's own score.
+   */
+  readonly named?: { readonly name: SamplerName; readonly guide?: string };
   /** Called on every progress message of a worker. */
   readonly onProgress?: (p: WorkerProgress) => void;
   /** Aborting terminates the workers; the result is then a Left `Cancelled`. */
@@ -319,7 +328,7 @@ export const drawInWorkers =
             backend: o.backend ?? 'wasm',
             weights: o.weights ?? 'ema',
             ...(o.dataRange !== undefined ? { dataRange: [o.dataRange[0], o.dataRange[1]] as [number, number] } : {}),
-            ...(o.labelled === true ? { labelled: true } : {}),
+            ...(o.named !== undefined ? { named: { name: o.named.name, ...(o.named.guide !== undefined ? { guide: o.named.guide } : {}) } } : {}),
           };
           const r = await runWorker(job, o.wasmThreads ?? 1, o.onProgress, stop.signal);
           if (E.isLeft(r) && firstFailure === undefined && !(r.left === 'cancelled' && stop.signal.aborted)) {
