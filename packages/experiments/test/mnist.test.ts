@@ -160,9 +160,8 @@ describe('experiments:mnist on a few hundred images', () => {
     if (E.isLeft(recipe) || E.isLeft(model)) throw new Error('recipe or checkpoint');
     const { config, state } = model.right;
     const keys = sampleKeys(f.seed, 0, f.numSamples);
-    const w = CFG_WEIGHTS['dpm-cfg']!;
     // the guided score written out: the unconditional score (no label) and the conditional one of each key's label
-    const written = (ks: ReadonlyArray<Key>): ScoreFn => {
+    const written = (ks: ReadonlyArray<Key>, w = CFG_WEIGHTS['dpm-cfg']!): ScoreFn => {
       const conditional = scoreOfRun(config, emaParams(state), sampleLabels(config, ks));
       return (x, t) =>
         tf.tidy(() => {
@@ -178,6 +177,13 @@ describe('experiments:mnist on a few hundred images', () => {
     const guided = await drawNamed('dpm-cfg', samplerSettingsOf(recipe.right), keys, 3, src);
     if (E.isLeft(guided)) throw new Error(guided.left.message);
     expect(Array.from(guided.right.samples)).toEqual(Array.from(own.right.samples));
+    // a guidance weight given in place of the sampler's own (--cfg-weight): the same written-out score at that w
+    const ownW3 = await draw(keys, (start, size) => ({ sampler: sampler.right, score: written(keys.slice(start, start + size), 3) }), { batch: 3, sampleShape: [28, 28, 1], dataRange: dataRangeOf(config) }, 'written out, w = 3');
+    if (E.isLeft(ownW3)) throw new Error(ownW3.left.message);
+    const guidedW3 = await drawNamed('dpm-cfg', { ...samplerSettingsOf(recipe.right), guidance: { cfg: 3 } }, keys, 3, src);
+    if (E.isLeft(guidedW3)) throw new Error(guidedW3.left.message);
+    expect(Array.from(guidedW3.right.samples)).toEqual(Array.from(ownW3.right.samples));
+    expect(Array.from(guidedW3.right.samples)).not.toEqual(Array.from(own.right.samples));
     // the labels matter: the same draw with every label moved by one is another draw
     const shifted = await draw(keys, (start, size) => ({ sampler: sampler.right, score: scoreOfRun(config, emaParams(state), Int32Array.from(sampleLabels(config, keys.slice(start, start + size))!, (y) => (y + 1) % 10)) }), { batch: 3, sampleShape: [28, 28, 1], dataRange: dataRangeOf(config) }, 'shifted');
     if (E.isLeft(shifted)) throw new Error(shifted.left.message);
@@ -270,6 +276,18 @@ describe('experiments:mnist on a few hundred images', () => {
     for (const preset of Object.values(PRESETS)) expect('dequantization' in trainConfigOfRecipe(preset, 10)).toBe(false);
     const bad = cli.parseFlags(mnistFlags, ['--dequantize', 'yes']);
     expect(E.isLeft(bad) && cli.renderCliError(bad.left)).toMatch(/--dequantize: expected none\|centred, got "yes"/);
+  });
+
+  test('--cfg-weight and --autoguidance-weight reach the recipe’s sampling settings (named as overrides); the presets have none; a weight must be positive', async () => {
+    const r = await recipeOfFlags(tinyArgs(['--cfg-weight', '1.2', '--autoguidance-weight', '2']));
+    if (E.isLeft(r)) throw new Error(r.left.message);
+    expect(r.right.name).toMatch(/\+ .*cfg-weight, autoguidance-weight/);
+    expect(r.right.sampling.guidance).toEqual({ cfg: 1.2, autoguidance: 2 });
+    const one = await recipeOfFlags(tinyArgs(['--cfg-weight', '1.2']));
+    expect(E.isRight(one) && one.right.sampling.guidance).toEqual({ cfg: 1.2 });
+    for (const preset of Object.values(PRESETS)) expect(preset.sampling.guidance).toBeUndefined();
+    const bad = cli.parseFlags(mnistFlags, ['--cfg-weight', '0']);
+    expect(E.isLeft(bad) && cli.renderCliError(bad.left)).toMatch(/--cfg-weight: expected PositiveFinite/);
   });
 
   test('--guide-at sets the recipe’s guide (0: none, and no guide/ is written); the presets save one at 1/9 (quick) and 1/6 (quality) of the run', async () => {

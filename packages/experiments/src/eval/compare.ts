@@ -19,7 +19,7 @@ import type { SDE, ScoreFn } from '@score-sde/sde-math';
 import type { Sampler, SamplerSpec } from '@score-sde/solvers';
 import type { fid } from '@score-sde/models';
 import { png, plot, report } from '../lib';
-import { type Drawn, type ExperimentError, type SamplerName, type SamplerSettings, IMAGE_SHAPE, SAMPLER_LABELS, fail, namedSampler, namedSamplerSpec, drawWithBar, scoreOfNamed, networksAt, guidanceIntervalOf } from '../pipeline';
+import { type Drawn, type ExperimentError, type GuidanceWeights, type SamplerName, type SamplerSettings, IMAGE_SHAPE, SAMPLER_LABELS, fail, namedSampler, namedSamplerSpec, drawWithBar, scoreOfNamed, networksAt, guidanceIntervalOf, cfgWeightOf, autoguidanceWeightOf } from '../pipeline';
 import { type ClassRecord, type FidResult, classRecord, fidOfImages } from './fid';
 import type { ClassifierHandle } from './classifiers';
 import type { ComparisonOptions } from './options';
@@ -75,12 +75,24 @@ export const formatTol = (tol: number): string => {
 /** The steps of a fixed-grid spec (`fallback` for the adaptive ODE, which has none). */
 const stepsOf = (spec: SamplerSpec, fallback: number): number => ('steps' in spec ? spec.steps : fallback);
 
+/** A label's note of the guidance weights given in place of a sampler's own (none given, or none it uses: empty). */
+const weightsNote = (family: SamplerName, g: GuidanceWeights | undefined): string => {
+  const parts = [
+    ...(g?.cfg !== undefined && cfgWeightOf(family) !== undefined ? [`w = ${g.cfg}`] : []),
+    ...(g?.autoguidance !== undefined && autoguidanceWeightOf(family) !== undefined ? [`w_g = ${g.autoguidance}`] : []),
+  ];
+  return parts.length === 0 ? '' : ` (${parts.join(', ')})`;
+};
+
 /**
  * The samplers of the comparison, in the order of `samplers`, expanding `ode` over `odeTols` and `edm`, `edm-sde`, `dpm`, `dpm-sde` over
  * `fastSteps` (`dpm-sde` at k takes 2k steps, the NFE of `edm` at k). Left (naming `--compare`) when a sampler is not defined for the SDE.
  * @category samplers
  */
-export const comparisonEntries = (sde: SDE, o: Pick<ComparisonOptions, 'samplers' | 'steps' | 'snr' | 'odeTols' | 'fastSteps' | 'endNoise'>): E.Either<ExperimentError, ReadonlyArray<ComparisonEntry>> => {
+export const comparisonEntries = (
+  sde: SDE,
+  o: Pick<ComparisonOptions, 'samplers' | 'steps' | 'snr' | 'odeTols' | 'fastSteps' | 'endNoise' | 'guidance'>,
+): E.Either<ExperimentError, ReadonlyArray<ComparisonEntry>> => {
   const base: SamplerSettings = { steps: o.steps, fastSteps: o.fastSteps[0] ?? 10, snr: o.snr, odeTol: o.odeTols[0] ?? 1e-5, ...(o.endNoise !== undefined ? { endNoise: o.endNoise } : {}) };
   const variants = (family: SamplerName): ReadonlyArray<{ readonly id: string; readonly label: string; readonly settings: SamplerSettings }> => {
     switch (family) {
@@ -115,7 +127,7 @@ export const comparisonEntries = (sde: SDE, o: Pick<ComparisonOptions, 'samplers
     for (const v of variants(family)) {
       const s = namedSampler(sde, family, v.settings);
       if (E.isLeft(s)) return fail(`--compare ${family}: ${s.left.problems.join('; ')}`);
-      out.push({ id: v.id, family, label: v.label, spec: namedSamplerSpec(sde, family, v.settings), sampler: s.right, networks: networksAt(sde, family) });
+      out.push({ id: v.id, family, label: `${v.label}${weightsNote(family, o.guidance)}`, spec: namedSamplerSpec(sde, family, v.settings), sampler: s.right, networks: networksAt(sde, family) });
     }
   }
   return E.right(out);
@@ -128,8 +140,8 @@ export const comparisonEntries = (sde: SDE, o: Pick<ComparisonOptions, 'samplers
 /**
  * Draws one sample per key with every entry (in chunks of `batch`, mapped from the model's data range to images in [0, 1]). An entry whose solve fails
  * keeps its error (the others still run); an autoguided one draws with the autoguided score of `guide`, a
- * classifier-free guided one with the guided score of `conditional` (an error when there is none), and their NFE
- * counts network evaluations.
+ * classifier-free guided one with the guided score of `conditional` (an error when there is none), with `guidance` in
+ * place of their own weights when given, and their NFE counts network evaluations.
  * @category drawing
  */
 export const drawComparison = async (
@@ -144,13 +156,15 @@ export const drawComparison = async (
     readonly guide?: E.Either<string, ScoreFn>;
     readonly conditional?: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
     readonly guideConditional?: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>;
+    /** Guidance weights in place of the guided samplers' own. */
+    readonly guidance?: GuidanceWeights;
   },
 ): Promise<ReadonlyArray<EntryDraw>> => {
   const out: EntryDraw[] = [];
   for (const entry of entries) {
     const s = scoreOfNamed(entry.family, { sde: entry.sampler.sde, score, guide: o.guide ?? E.left('no guide was loaded'), conditional: o.conditional ?? E.left('no conditional score was given'),
       guideConditional: o.guideConditional ?? E.left('no guide was loaded'),
-    });
+    }, o.guidance);
     const drawn: E.Either<ExperimentError, Drawn> = E.isLeft(s)
       ? fail(s.left)
       : await drawWithBar(

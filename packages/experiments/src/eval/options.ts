@@ -9,7 +9,7 @@
 import * as t from 'io-ts';
 import { codec } from '@score-sde/tensor-fp';
 import { Dequantization } from '@score-sde/solvers';
-import { EVAL_PARTS, EvalPart, SamplerName, SamplerSettings, DEFAULT_SAMPLER_SETTINGS, LABELLED_SAMPLERS, type SamplerName as SamplerNameT } from '../pipeline';
+import { EVAL_PARTS, EvalPart, SamplerName, SamplerSettings, GuidanceWeights, DEFAULT_SAMPLER_SETTINGS, LABELLED_SAMPLERS, type SamplerName as SamplerNameT } from '../pipeline';
 
 const list = <C extends t.Mixed>(c: C) => t.readonlyArray(c);
 
@@ -53,7 +53,7 @@ export type ClassifierOptions = t.TypeOf<typeof ClassifierOptions>;
 /**
  * The sampler comparison: n = `samples` per sampler (also the FID n), the named samplers to compare, `ode` run once
  * per tolerance of `odeTols` and `edm`/`dpm` once per step count of `fastSteps`, in chunks of `batch`, each stopping at
- * the noise level `endNoise` (absent: the specs' ε).
+ * the noise level `endNoise` (absent: the specs' ε), the guided ones with `guidance` in place of their own weights when given.
  * @category options
  */
 export const ComparisonOptions = codec.strictWithOptional(
@@ -66,7 +66,7 @@ export const ComparisonOptions = codec.strictWithOptional(
     fastSteps: list(codec.PositiveInt),
     batch: codec.PositiveInt,
   },
-  { endNoise: codec.PositiveFinite },
+  { endNoise: codec.PositiveFinite, guidance: GuidanceWeights },
   'ComparisonOptions',
 );
 export type ComparisonOptions = t.TypeOf<typeof ComparisonOptions>;

@@ -143,7 +143,7 @@ export const partSizes = (o: EvaluationOptions, test: MnistData): Readonly<Recor
 export const drawSamplersPart = async (s: DrawSetting, r: ItemRange): Promise<E.Either<ExperimentError, ReadonlyArray<EntryDraw>>> => {
   const entries = comparisonEntries(s.sde, s.o.samplers);
   if (E.isLeft(entries)) return entries;
-  return E.right(await drawComparison(entries.right, s.score, sampleKeys(s.o.seed, r.start, r.end - r.start), { batch: s.o.samplers.batch, quiet: s.o.quiet, log: s.log, dataRange: s.dataRange, ...(s.guide !== undefined ? { guide: s.guide } : {}), ...(s.conditional !== undefined ? { conditional: s.conditional } : {}), ...(s.guideConditional !== undefined ? { guideConditional: s.guideConditional } : {}) }));
+  return E.right(await drawComparison(entries.right, s.score, sampleKeys(s.o.seed, r.start, r.end - r.start), { batch: s.o.samplers.batch, quiet: s.o.quiet, log: s.log, dataRange: s.dataRange, ...(s.guide !== undefined ? { guide: s.guide } : {}), ...(s.conditional !== undefined ? { conditional: s.conditional } : {}), ...(s.guideConditional !== undefined ? { guideConditional: s.guideConditional } : {}), ...(s.o.samplers.guidance !== undefined ? { guidance: s.o.samplers.guidance } : {}) }));
 };
 
 /** `{ labelled }` when there is one, for a {@link DrawSetting}. */

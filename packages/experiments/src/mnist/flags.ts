@@ -12,7 +12,7 @@ import * as fs from 'node:fs/promises';
 import * as E from 'fp-ts/Either';
 import { codec, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { cli } from '../lib';
-import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, type Recipe, Recipe as RecipeCodec, type ExperimentError, PRESETS, PRESET_NAMES, SDE_NAMES, ShardFlag, type ShardSpec, fail, sdeOfName } from '../pipeline';
+import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, CFG_WEIGHTS, AUTOGUIDANCE_WEIGHTS, type GuidanceWeights, type Recipe, Recipe as RecipeCodec, type ExperimentError, PRESETS, PRESET_NAMES, SDE_NAMES, ShardFlag, type ShardSpec, fail, sdeOfName } from '../pipeline';
 
 const fromPreset = 'default: the preset’s';
 
@@ -39,6 +39,16 @@ export const mnistFlags = {
   endNoise: cli.optional(
     cli.numberFlag(codec.PositiveFinite, {
       description: 'noise level σ where every sampler stops and takes its denoising step (default: the 2% quantile of the levels the loss trains on, when it draws them from a law of σ — 0.047 for the quick preset, 0.0032 for the quality preset — else ε = 1e-3)',
+    }),
+  ),
+  cfgWeight: cli.optional(
+    cli.numberFlag(codec.PositiveFinite, {
+      description: `classifier-free guidance weight w of the guided samplers drawn, s(x | ∅) + w (s(x | y) − s(x | ∅)), in place of their own (${Object.entries(CFG_WEIGHTS).map(([n, w]) => `${n} ${w}`).join(', ')})`,
+    }),
+  ),
+  autoguidanceWeight: cli.optional(
+    cli.numberFlag(codec.PositiveFinite, {
+      description: `autoguidance weight w_g of the autoguided samplers drawn, s_guide + w_g (s − s_guide), in place of their own (${Object.entries(AUTOGUIDANCE_WEIGHTS).map(([n, w]) => `${n} ${w}`).join(', ')})`,
     }),
   ),
   numSamples: cli.numberFlag(codec.PositiveInt, { default: 64, description: 'samples drawn per sampler' }),
@@ -128,6 +138,12 @@ export const readRecipeFile = async (file: string): Promise<E.Either<ExperimentE
   return E.isLeft(r) ? fail(`--recipe: ${codec.renderDecodeError(r.left)}`) : E.right(r.right);
 };
 
+/** A recipe's guidance weights with the flags' in place of its own (none at all: no `guidance` field). */
+const guidanceOf = (own: GuidanceWeights | undefined, cfg: number | undefined, autoguidance: number | undefined): { readonly guidance?: GuidanceWeights } => {
+  const g = { ...own, ...(cfg !== undefined ? { cfg } : {}), ...(autoguidance !== undefined ? { autoguidance } : {}) };
+  return Object.keys(g).length === 0 ? {} : { guidance: g };
+};
+
 /**
  * The recipe of a run: the preset (or `--recipe`'s), with every recipe flag given on the command line in place of
  * its field; the name says what was overridden (`quick + lr, epochs`).
@@ -140,7 +156,7 @@ export const recipeOfFlags = async (f: MnistFlags): Promise<E.Either<ExperimentE
   const { guide, conditional, ...r } = base.right;
   const problems = mnistFlagProblems(f);
   if (problems.length > 0) return fail(problems.join('; '));
-  const given = (['epochs', 'batchSize', 'lr', 'warmup', 'gradClip', 'sde', 'samplers', 'steps', 'fastSteps', 'snr', 'odeTol', 'endNoise', 'channels', 'embedDim', 'emaDecay', 'dequantize', 'guideAt', 'labelDropout'] as const).filter(
+  const given = (['epochs', 'batchSize', 'lr', 'warmup', 'gradClip', 'sde', 'samplers', 'steps', 'fastSteps', 'snr', 'odeTol', 'endNoise', 'cfgWeight', 'autoguidanceWeight', 'channels', 'embedDim', 'emaDecay', 'dequantize', 'guideAt', 'labelDropout'] as const).filter(
     (k) => f[k] !== undefined,
   );
   return E.right({
@@ -174,6 +190,7 @@ export const recipeOfFlags = async (f: MnistFlags): Promise<E.Either<ExperimentE
       snr: f.snr ?? r.sampling.snr,
       odeTol: f.odeTol ?? r.sampling.odeTol,
       ...(f.endNoise !== undefined ? { endNoise: f.endNoise } : r.sampling.endNoise !== undefined ? { endNoise: r.sampling.endNoise } : {}),
+      ...guidanceOf(r.sampling.guidance, f.cfgWeight, f.autoguidanceWeight),
     },
   });
 };

@@ -91,7 +91,7 @@ export const drawNamed = async (
   if (E.isLeft(sampler)) return fail(`--samplers ${name}: ${sampler.left.problems.join('; ')}`);
   const score = scoreOfNamed(name, { sde: src.sde, score: src.score, guide: src.guide ?? E.left('no guide was loaded'), conditional: src.conditional ?? E.left('no conditional score was given'),
     guideConditional: src.guideConditional ?? E.left('no guide was loaded'),
-  });
+  }, settings.guidance);
   if (E.isLeft(score)) return fail(`--samplers ${name}: ${score.left}`);
   const label = `sampling ${name}`;
   // Workers build the named sampler's score as this process does (guided ones too: they load the guide beside the checkpoint).
@@ -112,7 +112,7 @@ export const drawNamed = async (
       sampleShape: IMAGE_SHAPE,
       dataRange: src.dataRange,
       workers: src.workers,
-      named: { name, ...(autoguided && src.guideDir !== undefined ? { guide: src.guideDir } : {}) },
+      named: { name, ...(autoguided && src.guideDir !== undefined ? { guide: src.guideDir } : {}), ...(settings.guidance !== undefined ? { guidance: settings.guidance } : {}) },
       backend: src.backend.name,
       ...(src.signal !== undefined ? { signal: src.signal } : {}),
       wasmThreads: Math.max(1, Math.floor((src.backend.threads ?? 1) / src.workers)),

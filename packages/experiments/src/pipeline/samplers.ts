@@ -86,8 +86,22 @@ export const SAMPLER_LABELS: Readonly<Record<SamplerName, string>> = {
  */
 export const AUTOGUIDANCE_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-ag': 2.5, 'dpm-sde-ag': 2, 'dpm-ag-cond': 1.75 };
 
-/** The autoguidance weight of a named sampler (undefined: it draws with the model's own score). @category samplers */
-export const autoguidanceWeightOf = (name: SamplerName): number | undefined => AUTOGUIDANCE_WEIGHTS[name];
+/**
+ * Guidance weights that replace the named samplers' own ({@link CFG_WEIGHTS}, {@link AUTOGUIDANCE_WEIGHTS}) for a run or
+ * an evaluation: `cfg` for every classifier-free guided sampler drawn, `autoguidance` for every autoguided one. Samplers
+ * without that kind of guidance are unaffected (a weight never adds guidance to a sampler that has none).
+ * @category model
+ */
+export const GuidanceWeights = codec.strictWithOptional({}, { cfg: codec.PositiveFinite, autoguidance: codec.PositiveFinite }, 'GuidanceWeights');
+export type GuidanceWeights = t.TypeOf<typeof GuidanceWeights>;
+
+/**
+ * The autoguidance weight of a named sampler, `overrides.autoguidance` in place of its own when given (undefined: it
+ * draws with the model's own score).
+ * @category samplers
+ */
+export const autoguidanceWeightOf = (name: SamplerName, overrides?: GuidanceWeights): number | undefined =>
+  AUTOGUIDANCE_WEIGHTS[name] === undefined ? undefined : (overrides?.autoguidance ?? AUTOGUIDANCE_WEIGHTS[name]);
 
 /**
  * The named samplers that draw each sample given its label y_b (a class-conditional model's s(x | y_b), y_b from the
@@ -128,8 +142,9 @@ export const isLabelled = (name: SamplerName): boolean => LABELLED_SAMPLERS.incl
  */
 export const CFG_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-cfg': 1.25, 'dpm-ag-cond': 1.1 };
 
-/** The classifier-free guidance weight of a named sampler (undefined: none). @category samplers */
-export const cfgWeightOf = (name: SamplerName): number | undefined => CFG_WEIGHTS[name];
+/** The classifier-free guidance weight of a named sampler, `overrides.cfg` in place of its own when given (undefined: none). @category samplers */
+export const cfgWeightOf = (name: SamplerName, overrides?: GuidanceWeights): number | undefined =>
+  CFG_WEIGHTS[name] === undefined ? undefined : (overrides?.cfg ?? CFG_WEIGHTS[name]);
 
 /**
  * The noise levels (σ_lo, σ_hi] on which a guided sampler guides (Kynkäänniemi et al. 2024; solvers' `guidanceInterval`):
@@ -172,18 +187,18 @@ export interface ScoreSources {
  * guides only at the noise levels in it and draws with its base score elsewhere. Left when what it needs is missing, saying why.
  * @category samplers
  */
-export const scoreOfNamed = (name: SamplerName, src: ScoreSources): E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn> => {
+export const scoreOfNamed = (name: SamplerName, src: ScoreSources, weights?: GuidanceWeights): E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn> => {
   const labelled = isLabelled(name);
   if (labelled && E.isLeft(src.conditional)) return E.left(`${name} draws each digit given its label and needs a class-conditional model: ${src.conditional.left}`);
   const own = (keys: ReadonlyArray<Key>): ScoreFn => (labelled && E.isRight(src.conditional) ? src.conditional.right(keys) : src.score);
-  const auto = autoguidanceWeightOf(name);
+  const auto = autoguidanceWeightOf(name, weights);
   let guided = own;
   if (auto !== undefined) {
     const guide = labelled ? src.guideConditional : E.map((g: ScoreFn) => () => g)(src.guide);
     if (E.isLeft(guide)) return E.left(`${name} is autoguided and needs a guide: ${guide.left}`);
     guided = (keys) => autoguidance(own(keys), guide.right(keys), auto);
   }
-  const cfg = cfgWeightOf(name);
+  const cfg = cfgWeightOf(name, weights);
   const full = cfg === undefined ? guided : (keys: ReadonlyArray<Key>) => classifierFreeGuidance(guided(keys), src.score, cfg);
   const interval = guidanceIntervalOf(name);
   return E.right(interval === undefined || full === own ? full : (keys) => guidanceInterval(src.sde, full(keys), own(keys), interval));
@@ -239,13 +254,13 @@ export const IMAGE_SHAPE = [28, 28, 1] as const;
 /**
  * What a named sampler needs to know: steps of em/pc, steps of edm/dpm, the corrector's snr, the ODE's tolerance, and
  * optionally the noise level σ_end where every named sampler stops and takes its denoising step (its spec's
- * ε = σ⁻¹(σ_end); absent: the specs' default ε = 1e-3; {@link endNoiseOf}). One codec for the recipes' `sampling` and the
- * evaluation's sampler options.
+ * ε = σ⁻¹(σ_end); absent: the specs' default ε = 1e-3; {@link endNoiseOf}) and guidance weights in place of the named
+ * samplers' own ({@link GuidanceWeights}). One codec for the recipes' `sampling` and the evaluation's sampler options.
  * @category model
  */
 export const SamplerSettings = codec.strictWithOptional(
   { steps: codec.PositiveInt, fastSteps: codec.PositiveInt, snr: codec.PositiveFinite, odeTol: codec.PositiveFinite },
-  { endNoise: codec.PositiveFinite },
+  { endNoise: codec.PositiveFinite, guidance: GuidanceWeights },
   'SamplerSettings',
 );
 export type SamplerSettings = t.TypeOf<typeof SamplerSettings>;

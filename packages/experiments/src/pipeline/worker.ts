@@ -56,7 +56,7 @@ const main = async (): Promise<void> => {
             guide: guide !== undefined ? E.right(guide.score) : noGuide,
             conditional: conditionalScoreOfState(config, state, job.weights),
             guideConditional: guide !== undefined ? conditionalScoreOfState(guide.config, guide.state) : noGuide,
-          });
+          }, named.guidance);
     if (E.isLeft(namedScore)) return failed(namedScore.left);
     const score = namedScore.right(job.keys);
     const networks = named !== undefined ? networksAt(config.sde, named.name) : undefined;

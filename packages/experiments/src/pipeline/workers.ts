@@ -37,7 +37,7 @@ import type { SDE } from '@score-sde/sde-math';
 import { SamplerSpec, samplerFromSpec } from '@score-sde/solvers';
 import { microBatchRanges } from '@score-sde/models';
 import { Weights } from './model';
-import { SamplerName } from './samplers';
+import { SamplerName, GuidanceWeights } from './samplers';
 import type { DrawProgress, Drawn, ItemRange } from './draw';
 
 // -------------------------------------------------------------------------------------
@@ -51,7 +51,8 @@ import type { DrawProgress, Drawn, ItemRange } from './draw';
  * the checkpoint. The score is the model's own, or with `named` the score of that named sampler as this process builds
  * it (pipeline's `scoreOfNamed`): given each sample's label when the sampler is labelled (a class-conditional
  * checkpoint's s(x | y_b), y_b from key b: models' `sampleLabels`), guided by the model without the label and/or by the
- * guide checkpoint at `named.guide`; its NFE then counts network evaluations (`networksAt`), as here.
+ * guide checkpoint at `named.guide`, with `named.guidance` in place of its own weights when given; its NFE then counts
+ * network evaluations (`networksAt`), as here.
  * @category model
  */
 export const ShardJob = codec.strictWithOptional(
@@ -66,7 +67,7 @@ export const ShardJob = codec.strictWithOptional(
   },
   {
     dataRange: t.tuple([codec.Finite, codec.Finite]),
-    named: codec.strictWithOptional({ name: SamplerName }, { guide: t.string }, 'NamedScore'),
+    named: codec.strictWithOptional({ name: SamplerName }, { guide: t.string, guidance: GuidanceWeights }, 'NamedScore'),
   },
   'ShardJob',
 );
@@ -143,7 +144,7 @@ export interface WorkerOptions {
    * Draw with the score of this named sampler (labelled and guided ones included; its `guide` checkpoint directory for an
    * autoguided one) rather than the model's own score.
    */
-  readonly named?: { readonly name: SamplerName; readonly guide?: string };
+  readonly named?: { readonly name: SamplerName; readonly guide?: string; readonly guidance?: GuidanceWeights };
   /** Called on every progress message of a worker. */
   readonly onProgress?: (p: WorkerProgress) => void;
   /** Aborting terminates the workers; the result is then a Left `Cancelled`. */
@@ -328,7 +329,7 @@ export const drawInWorkers =
             backend: o.backend ?? 'wasm',
             weights: o.weights ?? 'ema',
             ...(o.dataRange !== undefined ? { dataRange: [o.dataRange[0], o.dataRange[1]] as [number, number] } : {}),
-            ...(o.named !== undefined ? { named: { name: o.named.name, ...(o.named.guide !== undefined ? { guide: o.named.guide } : {}) } } : {}),
+            ...(o.named !== undefined ? { named: o.named } : {}),
           };
           const r = await runWorker(job, o.wasmThreads ?? 1, o.onProgress, stop.signal);
           if (E.isLeft(r) && firstFailure === undefined && !(r.left === 'cancelled' && stop.signal.aborted)) {

@@ -188,6 +188,20 @@ describe('sampler list and flags', () => {
     expect(await Promise.all(['labelled', 'plain', 'absent'].map((n) => checkpointIsClassConditional(path.join(dir, n))))).toEqual([true, false, false]);
   });
 
+  test('--cfg-weight and --autoguidance-weight reach the comparison (none given: no guidance field), and the labels of the samplers they apply to say so', () => {
+    const parsed = (argv: ReadonlyArray<string>) => {
+      const r = cli.parseFlags(mnistEvalFlags, ['--checkpoint', 'c', ...argv]);
+      if (E.isLeft(r)) throw new Error(cli.renderCliError(r.left));
+      return r.right;
+    };
+    expect('guidance' in evaluationOptionsOf(parsed([])).samplers).toBe(false);
+    const o = evaluationOptionsOf(parsed(['--cfg-weight', '1.3', '--autoguidance-weight', '2', '--compare', 'dpm-cfg,dpm-ag,dpm-ag-cond,dpm-sde-cond', '--fast-steps', '5']));
+    expect(o.samplers.guidance).toEqual({ cfg: 1.3, autoguidance: 2 });
+    const entries = comparisonEntries(ve({ sigmaMin: 0.002, sigmaMax: 80 }), o.samplers);
+    if (E.isLeft(entries)) throw new Error(entries.left.message);
+    expect(entries.right.map((e) => e.label.match(/\((w.*)\)$/)?.[1] ?? '')).toEqual(['w = 1.3', 'w_g = 2', 'w = 1.3, w_g = 2', '']);
+  });
+
   test('the samplers stop at the 2% quantile of the levels the checkpoint was trained on: log-normal ln σ ~ N(−0.6, 1.2²) gives σ_end = e^{−0.6 + 1.2 Φ⁻¹(0.02)}; uniform-t training keeps ε; --end-noise overrides; the likelihood starts where σ(ε) is the cell’s standard deviation', async () => {
     const dir = tempDir('end');
     const edm = { ...tinyTrainConfig, sde: ve({ sigmaMin: 0.002, sigmaMax: 80 }), loss: { kind: 'dsm' as const, weighting: 'edm' as const, eps: 1e-5, noise: { kind: 'log-normal' as const, mean: -0.6, std: 1.2 } } };
