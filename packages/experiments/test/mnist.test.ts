@@ -278,14 +278,17 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(E.isLeft(bad) && cli.renderCliError(bad.left)).toMatch(/--dequantize: expected none\|centred, got "yes"/);
   });
 
-  test('--cfg-weight and --autoguidance-weight reach the recipe’s sampling settings (named as overrides); the presets have none; a weight must be positive', async () => {
+  test('--cfg-weight and --autoguidance-weight reach the recipe’s sampling settings (named as overrides); of the presets only quality has its own (w = 1.2); a weight must be positive', async () => {
     const r = await recipeOfFlags(tinyArgs(['--cfg-weight', '1.2', '--autoguidance-weight', '2']));
     if (E.isLeft(r)) throw new Error(r.left.message);
     expect(r.right.name).toMatch(/\+ .*cfg-weight, autoguidance-weight/);
     expect(r.right.sampling.guidance).toEqual({ cfg: 1.2, autoguidance: 2 });
     const one = await recipeOfFlags(tinyArgs(['--cfg-weight', '1.2']));
     expect(E.isRight(one) && one.right.sampling.guidance).toEqual({ cfg: 1.2 });
-    for (const preset of Object.values(PRESETS)) expect(preset.sampling.guidance).toBeUndefined();
+    expect([PRESETS.quick.sampling.guidance, PRESETS.quality.sampling.guidance, PRESETS.tutorial.sampling.guidance]).toEqual([undefined, { cfg: 1.2 }, undefined]);
+    // a flag replaces the preset's own weight and keeps the others
+    const quality = await recipeOfFlags(tinyArgs(['--preset', 'quality', '--autoguidance-weight', '1.5']));
+    expect(E.isRight(quality) && quality.right.sampling.guidance).toEqual({ cfg: 1.2, autoguidance: 1.5 });
     const bad = cli.parseFlags(mnistFlags, ['--cfg-weight', '0']);
     expect(E.isLeft(bad) && cli.renderCliError(bad.left)).toMatch(/--cfg-weight: expected PositiveFinite/);
   });
