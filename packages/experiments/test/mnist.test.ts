@@ -240,7 +240,7 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(md).toMatch(/\| 3 \| 9 \|/);
   });
 
-  test('--eval gives the evaluation of <out>/checkpoint into <out>/eval its parts, --eval-samples, the recipe’s steps, snr and likelihood start, --seed; the rest at its defaults', async () => {
+  test('--eval gives the evaluation of <out>/checkpoint into <out>/eval its parts, --eval-samples, the recipe’s steps, snr, guidance weights and likelihood start, --seed; the rest at its defaults', async () => {
     const f = tinyArgs(['--eval', 'samplers,bpd', '--eval-samples', '32', '--seed', '5', '--snr', '0.2']);
     const recipe = await recipeOfFlags(f);
     if (E.isLeft(recipe)) throw new Error(recipe.left.message);
@@ -264,6 +264,11 @@ describe('experiments:mnist on a few hundred images', () => {
     // both presets train with labels; the earlier default (tutorial) without
     expect([PRESETS.quick.conditional, PRESETS.quality.conditional, PRESETS.tutorial.conditional]).toEqual([{ classes: 10, dropout: 0.1 }, { classes: 10, dropout: 0.1 }, undefined]);
     expect(evaluationOptionsOfRun(tinyArgs(['--eval', 'samplers']), plain.right, '/r').samplers.samplers).toEqual(DEFAULT_EVALUATION.samplers.samplers);
+    // the recipe's guidance weights reach the comparison (the quality preset's w = 1.2); none: no field
+    expect('guidance' in o.samplers).toBe(false);
+    const quality = await recipeOfFlags(tinyArgs(['--preset', 'quality', '--eval', 'samplers']));
+    if (E.isLeft(quality)) throw new Error(quality.left.message);
+    expect(evaluationOptionsOfRun(tinyArgs(['--eval', 'samplers']), quality.right, '/r').samplers.guidance).toEqual({ cfg: 1.2 });
     const bad = cli.parseFlags(mnistFlags, ['--eval', 'fid']);
     expect(E.isLeft(bad) && cli.renderCliError(bad.left)).toMatch(/--eval: expected .*EvalPart.*"fid"/);
   });
