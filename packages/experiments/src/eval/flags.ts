@@ -8,7 +8,8 @@
 import * as E from 'fp-ts/Either';
 import { codec, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { cli } from '../lib';
-import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, ShardFlag, LABELLED_SAMPLERS, CFG_WEIGHTS, AUTOGUIDANCE_WEIGHTS, endNoiseOf, type ShardSpec } from '../pipeline';
+import { guidanceWeightFlags, guidanceWithFlags } from '../pipeline/guidance-flags';
+import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, ShardFlag, LABELLED_SAMPLERS, endNoiseOf, type ShardSpec } from '../pipeline';
 import { DEQUANTIZATIONS, type Dequantization, cellMatchedStartTime } from '@score-sde/solvers';
 import type { SDE } from '@score-sde/sde-math';
 import { CheckpointManifest, tensorFiles, dataRangeOf } from '@score-sde/models';
@@ -56,16 +57,7 @@ export const mnistEvalFlags = {
       description: 'noise level σ where every sampler stops and takes its denoising step (default: the 2% quantile of the levels the checkpoint was trained on, when its loss draws them from a law of σ, else ε = 1e-3)',
     }),
   ),
-  cfgWeight: cli.optional(
-    cli.numberFlag(codec.PositiveFinite, {
-      description: `classifier-free guidance weight w of the guided samplers compared, s(x | ∅) + w (s(x | y) − s(x | ∅)), in place of their own (${Object.entries(CFG_WEIGHTS).map(([n, w]) => `${n} ${w}`).join(', ')})`,
-    }),
-  ),
-  autoguidanceWeight: cli.optional(
-    cli.numberFlag(codec.PositiveFinite, {
-      description: `autoguidance weight w_g of the autoguided samplers compared, s_guide + w_g (s − s_guide), in place of their own (${Object.entries(AUTOGUIDANCE_WEIGHTS).map(([n, w]) => `${n} ${w}`).join(', ')})`,
-    }),
-  ),
+  ...guidanceWeightFlags('compared'),
   odeTols: cli.listFlag(codec.PositiveFinite, { default: D.samplers.odeTols, description: 'rtol = atol of the adaptive RK45 probability-flow ODE sampler in the comparison, one run each' }),
   fastSteps: cli.listFlag(codec.PositiveInt, { default: D.samplers.fastSteps, description: 'step counts k of EDM Heun and DPM-Solver++(2M) in the comparison, one run each (dpm-sde takes 2k steps, the NFE of EDM Heun at k; dpm-sde-cond 2k like dpm-sde; the guided dpm-ag, dpm-sde-ag and dpm-cfg k steps at two network evaluations each, the same NFE; dpm-ag-cond, at three, the most steps within that NFE)' }),
 
@@ -103,12 +95,6 @@ export const mnistEvalFlags = {
 /** Parsed flags. @category flags */
 export type MnistEvalFlags = cli.Flags<typeof mnistEvalFlags>;
 
-/** `--cfg-weight` and `--autoguidance-weight` as the comparison's `guidance` (none given: no field). */
-const guidanceOf = (f: MnistEvalFlags): { readonly guidance?: { readonly cfg?: number; readonly autoguidance?: number } } =>
-  f.cfgWeight === undefined && f.autoguidanceWeight === undefined
-    ? {}
-    : { guidance: { ...(f.cfgWeight !== undefined ? { cfg: f.cfgWeight } : {}), ...(f.autoguidanceWeight !== undefined ? { autoguidance: f.autoguidanceWeight } : {}) } };
-
 /**
  * The evaluation options the flags stand for: the parts not in `--skip`, `--steps`/`--snr` for every em/pc/ode sampler
  * of the comparison, class-conditional generation and inpainting, `--ode-tol` for every other ODE solve,
@@ -136,7 +122,7 @@ export const evaluationOptionsOf = (f: MnistEvalFlags, checkpoint: CheckpointTra
       ...(f.classifier !== undefined ? { clean: f.classifier } : {}),
       ...(f.noisyClassifier !== undefined ? { noisy: f.noisyClassifier } : {}),
     },
-    samplers: { samples: f.samples, samplers: f.compare ?? defaultComparedSamplers(checkpoint.classConditional), steps: f.steps, snr: f.snr, odeTols: f.odeTols, fastSteps: f.fastSteps, batch: f.sampleBatch, ...end, ...guidanceOf(f) },
+    samplers: { samples: f.samples, samplers: f.compare ?? defaultComparedSamplers(checkpoint.classConditional), steps: f.steps, snr: f.snr, odeTols: f.odeTols, fastSteps: f.fastSteps, batch: f.sampleBatch, ...end, ...guidanceWithFlags(undefined, f) },
     bpd: { images: f.bpdImages, batch: f.bpdBatch, estimator: f.bpdEstimator, tol: f.odeTol, eps: f.bpdEps ?? bpdStartOf(checkpoint.space, f.bpdCells), cells: f.bpdCells },
     conditional: { samplers: f.conditionalSamplers, guidanceScale: f.guidanceScale, perClass: f.perClass, sampler, batch: f.sampleBatch },
     inpainting: { mask: f.mask, digits: f.inpaintDigits, completions: f.completions, sampler, batch: f.sampleBatch },

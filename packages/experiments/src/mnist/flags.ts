@@ -12,7 +12,8 @@ import * as fs from 'node:fs/promises';
 import * as E from 'fp-ts/Either';
 import { codec, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { cli } from '../lib';
-import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, CFG_WEIGHTS, AUTOGUIDANCE_WEIGHTS, type GuidanceWeights, type Recipe, Recipe as RecipeCodec, type ExperimentError, PRESETS, PRESET_NAMES, SDE_NAMES, ShardFlag, type ShardSpec, fail, sdeOfName } from '../pipeline';
+import { guidanceWeightFlags, guidanceWithFlags } from '../pipeline/guidance-flags';
+import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, type Recipe, Recipe as RecipeCodec, type ExperimentError, PRESETS, PRESET_NAMES, SDE_NAMES, ShardFlag, type ShardSpec, fail, sdeOfName } from '../pipeline';
 
 const fromPreset = 'default: the preset’s';
 
@@ -41,16 +42,7 @@ export const mnistFlags = {
       description: 'noise level σ where every sampler stops and takes its denoising step (default: the 2% quantile of the levels the loss trains on, when it draws them from a law of σ — 0.047 for the quick preset, 0.0032 for the quality preset — else ε = 1e-3)',
     }),
   ),
-  cfgWeight: cli.optional(
-    cli.numberFlag(codec.PositiveFinite, {
-      description: `classifier-free guidance weight w of the guided samplers drawn, s(x | ∅) + w (s(x | y) − s(x | ∅)), in place of their own (${Object.entries(CFG_WEIGHTS).map(([n, w]) => `${n} ${w}`).join(', ')})`,
-    }),
-  ),
-  autoguidanceWeight: cli.optional(
-    cli.numberFlag(codec.PositiveFinite, {
-      description: `autoguidance weight w_g of the autoguided samplers drawn, s_guide + w_g (s − s_guide), in place of their own (${Object.entries(AUTOGUIDANCE_WEIGHTS).map(([n, w]) => `${n} ${w}`).join(', ')})`,
-    }),
-  ),
+  ...guidanceWeightFlags('drawn'),
   numSamples: cli.numberFlag(codec.PositiveInt, { default: 64, description: 'samples drawn per sampler' }),
   sampleBatch: cli.optional(cli.numberFlag(codec.PositiveInt, { description: 'samples per sampler call (default: all --num-samples at once); the unit --shard splits by, and the coupling unit of the ode sampler' })),
   shard: cli.optional(
@@ -138,12 +130,6 @@ export const readRecipeFile = async (file: string): Promise<E.Either<ExperimentE
   return E.isLeft(r) ? fail(`--recipe: ${codec.renderDecodeError(r.left)}`) : E.right(r.right);
 };
 
-/** A recipe's guidance weights with the flags' in place of its own (none at all: no `guidance` field). */
-const guidanceOf = (own: GuidanceWeights | undefined, cfg: number | undefined, autoguidance: number | undefined): { readonly guidance?: GuidanceWeights } => {
-  const g = { ...own, ...(cfg !== undefined ? { cfg } : {}), ...(autoguidance !== undefined ? { autoguidance } : {}) };
-  return Object.keys(g).length === 0 ? {} : { guidance: g };
-};
-
 /**
  * The recipe of a run: the preset (or `--recipe`'s), with every recipe flag given on the command line in place of
  * its field; the name says what was overridden (`quick + lr, epochs`).
@@ -190,7 +176,7 @@ export const recipeOfFlags = async (f: MnistFlags): Promise<E.Either<ExperimentE
       snr: f.snr ?? r.sampling.snr,
       odeTol: f.odeTol ?? r.sampling.odeTol,
       ...(f.endNoise !== undefined ? { endNoise: f.endNoise } : r.sampling.endNoise !== undefined ? { endNoise: r.sampling.endNoise } : {}),
-      ...guidanceOf(r.sampling.guidance, f.cfgWeight, f.autoguidanceWeight),
+      ...guidanceWithFlags(r.sampling.guidance, f),
     },
   });
 };
