@@ -22,7 +22,10 @@
  * JavaScript, wasm-kernels.ts's replacement made two passes), and the small float32 ops XNNPACK splits over its thread
  * pool however little work they hold — broadcasting `Add`/`Sub`/`Multiply`/`RealDiv` (`broadcast_op`) and matrix products
  * up to 2^20 multiply-adds (`matmul_seq`, XNNPACK's summation order) — on the calling thread, where a call used to wait
- * for a pool worker to wake (0.3–1.5 ms on a busy 2-core machine against 5–80 µs of work).
+ * for a pool worker to wake (0.3–1.5 ms on a busy 2-core machine against 5–80 µs of work) — and, where the kernel thread
+ * can run, `Conv2D` itself (`conv_forward`: 2 pixels × 16 outputs per SIMD micro-kernel, in XNNPACK's summation order,
+ * split by images between the two threads; ScoreNet's layers at 40–50 GMAC/s against XNNPACK's 10–35, and XNNPACK's
+ * worker no longer spins between calls beside our kernels).
  *
  * The module imports the backend's WebAssembly.Memory (shared in the threaded build), so a kernel reads and writes
  * tensors in place by their heap offsets, and sees the heap grow.
@@ -31,7 +34,7 @@
  * Over a shared memory, a host-registered {@link KernelThread} (Node: `fused-thread.ts`, a worker with its own instance of
  * the module — the module has no globals and no scratch memory of its own, so two instances share nothing but the
  * tensors) takes one part of each large call: group norm forward and backward by samples (all three passes per sample
- * in one hand-over), the filter gradient by rows of df (or by outputs), Adam + EMA by elements. Only independent outputs
+ * in one hand-over), the filter gradient by rows of df (or by outputs), convolutions by images, Adam + EMA by elements. Only independent outputs
  * are split, each computed by exactly the same operations as on one thread, so results are bit-identical with 1 or 2
  * threads (the tests compare the bits). Small calls, a browser page (no blocking wait on its main thread), a
  * single-threaded backend, or a failed worker keep everything on the calling thread; so does a machine whose cores are
@@ -79,6 +82,8 @@ interface FusedExports {
   overlap_add(t: number, b: number, hin: number, win: number, kh: number, kw: number, cz: number, hout: number, wout: number, top: number, left: number, z: number): void;
   conv_filter_grad(x: number, dy: number, b: number, h: number, w: number, c: number, ho: number, wo: number, o: number, kh: number, kw: number, s: number,
     top: number, left: number, chunk: number, df: number, r0: number, r1: number, o0: number, o1: number): void;
+  conv_forward(x: number, f: number, h: number, w: number, c: number, ho: number, wo: number, o: number, kh: number, kw: number, s: number, top: number, left: number,
+    out: number, b0: number, b1: number): void;
   rows_copy(parts: number, k: number, outer: number, big: number, into: number): void;
   matmul_seq(a: number, b: number, m: number, k: number, n: number, out: number): void;
   broadcast_op(op: number, a: number, aM: number, aN: number, b: number, bM: number, bN: number, m: number, n: number, out: number): void;
@@ -143,7 +148,7 @@ const filterGradChunk = (b: number, ho: number, wo: number): number => Math.max(
 // -------------------------------------------------------------------------------------
 
 /** The exports a {@link KernelThread} runs: the group norm passes, the filter gradient, Adam + EMA. @category threads */
-export const THREAD_KERNELS = ['gn_stats', 'gn_coeffs', 'gn_apply', 'gn_backward_sums', 'gn_backward_coeffs', 'gn_backward_dx', 'conv_filter_grad', 'adam_ema'] as const;
+export const THREAD_KERNELS = ['gn_stats', 'gn_coeffs', 'gn_apply', 'gn_backward_sums', 'gn_backward_coeffs', 'gn_backward_dx', 'conv_filter_grad', 'conv_forward', 'adam_ema'] as const;
 
 /** One call of an export of the module: its name, then its arguments (heap byte offsets, counts, float32 scalars). @category threads */
 export type KernelCall = readonly [(typeof THREAD_KERNELS)[number], ...number[]];
@@ -169,7 +174,7 @@ export interface KernelThread {
 export type KernelThreadStarter = (wasmModule: unknown, memory: WasmMemory) => Promise<KernelThread>;
 
 /** The kinds of split kernel calls, each with its own size below which it stays on one thread. @category threads */
-export type SplitKind = 'groupNorm' | 'filterGradient' | 'adam';
+export type SplitKind = 'groupNorm' | 'filterGradient' | 'conv' | 'adam';
 
 /**
  * The least work a call needs before it is split between two threads: elements of x for a group norm call, multiply-adds
@@ -182,7 +187,7 @@ export type SplitKind = 'groupNorm' | 'filterGradient' | 'adam';
  * 0.065 → 0.068 at 73728 elements, 0.123 → 0.082 at 147456.
  * @category threads
  */
-export const KERNEL_THREAD_MIN_WORK: Readonly<Record<SplitKind, number>> = { groupNorm: 32768, filterGradient: 2_000_000, adam: 131072 };
+export const KERNEL_THREAD_MIN_WORK: Readonly<Record<SplitKind, number>> = { groupNorm: 32768, filterGradient: 2_000_000, conv: 2_000_000, adam: 131072 };
 
 let threadStarter: KernelThreadStarter | undefined;
 let compiled: { readonly module: unknown; readonly memory: WasmMemory } | undefined;
@@ -640,9 +645,53 @@ const overrideKernel = (name: string, make: (previous: KernelFunc) => KernelFunc
 };
 
 /** The tfjs kernels of the wasm backend that the fused module serves in place of the previous ones (the same bits). @category kernels */
-export const FUSED_OVERRIDES = ['Concat', 'SplitV', 'Add', 'Sub', 'Multiply', 'RealDiv', 'BatchMatMul'] as const;
+export const FUSED_OVERRIDES = ['Concat', 'SplitV', 'Add', 'Sub', 'Multiply', 'RealDiv', 'BatchMatMul', 'Conv2D'] as const;
 
 let overridesOn = true;
+/**
+ * tfjs' `Conv2D` (float32, NHWC, dilation 1, one stride for both axes, O a multiple of 4) by `conv_forward`:
+ *   y[b, i, j, o] = Σ_{p,q,c} x̄[b, s·i + p, s·j + q, c] · f[p, q, c, o]   (x̄: x padded by (top, left), zero outside),
+ * a SIMD micro-kernel of 2 pixels × 16 outputs summing in XNNPACK's order (taps p, q, then channels c, from +0: the same
+ * bits, compared in the tests), split by images between this thread and the kernel thread (disjoint outputs, each sum the
+ * same either way). XNNPACK's Conv2D ran ScoreNet's small layers at 10–35 GMAC/s on 2 threads and its worker spun for
+ * the next call beside our kernels (issue 11). Without the kernel thread, or in any other case: the previous kernel.
+ */
+const directConv =
+  (k: FusedExports, previous: KernelFunc): KernelFunc =>
+  (args) => {
+    // Only where the kernel thread can run (on one thread XNNPACK's two would be faster).
+    if (!overridesOn || !threadWanted || threadStarter === undefined || thread.state === 'failed') return previous(args);
+    const { x, filter } = args.inputs as { x: Info; filter: Info };
+    const a = args.attrs as { strides: number | [number, number]; pad: unknown; dataFormat?: string; dilations?: number | [number, number]; dimRoundingMode?: string };
+    const pair = (v: number | [number, number] | undefined, d: number): [number, number] => (v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : v);
+    const [sh, sw] = pair(a.strides, 1);
+    const [dh, dw] = pair(a.dilations, 1);
+    if (x.dtype !== 'float32' || filter.dtype !== 'float32' || x.shape.length !== 4 || (a.dataFormat !== undefined && a.dataFormat !== 'NHWC') || dh !== 1 || dw !== 1 || sh !== sw)
+      return previous(args);
+    const [b, h, w, c] = x.shape as [number, number, number, number];
+    const [kh, kw, , o] = filter.shape as [number, number, number, number];
+    if (o % 4 !== 0) return previous(args);
+    const info = tf.backend_util.computeConv2DInfo(
+      [b, h, w, c],
+      [kh, kw, c, o],
+      [sh, sw],
+      [1, 1],
+      a.pad as Parameters<typeof tf.backend_util.computeConv2DInfo>[4],
+      a.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
+    );
+    const backend = args.backend as unknown as HeapBackend;
+    const { outHeight: ho, outWidth: wo } = info;
+    const out = backend.makeOutput([b, ho, wo, o], 'float32');
+    if (b * ho * wo * o === 0) return out;
+    if (kh * kw * c === 0) {
+      (backend as unknown as { typedArrayFromHeap(t: Info): Float32Array }).typedArrayFromHeap(out).fill(0);
+      return out;
+    }
+    const off = (t: Info): number => backend.getMemoryOffset(t.dataId);
+    const call = (b0: number, b1: number): KernelCall => ['conv_forward', off(x), off(filter), h, w, c, ho, wo, o, kh, kw, sh, info.padInfo.top, info.padInfo.left, off(out), b0, b1];
+    splitRun(k, 'conv', b * ho * wo * kh * kw * c * o, b, (b0, b1) => [call(b0, b1)]);
+    return out;
+  };
 
 /**
  * Serves {@link FUSED_OVERRIDES} by the fused module (`enabled`, default) or by the kernels they replaced: for tests, which
@@ -676,6 +725,7 @@ export const prepareFusedKernels = async (binary: FusedBinary | undefined = defa
     overrideKernel('SplitV', (previous) => rowsSplit(k, previous));
     Object.entries(BINARY_OPS).forEach(([name, op]) => overrideKernel(name, (previous) => broadcastBinary(k, op, previous)));
     overrideKernel('BatchMatMul', (previous) => smallMatMul(k, previous));
+    overrideKernel('Conv2D', (previous) => directConv(k, previous));
     exportsOf = k;
     return true;
   } catch (e) {

@@ -1033,4 +1033,191 @@
             (br $rows_loop)))))
         (br_if $taps_p (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 1))) (local.get $kh))))
       (br_if $chunks (i32.lt_u (local.tee $b0 (i32.add (local.get $b0) (local.get $nb))) (local.get $b)))))
+
+  ;; ---- conv forward micro-kernels: R pixels (1 or 2, x runs $xd bytes apart) x 4V outputs, accumulated over $np tap rows
+  ;; (x $xsp and f $fsp bytes apart) of $n consecutive elements each (x 4 bytes, f rows $fs bytes apart), stored at $oa (and
+  ;; $oa + $od). 2 x 4: 8 accumulators + 2 splats + 1 filter vector, as fg_2x4. np, n >= 1 (the caller checks).
+  (func $cf_2x4 (param $xa i32) (param $xd i32) (param $np i32) (param $xsp i32) (param $n i32) (param $fa i32) (param $fsp i32) (param $fs i32) (param $oa i32) (param $od i32)
+    (local $xp i32) (local $fp i32) (local $xe i32) (local $a00 v128) (local $a01 v128) (local $a02 v128) (local $a03 v128) (local $a10 v128) (local $a11 v128) (local $a12 v128) (local $a13 v128) (local $x0 v128) (local $x1 v128) (local $d v128)
+    (loop $taps
+      (local.set $xp (local.get $xa))
+      (local.set $fp (local.get $fa))
+      (local.set $xe (i32.add (local.get $xa) (i32.shl (local.get $n) (i32.const 2))))
+      (loop $elems
+        (local.set $x0 (v128.load32_splat (local.get $xp)))
+        (local.set $x1 (v128.load32_splat (i32.add (local.get $xp) (local.get $xd))))
+        (local.set $d (v128.load (local.get $fp)))
+        (local.set $a00 (f32x4.add (local.get $a00) (f32x4.mul (local.get $x0) (local.get $d))))
+        (local.set $a10 (f32x4.add (local.get $a10) (f32x4.mul (local.get $x1) (local.get $d))))
+        (local.set $d (v128.load offset=16 (local.get $fp)))
+        (local.set $a01 (f32x4.add (local.get $a01) (f32x4.mul (local.get $x0) (local.get $d))))
+        (local.set $a11 (f32x4.add (local.get $a11) (f32x4.mul (local.get $x1) (local.get $d))))
+        (local.set $d (v128.load offset=32 (local.get $fp)))
+        (local.set $a02 (f32x4.add (local.get $a02) (f32x4.mul (local.get $x0) (local.get $d))))
+        (local.set $a12 (f32x4.add (local.get $a12) (f32x4.mul (local.get $x1) (local.get $d))))
+        (local.set $d (v128.load offset=48 (local.get $fp)))
+        (local.set $a03 (f32x4.add (local.get $a03) (f32x4.mul (local.get $x0) (local.get $d))))
+        (local.set $a13 (f32x4.add (local.get $a13) (f32x4.mul (local.get $x1) (local.get $d))))
+        (local.set $fp (i32.add (local.get $fp) (local.get $fs)))
+        (br_if $elems (i32.ne (local.tee $xp (i32.add (local.get $xp) (i32.const 4))) (local.get $xe))))
+      (local.set $xa (i32.add (local.get $xa) (local.get $xsp)))
+      (local.set $fa (i32.add (local.get $fa) (local.get $fsp)))
+      (br_if $taps (local.tee $np (i32.sub (local.get $np) (i32.const 1)))))
+    (v128.store (local.get $oa) (local.get $a00))
+    (v128.store offset=16 (local.get $oa) (local.get $a01))
+    (v128.store offset=32 (local.get $oa) (local.get $a02))
+    (v128.store offset=48 (local.get $oa) (local.get $a03))
+    (v128.store (i32.add (local.get $oa) (local.get $od)) (local.get $a10))
+    (v128.store offset=16 (i32.add (local.get $oa) (local.get $od)) (local.get $a11))
+    (v128.store offset=32 (i32.add (local.get $oa) (local.get $od)) (local.get $a12))
+    (v128.store offset=48 (i32.add (local.get $oa) (local.get $od)) (local.get $a13)))
+  (func $cf_1x4 (param $xa i32) (param $xd i32) (param $np i32) (param $xsp i32) (param $n i32) (param $fa i32) (param $fsp i32) (param $fs i32) (param $oa i32) (param $od i32)
+    (local $xp i32) (local $fp i32) (local $xe i32) (local $a00 v128) (local $a01 v128) (local $a02 v128) (local $a03 v128) (local $x0 v128) (local $d v128)
+    (loop $taps
+      (local.set $xp (local.get $xa))
+      (local.set $fp (local.get $fa))
+      (local.set $xe (i32.add (local.get $xa) (i32.shl (local.get $n) (i32.const 2))))
+      (loop $elems
+        (local.set $x0 (v128.load32_splat (local.get $xp)))
+        (local.set $d (v128.load (local.get $fp)))
+        (local.set $a00 (f32x4.add (local.get $a00) (f32x4.mul (local.get $x0) (local.get $d))))
+        (local.set $d (v128.load offset=16 (local.get $fp)))
+        (local.set $a01 (f32x4.add (local.get $a01) (f32x4.mul (local.get $x0) (local.get $d))))
+        (local.set $d (v128.load offset=32 (local.get $fp)))
+        (local.set $a02 (f32x4.add (local.get $a02) (f32x4.mul (local.get $x0) (local.get $d))))
+        (local.set $d (v128.load offset=48 (local.get $fp)))
+        (local.set $a03 (f32x4.add (local.get $a03) (f32x4.mul (local.get $x0) (local.get $d))))
+        (local.set $fp (i32.add (local.get $fp) (local.get $fs)))
+        (br_if $elems (i32.ne (local.tee $xp (i32.add (local.get $xp) (i32.const 4))) (local.get $xe))))
+      (local.set $xa (i32.add (local.get $xa) (local.get $xsp)))
+      (local.set $fa (i32.add (local.get $fa) (local.get $fsp)))
+      (br_if $taps (local.tee $np (i32.sub (local.get $np) (i32.const 1)))))
+    (v128.store (local.get $oa) (local.get $a00))
+    (v128.store offset=16 (local.get $oa) (local.get $a01))
+    (v128.store offset=32 (local.get $oa) (local.get $a02))
+    (v128.store offset=48 (local.get $oa) (local.get $a03)))
+  (func $cf_2x1 (param $xa i32) (param $xd i32) (param $np i32) (param $xsp i32) (param $n i32) (param $fa i32) (param $fsp i32) (param $fs i32) (param $oa i32) (param $od i32)
+    (local $xp i32) (local $fp i32) (local $xe i32) (local $a00 v128) (local $a10 v128) (local $x0 v128) (local $x1 v128) (local $d v128)
+    (loop $taps
+      (local.set $xp (local.get $xa))
+      (local.set $fp (local.get $fa))
+      (local.set $xe (i32.add (local.get $xa) (i32.shl (local.get $n) (i32.const 2))))
+      (loop $elems
+        (local.set $x0 (v128.load32_splat (local.get $xp)))
+        (local.set $x1 (v128.load32_splat (i32.add (local.get $xp) (local.get $xd))))
+        (local.set $d (v128.load (local.get $fp)))
+        (local.set $a00 (f32x4.add (local.get $a00) (f32x4.mul (local.get $x0) (local.get $d))))
+        (local.set $a10 (f32x4.add (local.get $a10) (f32x4.mul (local.get $x1) (local.get $d))))
+        (local.set $fp (i32.add (local.get $fp) (local.get $fs)))
+        (br_if $elems (i32.ne (local.tee $xp (i32.add (local.get $xp) (i32.const 4))) (local.get $xe))))
+      (local.set $xa (i32.add (local.get $xa) (local.get $xsp)))
+      (local.set $fa (i32.add (local.get $fa) (local.get $fsp)))
+      (br_if $taps (local.tee $np (i32.sub (local.get $np) (i32.const 1)))))
+    (v128.store (local.get $oa) (local.get $a00))
+    (v128.store (i32.add (local.get $oa) (local.get $od)) (local.get $a10)))
+  (func $cf_1x1 (param $xa i32) (param $xd i32) (param $np i32) (param $xsp i32) (param $n i32) (param $fa i32) (param $fsp i32) (param $fs i32) (param $oa i32) (param $od i32)
+    (local $xp i32) (local $fp i32) (local $xe i32) (local $a00 v128) (local $x0 v128) (local $d v128)
+    (loop $taps
+      (local.set $xp (local.get $xa))
+      (local.set $fp (local.get $fa))
+      (local.set $xe (i32.add (local.get $xa) (i32.shl (local.get $n) (i32.const 2))))
+      (loop $elems
+        (local.set $x0 (v128.load32_splat (local.get $xp)))
+        (local.set $d (v128.load (local.get $fp)))
+        (local.set $a00 (f32x4.add (local.get $a00) (f32x4.mul (local.get $x0) (local.get $d))))
+        (local.set $fp (i32.add (local.get $fp) (local.get $fs)))
+        (br_if $elems (i32.ne (local.tee $xp (i32.add (local.get $xp) (i32.const 4))) (local.get $xe))))
+      (local.set $xa (i32.add (local.get $xa) (local.get $xsp)))
+      (local.set $fa (i32.add (local.get $fa) (local.get $fsp)))
+      (br_if $taps (local.tee $np (i32.sub (local.get $np) (i32.const 1)))))
+    (v128.store (local.get $oa) (local.get $a00)))
+
+
+  ;; The pixels' outputs [oo, oo + 4V) of one output row, one or two pixels at a time: $vw = 16 (V = 4) or 4 (V = 1).
+  ;; Pixel j reads the taps p in [plo, plo + np) (the caller's row window) and q in [qlo, qhi) = [max(0, left - s*j),
+  ;; min(kw, w + left - s*j)); for one p its terms (q, c) are consecutive in x and in f's rows, so the micro-kernel walks
+  ;; n = (qhi - qlo)*C elements. Two neighbours that both see every q share one call (their x runs are s*C apart);
+  ;; every other pixel is computed alone, a pixel that sees no tap is zero. Order per output: p, then q, then c, from 0.
+  (func $cf_row (param $vw i32) (param $xrow i32) (param $frow i32) (param $orow i32) (param $np i32) (param $w i32) (param $c i32) (param $wo i32)
+    (param $o i32) (param $kw i32) (param $s i32) (param $left i32) (param $xsp i32) (param $fsp i32)
+    (local $j i32) (local $qlo i32) (local $qhi i32) (local $xa i32) (local $fa i32) (local $oa i32) (local $n i32) (local $xd i32) (local $fs i32)
+    (local.set $xd (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2)))
+    (local.set $fs (i32.shl (local.get $o) (i32.const 2)))
+    (block $done (loop $cols
+      (br_if $done (i32.ge_s (local.get $j) (local.get $wo)))
+      (local.set $qlo (i32.sub (local.get $left) (i32.mul (local.get $s) (local.get $j))))
+      (local.set $qlo (select (local.get $qlo) (i32.const 0) (i32.gt_s (local.get $qlo) (i32.const 0))))
+      (local.set $qhi (i32.sub (i32.add (local.get $w) (local.get $left)) (i32.mul (local.get $s) (local.get $j))))
+      (local.set $qhi (select (local.get $kw) (local.get $qhi) (i32.gt_s (local.get $qhi) (local.get $kw))))
+      (local.set $oa (i32.add (local.get $orow) (i32.mul (local.get $j) (local.get $fs))))
+      (if (i32.ge_s (local.get $qlo) (local.get $qhi))
+        (then
+          (memory.fill (local.get $oa) (i32.const 0) (i32.shl (local.get $vw) (i32.const 2)))
+          (local.set $j (i32.add (local.get $j) (i32.const 1))))
+        (else
+          (local.set $xa (i32.add (local.get $xrow) (i32.shl (i32.mul (i32.add (i32.sub (i32.mul (local.get $s) (local.get $j)) (local.get $left)) (local.get $qlo)) (local.get $c)) (i32.const 2))))
+          (local.set $fa (i32.add (local.get $frow) (i32.mul (i32.mul (local.get $qlo) (local.get $c)) (local.get $fs))))
+          (local.set $n (i32.mul (i32.sub (local.get $qhi) (local.get $qlo)) (local.get $c)))
+          (if (i32.and (i32.and (i32.eqz (local.get $qlo)) (i32.eq (local.get $qhi) (local.get $kw)))
+                (i32.and (i32.lt_s (i32.add (local.get $j) (i32.const 1)) (local.get $wo))
+                  (i32.ge_s (i32.sub (i32.add (local.get $w) (local.get $left)) (i32.mul (local.get $s) (i32.add (local.get $j) (i32.const 1)))) (local.get $kw))))
+            (then
+              (if (i32.eq (local.get $vw) (i32.const 16))
+                (then (call $cf_2x4 (local.get $xa) (local.get $xd) (local.get $np) (local.get $xsp) (local.get $n) (local.get $fa) (local.get $fsp) (local.get $fs) (local.get $oa) (local.get $fs)))
+                (else (call $cf_2x1 (local.get $xa) (local.get $xd) (local.get $np) (local.get $xsp) (local.get $n) (local.get $fa) (local.get $fsp) (local.get $fs) (local.get $oa) (local.get $fs))))
+              (local.set $j (i32.add (local.get $j) (i32.const 2))))
+            (else
+              (if (i32.eq (local.get $vw) (i32.const 16))
+                (then (call $cf_1x4 (local.get $xa) (local.get $xd) (local.get $np) (local.get $xsp) (local.get $n) (local.get $fa) (local.get $fsp) (local.get $fs) (local.get $oa) (local.get $fs)))
+                (else (call $cf_1x1 (local.get $xa) (local.get $xd) (local.get $np) (local.get $xsp) (local.get $n) (local.get $fa) (local.get $fsp) (local.get $fs) (local.get $oa) (local.get $fs))))
+              (local.set $j (i32.add (local.get $j) (i32.const 1)))))))
+      (br $cols))))
+
+  ;; ---- conv forward (fused-kernels.ts, Conv2D served here) ----
+  ;; y[b, i, j, o] = sum over (p, q, c) of xbar[b, s*i + p, s*j + q, c] * f[p, q, c, o]    (x NHWC [B, H, W, C], f HWIO
+  ;; [kh, kw, C, O], y [B, Ho, Wo, O], O a multiple of 4), xbar = x shifted by (top, left), zero outside (the terms of taps
+  ;; outside x are never visited). Only the images [b0, b1) are computed, so two threads may share one call by images; an
+  ;; output's sum is the same whatever the call, the pairing of pixels or the width of the output block (each lane of an
+  ;; accumulator sees its own products in the order p, q, c, from +0). Per image, block of 16 outputs (then 4), output row:
+  ;; the block's filter slice (kh*kw*C*16 floats) stays in cache while the image's rows stream past it.
+  (func (export "conv_forward") (param $x i32) (param $f i32) (param $h i32) (param $w i32) (param $c i32) (param $ho i32) (param $wo i32) (param $o i32)
+    (param $kh i32) (param $kw i32) (param $s i32) (param $top i32) (param $left i32) (param $out i32) (param $b0 i32) (param $b1 i32)
+    (local $b i32) (local $oo i32) (local $vw i32) (local $i i32) (local $plo i32) (local $phi i32) (local $xsp i32) (local $fsp i32) (local $orow i32)
+    (local.set $xsp (i32.shl (i32.mul (local.get $w) (local.get $c)) (i32.const 2)))
+    (local.set $fsp (i32.shl (i32.mul (i32.mul (local.get $kw) (local.get $c)) (local.get $o)) (i32.const 2)))
+    (local.set $b (local.get $b0))
+    (block $images_done (loop $images
+      (br_if $images_done (i32.ge_s (local.get $b) (local.get $b1)))
+      (local.set $oo (i32.const 0))
+      (block $blocks_done (loop $blocks
+        (br_if $blocks_done (i32.ge_s (local.get $oo) (local.get $o)))
+        (local.set $vw (select (i32.const 16) (i32.const 4) (i32.le_s (i32.add (local.get $oo) (i32.const 16)) (local.get $o))))
+        (local.set $i (i32.const 0))
+        (loop $rows
+          (local.set $plo (i32.sub (local.get $top) (i32.mul (local.get $s) (local.get $i))))
+          (local.set $plo (select (local.get $plo) (i32.const 0) (i32.gt_s (local.get $plo) (i32.const 0))))
+          (local.set $phi (i32.sub (i32.add (local.get $h) (local.get $top)) (i32.mul (local.get $s) (local.get $i))))
+          (local.set $phi (select (local.get $kh) (local.get $phi) (i32.gt_s (local.get $phi) (local.get $kh))))
+          (local.set $orow (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (i32.mul (i32.add (i32.mul (local.get $b) (local.get $ho)) (local.get $i)) (local.get $wo)) (local.get $o)) (local.get $oo)) (i32.const 2))))
+          (if (i32.lt_s (local.get $plo) (local.get $phi))
+            (then
+              (call $cf_row (local.get $vw)
+                ;; x at (b, s*i + plo - top, 0, 0); f at (plo, 0, 0, oo)
+                (i32.add (local.get $x) (i32.mul (i32.add (i32.mul (local.get $b) (local.get $h)) (i32.sub (i32.add (i32.mul (local.get $s) (local.get $i)) (local.get $plo)) (local.get $top))) (local.get $xsp)))
+                (i32.add (i32.add (local.get $f) (i32.mul (local.get $plo) (local.get $fsp))) (i32.shl (local.get $oo) (i32.const 2)))
+                (local.get $orow) (i32.sub (local.get $phi) (local.get $plo)) (local.get $w) (local.get $c) (local.get $wo) (local.get $o) (local.get $kw) (local.get $s) (local.get $left)
+                (local.get $xsp) (local.get $fsp)))
+            (else
+              ;; no tap row inside x: the row's outputs are zero
+              (local.set $plo (i32.const 0))
+              (block $z_done (loop $z
+                (br_if $z_done (i32.ge_s (local.get $plo) (local.get $wo)))
+                (memory.fill (i32.add (local.get $orow) (i32.shl (i32.mul (local.get $plo) (local.get $o)) (i32.const 2))) (i32.const 0) (i32.shl (local.get $vw) (i32.const 2)))
+                (local.set $plo (i32.add (local.get $plo) (i32.const 1)))
+                (br $z)))))
+          (br_if $rows (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $ho))))
+        (local.set $oo (i32.add (local.get $oo) (local.get $vw)))
+        (br $blocks)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $images))))
 )

@@ -1,0 +1,145 @@
+/**
+ * `Conv2D` on wasm by the fused module (`conv_forward`, served where the kernel thread runs): every output is the float32
+ * sum over the taps inside x in the order p, q, c from +0, each product and sum rounded —
+ *   y[b, i, j, o] = (((0 + x̄₀f₀) + x̄₁f₁) + …),  x̄ = x padded by (top, left), taps outside x skipped —
+ * which is also the bits of XNNPACK's convolution it replaces (with 'valid' and explicit padding; XNNPACK's own 'same'
+ * returns zeros at some geometries, where this kernel gives the sum), at any geometry, strides 1–3, channel counts that are not multiples of 4 on the input side, 4–44 outputs), with special values in x.
+ * This file opts in to the threaded build (the kernel is served only beside the kernel thread) and splits every call.
+ */
+const requested = process.env['SCORE_SDE_WASM_THREADS'];
+process.env['SCORE_SDE_WASM_THREADS'] = '2';
+afterAll(() => {
+  if (requested === undefined) delete process.env['SCORE_SDE_WASM_THREADS'];
+  else process.env['SCORE_SDE_WASM_THREADS'] = requested;
+});
+
+import fc from 'fast-check';
+import { tf, initBackend } from '@score-sde/tensor-fp';
+import { KERNEL_THREAD_MIN_WORK, configureFusedOverrides, configureKernelThread, kernelThreadStatus, startKernelThread } from '../src/fused-kernels';
+import '../src/fused-thread';
+
+beforeAll(async () => {
+  await initBackend({ prefer: 'wasm', quiet: true });
+  expect(await startKernelThread()).toBe(true);
+});
+
+afterEach(() => {
+  configureFusedOverrides({ enabled: true });
+  configureKernelThread({ enabled: true, adaptive: true, minWork: KERNEL_THREAD_MIN_WORK });
+});
+
+const specials = [NaN, Infinity, -Infinity, -0, 1e-40, 3e38];
+const valuesOf = (n: number, seed: number, special: boolean): Float32Array =>
+  Float32Array.from({ length: n }, (_, i) => (special && (i * 13 + seed) % 17 === 0 ? specials[(i + seed) % specials.length]! : Math.sin(seed * 2.3 + i * 0.77) * 4));
+const bits = (x: ArrayLike<number>): number[] => Array.from(new Uint32Array(Float32Array.from(x).buffer));
+/** Bits with every NaN as the quiet NaN 0x7fc00000 (wasm leaves a computed NaN's sign and payload open; see fused-matmul.test). */
+const canonicalNaN = (xs: ReadonlyArray<number>): number[] => xs.map((x) => ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0 ? 0x7fc00000 : x));
+
+type Pad = 'valid' | 'same' | [[0, 0], [number, number], [number, number], [0, 0]];
+interface Geometry {
+  readonly b: number;
+  readonly h: number;
+  readonly w: number;
+  readonly c: number;
+  readonly o: number;
+  readonly kh: number;
+  readonly kw: number;
+  readonly s: number;
+  readonly pad: Pad;
+  readonly special: boolean;
+  readonly seed: number;
+}
+
+/** The reference: the in-order float32 sum over the taps inside x (tfjs' padding arithmetic for the output size). */
+const sequentialConv = (g: Geometry, x: Float32Array, f: Float32Array): Float32Array => {
+  const info = tf.backend_util.computeConv2DInfo([g.b, g.h, g.w, g.c], [g.kh, g.kw, g.c, g.o], [g.s, g.s], [1, 1], g.pad);
+  const { outHeight: ho, outWidth: wo } = info;
+  const { top, left } = info.padInfo;
+  const out = new Float32Array(g.b * ho * wo * g.o);
+  for (let b = 0; b < g.b; b++)
+    for (let i = 0; i < ho; i++)
+      for (let j = 0; j < wo; j++)
+        for (let o = 0; o < g.o; o++) {
+          let acc = 0;
+          for (let p = 0; p < g.kh; p++) {
+            const r = g.s * i + p - top;
+            if (r < 0 || r >= g.h) continue;
+            for (let q = 0; q < g.kw; q++) {
+              const col = g.s * j + q - left;
+              if (col < 0 || col >= g.w) continue;
+              for (let c = 0; c < g.c; c++) acc = Math.fround(acc + Math.fround(x[((b * g.h + r) * g.w + col) * g.c + c]! * f[((p * g.kw + q) * g.c + c) * g.o + o]!));
+            }
+          }
+          out[((b * ho + i) * wo + j) * g.o + o] = acc;
+        }
+  return out;
+};
+
+const padding = fc.oneof(
+  fc.constant<Pad>('valid'),
+  fc.constant<Pad>('same'),
+  fc.tuple(fc.nat(3), fc.nat(3), fc.nat(3), fc.nat(3)).map(([t, bo, l, r]): Pad => [[0, 0], [t, bo], [l, r], [0, 0]]),
+);
+const geometry: fc.Arbitrary<Geometry> = fc
+  .record({
+    b: fc.integer({ min: 1, max: 5 }),
+    h: fc.integer({ min: 1, max: 11 }),
+    w: fc.integer({ min: 1, max: 11 }),
+    c: fc.integer({ min: 1, max: 37 }),
+    o: fc.integer({ min: 1, max: 11 }).map((n) => 4 * n),
+    kh: fc.integer({ min: 1, max: 4 }),
+    kw: fc.integer({ min: 1, max: 4 }),
+    s: fc.integer({ min: 1, max: 3 }),
+    pad: padding,
+    special: fc.boolean(),
+    seed: fc.nat(1000),
+  })
+  // tfjs needs an output of at least one pixel; 'valid' needs the filter inside the (padded) input
+  .filter((g) => {
+    const info = tf.backend_util.computeConv2DInfo([g.b, g.h, g.w, g.c], [g.kh, g.kw, g.c, g.o], [g.s, g.s], [1, 1], g.pad);
+    return info.outHeight > 0 && info.outWidth > 0;
+  });
+
+const convBits = (g: Geometry): number[] =>
+  tf.tidy(() => {
+    const x = tf.tensor4d(valuesOf(g.b * g.h * g.w * g.c, g.seed, g.special), [g.b, g.h, g.w, g.c]);
+    const f = tf.tensor4d(valuesOf(g.kh * g.kw * g.c * g.o, g.seed + 1, false), [g.kh, g.kw, g.c, g.o]);
+    return canonicalNaN(bits(tf.conv2d(x, f, g.s, g.pad).dataSync()));
+  });
+
+test('conv2d has the bits of the in-order float32 sum over (p, q, c) and of the XNNPACK kernel it replaces (any geometry and padding, special values in x)', () => {
+  const cases = fc.sample(geometry, { numRuns: 150, seed: 11 });
+  configureKernelThread({ adaptive: false, minWork: { conv: 0 } });
+  const before = kernelThreadStatus().splitCalls;
+  const ours = cases.map(convBits);
+  // the calls with two or more images were split between the threads
+  expect(kernelThreadStatus().splitCalls - before).toBe(cases.filter((g) => g.b >= 2).length);
+  configureFusedOverrides({ enabled: false });
+  const theirs = cases.map(convBits);
+  cases.forEach((g, i) => {
+    const want = canonicalNaN(bits(sequentialConv(g, valuesOf(g.b * g.h * g.w * g.c, g.seed, g.special), valuesOf(g.kh * g.kw * g.c * g.o, g.seed + 1, false))));
+    expect([g, ours[i]]).toEqual([g, want]);
+    // XNNPACK's own 'same' (its TF-SAME flag) returns zeros at some geometries (conv.ts passes explicit paddings instead)
+    if (g.pad !== 'same') expect([g, ours[i]]).toEqual([g, theirs[i]]);
+  });
+});
+
+test("the ScoreNet's convolutions (batch 64) give the same bits on one thread and split over two, and XNNPACK's", () => {
+  const layers: ReadonlyArray<Geometry> = [
+    { b: 64, h: 28, w: 28, c: 1, o: 16, kh: 3, kw: 3, s: 1, pad: 'valid', special: false, seed: 1 },
+    { b: 64, h: 26, w: 26, c: 16, o: 32, kh: 3, kw: 3, s: 2, pad: 'valid', special: false, seed: 2 },
+    { b: 64, h: 5, w: 5, c: 64, o: 128, kh: 3, kw: 3, s: 2, pad: 'valid', special: false, seed: 3 },
+    { b: 64, h: 2, w: 2, c: 128, o: 64, kh: 2, kw: 2, s: 1, pad: [[0, 0], [1, 1], [1, 1], [0, 0]], special: false, seed: 4 },
+  ];
+  configureKernelThread({ adaptive: false, minWork: { conv: Number.MAX_SAFE_INTEGER } });
+  const one = layers.map(convBits);
+  configureKernelThread({ adaptive: false, minWork: { conv: 0 } });
+  const before = kernelThreadStatus().splitCalls;
+  const two = layers.map(convBits);
+  expect(kernelThreadStatus().splitCalls - before).toBe(layers.length);
+  configureFusedOverrides({ enabled: false });
+  const theirs = layers.map(convBits);
+  // the index of the first differing bit pattern (−1: none), not the whole arrays (a failure would print millions of lines)
+  const firstDifference = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): number => (a.length !== b.length ? Math.min(a.length, b.length) : a.findIndex((v, i) => v !== b[i]));
+  expect(layers.map((_, i) => [firstDifference(two[i]!, one[i]!), firstDifference(two[i]!, theirs[i]!)])).toEqual(layers.map(() => [-1, -1]));
+});
