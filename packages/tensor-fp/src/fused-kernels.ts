@@ -148,7 +148,7 @@ const filterGradChunk = (b: number, ho: number, wo: number): number => Math.max(
 // -------------------------------------------------------------------------------------
 
 /** The exports a {@link KernelThread} runs: the group norm passes, the filter gradient, Adam + EMA. @category threads */
-export const THREAD_KERNELS = ['gn_stats', 'gn_coeffs', 'gn_apply', 'gn_backward_sums', 'gn_backward_coeffs', 'gn_backward_dx', 'conv_filter_grad', 'conv_forward', 'adam_ema'] as const;
+export const THREAD_KERNELS = ['gn_stats', 'gn_coeffs', 'gn_apply', 'gn_backward_sums', 'gn_backward_coeffs', 'gn_backward_dx', 'conv_filter_grad', 'conv_forward', 'matmul_seq', 'overlap_add', 'interleave_phases', 'adam_ema'] as const;
 
 /** One call of an export of the module: its name, then its arguments (heap byte offsets, counts, float32 scalars). @category threads */
 export type KernelCall = readonly [(typeof THREAD_KERNELS)[number], ...number[]];
@@ -174,7 +174,7 @@ export interface KernelThread {
 export type KernelThreadStarter = (wasmModule: unknown, memory: WasmMemory) => Promise<KernelThread>;
 
 /** The kinds of split kernel calls, each with its own size below which it stays on one thread. @category threads */
-export type SplitKind = 'groupNorm' | 'filterGradient' | 'conv' | 'adam';
+export type SplitKind = 'groupNorm' | 'filterGradient' | 'conv' | 'matmul' | 'phases' | 'adam';
 
 /**
  * The least work a call needs before it is split between two threads: elements of x for a group norm call, multiply-adds
@@ -187,7 +187,7 @@ export type SplitKind = 'groupNorm' | 'filterGradient' | 'conv' | 'adam';
  * 0.065 → 0.068 at 73728 elements, 0.123 → 0.082 at 147456.
  * @category threads
  */
-export const KERNEL_THREAD_MIN_WORK: Readonly<Record<SplitKind, number>> = { groupNorm: 32768, filterGradient: 2_000_000, conv: 2_000_000, adam: 131072 };
+export const KERNEL_THREAD_MIN_WORK: Readonly<Record<SplitKind, number>> = { groupNorm: 32768, filterGradient: 2_000_000, conv: 2_000_000, matmul: 2_000_000, phases: 65536, adam: 131072 };
 
 let threadStarter: KernelThreadStarter | undefined;
 let compiled: { readonly module: unknown; readonly memory: WasmMemory } | undefined;
@@ -376,7 +376,11 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     const z = backend.makeOutput([b, a.hOut, a.wOut, cz], 'float32');
     // An empty output (e.g. an empty batch) is left alone: the kernel's loops run at least once, and would write past it.
     if (b * a.hOut * a.wOut * cz === 0) return z;
-    k.overlap_add(backend.getMemoryOffset(t.dataId), b, hin, win, a.kh, a.kw, cz, a.hOut, a.wOut, a.top, a.left, backend.getMemoryOffset(z.dataId));
+    const [pt, pz] = [backend.getMemoryOffset(t.dataId), backend.getMemoryOffset(z.dataId)];
+    // images [b0, b1): the same loops on their own parts of T and z (split with the kernel thread; each output summed alike)
+    splitRun(k, 'phases', b * a.hOut * a.wOut * taps, b, (b0, b1) => [
+      ['overlap_add', pt + 4 * b0 * hin * win * taps, b1 - b0, hin, win, a.kh, a.kw, cz, a.hOut, a.wOut, a.top, a.left, pz + 4 * b0 * a.hOut * a.wOut * cz],
+    ]);
     return z;
   },
   // the s² phases (inputs p0 … p{s²−1}, a missing one = zeros) ↦ z [B, hOut, wOut, cz] (attrs: s, present, shape, top, left).
@@ -388,12 +392,18 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     const z = backend.makeOutput([b, hOut, wOut, cz], 'float32');
     // An empty output (e.g. an empty batch) is left alone: the kernel's loops run at least once, and would write past it.
     if (b * hOut * wOut * cz === 0) return z;
-    const table = backend.makeOutput([a.s * a.s], 'int32');
     let next = 0;
     const ptrs = a.present.map((here) => (here ? backend.getMemoryOffset(inputs[`p${next++}`]!.dataId) : 0));
-    backend.typedArrayFromHeap(table).set(ptrs);
-    k.interleave_phases(backend.getMemoryOffset(table.dataId), a.s, b, a.rows, a.cols, cz, hOut, wOut, a.top, a.left, backend.getMemoryOffset(z.dataId));
-    backend.disposeData(table.dataId);
+    // images [b0, b1): a table of the phases' parts from image b0 (0 stays 0: a missing phase), and out's part
+    const tables: Info[] = [];
+    const job = (b0: number, b1: number): KernelCall[] => {
+      const table = backend.makeOutput([a.s * a.s], 'int32');
+      tables.push(table);
+      backend.typedArrayFromHeap(table).set(ptrs.map((p) => (p === 0 ? 0 : p + 4 * b0 * a.rows * a.cols * cz)));
+      return [['interleave_phases', backend.getMemoryOffset(table.dataId), a.s, b1 - b0, a.rows, a.cols, cz, hOut, wOut, a.top, a.left, backend.getMemoryOffset(z.dataId) + 4 * b0 * hOut * wOut * cz]];
+    };
+    splitRun(k, 'phases', b * hOut * wOut * cz, b, job);
+    tables.forEach((t) => backend.disposeData(t.dataId));
     return z;
   },
   // (x [B, H, W, C], dy [B, H_o, W_o, O]) ↦ df [kh, kw, C, O] (attrs kh, kw, s, top, left): see convFilterGradient.
@@ -593,12 +603,19 @@ const broadcastBinary =
 // small matrix products
 // -------------------------------------------------------------------------------------
 
-/** The most multiply-adds a product may have for the single-threaded kernel (larger ones keep XNNPACK's threads). */
+/**
+ * The most multiply-adds a product may have for the single-threaded kernel; larger ones are split by rows with the
+ * kernel thread where it runs, else they keep XNNPACK's threads.
+ */
 export const SMALL_MATMUL_MAX = 1 << 20;
+
+/** Whether the overrides that need the kernel thread (on one thread XNNPACK's two would be faster) serve now. */
+const threadServes = (): boolean => overridesOn && threadWanted && threadStarter !== undefined && thread.state !== 'failed';
 
 /**
  * a·b (or with a or b transposed) for one float32 matrix each (a [M, K], b [K, N], or with leading dimensions of 1) and at most {@link SMALL_MATMUL_MAX} multiply-adds (the
- * ScoreNet's Dense layers: [64, 128]·[128, 16 … 128]), by `matmul_seq`: out[m, n] = Σ_k a[m, k]·b[k, n] summed in order
+ * ScoreNet's Dense layers: [64, 128]·[128, 16 … 128]) — or any size where the kernel thread runs, split by rows between
+ * the two threads — by `matmul_seq`: out[m, n] = Σ_k a[m, k]·b[k, n] summed in order
  * from +0, each product and sum rounded to float32 — the order XNNPACK's GEMM sums in (fused-matmul.test.ts compares the
  * bits), single-threaded: XNNPACK splits even these over its thread pool and then waits for a worker (0.5–0.8 ms a call
  * on a busy 2-core machine, issue 11). A transposed operand is copied transposed first. Batches of matrices (tfjs sums
@@ -616,14 +633,20 @@ const smallMatMul =
     const [rb, cb] = b.shape.slice(-2) as [number, number];
     const [m, kk] = transposeA === true ? [ca, ra] : [ra, ca];
     const n = transposeB === true ? rb : cb;
-    if (m * kk * n > SMALL_MATMUL_MAX) return previous(args);
+    const big = m * kk * n > SMALL_MATMUL_MAX;
+    if (big && !threadServes()) return previous(args);
     const backend = args.backend as unknown as HeapBackend;
     // A transposed operand is transposed first (a copy, as wasm-kernels.ts does for XNNPACK), then multiplied plainly.
     const transpose = (t: Info, rows: number, cols: number): Info =>
       kernel('Transpose')({ inputs: { x: { ...t, shape: [rows, cols] } }, attrs: { perm: [1, 0] }, backend: args.backend }) as Info;
     const [a2, b2] = [transposeA === true ? transpose(a, ra, ca) : a, transposeB === true ? transpose(b, rb, cb) : b];
     const out = backend.makeOutput([...a.shape.slice(0, -2), m, n], 'float32');
-    if (m * n > 0) k.matmul_seq(backend.getMemoryOffset(a2.dataId), backend.getMemoryOffset(b2.dataId), m, kk, n, backend.getMemoryOffset(out.dataId));
+    if (m * n > 0) {
+      const [pa, pb, po] = [backend.getMemoryOffset(a2.dataId), backend.getMemoryOffset(b2.dataId), backend.getMemoryOffset(out.dataId)];
+      // rows [r0, r1) are the same call on the rows' own parts of a and out: each element summed as on one thread
+      if (big) splitRun(k, 'matmul', m * kk * n, m, (r0, r1) => [['matmul_seq', pa + 4 * r0 * kk, pb, r1 - r0, kk, n, po + 4 * r0 * n]]);
+      else k.matmul_seq(pa, pb, m, kk, n, po);
+    }
     if (a2 !== a) backend.disposeData(a2.dataId);
     if (b2 !== b) backend.disposeData(b2.dataId);
     return out;
@@ -660,7 +683,7 @@ const directConv =
   (k: FusedExports, previous: KernelFunc): KernelFunc =>
   (args) => {
     // Only where the kernel thread can run (on one thread XNNPACK's two would be faster).
-    if (!overridesOn || !threadWanted || threadStarter === undefined || thread.state === 'failed') return previous(args);
+    if (!threadServes()) return previous(args);
     const { x, filter } = args.inputs as { x: Info; filter: Info };
     const a = args.attrs as { strides: number | [number, number]; pad: unknown; dataFormat?: string; dilations?: number | [number, number]; dimRoundingMode?: string };
     const pair = (v: number | [number, number] | undefined, d: number): [number, number] => (v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : v);

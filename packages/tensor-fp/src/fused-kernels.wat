@@ -664,7 +664,8 @@
   ;; out[m, n] = sum over k = 0 .. K-1, in that order, of a[m, k] * b[k, n], from +0, each product and each sum rounded
   ;; to float32 (a [M, K], b [K, N], out [M, N], row-major): the order XNNPACK's GEMM sums in, so the same bits. Blocks of
   ;; 2 rows x 16 columns (8 accumulators, 2 splats of a, one vector of b: within the 15 xmm registers V8 gives), then
-  ;; single rows, then 4 columns, then single columns.
+  ;; the remaining columns 4 at a time, then single columns, each over blocks of 4 rows (4 independent chains), then single
+  ;; rows. Rows are independent: a block of rows [m0, m1) is the call on a + 4 m0 K, out + 4 m0 N with m1 - m0 rows.
   (func $mm_cols16 (param $a i32) (param $rows i32) (param $k i32) (param $b i32) (param $n i32) (param $out i32)
     ;; $rows (1 or 2) rows of a from $a (row stride 4K bytes) times the 16 columns of b from $b (row stride 4N bytes)
     (local $i i32) (local $pa i32) (local $pb i32) (local $a0 v128) (local $a1 v128) (local $bv v128)
@@ -729,6 +730,46 @@
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $ks)))
     (f32.store (local.get $out) (local.get $c)))
+  (func $mm4_cols4 (param $a i32) (param $k i32) (param $b i32) (param $n i32) (param $out i32)
+    ;; four rows of a (4K bytes apart) times 4 columns of b: four independent chains
+    (local $i i32) (local $nb i32) (local $ka i32) (local $bv v128) (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128)
+    (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $ka (i32.shl (local.get $k) (i32.const 2)))
+    (block $done (loop $ks
+      (br_if $done (i32.ge_u (local.get $i) (local.get $k)))
+      (local.set $bv (v128.load (local.get $b)))
+      (local.set $c0 (f32x4.add (local.get $c0) (f32x4.mul (v128.load32_splat (local.get $a)) (local.get $bv))))
+      (local.set $c1 (f32x4.add (local.get $c1) (f32x4.mul (v128.load32_splat (i32.add (local.get $a) (local.get $ka))) (local.get $bv))))
+      (local.set $c2 (f32x4.add (local.get $c2) (f32x4.mul (v128.load32_splat (i32.add (local.get $a) (i32.shl (local.get $ka) (i32.const 1)))) (local.get $bv))))
+      (local.set $c3 (f32x4.add (local.get $c3) (f32x4.mul (v128.load32_splat (i32.add (local.get $a) (i32.mul (local.get $ka) (i32.const 3)))) (local.get $bv))))
+      (local.set $a (i32.add (local.get $a) (i32.const 4)))
+      (local.set $b (i32.add (local.get $b) (local.get $nb)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $ks)))
+    (v128.store (local.get $out) (local.get $c0))
+    (v128.store (i32.add (local.get $out) (local.get $nb)) (local.get $c1))
+    (v128.store (i32.add (local.get $out) (i32.shl (local.get $nb) (i32.const 1))) (local.get $c2))
+    (v128.store (i32.add (local.get $out) (i32.mul (local.get $nb) (i32.const 3))) (local.get $c3)))
+  (func $mm4_col1 (param $a i32) (param $k i32) (param $b i32) (param $n i32) (param $out i32)
+    ;; four rows of a times one column of b: four independent scalar chains
+    (local $i i32) (local $nb i32) (local $ka i32) (local $bv f32) (local $c0 f32) (local $c1 f32) (local $c2 f32) (local $c3 f32)
+    (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $ka (i32.shl (local.get $k) (i32.const 2)))
+    (block $done (loop $ks
+      (br_if $done (i32.ge_u (local.get $i) (local.get $k)))
+      (local.set $bv (f32.load (local.get $b)))
+      (local.set $c0 (f32.add (local.get $c0) (f32.mul (f32.load (local.get $a)) (local.get $bv))))
+      (local.set $c1 (f32.add (local.get $c1) (f32.mul (f32.load (i32.add (local.get $a) (local.get $ka))) (local.get $bv))))
+      (local.set $c2 (f32.add (local.get $c2) (f32.mul (f32.load (i32.add (local.get $a) (i32.shl (local.get $ka) (i32.const 1)))) (local.get $bv))))
+      (local.set $c3 (f32.add (local.get $c3) (f32.mul (f32.load (i32.add (local.get $a) (i32.mul (local.get $ka) (i32.const 3)))) (local.get $bv))))
+      (local.set $a (i32.add (local.get $a) (i32.const 4)))
+      (local.set $b (i32.add (local.get $b) (local.get $nb)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $ks)))
+    (f32.store (local.get $out) (local.get $c0))
+    (f32.store (i32.add (local.get $out) (local.get $nb)) (local.get $c1))
+    (f32.store (i32.add (local.get $out) (i32.shl (local.get $nb) (i32.const 1))) (local.get $c2))
+    (f32.store (i32.add (local.get $out) (i32.mul (local.get $nb) (i32.const 3))) (local.get $c3)))
   (func (export "matmul_seq") (param $a i32) (param $b i32) (param $m i32) (param $k i32) (param $n i32) (param $out i32)
     (local $r i32) (local $rows i32) (local $j i32) (local $ar i32) (local $or i32) (local $i i32)
     (block $rows_done (loop $rowsl
@@ -743,27 +784,33 @@
           (i32.add (local.get $or) (i32.shl (local.get $j) (i32.const 2))))
         (local.set $j (i32.add (local.get $j) (i32.const 16)))
         (br $c16)))
-      ;; the remaining columns, row by row
-      (local.set $i (i32.const 0))
-      (loop $each_row
-        (local.set $j (i32.and (local.get $n) (i32.const -16)))
-        (block $c4_done (loop $c4
-          (br_if $c4_done (i32.gt_u (i32.add (local.get $j) (i32.const 4)) (local.get $n)))
-          (call $mm_cols4 (i32.add (local.get $ar) (i32.shl (i32.mul (local.get $i) (local.get $k)) (i32.const 2))) (local.get $k)
-            (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $n)
-            (i32.add (local.get $or) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $n)) (local.get $j)) (i32.const 2))))
-          (local.set $j (i32.add (local.get $j) (i32.const 4)))
-          (br $c4)))
-        (block $c1_done (loop $c1
-          (br_if $c1_done (i32.ge_u (local.get $j) (local.get $n)))
-          (call $mm_col1 (i32.add (local.get $ar) (i32.shl (i32.mul (local.get $i) (local.get $k)) (i32.const 2))) (local.get $k)
-            (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $n)
-            (i32.add (local.get $or) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $n)) (local.get $j)) (i32.const 2))))
-          (local.set $j (i32.add (local.get $j) (i32.const 1)))
-          (br $c1)))
-        (br_if $each_row (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $rows))))
       (local.set $r (i32.add (local.get $r) (local.get $rows)))
-      (br $rowsl))))
+      (br $rowsl)))
+    ;; the columns past the last multiple of 16: four rows at a time (independent chains), then single rows
+    (local.set $r (i32.const 0))
+    (block $rem_done (loop $reml
+      (br_if $rem_done (i32.ge_u (i32.and (local.get $n) (i32.const -16)) (local.get $n)))
+      (br_if $rem_done (i32.ge_u (local.get $r) (local.get $m)))
+      (local.set $rows (select (i32.const 4) (i32.const 1) (i32.le_u (i32.add (local.get $r) (i32.const 4)) (local.get $m))))
+      (local.set $ar (i32.add (local.get $a) (i32.shl (i32.mul (local.get $r) (local.get $k)) (i32.const 2))))
+      (local.set $or (i32.add (local.get $out) (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 2))))
+      (local.set $j (i32.and (local.get $n) (i32.const -16)))
+      (block $c4_done (loop $c4
+        (br_if $c4_done (i32.gt_u (i32.add (local.get $j) (i32.const 4)) (local.get $n)))
+        (if (i32.eq (local.get $rows) (i32.const 4))
+          (then (call $mm4_cols4 (local.get $ar) (local.get $k) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $n) (i32.add (local.get $or) (i32.shl (local.get $j) (i32.const 2)))))
+          (else (call $mm_cols4 (local.get $ar) (local.get $k) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $n) (i32.add (local.get $or) (i32.shl (local.get $j) (i32.const 2))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $c4)))
+      (block $c1_done (loop $c1
+        (br_if $c1_done (i32.ge_u (local.get $j) (local.get $n)))
+        (if (i32.eq (local.get $rows) (i32.const 4))
+          (then (call $mm4_col1 (local.get $ar) (local.get $k) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $n) (i32.add (local.get $or) (i32.shl (local.get $j) (i32.const 2)))))
+          (else (call $mm_col1 (local.get $ar) (local.get $k) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $n) (i32.add (local.get $or) (i32.shl (local.get $j) (i32.const 2))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $c1)))
+      (local.set $r (i32.add (local.get $r) (local.get $rows)))
+      (br $reml))))
 
   ;; ---- conv filter gradient (conv.ts, filterGradientFused) ----
   ;; df[p, q, c, o] = sum over (b, i, j) of xbar[b, s*i + p, s*j + q, c] * dy[b, i, j, o]     (df HWIO [kh, kw, C, O])

@@ -5,6 +5,7 @@
  * which is also the bits of XNNPACK's convolution it replaces (with 'valid' and explicit padding; XNNPACK's own 'same'
  * returns zeros at some geometries, where this kernel gives the sum), at any geometry, strides 1–3, channel counts that are not multiples of 4 on the input side, 4–44 outputs), with special values in x.
  * This file opts in to the threaded build (the kernel is served only beside the kernel thread) and splits every call.
+ * The same for matrix products too large for the single-threaded `matmul_seq` (split by rows).
  */
 const requested = process.env['SCORE_SDE_WASM_THREADS'];
 process.env['SCORE_SDE_WASM_THREADS'] = '2';
@@ -142,4 +143,26 @@ test("the ScoreNet's convolutions (batch 64) give the same bits on one thread an
   // the index of the first differing bit pattern (−1: none), not the whole arrays (a failure would print millions of lines)
   const firstDifference = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): number => (a.length !== b.length ? Math.min(a.length, b.length) : a.findIndex((v, i) => v !== b[i]));
   expect(layers.map((_, i) => [firstDifference(two[i]!, one[i]!), firstDifference(two[i]!, theirs[i]!)])).toEqual(layers.map(() => [-1, -1]));
+});
+
+test('a·b beyond the single-threaded size is split by rows between the threads, with the bits of XNNPACK (transposed operands, column counts that are not multiples of 16)', () => {
+  const cases = [
+    { m: 4000, k: 32, n: 9, transposeA: false },
+    { m: 1601, k: 288, n: 21, transposeA: true },
+    { m: 577, k: 256, n: 128, transposeA: true },
+  ];
+  configureKernelThread({ adaptive: false, minWork: { matmul: 0 } });
+  const product = (c: (typeof cases)[number]): number[] =>
+    tf.tidy(() => {
+      const a = valuesOf(c.m * c.k, c.m, false);
+      const b = tf.tensor2d(valuesOf(c.k * c.n, c.n, false), [c.k, c.n]);
+      return bits(tf.matMul(tf.tensor2d(a, c.transposeA ? [c.k, c.m] : [c.m, c.k]), b, c.transposeA, false).dataSync());
+    });
+  const before = kernelThreadStatus().splitCalls;
+  const ours = cases.map(product);
+  expect(kernelThreadStatus().splitCalls - before).toBe(cases.length);
+  configureFusedOverrides({ enabled: false });
+  const theirs = cases.map(product);
+  const firstDifference = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): number => (a.length !== b.length ? Math.min(a.length, b.length) : a.findIndex((v, i) => v !== b[i]));
+  expect(cases.map((c, i) => [c, firstDifference(ours[i]!, theirs[i]!)])).toEqual(cases.map((c) => [c, -1]));
 });

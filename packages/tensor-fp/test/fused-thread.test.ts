@@ -3,7 +3,7 @@
  * on one thread — group norm forward and backward (split by samples), the conv filter gradient (by rows of df or by
  * output channels), Adam + EMA (by elements) — at shapes whose splits are uneven (batch 1, odd batches, channel counts
  * that are not a multiple of the split). This file opts in to the threaded build (Jest keeps one thread otherwise) and
- * splits every call, however small.
+ * splits every call, however small. Also the transposed conv's overlap-add and phase interleaving (by images).
  */
 const requested = process.env['SCORE_SDE_WASM_THREADS'];
 process.env['SCORE_SDE_WASM_THREADS'] = '2';
@@ -38,7 +38,7 @@ const firstBitDifference = (a: tf.Tensor, b: tf.Tensor): number => {
 const oneVersusTwo = (f: () => tf.Tensor[]): { diffs: number[]; shared: number } => {
   configureKernelThread({ enabled: false });
   const one = f();
-  configureKernelThread({ enabled: true, adaptive: false, minWork: { groupNorm: 0, filterGradient: 0, adam: 0 } });
+  configureKernelThread({ enabled: true, adaptive: false, minWork: { groupNorm: 0, filterGradient: 0, phases: 0, adam: 0 } });
   const before = kernelThreadStatus().splitCalls;
   const two = f();
   const shared = kernelThreadStatus().splitCalls - before;
@@ -100,6 +100,26 @@ describe.each([
     expect(diffs).toEqual([-1]);
     expect(shared).toBe(1);
     tf.dispose([x, dy]);
+  });
+});
+
+describe.each([
+  // [x shape, transposed filter [kh, kw, C_out, C_in], stride, padding, output shape]: stride 1 with one or two outputs
+  // is an overlap-add of per-pixel contributions, stride 2 an interleaving of sub-pixel phases; odd batches split unevenly
+  { x: [3, 6, 6, 8], f: [3, 3, 1, 8], s: 1, pad: 'valid', out: [3, 8, 8, 1] },
+  { x: [1, 5, 5, 8], f: [3, 3, 2, 8], s: 1, pad: 'same', out: [1, 5, 5, 2] },
+  { x: [5, 5, 5, 8], f: [3, 3, 4, 8], s: 2, pad: 'valid', out: [5, 11, 11, 4] },
+  { x: [2, 6, 6, 16], f: [3, 3, 8, 16], s: 2, pad: 'same', out: [2, 12, 12, 8] },
+] as const)('the transposed conv of x [$x] by f [$f], stride $s, $pad', ({ x: xs, f: fs, s, pad, out }) => {
+  test('with the kernel thread (its overlap-add or phase interleaving split by images) is bit-identical to one thread', async () => {
+    expect(await startKernelThread()).toBe(true);
+    const x = random.normal(random.key(13), [...xs]) as tf.Tensor4D;
+    const f = random.normal(random.key(14), [...fs]) as tf.Tensor4D;
+    const { diffs, shared } = oneVersusTwo(() => [conv.conv2dTranspose(x, f, [...out], s, pad)]);
+    expect(diffs).toEqual([-1]);
+    // one split call (the overlap-add or the interleaving) when there are two images or more
+    expect(shared).toBe(xs[0] >= 2 ? 1 : 0);
+    tf.dispose([x, f]);
   });
 });
 
