@@ -148,7 +148,7 @@ const filterGradChunk = (b: number, ho: number, wo: number): number => Math.max(
 // -------------------------------------------------------------------------------------
 
 /** The exports a {@link KernelThread} runs: the group norm passes, the filter gradient, Adam + EMA. @category threads */
-export const THREAD_KERNELS = ['gn_stats', 'gn_coeffs', 'gn_apply', 'gn_backward_sums', 'gn_backward_coeffs', 'gn_backward_dx', 'conv_filter_grad', 'conv_forward', 'matmul_seq', 'overlap_add', 'interleave_phases', 'adam_ema'] as const;
+export const THREAD_KERNELS = ['gn_stats', 'gn_coeffs', 'gn_apply', 'gn_backward_sums', 'gn_backward_coeffs', 'gn_backward_dx', 'conv_filter_grad', 'conv_forward', 'matmul_seq', 'overlap_add', 'interleave_phases', 'normals_rows', 'adam_ema'] as const;
 
 /** One call of an export of the module: its name, then its arguments (heap byte offsets, counts, float32 scalars). @category threads */
 export type KernelCall = readonly [(typeof THREAD_KERNELS)[number], ...number[]];
@@ -174,7 +174,7 @@ export interface KernelThread {
 export type KernelThreadStarter = (wasmModule: unknown, memory: WasmMemory) => Promise<KernelThread>;
 
 /** The kinds of split kernel calls, each with its own size below which it stays on one thread. @category threads */
-export type SplitKind = 'groupNorm' | 'filterGradient' | 'conv' | 'matmul' | 'phases' | 'adam';
+export type SplitKind = 'groupNorm' | 'filterGradient' | 'conv' | 'matmul' | 'phases' | 'normals' | 'adam';
 
 /**
  * The least work a call needs before it is split between two threads: elements of x for a group norm call, multiply-adds
@@ -187,7 +187,7 @@ export type SplitKind = 'groupNorm' | 'filterGradient' | 'conv' | 'matmul' | 'ph
  * 0.065 → 0.068 at 73728 elements, 0.123 → 0.082 at 147456.
  * @category threads
  */
-export const KERNEL_THREAD_MIN_WORK: Readonly<Record<SplitKind, number>> = { groupNorm: 32768, filterGradient: 2_000_000, conv: 2_000_000, matmul: 2_000_000, phases: 65536, adam: 131072 };
+export const KERNEL_THREAD_MIN_WORK: Readonly<Record<SplitKind, number>> = { groupNorm: 32768, filterGradient: 2_000_000, conv: 2_000_000, matmul: 2_000_000, phases: 65536, normals: 16384, adam: 131072 };
 
 let threadStarter: KernelThreadStarter | undefined;
 let compiled: { readonly module: unknown; readonly memory: WasmMemory } | undefined;
@@ -464,7 +464,9 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     const words = backend.makeOutput([keys.length], 'int32');
     const out = backend.makeOutput([b, ...shape], 'float32');
     backend.typedArrayFromHeap(words).set(keys);
-    k.normals_rows(backend.getMemoryOffset(words.dataId), b, n, backend.getMemoryOffset(out.dataId));
+    const [pw, po] = [backend.getMemoryOffset(words.dataId), backend.getMemoryOffset(out.dataId)];
+    // rows [r0, r1): their own keys and rows (each row depends on its key alone), split with the kernel thread
+    if (b * n > 0) splitRun(k, 'normals', b * n, b, (r0, r1) => [['normals_rows', pw + 8 * r0, r1 - r0, n, po + 4 * r0 * n]]);
     backend.disposeData(words.dataId);
     return out;
   },

@@ -3,7 +3,8 @@
  * on one thread — group norm forward and backward (split by samples), the conv filter gradient (by rows of df or by
  * output channels), Adam + EMA (by elements) — at shapes whose splits are uneven (batch 1, odd batches, channel counts
  * that are not a multiple of the split). This file opts in to the threaded build (Jest keeps one thread otherwise) and
- * splits every call, however small. Also the transposed conv's overlap-add and phase interleaving (by images).
+ * splits every call, however small. Also the transposed conv's overlap-add and phase interleaving (by images), and the
+ * per-sample normals (by rows).
  */
 const requested = process.env['SCORE_SDE_WASM_THREADS'];
 process.env['SCORE_SDE_WASM_THREADS'] = '2';
@@ -38,7 +39,7 @@ const firstBitDifference = (a: tf.Tensor, b: tf.Tensor): number => {
 const oneVersusTwo = (f: () => tf.Tensor[]): { diffs: number[]; shared: number } => {
   configureKernelThread({ enabled: false });
   const one = f();
-  configureKernelThread({ enabled: true, adaptive: false, minWork: { groupNorm: 0, filterGradient: 0, phases: 0, adam: 0 } });
+  configureKernelThread({ enabled: true, adaptive: false, minWork: { groupNorm: 0, filterGradient: 0, phases: 0, normals: 0, adam: 0 } });
   const before = kernelThreadStatus().splitCalls;
   const two = f();
   const shared = kernelThreadStatus().splitCalls - before;
@@ -121,6 +122,14 @@ describe.each([
     expect(shared).toBe(xs[0] >= 2 ? 1 : 0);
     tf.dispose([x, f]);
   });
+});
+
+test.each([1, 2, 5, 64])('the N(0, I) rows of %i keys (split by rows: each row from its own key) are bit-identical with the kernel thread', async (b) => {
+  expect(await startKernelThread()).toBe(true);
+  const keys = Array.from({ length: b }, (_, i) => random.foldIn(random.key(21), i));
+  const { diffs, shared } = oneVersusTwo(() => [random.normalPerSample(keys, [28, 28, 1])]);
+  expect(diffs).toEqual([-1]);
+  expect(shared).toBe(b >= 2 ? 1 : 0);
 });
 
 describe.each([
