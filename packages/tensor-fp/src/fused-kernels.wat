@@ -666,23 +666,14 @@
   ;; 2 rows x 16 columns (8 accumulators, 2 splats of a, one vector of b: within the 15 xmm registers V8 gives), then
   ;; the remaining columns 4 at a time, then single columns, each over blocks of 4 rows (4 independent chains), then single
   ;; rows. Rows are independent: a block of rows [m0, m1) is the call on a + 4 m0 K, out + 4 m0 N with m1 - m0 rows.
-  (func $mm_cols16 (param $a i32) (param $rows i32) (param $k i32) (param $lda i32) (param $b i32) (param $n i32) (param $out i32)
+  (func $mm_cols16 (param $a i32) (param $rows i32) (param $k i32) (param $b i32) (param $n i32) (param $out i32)
     ;; $rows (1 or 2) rows of a from $a (row stride 4K bytes) times the 16 columns of b from $b (row stride 4N bytes)
     (local $i i32) (local $pa i32) (local $pb i32) (local $a0 v128) (local $a1 v128) (local $bv v128)
     (local $c00 v128) (local $c01 v128) (local $c02 v128) (local $c03 v128) (local $c10 v128) (local $c11 v128) (local $c12 v128) (local $c13 v128)
     (local $ka i32) (local $nb i32)
     ;; a single row reads its own row twice (never past the end of a)
-    (local.set $ka (select (i32.shl (local.get $lda) (i32.const 2)) (i32.const 0) (i32.eq (local.get $rows) (i32.const 2))))
+    (local.set $ka (select (i32.shl (local.get $k) (i32.const 2)) (i32.const 0) (i32.eq (local.get $rows) (i32.const 2))))
     (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
-    ;; the partial sums so far (+0 before the first block of k), the second row's from its own row of out (or the first's again)
-    (local.set $c00 (v128.load (local.get $out)))
-    (local.set $c01 (v128.load offset=16 (local.get $out)))
-    (local.set $c02 (v128.load offset=32 (local.get $out)))
-    (local.set $c03 (v128.load offset=48 (local.get $out)))
-    (local.set $c10 (v128.load (i32.add (local.get $out) (select (local.get $nb) (i32.const 0) (i32.eq (local.get $rows) (i32.const 2))))))
-    (local.set $c11 (v128.load offset=16 (i32.add (local.get $out) (select (local.get $nb) (i32.const 0) (i32.eq (local.get $rows) (i32.const 2))))))
-    (local.set $c12 (v128.load offset=32 (i32.add (local.get $out) (select (local.get $nb) (i32.const 0) (i32.eq (local.get $rows) (i32.const 2))))))
-    (local.set $c13 (v128.load offset=48 (i32.add (local.get $out) (select (local.get $nb) (i32.const 0) (i32.eq (local.get $rows) (i32.const 2))))))
     (local.set $pa (local.get $a))
     (local.set $pb (local.get $b))
     (block $done (loop $ks
@@ -719,7 +710,6 @@
     ;; one row of a times 4 columns of b
     (local $i i32) (local $c v128) (local $nb i32)
     (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
-    (local.set $c (v128.load (local.get $out)))
     (block $done (loop $ks
       (br_if $done (i32.ge_u (local.get $i) (local.get $k)))
       (local.set $c (f32x4.add (local.get $c) (f32x4.mul (v128.load32_splat (local.get $a)) (v128.load (local.get $b)))))
@@ -732,7 +722,6 @@
     ;; one row of a times one column of b
     (local $i i32) (local $c f32) (local $nb i32)
     (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
-    (local.set $c (f32.load (local.get $out)))
     (block $done (loop $ks
       (br_if $done (i32.ge_u (local.get $i) (local.get $k)))
       (local.set $c (f32.add (local.get $c) (f32.mul (f32.load (local.get $a)) (f32.load (local.get $b)))))
@@ -741,15 +730,11 @@
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $ks)))
     (f32.store (local.get $out) (local.get $c)))
-  (func $mm4_cols4 (param $a i32) (param $k i32) (param $lda i32) (param $b i32) (param $n i32) (param $out i32)
+  (func $mm4_cols4 (param $a i32) (param $k i32) (param $b i32) (param $n i32) (param $out i32)
     ;; four rows of a (4K bytes apart) times 4 columns of b: four independent chains
     (local $i i32) (local $nb i32) (local $ka i32) (local $bv v128) (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128)
     (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
-    (local.set $ka (i32.shl (local.get $lda) (i32.const 2)))
-    (local.set $c0 (v128.load (local.get $out)))
-    (local.set $c1 (v128.load (i32.add (local.get $out) (local.get $nb))))
-    (local.set $c2 (v128.load (i32.add (local.get $out) (i32.shl (local.get $nb) (i32.const 1)))))
-    (local.set $c3 (v128.load (i32.add (local.get $out) (i32.mul (local.get $nb) (i32.const 3)))))
+    (local.set $ka (i32.shl (local.get $k) (i32.const 2)))
     (block $done (loop $ks
       (br_if $done (i32.ge_u (local.get $i) (local.get $k)))
       (local.set $bv (v128.load (local.get $b)))
@@ -765,15 +750,11 @@
     (v128.store (i32.add (local.get $out) (local.get $nb)) (local.get $c1))
     (v128.store (i32.add (local.get $out) (i32.shl (local.get $nb) (i32.const 1))) (local.get $c2))
     (v128.store (i32.add (local.get $out) (i32.mul (local.get $nb) (i32.const 3))) (local.get $c3)))
-  (func $mm4_col1 (param $a i32) (param $k i32) (param $lda i32) (param $b i32) (param $n i32) (param $out i32)
+  (func $mm4_col1 (param $a i32) (param $k i32) (param $b i32) (param $n i32) (param $out i32)
     ;; four rows of a times one column of b: four independent scalar chains
     (local $i i32) (local $nb i32) (local $ka i32) (local $bv f32) (local $c0 f32) (local $c1 f32) (local $c2 f32) (local $c3 f32)
     (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
-    (local.set $ka (i32.shl (local.get $lda) (i32.const 2)))
-    (local.set $c0 (f32.load (local.get $out)))
-    (local.set $c1 (f32.load (i32.add (local.get $out) (local.get $nb))))
-    (local.set $c2 (f32.load (i32.add (local.get $out) (i32.shl (local.get $nb) (i32.const 1)))))
-    (local.set $c3 (f32.load (i32.add (local.get $out) (i32.mul (local.get $nb) (i32.const 3)))))
+    (local.set $ka (i32.shl (local.get $k) (i32.const 2)))
     (block $done (loop $ks
       (br_if $done (i32.ge_u (local.get $i) (local.get $k)))
       (local.set $bv (f32.load (local.get $b)))
@@ -790,60 +771,46 @@
     (f32.store (i32.add (local.get $out) (i32.shl (local.get $nb) (i32.const 1))) (local.get $c2))
     (f32.store (i32.add (local.get $out) (i32.mul (local.get $nb) (i32.const 3))) (local.get $c3)))
   (func (export "matmul_seq") (param $a i32) (param $b i32) (param $m i32) (param $k i32) (param $n i32) (param $out i32)
-    (local $r i32) (local $rows i32) (local $j i32) (local $ar i32) (local $or i32) (local $k0 i32) (local $kb i32) (local $blk i32) (local $bk i32)
-    ;; blocks of k whose rows of b (kb x N floats) stay in L1 while every row of a passes: the partial sums wait in out
-    ;; (zeroed first) between blocks, as float32 as in a register, so the order and the bits are those of one pass
-    (local.set $blk (i32.div_u (i32.const 4096) (select (local.get $n) (i32.const 1) (i32.gt_u (local.get $n) (i32.const 0)))))
-    (local.set $blk (select (local.get $blk) (i32.const 16) (i32.gt_u (local.get $blk) (i32.const 16))))
-    (memory.fill (local.get $out) (i32.const 0) (i32.shl (i32.mul (local.get $m) (local.get $n)) (i32.const 2)))
-    (block $kblocks_done (loop $kblocks
-      (br_if $kblocks_done (i32.ge_u (local.get $k0) (local.get $k)))
-      (local.set $kb (i32.sub (local.get $k) (local.get $k0)))
-      (local.set $kb (select (local.get $blk) (local.get $kb) (i32.gt_u (local.get $kb) (local.get $blk))))
-      ;; b from row k0
-      (local.set $bk (i32.add (local.get $b) (i32.shl (i32.mul (local.get $k0) (local.get $n)) (i32.const 2))))
-      (local.set $r (i32.const 0))
-      (block $rows_done (loop $rowsl
-        (br_if $rows_done (i32.ge_u (local.get $r) (local.get $m)))
-        (local.set $rows (select (i32.const 2) (i32.const 1) (i32.lt_u (i32.add (local.get $r) (i32.const 1)) (local.get $m))))
-        (local.set $ar (i32.add (local.get $a) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $k)) (local.get $k0)) (i32.const 2))))
-        (local.set $or (i32.add (local.get $out) (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 2))))
-        (local.set $j (i32.const 0))
-        (block $c16_done (loop $c16
-          (br_if $c16_done (i32.gt_u (i32.add (local.get $j) (i32.const 16)) (local.get $n)))
-          (call $mm_cols16 (local.get $ar) (local.get $rows) (local.get $kb) (local.get $k) (i32.add (local.get $bk) (i32.shl (local.get $j) (i32.const 2))) (local.get $n)
-            (i32.add (local.get $or) (i32.shl (local.get $j) (i32.const 2))))
-          (local.set $j (i32.add (local.get $j) (i32.const 16)))
-          (br $c16)))
-        (local.set $r (i32.add (local.get $r) (local.get $rows)))
-        (br $rowsl)))
-      ;; the columns past the last multiple of 16: four rows at a time (independent chains), then single rows
-      (local.set $r (i32.const 0))
-      (block $rem_done (loop $reml
-        (br_if $rem_done (i32.ge_u (i32.and (local.get $n) (i32.const -16)) (local.get $n)))
-        (br_if $rem_done (i32.ge_u (local.get $r) (local.get $m)))
-        (local.set $rows (select (i32.const 4) (i32.const 1) (i32.le_u (i32.add (local.get $r) (i32.const 4)) (local.get $m))))
-        (local.set $ar (i32.add (local.get $a) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $k)) (local.get $k0)) (i32.const 2))))
-        (local.set $or (i32.add (local.get $out) (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 2))))
-        (local.set $j (i32.and (local.get $n) (i32.const -16)))
-        (block $c4_done (loop $c4
-          (br_if $c4_done (i32.gt_u (i32.add (local.get $j) (i32.const 4)) (local.get $n)))
-          (if (i32.eq (local.get $rows) (i32.const 4))
-            (then (call $mm4_cols4 (local.get $ar) (local.get $kb) (local.get $k) (i32.add (local.get $bk) (i32.shl (local.get $j) (i32.const 2))) (local.get $n) (i32.add (local.get $or) (i32.shl (local.get $j) (i32.const 2)))))
-            (else (call $mm_cols4 (local.get $ar) (local.get $kb) (i32.add (local.get $bk) (i32.shl (local.get $j) (i32.const 2))) (local.get $n) (i32.add (local.get $or) (i32.shl (local.get $j) (i32.const 2))))))
-          (local.set $j (i32.add (local.get $j) (i32.const 4)))
-          (br $c4)))
-        (block $c1_done (loop $c1
-          (br_if $c1_done (i32.ge_u (local.get $j) (local.get $n)))
-          (if (i32.eq (local.get $rows) (i32.const 4))
-            (then (call $mm4_col1 (local.get $ar) (local.get $kb) (local.get $k) (i32.add (local.get $bk) (i32.shl (local.get $j) (i32.const 2))) (local.get $n) (i32.add (local.get $or) (i32.shl (local.get $j) (i32.const 2)))))
-            (else (call $mm_col1 (local.get $ar) (local.get $kb) (i32.add (local.get $bk) (i32.shl (local.get $j) (i32.const 2))) (local.get $n) (i32.add (local.get $or) (i32.shl (local.get $j) (i32.const 2))))))
-          (local.set $j (i32.add (local.get $j) (i32.const 1)))
-          (br $c1)))
-        (local.set $r (i32.add (local.get $r) (local.get $rows)))
-        (br $reml)))
-      (local.set $k0 (i32.add (local.get $k0) (local.get $kb)))
-      (br $kblocks))))
+    (local $r i32) (local $rows i32) (local $j i32) (local $ar i32) (local $or i32) (local $i i32)
+    (block $rows_done (loop $rowsl
+      (br_if $rows_done (i32.ge_u (local.get $r) (local.get $m)))
+      (local.set $rows (select (i32.const 2) (i32.const 1) (i32.lt_u (i32.add (local.get $r) (i32.const 1)) (local.get $m))))
+      (local.set $ar (i32.add (local.get $a) (i32.shl (i32.mul (local.get $r) (local.get $k)) (i32.const 2))))
+      (local.set $or (i32.add (local.get $out) (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 2))))
+      (local.set $j (i32.const 0))
+      (block $c16_done (loop $c16
+        (br_if $c16_done (i32.gt_u (i32.add (local.get $j) (i32.const 16)) (local.get $n)))
+        (call $mm_cols16 (local.get $ar) (local.get $rows) (local.get $k) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $n)
+          (i32.add (local.get $or) (i32.shl (local.get $j) (i32.const 2))))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $c16)))
+      (local.set $r (i32.add (local.get $r) (local.get $rows)))
+      (br $rowsl)))
+    ;; the columns past the last multiple of 16: four rows at a time (independent chains), then single rows
+    (local.set $r (i32.const 0))
+    (block $rem_done (loop $reml
+      (br_if $rem_done (i32.ge_u (i32.and (local.get $n) (i32.const -16)) (local.get $n)))
+      (br_if $rem_done (i32.ge_u (local.get $r) (local.get $m)))
+      (local.set $rows (select (i32.const 4) (i32.const 1) (i32.le_u (i32.add (local.get $r) (i32.const 4)) (local.get $m))))
+      (local.set $ar (i32.add (local.get $a) (i32.shl (i32.mul (local.get $r) (local.get $k)) (i32.const 2))))
+      (local.set $or (i32.add (local.get $out) (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 2))))
+      (local.set $j (i32.and (local.get $n) (i32.const -16)))
+      (block $c4_done (loop $c4
+        (br_if $c4_done (i32.gt_u (i32.add (local.get $j) (i32.const 4)) (local.get $n)))
+        (if (i32.eq (local.get $rows) (i32.const 4))
+          (then (call $mm4_cols4 (local.get $ar) (local.get $k) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $n) (i32.add (local.get $or) (i32.shl (local.get $j) (i32.const 2)))))
+          (else (call $mm_cols4 (local.get $ar) (local.get $k) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $n) (i32.add (local.get $or) (i32.shl (local.get $j) (i32.const 2))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $c4)))
+      (block $c1_done (loop $c1
+        (br_if $c1_done (i32.ge_u (local.get $j) (local.get $n)))
+        (if (i32.eq (local.get $rows) (i32.const 4))
+          (then (call $mm4_col1 (local.get $ar) (local.get $k) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $n) (i32.add (local.get $or) (i32.shl (local.get $j) (i32.const 2)))))
+          (else (call $mm_col1 (local.get $ar) (local.get $k) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $n) (i32.add (local.get $or) (i32.shl (local.get $j) (i32.const 2))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $c1)))
+      (local.set $r (i32.add (local.get $r) (local.get $rows)))
+      (br $reml))))
 
   ;; ---- conv filter gradient (conv.ts, filterGradientFused) ----
   ;; df[p, q, c, o] = sum over (b, i, j) of xbar[b, s*i + p, s*j + q, c] * dy[b, i, j, o]     (df HWIO [kh, kw, C, O])

@@ -43,7 +43,7 @@ const transposed = (x: Float32Array, rows: number, cols: number): Float32Array =
 const geometry = fc.record({
   m: fc.integer({ min: 1, max: 37 }),
   k: fc.integer({ min: 1, max: 90 }),
-  // up to 300 columns: blocks of k (4096 / N rows of b at a time, at least 16) are then several
+  // up to 300 columns: wide products (several 16-column blocks and a remainder)
   n: fc.oneof(fc.integer({ min: 1, max: 45 }), fc.integer({ min: 200, max: 300 })),
   transposeA: fc.boolean(),
   transposeB: fc.boolean(),
