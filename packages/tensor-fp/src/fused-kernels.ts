@@ -163,11 +163,6 @@ export interface KernelThread {
   readonly post: (calls: ReadonlyArray<KernelCall>) => void;
   /** Blocks until the posted calls have run: true, or false if they failed or the thread stopped answering. */
   readonly wait: () => boolean;
-  /**
-   * Takes the posted calls back if the other thread has not started them yet (true: the caller runs them itself, and the
-   * other thread never will), else false (it has them: `wait`). For a worker the OS keeps off the cores for a while.
-   */
-  readonly reclaim?: () => boolean;
 }
 
 /**
@@ -206,7 +201,6 @@ let pause = 0;
 let pauses = 0;
 let minWork: Readonly<Record<SplitKind, number>> = KERNEL_THREAD_MIN_WORK;
 let splits = 0;
-let reclaimed = 0;
 
 /** Registers how this host starts a {@link KernelThread} (Node: `fused-thread.ts`, imported by the package's Node entry). @category threads */
 export const registerKernelThread = (starter: KernelThreadStarter): void => {
@@ -265,15 +259,14 @@ export const configureKernelThread = (opts: { readonly enabled?: boolean; readon
 };
 
 /**
- * The kernel thread's state: running or not, why not, how many calls it has shared so far, how many parts it had not
- * started when this thread finished its own (taken back and run here), and how many times splitting was paused because
- * the other thread did not run alongside (a busy machine).
+ * The kernel thread's state: running or not, why not, how many calls it has shared so far, and how many times splitting
+ * was paused because the other thread did not run alongside (a busy machine).
  * @category threads
  */
-export const kernelThreadStatus = (): { readonly running: boolean; readonly reason?: string; readonly splitCalls: number; readonly reclaimedCalls: number; readonly pauses: number } =>
+export const kernelThreadStatus = (): { readonly running: boolean; readonly reason?: string; readonly splitCalls: number; readonly pauses: number } =>
   thread.state === 'ready'
-    ? { running: true, splitCalls: splits, reclaimedCalls: reclaimed, pauses }
-    : { running: false, ...(thread.state === 'failed' ? { reason: thread.reason } : {}), splitCalls: splits, reclaimedCalls: reclaimed, pauses };
+    ? { running: true, splitCalls: splits, pauses }
+    : { running: false, ...(thread.state === 'failed' ? { reason: thread.reason } : {}), splitCalls: splits, pauses };
 
 const runCall = (k: FusedExports, [name, ...args]: KernelCall): void => {
   (k[name] as (...a: number[]) => unknown)(...args);
@@ -296,15 +289,6 @@ const splitRun = (k: FusedExports, kind: SplitKind, work: number, n: number, job
       const t0 = performance.now();
       job(cut, n).forEach((c) => runCall(k, c));
       const t1 = performance.now();
-      // The worker has not even started its part (descheduled: a busy machine, a vCPU taken away): run it here rather than
-      // wait for it — the same calls, so the same bits. The split did not pay: a strike. Part of the adaptation to load, so
-      // off with `adaptive` (tests: every split call then runs on the worker).
-      if (adaptive && t.reclaim?.() === true) {
-        theirs.forEach((c) => runCall(k, c));
-        reclaimed++;
-        if (adaptive) judge(t1 - t0, performance.now() - t1);
-        return;
-      }
       if (t.wait()) {
         splits++;
         if (adaptive) judge(t1 - t0, performance.now() - t1);

@@ -14,10 +14,9 @@
  * kernel call allocated), so two instances never share state beyond the disjoint outputs they write.
  *
  * Each request is taken exactly once (compare-and-swap of `taken` from request − 1 to request): by the worker, before it
- * runs it, or by the main thread — when the worker has not started it by the time the main thread's own part is done
- * (`reclaim`: the main thread runs that part too, and keeps the thread), or has not got to it within 60 s (the main
- * thread runs it and gives the thread up). The worker, should it get there later, leaves it alone (its caller may have
- * freed those outputs by then: a late write would land in reused heap); the next request it takes is the latest. A request the worker has taken is waited for however
+ * runs it, or by the main thread when the worker has not got to it within 60 s — the main thread then runs that part
+ * itself and gives the thread up, and the worker, should it get there later, leaves it alone (its caller may have freed
+ * those outputs by then: a late write would land in reused heap). A request the worker has taken is waited for however
  * long it takes. (`gate` holds the worker before it takes a request: a test hook.) A call that throws on the worker sets
  * `failed` and posts the error's text, which the main thread prints (`[score-sde] the kernel thread’s call n failed: …`); a
  * request not taken in time is printed too. Either way the part is redone on the main thread and the thread given up.
@@ -74,11 +73,12 @@ for (;;) {
   while (Atomics.load(ctrl, ${GATE}) !== 0) Atomics.wait(ctrl, ${GATE}, 1);
   // Take the request, unless the main thread took it first (it timed out, ran the part itself, and its outputs may be
   // freed by now): then it is left alone.
-  // (Taken first by the main thread: it reclaimed a part the worker had not started, or gave up after the timeout, and
-  // said so itself. Either way not a failure of this request's calls: nothing is reported.)
   let failed = 0;
   const was = Atomics.compareExchange(ctrl, ${TAKEN}, (seen - 1) | 0, seen);
-  if (was === ((seen - 1) | 0)) try {
+  if (was !== ((seen - 1) | 0)) {
+    failed = 1;
+    parentPort.postMessage({ failure: 'left alone: the last request taken was ' + was, request: seen });
+  } else try {
     let at = 1;
     for (let c = 0, n = slots[0]; c < n; c++) {
       const f = fns[slots[at]];
@@ -190,8 +190,6 @@ export const startFusedKernelThread = (module: unknown, memory: Parameters<Kerne
           }
           return Atomics.load(ctrl, FAILED) === 0;
         },
-        // The main thread takes the request the worker has not taken yet (the same compare-and-swap the worker makes).
-        reclaim: () => Atomics.compareExchange(ctrl, TAKEN, (seq - 1) | 0, seq) === ((seq - 1) | 0),
         nudge: () => void Atomics.notify(ctrl, REQUEST),
         hold: (held) => {
           Atomics.store(ctrl, GATE, held ? 1 : 0);

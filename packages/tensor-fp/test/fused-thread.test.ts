@@ -168,30 +168,6 @@ interface WasmApi {
   Module: new (bytes: Uint8Array) => unknown;
 }
 
-test('a part the worker has not started is taken back by the main thread (reclaim) and never run by the worker, which keeps serving', async () => {
-  // As in the timeout test below: the module over a small shared memory of its own, the worker held back from the request.
-  const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-  const memory = new wasm.Memory({ initial: 1, maximum: 16, shared: true });
-  const t = await startFusedKernelThread(new wasm.Module(await fusedKernelsBinary(true)), memory);
-  const heap = new Float32Array(memory.buffer);
-  heap.set([1, 2, 3, 4], 0);
-  const statsAt = (mc: number, vc: number): KernelCall => ['gn_stats', 0, 1, 1, 4, mc, vc];
-  t.hold(true);
-  t.post([statsAt(64, 128)]);
-  expect(t.reclaim?.()).toBe(true);
-  t.hold(false);
-  // The worker, released, finds the request taken and leaves it alone; it runs the next one.
-  t.post([statsAt(192, 256)]);
-  t.drain();
-  expect(Array.from(heap.subarray(16, 20))).toEqual([0, 0, 0, 0]);
-  expect(Array.from(heap.subarray(48, 52))).toEqual([1, 2, 3, 4]);
-  // A request the worker has run (drained) cannot be taken back.
-  t.post([statsAt(320, 384)]);
-  t.drain();
-  expect(t.reclaim?.()).toBe(false);
-  expect(Array.from(heap.subarray(80, 84))).toEqual([1, 2, 3, 4]);
-});
-
 test('a part the main thread gave up on (timed out) is never run by the worker afterwards, and the next one is', async () => {
   // The fused module over a small shared memory of its own; a 1 ms timeout; the worker held back from the request until
   // after the main thread has given up on it (as a worker kept off busy cores), then released.
