@@ -676,25 +676,10 @@ const smallMatMul =
     return out;
   };
 
-/** A wasm kernel looked up when it runs (after the backend's setup). */
-const kernel = (name: string): KernelFunc => {
-  const found = tf.getKernel(name, 'wasm');
-  if (found === undefined) throw new Error(`wasm kernel ${name} is not registered`);
-  return found.kernelFunc;
-};
+// -------------------------------------------------------------------------------------
+// convolutions
+// -------------------------------------------------------------------------------------
 
-/** Re-registers the wasm kernel `name` as `make(current kernelFunc)`, keeping its setup and dispose hooks. */
-const overrideKernel = (name: string, make: (previous: KernelFunc) => KernelFunc): void => {
-  const current = tf.getKernel(name, 'wasm');
-  if (current === undefined) return;
-  tf.unregisterKernel(name, 'wasm');
-  tf.registerKernel({ ...current, kernelFunc: make(current.kernelFunc) });
-};
-
-/** The tfjs kernels of the wasm backend that the fused module serves in place of the previous ones (the same bits). @category kernels */
-export const FUSED_OVERRIDES = ['Concat', 'SplitV', 'Add', 'Sub', 'Multiply', 'RealDiv', 'BatchMatMul', 'Conv2D'] as const;
-
-let overridesOn = true;
 /**
  * tfjs' `Conv2D` (float32, NHWC, dilation 1, one stride for both axes, O a multiple of 4) by `conv_forward`:
  *   y[b, i, j, o] = Σ_{p,q,c} x̄[b, s·i + p, s·j + q, c] · f[p, q, c, o]   (x̄: x padded by (top, left), zero outside),
@@ -730,8 +715,9 @@ const directConv =
     const { outHeight: ho, outWidth: wo } = info;
     const out = backend.makeOutput([b, ho, wo, o], 'float32');
     if (b * ho * wo * o === 0) return out;
+    // no taps (C = 0): every output is the empty sum +0 (all-zero bits, whatever the view's type)
     if (kh * kw * c === 0) {
-      (backend as unknown as { typedArrayFromHeap(t: Info): Float32Array }).typedArrayFromHeap(out).fill(0);
+      backend.typedArrayFromHeap(out).fill(0);
       return out;
     }
     const off = (t: Info): number => backend.getMemoryOffset(t.dataId);
@@ -740,6 +726,25 @@ const directConv =
     return out;
   };
 
+/** A wasm kernel looked up when it runs (after the backend's setup). */
+const kernel = (name: string): KernelFunc => {
+  const found = tf.getKernel(name, 'wasm');
+  if (found === undefined) throw new Error(`wasm kernel ${name} is not registered`);
+  return found.kernelFunc;
+};
+
+/** Re-registers the wasm kernel `name` as `make(current kernelFunc)`, keeping its setup and dispose hooks. */
+const overrideKernel = (name: string, make: (previous: KernelFunc) => KernelFunc): void => {
+  const current = tf.getKernel(name, 'wasm');
+  if (current === undefined) return;
+  tf.unregisterKernel(name, 'wasm');
+  tf.registerKernel({ ...current, kernelFunc: make(current.kernelFunc) });
+};
+
+/** The tfjs kernels of the wasm backend that the fused module serves in place of the previous ones (the same bits). @category kernels */
+export const FUSED_OVERRIDES = ['Concat', 'SplitV', 'Add', 'Sub', 'Multiply', 'RealDiv', 'BatchMatMul', 'Conv2D'] as const;
+
+let overridesOn = true;
 /**
  * Serves {@link FUSED_OVERRIDES} by the fused module (`enabled`, default) or by the kernels they replaced: for tests, which
  * compare the bits of both, and benchmarks. @category kernels

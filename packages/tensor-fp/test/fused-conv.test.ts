@@ -7,17 +7,13 @@
  * This file opts in to the threaded build (the kernel is served only beside the kernel thread) and splits every call.
  * The same for matrix products too large for the single-threaded `matmul_seq` (split by rows).
  */
-const requested = process.env['SCORE_SDE_WASM_THREADS'];
-process.env['SCORE_SDE_WASM_THREADS'] = '2';
-afterAll(() => {
-  if (requested === undefined) delete process.env['SCORE_SDE_WASM_THREADS'];
-  else process.env['SCORE_SDE_WASM_THREADS'] = requested;
-});
-
 import fc from 'fast-check';
 import { tf, initBackend } from '@score-sde/tensor-fp';
 import { KERNEL_THREAD_MIN_WORK, configureFusedOverrides, configureKernelThread, kernelThreadStatus, startKernelThread } from '../src/fused-kernels';
 import '../src/fused-thread';
+import { canonicalNaN, firstDifference, float32Bits as bits, seededValues as valuesOf, useThreadedBuild } from './helpers';
+
+useThreadedBuild();
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -28,13 +24,6 @@ afterEach(() => {
   configureFusedOverrides({ enabled: true });
   configureKernelThread({ enabled: true, adaptive: true, minWork: KERNEL_THREAD_MIN_WORK });
 });
-
-const specials = [NaN, Infinity, -Infinity, -0, 1e-40, 3e38];
-const valuesOf = (n: number, seed: number, special: boolean): Float32Array =>
-  Float32Array.from({ length: n }, (_, i) => (special && (i * 13 + seed) % 17 === 0 ? specials[(i + seed) % specials.length]! : Math.sin(seed * 2.3 + i * 0.77) * 4));
-const bits = (x: ArrayLike<number>): number[] => Array.from(new Uint32Array(Float32Array.from(x).buffer));
-/** Bits with every NaN as the quiet NaN 0x7fc00000 (wasm leaves a computed NaN's sign and payload open; see fused-matmul.test). */
-const canonicalNaN = (xs: ReadonlyArray<number>): number[] => xs.map((x) => ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0 ? 0x7fc00000 : x));
 
 type Pad = 'valid' | 'same' | [[0, 0], [number, number], [number, number], [0, 0]];
 interface Geometry {
@@ -140,8 +129,6 @@ test("the ScoreNet's convolutions (batch 64) give the same bits on one thread an
   expect(kernelThreadStatus().splitCalls - before).toBe(layers.length);
   configureFusedOverrides({ enabled: false });
   const theirs = layers.map(convBits);
-  // the index of the first differing bit pattern (−1: none), not the whole arrays (a failure would print millions of lines)
-  const firstDifference = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): number => (a.length !== b.length ? Math.min(a.length, b.length) : a.findIndex((v, i) => v !== b[i]));
   expect(layers.map((_, i) => [firstDifference(two[i]!, one[i]!), firstDifference(two[i]!, theirs[i]!)])).toEqual(layers.map(() => [-1, -1]));
 });
 
@@ -163,6 +150,5 @@ test('a·b beyond the single-threaded size is split by rows between the threads,
   expect(kernelThreadStatus().splitCalls - before).toBe(cases.length);
   configureFusedOverrides({ enabled: false });
   const theirs = cases.map(product);
-  const firstDifference = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): number => (a.length !== b.length ? Math.min(a.length, b.length) : a.findIndex((v, i) => v !== b[i]));
   expect(cases.map((c, i) => [c, firstDifference(ours[i]!, theirs[i]!)])).toEqual(cases.map((c) => [c, -1]));
 });

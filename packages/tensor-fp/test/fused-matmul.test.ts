@@ -6,24 +6,13 @@
 import fc from 'fast-check';
 import { tf, initBackend } from '@score-sde/tensor-fp';
 import { SMALL_MATMUL_MAX, configureFusedOverrides } from '../src/fused-kernels';
+import { canonicalNaN, float32Bits as bits, seededValues as valuesOf } from './helpers';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
 });
 
 afterEach(() => configureFusedOverrides({ enabled: true }));
-
-const specials = [NaN, Infinity, -Infinity, -0, 1e-40, 3e38];
-const valuesOf = (n: number, seed: number, special: boolean): Float32Array =>
-  Float32Array.from({ length: n }, (_, i) => (special && (i * 13 + seed) % 17 === 0 ? specials[(i + seed) % specials.length]! : Math.sin(seed * 2.3 + i * 0.77) * 4));
-const bits = (x: ArrayLike<number>): number[] => Array.from(new Uint32Array(Float32Array.from(x).buffer));
-
-/**
- * Bits with every NaN as the one quiet NaN 0x7fc00000: WebAssembly leaves a computed NaN's sign and payload
- * nondeterministic (V8 may swap the operands of a commutative x86 instruction, which picks whose NaN survives), and
- * JavaScript has a single NaN. Every other value is compared bit for bit.
- */
-const canonicalNaN = (xs: ReadonlyArray<number>): number[] => xs.map((x) => ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0 ? 0x7fc00000 : x));
 
 /** The reference: out[m, n] = (((0 + a₀b₀) + a₁b₁) + …) in float32, a [M, K] and b [K, N] row-major. */
 const sequential = (a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array => {

@@ -6,18 +6,14 @@
  * splits every call, however small. Also the transposed conv's overlap-add and phase interleaving (by images), and the
  * per-sample normals (by rows).
  */
-const requested = process.env['SCORE_SDE_WASM_THREADS'];
-process.env['SCORE_SDE_WASM_THREADS'] = '2';
-afterAll(() => {
-  if (requested === undefined) delete process.env['SCORE_SDE_WASM_THREADS'];
-  else process.env['SCORE_SDE_WASM_THREADS'] = requested;
-});
-
 import { execFileSync } from 'node:child_process';
 import { tf, initBackend, random, conv } from '@score-sde/tensor-fp';
 import { adamEmaStep, configureKernelThread, groupNormBackward, groupNormForward, kernelThreadStatus, startKernelThread, KERNEL_THREAD_MIN_WORK, type KernelCall } from '../src/fused-kernels';
 import { startFusedKernelThread } from '../src/fused-thread';
 import { fusedKernelsBinary } from '../src/fused-wat';
+import { firstDifference, float32Bits, useThreadedBuild } from './helpers';
+
+useThreadedBuild();
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -26,11 +22,7 @@ beforeAll(async () => {
 afterEach(() => configureKernelThread({ enabled: true, adaptive: true, minWork: KERNEL_THREAD_MIN_WORK }));
 
 /** The first index where two float32 tensors differ in their bits (−1: none; the length if the lengths differ). */
-const firstBitDifference = (a: tf.Tensor, b: tf.Tensor): number => {
-  const [x, y] = [new Uint32Array(Float32Array.from(a.dataSync()).buffer), new Uint32Array(Float32Array.from(b.dataSync()).buffer)];
-  if (x.length !== y.length) return Math.min(x.length, y.length);
-  return x.findIndex((v, i) => v !== y[i]);
-};
+const firstBitDifference = (a: tf.Tensor, b: tf.Tensor): number => firstDifference(float32Bits(a.dataSync()), float32Bits(b.dataSync()));
 
 /**
  * Runs `f` on one thread, then with the kernel thread splitting every call; returns the index of the first differing bit

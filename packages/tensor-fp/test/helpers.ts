@@ -68,3 +68,47 @@ export const moments = (x: ArrayLike<number>): { mean: number; variance: number;
   for (let i = 0; i < n; i++) q += (x[i]! - mean) ** 2;
   return { mean, variance: q / (n - 1), n };
 };
+
+// -------------------------------------------------------------------------------------
+// bit-exact comparisons of the fused kernels
+// -------------------------------------------------------------------------------------
+
+/**
+ * Opts a test file in to the threaded wasm build (Jest keeps the single-threaded one otherwise): sets
+ * `SCORE_SDE_WASM_THREADS` = 2 for the file's `initBackend` (call it before that, at the top of the file) and restores
+ * the previous value after the file.
+ */
+export const useThreadedBuild = (): void => {
+  const requested = process.env['SCORE_SDE_WASM_THREADS'];
+  process.env['SCORE_SDE_WASM_THREADS'] = '2';
+  afterAll(() => {
+    if (requested === undefined) delete process.env['SCORE_SDE_WASM_THREADS'];
+    else process.env['SCORE_SDE_WASM_THREADS'] = requested;
+  });
+};
+
+const SPECIALS = [NaN, Infinity, -Infinity, -0, 1e-40, 3e38];
+
+/** n float32 values from a seed, 4 sin(2.3 seed + 0.77 i); with `special`, every 17th or so a NaN, ±∞, −0, subnormal or near-max. */
+export const seededValues = (n: number, seed: number, special: boolean): Float32Array =>
+  Float32Array.from({ length: n }, (_, i) => (special && (i * 13 + seed) % 17 === 0 ? SPECIALS[(i + seed) % SPECIALS.length]! : Math.sin(seed * 2.3 + i * 0.77) * 4));
+
+/** The float32 bit patterns of values. */
+export const float32Bits = (x: ArrayLike<number>): number[] => Array.from(new Uint32Array(Float32Array.from(x).buffer));
+
+/**
+ * Bits with every NaN as the one quiet NaN 0x7fc00000: WebAssembly leaves a computed NaN's sign and payload
+ * nondeterministic (V8 may swap the operands of a commutative x86 instruction, which picks whose NaN survives), and
+ * JavaScript has a single NaN. Every other value is compared bit for bit.
+ */
+export const canonicalNaN = (xs: ReadonlyArray<number>): number[] => xs.map((x) => ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0 ? 0x7fc00000 : x));
+
+/**
+ * The first index where two arrays differ (−1: none; the shorter length if the lengths differ): compared this way, a
+ * failure on a million-element output prints one number, not the arrays.
+ */
+export const firstDifference = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  if (a.length !== b.length) return Math.min(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
+  return -1;
+};
