@@ -7,13 +7,13 @@ import { PNG } from 'pngjs';
 import { tf, initBackend, type BackendInfo, type Key } from '@score-sde/tensor-fp';
 import { type MnistData, loadMnist, readIdxImages, loadCheckpoint, pixelsToUnit, tensorFiles, dataRangeOf, disposeTrainState, classFrequencies, scoreOfRun, emaParams, sampleLabels, type LossConfig } from '@score-sde/models';
 import { type ScoreFn, type SDE, marginalStd, marginalMeanCoef, timeOfNoiseLevel, noiseLevel } from '@score-sde/sde-math';
-import { cellMatchedStartTime } from '@score-sde/solvers';
+import { cellMatchedStartTime, samplerFromSpec } from '@score-sde/solvers';
 import { cli } from '../src/lib';
 import { mnistFlags, type MnistFlags, recipeOfFlags } from '../src/mnist/flags';
 import { runMnist } from '../src/mnist/run';
 import { evaluationOptionsOfRun } from '../src/run-evaluation';
 import { DEFAULT_EVALUATION } from '../src/eval/options';
-import { EVAL_PARTS, PRESETS, CFG_WEIGHTS, AUTOGUIDANCE_WEIGHTS, GUIDANCE_INTERVALS, guidedSteps, multistepNetworkEvaluations, endNoiseOf, trainConfigOfRecipe, loadScoreModel, conditionalScoreOfState, namedSampler, samplerSettingsOf, draw, sampleKeys } from '../src/pipeline';
+import { EVAL_PARTS, PRESETS, CFG_WEIGHTS, AUTOGUIDANCE_WEIGHTS, GUIDANCE_INTERVALS, guidedSteps, multistepNetworkEvaluations, endNoiseOf, trainConfigOfRecipe, loadScoreModel, conditionalScoreOfState, namedSampler, namedSamplerSpec, samplerSettingsOf, draw, sampleKeys, DPM_SDE_AG_COND_NOISE } from '../src/pipeline';
 import { writeSamples, drawNamed } from '../src/mnist/sample';
 
 /** A few hundred real training images, and a tiny model, sampler and step count: checks the pipeline, not quality. */
@@ -123,7 +123,7 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(E.isLeft(missing) && missing.left.message).toMatch(/^--samplers dpm-sde-ag: dpm-sde-ag is autoguided and needs a guide: the guide .*lone\/guide/);
   });
 
-  test('a class-conditional run (--label-dropout) keeps 10 classes, its label dropout and the training labels’ frequencies in its config; dpm-cfg draws with s(x | ∅) + w (s(x | y_b) − s(x | ∅)), y_b from sample b’s own key, at two network evaluations per score evaluation, dpm-ag-cond classifier-free guides s(x | y_b) autoguided by the guide’s s(x | y_b) at three, dpm-sde-cond at one; on an unconditional checkpoint they fail naming it', async () => {
+  test('a class-conditional run (--label-dropout) keeps 10 classes, its label dropout and the training labels’ frequencies in its config; dpm-cfg draws with s(x | ∅) + w (s(x | y_b) − s(x | ∅)), y_b from sample b’s own key, at two network evaluations per score evaluation, dpm-ag-cond classifier-free guides s(x | y_b) autoguided by the guide’s s(x | y_b) at three (dpm-sde-ag-cond the same with reverse-SDE steps near the data), dpm-sde-cond at one; on an unconditional checkpoint they fail naming it', async () => {
     const out = path.join(tmp, 'conditional');
     const r = await runMnist(tinyArgs(['--label-dropout', '0.5'], 'dpm-cfg,dpm-ag-cond,dpm-sde-cond,dpm-sde'), { backend, data, log: quietLog }, out);
     if (E.isLeft(r)) throw new Error(r.left.message);
@@ -214,6 +214,15 @@ describe('experiments:mnist on a few hundred images', () => {
     const guidedAg = await drawNamed('dpm-ag-cond', samplerSettingsOf(recipe.right), keys, 3, { ...src, guideConditional: conditionalScoreOfState(guideModel.right.config, guideModel.right.state) });
     if (E.isLeft(guidedAg)) throw new Error(guidedAg.left.message);
     expect(Array.from(guidedAg.right.samples)).toEqual(Array.from(ownAg.right.samples));
+    // dpm-sde-ag-cond, written out: the same guided score and steps, with reverse-SDE steps of strength η on [sMin, sMax]
+    const sdeAgSampler = samplerFromSpec(config.sde, { ...namedSamplerSpec(config.sde, 'dpm-ag-cond', samplerSettingsOf(recipe.right)), ...DPM_SDE_AG_COND_NOISE });
+    if (E.isLeft(sdeAgSampler)) throw new Error(sdeAgSampler.left.problems.join('; '));
+    const ownSdeAg = await draw(keys, (start, size) => ({ sampler: sdeAgSampler.right, score: writtenAg(keys.slice(start, start + size)) }), { batch: 3, sampleShape: [28, 28, 1], dataRange: dataRangeOf(config) }, 'written out');
+    if (E.isLeft(ownSdeAg)) throw new Error(ownSdeAg.left.message);
+    const guidedSdeAg = await drawNamed('dpm-sde-ag-cond', samplerSettingsOf(recipe.right), keys, 3, { ...src, guideConditional: conditionalScoreOfState(guideModel.right.config, guideModel.right.state) });
+    if (E.isLeft(guidedSdeAg)) throw new Error(guidedSdeAg.left.message);
+    expect(Array.from(guidedSdeAg.right.samples)).toEqual(Array.from(ownSdeAg.right.samples));
+    expect(Array.from(guidedSdeAg.right.samples)).not.toEqual(Array.from(ownAg.right.samples));
     disposeTrainState(guideModel.right.state);
     disposeTrainState(state);
 
@@ -257,7 +266,7 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(Math.abs(noiseLevel(recipe.right.sde, o.bpd.eps) * 255 * Math.sqrt(12) - 1)).toBeLessThan(1e-9);
     expect(evaluationOptionsOfRun(tinyArgs(['--eval', 'interpolation,samplers,bpd,conditional,inpainting']), recipe.right, '/r').parts).toEqual([...EVAL_PARTS]);
     // the default (class-conditional) recipe's evaluation compares the labelled samplers too; an unconditional one's does not
-    expect(o.samplers.samplers).toEqual([...DEFAULT_EVALUATION.samplers.samplers, 'dpm-sde-cond', 'dpm-cfg', 'dpm-ag-cond']);
+    expect(o.samplers.samplers).toEqual([...DEFAULT_EVALUATION.samplers.samplers, 'dpm-sde-cond', 'dpm-cfg', 'dpm-ag-cond', 'dpm-sde-ag-cond']);
     const plain = await recipeOfFlags(tinyArgs(['--eval', 'samplers', '--label-dropout', '1']));
     if (E.isLeft(plain)) throw new Error(plain.left.message);
     expect(plain.right.conditional).toBeUndefined();

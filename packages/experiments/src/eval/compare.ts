@@ -18,8 +18,8 @@ import type { Key } from '@score-sde/tensor-fp';
 import type { SDE, ScoreFn } from '@score-sde/sde-math';
 import type { Sampler, SamplerSpec } from '@score-sde/solvers';
 import type { fid } from '@score-sde/models';
-import { png, plot, report } from '../lib';
-import { type Drawn, type ExperimentError, type GuidanceWeights, type SamplerName, type SamplerSettings, IMAGE_SHAPE, SAMPLER_LABELS, fail, namedSampler, namedSamplerSpec, drawWithBar, scoreOfNamed, networksAt, guidanceIntervalOf, cfgWeightOf, autoguidanceWeightOf } from '../pipeline';
+import { png, plot, report, strokes as inkStrokes } from '../lib';
+import { type Drawn, type ExperimentError, type GuidanceWeights, type SamplerName, type SamplerSettings, IMAGE_SHAPE, SAMPLER_LABELS, fail, namedSampler, namedSamplerSpec, drawWithBar, scoreOfNamed, networksAt, guidanceIntervalOf, cfgWeightOf, autoguidanceWeightOf, DPM_SDE_AG_COND_NOISE } from '../pipeline';
 import { type ClassRecord, type FidResult, classRecord, fidOfImages } from './fid';
 import type { ClassifierHandle } from './classifiers';
 import type { ComparisonOptions } from './options';
@@ -55,6 +55,8 @@ export interface SamplerResult {
   readonly meanTerm: number | null;
   readonly covTerm: number | null;
   readonly classes: ClassRecord | null;
+  /** Stray strokes and background grain of the samples (lib/strokes). */
+  readonly strokes: inkStrokes.StrokeRecord | null;
   readonly error: string | null;
 }
 
@@ -120,6 +122,12 @@ export const comparisonEntries = (
         return o.fastSteps.map((k) => ({ id: `dpm-cfg-${k}`, label: `DPM++ ${k} CFG`, settings: { ...base, fastSteps: k } }));
       case 'dpm-ag-cond':
         return o.fastSteps.map((k) => ({ id: `dpm-ag-cond-${k}`, label: `DPM++ ${stepsOf(namedSamplerSpec(sde, 'dpm-ag-cond', { ...base, fastSteps: k }), k)} given y, autoguided + CFG on σ ∈ (${guidanceIntervalOf('dpm-ag-cond')?.join(', ') ?? '0, ∞'}]`, settings: { ...base, fastSteps: k } }));
+      case 'dpm-sde-ag-cond':
+        return o.fastSteps.map((k) => ({
+          id: `dpm-sde-ag-cond-${k}`,
+          label: `DPM++ SDE ${stepsOf(namedSamplerSpec(sde, 'dpm-sde-ag-cond', { ...base, fastSteps: k }), k)} given y, autoguided + CFG on σ ∈ (${guidanceIntervalOf('dpm-sde-ag-cond')?.join(', ') ?? '0, ∞'}], η = ${DPM_SDE_AG_COND_NOISE.eta} on σ ∈ [${DPM_SDE_AG_COND_NOISE.sMin}, ${DPM_SDE_AG_COND_NOISE.sMax}]`,
+          settings: { ...base, fastSteps: k },
+        }));
     }
   };
   const out: ComparisonEntry[] = [];
@@ -219,7 +227,7 @@ export const scoreComparison = async (i: ComparisonScoring): Promise<E.Either<Ex
     const drawn = i.draws[k]!;
     const common = { id: entry.id, family: entry.family, label: entry.label, spec: entry.spec, n: i.n };
     if (E.isLeft(drawn)) {
-      results.push({ ...common, nfe: 0, seconds: 0, fid: null, meanTerm: null, covTerm: null, classes: null, error: drawn.left });
+      results.push({ ...common, nfe: 0, seconds: 0, fid: null, meanTerm: null, covTerm: null, classes: null, strokes: null, error: drawn.left });
       return;
     }
     const { samples, nfe, seconds } = drawn.right;
@@ -227,6 +235,7 @@ export const scoreComparison = async (i: ComparisonScoring): Promise<E.Either<Ex
     const scored = fidOfImages(i.extractor.config, i.extractor.params, x, i.reference);
     const classes = classRecord(i.extractor.config, i.extractor.params, x);
     x.dispose();
+    const strokes = inkStrokes.strokeRecord(samples);
     const gridPng = png.imageGrid(samples.subarray(0, Math.min(PANEL_IMAGES, i.n) * 784), 8);
     const error = E.isLeft(scored) ? scored.left.message : null;
     const r: SamplerResult = {
@@ -237,13 +246,15 @@ export const scoreComparison = async (i: ComparisonScoring): Promise<E.Either<Ex
       meanTerm: E.isRight(scored) ? scored.right.meanTerm : null,
       covTerm: E.isRight(scored) ? scored.right.covTerm : null,
       classes: { histogram: classes.histogram, meanMaxProb: classes.meanMaxProb, confidentRate: classes.confidentRate, entropyBits: classes.entropyBits },
+      strokes,
       error,
     };
     results.push(r);
     if (E.isRight(gridPng)) panels.push({ png: gridPng.right, caption: `${entry.label}: NFE ${report.formatNumber(nfe, 3)}, FID ${r.fid === null ? 'n/a' : report.formatNumber(r.fid, 3)}` });
     i.log(
       `${entry.label}: ${i.n} samples, NFE ${report.formatNumber(nfe)}, ${seconds.toFixed(1)} s, FID ${r.fid === null ? `n/a (${error})` : report.formatNumber(r.fid)}` +
-        `, class entropy ${classes.entropyBits.toFixed(3)} bits, mean max-prob ${classes.meanMaxProb.toFixed(3)}, confident ${(100 * classes.confidentRate).toFixed(1)}%`,
+        `, class entropy ${classes.entropyBits.toFixed(3)} bits, mean max-prob ${classes.meanMaxProb.toFixed(3)}, confident ${(100 * classes.confidentRate).toFixed(1)}%` +
+        `, stray strokes ${(100 * strokes.strayRate).toFixed(1)}%, grain ${(100 * strokes.grain).toFixed(2)}%`,
     );
   });
 

@@ -14,6 +14,7 @@ import * as E from 'fp-ts/Either';
 import { tf, random, type Key } from '@score-sde/tensor-fp';
 import { fid, classifier, type Params, type MnistData, imageBatch } from '@score-sde/models';
 import { type ExperimentError, fail } from '../pipeline';
+import { strokes } from '../lib';
 
 /** FID against the reference and its two terms. @category model */
 export interface FidResult {
@@ -61,11 +62,14 @@ export interface FidReference {
   /** n random training images against the reference: what a perfect sampler scores at this n. */
   readonly floor: FidResult;
   readonly floorClasses: ClassRecord;
+  /** Stray strokes and grain of the same n real images. */
+  readonly floorStrokes: strokes.StrokeRecord;
 }
 
 /**
  * The FID reference (features of every image of `test`) and the real-vs-real floor: n training images, a random
- * subset permutation(key)[0 … n), against the same reference, with the clean classifier's verdict on them.
+ * subset permutation(key)[0 … n), against the same reference, with the clean classifier's verdict on them and their
+ * stroke record (lib/strokes).
  * @category distance
  */
 export const fidSetup = (judge: { readonly config: classifier.ClassifierConfig; readonly params: Params }, train: MnistData, test: MnistData, n: number, key: Key): E.Either<ExperimentError, FidReference> => {
@@ -78,7 +82,8 @@ export const fidSetup = (judge: { readonly config: classifier.ClassifierConfig; 
   const realImages = imageBatch(train, random.permutation(key, train.count).subarray(0, nFloor));
   const floor = fidOfImages(judge.config, judge.params, realImages, reference.right);
   const { predictions: _p, ...floorClasses } = classRecord(judge.config, judge.params, realImages);
+  const floorStrokes = strokes.strokeRecord(realImages.dataSync() as Float32Array);
   realImages.dispose();
   if (E.isLeft(floor)) return fail(`FID floor: ${floor.left.message}`);
-  return E.right({ reference: reference.right, floor: floor.right, floorClasses });
+  return E.right({ reference: reference.right, floor: floor.right, floorClasses, floorStrokes });
 };

@@ -49,7 +49,7 @@ export const mnistEvalFlags = {
   testSubset: cli.numberFlag(codec.PositiveInt, { default: D.data.testSubset, description: 'the first N test images: the FID reference set and the classifiers’ test set' }),
 
   // sampler comparison
-  compare: cli.optional(cli.listFlag<SamplerName>(SamplerName, { description: `named samplers to compare, of ${SAMPLER_NAMES.join(',')} (default: ${D.samplers.samplers.join(',')}, and on a class-conditional checkpoint ${LABELLED_SAMPLERS.join(',')} too); the autoguided dpm-ag, dpm-sde-ag and dpm-ag-cond need the run's guide/ beside the checkpoint (experiments:mnist saves it); the labelled dpm-sde-cond, dpm-cfg and dpm-ag-cond a class-conditional checkpoint (each digit given a label drawn from its class prior); guided samplers count network evaluations` })),
+  compare: cli.optional(cli.listFlag<SamplerName>(SamplerName, { description: `named samplers to compare, of ${SAMPLER_NAMES.join(',')} (default: ${D.samplers.samplers.join(',')}, and on a class-conditional checkpoint ${LABELLED_SAMPLERS.join(',')} too); the autoguided dpm-ag, dpm-sde-ag, dpm-ag-cond and dpm-sde-ag-cond need the run's guide/ beside the checkpoint (experiments:mnist saves it); the labelled dpm-sde-cond, dpm-cfg, dpm-ag-cond and dpm-sde-ag-cond a class-conditional checkpoint (each digit given a label drawn from its class prior); guided samplers count network evaluations` })),
   steps: cli.numberFlag(codec.PositiveInt, { default: D.samplers.steps, description: 'time steps of the em and pc samplers (comparison, conditional pc, inpainting)' }),
   snr: cli.numberFlag(codec.PositiveFinite, { default: D.samplers.snr, description: 'signal-to-noise ratio of the Langevin corrector of pc' }),
   endNoise: cli.optional(
@@ -59,7 +59,7 @@ export const mnistEvalFlags = {
   ),
   ...guidanceWeightFlags('compared'),
   odeTols: cli.listFlag(codec.PositiveFinite, { default: D.samplers.odeTols, description: 'rtol = atol of the adaptive RK45 probability-flow ODE sampler in the comparison, one run each' }),
-  fastSteps: cli.listFlag(codec.PositiveInt, { default: D.samplers.fastSteps, description: 'step counts k of EDM Heun and DPM-Solver++(2M) in the comparison, one run each (dpm-sde takes 2k steps, the NFE of EDM Heun at k; dpm-sde-cond 2k like dpm-sde; the guided dpm-ag, dpm-sde-ag and dpm-cfg k steps at two network evaluations each, the same NFE; dpm-ag-cond, at three, the most steps within that NFE)' }),
+  fastSteps: cli.listFlag(codec.PositiveInt, { default: D.samplers.fastSteps, description: 'step counts k of EDM Heun and DPM-Solver++(2M) in the comparison, one run each (dpm-sde takes 2k steps, the NFE of EDM Heun at k; dpm-sde-cond 2k like dpm-sde; the guided dpm-ag, dpm-sde-ag and dpm-cfg k steps at two network evaluations each, the same NFE; dpm-ag-cond and dpm-sde-ag-cond, at three, the most steps within that NFE)' }),
 
   // bits/dim
   bpdImages: cli.numberFlag(codec.PositiveInt, { default: D.bpd.images, description: 'test images whose bits/dim are estimated (the first N)' }),

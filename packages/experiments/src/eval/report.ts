@@ -28,6 +28,12 @@ export const ClassesRecord = codec.strict(
   'ClassesRecord',
 );
 
+/** Stray strokes and background grain of a set of images (lib/strokes). @category codec */
+export const StrokesRecord = codec.strict(
+  { n: codec.NonNegativeInt, strayRate: codec.UnitInterval, strayInk: codec.UnitInterval, grain: codec.UnitInterval },
+  'StrokesRecord',
+);
+
 /** A classifier used by the run: its name (architecture + weights fingerprint), where it is, whether it was reused, how it was trained. @category codec */
 export const ClassifierRecord = codec.strict(
   { name: t.string, dir: t.string, reused: t.boolean, sha256: t.string, config: classifier.ClassifierConfig, training: classifier.ClassifierTraining },
@@ -43,8 +49,9 @@ export const FidSetup = codec.strict(
     /** Generated samples per sampler. */
     n: codec.PositiveInt,
     reference: codec.strict({ set: t.literal('MNIST test'), n: codec.PositiveInt }, 'FidReference'),
-    floor: codec.strict(
+    floor: codec.strictWithOptional(
       { set: t.literal('MNIST train'), n: codec.PositiveInt, fid: codec.NonNegativeFinite, meanTerm: codec.NonNegativeFinite, covTerm: codec.Finite, classes: ClassesRecord },
+      { strokes: StrokesRecord },
       'FidFloor',
     ),
   },
@@ -52,7 +59,7 @@ export const FidSetup = codec.strict(
 );
 
 /** One sampler of the comparison. @category codec */
-export const SamplerRecord = codec.strict(
+export const SamplerRecord = codec.strictWithOptional(
   {
     id: t.string,
     family: SamplerName,
@@ -67,6 +74,7 @@ export const SamplerRecord = codec.strict(
     classes: nullable(ClassesRecord),
     error: nullable(t.string),
   },
+  { strokes: nullable(StrokesRecord) },
   'SamplerRecord',
 );
 
@@ -203,6 +211,8 @@ const samplersSection = (r: EvalReport): ReadonlyArray<string> => {
     'class entropy (bits)': s.classes?.entropyBits ?? null,
     'mean max-prob': s.classes?.meanMaxProb ?? null,
     'confident (p ≥ 0.9)': s.classes?.confidentRate ?? null,
+    'stray strokes': s.strokes?.strayRate ?? null,
+    grain: s.strokes?.grain ?? null,
   }));
   rows.push({
     sampler: `real vs real (train n = ${fid.floor.n})`,
@@ -214,6 +224,8 @@ const samplersSection = (r: EvalReport): ReadonlyArray<string> => {
     'class entropy (bits)': fid.floor.classes.entropyBits,
     'mean max-prob': fid.floor.classes.meanMaxProb,
     'confident (p ≥ 0.9)': fid.floor.classes.confidentRate,
+    'stray strokes': fid.floor.strokes?.strayRate ?? null,
+    grain: fid.floor.strokes?.grain ?? null,
   });
   const hist = [
     ...r.samplers.results.filter((s) => s.classes !== null).map((s) => ({ sampler: s.label, ...Object.fromEntries(s.classes!.histogram.map((h, k) => [String(k), h])) })),
@@ -225,7 +237,8 @@ const samplersSection = (r: EvalReport): ReadonlyArray<string> => {
     '',
     `FID of n = ${fid.n} samples per sampler against the first ${fid.reference.n} MNIST test images, in float64, in the ${fid.featureDim}-dimensional penultimate-feature space of \`${fid.extractor}\`. ` +
       `Every sampler starts from the same prior draws and noise streams. The real-vs-real floor — ${fid.floor.n} training images against the same test images — is ${num(fid.floor.fid)}: ` +
-      'the FID of a perfect sampler at this n (FID is biased upwards at small n, so compare FIDs only at equal n). Class entropy is that of the clean classifier\'s histogram of the samples (log₂ 10 ≈ 3.32 bits when balanced).',
+      'the FID of a perfect sampler at this n (FID is biased upwards at small n, so compare FIDs only at equal n). Class entropy is that of the clean classifier\'s histogram of the samples (log₂ 10 ≈ 3.32 bits when balanced). ' +
+      'Stray strokes: the share of digits whose ink (pixels > 0.5) has more than one 8-connected component (detached specks); grain: the share of background pixels (more than 2 pixels from any pixel ≥ 64/255) at 10–63 of 255. The real digits give their floor.',
     '',
     report.markdownTable(rows),
     '',

@@ -337,8 +337,8 @@ const fidReference = (
 ): E.Either<ExperimentError, { readonly reference: Parameters<typeof fidOfImages>[3]; readonly floor: FidResult; readonly record: NonNullable<EvalReport['fid']> }> => {
   const setup = fidSetup(judge, train, test, o.samplers.samples, partKey(o.seed, STREAMS.floor));
   if (E.isLeft(setup)) return setup;
-  const { reference, floor, floorClasses } = setup.right;
-  log(`FID reference: ${test.count} test images; real-vs-real floor (${floor.n} training images): ${report.formatNumber(floor.fid)}`);
+  const { reference, floor, floorClasses, floorStrokes } = setup.right;
+  log(`FID reference: ${test.count} test images; real-vs-real floor (${floor.n} training images): ${report.formatNumber(floor.fid)}, stray strokes ${(100 * floorStrokes.strayRate).toFixed(1)}%, grain ${(100 * floorStrokes.grain).toFixed(2)}%`);
   return E.right({
     reference,
     floor,
@@ -347,7 +347,7 @@ const fidReference = (
       featureDim: judge.config.featureDim,
       n: o.samplers.samples,
       reference: { set: 'MNIST test', n: test.count },
-      floor: { set: 'MNIST train', n: floor.n, fid: floor.fid, meanTerm: floor.meanTerm, covTerm: floor.covTerm, classes: floorClasses },
+      floor: { set: 'MNIST train', n: floor.n, fid: floor.fid, meanTerm: floor.meanTerm, covTerm: floor.covTerm, classes: floorClasses, strokes: floorStrokes },
     },
   });
 };

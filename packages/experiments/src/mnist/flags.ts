@@ -64,12 +64,12 @@ export const mnistFlags = {
   ),
   guideAt: cli.optional(
     cli.numberFlag(codec.UnitInterval, {
-      description: `fraction of the run after which the EMA weights are saved as the guide of the autoguided samplers dpm-ag and dpm-sde-ag (guide/ beside checkpoint/); 0: no guide (${fromPreset})`,
+      description: `fraction of the run after which the EMA weights are saved as the guide of the autoguided samplers dpm-ag, dpm-sde-ag, dpm-ag-cond and dpm-sde-ag-cond (guide/ beside checkpoint/); 0: no guide (${fromPreset})`,
     }),
   ),
   labelDropout: cli.optional(
     cli.numberFlag(codec.UnitInterval, {
-      description: `train class-conditional on MNIST's 10 labels, each replaced by "no label" with this probability, so one network learns p(x | y) and p(x) (classifier-free guidance: samplers dpm-sde-cond, dpm-cfg and dpm-ag-cond; the others draw from p(x)); 1: unconditional (${fromPreset})`,
+      description: `train class-conditional on MNIST's 10 labels, each replaced by "no label" with this probability, so one network learns p(x | y) and p(x) (classifier-free guidance: samplers dpm-sde-cond, dpm-cfg, dpm-ag-cond and dpm-sde-ag-cond; the others draw from p(x)); 1: unconditional (${fromPreset})`,
     }),
   ),
   emaDecay: cli.optional(cli.numberFlag(codec.UnitInterval, { description: `EMA decay of the weights that sample, with the reference's warm-up (${fromPreset})` })),

@@ -18,7 +18,7 @@ import * as E from 'fp-ts/Either';
 import { describeBackend } from '@score-sde/tensor-fp';
 import type { SamplerSpec } from '@score-sde/solvers';
 import { type TrainConfig, disposeTrainState, parameterCount, dataRangeOf } from '@score-sde/models';
-import { plot, report, memory } from '../lib';
+import { plot, report, memory, strokes } from '../lib';
 import { type Drawn, type ExperimentError, type ItemRange, type SamplerName, type Recipe, fail, interrupted, logOf, sampleKeys, scoreOfState, conditionalScoreOfState, shardRange, samplerSettingsOf, guideFor } from '../pipeline';
 import { type MnistShardManifest, writeMnistShard } from './shard';
 import { type MnistFlags, recipeOfFlags } from './flags';
@@ -37,6 +37,8 @@ export interface SamplerRecord {
   readonly seconds: number;
   readonly png: string;
   readonly idx: string;
+  /** Stray strokes (digits whose ink has more than one component) and background grain of the samples (lib/strokes). */
+  readonly strokes: strokes.StrokeRecord;
   /** Memory after the sampler finished (its samples released). */
   readonly memory: memory.MemoryReading;
 }
@@ -87,8 +89,21 @@ const markdownReport = (r: MnistReport): string =>
     '## Samplers',
     '',
     report.markdownTable(
-      r.samplers.map((s) => ({ sampler: s.sampler, nfe: s.nfe, seconds: s.seconds, 'peak RSS MB': s.memory.peakRssMb, grid: `![${s.sampler}](${s.png})`, idx: s.idx })),
+      r.samplers.map((s) => ({
+        sampler: s.sampler,
+        nfe: s.nfe,
+        seconds: s.seconds,
+        'stray strokes': s.strokes.strayRate,
+        grain: s.strokes.grain,
+        'peak RSS MB': s.memory.peakRssMb,
+        grid: `![${s.sampler}](${s.png})`,
+        idx: s.idx,
+      })),
     ),
+    '',
+    'Stray strokes: the share of digits whose ink (pixels > 0.5) has more than one 8-connected component (detached specks); ' +
+      'grain: the share of background pixels (more than 2 pixels from any pixel ≥ 64/255) at 10–63 of 255. 1000 real training digits ' +
+      'give 2.5% and 0.00%; `experiments:mnist-eval` reports both beside FID and their real-digit floor.',
     '',
     '## Memory',
     '',
@@ -140,8 +155,12 @@ export const writeSamplerOutput = async (out: string, name: SamplerName, spec: S
   const files = await writeSamples(out, name, drawn.samples, n);
   if (E.isLeft(files)) return files;
   const after = memory.readMemory();
-  log(`${name}: ${n} samples, ${drawn.nfe} network evaluations (NFE), ${drawn.seconds.toFixed(1)} s → ${path.join(out, files.right.png)}; ${memory.describeMemory(after)}`);
-  return E.right({ sampler: name, spec, nfe: drawn.nfe, seconds: drawn.seconds, png: files.right.png, idx: files.right.idx, memory: after });
+  const ink = strokes.strokeRecord(drawn.samples);
+  log(
+    `${name}: ${n} samples, ${drawn.nfe} network evaluations (NFE), ${drawn.seconds.toFixed(1)} s, stray strokes ${(100 * ink.strayRate).toFixed(1)}%, grain ${(100 * ink.grain).toFixed(2)}% → ` +
+      `${path.join(out, files.right.png)}; ${memory.describeMemory(after)}`,
+  );
+  return E.right({ sampler: name, spec, nfe: drawn.nfe, seconds: drawn.seconds, png: files.right.png, idx: files.right.idx, strokes: ink, memory: after });
 };
 
 /** Writes loss.png (when there are losses) and report.json / report.md of a run into `out`. @category running */
