@@ -772,20 +772,22 @@
     (f32.store (i32.add (local.get $out) (i32.mul (local.get $nb) (i32.const 3))) (local.get $c3)))
   (func (export "matmul_seq") (param $a i32) (param $b i32) (param $m i32) (param $k i32) (param $n i32) (param $out i32)
     (local $r i32) (local $rows i32) (local $j i32) (local $ar i32) (local $or i32) (local $i i32)
-    (block $rows_done (loop $rowsl
-      (br_if $rows_done (i32.ge_u (local.get $r) (local.get $m)))
-      (local.set $rows (select (i32.const 2) (i32.const 1) (i32.lt_u (i32.add (local.get $r) (i32.const 1)) (local.get $m))))
-      (local.set $ar (i32.add (local.get $a) (i32.shl (i32.mul (local.get $r) (local.get $k)) (i32.const 2))))
-      (local.set $or (i32.add (local.get $out) (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 2))))
-      (local.set $j (i32.const 0))
-      (block $c16_done (loop $c16
-        (br_if $c16_done (i32.gt_u (i32.add (local.get $j) (i32.const 16)) (local.get $n)))
+    ;; 16-column strips outer, rows inner: a strip of b is one 64-byte line per k (K lines), read again from cache by every
+    ;; pair of rows, where rows outer would stream all of b (N/16 strips) once per pair of rows
+    (block $c16_done (loop $c16
+      (br_if $c16_done (i32.gt_u (i32.add (local.get $j) (i32.const 16)) (local.get $n)))
+      (local.set $r (i32.const 0))
+      (block $rows_done (loop $rowsl
+        (br_if $rows_done (i32.ge_u (local.get $r) (local.get $m)))
+        (local.set $rows (select (i32.const 2) (i32.const 1) (i32.lt_u (i32.add (local.get $r) (i32.const 1)) (local.get $m))))
+        (local.set $ar (i32.add (local.get $a) (i32.shl (i32.mul (local.get $r) (local.get $k)) (i32.const 2))))
+        (local.set $or (i32.add (local.get $out) (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 2))))
         (call $mm_cols16 (local.get $ar) (local.get $rows) (local.get $k) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $n)
           (i32.add (local.get $or) (i32.shl (local.get $j) (i32.const 2))))
-        (local.set $j (i32.add (local.get $j) (i32.const 16)))
-        (br $c16)))
-      (local.set $r (i32.add (local.get $r) (local.get $rows)))
-      (br $rowsl)))
+        (local.set $r (i32.add (local.get $r) (local.get $rows)))
+        (br $rowsl)))
+      (local.set $j (i32.add (local.get $j) (i32.const 16)))
+      (br $c16)))
     ;; the columns past the last multiple of 16: four rows at a time (independent chains), then single rows
     (local.set $r (i32.const 0))
     (block $rem_done (loop $reml
