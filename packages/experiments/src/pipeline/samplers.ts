@@ -348,7 +348,7 @@ export const DPM_SDE_SIGMA_MIN = 0.2;
  * 19.53, 26.0%, 1.80%; η = 2 on [0.2, ∞) 24.34, 11.9%; on [1, ∞) 24.89, 21.1%; on [0.2, 2] 19.46, 13.4%; on [0.2, 1]
  * 19.27, 14.5%; η = 3, 4 there 19.47, 19.79 (13.3, 11.6%); η = 2 on [0.1, 1] 19.31, 11.2%; η = 4 on [0.1, 0.5] 19.45,
  * 11.4%; on [0.1, 0.7] 18.92, 10.6%, 1.47%; η = 6, 8 there 18.90, 18.93 (9.7, 9.6%); η = 4 on [0, 0.7] 19.05, 9.5%, 1.12%.
- * Checked at sampling seed 1 and on the quality preset's checkpoint (its CFG weight 1.2; floor 13.67 at both): `dpm-ag-cond`
+ * Checked at sampling seed 1 (whose floor is 15.40) and on the quality preset's checkpoint (its CFG weight 1.2; floor 13.67): `dpm-ag-cond`
  * 18.76 / 17.60 (stray 26.7 / 21.8%, confident 93.7 / 96.5%); η = 4 on [0.1, 0.7] **17.33 / 16.59** (11.5 / 6.9%, 93.0 /
  * 97.0%); η = 4 on [0, 0.7] 17.55 / 16.91 (10.6 / 6.8%; grain 1.12 / 0.34% against 1.50 / 0.71%); η = 8 on [0.1, 0.7]
  * 17.30 / 16.73 (10.5 / 6.3%). Real digits: 2.5% stray, 0.00% grain. After the choice, on the quick preset trained at seed 1:
