@@ -207,22 +207,21 @@ describe('experiments:mnist on a few hundred images', () => {
           return tf.add(u, tf.mul(tf.sub(autoguided, u), wc));
         });
     };
-    const agSampler = namedSampler(config.sde, 'dpm-ag-cond', samplerSettingsOf(recipe.right));
-    if (E.isLeft(agSampler)) throw new Error(agSampler.left.problems.join('; '));
-    const ownAg = await draw(keys, (start, size) => ({ sampler: agSampler.right, score: writtenAg(keys.slice(start, start + size)) }), { batch: 3, sampleShape: [28, 28, 1], dataRange: dataRangeOf(config) }, 'written out');
-    if (E.isLeft(ownAg)) throw new Error(ownAg.left.message);
-    const guidedAg = await drawNamed('dpm-ag-cond', samplerSettingsOf(recipe.right), keys, 3, { ...src, guideConditional: conditionalScoreOfState(guideModel.right.config, guideModel.right.state) });
-    if (E.isLeft(guidedAg)) throw new Error(guidedAg.left.message);
-    expect(Array.from(guidedAg.right.samples)).toEqual(Array.from(ownAg.right.samples));
-    // dpm-sde-ag-cond, written out: the same guided score and steps, with reverse-SDE steps of strength η on [sMin, sMax]
-    const sdeAgSampler = samplerFromSpec(config.sde, { ...namedSamplerSpec(config.sde, 'dpm-ag-cond', samplerSettingsOf(recipe.right)), ...DPM_SDE_AG_COND_NOISE });
-    if (E.isLeft(sdeAgSampler)) throw new Error(sdeAgSampler.left.problems.join('; '));
-    const ownSdeAg = await draw(keys, (start, size) => ({ sampler: sdeAgSampler.right, score: writtenAg(keys.slice(start, start + size)) }), { batch: 3, sampleShape: [28, 28, 1], dataRange: dataRangeOf(config) }, 'written out');
-    if (E.isLeft(ownSdeAg)) throw new Error(ownSdeAg.left.message);
-    const guidedSdeAg = await drawNamed('dpm-sde-ag-cond', samplerSettingsOf(recipe.right), keys, 3, { ...src, guideConditional: conditionalScoreOfState(guideModel.right.config, guideModel.right.state) });
-    if (E.isLeft(guidedSdeAg)) throw new Error(guidedSdeAg.left.message);
-    expect(Array.from(guidedSdeAg.right.samples)).toEqual(Array.from(ownSdeAg.right.samples));
-    expect(Array.from(guidedSdeAg.right.samples)).not.toEqual(Array.from(ownAg.right.samples));
+    // each drawn by name and by its written-out sampler on that score: dpm-ag-cond's spec, and dpm-sde-ag-cond's, the
+    // same steps with reverse-SDE steps of strength η on [sMin, sMax]
+    const agSpec = namedSamplerSpec(config.sde, 'dpm-ag-cond', samplerSettingsOf(recipe.right));
+    const drawnBoth: Record<string, Float32Array> = {};
+    for (const [name, spec] of [['dpm-ag-cond', agSpec], ['dpm-sde-ag-cond', { ...agSpec, ...DPM_SDE_AG_COND_NOISE }]] as const) {
+      const writtenSampler = samplerFromSpec(config.sde, spec);
+      if (E.isLeft(writtenSampler)) throw new Error(writtenSampler.left.problems.join('; '));
+      const own = await draw(keys, (start, size) => ({ sampler: writtenSampler.right, score: writtenAg(keys.slice(start, start + size)) }), { batch: 3, sampleShape: [28, 28, 1], dataRange: dataRangeOf(config) }, 'written out');
+      const named = await drawNamed(name, samplerSettingsOf(recipe.right), keys, 3, { ...src, guideConditional: conditionalScoreOfState(guideModel.right.config, guideModel.right.state) });
+      if (E.isLeft(own) || E.isLeft(named)) throw new Error(`${name}: ${E.isLeft(own) ? own.left.message : ''} ${E.isLeft(named) ? named.left.message : ''}`);
+      expect([name, Array.from(named.right.samples)]).toEqual([name, Array.from(own.right.samples)]);
+      drawnBoth[name] = named.right.samples;
+    }
+    // the noise of dpm-sde-ag-cond is really there
+    expect(Array.from(drawnBoth['dpm-sde-ag-cond']!)).not.toEqual(Array.from(drawnBoth['dpm-ag-cond']!));
     disposeTrainState(guideModel.right.state);
     disposeTrainState(state);
 

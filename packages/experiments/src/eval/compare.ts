@@ -121,13 +121,15 @@ export const comparisonEntries = (
       case 'dpm-cfg':
         return o.fastSteps.map((k) => ({ id: `dpm-cfg-${k}`, label: `DPM++ ${k} CFG`, settings: { ...base, fastSteps: k } }));
       case 'dpm-ag-cond':
-        return o.fastSteps.map((k) => ({ id: `dpm-ag-cond-${k}`, label: `DPM++ ${stepsOf(namedSamplerSpec(sde, 'dpm-ag-cond', { ...base, fastSteps: k }), k)} given y, autoguided + CFG on σ ∈ (${guidanceIntervalOf('dpm-ag-cond')?.join(', ') ?? '0, ∞'}]`, settings: { ...base, fastSteps: k } }));
-      case 'dpm-sde-ag-cond':
+      case 'dpm-sde-ag-cond': {
+        const stochastic = family === 'dpm-sde-ag-cond';
+        const noise = stochastic ? `, η = ${DPM_SDE_AG_COND_NOISE.eta} on σ ∈ [${DPM_SDE_AG_COND_NOISE.sMin}, ${DPM_SDE_AG_COND_NOISE.sMax}]` : '';
         return o.fastSteps.map((k) => ({
-          id: `dpm-sde-ag-cond-${k}`,
-          label: `DPM++ SDE ${stepsOf(namedSamplerSpec(sde, 'dpm-sde-ag-cond', { ...base, fastSteps: k }), k)} given y, autoguided + CFG on σ ∈ (${guidanceIntervalOf('dpm-sde-ag-cond')?.join(', ') ?? '0, ∞'}], η = ${DPM_SDE_AG_COND_NOISE.eta} on σ ∈ [${DPM_SDE_AG_COND_NOISE.sMin}, ${DPM_SDE_AG_COND_NOISE.sMax}]`,
+          id: `${family}-${k}`,
+          label: `DPM++ ${stochastic ? 'SDE ' : ''}${stepsOf(namedSamplerSpec(sde, family, { ...base, fastSteps: k }), k)} given y, autoguided + CFG on σ ∈ (${guidanceIntervalOf(family)?.join(', ') ?? '0, ∞'}]${noise}`,
           settings: { ...base, fastSteps: k },
         }));
+      }
     }
   };
   const out: ComparisonEntry[] = [];

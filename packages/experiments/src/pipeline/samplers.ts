@@ -74,6 +74,13 @@ export const SAMPLER_LABELS: Readonly<Record<SamplerName, string>> = {
 };
 
 /**
+ * The guidance of `dpm-ag-cond` (autoguidance weight, CFG weight, guidance interval: {@link AUTOGUIDANCE_WEIGHTS},
+ * {@link CFG_WEIGHTS}, {@link GUIDANCE_INTERVALS}, where each is chosen), which `dpm-sde-ag-cond` shares: one home, so the
+ * two cannot drift apart.
+ */
+const AG_COND_GUIDANCE: { readonly autoguidance: number; readonly cfg: number; readonly interval: NoiseInterval } = { autoguidance: 1.75, cfg: 1.1, interval: [0.28, 5.42] };
+
+/**
  * The autoguidance weight w of the autoguided samplers (the others: none), chosen by measurement on the quick and
  * quality presets' checkpoints (FID, project extractor, n = 1000, floor 13.7 unless stated; README, "Autoguidance").
  * `dpm` with 19 Karras steps: quick, 9 epochs, guide at 1/9, seeds 0 / 1: w = 2, 2.5, 3 gave 37.9 / 44.5, 34.9 / 43.5,
@@ -87,7 +94,12 @@ export const SAMPLER_LABELS: Readonly<Record<SamplerName, string>> = {
  * {@link CFG_WEIGHTS}, which it is chosen with.
  * @category samplers
  */
-export const AUTOGUIDANCE_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-ag': 2.5, 'dpm-sde-ag': 2, 'dpm-ag-cond': 1.75, 'dpm-sde-ag-cond': 1.75 };
+export const AUTOGUIDANCE_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = {
+  'dpm-ag': 2.5,
+  'dpm-sde-ag': 2,
+  'dpm-ag-cond': AG_COND_GUIDANCE.autoguidance,
+  'dpm-sde-ag-cond': AG_COND_GUIDANCE.autoguidance,
+};
 
 /**
  * Guidance weights that replace the named samplers' own ({@link CFG_WEIGHTS}, {@link AUTOGUIDANCE_WEIGHTS}) for a run or
@@ -144,7 +156,7 @@ export const isLabelled = (name: SamplerName): boolean => LABELLED_SAMPLERS.incl
  * are even (22.35 against 22.07), on quality the composition is ahead (16.9 against 18.3).
  * @category samplers
  */
-export const CFG_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-cfg': 1.25, 'dpm-ag-cond': 1.1, 'dpm-sde-ag-cond': 1.1 };
+export const CFG_WEIGHTS: Readonly<Partial<Record<SamplerName, number>>> = { 'dpm-cfg': 1.25, 'dpm-ag-cond': AG_COND_GUIDANCE.cfg, 'dpm-sde-ag-cond': AG_COND_GUIDANCE.cfg };
 
 /** The classifier-free guidance weight of a named sampler, `overrides.cfg` in place of its own when given (undefined: none). @category samplers */
 export const cfgWeightOf = (name: SamplerName, overrides?: GuidanceWeights): number | undefined =>
@@ -166,7 +178,7 @@ export const cfgWeightOf = (name: SamplerName, overrides?: GuidanceWeights): num
  * `dpm-sde-ag-cond` guides on the same interval with the same weights.
  * @category samplers
  */
-export const GUIDANCE_INTERVALS: Readonly<Partial<Record<SamplerName, NoiseInterval>>> = { 'dpm-ag-cond': [0.28, 5.42], 'dpm-sde-ag-cond': [0.28, 5.42] };
+export const GUIDANCE_INTERVALS: Readonly<Partial<Record<SamplerName, NoiseInterval>>> = { 'dpm-ag-cond': AG_COND_GUIDANCE.interval, 'dpm-sde-ag-cond': AG_COND_GUIDANCE.interval };
 
 /** The guidance interval of a named sampler (undefined: it guides at every noise level, if at all). @category samplers */
 export const guidanceIntervalOf = (name: SamplerName): NoiseInterval | undefined => GUIDANCE_INTERVALS[name];

@@ -1,5 +1,5 @@
 /**
- * Stray strokes and background grain (eval/strokes): the connected components of the ink, and the faint grey of
+ * Stray strokes and background grain (lib/strokes): the connected components of the ink, and the faint grey of
  * the background, counted exactly on images whose answer is known by construction.
  */
 import fc from 'fast-check';
