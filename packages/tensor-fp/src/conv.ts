@@ -40,7 +40,7 @@ import { tf } from './tf';
 import { customGradLazy } from './custom-grad';
 import { envVar } from './env';
 import { derivedOnce } from './derived';
-import { convFilterGradient, fusedKernelsReady, interleavePhases, overlapAdd } from './fused-kernels';
+import { convFilterGradient, fusedKernelsReady, interleavePhases, overlapAdd, transposeConv, transposeConvServes } from './fused-kernels';
 
 // -------------------------------------------------------------------------------------
 // geometry
@@ -233,7 +233,9 @@ export const transposeByPhases = (x: tf.Tensor4D, f: tf.Tensor4D, outShape: Shap
       ];
       return padding.some(([u, v]) => u + v > 0) ? tf.conv2d(x, g, 1, padding) : tf.conv2d(x, g, 1, 'valid');
     };
-    // On wasm the interleaving (and the window) is one pass of our own kernel (fused-kernels.ts).
+    // On wasm with the kernel thread, one kernel sums every phase where Conv2D would and stores it in place; else the
+    // interleaving (and the window) is one pass of our own kernel (fused-kernels.ts).
+    if (x.dtype === 'float32' && f.dtype === 'float32' && transposeConvServes(cz)) return transposeConv(x, filters, s, rowsH, rowsW, outShape, gh.before, gw.before);
     if (fusedKernelsReady()) {
       return interleavePhases(filters.map((g) => (g === undefined ? undefined : phaseConv(g))), s, rowsH, rowsW, outShape, gh.before, gw.before);
     }

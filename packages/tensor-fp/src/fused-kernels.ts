@@ -25,7 +25,9 @@
  * for a pool worker to wake (0.3–1.5 ms on a busy 2-core machine against 5–80 µs of work) — and, where the kernel thread
  * can run, `Conv2D` itself (`conv_forward`: 2 pixels × 16 outputs per SIMD micro-kernel, in XNNPACK's summation order,
  * split by images between the two threads; ScoreNet's layers at 40–50 GMAC/s against XNNPACK's 10–35, and XNNPACK's
- * worker no longer spins between calls beside our kernels).
+ * worker no longer spins between calls beside our kernels) — and with it the strided transposed conv (`ScoreSdeTransposeConv`: its s² sub-pixel
+ * phases summed by the same micro-kernels and stored straight into their interleaved places, one call instead of s² convs
+ * and an interleaving pass).
  *
  * The module imports the backend's WebAssembly.Memory (shared in the threaded build), so a kernel reads and writes
  * tensors in place by their heap offsets, and sees the heap grow.
@@ -84,6 +86,8 @@ interface FusedExports {
     top: number, left: number, chunk: number, df: number, r0: number, r1: number, o0: number, o1: number): void;
   conv_forward(x: number, f: number, h: number, w: number, c: number, ho: number, wo: number, o: number, kh: number, kw: number, s: number, top: number, left: number,
     out: number, b0: number, b1: number): void;
+  conv_forward_window(x: number, f: number, h: number, w: number, c: number, o: number, kh: number, kw: number, s: number, top: number, left: number,
+    out: number, b0: number, b1: number, i0: number, i1: number, j0: number, j1: number, ops: number, ors: number, obs: number): void;
   rows_copy(parts: number, k: number, outer: number, big: number, into: number): void;
   matmul_seq(a: number, b: number, m: number, k: number, n: number, out: number): void;
   broadcast_op(op: number, a: number, aM: number, aN: number, b: number, bM: number, bN: number, m: number, n: number, out: number): void;
@@ -95,7 +99,7 @@ let exportsOf: FusedExports | undefined;
 let failure: string | undefined;
 
 /** The kernel names registered for the wasm backend. @category kernels */
-export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad', 'ScoreSdeAdamEma', 'ScoreSdeNormals', 'ScoreSdeOverlapAdd', 'ScoreSdeInterleavePhases', 'ScoreSdeConvFilterGrad'] as const;
+export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad', 'ScoreSdeAdamEma', 'ScoreSdeNormals', 'ScoreSdeOverlapAdd', 'ScoreSdeInterleavePhases', 'ScoreSdeTransposeConv', 'ScoreSdeConvFilterGrad'] as const;
 
 /** Whether the fused kernels can run now: assembled, and the wasm backend active. @category queries */
 export const fusedKernelsReady = (): boolean => exportsOf !== undefined && tf.getBackend() === 'wasm';
@@ -148,7 +152,7 @@ const filterGradChunk = (b: number, ho: number, wo: number): number => Math.max(
 // -------------------------------------------------------------------------------------
 
 /** The exports a {@link KernelThread} runs: the group norm passes, the filter gradient, Adam + EMA. @category threads */
-export const THREAD_KERNELS = ['gn_stats', 'gn_coeffs', 'gn_apply', 'gn_backward_sums', 'gn_backward_coeffs', 'gn_backward_dx', 'conv_filter_grad', 'conv_forward', 'matmul_seq', 'overlap_add', 'interleave_phases', 'normals_rows', 'adam_ema'] as const;
+export const THREAD_KERNELS = ['gn_stats', 'gn_coeffs', 'gn_apply', 'gn_backward_sums', 'gn_backward_coeffs', 'gn_backward_dx', 'conv_filter_grad', 'conv_forward', 'conv_forward_window', 'matmul_seq', 'overlap_add', 'interleave_phases', 'normals_rows', 'adam_ema'] as const;
 
 /** One call of an export of the module: its name, then its arguments (heap byte offsets, counts, float32 scalars). @category threads */
 export type KernelCall = readonly [(typeof THREAD_KERNELS)[number], ...number[]];
@@ -426,6 +430,47 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     };
     splitRun(k, 'phases', b * hOut * wOut * cz, b, job);
     tables.forEach((t) => backend.disposeData(t.dataId));
+    return z;
+  },
+  // (x, the present phase filters g0 …) ↦ z [B, hOut, wOut, cz] (attrs s, present, rows, cols, out, top, left): see
+  // transposeConv. Phase (r, q) is a stride-1 conv of x padded by (t_h − 1, t_w − 1) before, rows × cols outputs, of which
+  // the (a, a') with U = s·a + r − top, V = s·a' + q − left inside the output are stored at z[b, U, V]: by `conv_window`,
+  // straight into place, all phases in one hand-over to the kernel thread (split by images).
+  ScoreSdeTransposeConv: (k) => (args) => {
+    const inputs = args.inputs as Record<string, Info>;
+    const a = args.attrs as { s: number; present: ReadonlyArray<boolean>; rows: number; cols: number; out: ReadonlyArray<number>; top: number; left: number };
+    const backend = args.backend as unknown as WasmBackendData & { typedArrayFromHeap(t: Info): Float32Array };
+    const x = inputs['x']!;
+    const [b, h, w, c] = x.shape as [number, number, number, number];
+    const [, hOut, wOut, cz] = a.out as [number, number, number, number];
+    const z = backend.makeOutput([b, hOut, wOut, cz], 'float32');
+    if (b * hOut * wOut * cz === 0) return z;
+    // a phase no tap reaches leaves its pixels zero
+    if (a.present.some((here) => !here)) backend.typedArrayFromHeap(z).fill(0);
+    const off = (t: Info): number => backend.getMemoryOffset(t.dataId);
+    // the phase rows a whose output row s·a + r − top lies in [0, n): [⌈(top − r)/s⌉, ⌈(top + n − r)/s⌉) ∩ [0, rows)
+    const window = (r: number, top: number, n: number, rows: number): [number, number] => [
+      Math.max(0, Math.ceil((top - r) / a.s)),
+      Math.min(rows, Math.ceil((top + n - r) / a.s)),
+    ];
+    const [ops, ors, obs] = [4 * a.s * cz, 4 * a.s * wOut * cz, 4 * hOut * wOut * cz];
+    let next = 0;
+    const phases = a.present.flatMap((here, i) => {
+      if (!here) return [];
+      const g = inputs[`g${next++}`]!;
+      const [th, tw] = g.shape as [number, number];
+      const [r, q] = [Math.floor(i / a.s), i % a.s];
+      const [i0, i1] = window(r, a.top, hOut, a.rows);
+      const [j0, j1] = window(q, a.left, wOut, a.cols);
+      if (i0 >= i1 || j0 >= j1) return [];
+      // out + 4·((s·a + r − top)·wOut + (s·a' + q − left))·cz for (a, a') = (i, j): the base of (0, 0), maybe before z
+      const base = off(z) + 4 * ((r - a.top) * wOut + (q - a.left)) * cz;
+      return [{ g: off(g), th, tw, i0, i1, j0, j1, base }];
+    });
+    const work = b * a.rows * a.cols * c * cz * phases.reduce((n, p) => n + p.th * p.tw, 0);
+    splitRun(k, 'conv', work, b, (b0, b1) =>
+      phases.map((p): KernelCall => ['conv_forward_window', off(x), p.g, h, w, c, cz, p.th, p.tw, 1, p.th - 1, p.tw - 1, p.base, b0, b1, p.i0, p.i1, p.j0, p.j1, ops, ors, obs]),
+    );
     return z;
   },
   // (x [B, H, W, C], dy [B, H_o, W_o, O]) ↦ df [kh, kw, C, O] (attrs kh, kw, s, top, left): see convFilterGradient.
@@ -884,6 +929,36 @@ export const interleavePhases = (
   const inputs: Record<string, tf.Tensor> = {};
   phases.filter((p): p is tf.Tensor4D => p !== undefined).forEach((p, i) => (inputs[`p${i}`] = p));
   return run('ScoreSdeInterleavePhases', inputs, { s, present, rows, cols, out: [...out], top, left }) as tf.Tensor4D;
+};
+
+/**
+ * Whether {@link transposeConv} serves a transposed conv with C_z outputs now: the fused kernels and the kernel thread
+ * (where `Conv2D` is `conv_forward` too) and C_z a multiple of 4. @category fused
+ */
+export const transposeConvServes = (cz: number): boolean => fusedKernelsReady() && threadServes() && cz % 4 === 0;
+
+/**
+ * A strided transposed conv from its s² sub-pixel phase filters (conv.ts, `transposeByPhases`): phase (r, q) with filter
+ * g [t_h, t_w, C_x, C_z] is the stride-1 conv of x padded by (t_h − 1, t_w − 1) before, `rows` × `cols` outputs, whose
+ * output (a, a') is z[b, s·a + r − top, s·a' + q − left] where that lies inside z [B, H_out, W_out, C_z]; a missing phase
+ * (no tap) leaves zeros. One kernel: each phase summed by `conv_forward`'s micro-kernels in its order (the bits of the
+ * phase convs it replaces) and stored straight into place, without per-phase outputs and an interleaving pass.
+ * Forward only (conv.ts's transposed conv has its own gradients). Check {@link transposeConvServes} first.
+ * @category fused
+ */
+export const transposeConv = (
+  x: tf.Tensor4D,
+  filters: ReadonlyArray<tf.Tensor4D | undefined>,
+  s: number,
+  rows: number,
+  cols: number,
+  out: readonly [number, number, number, number],
+  top: number,
+  left: number,
+): tf.Tensor4D => {
+  const inputs: Record<string, tf.Tensor> = { x };
+  filters.filter((g): g is tf.Tensor4D => g !== undefined).forEach((g, i) => (inputs[`g${i}`] = g));
+  return run('ScoreSdeTransposeConv', inputs, { s, present: filters.map((g) => g !== undefined), rows, cols, out: [...out], top, left }) as tf.Tensor4D;
 };
 
 /**

@@ -1182,23 +1182,25 @@
     (v128.store (local.get $oa) (local.get $a00)))
 
 
-  ;; The pixels' outputs [oo, oo + 4V) of one output row, one or two pixels at a time: $vw = 16 (V = 4) or 4 (V = 1).
+  ;; The pixels' outputs [oo, oo + 4V) of the columns j in [j0, j1) of one output row, one or two pixels at a time: $vw = 16
+  ;; (V = 4) or 4 (V = 1); pixel j's outputs at orow + j*ops.
   ;; Pixel j reads the taps p in [plo, plo + np) (the caller's row window) and q in [qlo, qhi) = [max(0, left - s*j),
   ;; min(kw, w + left - s*j)); for one p its terms (q, c) are consecutive in x and in f's rows, so the micro-kernel walks
   ;; n = (qhi - qlo)*C elements. Two neighbours that both see every q share one call (their x runs are s*C apart);
   ;; every other pixel is computed alone, a pixel that sees no tap is zero. Order per output: p, then q, then c, from 0.
-  (func $cf_row (param $vw i32) (param $xrow i32) (param $frow i32) (param $orow i32) (param $np i32) (param $w i32) (param $c i32) (param $wo i32)
-    (param $o i32) (param $kw i32) (param $s i32) (param $left i32) (param $xsp i32) (param $fsp i32)
+  (func $cf_row (param $vw i32) (param $xrow i32) (param $frow i32) (param $orow i32) (param $np i32) (param $w i32) (param $c i32) (param $j0 i32)
+    (param $j1 i32) (param $ops i32) (param $o i32) (param $kw i32) (param $s i32) (param $left i32) (param $xsp i32) (param $fsp i32)
     (local $j i32) (local $qlo i32) (local $qhi i32) (local $xa i32) (local $fa i32) (local $oa i32) (local $n i32) (local $xd i32) (local $fs i32)
     (local.set $xd (i32.shl (i32.mul (local.get $s) (local.get $c)) (i32.const 2)))
     (local.set $fs (i32.shl (local.get $o) (i32.const 2)))
+    (local.set $j (local.get $j0))
     (block $done (loop $cols
-      (br_if $done (i32.ge_s (local.get $j) (local.get $wo)))
+      (br_if $done (i32.ge_s (local.get $j) (local.get $j1)))
       (local.set $qlo (i32.sub (local.get $left) (i32.mul (local.get $s) (local.get $j))))
       (local.set $qlo (select (local.get $qlo) (i32.const 0) (i32.gt_s (local.get $qlo) (i32.const 0))))
       (local.set $qhi (i32.sub (i32.add (local.get $w) (local.get $left)) (i32.mul (local.get $s) (local.get $j))))
       (local.set $qhi (select (local.get $kw) (local.get $qhi) (i32.gt_s (local.get $qhi) (local.get $kw))))
-      (local.set $oa (i32.add (local.get $orow) (i32.mul (local.get $j) (local.get $fs))))
+      (local.set $oa (i32.add (local.get $orow) (i32.mul (local.get $j) (local.get $ops))))
       (if (i32.ge_s (local.get $qlo) (local.get $qhi))
         (then
           (memory.fill (local.get $oa) (i32.const 0) (i32.shl (local.get $vw) (i32.const 2)))
@@ -1208,17 +1210,17 @@
           (local.set $fa (i32.add (local.get $frow) (i32.mul (i32.mul (local.get $qlo) (local.get $c)) (local.get $fs))))
           (local.set $n (i32.mul (i32.sub (local.get $qhi) (local.get $qlo)) (local.get $c)))
           (if (i32.and (i32.and (i32.eqz (local.get $qlo)) (i32.eq (local.get $qhi) (local.get $kw)))
-                (i32.and (i32.lt_s (i32.add (local.get $j) (i32.const 1)) (local.get $wo))
+                (i32.and (i32.lt_s (i32.add (local.get $j) (i32.const 1)) (local.get $j1))
                   (i32.ge_s (i32.sub (i32.add (local.get $w) (local.get $left)) (i32.mul (local.get $s) (i32.add (local.get $j) (i32.const 1)))) (local.get $kw))))
             (then
               (if (i32.eq (local.get $vw) (i32.const 16))
-                (then (call $cf_2x4 (local.get $xa) (local.get $xd) (local.get $np) (local.get $xsp) (local.get $n) (local.get $fa) (local.get $fsp) (local.get $fs) (local.get $oa) (local.get $fs)))
-                (else (call $cf_2x1 (local.get $xa) (local.get $xd) (local.get $np) (local.get $xsp) (local.get $n) (local.get $fa) (local.get $fsp) (local.get $fs) (local.get $oa) (local.get $fs))))
+                (then (call $cf_2x4 (local.get $xa) (local.get $xd) (local.get $np) (local.get $xsp) (local.get $n) (local.get $fa) (local.get $fsp) (local.get $fs) (local.get $oa) (local.get $ops)))
+                (else (call $cf_2x1 (local.get $xa) (local.get $xd) (local.get $np) (local.get $xsp) (local.get $n) (local.get $fa) (local.get $fsp) (local.get $fs) (local.get $oa) (local.get $ops))))
               (local.set $j (i32.add (local.get $j) (i32.const 2))))
             (else
               (if (i32.eq (local.get $vw) (i32.const 16))
-                (then (call $cf_1x4 (local.get $xa) (local.get $xd) (local.get $np) (local.get $xsp) (local.get $n) (local.get $fa) (local.get $fsp) (local.get $fs) (local.get $oa) (local.get $fs)))
-                (else (call $cf_1x1 (local.get $xa) (local.get $xd) (local.get $np) (local.get $xsp) (local.get $n) (local.get $fa) (local.get $fsp) (local.get $fs) (local.get $oa) (local.get $fs))))
+                (then (call $cf_1x4 (local.get $xa) (local.get $xd) (local.get $np) (local.get $xsp) (local.get $n) (local.get $fa) (local.get $fsp) (local.get $fs) (local.get $oa) (local.get $ops)))
+                (else (call $cf_1x1 (local.get $xa) (local.get $xd) (local.get $np) (local.get $xsp) (local.get $n) (local.get $fa) (local.get $fsp) (local.get $fs) (local.get $oa) (local.get $ops))))
               (local.set $j (i32.add (local.get $j) (i32.const 1)))))))
       (br $cols))))
 
@@ -1231,6 +1233,25 @@
   ;; the block's filter slice (kh*kw*C*16 floats) stays in cache while the image's rows stream past it.
   (func (export "conv_forward") (param $x i32) (param $f i32) (param $h i32) (param $w i32) (param $c i32) (param $ho i32) (param $wo i32) (param $o i32)
     (param $kh i32) (param $kw i32) (param $s i32) (param $top i32) (param $left i32) (param $out i32) (param $b0 i32) (param $b1 i32)
+    (call $conv_window (local.get $x) (local.get $f) (local.get $h) (local.get $w) (local.get $c) (local.get $o) (local.get $kh) (local.get $kw)
+      (local.get $s) (local.get $top) (local.get $left) (local.get $out) (local.get $b0) (local.get $b1)
+      (i32.const 0) (local.get $ho) (i32.const 0) (local.get $wo) (i32.shl (local.get $o) (i32.const 2))
+      (i32.shl (i32.mul (local.get $wo) (local.get $o)) (i32.const 2)) (i32.shl (i32.mul (i32.mul (local.get $ho) (local.get $wo)) (local.get $o)) (i32.const 2))))
+
+  ;; The same sums on a window of the output grid written anywhere: only the rows i in [i0, i1) and columns j in [j0, j1)
+  ;; (i0 < i1, j0 < j1) of the images [b0, b1), output (b, i, j, o) at out + b*obs + i*ors + j*ops + 4*o. conv_forward is the
+  ;; whole grid, densely; a strided transposed conv writes each sub-pixel phase straight into its interleaved places
+  ;; (fused-kernels.ts, ScoreSdeTransposeConv), which only moves where a sum is stored, never how it is summed.
+  (func (export "conv_forward_window") (param $x i32) (param $f i32) (param $h i32) (param $w i32) (param $c i32) (param $o i32)
+    (param $kh i32) (param $kw i32) (param $s i32) (param $top i32) (param $left i32) (param $out i32) (param $b0 i32) (param $b1 i32)
+    (param $i0 i32) (param $i1 i32) (param $j0 i32) (param $j1 i32) (param $ops i32) (param $ors i32) (param $obs i32)
+    (call $conv_window (local.get $x) (local.get $f) (local.get $h) (local.get $w) (local.get $c) (local.get $o) (local.get $kh) (local.get $kw)
+      (local.get $s) (local.get $top) (local.get $left) (local.get $out) (local.get $b0) (local.get $b1)
+      (local.get $i0) (local.get $i1) (local.get $j0) (local.get $j1) (local.get $ops) (local.get $ors) (local.get $obs)))
+
+  (func $conv_window (param $x i32) (param $f i32) (param $h i32) (param $w i32) (param $c i32) (param $o i32)
+    (param $kh i32) (param $kw i32) (param $s i32) (param $top i32) (param $left i32) (param $out i32) (param $b0 i32) (param $b1 i32)
+    (param $i0 i32) (param $i1 i32) (param $j0 i32) (param $j1 i32) (param $ops i32) (param $ors i32) (param $obs i32)
     (local $b i32) (local $oo i32) (local $vw i32) (local $i i32) (local $plo i32) (local $phi i32) (local $xsp i32) (local $fsp i32) (local $orow i32)
     (local.set $xsp (i32.shl (i32.mul (local.get $w) (local.get $c)) (i32.const 2)))
     (local.set $fsp (i32.shl (i32.mul (i32.mul (local.get $kw) (local.get $c)) (local.get $o)) (i32.const 2)))
@@ -1241,30 +1262,32 @@
       (block $blocks_done (loop $blocks
         (br_if $blocks_done (i32.ge_s (local.get $oo) (local.get $o)))
         (local.set $vw (select (i32.const 16) (i32.const 4) (i32.le_s (i32.add (local.get $oo) (i32.const 16)) (local.get $o))))
-        (local.set $i (i32.const 0))
+        (local.set $i (local.get $i0))
         (loop $rows
           (local.set $plo (i32.sub (local.get $top) (i32.mul (local.get $s) (local.get $i))))
           (local.set $plo (select (local.get $plo) (i32.const 0) (i32.gt_s (local.get $plo) (i32.const 0))))
           (local.set $phi (i32.sub (i32.add (local.get $h) (local.get $top)) (i32.mul (local.get $s) (local.get $i))))
           (local.set $phi (select (local.get $kh) (local.get $phi) (i32.gt_s (local.get $phi) (local.get $kh))))
-          (local.set $orow (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (i32.mul (i32.add (i32.mul (local.get $b) (local.get $ho)) (local.get $i)) (local.get $wo)) (local.get $o)) (local.get $oo)) (i32.const 2))))
+          (local.set $orow (i32.add (i32.add (local.get $out) (i32.mul (local.get $b) (local.get $obs)))
+            (i32.add (i32.mul (local.get $i) (local.get $ors)) (i32.shl (local.get $oo) (i32.const 2)))))
           (if (i32.lt_s (local.get $plo) (local.get $phi))
             (then
               (call $cf_row (local.get $vw)
                 ;; x at (b, s*i + plo - top, 0, 0); f at (plo, 0, 0, oo)
                 (i32.add (local.get $x) (i32.mul (i32.add (i32.mul (local.get $b) (local.get $h)) (i32.sub (i32.add (i32.mul (local.get $s) (local.get $i)) (local.get $plo)) (local.get $top))) (local.get $xsp)))
                 (i32.add (i32.add (local.get $f) (i32.mul (local.get $plo) (local.get $fsp))) (i32.shl (local.get $oo) (i32.const 2)))
-                (local.get $orow) (i32.sub (local.get $phi) (local.get $plo)) (local.get $w) (local.get $c) (local.get $wo) (local.get $o) (local.get $kw) (local.get $s) (local.get $left)
+                (local.get $orow) (i32.sub (local.get $phi) (local.get $plo)) (local.get $w) (local.get $c) (local.get $j0) (local.get $j1) (local.get $ops)
+                (local.get $o) (local.get $kw) (local.get $s) (local.get $left)
                 (local.get $xsp) (local.get $fsp)))
             (else
               ;; no tap row inside x: the row's outputs are zero
-              (local.set $plo (i32.const 0))
+              (local.set $plo (local.get $j0))
               (block $z_done (loop $z
-                (br_if $z_done (i32.ge_s (local.get $plo) (local.get $wo)))
-                (memory.fill (i32.add (local.get $orow) (i32.shl (i32.mul (local.get $plo) (local.get $o)) (i32.const 2))) (i32.const 0) (i32.shl (local.get $vw) (i32.const 2)))
+                (br_if $z_done (i32.ge_s (local.get $plo) (local.get $j1)))
+                (memory.fill (i32.add (local.get $orow) (i32.mul (local.get $plo) (local.get $ops))) (i32.const 0) (i32.shl (local.get $vw) (i32.const 2)))
                 (local.set $plo (i32.add (local.get $plo) (i32.const 1)))
                 (br $z)))))
-          (br_if $rows (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $ho))))
+          (br_if $rows (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $i1))))
         (local.set $oo (i32.add (local.get $oo) (local.get $vw)))
         (br $blocks)))
       (local.set $b (i32.add (local.get $b) (i32.const 1)))

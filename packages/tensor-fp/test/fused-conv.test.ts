@@ -5,10 +5,12 @@
  * which is also the bits of XNNPACK's convolution it replaces (with 'valid' and explicit padding; XNNPACK's own 'same'
  * returns zeros at some geometries, where this kernel gives the sum), at any geometry, strides 1–3, channel counts that are not multiples of 4 on the input side, 4–44 outputs), with special values in x.
  * This file opts in to the threaded build (the kernel is served only beside the kernel thread) and splits every call.
- * The same for matrix products too large for the single-threaded `matmul_seq` (split by rows).
+ * The same for matrix products too large for the single-threaded `matmul_seq` (split by rows), and for a strided
+ * transposed conv, whose s² sub-pixel phases the same micro-kernels sum and store straight into their interleaved places.
  */
 import fc from 'fast-check';
 import { tf, initBackend } from '@score-sde/tensor-fp';
+import { transposeByPhases, conv2dOutputShape, type Padding, type Shape4 } from '../src/conv';
 import { KERNEL_THREAD_MIN_WORK, configureFusedOverrides, configureKernelThread, kernelThreadStatus, startKernelThread } from '../src/fused-kernels';
 import '../src/fused-thread';
 import { canonicalNaN, firstDifference, float32Bits as bits, seededValues as valuesOf, useThreadedBuild } from './helpers';
@@ -130,6 +132,63 @@ test("the ScoreNet's convolutions (batch 64) give the same bits on one thread an
   configureFusedOverrides({ enabled: false });
   const theirs = layers.map(convBits);
   expect(layers.map((_, i) => [firstDifference(two[i]!, one[i]!), firstDifference(two[i]!, theirs[i]!)])).toEqual(layers.map(() => [-1, -1]));
+});
+
+interface TransposeGeometry {
+  readonly z: Shape4;
+  readonly kh: number;
+  readonly kw: number;
+  readonly cx: number;
+  readonly s: number;
+  readonly pad: Padding;
+  readonly special: boolean;
+  readonly seed: number;
+}
+
+const transposeGeometry: fc.Arbitrary<TransposeGeometry> = fc
+  .record({
+    z: fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 5 }).map((n) => 4 * n)),
+    kh: fc.integer({ min: 1, max: 4 }),
+    kw: fc.integer({ min: 1, max: 4 }),
+    cx: fc.integer({ min: 1, max: 21 }),
+    s: fc.integer({ min: 1, max: 3 }),
+    pad: fc.constantFrom<Padding>('valid', 'same'),
+    special: fc.boolean(),
+    seed: fc.nat(1000),
+  })
+  // x is what a conv of z with this filter gives: at least one pixel
+  .filter((g) => conv2dOutputShape(g.z, [g.kh, g.kw, g.z[3], g.cx], g.s, g.pad).every((n) => n > 0));
+
+/** The transposed conv's output bits, and the kernels that ran. */
+const transposeBits = async (g: TransposeGeometry): Promise<[number[], string[]]> => {
+  const xs = conv2dOutputShape(g.z, [g.kh, g.kw, g.z[3], g.cx], g.s, g.pad);
+  const x = tf.tensor4d(valuesOf(xs[0] * xs[1] * xs[2] * xs[3], g.seed, g.special), [...xs]);
+  const f = tf.tensor4d(valuesOf(g.kh * g.kw * g.z[3] * g.cx, g.seed + 1, false), [g.kh, g.kw, g.z[3], g.cx]);
+  let out: number[] = [];
+  const info = await tf.profile(() => {
+    const z = transposeByPhases(x, f, g.z, g.s, g.pad);
+    out = canonicalNaN(bits(z.dataSync()));
+    z.dispose();
+  });
+  tf.dispose([x, f]);
+  return [out, info.kernels.map((k) => k.name)];
+};
+
+test('a strided transposed conv in one kernel, each sub-pixel phase stored in place, has the bits of its phase convs interleaved (any stride, filter, padding, size; special values in x)', async () => {
+  const cases = fc.sample(transposeGeometry, { numRuns: 120, seed: 12 });
+  configureKernelThread({ adaptive: false, minWork: { conv: 0 } });
+  const split = await Promise.all(cases.map(transposeBits));
+  configureKernelThread({ adaptive: false, minWork: { conv: Number.MAX_SAFE_INTEGER } });
+  const one = await Promise.all(cases.map(transposeBits));
+  // the previous composition: a Conv2D per phase (XNNPACK's, the bits conv_forward has) and the interleaving kernel
+  configureFusedOverrides({ enabled: false });
+  const phases = await Promise.all(cases.map(transposeBits));
+  cases.forEach((g, i) => {
+    expect(split[i]![1]).toContain('ScoreSdeTransposeConv');
+    expect(split[i]![1]).not.toContain('ScoreSdeInterleavePhases');
+    expect(phases[i]![1]).not.toContain('ScoreSdeTransposeConv');
+    expect([g, firstDifference(split[i]![0], phases[i]![0]), firstDifference(one[i]![0], phases[i]![0])]).toEqual([g, -1, -1]);
+  });
 });
 
 test('a·b beyond the single-threaded size is split by rows between the threads, with the bits of XNNPACK (transposed operands, column counts that are not multiples of 16)', () => {
