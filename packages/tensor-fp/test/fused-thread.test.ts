@@ -31,7 +31,7 @@ const firstBitDifference = (a: tf.Tensor, b: tf.Tensor): number => firstDifferen
 const oneVersusTwo = (f: () => tf.Tensor[]): { diffs: number[]; shared: number } => {
   configureKernelThread({ enabled: false });
   const one = f();
-  configureKernelThread({ enabled: true, adaptive: false, minWork: { groupNorm: 0, filterGradient: 0, phases: 0, normals: 0, adam: 0 } });
+  configureKernelThread({ enabled: true, adaptive: false, minWork: { groupNorm: 0, filterGradient: 0, phases: 0, conv: 0, normals: 0, adam: 0 } });
   const before = kernelThreadStatus().splitCalls;
   const two = f();
   const shared = kernelThreadStatus().splitCalls - before;
@@ -98,19 +98,22 @@ describe.each([
 
 describe.each([
   // [x shape, transposed filter [kh, kw, C_out, C_in], stride, padding, output shape]: stride 1 with one or two outputs
-  // is an overlap-add of per-pixel contributions, stride 2 an interleaving of sub-pixel phases; odd batches split unevenly
+  // is an overlap-add of per-pixel contributions; stride 2 with C_out a multiple of 4 one kernel that stores every sub-pixel
+  // phase in place (on one thread: XNNPACK's phase convs and the interleaving), else an interleaving of the phases; odd
+  // batches split unevenly
   { x: [3, 6, 6, 8], f: [3, 3, 1, 8], s: 1, pad: 'valid', out: [3, 8, 8, 1] },
   { x: [1, 5, 5, 8], f: [3, 3, 2, 8], s: 1, pad: 'same', out: [1, 5, 5, 2] },
   { x: [5, 5, 5, 8], f: [3, 3, 4, 8], s: 2, pad: 'valid', out: [5, 11, 11, 4] },
   { x: [2, 6, 6, 16], f: [3, 3, 8, 16], s: 2, pad: 'same', out: [2, 12, 12, 8] },
+  { x: [3, 5, 5, 8], f: [3, 3, 2, 8], s: 2, pad: 'valid', out: [3, 11, 11, 2] },
 ] as const)('the transposed conv of x [$x] by f [$f], stride $s, $pad', ({ x: xs, f: fs, s, pad, out }) => {
-  test('with the kernel thread (its overlap-add or phase interleaving split by images) is bit-identical to one thread', async () => {
+  test('with the kernel thread (its overlap-add, phases in place or phase interleaving split by images) is bit-identical to one thread', async () => {
     expect(await startKernelThread()).toBe(true);
     const x = random.normal(random.key(13), [...xs]) as tf.Tensor4D;
     const f = random.normal(random.key(14), [...fs]) as tf.Tensor4D;
     const { diffs, shared } = oneVersusTwo(() => [conv.conv2dTranspose(x, f, [...out], s, pad)]);
     expect(diffs).toEqual([-1]);
-    // one split call (the overlap-add or the interleaving) when there are two images or more
+    // one split call (the overlap-add, the phases or the interleaving) when there are two images or more
     expect(shared).toBe(xs[0] >= 2 ? 1 : 0);
     tf.dispose([x, f]);
   });
