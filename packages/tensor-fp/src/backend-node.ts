@@ -16,7 +16,7 @@ import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { tf } from './tf';
-import { prepareFusedKernels } from './fused-kernels';
+import { prepareFusedKernels, startKernelThread } from './fused-kernels';
 import { envVar, diagnostic } from './env';
 import { type BackendChoice, type BackendError, type BackendInfo, type BackendName, BACKEND_NAMES, backendError, chooseAmong, chosenBackend, describeBackend, parseBackendName, tryCpu } from './backend';
 
@@ -70,6 +70,11 @@ const tryWasm = async (): Promise<E.Either<BackendError, BackendInfo>> => {
     // Our fused SIMD kernels over the backend's heap (fused-kernels.ts); SCORE_SDE_FUSED=off keeps tfjs' ops only.
     if (envVar('SCORE_SDE_FUSED') !== 'off' && !(await prepareFusedKernels())) {
       diagnostic('[score-sde] fused wasm kernels unavailable; using tfjs ops');
+    } else if (envVar('SCORE_SDE_FUSED') !== 'off') {
+      // Their second thread, up before the first kernel call: a kernel call would start it too, but it only comes up when
+      // the event loop turns, which a synchronous loop (a benchmark, a script's training loop) never lets it do. Resolves
+      // false on the single-threaded build; the results are the same bits either way.
+      await startKernelThread();
     }
     return E.right({ name: 'wasm', simd: tf.env().getBool('WASM_HAS_SIMD_SUPPORT'), threads });
   } catch (e) {
