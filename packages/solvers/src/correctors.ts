@@ -6,7 +6,7 @@
  */
 import { tf } from '@score-sde/tensor-fp';
 import { type SDE, ddpmBetas, discreteIndex, marginalStd } from '@score-sde/sde-math';
-import { type Step, defineStep, perSampleNoise } from './step';
+import { type Step, defineStep, perSampleNoise, addPerSampleNoise } from './step';
 
 /** How the Langevin step size normalises gradients and noise: per sample, or by batch means (reference code). @category model */
 export type LangevinNorm = 'per-sample' | 'batch-mean';
@@ -91,10 +91,9 @@ export const annealedLangevin = (sde: SDE, opts: Pick<LangevinOptions, 'snr' | '
   return defineStep(
     { name: `annealed-langevin(snr=${snr})`, kind: 'corrector', order: 0, stochastic: true, batchCoupling: [], nfePerStep: 1 },
     (score, s) => {
-      const { keys, z } = perSampleNoise(s);
       const eps = 2 * alphaAt(s.t) * (snr * marginalStd(sde, s.t)) ** 2;
       const xMean = tf.add(s.x, tf.mul(score(s.x, s.t), eps));
-      return { x: tf.add(xMean, tf.mul(z, Math.sqrt(2 * eps))), xMean, keys };
+      return { ...addPerSampleNoise(s, xMean, Math.sqrt(2 * eps)), xMean };
     },
   );
 };

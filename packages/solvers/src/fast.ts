@@ -7,7 +7,7 @@
  */
 import { tf } from '@score-sde/tensor-fp';
 import { type SDE, marginalMeanCoef, marginalStd, noiseLevel, timeOfNoiseLevel, posteriorMean } from '@score-sde/sde-math';
-import { type Step, defineStep, perSampleNoise } from './step';
+import { type Step, defineStep, addPerSampleNoise } from './step';
 import type { Denoised } from './state';
 
 /** c·x, without an op when c = 1 (VE and the tutorial SDE have m(t) = 1: x·1 = x exactly). */
@@ -60,11 +60,11 @@ export const edmHeun = (sde: SDE, opts: EdmOptions = {}): Step => {
       let tHat = s.t;
       let keys = s.keys;
       if (g > 0) {
-        const noise = perSampleNoise(s);
-        keys = noise.keys;
         sigmaHat = sigma * (1 + g);
         tHat = timeOfNoiseLevel(sde, sigmaHat);
-        xHat = tf.add(xHat, tf.mul(noise.z, Math.sqrt(sigmaHat ** 2 - sigma ** 2) * sNoise));
+        const noisy = addPerSampleNoise(s, xHat, Math.sqrt(sigmaHat ** 2 - sigma ** 2) * sNoise);
+        keys = noisy.keys;
+        xHat = noisy.x;
       }
       const slope = (xh: tf.Tensor, tt: number, sg: number): tf.Tensor => {
         const mt = marginalMeanCoef(sde, tt);
@@ -202,8 +202,7 @@ const dpmMultistep = (sde: SDE, opts: DpmOptions, order: 2 | 3): Step => {
       const memory = { ...s.memory, previous: { t: s.t, x0 }, ...(order === 3 && prev !== undefined ? { older: prev } : {}) };
       const mean = tf.add(tf.mul(s.x, (sgN / sg) * Math.exp(-eta * h)), data);
       if (eta === 0) return { x: mean, memory };
-      const noise = perSampleNoise(s);
-      return { x: tf.add(mean, tf.mul(noise.z, sgN * Math.sqrt(-Math.expm1(-2 * eta * h)))), keys: noise.keys, memory };
+      return { ...addPerSampleNoise(s, mean, sgN * Math.sqrt(-Math.expm1(-2 * eta * h))), memory };
     },
   );
 };

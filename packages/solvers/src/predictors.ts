@@ -4,18 +4,9 @@
  *
  * @module predictors
  */
-import { tf } from '@score-sde/tensor-fp';
-import {
-  type SDE,
-  type VPSDE,
-  type VESDE,
-  diffusionCoef,
-  marginalMeanCoef,
-  marginalVariance,
-  reverseDrift,
-  reverseDiscretize,
-} from '@score-sde/sde-math';
-import { type Step, defineStep, perSampleNoise } from './step';
+import { tf, fused } from '@score-sde/tensor-fp';
+import { type SDE, type VPSDE, type VESDE, diffusionCoef, driftCoef, marginalMeanCoef, marginalVariance, reverseDiscretize } from '@score-sde/sde-math';
+import { type Step, defineStep, addPerSampleNoise } from './step';
 
 /**
  * Euler–Maruyama on the reverse SDE, with Δt = t_next − t < 0 and z ~ N(0, I):
@@ -43,9 +34,10 @@ import { type Step, defineStep, perSampleNoise } from './step';
 export const eulerMaruyama = (sde: SDE): Step =>
   defineStep({ name: 'euler-maruyama', kind: 'predictor', order: 1, stochastic: true, batchCoupling: [], nfePerStep: 1 }, (score, s, tNext) => {
     const dt = tNext - s.t;
-    const { keys, z } = perSampleNoise(s);
-    const xMean = tf.add(s.x, tf.mul(reverseDrift(sde, score)(s.x, s.t), dt));
-    return { x: tf.add(xMean, tf.mul(z, diffusionCoef(sde, s.t) * Math.sqrt(-dt))), xMean, keys };
+    const g = diffusionCoef(sde, s.t);
+    // x + [f(t)x − g(t)² s] Δt in one pass (the bits of sde-math's reverseDrift, then · Δt and + x)
+    const xMean = fused.eulerUpdate(s.x, score(s.x, s.t), driftCoef(sde, s.t), g ** 2, dt);
+    return { ...addPerSampleNoise(s, xMean, g * Math.sqrt(-dt)), xMean };
   });
 
 /**
@@ -57,10 +49,9 @@ export const eulerMaruyama = (sde: SDE): Step =>
  */
 export const reverseDiffusion = (sde: SDE, N: number): Step =>
   defineStep({ name: `reverse-diffusion(N=${N})`, kind: 'predictor', order: 1, stochastic: true, batchCoupling: [], nfePerStep: 1 }, (score, s) => {
-    const { keys, z } = perSampleNoise(s);
     const { f, G } = reverseDiscretize(sde, score, N)(s.x, s.t);
     const xMean = tf.sub(s.x, f);
-    return { x: tf.add(xMean, tf.mul(z, G)), xMean, keys };
+    return { ...addPerSampleNoise(s, xMean, G), xMean };
   });
 
 /**
@@ -75,15 +66,14 @@ export const reverseDiffusion = (sde: SDE, N: number): Step =>
  */
 export const ancestralSampling = (sde: VPSDE | VESDE): Step =>
   defineStep({ name: 'ancestral', kind: 'predictor', order: 1, stochastic: true, batchCoupling: [], nfePerStep: 1 }, (score, s, tNext) => {
-    const { keys, z } = perSampleNoise(s);
     const sc = score(s.x, s.t);
     if (sde.kind === 'vp') {
       const beta = 1 - (marginalMeanCoef(sde, s.t) / marginalMeanCoef(sde, tNext)) ** 2;
       const xMean = tf.div(tf.add(s.x, tf.mul(sc, beta)), Math.sqrt(1 - beta));
-      return { x: tf.add(xMean, tf.mul(z, Math.sqrt(beta))), xMean, keys };
+      return { ...addPerSampleNoise(s, xMean, Math.sqrt(beta)), xMean };
     }
     const v = marginalVariance(sde, s.t);
     const vNext = marginalVariance(sde, tNext);
     const xMean = tf.add(s.x, tf.mul(sc, v - vNext));
-    return { x: tf.add(xMean, tf.mul(z, Math.sqrt((vNext * (v - vNext)) / v))), xMean, keys };
+    return { ...addPerSampleNoise(s, xMean, Math.sqrt((vNext * (v - vNext)) / v)), xMean };
   });

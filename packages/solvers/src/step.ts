@@ -118,6 +118,17 @@ export const perSampleNoise = (state: SamplerState): { readonly keys: ReadonlyAr
   return { keys: carry, z: random.normalPerSample(use, state.x.shape.slice(1)) };
 };
 
+/**
+ * The noise term of a stochastic step with a scalar scale c: x + c·z, z the same draw as {@link perSampleNoise}'s
+ * (carry, use) = splitEach(keys), z_b = normalPerSample(use_b), with the bits of tf.add(x, tf.mul(z, c)); on wasm one
+ * fused kernel (random.addNormalPerSample). Returns the keys to carry on and the noisy batch.
+ * @category constructors
+ */
+export const addPerSampleNoise = (state: SamplerState, x: tf.Tensor, c: number): { readonly keys: ReadonlyArray<Key>; readonly x: tf.Tensor } => {
+  const [carry, use] = random.splitEach(state.keys);
+  return { keys: carry, x: random.addNormalPerSample(x, use, c) };
+};
+
 // -------------------------------------------------------------------------------------
 // combinators
 // -------------------------------------------------------------------------------------

@@ -80,6 +80,8 @@ interface FusedExports {
   gn_backward_dx(dy: number, x: number, b: number, hw: number, c: number, ca: number, cb: number, cc: number, dx: number): void;
   sum_squares(g: number, n: number): number;
   normals_rows(keys: number, b: number, n: number, out: number): void;
+  scale_add(x: number, z: number, c: number, n: number, out: number): void;
+  euler_update(x: number, y: number, a: number, b: number, h: number, n: number, out: number): void;
   interleave_phases(ptrs: number, s: number, b: number, rows: number, cols: number, cz: number, hout: number, wout: number, top: number, left: number, out: number): void;
   overlap_add(t: number, b: number, hin: number, win: number, kh: number, kw: number, cz: number, hout: number, wout: number, top: number, left: number, z: number): void;
   conv_filter_grad(x: number, dy: number, b: number, h: number, w: number, c: number, ho: number, wo: number, o: number, kh: number, kw: number, s: number,
@@ -99,7 +101,7 @@ let exportsOf: FusedExports | undefined;
 let failure: string | undefined;
 
 /** The kernel names registered for the wasm backend. @category kernels */
-export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad', 'ScoreSdeAdamEma', 'ScoreSdeNormals', 'ScoreSdeOverlapAdd', 'ScoreSdeInterleavePhases', 'ScoreSdeTransposeConv', 'ScoreSdeConvFilterGrad'] as const;
+export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad', 'ScoreSdeAdamEma', 'ScoreSdeNormals', 'ScoreSdeOverlapAdd', 'ScoreSdeInterleavePhases', 'ScoreSdeTransposeConv', 'ScoreSdeConvFilterGrad', 'ScoreSdeEulerUpdate'] as const;
 
 /** Whether the fused kernels can run now: assembled, and the wasm backend active. @category queries */
 export const fusedKernelsReady = (): boolean => exportsOf !== undefined && tf.getBackend() === 'wasm';
@@ -152,7 +154,7 @@ const filterGradChunk = (b: number, ho: number, wo: number): number => Math.max(
 // -------------------------------------------------------------------------------------
 
 /** The exports a {@link KernelThread} runs: the group norm passes, the filter gradient, Adam + EMA. @category threads */
-export const THREAD_KERNELS = ['gn_stats', 'gn_coeffs', 'gn_apply', 'gn_backward_sums', 'gn_backward_coeffs', 'gn_backward_dx', 'conv_filter_grad', 'conv_forward', 'conv_forward_window', 'matmul_seq', 'overlap_add', 'interleave_phases', 'normals_rows', 'adam_ema'] as const;
+export const THREAD_KERNELS = ['gn_stats', 'gn_coeffs', 'gn_apply', 'gn_backward_sums', 'gn_backward_coeffs', 'gn_backward_dx', 'conv_filter_grad', 'conv_forward', 'conv_forward_window', 'matmul_seq', 'overlap_add', 'interleave_phases', 'normals_rows', 'scale_add', 'adam_ema'] as const;
 
 /** One call of an export of the module: its name, then its arguments (heap byte offsets, counts, float32 scalars). @category threads */
 export type KernelCall = readonly [(typeof THREAD_KERNELS)[number], ...number[]];
@@ -501,8 +503,10 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     return df;
   },
   // () ↦ z [B, ...shape]: row b = the normals of key b (attrs: keys as 2B uint32 words, shape).
+  // keys ↦ z, or (x, keys) ↦ x + c·z (attr scale = c): z's rows in place, then the scaled sum over them.
   ScoreSdeNormals: (k) => (args) => {
-    const { keys, shape } = args.attrs as { keys: ReadonlyArray<number>; shape: ReadonlyArray<number> };
+    const { keys, shape, scale } = args.attrs as { keys: ReadonlyArray<number>; shape: ReadonlyArray<number>; scale?: number };
+    const { x } = args.inputs as { x?: Info };
     const backend = args.backend as unknown as WasmBackendData & { typedArrayFromHeap(t: Info): Int32Array };
     const b = keys.length / 2;
     const n = shape.reduce((x, y) => x * y, 1);
@@ -510,9 +514,24 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     const out = backend.makeOutput([b, ...shape], 'float32');
     backend.typedArrayFromHeap(words).set(keys);
     const [pw, po] = [backend.getMemoryOffset(words.dataId), backend.getMemoryOffset(out.dataId)];
+    const px = x === undefined ? 0 : backend.getMemoryOffset(x.dataId);
     // rows [r0, r1): their own keys and rows (each row depends on its key alone), split with the kernel thread
-    if (b * n > 0) splitRun(k, 'normals', b * n, b, (r0, r1) => [['normals_rows', pw + 8 * r0, r1 - r0, n, po + 4 * r0 * n]]);
+    const rows = (r0: number, r1: number): KernelCall[] => [
+      ['normals_rows', pw + 8 * r0, r1 - r0, n, po + 4 * r0 * n],
+      ...(x === undefined ? [] : [['scale_add', px + 4 * r0 * n, po + 4 * r0 * n, scale!, (r1 - r0) * n, po + 4 * r0 * n] as KernelCall]),
+    ];
+    if (b * n > 0) splitRun(k, 'normals', b * n, b, rows);
     backend.disposeData(words.dataId);
+    return out;
+  },
+  // (x, y) ↦ x + (a·x − b·y)·h (attrs a, b, h): see eulerUpdate. One pass on this thread (a few µs of work).
+  ScoreSdeEulerUpdate: (k) => (args) => {
+    const { x, y } = args.inputs as { x: Info; y: Info };
+    const { a, b, h } = args.attrs as { a: number; b: number; h: number };
+    const backend = args.backend as unknown as WasmBackendData;
+    const out = backend.makeOutput([...x.shape], 'float32');
+    const n = x.shape.reduce((p, q) => p * q, 1);
+    if (n > 0) k.euler_update(backend.getMemoryOffset(x.dataId), backend.getMemoryOffset(y.dataId), a, b, h, n, backend.getMemoryOffset(out.dataId));
     return out;
   },
   // (g, θ, m, v[, e]) ↦ [θ', m', v'[, e']]: one Adam step and the EMA update (see adamEmaStep).
@@ -902,6 +921,25 @@ export const adamEmaStep = (g: tf.Tensor, p: tf.Tensor, m: tf.Tensor, v: tf.Tens
  */
 export const normalsPerSample = (keys: ReadonlyArray<readonly [number, number]>, shape: ReadonlyArray<number>): tf.Tensor =>
   run('ScoreSdeNormals', {}, { keys: keys.flatMap((k) => [k[0] | 0, k[1] | 0]), shape: [...shape] }) as tf.Tensor;
+
+/**
+ * x + c·z with z = {@link normalsPerSample}(keys, x's sample shape), in one kernel: each row's normals are made in place
+ * in the output and scaled onto x's row there, with the bits of tf.add(x, tf.mul(z, c)) (c rounded to float32, as a
+ * scalar tensor is). Check {@link fusedNormalsApply} first. @category fused
+ */
+export const addScaledNormalsPerSample = (x: tf.Tensor, keys: ReadonlyArray<readonly [number, number]>, c: number): tf.Tensor =>
+  run('ScoreSdeNormals', { x }, { keys: keys.flatMap((k) => [k[0] | 0, k[1] | 0]), shape: x.shape.slice(1), scale: c }) as tf.Tensor;
+
+/**
+ * x + (a·x − b·y)·h for float32 x, y of one shape, each operation rounded to float32 (a, b, h too, as scalar tensors
+ * are): the bits of tf.add(x, tf.mul(tf.sub(tf.mul(x, a), tf.mul(y, b)), h)), in one pass on wasm instead of five
+ * kernels. It is the Euler step x + f̄ h of a drift f̄ = a·x − b·y linear in x and y (the reverse SDE's f(t)x − g(t)² s).
+ * @category fused
+ */
+export const eulerUpdate = (x: tf.Tensor, y: tf.Tensor, a: number, b: number, h: number): tf.Tensor =>
+  fusedKernelsReady() && x.dtype === 'float32' && y.dtype === 'float32' && tf.util.arraysEqual(x.shape, y.shape) && tf.util.sizeFromShape(x.shape) % 4 === 0
+    ? (run('ScoreSdeEulerUpdate', { x, y }, { a, b, h }) as tf.Tensor)
+    : tf.tidy(() => tf.add(x, tf.mul(tf.sub(tf.mul(x, a), tf.mul(y, b)), h)));
 
 /** Whether {@link normalsPerSample} can make a batch of this sample shape now: wasm, ready, ∏ shape a positive multiple of 8. @category fused */
 export const fusedNormalsApply = (shape: ReadonlyArray<number>): boolean => {

@@ -461,6 +461,39 @@
         (br_if $counters (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 4))) (local.get $half))))
       (br_if $rows (i32.lt_u (local.tee $row (i32.add (local.get $row) (i32.const 1))) (local.get $b)))))
 
+  ;; ---- samplers' element-wise updates (fused-kernels.ts: ScoreSdeNormals with x, ScoreSdeEulerUpdate) ----
+  ;; out[i] = x[i] + z[i]*c for i < n (n a multiple of 4; out may be z): the product and the sum each rounded to float32,
+  ;; the bits of tf.add(x, tf.mul(z, c)).
+  (func (export "scale_add") (param $x i32) (param $z i32) (param $c f32) (param $n i32) (param $out i32)
+    (local $i i32) (local $end i32) (local $cv v128)
+    (local.set $cv (f32x4.splat (local.get $c)))
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $elems
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (v128.store (i32.add (local.get $out) (local.get $i))
+        (f32x4.add (v128.load (i32.add (local.get $x) (local.get $i)))
+          (f32x4.mul (v128.load (i32.add (local.get $z) (local.get $i))) (local.get $cv))))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $elems))))
+
+  ;; out[i] = x[i] + ((x[i]*a - y[i]*b)*h) for i < n (n a multiple of 4), each operation rounded to float32: the bits of
+  ;; tf.add(x, tf.mul(tf.sub(tf.mul(x, a), tf.mul(y, b)), h)), an Euler step of dx/dt = a x - b y.
+  (func (export "euler_update") (param $x i32) (param $y i32) (param $a f32) (param $b f32) (param $h f32) (param $n i32) (param $out i32)
+    (local $i i32) (local $end i32) (local $av v128) (local $bv v128) (local $hv v128) (local $xv v128)
+    (local.set $av (f32x4.splat (local.get $a)))
+    (local.set $bv (f32x4.splat (local.get $b)))
+    (local.set $hv (f32x4.splat (local.get $h)))
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $elems
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (local.set $xv (v128.load (i32.add (local.get $x) (local.get $i))))
+      (v128.store (i32.add (local.get $out) (local.get $i))
+        (f32x4.add (local.get $xv)
+          (f32x4.mul (f32x4.sub (f32x4.mul (local.get $xv) (local.get $av)) (f32x4.mul (v128.load (i32.add (local.get $y) (local.get $i))) (local.get $bv)))
+            (local.get $hv))))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $elems))))
+
   ;; Overlap-add of a stride-1 transposed convolution's per-pixel contributions T [B, hIn, wIn, kh*kw*cz]:
   ;;   z[b, u, v, c] = sum over taps (p, q) with 0 <= u + top - p < hIn, 0 <= v + left - q < wIn of
   ;;                   T[b, u + top - p, v + left - q, (p*kw + q)*cz + c]        (z [B, hOut, wOut, cz]; taps in order)

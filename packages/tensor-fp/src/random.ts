@@ -14,7 +14,7 @@
  */
 import * as t from 'io-ts';
 import { tf } from './tf';
-import { fusedNormalsApply, normalsPerSample } from './fused-kernels';
+import { addScaledNormalsPerSample, fusedNormalsApply, normalsPerSample } from './fused-kernels';
 
 // -------------------------------------------------------------------------------------
 // model
@@ -311,6 +311,16 @@ export const normalPerSample = (keys: ReadonlyArray<Key>, sampleShape: ReadonlyA
   const out = new Float32Array(keys.length * n);
   keys.forEach((k, b) => normalsInto(k, n, out, b * n));
   return tf.tensor(out, [keys.length, ...sampleShape], 'float32');
+};
+
+/**
+ * x + c·z with z = normalPerSample(keys, x's sample shape): the noise term of a stochastic step, with the bits of
+ * tf.add(x, tf.mul(z, c)); on wasm one fused kernel (no z tensor, no two more passes). @category tensors
+ */
+export const addNormalPerSample = (x: tf.Tensor, keys: ReadonlyArray<Key>, c: number): tf.Tensor => {
+  const sampleShape = x.shape.slice(1);
+  if (keys.length > 0 && keys.length === x.shape[0] && x.dtype === 'float32' && fusedNormalsApply(sampleShape)) return addScaledNormalsPerSample(x, keys, c);
+  return tf.tidy(() => tf.add(x, tf.mul(normalPerSample(keys, sampleShape), c)));
 };
 
 /** U(0,1) noise of shape [B, ...sampleShape], sample b drawn from keys[b] alone. @category tensors */

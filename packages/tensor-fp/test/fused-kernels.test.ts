@@ -4,8 +4,8 @@
  */
 import { tf, initBackend, random, nn } from '@score-sde/tensor-fp';
 import fc from 'fast-check';
-import { FUSED_KERNELS, fusedKernelsReady, fusedNormalsApply, groupNormBackward, groupNormForward, normalsPerSample } from '../src/fused-kernels';
-import { U32, gamma32, onCpu, readScoped, worstExcess } from './helpers';
+import { FUSED_KERNELS, eulerUpdate, fusedKernelsReady, fusedNormalsApply, groupNormBackward, groupNormForward, normalsPerSample } from '../src/fused-kernels';
+import { U32, gamma32, onCpu, readScoped, seededValues, worstExcess } from './helpers';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -195,5 +195,43 @@ describe('normals on the heap (normals_rows)', () => {
     });
     expect(Array.from(a!)).toEqual(Array.from(want8));
     expect(Array.from(b!)).toEqual(Array.from(want9));
+  });
+
+  const f = Math.fround;
+  const keyArb = fc.tuple(fc.nat({ max: 0xffffffff }), fc.nat({ max: 0xffffffff }));
+  const scalar = fc.oneof(fc.double({ min: -1e3, max: 1e3, noNaN: true }), fc.constantFrom(0, -0, 1e-30, 3.3e38));
+
+  test('x + c·z in one pass, z the normals of the keys (addNormalPerSample) = fround(x + fround(z·fround(c))) bit for bit, for any sample size (multiples of 8 by the kernel, others by tf ops) and special values in x', async () => {
+    fc.assert(
+      fc.property(fc.array(keyArb, { minLength: 1, maxLength: 6 }), fc.integer({ min: 1, max: 60 }), scalar, fc.boolean(), fc.nat(1000), (keys, n, c, special, seed) => {
+        const x = seededValues(keys.length * n, seed, special);
+        const [got] = readScoped(() => [random.addNormalPerSample(tf.tensor2d(x, [keys.length, n]), keys, c)]);
+        const z = new Float32Array(keys.length * n);
+        keys.forEach((k, b) => random.normalsInto(k, n, z, b * n));
+        return Array.from(got!).every((v, i) => Object.is(v, f(x[i]! + f(z[i]! * f(c)))));
+      }),
+      { seed: 6, numRuns: 80 },
+    );
+    // the fused kernel served the sample sizes that are multiples of 8
+    const x = tf.zeros([3, 16]);
+    const info = await tf.profile(() => tf.tidy(() => random.addNormalPerSample(x, random.split(random.key(1), 3), 0.5)));
+    x.dispose();
+    expect(info.kernels.map((k) => k.name)).toEqual(['ScoreSdeNormals']);
+  });
+
+  test('eulerUpdate(x, y, a, b, h) = fround(x + fround(fround(fround(x·a) − fround(y·b))·h)) bit for bit (the Euler step of a linear drift), fused or by tf ops, special values in x and y', async () => {
+    const [x, y] = [tf.ones([2, 8]), tf.ones([2, 8])];
+    const info = await tf.profile(() => tf.tidy(() => eulerUpdate(x, y, 1, 2, 3)));
+    tf.dispose([x, y]);
+    // sizes that are multiples of 4: one fused pass
+    expect(info.kernels.map((k) => k.name)).toEqual(['ScoreSdeEulerUpdate']);
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 70 }), scalar, scalar, scalar, fc.boolean(), fc.nat(1000), (n, a, b, h, special, seed) => {
+        const [x, y] = [seededValues(n, seed, special), seededValues(n, seed + 1, special)];
+        const [got] = readScoped(() => [eulerUpdate(tf.tensor1d(x), tf.tensor1d(y), a, b, h)]);
+        return Array.from(got!).every((v, i) => Object.is(v, f(x[i]! + f(f(f(x[i]! * f(a)) - f(y[i]! * f(b))) * f(h)))));
+      }),
+      { seed: 7, numRuns: 80 },
+    );
   });
 });

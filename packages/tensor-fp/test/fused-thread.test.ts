@@ -4,7 +4,7 @@
  * output channels), Adam + EMA (by elements) — at shapes whose splits are uneven (batch 1, odd batches, channel counts
  * that are not a multiple of the split). This file opts in to the threaded build (Jest keeps one thread otherwise) and
  * splits every call, however small. Also the transposed conv's overlap-add and phase interleaving (by images), and the
- * per-sample normals (by rows).
+ * per-sample normals (by rows), alone or added to a batch with a scale.
  */
 import { execFileSync } from 'node:child_process';
 import { tf, initBackend, random, conv } from '@score-sde/tensor-fp';
@@ -125,6 +125,16 @@ test.each([1, 2, 5, 64])('the N(0, I) rows of %i keys (split by rows: each row f
   const { diffs, shared } = oneVersusTwo(() => [random.normalPerSample(keys, [28, 28, 1])]);
   expect(diffs).toEqual([-1]);
   expect(shared).toBe(b >= 2 ? 1 : 0);
+});
+
+test.each([1, 2, 5, 64])('x + c·z with the N(0, I) rows of %i keys (split by rows, each part its normals then its scaled sum) is bit-identical with the kernel thread', async (b) => {
+  expect(await startKernelThread()).toBe(true);
+  const keys = Array.from({ length: b }, (_, i) => random.foldIn(random.key(22), i));
+  const x = random.normal(random.key(23), [b, 28, 28, 1]);
+  const { diffs, shared } = oneVersusTwo(() => [random.addNormalPerSample(x, keys, 0.37)]);
+  expect(diffs).toEqual([-1]);
+  expect(shared).toBe(b >= 2 ? 1 : 0);
+  x.dispose();
 });
 
 describe.each([
