@@ -348,6 +348,30 @@ const inChunks = (s0: number, s1: number, sampleElems: number, calls: (i0: numbe
   return out;
 };
 
+/** The attributes of the kernels that take a transposed conv's s² sub-pixel phases (some absent: no tap reaches them). */
+interface PhaseAttrs {
+  readonly s: number;
+  readonly present: ReadonlyArray<boolean>;
+  readonly rows: number;
+  readonly cols: number;
+  readonly out: ReadonlyArray<number>;
+  readonly top: number;
+  readonly left: number;
+}
+
+/** Optional tensors as kernel inputs `prefix`0, `prefix`1, … (the present ones, in order), and which were present. */
+const presentInputs = (prefix: string, ts: ReadonlyArray<tf.Tensor | undefined>): { readonly inputs: Record<string, tf.Tensor>; readonly present: boolean[] } => {
+  const inputs: Record<string, tf.Tensor> = {};
+  ts.filter((t): t is tf.Tensor => t !== undefined).forEach((t, i) => (inputs[`${prefix}${i}`] = t));
+  return { inputs, present: ts.map((t) => t !== undefined) };
+};
+
+/** A kernel's side of {@link presentInputs}: the list back, undefined where a tensor was absent. */
+const presentOf = (inputs: Record<string, Info>, prefix: string, present: ReadonlyArray<boolean>): ReadonlyArray<Info | undefined> => {
+  let next = 0;
+  return present.map((here) => (here ? inputs[`${prefix}${next++}`]! : undefined));
+};
+
 const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports) => KernelFunc>> = {
   // (x, γ, β[, bias]) ↦ [z, mc, r, k, scale, shift]: statistics, coefficients, then the affine map (and swish).
   ScoreSdeGroupNorm: (k) => (args) => {
@@ -413,15 +437,13 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
   },
   // the s² phases (inputs p0 … p{s²−1}, a missing one = zeros) ↦ z [B, hOut, wOut, cz] (attrs: s, present, shape, top, left).
   ScoreSdeInterleavePhases: (k) => (args) => {
-    const inputs = args.inputs as Record<string, Info>;
-    const a = args.attrs as { s: number; present: ReadonlyArray<boolean>; rows: number; cols: number; out: ReadonlyArray<number>; top: number; left: number };
+    const a = args.attrs as unknown as PhaseAttrs;
     const backend = args.backend as unknown as WasmBackendData & { typedArrayFromHeap(t: Info): Int32Array };
     const [b, hOut, wOut, cz] = a.out as [number, number, number, number];
     const z = backend.makeOutput([b, hOut, wOut, cz], 'float32');
     // An empty output (e.g. an empty batch) is left alone: the kernel's loops run at least once, and would write past it.
     if (b * hOut * wOut * cz === 0) return z;
-    let next = 0;
-    const ptrs = a.present.map((here) => (here ? backend.getMemoryOffset(inputs[`p${next++}`]!.dataId) : 0));
+    const ptrs = presentOf(args.inputs as Record<string, Info>, 'p', a.present).map((p) => (p === undefined ? 0 : backend.getMemoryOffset(p.dataId)));
     // images [b0, b1): a table of the phases' parts from image b0 (0 stays 0: a missing phase), and out's part
     const tables: Info[] = [];
     const job = (b0: number, b1: number): KernelCall[] => {
@@ -440,7 +462,7 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
   // straight into place, all phases in one hand-over to the kernel thread (split by images).
   ScoreSdeTransposeConv: (k) => (args) => {
     const inputs = args.inputs as Record<string, Info>;
-    const a = args.attrs as { s: number; present: ReadonlyArray<boolean>; rows: number; cols: number; out: ReadonlyArray<number>; top: number; left: number };
+    const a = args.attrs as unknown as PhaseAttrs;
     const backend = args.backend as unknown as WasmBackendData & { typedArrayFromHeap(t: Info): Float32Array };
     const x = inputs['x']!;
     const [b, h, w, c] = x.shape as [number, number, number, number];
@@ -456,10 +478,8 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
       Math.min(rows, Math.ceil((top + n - r) / a.s)),
     ];
     const [ops, ors, obs] = [4 * a.s * cz, 4 * a.s * wOut * cz, 4 * hOut * wOut * cz];
-    let next = 0;
-    const phases = a.present.flatMap((here, i) => {
-      if (!here) return [];
-      const g = inputs[`g${next++}`]!;
+    const phases = presentOf(inputs, 'g', a.present).flatMap((g, i) => {
+      if (g === undefined) return [];
       const [th, tw] = g.shape as [number, number];
       const [r, q] = [Math.floor(i / a.s), i % a.s];
       const [i0, i1] = window(r, a.top, hOut, a.rows);
@@ -502,8 +522,8 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     else splitRun(k, 'filterGradient', work, o, (o0, o1) => [call(0, rows, o0, o1)], outputCut(o));
     return df;
   },
-  // () ↦ z [B, ...shape]: row b = the normals of key b (attrs: keys as 2B uint32 words, shape).
-  // keys ↦ z, or (x, keys) ↦ x + c·z (attr scale = c): z's rows in place, then the scaled sum over them.
+  // () ↦ z [B, ...shape]: row b = the normals of key b (attrs: keys as 2B uint32 words, shape); or x ↦ x + c·z (attr
+  // scale = c): z's rows in place, then the scaled sum over them.
   ScoreSdeNormals: (k) => (args) => {
     const { keys, shape, scale } = args.attrs as { keys: ReadonlyArray<number>; shape: ReadonlyArray<number>; scale?: number };
     const { x } = args.inputs as { x?: Info };
@@ -963,9 +983,7 @@ export const interleavePhases = (
   top: number,
   left: number,
 ): tf.Tensor4D => {
-  const present = phases.map((p) => p !== undefined);
-  const inputs: Record<string, tf.Tensor> = {};
-  phases.filter((p): p is tf.Tensor4D => p !== undefined).forEach((p, i) => (inputs[`p${i}`] = p));
+  const { inputs, present } = presentInputs('p', phases);
   return run('ScoreSdeInterleavePhases', inputs, { s, present, rows, cols, out: [...out], top, left }) as tf.Tensor4D;
 };
 
@@ -994,9 +1012,8 @@ export const transposeConv = (
   top: number,
   left: number,
 ): tf.Tensor4D => {
-  const inputs: Record<string, tf.Tensor> = { x };
-  filters.filter((g): g is tf.Tensor4D => g !== undefined).forEach((g, i) => (inputs[`g${i}`] = g));
-  return run('ScoreSdeTransposeConv', inputs, { s, present: filters.map((g) => g !== undefined), rows, cols, out: [...out], top, left }) as tf.Tensor4D;
+  const { inputs, present } = presentInputs('g', filters);
+  return run('ScoreSdeTransposeConv', { ...inputs, x }, { s, present, rows, cols, out: [...out], top, left }) as tf.Tensor4D;
 };
 
 /**

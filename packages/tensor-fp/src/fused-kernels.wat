@@ -1275,14 +1275,7 @@
   ;; (i0 < i1, j0 < j1) of the images [b0, b1), output (b, i, j, o) at out + b*obs + i*ors + j*ops + 4*o. conv_forward is the
   ;; whole grid, densely; a strided transposed conv writes each sub-pixel phase straight into its interleaved places
   ;; (fused-kernels.ts, ScoreSdeTransposeConv), which only moves where a sum is stored, never how it is summed.
-  (func (export "conv_forward_window") (param $x i32) (param $f i32) (param $h i32) (param $w i32) (param $c i32) (param $o i32)
-    (param $kh i32) (param $kw i32) (param $s i32) (param $top i32) (param $left i32) (param $out i32) (param $b0 i32) (param $b1 i32)
-    (param $i0 i32) (param $i1 i32) (param $j0 i32) (param $j1 i32) (param $ops i32) (param $ors i32) (param $obs i32)
-    (call $conv_window (local.get $x) (local.get $f) (local.get $h) (local.get $w) (local.get $c) (local.get $o) (local.get $kh) (local.get $kw)
-      (local.get $s) (local.get $top) (local.get $left) (local.get $out) (local.get $b0) (local.get $b1)
-      (local.get $i0) (local.get $i1) (local.get $j0) (local.get $j1) (local.get $ops) (local.get $ors) (local.get $obs)))
-
-  (func $conv_window (param $x i32) (param $f i32) (param $h i32) (param $w i32) (param $c i32) (param $o i32)
+  (func $conv_window (export "conv_forward_window") (param $x i32) (param $f i32) (param $h i32) (param $w i32) (param $c i32) (param $o i32)
     (param $kh i32) (param $kw i32) (param $s i32) (param $top i32) (param $left i32) (param $out i32) (param $b0 i32) (param $b1 i32)
     (param $i0 i32) (param $i1 i32) (param $j0 i32) (param $j1 i32) (param $ops i32) (param $ors i32) (param $obs i32)
     (local $b i32) (local $oo i32) (local $vw i32) (local $i i32) (local $plo i32) (local $phi i32) (local $xsp i32) (local $fsp i32) (local $orow i32)
