@@ -95,6 +95,29 @@ export const posteriorMean =
       return m === 1 ? y : tf.div(y, m);
     });
 
+/**
+ * The score whose denoiser is clipped to a box (static thresholding, Saharia et al. 2022): with
+ * D(x, t) = (x + s(t)² s_θ(x, t)) / m(t) ({@link posteriorMean}),
+ *   s'(x, t) = s_θ(x, t) + m(t) (clip(D, lo, hi) − D) / s(t)²,
+ * the score of the denoiser clip(D, lo, hi): equal to s_θ wherever D lies in [lo, hi] (the correction is exactly 0
+ * there), and never asking for a clean image outside the box elsewhere. A model's learned denoiser can grow without
+ * bound off the data (the probability-flow ODE of a likelihood solve feeds it states far less noisy than their t), and
+ * the clip keeps that from running the flow away; a model with the clip is another model, so every sampler and the
+ * likelihood must use the same s'.
+ * @category marginals
+ */
+export const clampedDenoiserScore =
+  (sde: SDE, score: ScoreFn, range: readonly [number, number]): ScoreFn =>
+  (x: tf.Tensor, t: number): tf.Tensor =>
+    scoped(() => {
+      const m = marginalMeanCoef(sde, t);
+      const v = marginalVariance(sde, t);
+      const s = score(x, t);
+      const y = tf.add(x, tf.mul(s, v));
+      const d = m === 1 ? y : tf.div(y, m);
+      return tf.add(s, tf.mul(tf.sub(tf.clipByValue(d, range[0], range[1]), d), m / v));
+    });
+
 // -------------------------------------------------------------------------------------
 // prior
 // -------------------------------------------------------------------------------------

@@ -21,8 +21,10 @@ import {
   probabilityFlowDrift,
   discretize,
   exactScore,
+  clampedDenoiserScore,
+  marginalVariance,
 } from '@score-sde/sde-math';
-import { EPS32, EPS64, sdeArb, timeArb } from './helpers';
+import { EPS32, EPS64, TINY32, sdeArb, timeArb } from './helpers';
 import { identity, runs } from '@score-sde/tensor-fp/testing';
 
 const priorDensity = identity({
@@ -55,6 +57,14 @@ const perturbation = identity({
   formula: String.raw`$x_t = m(t_b)\,x_0 + s(t_b)\,z$ per sample, and $\nabla \log p_{0t}(x_t \mid x_0) = -z / s(t_b)$`,
   source: 'reparameterisation of the Gaussian kernel with one time per sample',
   tolerance: 'float32: 3 roundings of values ≤ 6: 4ε·6·2; the score: cancellation in x_t − m x_0 (≤ 8ε·12) divided by s², + 4ε|z/s|',
+});
+
+const clampedDenoiser = identity({
+  concept: 'sde',
+  title: 'A clamped denoiser’s score denoises into the box, and is the score itself inside it',
+  formula: String.raw`$s' = s + m\,(\operatorname{clip}(D, lo, hi) - D)/s(t)^2$ with $D = (x + s(t)^2 s)/m$: $\ (x + s(t)^2 s')/m = \operatorname{clip}(D, lo, hi)$, and $s' = s$ where $lo \le D \le hi$`,
+  source: 'Tweedie’s E[x₀ | x_t] = (x + s(t)² ∇log p_t)/m(t) solved for the score; static thresholding (Saharia et al. 2022) applied to it',
+  tolerance: 'inside the box exact (the correction is 0); outside float32: each of the ≤ 6 roundings errs by ε₃₂ of a value ≤ |x| + s(t)²|s| + m(|D| + |clip D|), divided by m: 8ε₃₂(…)/m',
 });
 
 beforeAll(async () => {
@@ -158,6 +168,38 @@ describe('prior and kernel', () => {
         perturbation.atMost(Math.abs(out.scores[b]![j]! + zj / s), (8 * EPS32 * 12) / (s * s) + 4 * EPS32 * Math.abs(zj / s));
       });
     });
+  });
+});
+
+describe('clamped denoiser', () => {
+  test("clampedDenoiserScore: (x + s(t)² s')/m = clip(D, lo, hi), and s' = s wherever D ∈ [lo, hi] (a score whose denoiser is any c)", () => {
+    fc.assert(
+      fc.property(sdeArb, timeArb, valuesArb(8), valuesArb(8), (sde: SDE, t: number, xs: number[], cs: number[]) => {
+        const m = marginalMeanCoef(sde, t);
+        const v = marginalVariance(sde, t);
+        const [lo, hi] = [-1, 2];
+        // The score whose denoiser is c: s = −(x − m c)/s(t)², so D = c up to rounding.
+        const score = (x: tf.Tensor) => tf.tidy(() => tf.div(tf.sub(tf.mul(tf.tensor(cs, [2, 4]), m), x), v));
+        const out = tf.tidy(() => {
+          const x = tf.tensor(xs, [2, 4]);
+          const s = score(x);
+          const d = tf.div(tf.add(x, tf.mul(s, v)), m);
+          const c = clampedDenoiserScore(sde, score, [lo, hi])(x, t);
+          return { s: s.dataSync(), d: d.dataSync(), c: c.dataSync() };
+        });
+        for (let j = 0; j < 8; j++) {
+          const d = out.d[j]!;
+          const clipped = Math.min(hi, Math.max(lo, d));
+          // Inside the box the same value (s + 0: a −0 becomes +0, which compares equal).
+          if (d >= lo && d <= hi) clampedDenoiser.atMost(Math.abs(out.c[j]! - out.s[j]!), 0, { j: String(j) });
+          const x = Math.fround(xs[j]!); // the float32 input the score saw
+          const implied = (x + v * out.c[j]!) / m;
+          const bound = (8 * EPS32 * (Math.abs(x) + v * Math.abs(out.s[j]!) + m * (Math.abs(d) + Math.abs(clipped))) + TINY32) / m;
+          clampedDenoiser.atMost(Math.abs(implied - clipped), bound, { j: String(j) });
+        }
+      }),
+      runs(50),
+    );
   });
 });
 

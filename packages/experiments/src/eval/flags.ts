@@ -75,6 +75,12 @@ export const mnistEvalFlags = {
     description:
       "dequantisation cells of the 256 levels: centred, [(k − ½)/255, (k + ½)/255) around the data value k/255 the model was trained on, or score-sde, [k/256, (k+1)/256) (score_sde's; with --bpd-eps 1e-5 comparable with published figures); both bound the same discrete likelihood; the centred cells are tighter for a density peaked on the levels (MNIST's 0 and 255), and equal for one smooth at the scale of a level (README, \"Where the bits go\")",
   }),
+  denoiserRange: cli.optional(
+    cli.listFlag(codec.Finite, {
+      description:
+        "lo,hi: clip the model's denoiser D(x, t) = (x + s(t)² s_θ)/m(t) to [lo, hi] in every part, samplers and likelihood alike (another model, the same wherever D stays in the box; e.g. -1,2 for data in [0, 1]: keeps the likelihood's flow from running away where the network's denoiser grows without bound off the data; README, \"A clamped denoiser\")",
+    }),
+  ),
   bpdEstimator: cli.oneOfFlag(ESTIMATORS, { default: D.bpd.estimator, description: 'Hutchinson probe distribution of the divergence estimate' }),
   odeTol: cli.numberFlag(codec.PositiveFinite, { default: D.bpd.tol, description: 'rtol = atol of the probability-flow ODE solves of bits/dim, conditional ode sampling and latent interpolation' }),
 
@@ -127,6 +133,7 @@ export const evaluationOptionsOf = (f: MnistEvalFlags, checkpoint: CheckpointTra
     conditional: { samplers: f.conditionalSamplers, guidanceScale: f.guidanceScale, perClass: f.perClass, sampler, batch: f.sampleBatch },
     inpainting: { mask: f.mask, digits: f.inpaintDigits, completions: f.completions, sampler, batch: f.sampleBatch },
     interpolation: { frames: f.frames, tol: f.odeTol },
+    ...(f.denoiserRange !== undefined ? { denoiserRange: f.denoiserRange } : {}),
   };
 };
 

@@ -96,8 +96,13 @@ export type InpaintingOptions = t.TypeOf<typeof InpaintingOptions>;
 export const InterpolationOptions = codec.strict({ frames: codec.PositiveInt, tol: codec.PositiveFinite }, 'InterpolationOptions');
 export type InterpolationOptions = t.TypeOf<typeof InterpolationOptions>;
 
-/** Everything an evaluation does: the checkpoint, the parts to run, the seed, and each part's options. @category options */
-export const EvaluationOptions = codec.strict(
+/**
+ * Everything an evaluation does: the checkpoint, the parts to run, the seed, and each part's options; with
+ * `denoiserRange` [lo, hi], every score of the model (and of its guide) has its denoiser clipped to [lo, hi] (sde-math
+ * `clampedDenoiserScore`) in every part, the samplers and the likelihood alike.
+ * @category options
+ */
+export const EvaluationOptions = codec.strictWithOptional(
   {
     checkpoint: t.string,
     parts: list(EvalPart),
@@ -111,6 +116,7 @@ export const EvaluationOptions = codec.strict(
     inpainting: InpaintingOptions,
     interpolation: InterpolationOptions,
   },
+  { denoiserRange: list(codec.Finite) },
   'EvaluationOptions',
 );
 export type EvaluationOptions = t.TypeOf<typeof EvaluationOptions>;
@@ -165,5 +171,7 @@ export const optionProblems = (o: EvaluationOptions): ReadonlyArray<string> => {
   }
   if (runs('conditional') && o.conditional.samplers.length === 0) problems.push('--conditional-samplers: give at least one sampler (or --skip conditional)');
   if (runs('interpolation') && o.interpolation.frames < 2) problems.push(`--frames: need at least 2 frames (the two ends), got ${o.interpolation.frames}`);
+  const r = o.denoiserRange;
+  if (r !== undefined && !(r.length === 2 && r[0]! < r[1]!)) problems.push(`--denoiser-range: expected lo,hi with lo < hi, got ${r.join(',')}`);
   return problems;
 };

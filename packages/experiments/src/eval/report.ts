@@ -347,6 +347,7 @@ export const evalMarkdown = (r: EvalReport): string =>
       'checkpoint step': r.checkpoint.step,
       sde: JSON.stringify(r.checkpoint.sde),
       model: JSON.stringify(r.checkpoint.model),
+      'denoiser clamp': r.options.denoiserRange !== undefined ? `[${r.options.denoiserRange.join(', ')}] in every part (sde-math clampedDenoiserScore)` : 'none',
       'FID feature extractor': r.extractor?.name ?? 'n/a',
       'samples per sampler (FID n)': r.fid?.n ?? 'n/a',
       'FID reference': r.fid !== null ? `MNIST test, n = ${r.fid.reference.n}` : 'n/a',

@@ -21,7 +21,7 @@
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { describeBackend, type Key } from '@score-sde/tensor-fp';
-import type { SDE, ScoreFn } from '@score-sde/sde-math';
+import { type SDE, type ScoreFn, clampedDenoiserScore } from '@score-sde/sde-math';
 import { type MnistData, type DataRange, renderCheckpointError, renderIdxError, loadMnist, dataRangeOf } from '@score-sde/models';
 import { report } from '../lib';
 import {
@@ -149,6 +149,27 @@ export const drawSamplersPart = async (s: DrawSetting, r: ItemRange): Promise<E.
 /** `{ labelled }` when there is one, for a {@link DrawSetting}. */
 export const labelledOf = (l: LabelledScore | undefined): { readonly labelled?: LabelledScore } => (l === undefined ? {} : { labelled: l });
 
+/**
+ * The setting with every score of the model and of its guide clamped ({@link EvaluationOptions}' `denoiserRange`:
+ * s' = s + m (clip(D, lo, hi) − D)/s(t)², sde-math `clampedDenoiserScore`); the setting itself without it. Guided
+ * samplers combine the clamped scores as they combine the plain ones.
+ * @category drawing
+ */
+export const clampedSetting = (s: DrawSetting): DrawSetting => {
+  const r = s.o.denoiserRange;
+  if (r === undefined) return s;
+  const clamp = (f: ScoreFn): ScoreFn => clampedDenoiserScore(s.sde, f, [r[0]!, r[1]!]);
+  const clampKeyed = (e: E.Either<string, (keys: ReadonlyArray<Key>) => ScoreFn>) => E.map((g: (keys: ReadonlyArray<Key>) => ScoreFn) => (keys: ReadonlyArray<Key>) => clamp(g(keys)))(e);
+  return {
+    ...s,
+    score: clamp(s.score),
+    ...(s.guide !== undefined ? { guide: E.map(clamp)(s.guide) } : {}),
+    ...(s.conditional !== undefined ? { conditional: clampKeyed(s.conditional) } : {}),
+    ...(s.guideConditional !== undefined ? { guideConditional: clampKeyed(s.guideConditional) } : {}),
+    ...(s.labelled !== undefined ? { labelled: { ...s.labelled, scoreGiven: (labels: ArrayLike<number>) => clamp(s.labelled!.scoreGiven(labels)) } } : {}),
+  };
+};
+
 /** bits/dim of test images `r`. @category drawing */
 export const drawBpdPart = (s: DrawSetting, r: ItemRange): Promise<E.Either<ExperimentError, BpdPart>> =>
   bitsPerDimOf(s.sde, s.score, s.test, r, { ...s.o.bpd, key: partKey(s.o.seed, STREAMS.bpd), quiet: s.o.quiet, dataRange: s.dataRange, ...(s.labelled !== undefined ? { labelled: s.labelled } : {}) });
@@ -220,7 +241,7 @@ export const runEvaluation = async (o: EvaluationOptions, ctx: EvalContext, out:
     if (E.isLeft(data)) return data;
     const { train, test } = data.right;
     const sde = config.sde;
-    const setting: DrawSetting = { o, sde, score, dataRange: dataRangeOf(config), test, log, guide: weaker.guide, guideConditional: weaker.guideConditional, conditional: conditionalScoreOfState(config, state), ...labelledOf(labelledScoreOfState(config, state)) };
+    const setting: DrawSetting = clampedSetting({ o, sde, score, dataRange: dataRangeOf(config), test, log, guide: weaker.guide, guideConditional: weaker.guideConditional, conditional: conditionalScoreOfState(config, state), ...labelledOf(labelledScoreOfState(config, state)) });
     log(`evaluating ${path.resolve(o.checkpoint)} (step ${state.step}, ${sde.kind} SDE) on ${describeBackend(ctx.backend)}; parts: ${o.parts.join(', ') || 'none'}`);
 
     let rep: EvalReport = {
@@ -312,7 +333,7 @@ export const runEvaluation = async (o: EvaluationOptions, ctx: EvalContext, out:
     }
 
     if (runs('interpolation')) {
-      const i = await runInterpolation(sde, score, test, { ...o.interpolation, key: partKey(o.seed, STREAMS.interpolation), out, log, dataRange: setting.dataRange });
+      const i = await runInterpolation(sde, setting.score, test, { ...o.interpolation, key: partKey(o.seed, STREAMS.interpolation), out, log, dataRange: setting.dataRange });
       if (E.isLeft(i)) return i;
       rep = { ...rep, interpolation: i.right };
     }

@@ -41,7 +41,7 @@ import {
 import type { EvalContext } from './common';
 import { EvaluationOptions, optionProblems } from './options';
 import { type EvalReport, ClassifierRecord as ClassifierRecordC } from './report';
-import { type DrawSetting, type PartDraws, labelledOf, drawBpdPart, drawConditionalPart, drawInpaintingPart, drawSamplersPart, loadSplits, obtainEvalClassifier, classifierRecord, partSizes, runEvaluation } from './run';
+import { type DrawSetting, type PartDraws, clampedSetting, labelledOf, drawBpdPart, drawConditionalPart, drawInpaintingPart, drawSamplersPart, loadSplits, obtainEvalClassifier, classifierRecord, partSizes, runEvaluation } from './run';
 import { type BpdPart, bpdCount } from './bpd';
 import { type EntryDraw, comparisonEntries } from './compare';
 import { disposeClassifier } from './classifiers';
@@ -103,7 +103,7 @@ export const runEvaluationShard = async (o: EvaluationOptions, shard: ShardSpec,
     const data = await loadSplits(o, ctx);
     if (E.isLeft(data)) return data;
     const { train, test } = data.right;
-    const s: DrawSetting = { o, sde: model.right.config.sde, score: model.right.score, dataRange: dataRangeOf(model.right.config), test, log, guide: weaker.guide, guideConditional: weaker.guideConditional, conditional: conditionalScoreOfState(model.right.config, model.right.state), ...labelledOf(labelledScoreOfState(model.right.config, model.right.state)) };
+    const s: DrawSetting = clampedSetting({ o, sde: model.right.config.sde, score: model.right.score, dataRange: dataRangeOf(model.right.config), test, log, guide: weaker.guide, guideConditional: weaker.guideConditional, conditional: conditionalScoreOfState(model.right.config, model.right.state), ...labelledOf(labelledScoreOfState(model.right.config, model.right.state)) });
     const sizes = partSizes(o, test);
     const at = `shard ${shard.index}/${shard.count}`;
 

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { tf, initBackend, liveTensors, random } from '@score-sde/tensor-fp';
-import { type ScoreFn, tutorial, ve, marginalVariance } from '@score-sde/sde-math';
+import { type ScoreFn, tutorial, ve, marginalVariance, marginalMeanCoef } from '@score-sde/sde-math';
 import { fid, initTrainState, saveCheckpoint, disposeTrainState } from '@score-sde/models';
 import { cli } from '../../src/lib';
 import { draw, namedSampler, itemKeys, ODE_INTERVALS, DPM_SDE_ETA, DPM_SDE_SIGMA_MIN, LABELLED_SAMPLERS } from '../../src/pipeline';
@@ -24,6 +24,8 @@ import {
   evaluationOptionsOf,
   checkpointIsClassConditional,
   checkpointTraits,
+  optionProblems,
+  clampedSetting,
   DEFAULT_EVALUATION,
 } from '../../src/eval';
 import { tempDir, tinyTrainConfig } from './helpers';
@@ -239,6 +241,42 @@ describe('sampler list and flags', () => {
     expect(evaluationOptionsOf(parsed(['--bpd-eps', '1e-5']), edmTraits).bpd.eps).toBe(1e-5);
     // a checkpoint that cannot be read falls back to score_sde's ε
     expect(evaluationOptionsOf(parsed([]), await checkpointTraits(path.join(dir, 'absent'))).bpd.eps).toBe(1e-5);
+  });
+
+  test('--denoiser-range lo,hi reaches the options (absent: none) and clamps the denoiser of every score the parts draw with — the model\'s, given labels, conditional, the guide\'s — to clip(D, lo, hi); lo ≥ hi or one number is a problem naming the flag', () => {
+    const parsed = (argv: ReadonlyArray<string>) => {
+      const r = cli.parseFlags(mnistEvalFlags, ['--checkpoint', 'c', ...argv]);
+      if (E.isLeft(r)) throw new Error(cli.renderCliError(r.left));
+      return evaluationOptionsOf(r.right);
+    };
+    expect('denoiserRange' in parsed([])).toBe(false);
+    const o = parsed(['--denoiser-range', '-1,2']);
+    expect([o.denoiserRange, optionProblems(o)]).toEqual([[-1, 2], []]);
+    expect(optionProblems(parsed(['--denoiser-range', '2,1']))).toEqual(['--denoiser-range: expected lo,hi with lo < hi, got 2,1']);
+    expect(optionProblems(parsed(['--denoiser-range', '1']))).toEqual(['--denoiser-range: expected lo,hi with lo < hi, got 1']);
+    // Scores whose denoiser is c = (3, −2, 0.5) (s = −(x − m c)/s(t)²): clamped to [−1, 2] they denoise to (2, −1, 0.5).
+    const sde = ve();
+    const t = 0.5;
+    const m = marginalMeanCoef(sde, t);
+    const v = marginalVariance(sde, t);
+    const withDenoiser = (c: ReadonlyArray<number>): ScoreFn => (x) => tf.tidy(() => tf.div(tf.sub(tf.mul(tf.tensor(c, [1, 3]), m), x), v));
+    const c = [3, -2, 0.5];
+    const plain = { o, sde, score: withDenoiser(c), dataRange: [0, 1] as const, test: {} as never, log: () => undefined, guide: E.right(withDenoiser(c)), conditional: E.right(() => withDenoiser(c)), guideConditional: E.right(() => withDenoiser(c)), labelled: { scoreGiven: () => withDenoiser(c), prior: [1] } };
+    const s = clampedSetting(plain);
+    const unwrap = <A>(e: E.Either<string, A> | undefined): A => {
+      if (e === undefined || E.isLeft(e)) throw new Error('missing');
+      return e.right;
+    };
+    const scores: ReadonlyArray<ScoreFn> = [s.score, unwrap(s.guide), unwrap(s.conditional)([]), unwrap(s.guideConditional)([]), s.labelled!.scoreGiven([0])];
+    const x = tf.tensor([[0.1, -0.3, 0.7]]);
+    for (const f of scores) {
+      const denoised = tf.tidy(() => tf.div(tf.add(x, tf.mul(f(x, t), v)), m).dataSync());
+      // float32: |x| + s(t)²|s| ≤ ~4 per term, ~6 roundings
+      Array.from(denoised).forEach((d, j) => expect(Math.abs(d - [2, -1, 0.5][j]!)).toBeLessThan(1e-5 * 4 * 6));
+    }
+    // and without the flag the setting is returned as it is
+    expect(clampedSetting({ ...plain, o: parsed([]) })).toEqual({ ...plain, o: parsed([]) });
+    x.dispose();
   });
 
   test('bad flags are reported naming the flag; --checkpoint is required', () => {
