@@ -291,6 +291,11 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(E.isLeft(bad) && cli.renderCliError(bad.left)).toMatch(/--dequantize: expected none\|centred, got "yes"/);
   });
 
+  test('the quality preset’s denoiser clamp [−1, 2] reaches its training config (and so every sampler and likelihood of its checkpoints); quick and tutorial leave the config without one', () => {
+    expect(trainConfigOfRecipe(PRESETS.quality, 10).denoiserRange).toEqual([-1, 2]);
+    expect(['quick', 'tutorial'].map((p) => 'denoiserRange' in trainConfigOfRecipe(PRESETS[p as 'quick' | 'tutorial'], 10))).toEqual([false, false]);
+  });
+
   test('--cfg-weight and --autoguidance-weight reach the recipe’s sampling settings (named as overrides); of the presets only quality has its own (w = 1.2); a weight must be positive', async () => {
     const r = await recipeOfFlags(tinyArgs(['--cfg-weight', '1.2', '--autoguidance-weight', '2']));
     if (E.isLeft(r)) throw new Error(r.left.message);

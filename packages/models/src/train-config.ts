@@ -9,7 +9,7 @@ import * as t from 'io-ts';
 import * as E from 'fp-ts/Either';
 import { pipe } from 'fp-ts/function';
 import { tf, codec, random } from '@score-sde/tensor-fp';
-import { SDE, Parameterisation, tutorialParameterisation, type ScoreFn } from '@score-sde/sde-math';
+import { SDE, Parameterisation, tutorialParameterisation, clampedDenoiserScore, type ScoreFn } from '@score-sde/sde-math';
 import type { Key } from '@score-sde/tensor-fp';
 import { scoreFromNet } from './score';
 import { ScoreNetConfig, scoreNet } from './scorenet';
@@ -47,7 +47,7 @@ export type Conditioning = t.TypeOf<typeof Conditioning>;
 
 const TrainConfigFields = codec.strictWithOptional(
   { model: ScoreNetConfig, sde: SDE, loss: LossConfig, optim: AdamConfig, emaDecay: EmaConfig, batchSize: codec.PositiveInt },
-  { parameterisation: Parameterisation, dataRange: DataRange, dequantization: TrainDequantization, conditioning: Conditioning, microBatches: codec.PositiveInt },
+  { parameterisation: Parameterisation, dataRange: DataRange, dequantization: TrainDequantization, conditioning: Conditioning, microBatches: codec.PositiveInt, denoiserRange: DataRange },
   'TrainConfig',
 );
 type TrainConfigFields = t.TypeOf<typeof TrainConfigFields>;
@@ -71,7 +71,9 @@ const configProblem = (c: TrainConfigFields): { readonly key: string; readonly m
  * optimiser, the EMA, the batch size, and (optional, with the defaults every earlier checkpoint used) the
  * parameterisation (default tutorial: s = F/s(t)), the data range (default [0, 1], the images as they are), the
  * training images' dequantisation (default none), for a class-conditional network (and only then), its
- * {@link Conditioning}, and the number of parts K of every batch (`microBatches`, default 1; see {@link microBatchesOf}).
+ * {@link Conditioning}, the number of parts K of every batch (`microBatches`, default 1; see {@link microBatchesOf}), and
+ * the box [lo, hi] the model's denoiser is clipped to when it samples or measures a likelihood (`denoiserRange`, default
+ * none; see {@link scoreOfRun}: training does not use it).
  * @category config
  */
 export const TrainConfig = new t.Type<TrainConfigFields, t.OutputOf<typeof TrainConfigFields>, unknown>(
@@ -162,11 +164,16 @@ export const emaParams = (s: TrainState): TensorRecord => overlay(s.params, s.em
 
 /**
  * The score of a trained run with the given weights (e.g. {@link emaParams}): the run's network through its
- * parameterisation, s_θ(x, t) in the model's data space (`scoreFromNet`).
+ * parameterisation, s_θ(x, t) in the model's data space (`scoreFromNet`); with the config's `denoiserRange` [lo, hi],
+ * the score of its denoiser clipped to the box, s' = s_θ + m(t)(clip(D, lo, hi) − D)/s(t)² (sde-math
+ * `clampedDenoiserScore`), which every sampler, the likelihood and guidance then use. Training fits s_θ itself (its
+ * loss never calls this), so the clamp changes no trained weight.
  * @category queries
  */
-export const scoreOfRun = (config: TrainConfig, weights: TensorRecord, labels?: ArrayLike<number>): ScoreFn =>
-  scoreFromNet(config.sde, scoreNet(config.model, weights, labels), parameterisationOf(config));
+export const scoreOfRun = (config: TrainConfig, weights: TensorRecord, labels?: ArrayLike<number>): ScoreFn => {
+  const score = scoreFromNet(config.sde, scoreNet(config.model, weights, labels), parameterisationOf(config));
+  return config.denoiserRange === undefined ? score : clampedDenoiserScore(config.sde, score, config.denoiserRange);
+};
 
 /**
  * The label of each sample of a class-conditional run, y_b ~ prior drawn from foldIn(keys[b], {@link LABEL_DOMAIN})

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { tf, random } from '@score-sde/tensor-fp';
+import { clampedDenoiserScore } from '@score-sde/sde-math';
 import {
   initTrainState,
   disposeTrainState,
@@ -33,6 +34,7 @@ import {
   microBatchRanges,
   TrainConfig as TrainConfigC,
   type PartGradientSource,
+  scoreOfRun,
 } from '../src';
 import { bitEqual, initTrainingBackend, tinyTrainConfig, U32 } from './helpers';
 import { identity } from '@score-sde/tensor-fp/testing';
@@ -179,6 +181,27 @@ describe(`training (backend chosen by initTrainingBackend)`, () => {
     expect(Array.from(s1.params['embed.W']!.dataSync())).toEqual(Array.from(theta0['embed.W']!));
     expect(emaParams(s1)['embed.W']).toBe(s1.params['embed.W']);
     disposeTrainState(s1);
+  });
+
+  test('denoiserRange: a training step is the same bits with it (training fits s_θ itself), and scoreOfRun is then s_θ with its denoiser clamped (clampedDenoiserScore) bit for bit; the config decodes with it and refuses one that is not [lo, hi] with lo < hi', async () => {
+    const clamped: TrainConfig = { ...small, denoiserRange: [-1, 2] };
+    const x = imageBatch(data, [0, 1]);
+    const [a, b] = [small, clamped].map((c) => trainStep(c)(initTrainState(c, random.key(8)), x));
+    x.dispose();
+    if (E.isLeft(a!) || E.isLeft(b!)) throw new Error('a training step failed');
+    expect(allBitEqual(a.right.state.params, b.right.state.params)).toEqual([]);
+    const weights = emaParams(b.right.state);
+    const y = random.normal(random.key(9), [2, 28, 28, 1]);
+    for (const t of [0.01, 0.5]) {
+      const got = scoreOfRun(clamped, weights)(y, t);
+      const want = clampedDenoiserScore(small.sde, scoreOfRun(small, weights), [-1, 2])(y, t);
+      expect(bitEqual(got, want)).toBe(true);
+      tf.dispose([got, want]);
+    }
+    y.dispose();
+    [a.right.state, b.right.state].forEach(disposeTrainState);
+    expect(E.isRight(TrainConfigC.decode(JSON.parse(JSON.stringify(clamped))))).toBe(true);
+    expect(E.isLeft(TrainConfigC.decode({ ...JSON.parse(JSON.stringify(small)), denoiserRange: [2, 1] }))).toBe(true);
   });
 
   test('a NaN loss is a Left naming the step, and the state is left exactly as it was', async () => {
