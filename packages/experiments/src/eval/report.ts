@@ -9,7 +9,7 @@
 import * as t from 'io-ts';
 import { codec } from '@score-sde/tensor-fp';
 import { SDE, quantile, noiseLevel } from '@score-sde/sde-math';
-import { ScoreNetConfig, classifier } from '@score-sde/models';
+import { ScoreNetConfig, DataRange, classifier } from '@score-sde/models';
 import { report } from '../lib';
 import { EvalPart, SamplerName } from '../pipeline';
 import { Dequantization } from '@score-sde/solvers';
@@ -169,7 +169,7 @@ export const EvalReport = codec.strict(
     seed: codec.SafeInt,
     out: t.string,
     seconds: codec.NonNegativeFinite,
-    checkpoint: codec.strict({ dir: t.string, step: codec.NonNegativeInt, sde: SDE, model: ScoreNetConfig }, 'CheckpointRecord'),
+    checkpoint: codec.strictWithOptional({ dir: t.string, step: codec.NonNegativeInt, sde: SDE, model: ScoreNetConfig }, { denoiserRange: DataRange }, 'CheckpointRecord'),
     extractor: nullable(ClassifierRecord),
     fid: nullable(FidSetup),
     samplers: nullable(SamplersSection),
@@ -336,6 +336,14 @@ const interpolationSection = (r: EvalReport): ReadonlyArray<string> => {
   ];
 };
 
+/** The denoiser clamps the evaluation drew with: the checkpoint's own (its config's `denoiserRange`) and --denoiser-range's. */
+const denoiserClampText = (r: EvalReport): string => {
+  const own = r.checkpoint.denoiserRange;
+  const flag = r.options.denoiserRange;
+  const parts = [...(own !== undefined ? [`[${own.join(', ')}] (the checkpoint's)`] : []), ...(flag !== undefined ? [`[${flag.join(', ')}] (--denoiser-range)`] : [])];
+  return parts.length === 0 ? 'none' : `${parts.join(' and ')} in every part (sde-math clampedDenoiserScore)`;
+};
+
 /** eval.md: a summary table, then one section per part that ran, each figure explained in a sentence. @category markdown */
 export const evalMarkdown = (r: EvalReport): string =>
   [
@@ -347,7 +355,7 @@ export const evalMarkdown = (r: EvalReport): string =>
       'checkpoint step': r.checkpoint.step,
       sde: JSON.stringify(r.checkpoint.sde),
       model: JSON.stringify(r.checkpoint.model),
-      'denoiser clamp': r.options.denoiserRange !== undefined ? `[${r.options.denoiserRange.join(', ')}] in every part (sde-math clampedDenoiserScore)` : 'none',
+      'denoiser clamp': denoiserClampText(r),
       'FID feature extractor': r.extractor?.name ?? 'n/a',
       'samples per sampler (FID n)': r.fid?.n ?? 'n/a',
       'FID reference': r.fid !== null ? `MNIST test, n = ${r.fid.reference.n}` : 'n/a',

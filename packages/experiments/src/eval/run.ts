@@ -251,7 +251,7 @@ export const runEvaluation = async (o: EvaluationOptions, ctx: EvalContext, out:
       seed: o.seed,
       out,
       seconds: 0,
-      checkpoint: { dir: path.resolve(o.checkpoint), step: state.step, sde, model: config.model },
+      checkpoint: { dir: path.resolve(o.checkpoint), step: state.step, sde, model: config.model, ...(config.denoiserRange !== undefined ? { denoiserRange: config.denoiserRange } : {}) },
       extractor: null,
       fid: null,
       samplers: null,
