@@ -110,12 +110,9 @@ export const clampedDenoiserScore =
   (sde: SDE, score: ScoreFn, range: readonly [number, number]): ScoreFn =>
   (x: tf.Tensor, t: number): tf.Tensor =>
     scoped(() => {
-      const m = marginalMeanCoef(sde, t);
-      const v = marginalVariance(sde, t);
       const s = score(x, t);
-      const y = tf.add(x, tf.mul(s, v));
-      const d = m === 1 ? y : tf.div(y, m);
-      return tf.add(s, tf.mul(tf.sub(tf.clipByValue(d, range[0], range[1]), d), m / v));
+      const d = posteriorMean(sde, () => s)(x, t);
+      return tf.add(s, tf.mul(tf.sub(tf.clipByValue(d, range[0], range[1]), d), marginalMeanCoef(sde, t) / marginalVariance(sde, t)));
     });
 
 // -------------------------------------------------------------------------------------
