@@ -7,17 +7,25 @@
  *   improved Euler:  x₂ = x + (h/2)·(−f̄(x, t) − f̄(x₁, t')) + ½(g(t) + g(t'))√h z,
  * (same z; for the probability-flow ODE g = 0 and f̄ is the flow's drift: the Heun–Euler pair), the scaled error
  * ε = RMS((x₁ − x₂) / (atol + rtol·max(|x|, |x₂|))); accept x₂ when ε ≤ 1 (extrapolation), and adapt h with the
- * controller. A rejected step draws fresh noise (as the paper does). f̄(x, t) is reused after a rejection, so an
- * accepted step costs 2 evaluations and a rejected one 1 more.
+ * controller. A rejected step draws fresh noise (as the paper does). The score at (x, t) is reused after a rejection, so an
+ * accepted step costs 2 evaluations and a rejected one 1 more. f̄ = f(t)x − g(t)² s (½ g² for the flow) is linear in x
+ * and s, so each stage is one fused pass on wasm (tensor-fp's eulerUpdate with noise, then heunStageWithError, which
+ * also returns ε), with the bits of the tf ops (sde-math's reverseDrift, then the formulas above) it replaces.
  *
  * @module adaptive-sde
  */
-import { tf } from '@score-sde/tensor-fp';
-import { type SDE, diffusionCoef, probabilityFlowDrift, reverseDrift } from '@score-sde/sde-math';
+import { tf, fused } from '@score-sde/tensor-fp';
+import { type SDE, type ScoreFn, diffusionCoef, driftCoef } from '@score-sde/sde-math';
 import { type Step, defineStep, perSampleNoise } from './step';
-import { type PIDController, pid, sdeController, stepFactor, scaledRmsNorm } from './controller';
+import { type PIDController, pid, sdeController, stepFactor } from './controller';
 import { solverFailure } from './ode';
 import { SHARED_STEP_SIZE } from './adaptive';
+
+/** s(x, t) as a tensor the step owns (its intermediates released; a copy if the score returned x itself). */
+const ownScore = (score: ScoreFn, x: tf.Tensor, t: number): tf.Tensor => tf.tidy(() => {
+  const y = score(x, t);
+  return y === x ? tf.clone(y) : y;
+});
 
 /** Options of the adaptive reverse sampler. @category model */
 export interface AdaptiveSdeOptions {
@@ -51,7 +59,9 @@ export const adaptiveReverse = (sde: SDE, opts: AdaptiveSdeOptions = {}): Step =
   return defineStep(
     { name: `adaptive-${ode ? 'ode' : 'sde'}(rtol=${rtol}, atol=${atol})`, kind: 'predictor', order: ode ? 2 : 1, stochastic: !ode, batchCoupling: [SHARED_STEP_SIZE], nfePerStep: 'adaptive' },
     (score, s, tNext) => {
-      const drift = ode ? probabilityFlowDrift(sde, score) : reverseDrift(sde, score);
+      // f̄(x, t) = a(t)·x − b(t)·s(x, t): sde-math's reverseDrift (probabilityFlowDrift for the flow), scalar for scalar
+      const a = (t: number): number => driftCoef(sde, t);
+      const b = (t: number): number => (ode ? 0.5 * diffusionCoef(sde, t) ** 2 : diffusionCoef(sde, t) ** 2);
       const g = (t: number): number => (ode ? 0 : diffusionCoef(sde, t));
       let x = s.x;
       let xMean = s.x;
@@ -60,7 +70,7 @@ export const adaptiveReverse = (sde: SDE, opts: AdaptiveSdeOptions = {}): Step =
       let h = s.memory?.stepSize ?? opts.initialStep ?? 0.01;
       let history: readonly [number, number] = s.memory?.inverseErrors ?? [1, 1];
       let lastRejected = false;
-      let f1: tf.Tensor | undefined;
+      let s1: tf.Tensor | undefined;
       const span = Math.abs(s.t - tNext);
       for (let attempts = 0; t > tNext; attempts++) {
         if (attempts >= maxSteps) throw solverFailure({ _tag: 'TooManySteps', t, steps: attempts });
@@ -69,25 +79,20 @@ export const adaptiveReverse = (sde: SDE, opts: AdaptiveSdeOptions = {}): Step =
         const hh = h >= remaining * (1 - 1e-12) ? remaining : h;
         const tn = hh === remaining ? tNext : t - hh;
         const xNow = x;
-        const fNow = f1 ?? drift(xNow, t);
-        f1 = fNow;
+        const sNow = s1 ?? ownScore(score, xNow, t);
+        s1 = sNow;
         let z: tf.Tensor | undefined;
         if (!ode) {
           const noise = perSampleNoise({ ...s, x: xNow, keys });
           keys = noise.keys;
           z = noise.z;
         }
-        const r = tf.tidy(() => {
-          const w1 = z === undefined ? undefined : tf.mul(z, g(t) * Math.sqrt(hh));
-          const m1 = tf.sub(xNow, tf.mul(fNow, hh));
-          const x1 = w1 === undefined ? m1 : tf.add(m1, w1);
-          const m2 = tf.sub(xNow, tf.mul(tf.add(fNow, drift(x1, tn)), 0.5 * hh));
-          const x2 = z === undefined ? m2 : tf.add(m2, tf.mul(z, 0.5 * (g(t) + g(tn)) * Math.sqrt(hh)));
-          return { x2, m2, err: scaledRmsNorm(tf.sub(x1, x2), xNow, x2, rtol, atol) };
-        });
-        if (z !== undefined) z.dispose();
-        const err = r.err.dataSync()[0]!;
-        r.err.dispose();
+        // x₁ = x − f̄(x, t)·h + g(t)√h z  (x + f̄·(−h): the same bits as x − f̄·h)
+        const x1 = fused.eulerUpdate(xNow, sNow, a(t), b(t), -hh, z === undefined ? undefined : { z, c: g(t) * Math.sqrt(hh) });
+        const s2 = ownScore(score, x1, tn);
+        const r = fused.heunStageWithError(xNow, sNow, x1, s2, z, { a1: a(t), b1: b(t), a2: a(tn), b2: b(tn), h: 0.5 * hh, c: 0.5 * (g(t) + g(tn)) * Math.sqrt(hh), rtol, atol });
+        tf.dispose(z === undefined ? [x1, s2] : [x1, s2, z]);
+        const err = r.err;
         const ok = Number.isFinite(err) && err <= 1;
         const factor = stepFactor(ctrl, errorOrder, err, history, ok && lastRejected);
         if (ok) {
@@ -97,8 +102,8 @@ export const adaptiveReverse = (sde: SDE, opts: AdaptiveSdeOptions = {}): Step =
           x = r.x2;
           xMean = r.m2; // for the ODE, m2 is x2 itself
           t = tn;
-          f1.dispose();
-          f1 = undefined;
+          s1.dispose();
+          s1 = undefined;
           history = [err === 0 ? 1 : 1 / err, history[0]];
           lastRejected = false;
         } else {
@@ -107,7 +112,7 @@ export const adaptiveReverse = (sde: SDE, opts: AdaptiveSdeOptions = {}): Step =
         }
         h = hh * factor;
       }
-      if (f1 !== undefined) f1.dispose();
+      if (s1 !== undefined) s1.dispose();
       return { x, xMean, keys, memory: { ...s.memory, stepSize: h, inverseErrors: history } };
     },
   );

@@ -4,7 +4,7 @@
  *
  * @module correctors
  */
-import { tf } from '@score-sde/tensor-fp';
+import { tf, fused } from '@score-sde/tensor-fp';
 import { type SDE, ddpmBetas, discreteIndex, marginalStd } from '@score-sde/sde-math';
 import { type Step, defineStep, perSampleNoise, addPerSampleNoise } from './step';
 
@@ -46,16 +46,10 @@ const alphaOf = (sde: SDE, N: number | undefined): ((t: number) => number) => {
 };
 
 /**
- * Euclidean norm of each sample of a batch, ‖x_b‖ = √(Σ_j x_bj²): [B]. Written as sqrt ∘ sum ∘ square rather than
- * `tf.norm`, which computes |x|² with a `pow` kernel (15–45× slower on wasm at [64, 784]: tools/bench/overhead).
- */
-const rowNorms = (x: tf.Tensor): tf.Tensor => tf.sqrt(tf.sum(tf.square(tf.reshape(x, [x.shape[0]!, -1])), 1));
-
-/**
  * Langevin corrector with the signal-to-noise step rule (Song et al. 2021, Alg. 5):
  *   z ~ N(0, I),  ε = 2α (r ‖z‖ / ‖s(x, t)‖)²,  x̄ = x + ε s(x, t),  x' = x̄ + √(2ε) z,
  * the norms taken per sample ('per-sample') or averaged over the batch ('batch-mean', as the reference code).
- * One evaluation.
+ * One evaluation; the rest is one fused pass on wasm (tensor-fp's langevinUpdate, the bits of its tf ops).
  * @category correctors
  */
 export const langevin = (sde: SDE, opts: LangevinOptions = {}): Step => {
@@ -67,15 +61,8 @@ export const langevin = (sde: SDE, opts: LangevinOptions = {}): Step => {
     (score, s) => {
       const { keys, z } = perSampleNoise(s);
       const grad = score(s.x, s.t);
-      const alpha = alphaAt(s.t);
-      const B = s.x.shape[0]!;
-      const ratio =
-        norm === 'per-sample'
-          ? tf.div(rowNorms(z), rowNorms(grad))
-          : tf.div(tf.mean(rowNorms(z)), tf.mean(rowNorms(grad)));
-      const eps = tf.reshape(tf.mul(tf.square(tf.mul(ratio, snr)), 2 * alpha), norm === 'per-sample' ? [B, ...new Array<number>(s.x.rank - 1).fill(1)] : []);
-      const xMean = tf.add(s.x, tf.mul(eps, grad));
-      return { x: tf.add(xMean, tf.mul(tf.sqrt(tf.mul(eps, 2)), z)), xMean, keys };
+      const [x, xMean] = fused.langevinUpdate(s.x, grad, z, { snr, twoAlpha: 2 * alphaAt(s.t), perSample: norm === 'per-sample' });
+      return { x, xMean, keys };
     },
   );
 };

@@ -82,6 +82,10 @@ interface FusedExports {
   normals_rows(keys: number, b: number, n: number, out: number): void;
   scale_add(x: number, z: number, c: number, n: number, out: number): void;
   euler_update(x: number, y: number, a: number, b: number, h: number, n: number, out: number): void;
+  euler_update_noise(x: number, y: number, a: number, b: number, h: number, z: number, c: number, n: number, out: number): void;
+  heun_error(x: number, y1: number, x1: number, y2: number, z: number, a1: number, b1: number, a2: number, b2: number, h: number, c: number,
+    rtol: number, atol: number, n: number, ox2: number, om2: number): number;
+  langevin_update(x: number, g: number, z: number, b: number, n: number, perSample: number, snr: number, twoAlpha: number, norms: number, out: number, om: number): void;
   interleave_phases(ptrs: number, s: number, b: number, rows: number, cols: number, cz: number, hout: number, wout: number, top: number, left: number, out: number): void;
   overlap_add(t: number, b: number, hin: number, win: number, kh: number, kw: number, cz: number, hout: number, wout: number, top: number, left: number, z: number): void;
   conv_filter_grad(x: number, dy: number, b: number, h: number, w: number, c: number, ho: number, wo: number, o: number, kh: number, kw: number, s: number,
@@ -101,7 +105,7 @@ let exportsOf: FusedExports | undefined;
 let failure: string | undefined;
 
 /** The kernel names registered for the wasm backend. @category kernels */
-export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad', 'ScoreSdeAdamEma', 'ScoreSdeNormals', 'ScoreSdeOverlapAdd', 'ScoreSdeInterleavePhases', 'ScoreSdeTransposeConv', 'ScoreSdeConvFilterGrad', 'ScoreSdeEulerUpdate'] as const;
+export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad', 'ScoreSdeAdamEma', 'ScoreSdeNormals', 'ScoreSdeOverlapAdd', 'ScoreSdeInterleavePhases', 'ScoreSdeTransposeConv', 'ScoreSdeConvFilterGrad', 'ScoreSdeEulerUpdate', 'ScoreSdeHeunError', 'ScoreSdeLangevin'] as const;
 
 /** Whether the fused kernels can run now: assembled, and the wasm backend active. @category queries */
 export const fusedKernelsReady = (): boolean => exportsOf !== undefined && tf.getBackend() === 'wasm';
@@ -544,15 +548,45 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     backend.disposeData(words.dataId);
     return out;
   },
-  // (x, y) ↦ x + (a·x − b·y)·h (attrs a, b, h): see eulerUpdate. One pass on this thread (a few µs of work).
+  // (x, y[, z]) ↦ x + (a·x − b·y)·h [+ c·z] (attrs a, b, h[, c]): see eulerUpdate. One pass on this thread (a few µs of work).
   ScoreSdeEulerUpdate: (k) => (args) => {
-    const { x, y } = args.inputs as { x: Info; y: Info };
-    const { a, b, h } = args.attrs as { a: number; b: number; h: number };
+    const { x, y, z } = args.inputs as { x: Info; y: Info; z?: Info };
+    const { a, b, h, c } = args.attrs as { a: number; b: number; h: number; c?: number };
     const backend = args.backend as unknown as WasmBackendData;
     const out = backend.makeOutput([...x.shape], 'float32');
     const n = x.shape.reduce((p, q) => p * q, 1);
-    if (n > 0) k.euler_update(backend.getMemoryOffset(x.dataId), backend.getMemoryOffset(y.dataId), a, b, h, n, backend.getMemoryOffset(out.dataId));
+    const [px, py, po] = [x, y, out].map((t) => backend.getMemoryOffset(t.dataId)) as [number, number, number];
+    if (n > 0 && z === undefined) k.euler_update(px, py, a, b, h, n, po);
+    else if (n > 0) k.euler_update_noise(px, py, a, b, h, backend.getMemoryOffset(z!.dataId), c!, n, po);
     return out;
+  },
+  // (x, y1, x1, y2[, z]) ↦ [x2, m2 (only with z), Σq² as a scalar]: see heunStageWithError. One pass on this thread.
+  ScoreSdeHeunError: (k) => (args) => {
+    const { x, y1, x1, y2, z } = args.inputs as { x: Info; y1: Info; x1: Info; y2: Info; z?: Info };
+    const a = args.attrs as unknown as HeunStageScalars;
+    const backend = args.backend as unknown as WasmBackendData & { typedArrayFromHeap(t: Info): Float32Array };
+    const off = (t: Info): number => backend.getMemoryOffset(t.dataId);
+    const x2 = backend.makeOutput([...x.shape], 'float32');
+    const m2 = z === undefined ? undefined : backend.makeOutput([...x.shape], 'float32');
+    const sum = backend.makeOutput([], 'float32');
+    const n = x.shape.reduce((p, q) => p * q, 1);
+    const total = n > 0 ? k.heun_error(off(x), off(y1), off(x1), off(y2), z === undefined ? 0 : off(z), a.a1, a.b1, a.a2, a.b2, a.h, a.c, a.rtol, a.atol, n, off(x2), m2 === undefined ? 0 : off(m2)) : 0;
+    backend.typedArrayFromHeap(sum).set([total]);
+    return m2 === undefined ? [x2, sum] : [x2, m2, sum];
+  },
+  // (x, g, z) ↦ [x', x̄]: one Langevin corrector step with the signal-to-noise rule (see langevinUpdate). One call on this thread.
+  ScoreSdeLangevin: (k) => (args) => {
+    const { x, g, z } = args.inputs as { x: Info; g: Info; z: Info };
+    const { snr, twoAlpha, perSample } = args.attrs as { snr: number; twoAlpha: number; perSample: boolean };
+    const backend = args.backend as unknown as WasmBackendData;
+    const [b, n] = [x.shape[0] ?? 1, x.shape.slice(1).reduce((p, q) => p * q, 1)];
+    const out = backend.makeOutput([...x.shape], 'float32');
+    const mean = backend.makeOutput([...x.shape], 'float32');
+    const norms = backend.makeOutput([2 * b], 'float32');
+    const off = (t: Info): number => backend.getMemoryOffset(t.dataId);
+    if (b * n > 0) k.langevin_update(off(x), off(g), off(z), b, n, perSample ? 1 : 0, snr, twoAlpha, off(norms), off(out), off(mean));
+    backend.disposeData(norms.dataId);
+    return [out, mean];
   },
   // (g, θ, m, v[, e]) ↦ [θ', m', v'[, e']]: one Adam step and the EMA update (see adamEmaStep).
   ScoreSdeAdamEma: (k) => (args) => {
@@ -950,16 +984,107 @@ export const normalsPerSample = (keys: ReadonlyArray<readonly [number, number]>,
 export const addScaledNormalsPerSample = (x: tf.Tensor, keys: ReadonlyArray<readonly [number, number]>, c: number): tf.Tensor =>
   run('ScoreSdeNormals', { x }, { keys: keys.flatMap((k) => [k[0] | 0, k[1] | 0]), shape: x.shape.slice(1), scale: c }) as tf.Tensor;
 
+/** Whether tensors are float32 of one shape whose size is a multiple of 4 (the element-wise kernels' vector width). */
+const sameFloatShape = (ts: ReadonlyArray<tf.Tensor>): boolean =>
+  ts.every((t) => t.dtype === 'float32' && tf.util.arraysEqual(t.shape, ts[0]!.shape)) && tf.util.sizeFromShape(ts[0]!.shape) % 4 === 0;
+
 /**
  * x + (a·x − b·y)·h for float32 x, y of one shape, each operation rounded to float32 (a, b, h too, as scalar tensors
  * are): the bits of tf.add(x, tf.mul(tf.sub(tf.mul(x, a), tf.mul(y, b)), h)), in one pass on wasm instead of five
  * kernels. It is the Euler step x + f̄ h of a drift f̄ = a·x − b·y linear in x and y (the reverse SDE's f(t)x − g(t)² s).
+ * With `noise` {z, c} it adds c·z to that in the same pass (the bits of tf.add(·, tf.mul(z, c))): an Euler–Maruyama step.
  * @category fused
  */
-export const eulerUpdate = (x: tf.Tensor, y: tf.Tensor, a: number, b: number, h: number): tf.Tensor =>
-  fusedKernelsReady() && x.dtype === 'float32' && y.dtype === 'float32' && tf.util.arraysEqual(x.shape, y.shape) && tf.util.sizeFromShape(x.shape) % 4 === 0
-    ? (run('ScoreSdeEulerUpdate', { x, y }, { a, b, h }) as tf.Tensor)
-    : tf.tidy(() => tf.add(x, tf.mul(tf.sub(tf.mul(x, a), tf.mul(y, b)), h)));
+export const eulerUpdate = (x: tf.Tensor, y: tf.Tensor, a: number, b: number, h: number, noise?: { readonly z: tf.Tensor; readonly c: number }): tf.Tensor =>
+  fusedKernelsReady() && sameFloatShape(noise === undefined ? [x, y] : [x, y, noise.z])
+    ? (run('ScoreSdeEulerUpdate', noise === undefined ? { x, y } : { x, y, z: noise.z }, noise === undefined ? { a, b, h } : { a, b, h, c: noise.c }) as tf.Tensor)
+    : tf.tidy(() => {
+        const m = tf.add(x, tf.mul(tf.sub(tf.mul(x, a), tf.mul(y, b)), h));
+        return noise === undefined ? m : tf.add(m, tf.mul(noise.z, noise.c));
+      });
+
+/** The scalars of {@link heunStageWithError}. @category fused */
+export interface HeunStageScalars {
+  /** The drift f = a·x − b·y at the first stage (x, y₁) and at the second (x₁, y₂). */
+  readonly a1: number;
+  readonly b1: number;
+  readonly a2: number;
+  readonly b2: number;
+  /** The step's weight on the summed drifts (h/2 for a step of size h). */
+  readonly h: number;
+  /** The noise's scale (ignored without noise). */
+  readonly c: number;
+  readonly rtol: number;
+  readonly atol: number;
+}
+
+/** What {@link heunStageWithError} returns: the new state, its mean (x₂ itself without noise) and the scaled RMS error. @category fused */
+export interface HeunStage {
+  readonly x2: tf.Tensor;
+  readonly m2: tf.Tensor;
+  /** RMS((x₁ − x₂) / (atol + rtol·max(|x|, |x₂|))), a float32 value (read back: the step-size decision needs it). */
+  readonly err: number;
+}
+
+/**
+ * The improved-Euler stage of an adaptive Heun–Euler pair with its error, for a drift f(x, y) = a·x − b·y linear in
+ * the state and the score y:
+ *   m₂ = x − (f(x, y₁; a₁, b₁) + f(x₁, y₂; a₂, b₂))·h,   x₂ = m₂ + c·z (x₂ = m₂ without z),
+ *   ε = √(mean(((x₁ − x₂) / (atol + rtol·max(|x|, |x₂|)))²)),
+ * every operation rounded to float32 in the order of the tf ops it replaces (the fallback, off wasm), the mean summed in
+ * index order as tfjs-wasm's Mean does: the same bits, in one pass on wasm instead of about twenty kernels.
+ * @category fused
+ */
+export const heunStageWithError = (x: tf.Tensor, y1: tf.Tensor, x1: tf.Tensor, y2: tf.Tensor, z: tf.Tensor | undefined, s: HeunStageScalars): HeunStage => {
+  if (fusedKernelsReady() && sameFloatShape(z === undefined ? [x, y1, x1, y2] : [x, y1, x1, y2, z])) {
+    const outs = run('ScoreSdeHeunError', { x, y1, x1, y2, ...(z === undefined ? {} : { z }) }, { ...s }) as tf.Tensor[];
+    const n = tf.util.sizeFromShape(x.shape);
+    const [x2, m2, sum] = z === undefined ? [outs[0]!, outs[0]!, outs[1]!] : [outs[0]!, outs[1]!, outs[2]!];
+    const err = Math.fround(Math.sqrt(Math.fround(sum.dataSync()[0]! / n)));
+    sum.dispose();
+    return { x2, m2, err };
+  }
+  const r = tf.tidy(() => {
+    const drift = (u: tf.Tensor, y: tf.Tensor, a: number, b: number): tf.Tensor => tf.sub(tf.mul(u, a), tf.mul(y, b));
+    const m2 = tf.sub(x, tf.mul(tf.add(drift(x, y1, s.a1, s.b1), drift(x1, y2, s.a2, s.b2)), s.h));
+    const x2 = z === undefined ? m2 : tf.add(m2, tf.mul(z, s.c));
+    const scale = tf.add(s.atol, tf.mul(tf.maximum(tf.abs(x), tf.abs(x2)), s.rtol));
+    return { x2, m2, err: tf.sqrt(tf.mean(tf.square(tf.div(tf.sub(x1, x2), scale)))) };
+  });
+  const err = r.err.dataSync()[0]!;
+  r.err.dispose();
+  return { x2: r.x2, m2: r.m2, err };
+};
+
+/**
+ * Euclidean norm of each sample of a batch, ‖x_b‖ = √(Σ_j x_bj²): [B]. Written as sqrt ∘ sum ∘ square rather than
+ * `tf.norm`, which computes |x|² with a `pow` kernel (15–45× slower on wasm at [64, 784]: tools/bench/overhead).
+ * @category fused
+ */
+export const rowNorms = (x: tf.Tensor): tf.Tensor => tf.tidy(() => tf.sqrt(tf.sum(tf.square(tf.reshape(x, [x.shape[0]!, -1])), 1)));
+
+/**
+ * One Langevin corrector step with the signal-to-noise rule (Song et al. 2021, Alg. 5) from the score g = s(x, t) and
+ * the noise z of a batch x [B, …]:
+ *   ε = 2α (r ‖z‖ / ‖g‖)²,   x̄ = x + ε g,   x' = x̄ + √(2ε) z,
+ * with the norms per sample (`perSample`) or their means over the batch. Returns [x', x̄]. Every operation rounded to
+ * float32 in the order of the tf ops of the fallback (off wasm), the squares and the norms summed in index order as
+ * tfjs-wasm's Sum and Mean do: the same bits, in one pass on wasm instead of about twenty kernels.
+ * @category fused
+ */
+export const langevinUpdate = (x: tf.Tensor, g: tf.Tensor, z: tf.Tensor, o: { readonly snr: number; readonly twoAlpha: number; readonly perSample: boolean }): readonly [tf.Tensor, tf.Tensor] => {
+  if (fusedKernelsReady() && x.rank >= 2 && sameFloatShape([x, g, z]) && tf.util.sizeFromShape(x.shape.slice(1)) % 4 === 0) {
+    const [out, mean] = run('ScoreSdeLangevin', { x, g, z }, { ...o }) as tf.Tensor[];
+    return [out!, mean!];
+  }
+  return tf.tidy(() => {
+    const B = x.shape[0]!;
+    const ratio = o.perSample ? tf.div(rowNorms(z), rowNorms(g)) : tf.div(tf.mean(rowNorms(z)), tf.mean(rowNorms(g)));
+    const eps = tf.reshape(tf.mul(tf.square(tf.mul(ratio, o.snr)), o.twoAlpha), o.perSample ? [B, ...new Array<number>(x.rank - 1).fill(1)] : []);
+    const xMean = tf.add(x, tf.mul(eps, g));
+    return [tf.add(xMean, tf.mul(tf.sqrt(tf.mul(eps, 2)), z)), xMean] as const;
+  });
+};
 
 /** Whether {@link normalsPerSample} can make a batch of this sample shape now: wasm, ready, ∏ shape a positive multiple of 8. @category fused */
 export const fusedNormalsApply = (shape: ReadonlyArray<number>): boolean => {

@@ -494,6 +494,145 @@
       (local.set $i (i32.add (local.get $i) (i32.const 16)))
       (br $elems))))
 
+  ;; out[i] = m[i] + z[i]*c with m[i] = x[i] + ((x[i]*a - y[i]*b)*h) (n a multiple of 4), each operation rounded to
+  ;; float32: the bits of tf.add(eulerUpdate(x, y, a, b, h), tf.mul(z, c)), an Euler-Maruyama step of dx = (a x - b y) dt + dW.
+  (func (export "euler_update_noise") (param $x i32) (param $y i32) (param $a f32) (param $b f32) (param $h f32) (param $z i32) (param $c f32)
+    (param $n i32) (param $out i32)
+    (local $i i32) (local $end i32) (local $av v128) (local $bv v128) (local $hv v128) (local $cv v128) (local $xv v128)
+    (local.set $av (f32x4.splat (local.get $a)))
+    (local.set $bv (f32x4.splat (local.get $b)))
+    (local.set $hv (f32x4.splat (local.get $h)))
+    (local.set $cv (f32x4.splat (local.get $c)))
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $elems
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (local.set $xv (v128.load (i32.add (local.get $x) (local.get $i))))
+      (v128.store (i32.add (local.get $out) (local.get $i))
+        (f32x4.add
+          (f32x4.add (local.get $xv)
+            (f32x4.mul (f32x4.sub (f32x4.mul (local.get $xv) (local.get $av)) (f32x4.mul (v128.load (i32.add (local.get $y) (local.get $i))) (local.get $bv)))
+              (local.get $hv)))
+          (f32x4.mul (v128.load (i32.add (local.get $z) (local.get $i))) (local.get $cv))))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $elems))))
+
+  ;; The second stage of an adaptive Heun-Euler pair and its scaled error, in one pass over n floats (n a multiple of 4),
+  ;; every operation rounded to float32 in the order of adaptive-sde.ts's tf ops, f(x, y) = x*a - y*b:
+  ;;   m2 = x - ((f(x, y1; a1, b1) + f(x1, y2; a2, b2)) * h),   x2 = m2 + z*c (x2 = m2 when z = 0),
+  ;;   q = (x1 - x2) / (atol + max(|x|, |x2|)*rtol),
+  ;; storing x2 (and m2 when z is given) and returning sum q^2 added element by element in index order (tfjs-wasm's Mean
+  ;; sums so, before its division by n).
+  (func (export "heun_error") (param $x i32) (param $y1 i32) (param $x1 i32) (param $y2 i32) (param $z i32)
+    (param $a1 f32) (param $b1 f32) (param $a2 f32) (param $b2 f32) (param $h f32) (param $c f32) (param $rtol f32) (param $atol f32)
+    (param $n i32) (param $ox2 i32) (param $om2 i32) (result f32)
+    (local $i i32) (local $end i32) (local $acc f32) (local $xv v128) (local $x1v v128) (local $m v128) (local $x2 v128) (local $q v128)
+    (local $a1v v128) (local $b1v v128) (local $a2v v128) (local $b2v v128) (local $hv v128) (local $cv v128) (local $rv v128) (local $tv v128)
+    (local.set $a1v (f32x4.splat (local.get $a1)))
+    (local.set $b1v (f32x4.splat (local.get $b1)))
+    (local.set $a2v (f32x4.splat (local.get $a2)))
+    (local.set $b2v (f32x4.splat (local.get $b2)))
+    (local.set $hv (f32x4.splat (local.get $h)))
+    (local.set $cv (f32x4.splat (local.get $c)))
+    (local.set $rv (f32x4.splat (local.get $rtol)))
+    (local.set $tv (f32x4.splat (local.get $atol)))
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $elems
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (local.set $xv (v128.load (i32.add (local.get $x) (local.get $i))))
+      (local.set $x1v (v128.load (i32.add (local.get $x1) (local.get $i))))
+      (local.set $m (f32x4.sub (local.get $xv)
+        (f32x4.mul
+          (f32x4.add
+            (f32x4.sub (f32x4.mul (local.get $xv) (local.get $a1v)) (f32x4.mul (v128.load (i32.add (local.get $y1) (local.get $i))) (local.get $b1v)))
+            (f32x4.sub (f32x4.mul (local.get $x1v) (local.get $a2v)) (f32x4.mul (v128.load (i32.add (local.get $y2) (local.get $i))) (local.get $b2v))))
+          (local.get $hv))))
+      (if (local.get $z)
+        (then
+          (v128.store (i32.add (local.get $om2) (local.get $i)) (local.get $m))
+          (local.set $x2 (f32x4.add (local.get $m) (f32x4.mul (v128.load (i32.add (local.get $z) (local.get $i))) (local.get $cv)))))
+        (else (local.set $x2 (local.get $m))))
+      (v128.store (i32.add (local.get $ox2) (local.get $i)) (local.get $x2))
+      (local.set $q (f32x4.div (f32x4.sub (local.get $x1v) (local.get $x2))
+        (f32x4.add (local.get $tv) (f32x4.mul (f32x4.max (f32x4.abs (local.get $xv)) (f32x4.abs (local.get $x2))) (local.get $rv)))))
+      (local.set $q (f32x4.mul (local.get $q) (local.get $q)))
+      (local.set $acc (f32.add (f32.add (f32.add (f32.add (local.get $acc)
+        (f32x4.extract_lane 0 (local.get $q))) (f32x4.extract_lane 1 (local.get $q))) (f32x4.extract_lane 2 (local.get $q))) (f32x4.extract_lane 3 (local.get $q))))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $elems)))
+    (local.get $acc))
+
+  ;; A Langevin corrector step with the signal-to-noise rule over B rows of n floats (n a multiple of 4), every operation
+  ;; rounded to float32 in the order of correctors.ts's tf ops: row norms |z_b| = sqrt(sum z^2), |g_b| = sqrt(sum g^2) (squares
+  ;; added in index order, as tfjs-wasm's Sum does), then the step size per row (perSample = 1) or for the batch (0: the
+  ;; means of the norms, again summed in order, over B)
+  ;;   e = ((|z| / |g|) * snr)^2 * twoAlpha,   xm = x + e*g,   out = xm + sqrt(e*2)*z.
+  ;; norms: 2B floats of scratch for the row norms.
+  (func (export "langevin_update") (param $x i32) (param $g i32) (param $z i32) (param $b i32) (param $n i32) (param $perSample i32)
+    (param $snr f32) (param $twoAlpha f32) (param $norms i32) (param $out i32) (param $om i32)
+    (local $row i32) (local $i i32) (local $end i32) (local $at i32) (local $sz f32) (local $sg f32) (local $qz v128) (local $qg v128)
+    (local $e f32) (local $d f32) (local $ev v128) (local $dv v128) (local $xm v128) (local $mz f32) (local $mg f32)
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    ;; the row norms
+    (local.set $row (i32.const 0))
+    (block $rowsDone (loop $rows
+      (br_if $rowsDone (i32.ge_u (local.get $row) (local.get $b)))
+      (local.set $at (i32.mul (local.get $row) (local.get $end)))
+      (local.set $sz (f32.const 0)) (local.set $sg (f32.const 0))
+      (local.set $i (i32.const 0))
+      (block $done (loop $elems
+        (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+        (local.set $qz (v128.load (i32.add (local.get $z) (i32.add (local.get $at) (local.get $i)))))
+        (local.set $qz (f32x4.mul (local.get $qz) (local.get $qz)))
+        (local.set $qg (v128.load (i32.add (local.get $g) (i32.add (local.get $at) (local.get $i)))))
+        (local.set $qg (f32x4.mul (local.get $qg) (local.get $qg)))
+        (local.set $sz (f32.add (f32.add (f32.add (f32.add (local.get $sz)
+          (f32x4.extract_lane 0 (local.get $qz))) (f32x4.extract_lane 1 (local.get $qz))) (f32x4.extract_lane 2 (local.get $qz))) (f32x4.extract_lane 3 (local.get $qz))))
+        (local.set $sg (f32.add (f32.add (f32.add (f32.add (local.get $sg)
+          (f32x4.extract_lane 0 (local.get $qg))) (f32x4.extract_lane 1 (local.get $qg))) (f32x4.extract_lane 2 (local.get $qg))) (f32x4.extract_lane 3 (local.get $qg))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $elems)))
+      (f32.store (i32.add (local.get $norms) (i32.shl (local.get $row) (i32.const 3))) (f32.sqrt (local.get $sz)))
+      (f32.store offset=4 (i32.add (local.get $norms) (i32.shl (local.get $row) (i32.const 3))) (f32.sqrt (local.get $sg)))
+      (local.set $row (i32.add (local.get $row) (i32.const 1)))
+      (br $rows)))
+    ;; the batch's step size: the norms' means
+    (if (i32.eqz (local.get $perSample)) (then
+      (local.set $row (i32.const 0))
+      (block $mDone (loop $means
+        (br_if $mDone (i32.ge_u (local.get $row) (local.get $b)))
+        (local.set $mz (f32.add (local.get $mz) (f32.load (i32.add (local.get $norms) (i32.shl (local.get $row) (i32.const 3))))))
+        (local.set $mg (f32.add (local.get $mg) (f32.load offset=4 (i32.add (local.get $norms) (i32.shl (local.get $row) (i32.const 3))))))
+        (local.set $row (i32.add (local.get $row) (i32.const 1)))
+        (br $means)))
+      (local.set $e (f32.mul (f32.div (f32.div (local.get $mz) (f32.convert_i32_u (local.get $b))) (f32.div (local.get $mg) (f32.convert_i32_u (local.get $b))))
+        (local.get $snr)))
+      (local.set $e (f32.mul (f32.mul (local.get $e) (local.get $e)) (local.get $twoAlpha)))
+      (local.set $d (f32.sqrt (f32.mul (local.get $e) (f32.const 2))))))
+    ;; the update, row by row
+    (local.set $row (i32.const 0))
+    (block $uDone (loop $update
+      (br_if $uDone (i32.ge_u (local.get $row) (local.get $b)))
+      (if (local.get $perSample) (then
+        (local.set $e (f32.mul (f32.div (f32.load (i32.add (local.get $norms) (i32.shl (local.get $row) (i32.const 3))))
+          (f32.load offset=4 (i32.add (local.get $norms) (i32.shl (local.get $row) (i32.const 3))))) (local.get $snr)))
+        (local.set $e (f32.mul (f32.mul (local.get $e) (local.get $e)) (local.get $twoAlpha)))
+        (local.set $d (f32.sqrt (f32.mul (local.get $e) (f32.const 2))))))
+      (local.set $ev (f32x4.splat (local.get $e)))
+      (local.set $dv (f32x4.splat (local.get $d)))
+      (local.set $at (i32.mul (local.get $row) (local.get $end)))
+      (local.set $i (local.get $at))
+      (block $done (loop $elems
+        (br_if $done (i32.ge_u (local.get $i) (i32.add (local.get $at) (local.get $end))))
+        (local.set $xm (f32x4.add (v128.load (i32.add (local.get $x) (local.get $i)))
+          (f32x4.mul (local.get $ev) (v128.load (i32.add (local.get $g) (local.get $i))))))
+        (v128.store (i32.add (local.get $om) (local.get $i)) (local.get $xm))
+        (v128.store (i32.add (local.get $out) (local.get $i))
+          (f32x4.add (local.get $xm) (f32x4.mul (local.get $dv) (v128.load (i32.add (local.get $z) (local.get $i))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $elems)))
+      (local.set $row (i32.add (local.get $row) (i32.const 1)))
+      (br $update))))
+
   ;; Overlap-add of a stride-1 transposed convolution's per-pixel contributions T [B, hIn, wIn, kh*kw*cz]:
   ;;   z[b, u, v, c] = sum over taps (p, q) with 0 <= u + top - p < hIn, 0 <= v + left - q < wIn of
   ;;                   T[b, u + top - p, v + left - q, (p*kw + q)*cz + c]        (z [B, hOut, wOut, cz]; taps in order)

@@ -4,7 +4,7 @@
  */
 import { tf, initBackend, random, nn } from '@score-sde/tensor-fp';
 import fc from 'fast-check';
-import { FUSED_KERNELS, eulerUpdate, fusedKernelsReady, fusedNormalsApply, groupNormBackward, groupNormForward, normalsPerSample } from '../src/fused-kernels';
+import { FUSED_KERNELS, eulerUpdate, fusedKernelsReady, fusedNormalsApply, groupNormBackward, groupNormForward, heunStageWithError, langevinUpdate, normalsPerSample } from '../src/fused-kernels';
 import { U32, gamma32, onCpu, readScoped, seededValues, worstExcess } from './helpers';
 
 beforeAll(async () => {
@@ -233,5 +233,128 @@ describe('normals on the heap (normals_rows)', () => {
       }),
       { seed: 7, numRuns: 80 },
     );
+  });
+
+  test('eulerUpdate with noise {z, c} = fround(eulerUpdate(x, y, a, b, h) + fround(z·c)) bit for bit (an Euler–Maruyama step), fused or by tf ops', async () => {
+    const [x, y, z] = [tf.ones([2, 8]), tf.ones([2, 8]), tf.ones([2, 8])];
+    const info = await tf.profile(() => tf.tidy(() => eulerUpdate(x, y, 1, 2, 3, { z, c: 0.5 })));
+    tf.dispose([x, y, z]);
+    expect(info.kernels.map((k) => k.name)).toEqual(['ScoreSdeEulerUpdate']);
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 70 }), scalar, scalar, scalar, scalar, fc.boolean(), fc.nat(1000), (n, a, b, h, c, special, seed) => {
+        const [x, y, z] = [seededValues(n, seed, special), seededValues(n, seed + 1, special), seededValues(n, seed + 2, special)];
+        const [got] = readScoped(() => [eulerUpdate(tf.tensor1d(x), tf.tensor1d(y), a, b, h, { z: tf.tensor1d(z), c })]);
+        return Array.from(got!).every((v, i) => Object.is(v, f(f(x[i]! + f(f(f(x[i]! * f(a)) - f(y[i]! * f(b))) * f(h))) + f(z[i]! * f(c)))));
+      }),
+      { seed: 8, numRuns: 80 },
+    );
+  });
+
+  /**
+   * The improved-Euler stage of the adaptive Heun–Euler pair in float32, term by term, and its scaled RMS error with
+   * the squares summed in index order: m₂ = x − (f₁ + f₂)·h, x₂ = m₂ + c·z, ε = √(Σ q² / n), q = (x₁ − x₂)/(atol + rtol·max(|x|, |x₂|)).
+   */
+  const heunReference = (x: Float32Array, y1: Float32Array, x1: Float32Array, y2: Float32Array, z: Float32Array | undefined, k: { a1: number; b1: number; a2: number; b2: number; h: number; c: number; rtol: number; atol: number }) => {
+    const n = x.length;
+    const [x2, m2] = [new Float32Array(n), new Float32Array(n)];
+    let acc = 0;
+    for (let i = 0; i < n; i++) {
+      const d1 = f(f(x[i]! * f(k.a1)) - f(y1[i]! * f(k.b1)));
+      const d2 = f(f(x1[i]! * f(k.a2)) - f(y2[i]! * f(k.b2)));
+      m2[i] = f(x[i]! - f(f(d1 + d2) * f(k.h)));
+      x2[i] = z === undefined ? m2[i]! : f(m2[i]! + f(z[i]! * f(k.c)));
+      const q = f(f(x1[i]! - x2[i]!) / f(f(k.atol) + f(Math.max(Math.abs(x[i]!), Math.abs(x2[i]!)) * f(k.rtol))));
+      acc = f(acc + f(q * q));
+    }
+    return { x2, m2, err: f(Math.sqrt(f(acc / n))) };
+  };
+
+  test('heunStageWithError = m₂ = x − (f(x, y₁) + f(x₁, y₂))·h, x₂ = m₂ + c·z and ε = √(Σ q²/n), q = (x₁ − x₂)/(atol + rtol·max(|x|, |x₂|)), in float32 bit for bit, the squares summed in index order, fused or by tf ops', async () => {
+    const ones = [0, 1, 2, 3, 4].map(() => tf.ones([2, 8]));
+    const info = await tf.profile(() => {
+      const r = heunStageWithError(ones[0]!, ones[1]!, ones[2]!, ones[3]!, ones[4]!, { a1: 1, b1: 2, a2: 3, b2: 4, h: 0.5, c: 0.1, rtol: 0.01, atol: 0.01 });
+      tf.dispose([r.x2, r.m2]);
+    });
+    tf.dispose(ones);
+    // sizes that are multiples of 4: one fused pass (and the read of its sum)
+    expect(info.kernels.map((k) => k.name)).toEqual(['ScoreSdeHeunError']);
+    const tol = fc.double({ min: 1e-6, max: 1, noNaN: true });
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 300 }), fc.tuple(scalar, scalar, scalar, scalar, scalar, scalar), tol, tol, fc.boolean(), fc.boolean(), fc.nat(1000), (n, [a1, b1, a2, b2, h, c], rtol, atol, noisy, special, seed) => {
+        const [x, y1, x1, y2, z] = [0, 1, 2, 3, 4].map((k) => seededValues(n, seed + k, special)) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+        const k = { a1, b1, a2, b2, h, c, rtol, atol };
+        const want = heunReference(x, y1, x1, y2, noisy ? z : undefined, k);
+        const ts = [x, y1, x1, y2, z].map((v) => tf.tensor1d(v));
+        const r = heunStageWithError(ts[0]!, ts[1]!, ts[2]!, ts[3]!, noisy ? ts[4] : undefined, k);
+        const [x2, m2] = [r.x2.dataSync(), r.m2.dataSync()];
+        tf.dispose([...ts, r.x2, r.m2]);
+        return Object.is(r.err, want.err) && Array.from(x2).every((v, i) => Object.is(v, want.x2[i])) && Array.from(m2).every((v, i) => Object.is(v, want.m2[i]));
+      }),
+      { seed: 9, numRuns: 80 },
+    );
+    // a sampler's batch (64 MNIST images): 50,176 squares, where a summation order other than the index order shows
+    const n = 64 * 784;
+    const [x, y1, x1, y2, z] = [0, 1, 2, 3, 4].map((k) => draw(40 + k, n)) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+    const k = { a1: 0, b1: 0.37, a2: 0, b2: 0.29, h: 0.0125, c: 0.21, rtol: 0.01, atol: 0.01 };
+    const want = heunReference(x, y1, x1, y2, z, k);
+    const ts = [x, y1, x1, y2, z].map((v) => tf.tensor4d(v, [64, 28, 28, 1]));
+    const r = heunStageWithError(ts[0]!, ts[1]!, ts[2]!, ts[3]!, ts[4], k);
+    const x2 = r.x2.dataSync();
+    tf.dispose([...ts, r.x2, r.m2]);
+    expect(r.err).toBe(want.err);
+    expect(Array.from(x2).every((v, i) => Object.is(v, want.x2[i]))).toBe(true);
+  });
+
+  /**
+   * A Langevin step with the signal-to-noise rule in float32, term by term: row norms ‖v_b‖ = √(Σ v²) (squares added in
+   * index order), ε = ((‖z‖/‖g‖)·r)²·2α per row or from the norms' means over the batch, x̄ = x + ε g, x' = x̄ + √(2ε) z.
+   */
+  const langevinReference = (x: Float32Array, g: Float32Array, z: Float32Array, B: number, o: { snr: number; twoAlpha: number; perSample: boolean }) => {
+    const n = x.length / B;
+    const norm = (v: Float32Array, b: number): number => {
+      let acc = 0;
+      for (let j = 0; j < n; j++) acc = f(acc + f(v[b * n + j]! * v[b * n + j]!));
+      return f(Math.sqrt(acc));
+    };
+    const mean = (vs: number[]): number => f(vs.reduce((a, v) => f(a + v), 0) / B);
+    const [nz, ng] = [Array.from({ length: B }, (_, b) => norm(z, b)), Array.from({ length: B }, (_, b) => norm(g, b))];
+    const epsOf = (ratio: number): number => f(f(f(ratio * f(o.snr)) ** 2) * f(o.twoAlpha));
+    const batchEps = epsOf(f(mean(nz) / mean(ng)));
+    const [out, xm] = [new Float32Array(x.length), new Float32Array(x.length)];
+    for (let b = 0; b < B; b++) {
+      const e = o.perSample ? epsOf(f(nz[b]! / ng[b]!)) : batchEps;
+      const d = f(Math.sqrt(f(e * 2)));
+      for (let j = b * n; j < (b + 1) * n; j++) {
+        xm[j] = f(x[j]! + f(e * g[j]!));
+        out[j] = f(xm[j]! + f(d * z[j]!));
+      }
+    }
+    return { out, xm };
+  };
+
+  test('langevinUpdate = x̄ = x + ε g, x\' = x̄ + √(2ε) z with ε = ((‖z‖/‖g‖)·r)²·2α per sample or from the batch means of the norms, in float32 bit for bit, the squares and norms summed in index order, fused or by tf ops', async () => {
+    const ones = [0, 1, 2].map(() => tf.ones([2, 8]));
+    const info = await tf.profile(() => tf.dispose([...langevinUpdate(ones[0]!, ones[1]!, ones[2]!, { snr: 0.16, twoAlpha: 2, perSample: false })]));
+    tf.dispose(ones);
+    expect(info.kernels.map((k) => k.name)).toEqual(['ScoreSdeLangevin']);
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 40 }), fc.double({ min: 1e-3, max: 1, noNaN: true }), fc.double({ min: 0.5, max: 2, noNaN: true }), fc.boolean(), fc.boolean(), fc.nat(1000),
+        (B, n, snr, twoAlpha, perSample, special, seed) => {
+          const [x, g, z] = [0, 1, 2].map((k) => seededValues(B * n, seed + k, special)) as [Float32Array, Float32Array, Float32Array];
+          const o = { snr, twoAlpha, perSample };
+          const want = langevinReference(x, g, z, B, o);
+          const [out, xm] = readScoped(() => langevinUpdate(tf.tensor2d(x, [B, n]), tf.tensor2d(g, [B, n]), tf.tensor2d(z, [B, n]), o));
+          return Array.from(out!).every((v, i) => Object.is(v, want.out[i])) && Array.from(xm!).every((v, i) => Object.is(v, want.xm[i]));
+        }),
+      { seed: 10, numRuns: 80 },
+    );
+    // a sampler's batch (64 MNIST images), both step rules
+    const [x, g, z] = [0, 1, 2].map((k) => draw(50 + k, 64 * 784)) as [Float32Array, Float32Array, Float32Array];
+    for (const perSample of [false, true]) {
+      const o = { snr: 0.16, twoAlpha: 2, perSample };
+      const want = langevinReference(x, g, z, 64, o);
+      const [out] = readScoped(() => langevinUpdate(tf.tensor4d(x, [64, 28, 28, 1]), tf.tensor4d(g, [64, 28, 28, 1]), tf.tensor4d(z, [64, 28, 28, 1]), o));
+      expect(Array.from(out!).every((v, i) => Object.is(v, want.out[i]))).toBe(true);
+    }
   });
 });
