@@ -37,7 +37,7 @@ const DESCRIPTION = [
     'background grain. --samplers adds the samplers of the unconditional score (dpm-sde-ag, dpm-ag, dpm-sde, edm-sde, edm, dpm, pc, ode), ' +
     'which on a labelled run are poor: --label-dropout 1 trains without labels. A guided sampler evaluates two networks (dpm-ag-cond and ' +
     'dpm-sde-ag-cond three, in fewer steps): its NFE counts network evaluations. --preset quality: the full tutorial width for 20 epochs, ' +
-    "a third of its noise levels below σ = 0.2 and its denoiser clamped to [−1, 2] (under 60 minutes). Any recipe flag overrides one field of the preset; --recipe file.json gives a whole one. --preset tutorial: the earlier " +
+    "a third of its noise levels below σ = 0.2 and its denoiser clamped to the box every dequantised image lies in (under 60 minutes). Any recipe flag overrides one field of the preset; --recipe file.json gives a whole one. --preset tutorial: the earlier " +
     "default, Song's tutorial recipe at half width for 3 epochs; its full setting:",
   '  --preset tutorial --epochs 50 --channels 32,64,128,256 --embed-dim 256 --lr 1e-4 --batch-size 32 --warmup 0 --grad-clip 0',
 ].join('\n');

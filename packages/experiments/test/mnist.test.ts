@@ -291,8 +291,8 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(E.isLeft(bad) && cli.renderCliError(bad.left)).toMatch(/--dequantize: expected none\|centred, got "yes"/);
   });
 
-  test('the quality preset’s denoiser clamp [−1, 2] reaches its training config (and so every sampler and likelihood of its checkpoints); quick and tutorial leave the config without one', () => {
-    expect(trainConfigOfRecipe(PRESETS.quality, 10).denoiserRange).toEqual([-1, 2]);
+  test('the quality preset’s denoiser clamp, the dequantised data’s box [−1/510, 1 + 1/510], reaches its training config (and so every sampler and likelihood of its checkpoints); quick and tutorial leave the config without one', () => {
+    expect(trainConfigOfRecipe(PRESETS.quality, 10).denoiserRange).toEqual([-1 / 510, 1 + 1 / 510]);
     expect(['quick', 'tutorial'].map((p) => 'denoiserRange' in trainConfigOfRecipe(PRESETS[p as 'quick' | 'tutorial'], 10))).toEqual([false, false]);
   });
 

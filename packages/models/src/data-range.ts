@@ -42,3 +42,17 @@ export const sameRange = (a: DataRange | undefined, b: DataRange | undefined): b
   const [x, y] = [a ?? UNIT_RANGE, b ?? UNIT_RANGE];
   return x[0] === y[0] && x[1] === y[1];
 };
+
+/**
+ * The smallest box holding every dequantised image of `levels` grey levels, in a data range. The cells centred on the
+ * levels, x + (u − ½)/(levels − 1) with u ∈ [0, 1], reach half a cell past each end:
+ *   [lo − w/2, hi + w/2],   w = (hi − lo)/(levels − 1)
+ * (score_sde's cells (255x + u)/256 lie inside it too). A posterior mean E[x₀ | x_t] of data in a box lies in that box,
+ * so a denoiser clipped to it (models' `denoiserRange`) gives up nothing the dequantised data allow.
+ * @category maps
+ */
+export const dequantisedHull = (range: DataRange, levels = 256): DataRange => {
+  const [lo, hi] = range;
+  const half = (hi - lo) / (2 * (levels - 1));
+  return [lo - half, hi + half];
+};

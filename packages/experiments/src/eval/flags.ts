@@ -78,7 +78,7 @@ export const mnistEvalFlags = {
   denoiserRange: cli.optional(
     cli.listFlag(codec.Finite, {
       description:
-        "lo,hi: clip the model's denoiser D(x, t) = (x + s(t)² s_θ)/m(t) to [lo, hi] in every part, samplers and likelihood alike (another model, the same wherever D stays in the box; e.g. -1,2 for data in [0, 1]: keeps the likelihood's flow from running away where the network's denoiser grows without bound off the data; README, \"A clamped denoiser\")",
+        "lo,hi: clip the model's denoiser D(x, t) = (x + s(t)² s_θ)/m(t) to [lo, hi] in every part, samplers and likelihood alike (another model, the same wherever D stays in the box; e.g. -0.00196,1.00196 for data in [0, 1], the box every dequantised image lies in, and so the exact denoiser too: keeps the likelihood's flow from running away where the network's denoiser grows without bound off the data; README, \"The data's own box\")",
     }),
   ),
   bpdEstimator: cli.oneOfFlag(ESTIMATORS, { default: D.bpd.estimator, description: 'Hutchinson probe distribution of the divergence estimate' }),
