@@ -185,23 +185,36 @@ export const discretize =
 // -------------------------------------------------------------------------------------
 
 /**
+ * The coefficients of the reverse drift, linear in the state and the score: f̄(x, t) = a(t)·x − b(t)·s(x, t) with
+ * a = f(t), b = g(t)² for the reverse SDE and b = ½ g(t)² for the probability-flow ODE (what a fused step needs).
+ * @category reverse
+ */
+export const reverseDriftCoefs = (sde: SDE, t: number, probabilityFlowOde = false): { readonly a: number; readonly b: number } => ({
+  a: driftCoef(sde, t),
+  b: (probabilityFlowOde ? 0.5 : 1) * diffusionCoef(sde, t) ** 2,
+});
+
+/** a(t)·x − b(t)·s(x, t) with {@link reverseDriftCoefs}. */
+const linearReverseDrift =
+  (sde: SDE, score: ScoreFn, probabilityFlowOde: boolean) =>
+  (x: tf.Tensor, t: number): tf.Tensor =>
+    scoped(() => {
+      const { a, b } = reverseDriftCoefs(sde, t, probabilityFlowOde);
+      return tf.sub(tf.mul(x, a), tf.mul(score(x, t), b));
+    });
+
+/**
  * Drift of the reverse-time SDE (Anderson 1982; Song et al. eq. 6), run with dt < 0:
  *   f̄(x, t) = f(x, t) − g(t)² ∇ log p_t(x).
  * @category reverse
  */
-export const reverseDrift =
-  (sde: SDE, score: ScoreFn) =>
-  (x: tf.Tensor, t: number): tf.Tensor =>
-    scoped(() => tf.sub(tf.mul(x, driftCoef(sde, t)), tf.mul(score(x, t), diffusionCoef(sde, t) ** 2)));
+export const reverseDrift = (sde: SDE, score: ScoreFn): ((x: tf.Tensor, t: number) => tf.Tensor) => linearReverseDrift(sde, score, false);
 
 /**
  * Drift of the probability-flow ODE (Song et al. eq. 13): dx/dt = f(x, t) − ½ g(t)² ∇ log p_t(x).
  * @category reverse
  */
-export const probabilityFlowDrift =
-  (sde: SDE, score: ScoreFn) =>
-  (x: tf.Tensor, t: number): tf.Tensor =>
-    scoped(() => tf.sub(tf.mul(x, driftCoef(sde, t)), tf.mul(score(x, t), 0.5 * diffusionCoef(sde, t) ** 2)));
+export const probabilityFlowDrift = (sde: SDE, score: ScoreFn): ((x: tf.Tensor, t: number) => tf.Tensor) => linearReverseDrift(sde, score, true);
 
 /** The reverse-time SDE as {@link Dynamics}: drift f − g² s, diffusion g. @category reverse */
 export const reverse = (sde: SDE, score: ScoreFn): Dynamics => ({ drift: reverseDrift(sde, score), diffusion: (t) => diffusionCoef(sde, t) });

@@ -15,7 +15,7 @@
  * @module adaptive-sde
  */
 import { tf, fused } from '@score-sde/tensor-fp';
-import { type SDE, type ScoreFn, diffusionCoef, driftCoef } from '@score-sde/sde-math';
+import { type SDE, type ScoreFn, diffusionCoef, reverseDriftCoefs } from '@score-sde/sde-math';
 import { type Step, defineStep, perSampleNoise } from './step';
 import { type PIDController, pid, sdeController, stepFactor } from './controller';
 import { solverFailure } from './ode';
@@ -59,9 +59,8 @@ export const adaptiveReverse = (sde: SDE, opts: AdaptiveSdeOptions = {}): Step =
   return defineStep(
     { name: `adaptive-${ode ? 'ode' : 'sde'}(rtol=${rtol}, atol=${atol})`, kind: 'predictor', order: ode ? 2 : 1, stochastic: !ode, batchCoupling: [SHARED_STEP_SIZE], nfePerStep: 'adaptive' },
     (score, s, tNext) => {
-      // f̄(x, t) = a(t)·x − b(t)·s(x, t): sde-math's reverseDrift (probabilityFlowDrift for the flow), scalar for scalar
-      const a = (t: number): number => driftCoef(sde, t);
-      const b = (t: number): number => (ode ? 0.5 * diffusionCoef(sde, t) ** 2 : diffusionCoef(sde, t) ** 2);
+      // f̄(x, t) = a(t)·x − b(t)·s(x, t), the coefficients of sde-math's reverseDrift (probabilityFlowDrift for the flow)
+      const coefs = (t: number): { readonly a: number; readonly b: number } => reverseDriftCoefs(sde, t, ode);
       const g = (t: number): number => (ode ? 0 : diffusionCoef(sde, t));
       let x = s.x;
       let xMean = s.x;
@@ -88,9 +87,10 @@ export const adaptiveReverse = (sde: SDE, opts: AdaptiveSdeOptions = {}): Step =
           z = noise.z;
         }
         // x₁ = x − f̄(x, t)·h + g(t)√h z  (x + f̄·(−h): the same bits as x − f̄·h)
-        const x1 = fused.eulerUpdate(xNow, sNow, a(t), b(t), -hh, z === undefined ? undefined : { z, c: g(t) * Math.sqrt(hh) });
+        const [f1, f2] = [coefs(t), coefs(tn)];
+        const x1 = fused.eulerUpdate(xNow, sNow, f1.a, f1.b, -hh, z === undefined ? undefined : { z, c: g(t) * Math.sqrt(hh) });
         const s2 = ownScore(score, x1, tn);
-        const r = fused.heunStageWithError(xNow, sNow, x1, s2, z, { a1: a(t), b1: b(t), a2: a(tn), b2: b(tn), h: 0.5 * hh, c: 0.5 * (g(t) + g(tn)) * Math.sqrt(hh), rtol, atol });
+        const r = fused.heunStageWithError(xNow, sNow, x1, s2, z, { a1: f1.a, b1: f1.b, a2: f2.a, b2: f2.b, h: 0.5 * hh, c: 0.5 * (g(t) + g(tn)) * Math.sqrt(hh), rtol, atol });
         tf.dispose(z === undefined ? [x1, s2] : [x1, s2, z]);
         const err = r.err;
         const ok = Number.isFinite(err) && err <= 1;

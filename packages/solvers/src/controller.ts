@@ -9,7 +9,7 @@
  *
  * @module controller
  */
-import { tf } from '@score-sde/tensor-fp';
+import { fused } from '@score-sde/tensor-fp';
 
 /** PID coefficients and limits. @category model */
 export interface PIDController {
@@ -60,8 +60,7 @@ export const stepFactor = (
 
 /**
  * RMS norm of an error scaled by the tolerance: √(mean((e / (atol + rtol·max(|y0|, |y1|)))²)) over all elements
- * (the batch is one system, as in scipy's solve_ivp and score_sde's likelihood). Returns a scalar tensor.
+ * (tensor-fp's `fused.scaledRmsNorm`, whose fused Heun stage computes the same in one pass). Returns a scalar tensor.
  * @category control
  */
-export const scaledRmsNorm = (e: tf.Tensor, y0: tf.Tensor, y1: tf.Tensor, rtol: number, atol: number): tf.Scalar =>
-  tf.tidy(() => tf.sqrt(tf.mean(tf.square(tf.div(e, tf.add(atol, tf.mul(tf.maximum(tf.abs(y0), tf.abs(y1)), rtol)))))) as tf.Scalar);
+export const scaledRmsNorm = fused.scaledRmsNorm;

@@ -1027,6 +1027,14 @@ export interface HeunStage {
 }
 
 /**
+ * RMS norm of an error scaled by the tolerance: √(mean((e / (atol + rtol·max(|y0|, |y1|)))²)) over all elements
+ * (the batch is one system, as in scipy's solve_ivp and score_sde's likelihood). Returns a scalar tensor.
+ * @category fused
+ */
+export const scaledRmsNorm = (e: tf.Tensor, y0: tf.Tensor, y1: tf.Tensor, rtol: number, atol: number): tf.Scalar =>
+  tf.tidy(() => tf.sqrt(tf.mean(tf.square(tf.div(e, tf.add(atol, tf.mul(tf.maximum(tf.abs(y0), tf.abs(y1)), rtol)))))) as tf.Scalar);
+
+/**
  * The improved-Euler stage of an adaptive Heun–Euler pair with its error, for a drift f(x, y) = a·x − b·y linear in
  * the state and the score y:
  *   m₂ = x − (f(x, y₁; a₁, b₁) + f(x₁, y₂; a₂, b₂))·h,   x₂ = m₂ + c·z (x₂ = m₂ without z),
@@ -1048,8 +1056,7 @@ export const heunStageWithError = (x: tf.Tensor, y1: tf.Tensor, x1: tf.Tensor, y
     const drift = (u: tf.Tensor, y: tf.Tensor, a: number, b: number): tf.Tensor => tf.sub(tf.mul(u, a), tf.mul(y, b));
     const m2 = tf.sub(x, tf.mul(tf.add(drift(x, y1, s.a1, s.b1), drift(x1, y2, s.a2, s.b2)), s.h));
     const x2 = z === undefined ? m2 : tf.add(m2, tf.mul(z, s.c));
-    const scale = tf.add(s.atol, tf.mul(tf.maximum(tf.abs(x), tf.abs(x2)), s.rtol));
-    return { x2, m2, err: tf.sqrt(tf.mean(tf.square(tf.div(tf.sub(x1, x2), scale)))) };
+    return { x2, m2, err: scaledRmsNorm(tf.sub(x1, x2), x, x2, s.rtol, s.atol) };
   });
   const err = r.err.dataSync()[0]!;
   r.err.dispose();
