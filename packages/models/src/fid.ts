@@ -277,3 +277,57 @@ export const frechetTerms = (a: Stats, b: Stats): E.Either<FidError, FrechetTerm
 
 /** FID = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁^{1/2} Σ₂ Σ₁^{1/2})^{1/2} (see {@link frechetTerms}). @category distance */
 export const frechetDistance = (a: Stats, b: Stats): E.Either<FidError, number> => E.map((r: FrechetTerms) => r.fid)(frechetTerms(a, b));
+
+// -------------------------------------------------------------------------------------
+// sample size
+// -------------------------------------------------------------------------------------
+
+/** FID measured at one sample count. @category model */
+export interface FidAtN {
+  readonly n: number;
+  readonly fid: number;
+}
+
+/** FID extrapolated to infinitely many samples, and the slope of its 1/n term. @category model */
+export interface FidExtrapolation {
+  /** The intercept a of the least-squares line FID_n = a + b/n (Chong & Forsyth 2020's FID∞). */
+  readonly fidInfinity: number;
+  /** b: how much of FID_n is the finite-sample bias b/n. */
+  readonly slope: number;
+}
+
+/**
+ * FID is biased upwards by about b/n at n samples (the sample mean and covariance scatter around the true ones), so
+ * FIDs compare only at equal n, and a ratio of two FIDs at one n depends on n. Chong & Forsyth ("Effectively unbiased
+ * FID and Inception score and where to find them", CVPR 2020) fit FID_n = FID∞ + b/n over several n and read off the
+ * intercept. This is that fit: the least-squares line through the points (1/n_k, FID_k),
+ *   b = Σ (x_k − x̄)(y_k − ȳ) / Σ (x_k − x̄)²,   FID∞ = ȳ − b x̄,   x_k = 1/n_k, y_k = FID_k.
+ * Needs at least two distinct n. FID∞ is an estimate (it can come out slightly negative for equal laws).
+ * @category sample size
+ */
+export const extrapolateFid = (points: ReadonlyArray<FidAtN>): E.Either<FidError, FidExtrapolation> => {
+  if (points.some((p) => !(Number.isFinite(p.n) && p.n > 0 && Number.isFinite(p.fid)))) return E.left(fidError('extrapolateFid: every point needs a positive n and a finite FID'));
+  if (new Set(points.map((p) => p.n)).size < 2) return E.left(fidError(`extrapolateFid: needs FIDs at two or more distinct n, got ${points.length} point(s) at n = ${[...new Set(points.map((p) => p.n))].join(', ') || 'none'}`));
+  const xs = points.map((p) => 1 / p.n);
+  const xBar = xs.reduce((a, x) => a + x, 0) / xs.length;
+  const yBar = points.reduce((a, p) => a + p.fid, 0) / points.length;
+  let sxy = 0;
+  let sxx = 0;
+  points.forEach((p, k) => {
+    sxy += (xs[k]! - xBar) * (p.fid - yBar);
+    sxx += (xs[k]! - xBar) ** 2;
+  });
+  const slope = sxy / sxx;
+  return E.right({ fidInfinity: yBar - slope * xBar, slope });
+};
+
+/**
+ * The nested sample counts at which an n-sample FID is also measured for {@link extrapolateFid}: the first k samples for
+ * k = round(n·f), f ∈ {1/4, 1/3, 1/2, 2/3, 1}, keeping only k ≥ 2d (d the feature dimension: below it the bias is no
+ * longer linear in 1/k, as the sample covariance's eigenvalues spread out) and distinct. Fewer than two: none.
+ * @category sample size
+ */
+export const prefixCounts = (n: number, d: number): ReadonlyArray<number> => {
+  const ks = [...new Set([1 / 4, 1 / 3, 1 / 2, 2 / 3, 1].map((f) => Math.round(n * f)))].filter((k) => k >= 2 * d && k <= n);
+  return ks.length >= 2 ? ks : [];
+};

@@ -11,6 +11,8 @@ import {
   trace,
   frechetDistance,
   frechetTerms,
+  extrapolateFid,
+  prefixCounts,
 } from '../src/fid';
 import { identity, runs } from '@score-sde/tensor-fp/testing';
 
@@ -28,6 +30,14 @@ const sqrtm = identity({
   formula: String.raw`$\big(A^{1/2}\big)^2 = A$ for symmetric positive semi-definite $A$`,
   source: 'A^{1/2} = V Λ^{1/2} Vᵀ',
   tolerance: 'float64: 256 d ε ‖A‖_F',
+});
+
+const fidInfinity = identity({
+  concept: 'evaluation',
+  title: 'FID extrapolated to infinitely many samples',
+  formula: String.raw`$\mathrm{FID}_n = \mathrm{FID}_\infty + b/n$: the least-squares line through the points $(1/n_k, \mathrm{FID}_{n_k})$ returns $(\mathrm{FID}_\infty, b)$ whenever the points lie on such a line`,
+  source: 'Chong & Forsyth 2020 (FID∞); ordinary least squares in x = 1/n: b = Σ(x−x̄)(y−ȳ)/Σ(x−x̄)², FID∞ = ȳ − b x̄',
+  tolerance: 'float64: each y_k = a + b x_k is rounded by at most 2ε(|a| + |b| x_k); the intercept is Σ w_k y_k with Σ|w_k| = Σ|1/K − x̄(x_k − x̄)/Sxx|, so 16 ε (|a| + |b| x_max) Σ|w_k| bounds its error with room for the fit\'s own rounding',
 });
 
 const frechet = identity({
@@ -369,5 +379,57 @@ describe('gaussianStats', () => {
     const v = tf.tensor1d([1, 2, 3]);
     expect(msg(gaussianStatsOfTensor(v))).toMatch(/expected a \[n, d\] tensor/);
     v.dispose();
+  });
+});
+
+describe('FID against the number of samples', () => {
+  it('FID_n = FID∞ + b/n: the least-squares line in 1/n returns (FID∞, b) exactly for points on such a line', () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 0, max: 500, noNaN: true }),
+        fc.double({ min: -1e5, max: 1e5, noNaN: true }),
+        fc.uniqueArray(fc.integer({ min: 50, max: 50_000 }), { minLength: 2, maxLength: 8 }),
+        (a, b, ns) => {
+          const xs = ns.map((n) => 1 / n);
+          const r = extrapolateFid(ns.map((n, k) => ({ n, fid: a + b * xs[k]! })));
+          expect(E.isRight(r)).toBe(true);
+          if (E.isLeft(r)) return;
+          const xBar = xs.reduce((s, x) => s + x, 0) / xs.length;
+          const sxx = xs.reduce((s, x) => s + (x - xBar) ** 2, 0);
+          const weights = xs.reduce((s, x) => s + Math.abs(1 / xs.length - (xBar * (x - xBar)) / sxx), 0);
+          const xMax = Math.max(...xs);
+          fidInfinity.close(r.right.fidInfinity, a, 16 * Number.EPSILON * (Math.abs(a) + Math.abs(b) * xMax) * weights);
+          fidInfinity.close(r.right.slope * xMax, b * xMax, 16 * Number.EPSILON * (Math.abs(a) + Math.abs(b) * xMax) * weights);
+        },
+      ),
+      runs(200),
+    );
+  });
+
+  it('needs two distinct n and finite FIDs, and says so', () => {
+    const msg = (e: E.Either<{ message: string }, unknown>) => (E.isLeft(e) ? e.left.message : 'Right');
+    expect(msg(extrapolateFid([{ n: 1000, fid: 3 }]))).toMatch(/two or more distinct n/);
+    expect(msg(extrapolateFid([{ n: 1000, fid: 3 }, { n: 1000, fid: 4 }]))).toMatch(/two or more distinct n, got 2 point\(s\) at n = 1000/);
+    expect(msg(extrapolateFid([{ n: 1000, fid: NaN }, { n: 2000, fid: 4 }]))).toMatch(/finite FID/);
+  });
+
+  it('the nested counts: n·{1/4, 1/3, 1/2, 2/3, 1} rounded, each ≥ 2d, n among them, or none when fewer than two qualify', () => {
+    expect(prefixCounts(5000, 128)).toEqual([1250, 1667, 2500, 3333, 5000]);
+    expect(prefixCounts(1000, 128)).toEqual([333, 500, 667, 1000]);
+    expect(prefixCounts(400, 128)).toEqual([267, 400]);
+    expect(prefixCounts(300, 128)).toEqual([]);
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 100_000 }), fc.integer({ min: 1, max: 512 }), (n, d) => {
+        const ks = prefixCounts(n, d);
+        if (ks.length === 0) return;
+        expect(ks.length).toBeGreaterThanOrEqual(2);
+        expect(ks[ks.length - 1]).toBe(n);
+        ks.forEach((k, i) => {
+          expect(k).toBeGreaterThanOrEqual(2 * d);
+          if (i > 0) expect(k).toBeGreaterThan(ks[i - 1]!);
+        });
+      }),
+      runs(200),
+    );
   });
 });

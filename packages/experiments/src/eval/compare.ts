@@ -54,6 +54,9 @@ export interface SamplerResult {
   readonly fid: number | null;
   readonly meanTerm: number | null;
   readonly covTerm: number | null;
+  /** FID of the first k samples at nested counts k (eval/fid's `fidOfImages`), and extrapolated to n → ∞; absent when n is too small. */
+  readonly fidAt?: ReadonlyArray<{ readonly n: number; readonly fid: number }>;
+  readonly fidInfinity?: number;
   readonly classes: ClassRecord | null;
   /** Stray strokes and background grain of the samples (lib/strokes). */
   readonly strokes: inkStrokes.StrokeRecord | null;
@@ -247,6 +250,7 @@ export const scoreComparison = async (i: ComparisonScoring): Promise<E.Either<Ex
       fid: E.isRight(scored) ? scored.right.fid : null,
       meanTerm: E.isRight(scored) ? scored.right.meanTerm : null,
       covTerm: E.isRight(scored) ? scored.right.covTerm : null,
+      ...(E.isRight(scored) && scored.right.fidAt !== undefined && scored.right.fidInfinity !== undefined ? { fidAt: scored.right.fidAt, fidInfinity: scored.right.fidInfinity } : {}),
       classes: { histogram: classes.histogram, meanMaxProb: classes.meanMaxProb, confidentRate: classes.confidentRate, entropyBits: classes.entropyBits },
       strokes,
       error,
@@ -255,6 +259,7 @@ export const scoreComparison = async (i: ComparisonScoring): Promise<E.Either<Ex
     if (E.isRight(gridPng)) panels.push({ png: gridPng.right, caption: `${entry.label}: NFE ${report.formatNumber(nfe, 3)}, FID ${r.fid === null ? 'n/a' : report.formatNumber(r.fid, 3)}` });
     i.log(
       `${entry.label}: ${i.n} samples, NFE ${report.formatNumber(nfe)}, ${seconds.toFixed(1)} s, FID ${r.fid === null ? `n/a (${error})` : report.formatNumber(r.fid)}` +
+        (r.fidInfinity === undefined ? '' : ` (FID∞ ≈ ${report.formatNumber(r.fidInfinity)} from n = ${r.fidAt!.map((a) => a.n).join(', ')})`) +
         `, class entropy ${classes.entropyBits.toFixed(3)} bits, mean max-prob ${classes.meanMaxProb.toFixed(3)}, confident ${(100 * classes.confidentRate).toFixed(1)}%` +
         `, stray strokes ${(100 * strokes.strayRate).toFixed(1)}%, grain ${(100 * strokes.grain).toFixed(2)}%`,
     );

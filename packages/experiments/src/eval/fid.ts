@@ -24,6 +24,10 @@ export interface FidResult {
   readonly meanTerm: number;
   /** tr Σ_g + tr Σ_r − 2 tr (Σ_g^{1/2} Σ_r Σ_g^{1/2})^{1/2} */
   readonly covTerm: number;
+  /** FID of the first k images at the nested counts k of models' `fid.prefixCounts` (n included; absent when n is too small). */
+  readonly fidAt?: ReadonlyArray<fid.FidAtN>;
+  /** FID extrapolated to n → ∞ through `fidAt` (models' `fid.extrapolateFid`; absent with `fidAt`). */
+  readonly fidInfinity?: number;
 }
 
 /**
@@ -46,9 +50,27 @@ export const featureStats = (config: classifier.ClassifierConfig, params: Params
 export const fidOfStats = (generated: fid.Stats, reference: fid.Stats): E.Either<fid.FidError, FidResult> =>
   E.map((r: fid.FrechetTerms): FidResult => ({ n: generated.n, fid: r.fid, meanTerm: r.meanTerm, covTerm: r.covTerm }))(fid.frechetTerms(generated, reference));
 
-/** FID of images x against reference statistics, in the classifier's feature space. @category distance */
-export const fidOfImages = (config: classifier.ClassifierConfig, params: Params, x: tf.Tensor, reference: fid.Stats): E.Either<fid.FidError, FidResult> =>
-  E.chain((s: fid.Stats) => fidOfStats(s, reference))(featureStats(config, params, x));
+/**
+ * FID of images x against reference statistics, in the classifier's feature space; also at the nested counts of
+ * `fid.prefixCounts` (the first k images) and extrapolated from them to n → ∞, FID_k ≈ FID∞ + b/k (`fid.extrapolateFid`).
+ * @category distance
+ */
+export const fidOfImages = (config: classifier.ClassifierConfig, params: Params, x: tf.Tensor, reference: fid.Stats): E.Either<fid.FidError, FidResult> => {
+  const n = x.shape[0]!;
+  const d = config.featureDim;
+  const features = classifier.featuresInBatches(config, params, x);
+  const whole = E.chain((s: fid.Stats) => fidOfStats(s, reference))(fid.gaussianStats(features, n, d));
+  if (E.isLeft(whole)) return whole;
+  const ks = fid.prefixCounts(n, d);
+  if (ks.length === 0) return whole;
+  const at: fid.FidAtN[] = [];
+  for (const k of ks) {
+    const r = k === n ? whole : E.chain((s: fid.Stats) => fidOfStats(s, reference))(fid.gaussianStats(features.subarray(0, k * d), k, d));
+    if (E.isLeft(r)) return r;
+    at.push({ n: k, fid: r.right.fid });
+  }
+  return E.map((line: fid.FidExtrapolation): FidResult => ({ ...whole.right, fidAt: at, fidInfinity: line.fidInfinity }))(fid.extrapolateFid(at));
+};
 
 /** The clean classifier's class histogram, mean max-probability and histogram entropy of x. @category classes */
 export const classRecord = (config: classifier.ClassifierConfig, params: Params, x: tf.Tensor): ClassRecord & { readonly predictions: Int32Array } => {

@@ -203,7 +203,7 @@ export const DESCRIPTION = [
   '',
   '* interpolation.png: two test digits at the ends and, between them, the probability-flow decodings of spherical interpolations of their ODE latents.',
   '',
-  '* eval.json, eval.md: every figure above with the extractor name and the sample counts, each sampler\'s stray-stroke rate (digits whose ink has more than one 8-connected component: detached specks) and background grain beside the same n real digits\', and bits/dim of the first --bpd-images test images (PF-ODE likelihood, Hutchinson divergence, uniform dequantisation; mean ± standard error over images). Rewritten after each part, so a stopped run keeps what it measured.',
+  '* eval.json, eval.md: every figure above with the extractor name and the sample counts, each sampler\'s stray-stroke rate (digits whose ink has more than one 8-connected component: detached specks) and background grain beside the same n real digits\', FID∞ beside FID (when n ≥ 3× the feature dimension, 384 at the default 128: FID of the first k samples at nested k, the least-squares line FID_k = FID∞ + b/k read at k → ∞, for the samplers and the floor alike, so that their ratio does not depend on n; Chong & Forsyth 2020), and bits/dim of the first --bpd-images test images (PF-ODE likelihood, Hutchinson divergence, uniform dequantisation; mean ± standard error over images). Rewritten after each part, so a stopped run keeps what it measured.',
   '',
   'At the defaults on 2 CPU cores (wasm) a run takes about two hours, most of it the sampler comparison; --skip and smaller --samples/--steps shorten it.',
 ].join('\n');

@@ -41,6 +41,9 @@ export const ClassifierRecord = codec.strict(
 );
 export type ClassifierRecord = t.TypeOf<typeof ClassifierRecord>;
 
+/** FID of the first n images (a nested count of the FID's n). @category codec */
+export const FidAtRecord = codec.strict({ n: codec.PositiveInt, fid: codec.NonNegativeFinite }, 'FidAtRecord');
+
 /** The FID set-up: extractor, feature dimension, reference set, n, and the real-vs-real floor at that n. @category codec */
 export const FidSetup = codec.strict(
   {
@@ -51,7 +54,7 @@ export const FidSetup = codec.strict(
     reference: codec.strict({ set: t.literal('MNIST test'), n: codec.PositiveInt }, 'FidReference'),
     floor: codec.strictWithOptional(
       { set: t.literal('MNIST train'), n: codec.PositiveInt, fid: codec.NonNegativeFinite, meanTerm: codec.NonNegativeFinite, covTerm: codec.Finite, classes: ClassesRecord },
-      { strokes: StrokesRecord },
+      { strokes: StrokesRecord, fidAt: list(FidAtRecord), fidInfinity: codec.Finite },
       'FidFloor',
     ),
   },
@@ -74,7 +77,7 @@ export const SamplerRecord = codec.strictWithOptional(
     classes: nullable(ClassesRecord),
     error: nullable(t.string),
   },
-  { strokes: nullable(StrokesRecord) },
+  { strokes: nullable(StrokesRecord), fidAt: list(FidAtRecord), fidInfinity: codec.Finite },
   'SamplerRecord',
 );
 
@@ -206,6 +209,7 @@ const samplersSection = (r: EvalReport): ReadonlyArray<string> => {
     NFE: s.nfe,
     seconds: s.seconds,
     FID: s.fid ?? 'failed',
+    'FID∞': s.fidInfinity ?? null,
     '‖Δμ‖²': s.meanTerm,
     'cov term': s.covTerm,
     'class entropy (bits)': s.classes?.entropyBits ?? null,
@@ -219,6 +223,7 @@ const samplersSection = (r: EvalReport): ReadonlyArray<string> => {
     NFE: 0,
     seconds: 0,
     FID: fid.floor.fid,
+    'FID∞': fid.floor.fidInfinity ?? null,
     '‖Δμ‖²': fid.floor.meanTerm,
     'cov term': fid.floor.covTerm,
     'class entropy (bits)': fid.floor.classes.entropyBits,
@@ -237,7 +242,8 @@ const samplersSection = (r: EvalReport): ReadonlyArray<string> => {
     '',
     `FID of n = ${fid.n} samples per sampler against the first ${fid.reference.n} MNIST test images, in float64, in the ${fid.featureDim}-dimensional penultimate-feature space of \`${fid.extractor}\`. ` +
       `Every sampler starts from the same prior draws and noise streams. The real-vs-real floor — ${fid.floor.n} training images against the same test images — is ${num(fid.floor.fid)}: ` +
-      'the FID of a perfect sampler at this n (FID is biased upwards at small n, so compare FIDs only at equal n). Class entropy is that of the clean classifier\'s histogram of the samples (log₂ 10 ≈ 3.32 bits when balanced). ' +
+      'the FID of a perfect sampler at this n (FID is biased upwards at small n, so compare FIDs only at equal n). ' +
+      'FID∞: the FIDs of the first k samples (and of the first k floor images) at nested counts k ≥ 2·(feature dimension), fitted by least squares as FID_k = FID∞ + b/k and read at k → ∞ (Chong & Forsyth 2020): an estimate free of the 1/n bias, so the ratio of two FID∞ does not depend on n the way the ratio at one n does (empty when fewer than two such counts exist). Class entropy is that of the clean classifier\'s histogram of the samples (log₂ 10 ≈ 3.32 bits when balanced). ' +
       'Stray strokes: the share of digits whose ink (pixels > 0.5) has more than one 8-connected component (detached specks); grain: the share of background pixels (more than 2 pixels from any pixel ≥ 64/255) at 10–63 of 255. The real digits give their floor.',
     '',
     report.markdownTable(rows),

@@ -359,7 +359,7 @@ const fidReference = (
   const setup = fidSetup(judge, train, test, o.samplers.samples, partKey(o.seed, STREAMS.floor));
   if (E.isLeft(setup)) return setup;
   const { reference, floor, floorClasses, floorStrokes } = setup.right;
-  log(`FID reference: ${test.count} test images; real-vs-real floor (${floor.n} training images): ${report.formatNumber(floor.fid)}, stray strokes ${(100 * floorStrokes.strayRate).toFixed(1)}%, grain ${(100 * floorStrokes.grain).toFixed(2)}%`);
+  log(`FID reference: ${test.count} test images; real-vs-real floor (${floor.n} training images): ${report.formatNumber(floor.fid)}${floor.fidInfinity === undefined ? '' : ` (FID∞ ≈ ${report.formatNumber(floor.fidInfinity)})`}, stray strokes ${(100 * floorStrokes.strayRate).toFixed(1)}%, grain ${(100 * floorStrokes.grain).toFixed(2)}%`);
   return E.right({
     reference,
     floor,
@@ -368,7 +368,16 @@ const fidReference = (
       featureDim: judge.config.featureDim,
       n: o.samplers.samples,
       reference: { set: 'MNIST test', n: test.count },
-      floor: { set: 'MNIST train', n: floor.n, fid: floor.fid, meanTerm: floor.meanTerm, covTerm: floor.covTerm, classes: floorClasses, strokes: floorStrokes },
+      floor: {
+        set: 'MNIST train',
+        n: floor.n,
+        fid: floor.fid,
+        meanTerm: floor.meanTerm,
+        covTerm: floor.covTerm,
+        classes: floorClasses,
+        strokes: floorStrokes,
+        ...(floor.fidAt !== undefined && floor.fidInfinity !== undefined ? { fidAt: floor.fidAt, fidInfinity: floor.fidInfinity } : {}),
+      },
     },
   });
 };

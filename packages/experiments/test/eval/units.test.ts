@@ -8,12 +8,13 @@ import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { tf, initBackend, liveTensors, random } from '@score-sde/tensor-fp';
 import { type ScoreFn, tutorial, ve, marginalVariance, marginalMeanCoef } from '@score-sde/sde-math';
-import { fid, initTrainState, saveCheckpoint, disposeTrainState } from '@score-sde/models';
+import { fid, classifier, initTrainState, saveCheckpoint, disposeTrainState } from '@score-sde/models';
 import { cli } from '../../src/lib';
 import { draw, namedSampler, itemKeys, ODE_INTERVALS, DPM_SDE_ETA, DPM_SDE_SIGMA_MIN, LABELLED_SAMPLERS } from '../../src/pipeline';
 import {
   mnistEvalFlags,
   fidOfStats,
+  fidOfImages,
   perClassAccuracy,
   halfMask,
   maskTensor,
@@ -77,6 +78,42 @@ describe('FID glue', () => {
     expect(Math.abs(r.right.covTerm - covTerm)).toBeLessThan(1e-9);
     expect(Math.abs(r.right.fid - (meanTerm + covTerm))).toBeLessThan(1e-9);
     expect(r.right.n).toBe(2 * d);
+  });
+});
+
+describe('FID at nested sample counts', () => {
+  test('FID of the first k images is the FID of those k images alone, at every nested count of fid.prefixCounts, and FID∞ is the least-squares line in 1/k through them', () => {
+    const config: classifier.ClassifierConfig = { ...classifier.mnistClassifierConfig, channels: [4, 4, 8], featureDim: 3 };
+    const params = classifier.initClassifier(config, random.key(3));
+    const n = 40;
+    const x = tf.tidy(() => tf.randomUniform([n, 28, 28, 1], 0, 1, 'float32', 5));
+    const refImages = tf.tidy(() => tf.randomUniform([30, 28, 28, 1], 0, 1, 'float32', 6));
+    const reference = fid.gaussianStats(classifier.featuresInBatches(config, params, refImages), 30, config.featureDim);
+    if (E.isLeft(reference)) throw new Error(reference.left.message);
+    const whole = fidOfImages(config, params, x, reference.right);
+    if (E.isLeft(whole)) throw new Error(whole.left.message);
+    const ks = fid.prefixCounts(n, config.featureDim);
+    expect(ks).toEqual([10, 13, 20, 27, 40]);
+    expect(whole.right.fidAt?.map((a) => a.n)).toEqual(ks);
+    ks.forEach((k, i) => {
+      const alone = tf.tidy(() => tf.slice(x, [0, 0, 0, 0], [k, 28, 28, 1]));
+      const r = fidOfImages(config, params, alone, reference.right);
+      alone.dispose();
+      if (E.isLeft(r)) throw new Error(r.left.message);
+      // the same features (one image at a time through the same network, batches of 256) and the same float64 arithmetic: equal to the bit
+      expect(whole.right.fidAt![i]!.fid).toBe(r.right.fid);
+    });
+    expect(whole.right.fidAt![ks.length - 1]!.fid).toBe(whole.right.fid);
+    const line = fid.extrapolateFid(whole.right.fidAt!);
+    if (E.isLeft(line)) throw new Error(line.left.message);
+    expect(whole.right.fidInfinity).toBe(line.right.fidInfinity);
+    // too few images for two counts ≥ 2d: no extrapolation, the plain FID
+    const few = tf.tidy(() => tf.slice(x, [0, 0, 0, 0], [8, 28, 28, 1]));
+    const r8 = fidOfImages(config, params, few, reference.right);
+    few.dispose();
+    expect(E.isRight(r8) && r8.right.fidAt === undefined && r8.right.fidInfinity === undefined).toBe(true);
+    tf.dispose([x, refImages]);
+    tf.dispose(Object.values(params));
   });
 });
 
