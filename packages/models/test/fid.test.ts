@@ -413,11 +413,12 @@ describe('FID against the number of samples', () => {
     expect(msg(extrapolateFid([{ n: 1000, fid: NaN }, { n: 2000, fid: 4 }]))).toMatch(/finite FID/);
   });
 
-  it('the nested counts: n·{1/4, 1/3, 1/2, 2/3, 1} rounded, each ≥ 2d, n among them, or none when fewer than two qualify', () => {
-    expect(prefixCounts(5000, 128)).toEqual([1250, 1667, 2500, 3333, 5000]);
-    expect(prefixCounts(1000, 128)).toEqual([333, 500, 667, 1000]);
-    expect(prefixCounts(400, 128)).toEqual([267, 400]);
-    expect(prefixCounts(300, 128)).toEqual([]);
+  it('the nested counts: n·{1/4, 1/3, 1/2, 2/3, 1} rounded, each ≥ 16d, n among them, or none when fewer than two qualify', () => {
+    expect(prefixCounts(10_000, 128)).toEqual([2500, 3333, 5000, 6667, 10_000]);
+    expect(prefixCounts(5000, 128)).toEqual([2500, 3333, 5000]);
+    expect(prefixCounts(3072, 128)).toEqual([2048, 3072]);
+    expect(prefixCounts(3071, 128)).toEqual([]);
+    expect(prefixCounts(1000, 128)).toEqual([]);
     fc.assert(
       fc.property(fc.integer({ min: 2, max: 100_000 }), fc.integer({ min: 1, max: 512 }), (n, d) => {
         const ks = prefixCounts(n, d);
@@ -425,7 +426,7 @@ describe('FID against the number of samples', () => {
         expect(ks.length).toBeGreaterThanOrEqual(2);
         expect(ks[ks.length - 1]).toBe(n);
         ks.forEach((k, i) => {
-          expect(k).toBeGreaterThanOrEqual(2 * d);
+          expect(k).toBeGreaterThanOrEqual(16 * d);
           if (i > 0) expect(k).toBeGreaterThan(ks[i - 1]!);
         });
       }),

@@ -82,10 +82,10 @@ describe('FID glue', () => {
 });
 
 describe('FID at nested sample counts', () => {
-  test('FID of the first k images is the FID of those k images alone, at every nested count of fid.prefixCounts, and FID∞ is the least-squares line in 1/k through them', () => {
+  test('FID of the first k images is the FID of those k images alone, at every nested count of fid.prefixCounts (k ≥ 16d), and FID∞ is the least-squares line in 1/k through them', () => {
     const config: classifier.ClassifierConfig = { ...classifier.mnistClassifierConfig, channels: [4, 4, 8], featureDim: 3 };
     const params = classifier.initClassifier(config, random.key(3));
-    const n = 40;
+    const n = 160;
     const x = tf.tidy(() => tf.randomUniform([n, 28, 28, 1], 0, 1, 'float32', 5));
     const refImages = tf.tidy(() => tf.randomUniform([30, 28, 28, 1], 0, 1, 'float32', 6));
     const reference = fid.gaussianStats(classifier.featuresInBatches(config, params, refImages), 30, config.featureDim);
@@ -93,7 +93,7 @@ describe('FID at nested sample counts', () => {
     const whole = fidOfImages(config, params, x, reference.right);
     if (E.isLeft(whole)) throw new Error(whole.left.message);
     const ks = fid.prefixCounts(n, config.featureDim);
-    expect(ks).toEqual([10, 13, 20, 27, 40]);
+    expect(ks).toEqual([53, 80, 107, 160]);
     expect(whole.right.fidAt?.map((a) => a.n)).toEqual(ks);
     ks.forEach((k, i) => {
       const alone = tf.tidy(() => tf.slice(x, [0, 0, 0, 0], [k, 28, 28, 1]));
@@ -108,10 +108,10 @@ describe('FID at nested sample counts', () => {
     if (E.isLeft(line)) throw new Error(line.left.message);
     expect(whole.right.fidInfinity).toBe(line.right.fidInfinity);
     // too few images for two counts ≥ 2d: no extrapolation, the plain FID
-    const few = tf.tidy(() => tf.slice(x, [0, 0, 0, 0], [8, 28, 28, 1]));
-    const r8 = fidOfImages(config, params, few, reference.right);
+    const few = tf.tidy(() => tf.slice(x, [0, 0, 0, 0], [60, 28, 28, 1]));
+    const r60 = fidOfImages(config, params, few, reference.right);
     few.dispose();
-    expect(E.isRight(r8) && r8.right.fidAt === undefined && r8.right.fidInfinity === undefined).toBe(true);
+    expect(E.isRight(r60) && r60.right.fidAt === undefined && r60.right.fidInfinity === undefined).toBe(true);
     tf.dispose([x, refImages]);
     tf.dispose(Object.values(params));
   });
