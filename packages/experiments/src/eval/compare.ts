@@ -20,7 +20,7 @@ import type { Sampler, SamplerSpec } from '@score-sde/solvers';
 import type { fid } from '@score-sde/models';
 import { png, plot, report, strokes as inkStrokes } from '../lib';
 import { type Drawn, type ExperimentError, type GuidanceWeights, type SamplerName, type SamplerSettings, IMAGE_SHAPE, SAMPLER_LABELS, fail, namedSampler, namedSamplerSpec, drawWithBar, scoreOfNamed, networksAt, guidanceIntervalOf, cfgWeightOf, autoguidanceWeightOf, DPM_SDE_AG_COND_NOISE } from '../pipeline';
-import { type ClassRecord, type FidResult, classRecord, fidOfImages } from './fid';
+import { type ClassRecord, type FidResult, classRecord, extrapolationOf, fidOfImages } from './fid';
 import type { ClassifierHandle } from './classifiers';
 import type { ComparisonOptions } from './options';
 import { imagesTensor } from './common';
@@ -250,7 +250,7 @@ export const scoreComparison = async (i: ComparisonScoring): Promise<E.Either<Ex
       fid: E.isRight(scored) ? scored.right.fid : null,
       meanTerm: E.isRight(scored) ? scored.right.meanTerm : null,
       covTerm: E.isRight(scored) ? scored.right.covTerm : null,
-      ...(E.isRight(scored) && scored.right.fidAt !== undefined && scored.right.fidInfinity !== undefined ? { fidAt: scored.right.fidAt, fidInfinity: scored.right.fidInfinity } : {}),
+      ...(E.isRight(scored) ? extrapolationOf(scored.right) : {}),
       classes: { histogram: classes.histogram, meanMaxProb: classes.meanMaxProb, confidentRate: classes.confidentRate, entropyBits: classes.entropyBits },
       strokes,
       error,

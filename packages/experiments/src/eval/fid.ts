@@ -72,6 +72,10 @@ export const fidOfImages = (config: classifier.ClassifierConfig, params: Params,
   return E.map((line: fid.FidExtrapolation): FidResult => ({ ...whole.right, fidAt: at, fidInfinity: line.fidInfinity }))(fid.extrapolateFid(at));
 };
 
+/** The extrapolation fields of a FID result, both or neither (for records that spread them in). @category distance */
+export const extrapolationOf = (r: FidResult): Pick<FidResult, 'fidAt' | 'fidInfinity'> =>
+  r.fidAt !== undefined && r.fidInfinity !== undefined ? { fidAt: r.fidAt, fidInfinity: r.fidInfinity } : {};
+
 /** The clean classifier's class histogram, mean max-probability and histogram entropy of x. @category classes */
 export const classRecord = (config: classifier.ClassifierConfig, params: Params, x: tf.Tensor): ClassRecord & { readonly predictions: Int32Array } => {
   const s = classifier.classSummary(config, params, x);

@@ -46,7 +46,7 @@ import {
 import type { EvalContext } from './common';
 import { type EvaluationOptions, optionProblems } from './options';
 import { type ClassifierHandle, disposeClassifier, obtainClassifier } from './classifiers';
-import { type FidResult, fidOfImages, fidSetup } from './fid';
+import { type FidResult, extrapolationOf, fidOfImages, fidSetup } from './fid';
 import { type EntryDraw, comparisonEntries, drawComparison, scoreComparison } from './compare';
 import { type BpdPart, bitsPerDimOf, bpdCount, bpdResult } from './bpd';
 import { drawConditional, scoreConditional } from './conditional';
@@ -376,7 +376,7 @@ const fidReference = (
         covTerm: floor.covTerm,
         classes: floorClasses,
         strokes: floorStrokes,
-        ...(floor.fidAt !== undefined && floor.fidInfinity !== undefined ? { fidAt: floor.fidAt, fidInfinity: floor.fidInfinity } : {}),
+        ...extrapolationOf(floor),
       },
     },
   });
