@@ -6,7 +6,7 @@
  */
 import { tf, fused } from '@score-sde/tensor-fp';
 import { type SDE, ddpmBetas, discreteIndex, marginalStd } from '@score-sde/sde-math';
-import { type Step, defineStep, perSampleNoise, addPerSampleNoise } from './step';
+import { type Step, defineStep, noiseDuring } from './step';
 
 /** How the Langevin step size normalises gradients and noise: per sample, or by batch means (reference code). @category model */
 export type LangevinNorm = 'per-sample' | 'batch-mean';
@@ -59,8 +59,7 @@ export const langevin = (sde: SDE, opts: LangevinOptions = {}): Step => {
   return defineStep(
     { name: `langevin(snr=${snr}, ${norm})`, kind: 'corrector', order: 0, stochastic: true, batchCoupling: norm === 'batch-mean' ? [BATCH_MEAN_NORM] : [], nfePerStep: 1 },
     (score, s) => {
-      const { keys, z } = perSampleNoise(s);
-      const grad = score(s.x, s.t);
+      const { value: grad, keys, z } = noiseDuring(s, () => score(s.x, s.t));
       const [x, xMean] = fused.langevinUpdate(s.x, grad, z, { snr, twoAlpha: 2 * alphaAt(s.t), perSample: norm === 'per-sample' });
       return { x, xMean, keys };
     },
@@ -79,8 +78,8 @@ export const annealedLangevin = (sde: SDE, opts: Pick<LangevinOptions, 'snr' | '
     { name: `annealed-langevin(snr=${snr})`, kind: 'corrector', order: 0, stochastic: true, batchCoupling: [], nfePerStep: 1 },
     (score, s) => {
       const eps = 2 * alphaAt(s.t) * (snr * marginalStd(sde, s.t)) ** 2;
-      const xMean = tf.add(s.x, tf.mul(score(s.x, s.t), eps));
-      return { ...addPerSampleNoise(s, xMean, Math.sqrt(2 * eps)), xMean };
+      const { value: xMean, keys, z } = noiseDuring(s, () => tf.add(s.x, tf.mul(score(s.x, s.t), eps)));
+      return { x: fused.scaleAdd(xMean, z, Math.sqrt(2 * eps)), xMean, keys };
     },
   );
 };

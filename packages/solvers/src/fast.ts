@@ -5,10 +5,10 @@
  *
  * @module fast
  */
-import { tf } from '@score-sde/tensor-fp';
+import { tf, fused } from '@score-sde/tensor-fp';
 import { type SDE, marginalMeanCoef, marginalStd, noiseLevel, timeOfNoiseLevel, posteriorMean } from '@score-sde/sde-math';
-import { type Step, defineStep, addPerSampleNoise } from './step';
-import type { Denoised } from './state';
+import { type Step, defineStep, addPerSampleNoise, noiseDuring } from './step';
+import type { Denoised, SolverMemory } from './state';
 
 /** c·x, without an op when c = 1 (VE and the tutorial SDE have m(t) = 1: x·1 = x exactly). */
 const scaled = (x: tf.Tensor, c: number): tf.Tensor => (c === 1 ? x : tf.mul(x, c));
@@ -196,13 +196,20 @@ const dpmMultistep = (sde: SDE, opts: DpmOptions, order: 2 | 3): Step => {
       const aN = marginalMeanCoef(sde, tNext);
       const sgN = marginalStd(sde, tNext);
       const h = lam(tNext) - lam(s.t);
-      const x0 = posteriorMean(sde, score)(s.x, s.t);
       const prev = s.memory?.previous;
-      const data = order === 2 ? secondOrder(x0, s.t, h, aN, prev, eta) : thirdOrder(x0, s.t, h, aN, prev, s.memory?.older, eta);
-      const memory = { ...s.memory, previous: { t: s.t, x0 }, ...(order === 3 && prev !== undefined ? { older: prev } : {}) };
-      const mean = tf.add(tf.mul(s.x, (sgN / sg) * Math.exp(-eta * h)), data);
-      if (eta === 0) return { x: mean, memory };
-      return { ...addPerSampleNoise(s, mean, sgN * Math.sqrt(-Math.expm1(-2 * eta * h))), memory };
+      const update = (): { readonly mean: tf.Tensor; readonly memory: SolverMemory } => {
+        const x0 = posteriorMean(sde, score)(s.x, s.t);
+        const data = order === 2 ? secondOrder(x0, s.t, h, aN, prev, eta) : thirdOrder(x0, s.t, h, aN, prev, s.memory?.older, eta);
+        const memory = { ...s.memory, previous: { t: s.t, x0 }, ...(order === 3 && prev !== undefined ? { older: prev } : {}) };
+        return { mean: tf.add(tf.mul(s.x, (sgN / sg) * Math.exp(-eta * h)), data), memory };
+      };
+      if (eta === 0) {
+        const { mean, memory } = update();
+        return { x: mean, memory };
+      }
+      // the noise is made while the score is evaluated (noiseDuring)
+      const { value: { mean, memory }, keys, z } = noiseDuring(s, update);
+      return { x: fused.scaleAdd(mean, z, sgN * Math.sqrt(-Math.expm1(-2 * eta * h))), memory, keys };
     },
   );
 };

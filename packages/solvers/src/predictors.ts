@@ -6,7 +6,7 @@
  */
 import { tf, fused } from '@score-sde/tensor-fp';
 import { type SDE, type VPSDE, type VESDE, diffusionCoef, driftCoef, marginalMeanCoef, marginalVariance, reverseDiscretize } from '@score-sde/sde-math';
-import { type Step, defineStep, addPerSampleNoise } from './step';
+import { type Step, defineStep, noiseDuring } from './step';
 
 /**
  * Euler–Maruyama on the reverse SDE, with Δt = t_next − t < 0 and z ~ N(0, I):
@@ -35,9 +35,9 @@ export const eulerMaruyama = (sde: SDE): Step =>
   defineStep({ name: 'euler-maruyama', kind: 'predictor', order: 1, stochastic: true, batchCoupling: [], nfePerStep: 1 }, (score, s, tNext) => {
     const dt = tNext - s.t;
     const g = diffusionCoef(sde, s.t);
-    // x + [f(t)x − g(t)² s] Δt in one pass (the bits of sde-math's reverseDrift, then · Δt and + x)
-    const xMean = fused.eulerUpdate(s.x, score(s.x, s.t), driftCoef(sde, s.t), g ** 2, dt);
-    return { ...addPerSampleNoise(s, xMean, g * Math.sqrt(-dt)), xMean };
+    // x + [f(t)x − g(t)² s] Δt in one pass (the bits of sde-math's reverseDrift, then · Δt and + x), z made meanwhile
+    const { value: xMean, keys, z } = noiseDuring(s, () => fused.eulerUpdate(s.x, score(s.x, s.t), driftCoef(sde, s.t), g ** 2, dt));
+    return { x: fused.scaleAdd(xMean, z, g * Math.sqrt(-dt)), xMean, keys };
   });
 
 /**
@@ -49,9 +49,11 @@ export const eulerMaruyama = (sde: SDE): Step =>
  */
 export const reverseDiffusion = (sde: SDE, N: number): Step =>
   defineStep({ name: `reverse-diffusion(N=${N})`, kind: 'predictor', order: 1, stochastic: true, batchCoupling: [], nfePerStep: 1 }, (score, s) => {
-    const { f, G } = reverseDiscretize(sde, score, N)(s.x, s.t);
-    const xMean = tf.sub(s.x, f);
-    return { ...addPerSampleNoise(s, xMean, G), xMean };
+    const { value: [xMean, G], keys, z } = noiseDuring(s, () => {
+      const { f, G } = reverseDiscretize(sde, score, N)(s.x, s.t);
+      return [tf.sub(s.x, f), G] as const;
+    });
+    return { x: fused.scaleAdd(xMean, z, G), xMean, keys };
   });
 
 /**
@@ -66,14 +68,13 @@ export const reverseDiffusion = (sde: SDE, N: number): Step =>
  */
 export const ancestralSampling = (sde: VPSDE | VESDE): Step =>
   defineStep({ name: 'ancestral', kind: 'predictor', order: 1, stochastic: true, batchCoupling: [], nfePerStep: 1 }, (score, s, tNext) => {
-    const sc = score(s.x, s.t);
     if (sde.kind === 'vp') {
       const beta = 1 - (marginalMeanCoef(sde, s.t) / marginalMeanCoef(sde, tNext)) ** 2;
-      const xMean = tf.div(tf.add(s.x, tf.mul(sc, beta)), Math.sqrt(1 - beta));
-      return { ...addPerSampleNoise(s, xMean, Math.sqrt(beta)), xMean };
+      const { value: xMean, keys, z } = noiseDuring(s, () => tf.div(tf.add(s.x, tf.mul(score(s.x, s.t), beta)), Math.sqrt(1 - beta)));
+      return { x: fused.scaleAdd(xMean, z, Math.sqrt(beta)), xMean, keys };
     }
     const v = marginalVariance(sde, s.t);
     const vNext = marginalVariance(sde, tNext);
-    const xMean = tf.add(s.x, tf.mul(sc, v - vNext));
-    return { ...addPerSampleNoise(s, xMean, Math.sqrt((vNext * (v - vNext)) / v)), xMean };
+    const { value: xMean, keys, z } = noiseDuring(s, () => tf.add(s.x, tf.mul(score(s.x, s.t), v - vNext)));
+    return { x: fused.scaleAdd(xMean, z, Math.sqrt((vNext * (v - vNext)) / v)), xMean, keys };
   });

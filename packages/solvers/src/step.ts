@@ -119,6 +119,27 @@ export const perSampleNoise = (state: SamplerState): { readonly keys: ReadonlyAr
 };
 
 /**
+ * Runs `during` (a step's score evaluation and its deterministic update) while the step's noise is made: the draw of
+ * {@link perSampleNoise} — (carry, use) = splitEach(keys), z_b = normalPerSample(use_b) — begun before `during` and taken
+ * after it, so that where tensor-fp's kernel thread runs, the normals are made in that thread's idle moments of the
+ * score evaluation (random.normalPerSampleAhead; the same bits whoever makes them). Returns `during`'s value, the keys
+ * to carry on and z; the noise is dropped if `during` throws.
+ * @category constructors
+ */
+export const noiseDuring = <A>(state: SamplerState, during: () => A): { readonly value: A; readonly keys: ReadonlyArray<Key>; readonly z: tf.Tensor } => {
+  const [carry, use] = random.splitEach(state.keys);
+  const pending = random.normalPerSampleAhead(use, state.x.shape.slice(1));
+  let value: A;
+  try {
+    value = during();
+  } catch (e) {
+    pending.dispose();
+    throw e;
+  }
+  return { value, keys: carry, z: pending.take() };
+};
+
+/**
  * The noise term of a stochastic step with a scalar scale c: x + c·z, z the same draw as {@link perSampleNoise}'s
  * (carry, use) = splitEach(keys), z_b = normalPerSample(use_b), with the bits of tf.add(x, tf.mul(z, c)); on wasm one
  * fused kernel (random.addNormalPerSample). Returns the keys to carry on and the noisy batch.

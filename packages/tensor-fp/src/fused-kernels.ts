@@ -105,7 +105,7 @@ let exportsOf: FusedExports | undefined;
 let failure: string | undefined;
 
 /** The kernel names registered for the wasm backend. @category kernels */
-export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad', 'ScoreSdeAdamEma', 'ScoreSdeNormals', 'ScoreSdeOverlapAdd', 'ScoreSdeInterleavePhases', 'ScoreSdeTransposeConv', 'ScoreSdeConvFilterGrad', 'ScoreSdeEulerUpdate', 'ScoreSdeHeunError', 'ScoreSdeLangevin'] as const;
+export const FUSED_KERNELS = ['ScoreSdeGroupNorm', 'ScoreSdeGroupNormGrad', 'ScoreSdeAdamEma', 'ScoreSdeNormals', 'ScoreSdeOverlapAdd', 'ScoreSdeInterleavePhases', 'ScoreSdeTransposeConv', 'ScoreSdeConvFilterGrad', 'ScoreSdeEulerUpdate', 'ScoreSdeScaleAdd', 'ScoreSdeHeunError', 'ScoreSdeLangevin'] as const;
 
 /** Whether the fused kernels can run now: assembled, and the wasm backend active. @category queries */
 export const fusedKernelsReady = (): boolean => exportsOf !== undefined && tf.getBackend() === 'wasm';
@@ -173,6 +173,16 @@ export interface KernelThread {
   readonly post: (calls: ReadonlyArray<KernelCall>) => void;
   /** Blocks until the posted calls have run: true, or false if they failed or the thread stopped answering. */
   readonly wait: () => boolean;
+  /**
+   * Offers a background job of `rows` rows, row r being `call` with its arguments plus r·strides, which the thread runs
+   * between requests (one job at a time: {@link KernelThread.settle} it before the next offer). Optional.
+   */
+  readonly offer?: (call: KernelCall, strides: ReadonlyArray<number>, rows: number) => void;
+  /**
+   * Runs here, by `runRow`, every row of the offered job the thread has not claimed, waits for the thread's rows, and
+   * closes the job; returns how many rows ran here (a row that failed on the thread has the whole job redone here).
+   */
+  readonly settle?: (runRow: (row: number) => void) => number;
 }
 
 /**
@@ -546,6 +556,16 @@ const kernels: Readonly<Record<(typeof FUSED_KERNELS)[number], (k: FusedExports)
     ];
     if (b * n > 0) splitRun(k, 'normals', b * n, b, rows);
     backend.disposeData(words.dataId);
+    return out;
+  },
+  // (x, z) ↦ x + c·z (attr c): see scaleAdd. One pass on this thread.
+  ScoreSdeScaleAdd: (k) => (args) => {
+    const { x, z } = args.inputs as { x: Info; z: Info };
+    const { c } = args.attrs as { c: number };
+    const backend = args.backend as unknown as WasmBackendData;
+    const out = backend.makeOutput([...x.shape], 'float32');
+    const n = x.shape.reduce((p, q) => p * q, 1);
+    if (n > 0) k.scale_add(backend.getMemoryOffset(x.dataId), backend.getMemoryOffset(z.dataId), c, n, backend.getMemoryOffset(out.dataId));
     return out;
   },
   // (x, y[, z]) ↦ x + (a·x − b·y)·h [+ c·z] (attrs a, b, h[, c]): see eulerUpdate. One pass on this thread (a few µs of work).
@@ -983,6 +1003,75 @@ export const normalsPerSample = (keys: ReadonlyArray<readonly [number, number]>,
  */
 export const addScaledNormalsPerSample = (x: tf.Tensor, keys: ReadonlyArray<readonly [number, number]>, c: number): tf.Tensor =>
   run('ScoreSdeNormals', { x }, { keys: keys.flatMap((k) => [k[0] | 0, k[1] | 0]), shape: x.shape.slice(1), scale: c }) as tf.Tensor;
+
+/** Normals on offer to the kernel thread: made between its requests, finished by {@link NormalsAhead.take}. @category fused */
+export interface NormalsAhead {
+  /** Makes the rows the thread has not reached, waits for its row in progress; the normals, a tensor of the current scope. */
+  readonly take: () => tf.Tensor;
+  /** Finishes the job as take does, then frees the normals (for a caller that no longer needs them, e.g. after a throw). */
+  readonly dispose: () => void;
+}
+
+let aheadPending = false;
+let aheadRowsHere = 0;
+let aheadRows = 0;
+
+/**
+ * {@link normalsPerSample}(keys, shape) begun now and finished at `take`: offered to the kernel thread as a background job
+ * of rows (row b = the normals of keys[b], its own key alone), which the thread runs in its idle moments while this
+ * thread goes on — a score evaluation leaves the thread idle between its split kernel calls for several times the
+ * 0.4 ms these take. What it has not reached is made here at `take`: the same bits whoever makes a row. Undefined
+ * when there is no thread to offer it to (or a job is already on offer, or the shape does not suit the kernel: ∏ shape a
+ * multiple of 8); callers then draw the normals when they need them. Take or dispose it exactly once.
+ * @category fused
+ */
+export const normalsAhead = (keys: ReadonlyArray<readonly [number, number]>, shape: ReadonlyArray<number>): NormalsAhead | undefined => {
+  const k = exportsOf;
+  const b = keys.length;
+  const n = shape.reduce((p, q) => p * q, 1);
+  if (k === undefined || aheadPending || !threadWanted || thread.state !== 'ready' || pause > 0) return undefined;
+  const t = thread.t;
+  if (t.offer === undefined || t.settle === undefined || b < 1 || b > 0xfffe || n === 0 || n % 8 !== 0 || b * n < minWork.normals) return undefined;
+  const backend = tf.backend() as unknown as WasmBackendData & { typedArrayFromHeap(t: Info): Int32Array };
+  const words = backend.makeOutput([2 * b], 'int32');
+  const out = backend.makeOutput([b, ...shape], 'float32');
+  backend.typedArrayFromHeap(words).set(keys.flatMap((key) => [key[0] | 0, key[1] | 0]));
+  const [pw, po] = [backend.getMemoryOffset(words.dataId), backend.getMemoryOffset(out.dataId)];
+  t.offer(['normals_rows', pw, 1, n, po], [8, 0, 0, 4 * n], b);
+  aheadPending = true;
+  let settled = false;
+  const settle = (): void => {
+    if (settled) throw new Error('normalsAhead: taken or disposed twice');
+    settled = true;
+    try {
+      aheadRowsHere += t.settle!((r) => k.normals_rows(pw + 8 * r, 1, n, po + 4 * r * n));
+      aheadRows += b;
+    } finally {
+      aheadPending = false;
+      backend.disposeData(words.dataId);
+    }
+  };
+  return {
+    take: () => {
+      settle();
+      return tf.engine().makeTensorFromTensorInfo(out);
+    },
+    dispose: () => {
+      settle();
+      backend.disposeData(out.dataId);
+    },
+  };
+};
+
+/** Rows of the normals made ahead so far, and how many of them this thread made at take (the rest: the kernel thread). @category threads */
+export const normalsAheadStatus = (): { readonly rows: number; readonly rowsHere: number } => ({ rows: aheadRows, rowsHere: aheadRowsHere });
+
+/**
+ * x + c·z for float32 x, z of one shape, with the bits of tf.add(x, tf.mul(z, c)) (c rounded to float32, as a scalar
+ * tensor is): one pass on wasm instead of two kernels. The noise term of a stochastic step. @category fused
+ */
+export const scaleAdd = (x: tf.Tensor, z: tf.Tensor, c: number): tf.Tensor =>
+  fusedKernelsReady() && sameFloatShape([x, z]) ? (run('ScoreSdeScaleAdd', { x, z }, { c }) as tf.Tensor) : tf.tidy(() => tf.add(x, tf.mul(z, c)));
 
 /** Whether tensors are float32 of one shape whose size is a multiple of 4 (the element-wise kernels' vector width). */
 const sameFloatShape = (ts: ReadonlyArray<tf.Tensor>): boolean =>

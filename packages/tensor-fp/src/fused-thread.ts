@@ -6,12 +6,20 @@
  * Why: XNNPACK's convs use the threaded build's 2 threads, but our own kernels (group norm, the conv filter gradient,
  * Adam + EMA) ran on the main thread alone, ~12 ms of a ~52 ms training step of the default model.
  *
- * How: one command block in a SharedArrayBuffer — Int32 slots [request, done, failed, taken, gate] and Float64 slots for the calls
+ * How: one command block in a SharedArrayBuffer — Int32 slots [request, done, failed, taken, gate, wake, and the background job's] and Float64 slots for the calls
  * ([count, then per call: export index, argument count, arguments]; float64 carries every i32 and float32 argument
  * exactly). The main thread writes the calls, bumps `request` (Atomics.store + notify), runs its own part, then waits
  * for `done` to equal `request` (a short spin, then Atomics.wait). The worker sleeps in Atomics.wait between calls; no
  * message is posted per call. The module has no globals and no scratch memory of its own (every buffer is a tensor the
  * kernel call allocated), so two instances never share state beyond the disjoint outputs they write.
+ *
+ * Besides requests, the main thread may offer one background job of rows (`offer`: row r is one call whose arguments
+ * step by r·strides, e.g. the next step's normals while a score evaluation runs). The worker runs its rows whenever it
+ * has no request, one row at a time, so a request waits at most one row (~12 µs for 784 normals). Each row is claimed
+ * exactly once by compare-and-swap of the slot [generation | next row] (16 bits each; the main thread closes the job with
+ * row 0xffff while it writes the next one, so a stale claim fails); `settle` claims and runs on the main thread every row
+ * the worker has not reached, then waits for the worker's row in progress. One word, `wake`, counts posts and offers: the
+ * worker reads it before it looks for work and sleeps on it, so neither can be missed.
  *
  * Each request is taken exactly once (compare-and-swap of `taken` from request − 1 to request): by the worker, before it
  * runs it, or by the main thread when the worker has not got to it within 60 s — the main thread then runs that part
@@ -39,9 +47,20 @@ const FAILED = 2;
 /** The last request taken: by the worker to run it, or by the main thread when it gave up waiting for the worker to start it. */
 const TAKEN = 3;
 const GATE = 4;
-/** Bytes before the Float64 call slots, and how many there are. */
-const HEADER_BYTES = 32;
+/** Bumped by every post and offer: the word the worker sleeps on. */
+const WAKE = 5;
+/** The background job: [generation << 16 | next row to claim] (row 0xffff: closed), its row count, rows done. */
+const BG_NEXT = 6;
+const BG_ROWS = 7;
+const BG_DONE = 8;
+/** Set when a background row threw on the worker (the job is then redone on the main thread). */
+const BG_FAILED = 9;
+/** Bytes before the Float64 call slots, and how many there are; then the background job's slots [export, argc, args, strides]. */
+const HEADER_BYTES = 64;
 const CALL_SLOTS = 256;
+const BG_SLOTS = 34;
+/** Rows a background job may have (the 16 bits of its slot, less the closed mark). */
+export const BACKGROUND_MAX_ROWS = 0xfffe;
 /**
  * Polls of `done` before the main thread sleeps (~10 µs): the worker's part usually ends within µs of ours, and a longer
  * spin would take the core from the worker when both share one (a busy machine).
@@ -58,6 +77,29 @@ const instance = new WebAssembly.Instance(module, { env: { memory } });
 const fns = names.map((n) => instance.exports[n]);
 const ctrl = new Int32Array(sab, 0, ${HEADER_BYTES / 4});
 const slots = new Float64Array(sab, ${HEADER_BYTES}, ${CALL_SLOTS});
+const bg = new Float64Array(sab, ${HEADER_BYTES + 8 * CALL_SLOTS}, ${BG_SLOTS});
+// Claims and runs one row of the background job, if one is left: false when there is none.
+const backgroundRow = () => {
+  for (;;) {
+    const w = Atomics.load(ctrl, ${BG_NEXT});
+    const row = w & 0xffff;
+    if (row === 0xffff || row >= Atomics.load(ctrl, ${BG_ROWS})) return false;
+    if (Atomics.compareExchange(ctrl, ${BG_NEXT}, w, (w + 1) | 0) !== w) continue;
+    const argc = bg[1];
+    const args = new Array(argc);
+    for (let i = 0; i < argc; i++) args[i] = bg[2 + i] + row * bg[2 + argc + i];
+    try {
+      fns[bg[0]](...args);
+    } catch (e) {
+      // Said to the main thread, which redoes the whole job at settle (each row is its own).
+      Atomics.store(ctrl, ${BG_FAILED}, 1);
+      parentPort.postMessage({ failure: 'background row ' + row + ': ' + String((e && e.stack) || e), request: seen });
+    }
+    Atomics.add(ctrl, ${BG_DONE}, 1);
+    Atomics.notify(ctrl, ${BG_DONE});
+    return true;
+  }
+};
 // The request count is read before 'ready' is said: a call posted right after the main thread hears it must find
 // the count changed, not be taken for the one already seen (that race left a call unserved until the timeout).
 let seen = Atomics.load(ctrl, ${REQUEST});
@@ -67,7 +109,14 @@ for (;;) {
   // already ran (the main thread stores the count, and may be preempted before it notifies; the worker, finding the
   // count changed, runs the request without that notify, then sleeps and receives it). Taking that for a request failed
   // the CAS below and marked the current call failed, and the main thread gave its kernel thread up.
-  for (let r = Atomics.load(ctrl, ${REQUEST}); r === seen; r = Atomics.load(ctrl, ${REQUEST})) Atomics.wait(ctrl, ${REQUEST}, seen);
+  // Between requests it runs background rows; with none, it sleeps on the wake count read before it looked (a post or
+  // an offer after that read changes it, and the wait returns at once).
+  for (;;) {
+    const wake = Atomics.load(ctrl, ${WAKE});
+    if (Atomics.load(ctrl, ${REQUEST}) !== seen) break;
+    if (backgroundRow()) continue;
+    Atomics.wait(ctrl, ${WAKE}, wake);
+  }
   seen = Atomics.load(ctrl, ${REQUEST});
   // Tests hold the worker here (a thread that has not got to a request yet).
   while (Atomics.load(ctrl, ${GATE}) !== 0) Atomics.wait(ctrl, ${GATE}, 1);
@@ -112,9 +161,10 @@ const encode = (slots: Float64Array, calls: ReadonlyArray<KernelCall>): void => 
 };
 
 /**
- * A {@link KernelThread} with three test hooks: `hold` keeps the worker from getting to a posted request (it waits before
+ * A {@link KernelThread} with four test hooks: `hold` keeps the worker from getting to a posted request (it waits before
  * taking it) until released, like a worker that other processes keep off the cores; `drain` blocks until the worker
- * is through with the last request (ran it or left it), without a timeout; `nudge` wakes it with no new request.
+ * is through with the last request (ran it or left it), without a timeout; `nudge` wakes it with no new request;
+ * `backgroundLeft` counts the offered rows not yet done.
  * @category threads
  */
 export interface TestableKernelThread extends KernelThread {
@@ -122,6 +172,10 @@ export interface TestableKernelThread extends KernelThread {
   readonly drain: () => void;
   /** Wakes the worker with no new request (as a post's notify that comes after the worker has already run it). */
   readonly nudge: () => void;
+  readonly offer: NonNullable<KernelThread['offer']>;
+  readonly settle: NonNullable<KernelThread['settle']>;
+  /** Rows of the offered background job not yet done (0 when none is offered). */
+  readonly backgroundLeft: () => number;
 }
 
 /**
@@ -136,9 +190,10 @@ export const startFusedKernelThread = (module: unknown, memory: Parameters<Kerne
     const threads = wasmThreadsStatus()?.threads ?? 1;
     if (threads < 2) return reject(new Error(`the wasm backend has ${threads} thread`));
     if (typeof Atomics.wait !== 'function') return reject(new Error('no Atomics.wait'));
-    const sab = new SharedArrayBuffer(HEADER_BYTES + 8 * CALL_SLOTS);
+    const sab = new SharedArrayBuffer(HEADER_BYTES + 8 * CALL_SLOTS + 8 * BG_SLOTS);
     const ctrl = new Int32Array(sab, 0, HEADER_BYTES / 4);
     const slots = new Float64Array(sab, HEADER_BYTES, CALL_SLOTS);
+    const bg = new Float64Array(sab, HEADER_BYTES + 8 * CALL_SLOTS, BG_SLOTS);
     let worker: Worker;
     try {
       // execArgv: [] — the worker runs plain JavaScript and needs none of the parent's loaders (tsx's `--import` costs seconds).
@@ -164,12 +219,60 @@ export const startFusedKernelThread = (module: unknown, memory: Parameters<Kerne
       // waits. Not before: a program whose only pending work is awaiting this start would exit in the middle of it.
       worker.unref();
       let seq = Atomics.load(ctrl, REQUEST);
+      let generation = 0;
+      let backgroundRows = 0;
+      const wake = (): void => {
+        Atomics.add(ctrl, WAKE, 1);
+        Atomics.notify(ctrl, WAKE);
+      };
       resolve({
         post: (calls) => {
           encode(slots, calls);
           seq = (seq + 1) | 0;
           Atomics.store(ctrl, REQUEST, seq);
-          Atomics.notify(ctrl, REQUEST);
+          wake();
+        },
+        offer: (call, strides, rows) => {
+          const [name, ...args] = call;
+          if (!(rows >= 1 && rows <= BACKGROUND_MAX_ROWS)) throw new RangeError(`fused-thread: a background job has 1…${BACKGROUND_MAX_ROWS} rows, not ${rows}`);
+          if (strides.length !== args.length || 2 + 2 * args.length > BG_SLOTS) throw new RangeError(`fused-thread: ${args.length} arguments with ${strides.length} strides do not fit a background job`);
+          generation = (generation + 1) & 0xffff;
+          // Closed while it is written: a claim read from the previous job fails its compare-and-swap.
+          Atomics.store(ctrl, BG_NEXT, (generation << 16) | 0xffff);
+          bg[0] = THREAD_KERNELS.indexOf(name);
+          bg[1] = args.length;
+          bg.set(args, 2);
+          bg.set(strides, 2 + args.length);
+          Atomics.store(ctrl, BG_FAILED, 0);
+          Atomics.store(ctrl, BG_DONE, 0);
+          Atomics.store(ctrl, BG_ROWS, rows);
+          Atomics.store(ctrl, BG_NEXT, generation << 16);
+          backgroundRows = rows;
+          wake();
+        },
+        settle: (runRow) => {
+          if (backgroundRows === 0) return 0;
+          const rows = backgroundRows;
+          let own = 0;
+          for (;;) {
+            const w = Atomics.load(ctrl, BG_NEXT);
+            const row = w & 0xffff;
+            if (row === 0xffff || row >= rows) break;
+            if (Atomics.compareExchange(ctrl, BG_NEXT, w, (w + 1) | 0) !== w) continue;
+            runRow(row);
+            own++;
+            Atomics.add(ctrl, BG_DONE, 1);
+          }
+          // The worker's row in progress (µs on a free core; however long it takes, as its outputs are the caller's).
+          for (let i = 0; i < SPIN && Atomics.load(ctrl, BG_DONE) !== rows; i++);
+          for (let d = Atomics.load(ctrl, BG_DONE); d !== rows; d = Atomics.load(ctrl, BG_DONE)) Atomics.wait(ctrl, BG_DONE, d);
+          Atomics.store(ctrl, BG_NEXT, (generation << 16) | 0xffff);
+          backgroundRows = 0;
+          if (Atomics.load(ctrl, BG_FAILED) !== 0) {
+            for (let r = 0; r < rows; r++) runRow(r);
+            return rows;
+          }
+          return own;
         },
         wait: () => {
           for (let i = 0; i < SPIN; i++) if (Atomics.load(ctrl, DONE) === seq) return Atomics.load(ctrl, FAILED) === 0;
@@ -190,7 +293,8 @@ export const startFusedKernelThread = (module: unknown, memory: Parameters<Kerne
           }
           return Atomics.load(ctrl, FAILED) === 0;
         },
-        nudge: () => void Atomics.notify(ctrl, REQUEST),
+        nudge: () => void Atomics.notify(ctrl, WAKE),
+        backgroundLeft: () => (backgroundRows === 0 ? 0 : backgroundRows - Atomics.load(ctrl, BG_DONE)),
         hold: (held) => {
           Atomics.store(ctrl, GATE, held ? 1 : 0);
           Atomics.notify(ctrl, GATE);

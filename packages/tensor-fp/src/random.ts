@@ -14,7 +14,7 @@
  */
 import * as t from 'io-ts';
 import { tf } from './tf';
-import { addScaledNormalsPerSample, fusedNormalsApply, normalsPerSample } from './fused-kernels';
+import { addScaledNormalsPerSample, fusedNormalsApply, normalsAhead, normalsPerSample } from './fused-kernels';
 
 // -------------------------------------------------------------------------------------
 // model
@@ -311,6 +311,38 @@ export const normalPerSample = (keys: ReadonlyArray<Key>, sampleShape: ReadonlyA
   const out = new Float32Array(keys.length * n);
   keys.forEach((k, b) => normalsInto(k, n, out, b * n));
   return tf.tensor(out, [keys.length, ...sampleShape], 'float32');
+};
+
+/** Normals begun before they are needed ({@link normalPerSampleAhead}). Take or dispose them exactly once. @category tensors */
+export interface PendingNormals {
+  /** The normals, a tensor of the current scope (the same bits as normalPerSample(keys, sampleShape)). */
+  readonly take: () => tf.Tensor;
+  /** Drops them unused (after a throw between the start and the take). */
+  readonly dispose: () => void;
+}
+
+/**
+ * normalPerSample(keys, sampleShape), begun now and finished at `take`: where the fused kernels' second thread runs
+ * (Node, threaded wasm), its rows are made in that thread's idle moments while this one goes on — a stochastic step
+ * starts its noise before its score evaluation and takes it after. Elsewhere the normals are drawn at `take`. The same
+ * bits either way, and whichever thread makes which row.
+ * @category tensors
+ */
+export const normalPerSampleAhead = (keys: ReadonlyArray<Key>, sampleShape: ReadonlyArray<number>): PendingNormals => {
+  const ahead = keys.length > 0 && fusedNormalsApply(sampleShape) ? normalsAhead(keys, sampleShape) : undefined;
+  if (ahead !== undefined) return ahead;
+  let used = false;
+  const once = (): void => {
+    if (used) throw new Error('normalPerSampleAhead: taken or disposed twice');
+    used = true;
+  };
+  return {
+    take: () => {
+      once();
+      return normalPerSample(keys, sampleShape);
+    },
+    dispose: once,
+  };
 };
 
 /**

@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { tf, initBackend, random, conv } from '@score-sde/tensor-fp';
-import { adamEmaStep, configureKernelThread, groupNormBackward, groupNormForward, kernelThreadStatus, startKernelThread, KERNEL_THREAD_MIN_WORK, type KernelCall } from '../src/fused-kernels';
+import { adamEmaStep, configureKernelThread, groupNormBackward, groupNormForward, kernelThreadStatus, normalsAheadStatus, startKernelThread, KERNEL_THREAD_MIN_WORK, type KernelCall } from '../src/fused-kernels';
 import { startFusedKernelThread } from '../src/fused-thread';
 import { fusedKernelsBinary } from '../src/fused-wat';
 import { firstDifference, float32Bits, useThreadedBuild } from './helpers';
@@ -263,4 +263,156 @@ test('a wake-up without a new request (a late notify of one already run) is no c
   } finally {
     write.mockRestore();
   }
+});
+
+describe('normals made ahead (random.normalPerSampleAhead: rows offered to the kernel thread, the rest made at take)', () => {
+  const gnInBetween = (): void => {
+    // split kernel calls while the job is on offer, as a score evaluation makes them
+    const x = random.normal(random.key(31), [4, 8, 8, 8]) as tf.Tensor4D;
+    const [gamma, beta] = [tf.ones([8]), tf.zeros([8])];
+    const f = groupNormForward(x, gamma, beta, undefined, 2, 1e-5, true);
+    tf.dispose([x, gamma, beta, f.z, f.mc, f.r, f.k, f.scale, f.shift]);
+  };
+
+  test.each([1, 2, 5, 64])('normalPerSampleAhead(keys, shape).take() = normalPerSample(keys, shape) bit for bit, for %i keys, with split calls in between', async (b) => {
+    expect(await startKernelThread()).toBe(true);
+    const keys = Array.from({ length: b }, (_, i) => random.foldIn(random.key(24), i));
+    configureKernelThread({ enabled: false });
+    const ref = random.normalPerSample(keys, [28, 28, 1]);
+    configureKernelThread({ enabled: true, adaptive: false, minWork: { groupNorm: 0, normals: 0 } });
+    const [rows, split] = [normalsAheadStatus().rows, kernelThreadStatus().splitCalls];
+    const tensors = tf.memory().numTensors;
+    const pending = random.normalPerSampleAhead(keys, [28, 28, 1]);
+    gnInBetween();
+    const z = pending.take();
+    expect(firstBitDifference(z, ref)).toBe(-1);
+    // it went through the kernel thread's job (not the draw at take), and the group norm was split meanwhile
+    expect(normalsAheadStatus().rows - rows).toBe(b);
+    expect(kernelThreadStatus().splitCalls - split).toBe(1);
+    // the normals are one tensor of the current scope; the key words are freed
+    expect(tf.memory().numTensors).toBe(tensors + 1);
+    expect(() => pending.take()).toThrow(/twice/);
+    tf.dispose([z, ref]);
+  });
+
+  test('normals dropped unused (after a throw) free their memory and let the next job be offered', async () => {
+    expect(await startKernelThread()).toBe(true);
+    configureKernelThread({ enabled: true, adaptive: false, minWork: { normals: 0 } });
+    const keys = [random.key(25), random.key(26)];
+    const bytes = tf.memory().numBytes;
+    const tensors = tf.memory().numTensors;
+    const rows = normalsAheadStatus().rows;
+    random.normalPerSampleAhead(keys, [16]).dispose();
+    expect([tf.memory().numTensors, tf.memory().numBytes]).toEqual([tensors, bytes]);
+    const z = random.normalPerSampleAhead(keys, [16]).take();
+    expect(normalsAheadStatus().rows - rows).toBe(4);
+    configureKernelThread({ enabled: false });
+    const ref = random.normalPerSample(keys, [16]);
+    expect(firstBitDifference(z, ref)).toBe(-1);
+    tf.dispose([z, ref]);
+  });
+
+  test('without the kernel thread the normals are drawn at take, with the same bits', async () => {
+    expect(await startKernelThread()).toBe(true);
+    const keys = [random.key(27), random.key(28), random.key(29)];
+    configureKernelThread({ enabled: false });
+    const rows = normalsAheadStatus().rows;
+    const z = random.normalPerSampleAhead(keys, [28, 28, 1]).take();
+    expect(normalsAheadStatus().rows).toBe(rows);
+    configureKernelThread({ enabled: true, adaptive: false, minWork: { normals: 0 } });
+    const ref = random.normalPerSampleAhead(keys, [28, 28, 1]).take();
+    expect(normalsAheadStatus().rows - rows).toBe(3);
+    expect(firstBitDifference(z, ref)).toBe(-1);
+    tf.dispose([z, ref]);
+  });
+});
+
+describe('a background job on a kernel thread of its own (offer / settle)', () => {
+  /** The fused module over a small shared memory, its worker, and an instance of the module on this thread. */
+  const setUp = async (): Promise<{ t: Awaited<ReturnType<typeof startFusedKernelThread>>; heap: Float32Array; here: Record<string, (...a: number[]) => void> }> => {
+    const wasm = (globalThis as unknown as { WebAssembly: WasmApi & { Instance: new (m: unknown, i: unknown) => { exports: Record<string, (...a: number[]) => void> } } }).WebAssembly;
+    const memory = new wasm.Memory({ initial: 4, maximum: 16, shared: true });
+    const module = new wasm.Module(await fusedKernelsBinary(true));
+    const t = await startFusedKernelThread(module, memory, 5000);
+    const here = new wasm.Instance(module, { env: { memory } }).exports;
+    return { t, heap: new Float32Array(memory.buffer), here };
+  };
+  // keys [rows, 2] int32 at byte 0, rows of n normals from byte 4096, the reference rows from byte 65536 (4 pages in all)
+  const [n, KEYS, OUT, REF] = [16, 0, 4096, 65536];
+  const job = (rows: number, out = OUT): [KernelCall, number[], number] => [['normals_rows', KEYS, 1, n, out], [8, 0, 0, 4 * n], rows];
+  const writeKeys = (heap: Float32Array, rows: number): void => {
+    new Int32Array(heap.buffer, KEYS, 2 * rows).set(Array.from({ length: 2 * rows }, (_, i) => (i * 2654435761) | 0));
+  };
+
+  test('an idle worker makes every offered row; settle then makes none here', async () => {
+    const { t, heap, here } = await setUp();
+    const rows = 40;
+    writeKeys(heap, rows);
+    here['normals_rows']!(KEYS, rows, n, REF);
+    t.offer(...job(rows));
+    for (let i = 0; i < 1000 && t.backgroundLeft() > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(t.backgroundLeft()).toBe(0);
+    expect(t.settle(() => { throw new Error('no row is left for this thread'); })).toBe(0);
+    expect(firstDifference(float32Bits(heap.subarray(OUT / 4, OUT / 4 + rows * n)), float32Bits(heap.subarray(REF / 4, REF / 4 + rows * n)))).toBe(-1);
+  });
+
+  test('rows a held worker has not reached are made at settle, each once, and the next job is the worker’s again', async () => {
+    const { t, heap, here } = await setUp();
+    const rows = 6;
+    writeKeys(heap, rows);
+    here['normals_rows']!(KEYS, rows, n, REF);
+    // the worker is held before a request, so it reaches no background row
+    t.hold(true);
+    t.post([['normals_rows', KEYS, 1, n, 200000]]);
+    t.offer(...job(rows));
+    const made: number[] = [];
+    expect(t.settle((r) => { made.push(r); here['normals_rows']!(KEYS + 8 * r, 1, n, OUT + 4 * r * n); })).toBe(rows);
+    expect(made).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(firstDifference(float32Bits(heap.subarray(OUT / 4, OUT / 4 + rows * n)), float32Bits(heap.subarray(REF / 4, REF / 4 + rows * n)))).toBe(-1);
+    t.hold(false);
+    t.drain();
+    // the released worker runs its request, then the next job's rows (none of the closed one's)
+    heap.fill(0, OUT / 4, OUT / 4 + rows * n);
+    t.offer(...job(rows, OUT));
+    for (let i = 0; i < 1000 && t.backgroundLeft() > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(t.settle(() => { throw new Error('no row is left for this thread'); })).toBe(0);
+    expect(firstDifference(float32Bits(heap.subarray(OUT / 4, OUT / 4 + rows * n)), float32Bits(heap.subarray(REF / 4, REF / 4 + rows * n)))).toBe(-1);
+  });
+
+  test('rows raced for by the worker and settle are each made by one of them: every row right, the counts adding up', async () => {
+    const { t, heap, here } = await setUp();
+    const rows = 400;
+    writeKeys(heap, rows);
+    here['normals_rows']!(KEYS, rows, n, REF);
+    for (let round = 0; round < 20; round++) {
+      heap.fill(0, OUT / 4, OUT / 4 + rows * n);
+      t.offer(...job(rows));
+      const mine = new Set<number>();
+      const own = t.settle((r) => { mine.add(r); here['normals_rows']!(KEYS + 8 * r, 1, n, OUT + 4 * r * n); });
+      expect(own).toBe(mine.size);
+      expect(t.backgroundLeft()).toBe(0);
+      expect(firstDifference(float32Bits(heap.subarray(OUT / 4, OUT / 4 + rows * n)), float32Bits(heap.subarray(REF / 4, REF / 4 + rows * n)))).toBe(-1);
+    }
+  });
+
+  test('a row that fails on the worker has the whole job redone at settle, and the worker’s error is printed', async () => {
+    const { t } = await setUp();
+    const lines: string[] = [];
+    const write = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    try {
+      // outputs past the end of the memory: the worker's rows trap
+      t.offer(['normals_rows', KEYS, 1, n, 16 * 65536 + 64], [8, 0, 0, 4 * n], 3);
+      for (let i = 0; i < 1000 && t.backgroundLeft() > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      const made: number[] = [];
+      expect(t.settle((r) => made.push(r))).toBe(3);
+      expect(made).toEqual([0, 1, 2]);
+      for (let i = 0; i < 200 && !lines.some((l) => l.includes('background row')); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(lines.find((l) => l.includes('background row'))).toMatch(/out of bounds/);
+    } finally {
+      write.mockRestore();
+    }
+  });
 });
