@@ -215,6 +215,7 @@ let thread: { readonly state: 'idle' } | { readonly state: 'starting' } | { read
   state: 'idle',
 };
 let threadWanted = true;
+let backgroundWanted = true;
 let adaptive = true;
 let strikes = 0;
 let pause = 0;
@@ -263,13 +264,15 @@ export const startKernelThread = async (): Promise<boolean> => {
 
 /**
  * Uses the kernel thread (`enabled`, default true) or keeps every call on the calling thread, sets the sizes from which
- * calls are split (`minWork`), and whether splitting pauses while it does not pay (`adaptive`, default true; see `judge`).
+ * calls are split (`minWork`), whether splitting pauses while it does not pay (`adaptive`, default true; see `judge`),
+ * and whether normals may be offered to it ahead of need (`background`, default true; {@link normalsAhead}).
  * Tests split small calls and turn `adaptive` off (a busy machine must not change which calls are split); benchmarks compare
  * 1 and 2 threads in one process. The results are bit-identical either way.
  * @category threads
  */
-export const configureKernelThread = (opts: { readonly enabled?: boolean; readonly minWork?: Partial<Record<SplitKind, number>>; readonly adaptive?: boolean }): void => {
+export const configureKernelThread = (opts: { readonly enabled?: boolean; readonly minWork?: Partial<Record<SplitKind, number>>; readonly adaptive?: boolean; readonly background?: boolean }): void => {
   if (opts.enabled !== undefined) threadWanted = opts.enabled;
+  if (opts.background !== undefined) backgroundWanted = opts.background;
   if (opts.adaptive !== undefined) {
     adaptive = opts.adaptive;
     strikes = 0;
@@ -1029,7 +1032,7 @@ export const normalsAhead = (keys: ReadonlyArray<readonly [number, number]>, sha
   const k = exportsOf;
   const b = keys.length;
   const n = shape.reduce((p, q) => p * q, 1);
-  if (k === undefined || aheadPending || !threadWanted || thread.state !== 'ready' || pause > 0) return undefined;
+  if (k === undefined || aheadPending || !threadWanted || !backgroundWanted || thread.state !== 'ready' || pause > 0) return undefined;
   const t = thread.t;
   if (t.offer === undefined || t.settle === undefined || b < 1 || b > 0xfffe || n === 0 || n % 8 !== 0 || b * n < minWork.normals) return undefined;
   const backend = tf.backend() as unknown as WasmBackendData & { typedArrayFromHeap(t: Info): Int32Array };

@@ -19,7 +19,7 @@ beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
 });
 
-afterEach(() => configureKernelThread({ enabled: true, adaptive: true, minWork: KERNEL_THREAD_MIN_WORK }));
+afterEach(() => configureKernelThread({ enabled: true, background: true, adaptive: true, minWork: KERNEL_THREAD_MIN_WORK }));
 
 /** The first index where two float32 tensors differ in their bits (−1: none; the length if the lengths differ). */
 const firstBitDifference = (a: tf.Tensor, b: tf.Tensor): number => firstDifference(float32Bits(a.dataSync()), float32Bits(b.dataSync()));
@@ -312,14 +312,17 @@ describe('normals made ahead (random.normalPerSampleAhead: rows offered to the k
     tf.dispose([z, ref]);
   });
 
-  test('without the kernel thread the normals are drawn at take, with the same bits', async () => {
+  test.each([
+    ['without the kernel thread', { enabled: false }],
+    ['with background jobs turned off', { enabled: true, background: false }],
+  ] as const)('%s the normals are drawn at take, with the same bits', async (_name, off) => {
     expect(await startKernelThread()).toBe(true);
     const keys = [random.key(27), random.key(28), random.key(29)];
-    configureKernelThread({ enabled: false });
+    configureKernelThread(off);
     const rows = normalsAheadStatus().rows;
     const z = random.normalPerSampleAhead(keys, [28, 28, 1]).take();
     expect(normalsAheadStatus().rows).toBe(rows);
-    configureKernelThread({ enabled: true, adaptive: false, minWork: { normals: 0 } });
+    configureKernelThread({ enabled: true, background: true, adaptive: false, minWork: { normals: 0 } });
     const ref = random.normalPerSampleAhead(keys, [28, 28, 1]).take();
     expect(normalsAheadStatus().rows - rows).toBe(3);
     expect(firstBitDifference(z, ref)).toBe(-1);
