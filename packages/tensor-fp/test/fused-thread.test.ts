@@ -331,75 +331,87 @@ describe('normals made ahead (random.normalPerSampleAhead: rows offered to the k
 });
 
 describe('a background job on a kernel thread of its own (offer / settle)', () => {
-  /** The fused module over a small shared memory, its worker, and an instance of the module on this thread. */
-  const setUp = async (): Promise<{ t: Awaited<ReturnType<typeof startFusedKernelThread>>; heap: Float32Array; here: Record<string, (...a: number[]) => void> }> => {
+  // keys [rows, 2] int32 at byte 0, rows of n normals from byte 4096, the reference rows from byte 65536 (4 pages in all)
+  const [n, KEYS, OUT, REF] = [16, 0, 4096, 65536];
+  const job = (rows: number, out = OUT): [KernelCall, number[], number] => [['normals_rows', KEYS, 1, n, out], [8, 0, 0, 4 * n], rows];
+  /**
+   * The fused module over a small shared memory, its worker, and an instance of the module on this thread, with the keys
+   * of `rows` rows and their reference normals written; `runHere(r)` makes row r on this thread and records it in `made`.
+   */
+  const setUp = async (rows: number) => {
     const wasm = (globalThis as unknown as { WebAssembly: WasmApi & { Instance: new (m: unknown, i: unknown) => { exports: Record<string, (...a: number[]) => void> } } }).WebAssembly;
     const memory = new wasm.Memory({ initial: 4, maximum: 16, shared: true });
     const module = new wasm.Module(await fusedKernelsBinary(true));
     const t = await startFusedKernelThread(module, memory, 5000);
     const here = new wasm.Instance(module, { env: { memory } }).exports;
-    return { t, heap: new Float32Array(memory.buffer), here };
-  };
-  // keys [rows, 2] int32 at byte 0, rows of n normals from byte 4096, the reference rows from byte 65536 (4 pages in all)
-  const [n, KEYS, OUT, REF] = [16, 0, 4096, 65536];
-  const job = (rows: number, out = OUT): [KernelCall, number[], number] => [['normals_rows', KEYS, 1, n, out], [8, 0, 0, 4 * n], rows];
-  const writeKeys = (heap: Float32Array, rows: number): void => {
+    const heap = new Float32Array(memory.buffer);
     new Int32Array(heap.buffer, KEYS, 2 * rows).set(Array.from({ length: 2 * rows }, (_, i) => (i * 2654435761) | 0));
+    here['normals_rows']!(KEYS, rows, n, REF);
+    const made: number[] = [];
+    const runHere = (r: number): void => {
+      made.push(r);
+      here['normals_rows']!(KEYS + 8 * r, 1, n, OUT + 4 * r * n);
+    };
+    return { t, heap, made, runHere };
+  };
+
+  /** The first float32 where the job's rows differ from the reference rows in their bits (−1: none). */
+  const rowsVersusReference = (heap: Float32Array, rows: number): number =>
+    firstDifference(float32Bits(heap.subarray(OUT / 4, OUT / 4 + rows * n)), float32Bits(heap.subarray(REF / 4, REF / 4 + rows * n)));
+  /** Waits (up to 10 s) until the worker has done every offered row, then settles: the rows made here (0 expected). */
+  const settleAfterWorker = async (t: Awaited<ReturnType<typeof startFusedKernelThread>>): Promise<number> => {
+    for (let i = 0; i < 1000 && t.backgroundLeft() > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(t.backgroundLeft()).toBe(0);
+    return t.settle(() => {
+      throw new Error('no row is left for this thread');
+    });
   };
 
   test('an idle worker makes every offered row; settle then makes none here', async () => {
-    const { t, heap, here } = await setUp();
     const rows = 40;
-    writeKeys(heap, rows);
-    here['normals_rows']!(KEYS, rows, n, REF);
+    const { t, heap } = await setUp(rows);
     t.offer(...job(rows));
-    for (let i = 0; i < 1000 && t.backgroundLeft() > 0; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(t.backgroundLeft()).toBe(0);
-    expect(t.settle(() => { throw new Error('no row is left for this thread'); })).toBe(0);
-    expect(firstDifference(float32Bits(heap.subarray(OUT / 4, OUT / 4 + rows * n)), float32Bits(heap.subarray(REF / 4, REF / 4 + rows * n)))).toBe(-1);
+    expect(await settleAfterWorker(t)).toBe(0);
+    expect(rowsVersusReference(heap, rows)).toBe(-1);
   });
 
   test('rows a held worker has not reached are made at settle, each once, and the next job is the worker’s again', async () => {
-    const { t, heap, here } = await setUp();
     const rows = 6;
-    writeKeys(heap, rows);
-    here['normals_rows']!(KEYS, rows, n, REF);
+    const { t, heap, made, runHere } = await setUp(rows);
     // the worker is held before a request, so it reaches no background row
     t.hold(true);
     t.post([['normals_rows', KEYS, 1, n, 200000]]);
     t.offer(...job(rows));
-    const made: number[] = [];
-    expect(t.settle((r) => { made.push(r); here['normals_rows']!(KEYS + 8 * r, 1, n, OUT + 4 * r * n); })).toBe(rows);
+    expect(t.settle(runHere)).toBe(rows);
     expect(made).toEqual([0, 1, 2, 3, 4, 5]);
-    expect(firstDifference(float32Bits(heap.subarray(OUT / 4, OUT / 4 + rows * n)), float32Bits(heap.subarray(REF / 4, REF / 4 + rows * n)))).toBe(-1);
+    expect(rowsVersusReference(heap, rows)).toBe(-1);
     t.hold(false);
     t.drain();
     // the released worker runs its request, then the next job's rows (none of the closed one's)
     heap.fill(0, OUT / 4, OUT / 4 + rows * n);
-    t.offer(...job(rows, OUT));
-    for (let i = 0; i < 1000 && t.backgroundLeft() > 0; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(t.settle(() => { throw new Error('no row is left for this thread'); })).toBe(0);
-    expect(firstDifference(float32Bits(heap.subarray(OUT / 4, OUT / 4 + rows * n)), float32Bits(heap.subarray(REF / 4, REF / 4 + rows * n)))).toBe(-1);
+    t.offer(...job(rows));
+    expect(await settleAfterWorker(t)).toBe(0);
+    expect(rowsVersusReference(heap, rows)).toBe(-1);
   });
 
   test('rows raced for by the worker and settle are each made by one of them: every row right, the counts adding up', async () => {
-    const { t, heap, here } = await setUp();
     const rows = 400;
-    writeKeys(heap, rows);
-    here['normals_rows']!(KEYS, rows, n, REF);
+    const { t, heap, made, runHere } = await setUp(rows);
     for (let round = 0; round < 20; round++) {
       heap.fill(0, OUT / 4, OUT / 4 + rows * n);
+      made.length = 0;
       t.offer(...job(rows));
-      const mine = new Set<number>();
-      const own = t.settle((r) => { mine.add(r); here['normals_rows']!(KEYS + 8 * r, 1, n, OUT + 4 * r * n); });
-      expect(own).toBe(mine.size);
+      const own = t.settle(runHere);
+      // this thread made each of its rows once, and the worker the rest
+      expect(own).toBe(made.length);
+      expect(new Set(made).size).toBe(made.length);
       expect(t.backgroundLeft()).toBe(0);
-      expect(firstDifference(float32Bits(heap.subarray(OUT / 4, OUT / 4 + rows * n)), float32Bits(heap.subarray(REF / 4, REF / 4 + rows * n)))).toBe(-1);
+      expect(rowsVersusReference(heap, rows)).toBe(-1);
     }
   });
 
   test('a row that fails on the worker has the whole job redone at settle, and the worker’s error is printed', async () => {
-    const { t } = await setUp();
+    const { t } = await setUp(3);
     const lines: string[] = [];
     const write = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
       lines.push(String(chunk));
