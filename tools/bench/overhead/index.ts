@@ -23,7 +23,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
-import { tf, codec, random, initBackend, describeBackend, watchReads, BACKEND_CHOICES, type Key } from '@score-sde/tensor-fp';
+import { tf, codec, random, fused, initBackend, describeBackend, watchReads, BACKEND_CHOICES, type Key } from '@score-sde/tensor-fp';
 import { type SDE, type ScoreFn, tutorial, ve } from '@score-sde/sde-math';
 import { type Sampler, type SamplerSpec, type Step, DEFAULT_SNR, samplerFromSpec, sample } from '@score-sde/solvers';
 import { type ScoreNetConfig, type TensorRecord, scoreNet, scoreFromNet, initScoreNet, loadCheckpoint, renderCheckpointError, emaParams, disposeTrainState } from '@score-sde/models';
@@ -266,6 +266,10 @@ const benchFlags = {
   only: cli.optional(cli.stringFlag({ description: 'run only the samplers whose name contains this text' })),
   quick: cli.booleanFlag({ description: 'smoke run: 10 steps, 1 round, 3 bare evaluations', default: false }),
   ownOnly: cli.booleanFlag({ description: "only the samplers' own cost per step with a free score (no network; seconds)", default: false }),
+  noiseAtStep: cli.booleanFlag({
+    description: "draw each stochastic step's normals when the step needs them instead of offering them to the kernel thread before its score evaluation (the form before stop 35; the same samples)",
+    default: false,
+  }),
   out: cli.stringFlag({ description: 'output folder', default: path.join('tools', 'bench', 'out') }),
   backend: cli.oneOfFlag(BACKEND_CHOICES, { default: 'auto', description: 'TensorFlow.js backend' }),
 } as const;
@@ -283,12 +287,25 @@ const loadModel = async (dir: string | undefined, net: 'mnist' | 'tutorial'): Pr
   return { net: config.model, params: emaParams(state), sde: config.sde, source: `checkpoint ${dir}`, release: () => disposeTrainState(state) };
 };
 
+/** Where the stochastic steps' normals were made: offered to the kernel thread ahead of the score, or at the step. */
+const noiseAheadLine = (atStep: boolean, before: { readonly rows: number; readonly rowsHere: number }): string => {
+  const now = fused.normalsAheadStatus();
+  const [rows, rowsHere] = [now.rows - before.rows, now.rowsHere - before.rowsHere];
+  const thread = fused.kernelThreadStatus();
+  if (atStep) return "Stochastic steps' normals: drawn when the step needs them (--noise-at-step).";
+  if (!thread.running) return `Stochastic steps' normals: drawn when the step needs them (no kernel thread: ${thread.reason ?? 'not running'}).`;
+  const share = rows === 0 ? 'none offered' : `${(100 * (1 - rowsHere / rows)).toFixed(1)}% of ${rows} rows made by the kernel thread during the timed runs' score evaluations, the rest at the step`;
+  return `Stochastic steps' normals: offered to the kernel thread before each score evaluation (random.normalPerSampleAhead): ${share}.`;
+};
+
 const main = async (): Promise<number> => {
   const flags = cli.parseFlagsOrExit(benchFlags, process.argv.slice(2), 'npm run bench -- overhead [flags]', 'Per-step overhead of every sampler over the bare score evaluations.');
   const steps = flags.quick ? 10 : flags.steps;
   const rounds = flags.quick ? 1 : flags.rounds;
   const bareK = flags.quick ? 3 : flags.bare;
   const info = await initBackend({ prefer: flags.backend, quiet: true });
+  await fused.startKernelThread();
+  fused.configureKernelThread({ background: !flags.noiseAtStep });
   instrumentReads();
   const model = await loadModel(flags.checkpoint, flags.net);
   const net = scoreNet(model.net, model.params);
@@ -335,6 +352,8 @@ const main = async (): Promise<number> => {
   }
 
   const records = built.map(() => [] as Array<RunRecord & { readonly bareMs: number }>);
+  // the normals offered ahead during the timed runs only (not the free-score runs, which leave the thread no idle time)
+  const aheadBefore = fused.normalsAheadStatus();
   const bareAll: number[] = [];
   const bareBlockMedians: number[] = [];
   for (let r = 0; r < rounds; r++) {
@@ -447,6 +466,8 @@ const main = async (): Promise<number> => {
     'tensor growth = numTensors after the run (result disposed) − before; loop spread = max − min of numTensors after each step from the third on.',
     '',
     table,
+    '',
+    noiseAheadLine(flags.noiseAtStep, aheadBefore),
     '',
     `Noise: bare evaluation median ${bareMedian.toFixed(1)} ms over ${bareAll.length} evaluations (IQR ${noise.bareIqrMs[0]!.toFixed(1)} … ${noise.bareIqrMs[1]!.toFixed(1)} ms); per-run bare medians ${range(noise.bareBlockMedianRangeMs)} ms (spread ${noise.bareBlockMedianRelSpreadPct.toFixed(1)}% of the median); load average at the end ${noise.loadAverage.map((v) => v.toFixed(2)).join(', ')} on ${(await import('node:os')).cpus().length} cores.`,
     '',
