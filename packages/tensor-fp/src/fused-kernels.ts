@@ -1032,7 +1032,7 @@ export const normalsAhead = (keys: ReadonlyArray<readonly [number, number]>, sha
   const k = exportsOf;
   const b = keys.length;
   const n = shape.reduce((p, q) => p * q, 1);
-  if (k === undefined || aheadPending || !threadWanted || !backgroundWanted || thread.state !== 'ready' || pause > 0) return undefined;
+  if (k === undefined || !fusedKernelsReady() || aheadPending || !threadWanted || !backgroundWanted || thread.state !== 'ready' || pause > 0) return undefined;
   const t = thread.t;
   if (t.offer === undefined || t.settle === undefined || b < 1 || b > 0xfffe || n === 0 || n % 8 !== 0 || b * n < minWork.normals) return undefined;
   const backend = tf.backend() as unknown as WasmBackendData & { typedArrayFromHeap(t: Info): Int32Array };
@@ -1043,12 +1043,16 @@ export const normalsAhead = (keys: ReadonlyArray<readonly [number, number]>, sha
   t.offer(['normals_rows', pw, 1, n, po], [8, 0, 0, 4 * n], b);
   aheadPending = true;
   let settled = false;
+  // Finishes the job; if that throws (a row trapped here), the normals are freed too, as nobody will own them.
   const settle = (): void => {
     if (settled) throw new Error('normalsAhead: taken or disposed twice');
     settled = true;
     try {
       aheadRowsHere += t.settle!((r) => k.normals_rows(pw + 8 * r, 1, n, po + 4 * r * n));
       aheadRows += b;
+    } catch (e) {
+      backend.disposeData(out.dataId);
+      throw e;
     } finally {
       aheadPending = false;
       backend.disposeData(words.dataId);
