@@ -66,9 +66,11 @@ test.each(stochastic)('%s: the same bits with its noise made ahead on the kernel
   const oneThread = await bitsOf(sde, spec);
   expect(fused.normalsAheadStatus().rows).toBe(rows);
   fused.configureKernelThread({ enabled: true, adaptive: false, minWork: { normals: 0 } });
+  const buffers = tf.backend().numDataIds();
   const ahead = await bitsOf(sde, spec);
-  // every draw went through the kernel thread's job
+  // every draw went through the kernel thread's job, and left no buffer on the backend's heap (not tensors until taken)
   expect(fused.normalsAheadStatus().rows - rows).toBe(draws * keys.length);
+  expect(tf.backend().numDataIds()).toBe(buffers);
   const first = ahead.findIndex((b, i) => b !== oneThread[i]);
   expect(first).toBe(-1);
   expect(ahead.length).toBe(keys.length * D);

@@ -107,7 +107,7 @@ describe('FID at nested sample counts', () => {
     const line = fid.extrapolateFid(whole.right.fidAt!);
     if (E.isLeft(line)) throw new Error(line.left.message);
     expect(whole.right.fidInfinity).toBe(line.right.fidInfinity);
-    // too few images for two counts ≥ 2d: no extrapolation, the plain FID
+    // too few images for two counts ≥ 16d (48 here; 60 gives only 60 itself): no extrapolation, the plain FID
     const few = tf.tidy(() => tf.slice(x, [0, 0, 0, 0], [60, 28, 28, 1]));
     const r60 = fidOfImages(config, params, few, reference.right);
     few.dispose();
