@@ -326,6 +326,26 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(fs.existsSync(path.join(out, 'guide'))).toBe(false);
   });
 
+  test('a guide exponent γ₀ (guide.gamma) runs the power EMA at γ₀ until the guide step S: the run’s EMA is { ...ema, early: { steps: S, gamma: γ₀ } }; --guide-at keeps γ₀, --ema-decay drops it, a decay EMA with one is refused naming guide.gamma', async () => {
+    const withGamma = { ...PRESETS.quick, ema: { kind: 'power' as const, gamma: 6.94 }, guide: { at: 0.25, gamma: 20 } };
+    expect(trainConfigOfRecipe(withGamma, 100).emaDecay).toEqual({ kind: 'power', gamma: 6.94, early: { steps: 25, gamma: 20 } });
+    expect(trainConfigOfRecipe({ ...withGamma, guide: { at: 0.25 } }, 100).emaDecay).toEqual({ kind: 'power', gamma: 6.94 });
+    const file = path.join(tmp, 'guide-gamma.json');
+    fs.writeFileSync(file, JSON.stringify(withGamma));
+    const of = async (extra: ReadonlyArray<string>) => {
+      const r = await recipeOfFlags(tinyArgs(['--recipe', file, ...extra]));
+      if (E.isLeft(r)) throw new Error(r.left.message);
+      return [r.right.guide, r.right.ema];
+    };
+    expect(await of([])).toEqual([{ at: 0.25, gamma: 20 }, { kind: 'power', gamma: 6.94 }]);
+    expect(await of(['--guide-at', '0.5'])).toEqual([{ at: 0.5, gamma: 20 }, { kind: 'power', gamma: 6.94 }]);
+    expect(await of(['--ema-decay', '0.999'])).toEqual([{ at: 0.25 }, 0.999]);
+    expect(await of(['--guide-at', '0'])).toEqual([undefined, { kind: 'power', gamma: 6.94 }]);
+    fs.writeFileSync(file, JSON.stringify({ ...withGamma, ema: 0.999 }));
+    const refused = await recipeOfFlags(tinyArgs(['--recipe', file]));
+    expect(E.isLeft(refused) && refused.left.message).toMatch(/--recipe: recipe .*guide-gamma\.json: guide\.gamma \(20\) needs a power EMA .* but ema is the decay 0\.999/);
+  });
+
   test('a stop request (Ctrl-C) ends training after the current step, saves a checkpoint and still samples', async () => {
     const out = path.join(tmp, 'interrupted');
     const r = await runMnist(tinyArgs([], 'em'), { backend, data, log: quietLog, stop: { requested: true } }, out);

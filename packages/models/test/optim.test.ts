@@ -245,6 +245,14 @@ const powerEma = identity({
   tolerance: 'float32: n updates of ≤ 6 roundings of terms ≤ 5 (6·n·u·5)',
 });
 
+const earlyPowerEma = identity({
+  concept: 'training',
+  title: 'A power EMA with another exponent early restarts the power weights after S steps',
+  formula: String.raw`$\gamma_n = \gamma_0\ (n \le S),\ \gamma\ (n > S) \Rightarrow \text{ema}_n = \text{ema}^{(\gamma_0)}_{\min(n,S)}\,\big(\tfrac{S}{n}\big)^{\gamma+1}_{n>S} + \sum_{k=S+1}^n \frac{k^{\gamma+1} - (k-1)^{\gamma+1}}{n^{\gamma+1}}\,\theta_k$`,
+  source: 'the power EMA of Karras et al. 2024 (EDM2) §3.1 over steps S+1…n; Π_{j=S+1}^n (1 − 1/j)^{γ+1} = (S/n)^{γ+1}',
+  tolerance: 'float32: n updates of ≤ 6 roundings of terms ≤ 5 (6·n·u·5)',
+});
+
 const cosine = identity({
   concept: 'training',
   title: 'Warm-up then cosine decay of the learning rate',
@@ -277,6 +285,36 @@ describe('power-function EMA (Karras et al. 2024, §3.1)', () => {
         },
       ),
       { seed: 7, numRuns: 40 },
+    );
+  });
+});
+
+describe('power-function EMA with an early exponent (the guide\'s EMA)', () => {
+  test('d_n = (1 − 1/n)^{γ₀+1} for n ≤ S and (1 − 1/n)^{γ+1} after: ema_n is the power EMA of γ₀ up to S, then (S/n)^{γ+1} ema_S + Σ_{k>S} (k^{γ+1} − (k−1)^{γ+1}) θ_k / n^{γ+1}', () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 0, max: 12, noNaN: true, noDefaultInfinity: true }),
+        fc.double({ min: 0, max: 40, noNaN: true, noDefaultInfinity: true }),
+        fc.integer({ min: 1, max: 30 }),
+        fc.array(fc.float({ min: -5, max: 5, noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 40 }),
+        (gamma, gamma0, S, thetas) => {
+          const ema = { kind: 'power' as const, gamma, early: { steps: S, gamma: gamma0 } };
+          const weights = (g: number, from: number, n: number): number =>
+            thetas.slice(from, n).reduce((a, th, i) => a + ((Math.pow(from + i + 1, g + 1) - Math.pow(from + i, g + 1)) / Math.pow(n, g + 1)) * th, 0);
+          let e: TensorRecord = record([[thetas[0]!]]);
+          thetas.forEach((th, k) => {
+            const next = emaUpdate(ema)(e, record([[th]]), k + 1);
+            disposeRecord(e);
+            e = next;
+            const n = k + 1;
+            const atS = weights(gamma0, 0, Math.min(n, S));
+            const exact = n <= S ? atS : Math.pow(S / n, gamma + 1) * atS + weights(gamma, S, n);
+            earlyPowerEma.close(e['p0']!.dataSync()[0]!, exact, 6 * n * U32 * 5);
+          });
+          disposeRecord(e);
+        },
+      ),
+      { seed: 17, numRuns: 40 },
     );
   });
 });

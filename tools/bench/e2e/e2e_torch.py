@@ -155,13 +155,19 @@ class Recipe:
                 raise RecipeError(f"e2e_torch: optim.schedule.kind {self.schedule['kind']!r} is not implemented")
         ema = rec["emaDecay"]
         if isinstance(ema, dict):
-            expect_keys(ema, ["kind", "gamma"], "emaDecay")
+            expect_keys(ema, ["kind", "gamma", "early"], "emaDecay")
             if ema["kind"] != "power":
                 raise RecipeError(f"e2e_torch: emaDecay.kind {ema['kind']!r} is not implemented")
             self.ema_power = float(ema["gamma"])
+            # another exponent for the first steps (the guide's EMA): (steps, gamma)
+            early = ema.get("early")
+            if early is not None:
+                expect_keys(early, ["steps", "gamma"], "emaDecay.early")
+            self.ema_early = (int(early["steps"]), float(early["gamma"])) if early is not None else None
             self.ema_decay = None
         else:
             self.ema_power = None
+            self.ema_early = None
             self.ema_decay = float(ema)
         p = rec.get("parameterisation", {"kind": "tutorial"})
         self.param = p["kind"]
@@ -415,7 +421,8 @@ def main():
         if not (math.isfinite(value) and math.isfinite(norm)):
             raise SystemExit(f"e2e_torch: non-finite loss or gradient at step {n}")
         opt.step()
-        d = (1 - 1 / n) ** (r.ema_power + 1) if r.ema_power is not None else min(r.ema_decay, (1 + n) / (10 + n))
+        gamma = r.ema_early[1] if r.ema_early is not None and n <= r.ema_early[0] else r.ema_power
+        d = (1 - 1 / n) ** (gamma + 1) if r.ema_power is not None else min(r.ema_decay, (1 + n) / (10 + n))
         with torch.no_grad():
             for e, q in zip(ema, trainable):
                 e.mul_(d).add_(q, alpha=1 - d)

@@ -13,7 +13,7 @@ import * as E from 'fp-ts/Either';
 import { codec, BACKEND_CHOICES } from '@score-sde/tensor-fp';
 import { cli } from '../lib';
 import { guidanceWeightFlags, guidanceWithFlags } from '../pipeline/guidance-flags';
-import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, type Recipe, Recipe as RecipeCodec, type ExperimentError, PRESETS, PRESET_NAMES, SDE_NAMES, ShardFlag, type ShardSpec, fail, sdeOfName } from '../pipeline';
+import { EVAL_PARTS, EvalPart, SAMPLER_NAMES, SamplerName, type Recipe, Recipe as RecipeCodec, type GuideSnapshot, recipeProblems, type ExperimentError, PRESETS, PRESET_NAMES, SDE_NAMES, ShardFlag, type ShardSpec, fail, sdeOfName } from '../pipeline';
 
 const fromPreset = 'default: the preset’s';
 
@@ -72,7 +72,7 @@ export const mnistFlags = {
       description: `train class-conditional on MNIST's 10 labels, each replaced by "no label" with this probability, so one network learns p(x | y) and p(x) (classifier-free guidance: samplers dpm-sde-cond, dpm-cfg, dpm-ag-cond and dpm-sde-ag-cond; the others draw from p(x)); 1: unconditional (${fromPreset})`,
     }),
   ),
-  emaDecay: cli.optional(cli.numberFlag(codec.UnitInterval, { description: `EMA decay of the weights that sample, with the reference's warm-up (${fromPreset})` })),
+  emaDecay: cli.optional(cli.numberFlag(codec.UnitInterval, { description: `EMA decay of the weights that sample, with the reference's warm-up; the guide then takes this EMA too, without the preset's guide exponent (${fromPreset})` })),
   checkpointEvery: cli.numberFlag(codec.NonNegativeInt, { default: 0, description: 'also save a checkpoint every N steps (0: at the end of each epoch only)' }),
   resume: cli.optional(cli.stringFlag({ description: 'continue training from this checkpoint directory' })),
   sampleOnly: cli.optional(cli.stringFlag({ description: 'skip training; sample from this checkpoint directory' })),
@@ -127,7 +127,15 @@ export const readRecipeFile = async (file: string): Promise<E.Either<ExperimentE
   );
   if (E.isLeft(text)) return fail(`--recipe: cannot read ${file}: ${text.left}`);
   const r = codec.decodeJson(RecipeCodec, `recipe ${file}`)(text.right);
-  return E.isLeft(r) ? fail(`--recipe: ${codec.renderDecodeError(r.left)}`) : E.right(r.right);
+  if (E.isLeft(r)) return fail(`--recipe: ${codec.renderDecodeError(r.left)}`);
+  const problems = recipeProblems(r.right);
+  return problems.length > 0 ? fail(`--recipe: recipe ${file}: ${problems.join('; ')}`) : E.right(r.right);
+};
+
+/** The guide of a run's recipe with `--guide-at` (> 0) and `--ema-decay` applied (see recipeOfFlags). */
+const guideWithFlags = (guide: GuideSnapshot | undefined, f: MnistFlags): GuideSnapshot => {
+  const at = f.guideAt ?? guide?.at ?? 0;
+  return f.emaDecay === undefined && guide?.gamma !== undefined ? { at, gamma: guide.gamma } : { at };
 };
 
 /**
@@ -161,7 +169,8 @@ export const recipeOfFlags = async (f: MnistFlags): Promise<E.Either<ExperimentE
     ...(f.gradClip !== undefined ? { gradClip: f.gradClip } : {}),
     ...(f.emaDecay !== undefined ? { ema: f.emaDecay } : {}),
     ...(f.dequantize !== undefined ? { dequantization: f.dequantize } : {}),
-    ...(f.guideAt === undefined ? (guide !== undefined ? { guide } : {}) : f.guideAt > 0 ? { guide: { at: f.guideAt } } : {}),
+    // the guide keeps its exponent when moved (--guide-at), and takes the run's EMA when --ema-decay replaces it by a decay
+    ...(f.guideAt === 0 || (f.guideAt === undefined && guide === undefined) ? {} : { guide: guideWithFlags(guide, f) }),
     ...(f.labelDropout === undefined
       ? conditional !== undefined
         ? { conditional }

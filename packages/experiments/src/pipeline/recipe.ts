@@ -24,10 +24,11 @@ export type LrDecay = t.TypeOf<typeof LrDecay>;
 /**
  * The guide of a run: its training state at fraction `at` of the run (step round(at · total)), saved as a checkpoint
  * of its own (`guide/` beside `checkpoint/`), whose EMA weights are the weaker model the autoguided samplers
- * extrapolate away from.
+ * extrapolate away from. With `gamma` (a recipe with a power EMA only) the run's EMA takes that exponent until the
+ * guide is saved, so the guide's weights are the power EMA of exponent `gamma` ({@link emaOfRecipe}).
  * @category model
  */
-export const GuideSnapshot = codec.strict({ at: codec.UnitInterval }, 'GuideSnapshot');
+export const GuideSnapshot = codec.strictWithOptional({ at: codec.UnitInterval }, { gamma: codec.NonNegativeFinite }, 'GuideSnapshot');
 export type GuideSnapshot = t.TypeOf<typeof GuideSnapshot>;
 
 /**
@@ -40,6 +41,26 @@ export type ConditionalTraining = t.TypeOf<typeof ConditionalTraining>;
 
 /** The step at which a run of `totalSteps` steps saves its guide: round(at · total), at least 1. @category model */
 export const guideStep = (g: GuideSnapshot, totalSteps: number): number => Math.max(1, Math.round(g.at * totalSteps));
+
+/**
+ * The EMA of a run of `totalSteps` steps: the recipe's, with the guide's exponent γ₀ until the guide step S when the
+ * guide has one: `{ ...ema, early: { steps: S, gamma: γ₀ } }` (models' `EarlyPowerEma`). The guide's weights are
+ * then the power EMA of exponent γ₀, and the final EMA weighs the state at S by (S/total)^{γ+1} only (3·10⁻⁸ for
+ * the quick preset), the steps after it exactly as the power EMA of γ.
+ * @category training
+ */
+export const emaOfRecipe = (r: Recipe, totalSteps: number): EmaConfig =>
+  r.guide?.gamma !== undefined && typeof r.ema !== 'number' ? { ...r.ema, early: { steps: guideStep(r.guide, totalSteps), gamma: r.guide.gamma } } : r.ema;
+
+/**
+ * What is wrong with a recipe beyond its fields' types, one message per problem (empty: nothing): a guide exponent
+ * needs a power EMA.
+ * @category model
+ */
+export const recipeProblems = (r: Recipe): ReadonlyArray<string> =>
+  r.guide?.gamma !== undefined && typeof r.ema === 'number'
+    ? [`guide.gamma (${r.guide.gamma}) needs a power EMA (ema: { "kind": "power", "gamma": … }), but ema is the decay ${r.ema}: remove guide.gamma or use a power EMA`]
+    : [];
 
 /**
  * A recipe (module comment). `epochs` is the length of a run of the experiment; the study trains each candidate
@@ -95,7 +116,7 @@ export const trainConfigOfRecipe = (r: Recipe, totalSteps: number, labels?: Arra
     gradClip: r.gradClip,
     ...(r.lrDecay === 'constant' ? {} : { schedule: { kind: 'cosine' as const, steps: Math.max(1, totalSteps), floor: r.lrDecay.floor } }),
   }),
-  emaDecay: r.ema,
+  emaDecay: emaOfRecipe(r, totalSteps),
   batchSize: r.batchSize,
   parameterisation: r.parameterisation,
   dataRange: r.dataRange,
