@@ -46,7 +46,7 @@ export const guideStep = (g: GuideSnapshot, totalSteps: number): number => Math.
  * The EMA of a run of `totalSteps` steps: the recipe's, with the guide's exponent γ₀ until the guide step S when the
  * guide has one: `{ ...ema, early: { steps: S, gamma: γ₀ } }` (models' `EarlyPowerEma`). The guide's weights are
  * then the power EMA of exponent γ₀, and the final EMA weighs the state at S by (S/total)^{γ+1} only (3·10⁻⁸ for
- * the quick preset), the steps after it exactly as the power EMA of γ.
+ * a guide at 1/9 of the run and γ = 6.94), the steps after it exactly as the power EMA of γ.
  * @category training
  */
 export const emaOfRecipe = (r: Recipe, totalSteps: number): EmaConfig =>
