@@ -132,9 +132,13 @@ export const readRecipeFile = async (file: string): Promise<E.Either<ExperimentE
   return problems.length > 0 ? fail(`--recipe: recipe ${file}: ${problems.join('; ')}`) : E.right(r.right);
 };
 
-/** The guide of a run's recipe with `--guide-at` (> 0) and `--ema-decay` applied (see recipeOfFlags). */
-const guideWithFlags = (guide: GuideSnapshot | undefined, f: MnistFlags): GuideSnapshot => {
-  const at = f.guideAt ?? guide?.at ?? 0;
+/**
+ * The guide of a run's recipe with `--guide-at` and `--ema-decay` applied: none at `--guide-at 0` or when neither
+ * gives one; it keeps its exponent when moved, and takes the run's EMA when `--ema-decay` replaces it by a decay.
+ */
+const guideWithFlags = (guide: GuideSnapshot | undefined, f: MnistFlags): GuideSnapshot | undefined => {
+  const at = f.guideAt ?? guide?.at;
+  if (at === undefined || at === 0) return undefined;
   return f.emaDecay === undefined && guide?.gamma !== undefined ? { at, gamma: guide.gamma } : { at };
 };
 
@@ -150,6 +154,7 @@ export const recipeOfFlags = async (f: MnistFlags): Promise<E.Either<ExperimentE
   const { guide, conditional, ...r } = base.right;
   const problems = mnistFlagProblems(f);
   if (problems.length > 0) return fail(problems.join('; '));
+  const guideWith = guideWithFlags(guide, f);
   const given = (['epochs', 'batchSize', 'lr', 'warmup', 'gradClip', 'sde', 'samplers', 'steps', 'fastSteps', 'snr', 'odeTol', 'endNoise', 'cfgWeight', 'autoguidanceWeight', 'channels', 'embedDim', 'emaDecay', 'dequantize', 'guideAt', 'labelDropout'] as const).filter(
     (k) => f[k] !== undefined,
   );
@@ -169,8 +174,7 @@ export const recipeOfFlags = async (f: MnistFlags): Promise<E.Either<ExperimentE
     ...(f.gradClip !== undefined ? { gradClip: f.gradClip } : {}),
     ...(f.emaDecay !== undefined ? { ema: f.emaDecay } : {}),
     ...(f.dequantize !== undefined ? { dequantization: f.dequantize } : {}),
-    // the guide keeps its exponent when moved (--guide-at), and takes the run's EMA when --ema-decay replaces it by a decay
-    ...(f.guideAt === 0 || (f.guideAt === undefined && guide === undefined) ? {} : { guide: guideWithFlags(guide, f) }),
+    ...(guideWith !== undefined ? { guide: guideWith } : {}),
     ...(f.labelDropout === undefined
       ? conditional !== undefined
         ? { conditional }
