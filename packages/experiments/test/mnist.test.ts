@@ -80,7 +80,7 @@ describe('experiments:mnist on a few hundred images', () => {
     const r = await runMnist(tinyArgs([], 'dpm-sde-ag,dpm-sde', 2), { backend, data, log: quietLog }, out);
     expect(E.isRight(r)).toBe(true);
     const guide = await loadCheckpoint(path.join(out, 'guide'))();
-    // the quick preset's guide.at = 1/9 of 2 epochs × 3 steps: round(0.67) = 1
+    // the quick preset's guide.at = 1/7 of 2 epochs × 3 steps: round(0.86) = 1
     expect(E.isRight(guide) && guide.right.state.step).toBe(1);
     if (E.isRight(guide)) tf.dispose([...Object.values(guide.right.state.params), ...Object.values(guide.right.state.ema), ...Object.values(guide.right.state.adam.m), ...Object.values(guide.right.state.adam.v)]);
     const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
@@ -311,16 +311,16 @@ describe('experiments:mnist on a few hundred images', () => {
     expect(E.isLeft(bad) && cli.renderCliError(bad.left)).toMatch(/--cfg-weight: expected PositiveFinite/);
   });
 
-  test('--guide-at sets the recipe’s guide (0: none, and no guide/ is written); the presets save one at 1/9 (quick) and 1/6 (quality) of the run', async () => {
+  test('--guide-at sets the recipe’s guide (0: none, and no guide/ is written); the presets save one at 1/7 (quick: one of its 7 epochs) and 1/6 (quality) of the run', async () => {
     const at = async (extra: ReadonlyArray<string>) => {
       const r = await recipeOfFlags(tinyArgs(extra));
       if (E.isLeft(r)) throw new Error(r.left.message);
       return r.right.guide;
     };
-    expect(await at([])).toEqual({ at: 1 / 9 });
+    expect(await at([])).toEqual({ at: 1 / 7 });
     expect(await at(['--guide-at', '0.5'])).toEqual({ at: 0.5 });
     expect(await at(['--guide-at', '0'])).toBeUndefined();
-    expect([PRESETS.quick.guide, PRESETS.quality.guide]).toEqual([{ at: 1 / 9 }, { at: 1 / 6 }]);
+    expect([PRESETS.quick.guide, PRESETS.quality.guide]).toEqual([{ at: 1 / 7 }, { at: 1 / 6 }]);
     const out = path.join(tmp, 'unguided');
     expect(E.isRight(await runMnist(tinyArgs(['--guide-at', '0'], 'em'), { backend, data, log: quietLog }, out))).toBe(true);
     expect(fs.existsSync(path.join(out, 'guide'))).toBe(false);

@@ -60,8 +60,10 @@ const edm = pipeline.edmRecipe;
 const logNormal = (mean: number, std: number): Recipe['loss'] => ({ kind: 'dsm', weighting: 'edm', eps: 1e-5, noise: { kind: 'log-normal', mean, std } });
 
 /** A variant of the EDM recipe on data in [0, 1] (the first study's best), changed by `o`. */
-/** The quick preset as rounds 5 and 6 varied it: before class-conditional training. */
-const unconditionalQuick = pipeline.unconditional(pipeline.quickPreset);
+/** The quick preset before stop 37: half width (the EDM recipe's network), 9 epochs, the guide at one epoch (1/9). */
+const halfWidthQuick: Recipe = { ...pipeline.quickPreset, model: edm.model, epochs: 9, guide: { at: 1 / 9 } };
+/** The quick preset as rounds 5 and 6 varied it: half width, before class-conditional training. */
+const unconditionalQuick = pipeline.unconditional(halfWidthQuick);
 
 const unitData = (name: string, what: string, o: Partial<Recipe>): Recipe => variant(edm, name, `EDM recipe, data in [0, 1], ${what}`, { dataRange: [0, 1], ...o });
 
@@ -110,7 +112,9 @@ export const CANDIDATES: ReadonlyArray<Recipe> = [
   variant(unconditionalQuick, 'quick-mix10-low', 'the quick preset with 10% of the noise levels log-uniform over σ ∈ [0.002, 0.2]', {
     loss: pipeline.withLowNoiseShare(0.1, 0.002, 0.2),
   }),
-  // Round 7: class-conditional training (label dropout 0.1), scored also with the labelled samplers: the quick preset.
+  // Round 7: class-conditional training (label dropout 0.1), scored also with the labelled samplers: the quick preset
+  // as it was then (half width); round 8: its two coarsest levels 1.5× wider, the quick preset since stop 37.
+  variant(halfWidthQuick, 'quick-half-width', 'the quick preset before stop 37: half-width ScoreNet (channels 16, 32, 64, 128)', {}),
   pipeline.quickPreset,
 ];
 
