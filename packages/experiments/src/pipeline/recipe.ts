@@ -234,9 +234,9 @@ export const edmRecipe: Recipe = {
  *
  * Its network is the half-width ScoreNet with its two coarsest levels 1.5× as wide, channels 16, 32, 96, 192 (509,777
  * parameters with its label table, against 281,041): the levels on 5×5 and 2×2 grids, which form a digit's global
- * shape. They cost 1.34× the multiply-adds of a forward pass (5.7 M against 4.3 M an image) and a step 1.35× the time
- * (0.0735 s against 0.054 s on 2 quiet cores; the full width: 4× and 2.7×), so
- * it trains 7 epochs instead of 9 (483 s against 459 s of training) with the guide at one epoch (1/7). Measured at
+ * shape. They cost 1.34× the multiply-adds of a forward pass (5.7 M against 4.3 M an image) and a step 1.25× the time
+ * (an epoch 71.7 s against 57.3 s on 2 quiet Intel Xeon cores; the full width: 4× and 2.7×), so it trains 7 epochs
+ * instead of 9 (502 s against 516 s of training there) with the guide at one epoch (1/7). Measured at
  * n = 5000 (project extractor, floor 4.556; README, "FID at 5000 samples, and FID∞"), seeds 0 / 2, against the 9-epoch
  * half width: `dpm-sde-ag-cond` 8.856 / 9.094 = 1.94× / 2.00× the floor (9.497 / 9.919 = 2.08× / 2.18×), FID∞ 7.17 /
  * 6.94 (7.68 / 8.15); `dpm-ag-cond` 9.831 / 11.22 (10.84 / 11.56). A third seed, after the choice, gained nothing
